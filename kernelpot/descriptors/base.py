@@ -1,0 +1,119 @@
+"""What every kernelpot descriptor shares: its result types and base class.
+
+Layout of sparse gradients (documented once, used by every descriptor)
+----------------------------------------------------------------------
+``G = SparseGradients(values, center, neighbour)`` holds, for each pair
+``p``, the derivative of feature row ``center[p]`` with respect to the
+Cartesian position of atom ``neighbour[p]``::
+
+    values[p, a, k] = d X[center[p], k] / d r[neighbour[p], a]     (units of X per Å)
+
+Only pairs within the descriptor's cutoff appear (plus the self pair
+``center == neighbour``), so memory grows with the number of neighbour
+pairs, never with ``n_atoms**2``. The self term is the *total* derivative:
+the environment's center moves with its atom, so by translation invariance
+``values[self] == -sum(values[other pairs of that center])``. Several images
+of the same neighbour (small periodic cells) are summed into one pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+__all__ = ["AtomicFeatures", "SparseGradients", "Descriptor"]
+
+
+class AtomicFeatures(np.ndarray):
+    """Per-atom feature matrix that remembers which structure each row is from.
+
+    A plain float64 ndarray of shape ``(n_atoms_total, n_features)`` (rows
+    in input order) with two extra attributes, so that a model downstream in
+    a scikit-learn ``Pipeline`` can sum atomic contributions per structure:
+
+    ``offsets`` : ndarray of shape (n_structures + 1,)
+        Rows of structure ``s`` are ``offsets[s]:offsets[s + 1]``.
+    ``numbers`` : ndarray of shape (n_atoms_total,)
+        Atomic number of each row.
+
+    The attributes live only on the object a descriptor returned: any
+    slicing or arithmetic gives an array whose attributes are ``None``,
+    because row bookkeeping cannot be trusted after it.
+    """
+
+    def __new__(cls, values, offsets, numbers):
+        obj = np.asarray(values, dtype=np.float64).view(cls)
+        obj.offsets = np.asarray(offsets, dtype=np.int64)
+        obj.numbers = np.asarray(numbers, dtype=np.int64)
+        return obj
+
+    def __array_finalize__(self, obj):
+        self.offsets = None
+        self.numbers = None
+
+    def __reduce__(self):
+        # Keep the metadata through pickling (joblib, multiprocessing).
+        reconstruct, arguments, state = super().__reduce__()
+        return reconstruct, arguments, (state, self.offsets, self.numbers)
+
+    def __setstate__(self, state):
+        array_state, self.offsets, self.numbers = state
+        super().__setstate__(array_state)
+
+    @property
+    def n_structures(self) -> int:
+        return len(self.offsets) - 1
+
+
+@dataclass(frozen=True)
+class SparseGradients:
+    """Position gradients of per-atom features over neighbour pairs.
+
+    Attributes
+    ----------
+    values : ndarray of shape (n_pairs, 3, n_features), float64
+        ``values[p, a, k] = dX[center[p], k] / dr[neighbour[p], a]`` (per Å).
+    center : ndarray of shape (n_pairs,), int64
+        Global row of the environment (atom index in the packed input).
+    neighbour : ndarray of shape (n_pairs,), int64
+        Global index of the atom that moves.
+    """
+
+    values: np.ndarray
+    center: np.ndarray
+    neighbour: np.ndarray
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.center)
+
+    def to_dense(self, n_atoms: int) -> np.ndarray:
+        """Dense ``(n_centers, n_atoms, 3, n_features)`` array, for tests and small systems."""
+        n_centers = int(self.center.max()) + 1 if self.n_pairs else 0
+        dense = np.zeros((n_centers, n_atoms, 3, self.values.shape[-1]))
+        np.add.at(dense, (self.center, self.neighbour), self.values)
+        return dense
+
+
+class Descriptor(TransformerMixin, BaseEstimator):
+    """Base class of kernelpot descriptors.
+
+    Subclasses store their hyperparameters in ``__init__`` (scikit-learn
+    style) and implement :meth:`transform`. ``fit`` learns nothing and
+    exists so that a descriptor can open a ``Pipeline``.
+    """
+
+    def fit(self, X=None, y=None):
+        """Do nothing and return ``self`` (descriptors have no learned state)."""
+        return self
+
+    def transform(self, X, *, gradients: bool = False):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.input_tags.two_d_array = False
+        return tags

@@ -12,8 +12,14 @@ Only pairs within the descriptor's cutoff appear (plus the self pair
 ``center == neighbour``), so memory grows with the number of neighbour
 pairs, never with ``n_atoms**2``. The self term is the *total* derivative:
 the environment's center moves with its atom, so by translation invariance
-``values[self] == -sum(values[other pairs of that center])``. Several images
-of the same neighbour (small periodic cells) are summed into one pair.
+``values[self] == -sum(values[other pairs of that center])``.
+
+Rows need not be atoms: a pair descriptor (``distance_2b``) has one row per
+pair, and ``center`` is then that row. For stress, a descriptor may also
+give ``vectors[p]``: the position of the moving atom's image relative to
+the row's reference atom (Å). Then ``-sum_p vectors[p] (x) dE/dr`` over the
+pairs is the virial, which is why a descriptor that fills ``vectors`` keeps
+one entry per periodic image instead of summing images.
 """
 
 from __future__ import annotations
@@ -79,11 +85,16 @@ class SparseGradients:
         Global row of the environment (atom index in the packed input).
     neighbour : ndarray of shape (n_pairs,), int64
         Global index of the atom that moves.
+    vectors : ndarray of shape (n_pairs, 3), float64, optional
+        Position of the moving atom's image relative to the row's reference
+        atom, in Å (zero for the self pair); present when the descriptor
+        supports stress.
     """
 
     values: np.ndarray
     center: np.ndarray
     neighbour: np.ndarray
+    vectors: np.ndarray | None = None
 
     @property
     def n_pairs(self) -> int:

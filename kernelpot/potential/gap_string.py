@@ -1,0 +1,140 @@
+"""Parse gap_fit's descriptor strings, so GAP users can move their commands over.
+
+gap_fit describes a model as ``{term : term : ...}``, each term being a
+descriptor name followed by ``key=value`` pairs, e.g.::
+
+    {distance_2b cutoff=5.0 n_sparse=20 covariance_type=ard_se delta=2.0
+     theta_uniform=1.0 sparse_method=uniform : soap l_max=6 n_max=8 ...}
+
+Values may be quoted (``"..."``) or braced lists (``{1 8}``).
+"""
+
+from __future__ import annotations
+
+__all__ = ["parse_gap_string", "parse_value"]
+
+
+def parse_gap_string(text: str) -> list[tuple[str, dict]]:
+    """Split a gap_fit ``--gap`` string into ``(descriptor_name, parameters)`` terms.
+
+    Parameters
+    ----------
+    text : str
+        The string, with or without the enclosing braces.
+
+    Returns
+    -------
+    list of (str, dict)
+        Parameter values are converted with :func:`parse_value`; keys are
+        lower-cased, as gap_fit treats them case-insensitively.
+
+    Raises
+    ------
+    ValueError
+        Empty string, unbalanced braces or quotes, a term without a
+        descriptor name, a token without ``=``, or a key given twice.
+    """
+    stripped = text.strip()
+    if stripped.startswith("{") and _matching_brace(stripped, 0) == len(stripped) - 1:
+        stripped = stripped[1:-1]
+    terms = []
+    for index, chunk in enumerate(_split_top_level(stripped, ":")):
+        tokens = _tokenise(chunk)
+        if not tokens:
+            raise ValueError(f"term {index} of the --gap string is empty: {text!r}")
+        name, *assignments = tokens
+        if "=" in name:
+            raise ValueError(f"term {index} ({chunk.strip()!r}) must start with a descriptor name, got {name!r}")
+        parameters: dict = {}
+        for token in assignments:
+            key, sep, value = token.partition("=")
+            if not sep or not key:
+                raise ValueError(f"expected key=value in term {name!r}, got {token!r}")
+            key = key.lower()
+            if key in parameters:
+                raise ValueError(f"parameter {key!r} given twice in term {name!r}")
+            parameters[key] = parse_value(value)
+        terms.append((name.lower(), parameters))
+    if not terms:
+        raise ValueError("the --gap string names no descriptor")
+    return terms
+
+
+def parse_value(value: str):
+    """Convert a gap_fit value: braced list → list, then bool, int, float, else str."""
+    value = value.strip()
+    if value.startswith("{") and value.endswith("}"):
+        return [parse_value(item) for item in value[1:-1].split()]
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+
+    lowered = value.lower()
+    if lowered in {"t", "true"}:
+        return True
+    if lowered in {"f", "false"}:
+        return False
+    for convert in (int, float):
+        try:
+            return convert(value)
+        except ValueError:
+            pass
+    return value
+
+
+def _matching_brace(text: str, start: int) -> int:
+    depth = 0
+    for position in range(start, len(text)):
+        if text[position] == "{":
+            depth += 1
+        elif text[position] == "}":
+            depth -= 1
+            if depth == 0:
+                return position
+    raise ValueError(f"unbalanced braces in --gap string: {text!r}")
+
+
+def _split_top_level(text: str, separator: str) -> list[str]:
+    parts, depth, quote, current = [], 0, None, []
+    for char in text:
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth < 0:
+                raise ValueError(f"unbalanced braces in --gap string: {text!r}")
+        elif char == separator and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    if depth != 0 or quote:
+        raise ValueError(f"unbalanced braces or quotes in --gap string: {text!r}")
+    parts.append("".join(current))
+    return parts
+
+
+def _tokenise(chunk: str) -> list[str]:
+    """Split on white space that is outside quotes and braces."""
+    tokens, current, depth, quote = [], [], 0, None
+    for char in chunk:
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+        elif char.isspace() and depth == 0:
+            if current:
+                tokens.append("".join(current))
+                current = []
+            continue
+        current.append(char)
+    if current:
+        tokens.append("".join(current))
+    return tokens

@@ -1,0 +1,73 @@
+"""Error tables of a potential on labelled structures (``kernelpot evaluate``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["error_table"]
+
+
+def _stats(errors) -> tuple[float | None, float | None]:
+    errors = np.asarray(errors, dtype=np.float64).ravel()
+    if errors.size == 0:
+        return None, None
+    return float(np.sqrt(np.mean(errors**2))), float(np.mean(np.abs(errors)))
+
+
+def _table(energy_errors, force_errors, stress_errors, n_structures) -> dict:
+    energy_rmse, energy_mae = _stats(energy_errors)
+    forces_rmse, forces_mae = _stats(force_errors)
+    stress_rmse, _ = _stats(stress_errors)
+    return {"n_structures": n_structures, "energy_rmse": energy_rmse, "energy_mae": energy_mae,
+            "forces_rmse": forces_rmse, "forces_mae": forces_mae, "stress_rmse": stress_rmse}
+
+
+def error_table(model, data) -> dict:
+    """Energy (eV/atom), force (eV/Å) and stress (eV/Å³) errors, overall and per config_type.
+
+    Parameters
+    ----------
+    model : SparseGPR
+        Fitted model.
+    data : kernelpot.io.LabelledStructures
+        Structures with reference labels.
+
+    Returns
+    -------
+    dict
+        ``{"n_structures", "energy_rmse", "energy_mae", "forces_rmse",
+        "forces_mae", "stress_rmse", "by_config_type": {name: {...}}}``;
+        an entry is ``None`` where no reference label exists.
+    """
+    atoms_list = data.atoms
+    with_virial = [s for s, a in enumerate(atoms_list) if a.pbc.all() and data.virials[s] is not None]
+    without_virial = sorted(set(range(len(atoms_list))) - set(with_virial))
+    predictions = {}
+    for group, properties in ((with_virial, ("energy", "forces", "virial")), (without_virial, ("energy", "forces"))):
+        if not group:
+            continue
+        prediction = model.predict([atoms_list[s] for s in group], properties=properties)
+        offsets = np.cumsum([0] + [len(atoms_list[s]) for s in group])
+        for k, s in enumerate(group):
+            predictions[s] = {"energy": prediction["energy"][k],
+                              "forces": prediction["forces"][offsets[k]:offsets[k + 1]],
+                              "virial": prediction["virial"][k] if "virial" in prediction else None}
+    rows = []
+    for s, atoms in enumerate(atoms_list):
+        predicted, n = predictions[s], len(atoms)
+        e_err = [] if data.energies[s] is None else [(predicted["energy"] - data.energies[s]) / n]
+        f_err = [] if data.forces[s] is None else (predicted["forces"] - data.forces[s]).ravel()
+        s_err = []
+        if predicted["virial"] is not None:
+            s_err = ((np.asarray(data.virials[s]) - predicted["virial"]) / atoms.get_volume()).ravel()
+        rows.append((data.config_types[s] or "default", e_err, f_err, s_err))
+
+    def gather(selected):
+        return _table(np.concatenate([np.ravel(r[1]) for r in selected] or [[]]),
+                      np.concatenate([np.ravel(r[2]) for r in selected] or [[]]),
+                      np.concatenate([np.ravel(r[3]) for r in selected] or [[]]), len(selected))
+
+    table = gather(rows)
+    table["by_config_type"] = {name: gather([r for r in rows if r[0] == name])
+                               for name in sorted({r[0] for r in rows})}
+    return table

@@ -1,0 +1,114 @@
+"""From gap_fit's language to kernelpot terms: the GAP fitting recipe.
+
+:func:`terms_from_gap_string` turns a gap_fit ``--gap`` string into
+:class:`~kernelpot.models._gap_terms.GAPTerm` objects for the descriptors
+kernelpot has (``distance_2b``, ``soap``); :data:`DEFAULT_GAP` is the
+recipe used when none is given (2-body + SOAP, as in the mlearn GAP
+benchmark of Zuo et al., J. Phys. Chem. A 124, 731 (2020)).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from ..descriptors.distance_2b import Distance2B
+from ..descriptors.soap import SOAP
+from ..models._gap_covariance import NormalisedDotProduct, SquaredExponential
+from ..models._gap_terms import GAPTerm
+from .gap_string import parse_gap_string
+
+__all__ = ["DEFAULT_GAP", "terms_from_gap_string"]
+
+DEFAULT_GAP = (
+    "{distance_2b cutoff=5.0 n_sparse=20 covariance_type=ard_se delta=2.0 theta_uniform=1.0 "
+    "sparse_method=uniform : soap l_max=6 n_max=8 atom_sigma=0.5 cutoff=5.0 delta=0.2 "
+    "covariance_type=dot_product zeta=4 n_sparse=1000 sparse_method=cur_points}"
+)
+
+_SPARSE_METHODS = {"cur_points": "cur", "cur": "cur", "fps": "fps", "farthest_point": "fps",
+                   "uniform": "uniform", "random": "random"}
+# gap_fit keys that change nothing in kernelpot's model: accepted with a warning.
+_IGNORED = {"add_species", "print_sparse_index", "mark_sparse_atoms", "unique_descriptor_tolerance",
+            "unique_hash_tolerance", "n_species", "cutoff_transition_width"}
+
+
+def _take(params: dict, name: str, allowed: set[str]) -> dict:
+    unknown = sorted(set(params) - allowed - _IGNORED)
+    if unknown:
+        raise ValueError(f"{name}: unsupported gap_fit key(s) {unknown}; kernelpot understands "
+                         f"{sorted(allowed)}")
+    ignored = sorted(set(params) & _IGNORED)
+    if ignored:
+        warnings.warn(f"{name}: gap_fit key(s) {ignored} have no effect in kernelpot and are ignored",
+                      stacklevel=3)
+    return params
+
+
+def _sparse(params: dict, name: str, default: str) -> str:
+    method = str(params.get("sparse_method", default)).lower()
+    if method not in _SPARSE_METHODS:
+        raise ValueError(f"{name}: sparse_method must be one of {sorted(_SPARSE_METHODS)}; got {method!r}")
+    return _SPARSE_METHODS[method]
+
+
+def _covariance(params: dict, name: str, expected: str) -> None:
+    covariance = str(params.get("covariance_type", expected)).lower()
+    if covariance != expected:
+        raise ValueError(f"{name}: covariance_type must be {expected!r} in kernelpot; got {covariance!r}")
+
+
+def _distance_2b(params: dict) -> GAPTerm:
+    name = "distance_2b"
+    _take(params, name, {"cutoff", "cutoff_transition_width", "covariance_type", "delta", "theta_uniform",
+                         "n_sparse", "sparse_method", "z1", "z2"})
+    _covariance(params, name, "ard_se")
+    descriptor = Distance2B(cutoff=float(params.get("cutoff", 5.0)),
+                            cutoff_transition_width=float(params.get("cutoff_transition_width", 0.5)),
+                            Z1=params.get("z1"), Z2=params.get("z2"))
+    return GAPTerm(descriptor, SquaredExponential(float(params.get("theta_uniform", 1.0))),
+                   delta=float(params.get("delta", 1.0)), n_sparse=int(params.get("n_sparse", 20)),
+                   sparse_method=_sparse(params, name, "uniform"))
+
+
+def _soap(params: dict, species: list[int], periodic: bool) -> GAPTerm:
+    name = "soap"
+    _take(params, name, {"l_max", "n_max", "atom_sigma", "cutoff", "covariance_type", "delta", "zeta",
+                         "n_sparse", "sparse_method", "species_z"})
+    _covariance(params, name, "dot_product")
+    chosen = params.get("species_z", species)
+    chosen = [chosen] if isinstance(chosen, int) else list(chosen)
+    descriptor = SOAP(species=sorted(int(z) for z in chosen), r_cut=float(params.get("cutoff", 5.0)),
+                      n_max=int(params.get("n_max", 8)), l_max=int(params.get("l_max", 6)),
+                      sigma=float(params.get("atom_sigma", 0.5)), rbf="gto", periodic=periodic)
+    return GAPTerm(descriptor, NormalisedDotProduct(int(params.get("zeta", 4))),
+                   delta=float(params.get("delta", 1.0)), n_sparse=int(params.get("n_sparse", 1000)),
+                   sparse_method=_sparse(params, name, "cur_points"))
+
+
+_BUILDERS = {"distance_2b": lambda params, species, periodic: _distance_2b(params), "soap": _soap}
+
+
+def terms_from_gap_string(text: str, species, periodic: bool = True) -> list[GAPTerm]:
+    """Build GAP terms from a gap_fit ``--gap`` string.
+
+    Parameters
+    ----------
+    text : str
+        e.g. ``"{distance_2b cutoff=5.0 ... : soap l_max=6 ...}"``.
+    species : sequence of int
+        Atomic numbers present in the training data (SOAP's species unless
+        the string gives ``species_Z``).
+    periodic : bool, default=True
+        Whether the structures have periodic cells (SOAP's ``periodic``).
+
+    Returns
+    -------
+    list of GAPTerm
+    """
+    terms = []
+    for descriptor_name, params in parse_gap_string(text):
+        if descriptor_name not in _BUILDERS:
+            raise ValueError(f"descriptor {descriptor_name!r} is not available in kernelpot; "
+                             f"available: {sorted(_BUILDERS)}")
+        terms.append(_BUILDERS[descriptor_name](params, [int(z) for z in species], periodic))
+    return terms

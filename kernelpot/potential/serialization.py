@@ -1,0 +1,120 @@
+"""Saving and loading fitted :class:`~kernelpot.models.sparse_gpr.SparseGPR` models.
+
+The model goes into a ``.kpot`` file (:mod:`kernelpot.potential.model_file`):
+the header records, for every term, the descriptor and covariance classes
+with their hyperparameters and the term's energy scale ``delta`` (eV); the
+arrays hold the sparse points, their cutoff weights, the coefficients and
+the factors needed for predictive variances. Only classes listed in
+:data:`_CLASSES` can be named by a file, so loading never imports or runs
+arbitrary code.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from ..descriptors.distance_2b import Distance2B
+from ..descriptors.soap import SOAP
+from ..models._gap_covariance import NormalisedDotProduct, SquaredExponential
+from ..models._gap_terms import FittedTerm, GAPTerm
+from ..models.sparse_gpr import SparseGPR
+from .model_file import ModelFileError, load_model_file, save_model_file
+
+__all__ = ["save_model", "load_model"]
+
+_MODEL_KIND = "SparseGPR"
+_CLASSES = {cls.__name__: cls for cls in (SOAP, Distance2B, SquaredExponential, NormalisedDotProduct)}
+_MODEL_PARAMS = ("default_sigma", "config_type_sigma", "sigma_per_atom", "e0", "jitter", "solver")
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _describe(obj) -> dict:
+    name = type(obj).__name__
+    if name not in _CLASSES:
+        raise TypeError(f"cannot save a model that uses {name}; savable classes: {sorted(_CLASSES)}")
+    names = [p for p in inspect.signature(type(obj).__init__).parameters if p != "self"]
+    return {"class": name, "params": {p: _jsonable(getattr(obj, p)) for p in names}}
+
+
+def _build(spec: dict, path) -> object:
+    name = spec.get("class")
+    if name not in _CLASSES:
+        raise ModelFileError(f"{str(path)!r} names an unknown class {name!r}; known: {sorted(_CLASSES)}")
+    return _CLASSES[name](**spec.get("params", {}))
+
+
+def save_model(model: SparseGPR, path, *, metadata: dict | None = None):
+    """Write a fitted ``SparseGPR`` to ``path`` (``.kpot``), atomically.
+
+    Parameters
+    ----------
+    model : SparseGPR
+        A fitted model.
+    path : str or Path
+    metadata : dict, optional
+        Extra JSON-serialisable information kept in the header (training
+        file, units, calibration, ...).
+    """
+    if not hasattr(model, "alpha_"):
+        raise ValueError("the model is not fitted; call fit before saving it")
+    terms, arrays = [], {}
+    for index, term in enumerate(model.terms_):
+        terms.append({"descriptor": _describe(term.descriptor), "kernel": _describe(term.kernel),
+                      "delta": float(term.delta)})
+        arrays[f"term{index}_sparse_X"] = term.sparse_X
+        arrays[f"term{index}_sparse_weight"] = term.sparse_weight
+        arrays[f"term{index}_alpha"] = term.alpha
+    arrays["factor_L"] = model._L
+    arrays["factor_R"] = model._R
+    header = {
+        "model": _MODEL_KIND,
+        "units": {"energy": "eV", "length": "Å", "forces": "eV/Å", "stress": "eV/Å³"},
+        "terms": terms,
+        "e0": {str(z): float(e) for z, e in model.e0_.items()},
+        "species": sorted(int(z) for z in model.e0_),
+        "solver": model.solver,
+        "parameters": {p: _jsonable(getattr(model, p)) for p in _MODEL_PARAMS},
+        "metadata": _jsonable(metadata or {}),
+    }
+    return save_model_file(path, header, arrays)
+
+
+def load_model(path) -> SparseGPR:
+    """Read a ``SparseGPR`` saved by :func:`save_model`; it predicts exactly as the saved one."""
+    header, arrays = load_model_file(path)
+    if header.get("model") != _MODEL_KIND:
+        raise ModelFileError(f"{str(path)!r} holds a {header.get('model')!r} model, not a {_MODEL_KIND}")
+    try:
+        fitted, specs = [], []
+        for index, spec in enumerate(header["terms"]):
+            descriptor, kernel = _build(spec["descriptor"], path), _build(spec["kernel"], path)
+            term = FittedTerm(descriptor, kernel, float(spec["delta"]), arrays[f"term{index}_sparse_X"],
+                              arrays[f"term{index}_sparse_weight"], arrays[f"term{index}_alpha"])
+            fitted.append(term)
+            specs.append(GAPTerm(descriptor, kernel, delta=term.delta, n_sparse=term.n_sparse))
+        params = dict(header["parameters"])
+        if isinstance(params.get("e0"), dict):
+            params["e0"] = {(int(z) if z.isdigit() else z): e for z, e in params["e0"].items()}
+        model = SparseGPR(specs, **params)
+        model.terms_ = fitted
+        model.e0_ = {int(z): float(e) for z, e in header["e0"].items()}
+        model.alpha_ = np.concatenate([t.alpha for t in fitted])
+        model._L, model._R = arrays["factor_L"], arrays["factor_R"]
+        model.memory_estimate_ = {"descriptor_gradients_per_atom": 0}
+        model.metadata_ = header.get("metadata", {})
+    except (KeyError, TypeError) as error:
+        raise ModelFileError(f"{str(path)!r} is an incomplete or inconsistent SparseGPR file ({error!r})") from None
+    return model

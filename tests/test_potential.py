@@ -80,6 +80,7 @@ def test_calculator_forces_are_minus_energy_gradient(model):
         numerical = -(energies[0] - energies[1]) / (2 * h)
         assert forces[atom, axis] == pytest.approx(numerical, rel=1e-6, abs=1e-7)
     assert np.abs(forces.sum(axis=0)).max() < 1e-10
+    assert atoms.get_potential_energies().sum() == pytest.approx(atoms.get_potential_energy(), rel=1e-12)
 
 
 def test_calculator_refuses_stress_without_periodic_cell(model):

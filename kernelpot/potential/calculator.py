@@ -27,7 +27,8 @@ class GAPCalculator(BaseCalculator):
 
     Notes
     -----
-    Results: ``energy`` and ``free_energy`` (eV), ``forces`` (eV/Å,
+    Results: ``energy`` and ``free_energy`` (eV), ``energies`` (per-atom
+    local energies including e0, eV, on request), ``forces`` (eV/Å,
     ``(n_atoms, 3)``) and, for cells periodic in all three directions,
     ``stress`` (eV/Å³, Voigt order xx yy zz yz xz xy, ASE sign). Asking a
     non-periodic structure for stress raises
@@ -41,7 +42,7 @@ class GAPCalculator(BaseCalculator):
     >>> atoms.get_forces()                       # doctest: +SKIP
     """
 
-    implemented_properties = ["energy", "free_energy", "forces", "stress", "energy_std"]
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "energy_std"]
 
     def __init__(self, model, *, uncertainty: bool = True):
         super().__init__()
@@ -61,11 +62,15 @@ class GAPCalculator(BaseCalculator):
             )
         # Stress costs an extra contraction over all gradient pairs: only on request.
         wanted = ["energy", "forces"] + (["stress"] if "stress" in properties else [])
+        if "energies" in properties:
+            wanted.append("local_energy")
         prediction = self.model.predict([atoms], properties=tuple(wanted), return_std=self.uncertainty)
         energy = float(prediction["energy"][0])
         self.results = {"energy": energy, "free_energy": energy, "forces": prediction["forces"]}
         if "stress" in prediction:
             self.results["stress"] = prediction["stress"][0]
+        if "local_energy" in prediction:
+            self.results["energies"] = prediction["local_energy"]
         if self.uncertainty:
             self.results["energy_std"] = float(prediction["energy_std"][0])
         elif "energy_std" in properties:

@@ -77,8 +77,8 @@ def save_model(model: SparseGPR, path, *, metadata: dict | None = None):
         arrays[f"term{index}_sparse_X"] = term.sparse_X
         arrays[f"term{index}_sparse_weight"] = term.sparse_weight
         arrays[f"term{index}_alpha"] = term.alpha
-    arrays["factor_L"] = model._L
-    arrays["factor_R"] = model._R
+    arrays["factor_L"] = model.kmm_cholesky_
+    arrays["factor_R"] = model.posterior_factor_
     header = {
         "model": _MODEL_KIND,
         "units": {"energy": "eV", "length": "Å", "forces": "eV/Å", "stress": "eV/Å³"},
@@ -112,7 +112,7 @@ def load_model(path) -> SparseGPR:
         model.terms_ = fitted
         model.e0_ = {int(z): float(e) for z, e in header["e0"].items()}
         model.alpha_ = np.concatenate([t.alpha for t in fitted])
-        model._L, model._R = arrays["factor_L"], arrays["factor_R"]
+        model.kmm_cholesky_, model.posterior_factor_ = arrays["factor_L"], arrays["factor_R"]
         model.memory_estimate_ = {"descriptor_gradients_per_atom": 0}
         model.metadata_ = header.get("metadata", {})
     except (KeyError, TypeError) as error:

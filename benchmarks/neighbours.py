@@ -1,0 +1,130 @@
+"""Neighbour list speed: kernelpot's Numba cell list vs ``ase.neighborlist.neighbor_list``.
+
+Both run in this process on the same structures:
+
+* 20 periodic boxes of 64 water molecules at 1 g/cm³ (L ≈ 12.4 Å; molecules on a
+  4×4×4 grid with random orientations and jitter), cutoff 6.9 Å; also one box of
+  512 molecules (L ≈ 24.8 Å), where ASE's own binning is no longer degenerate;
+* the first 1,000 QM7 molecules (``qm/qm7_qml/qm7_pbe0_7101.extxyz``), cutoff 8 Å.
+
+Also the time of the first call in a fresh interpreter, with an empty Numba
+cache (cold: compilation) and with the cache just written (warm: load).
+ASE is timed structure by structure, as a user would call it; kernelpot gets
+the packed list. Run: ``python benchmarks/neighbours.py [--repeat N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.io import read
+from ase.neighborlist import neighbor_list
+
+from kernelpot.structures.neighbours import neighbour_list
+from kernelpot.structures.packing import pack
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+QM7 = SHARED_DATA / "qm" / "qm7_qml" / "qm7_pbe0_7101.extxyz"
+WATER_MASS_G_MOL = 18.015
+AVOGADRO = 6.02214076e23
+
+
+def water_box(n_side: int = 4, density_g_cm3: float = 1.0, seed: int = 0) -> Atoms:
+    """Cubic periodic box of ``n_side**3`` rigid water molecules at the given density."""
+    rng = np.random.default_rng(seed)
+    n_molecules = n_side**3
+    volume_a3 = n_molecules * WATER_MASS_G_MOL / AVOGADRO / density_g_cm3 * 1e24
+    length = volume_a3 ** (1.0 / 3.0)
+    angle = np.deg2rad(104.52)
+    monomer = np.array([[0.0, 0.0, 0.0], [0.9572, 0.0, 0.0],
+                        [0.9572 * np.cos(angle), 0.9572 * np.sin(angle), 0.0]])
+    grid = (np.indices((n_side,) * 3).reshape(3, -1).T + 0.5) * (length / n_side)
+    positions = []
+    for centre in grid:
+        rotation, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+        positions.append(monomer @ rotation.T + centre + rng.uniform(-0.3, 0.3, 3))
+    return Atoms("OH2" * n_molecules, positions=np.concatenate(positions), cell=[length] * 3, pbc=True)
+
+
+def best_time(function, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def compare(name: str, structures: list[Atoms], cutoff: float, repeat: int, ase_repeat: int) -> None:
+    packed = pack(structures)
+    neighbour_list(packed, cutoff)  # compile or load outside the timing
+    n_pairs = neighbour_list(packed, cutoff).n_pairs
+    n_ase = sum(len(neighbor_list("i", atoms, cutoff)) for atoms in structures)
+    assert n_pairs == n_ase, (n_pairs, n_ase)
+    t_ase = best_time(lambda: [neighbor_list("ijSdD", atoms, cutoff) for atoms in structures], ase_repeat)
+    t_kp = best_time(lambda: neighbour_list(packed, cutoff), repeat)
+    t_pack = best_time(lambda: neighbour_list(pack(structures), cutoff), repeat)
+    print(f"{name:34s} pairs {n_pairs:9d}   ase {t_ase * 1e3:8.1f} ms   kernelpot {t_kp * 1e3:7.1f} ms "
+          f"(with pack {t_pack * 1e3:7.1f} ms)   ase/kernelpot {t_ase / t_kp:6.1f}x")
+
+
+FIRST_CALL = """
+import time
+t0 = time.perf_counter()
+from ase.build import bulk, molecule
+from kernelpot.structures.packing import pack
+from kernelpot.structures.neighbours import neighbour_list
+t1 = time.perf_counter()
+c1 = time.process_time()
+neighbour_list(pack([bulk('Si'), molecule('CH4')]), 5.0)
+t2 = time.perf_counter()
+print(f"{t1 - t0:.2f} {t2 - t1:.2f} {time.process_time() - c1:.2f}")
+"""
+
+
+def first_call_times() -> None:
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for label in ("cold (empty Numba cache)", "warm (cache on disk)"):
+            out = subprocess.run([sys.executable, "-c", FIRST_CALL], env=env, check=True,
+                                 capture_output=True, text=True).stdout.split()
+            print(f"first call, {label:26s}: import {float(out[0]):5.2f} s, "
+                  f"first neighbour_list {float(out[1]):6.2f} s wall, {float(out[2]):6.2f} s CPU")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5, help="kernelpot timings: best of N")
+    parser.add_argument("--ase-repeat", type=int, default=1, help="ASE timings: best of N")
+    parser.add_argument("--no-first-call", action="store_true", help="skip the cold/warm compile timing")
+    args = parser.parse_args()
+    import numba
+
+    print(f"numba {numba.__version__}, {numba.get_num_threads()} threads; "
+          f"best of {args.repeat} (kernelpot) and {args.ase_repeat} (ASE)")
+    rep = (args.repeat, args.ase_repeat)
+    boxes = [water_box(seed=seed) for seed in range(20)]
+    compare("20 water boxes (192 atoms), 6.9 A", boxes, 6.9, *rep)
+    compare("1 water box (192 atoms), 6.9 A", boxes[:1], 6.9, *rep)
+    compare("1 water box (1536 atoms), 6.9 A", [water_box(n_side=8)], 6.9, *rep)
+    if QM7.is_file():
+        molecules = read(QM7, index=":1000")
+        compare("1000 QM7 molecules, 8 A", molecules, 8.0, *rep)
+        everything = read(QM7, index=":")
+        compare(f"{len(everything)} QM7 molecules, 8 A", everything, 8.0, *rep)
+    else:
+        print(f"QM7 not found at {QM7}; skipped")
+    if not args.no_first_call:
+        first_call_times()
+
+
+if __name__ == "__main__":
+    main()

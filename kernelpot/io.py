@@ -1,0 +1,209 @@
+"""Reading labelled structures (energies, forces, virials) from extxyz files.
+
+ASE's extxyz reader puts the keys it recognises as calculator results
+(``energy``, ``forces``, ``stress``, ...) on a ``SinglePointCalculator``
+(``atoms.calc.results``) and everything else in ``atoms.info`` (per
+structure) or ``atoms.arrays`` (per atom). :func:`read_labelled` looks in
+all three, so a key is found wherever ASE put it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms, units
+
+__all__ = ["LabelledStructures", "read_labelled"]
+
+_STRESS_UNITS = {"eV/A^3": 1.0, "eV/Å^3": 1.0, "GPa": units.GPa, "kbar": 0.1 * units.GPa}
+_STRESS_SIGNS = {"ase": 1.0, "pressure": -1.0}
+_ON_MISSING = ("raise", "skip")
+_PROPERTIES = ("energy", "forces", "virial")
+
+
+@dataclass
+class LabelledStructures:
+    """Structures and their labels, ready for ``SparseGPR.fit(**data.labels())``.
+
+    Attributes
+    ----------
+    atoms : list of ase.Atoms
+        Structures (Å), without calculators.
+    energies : list of float or None
+        Total energies in eV (``None``: not labelled).
+    forces : list of ndarray of shape (n_atoms_s, 3) or None
+        eV/Å.
+    virials : list of ndarray of shape (3, 3) or None
+        eV, ``virial = -stress * volume`` (ASE stress sign).
+    config_types : list of str or None
+    indices : ndarray of shape (n_structures,)
+        Position of each kept structure in the source.
+    skipped : dict
+        ``{source index: reason}`` of structures left out (``on_missing="skip"``).
+    """
+
+    atoms: list
+    energies: list
+    forces: list
+    virials: list
+    config_types: list
+    indices: np.ndarray
+    skipped: dict = field(default_factory=dict)
+
+    def __len__(self):
+        return len(self.atoms)
+
+    def labels(self):
+        """Keyword arguments of ``SparseGPR.fit`` (without the structures)."""
+        return {"energies": self.energies, "forces": self.forces, "virials": self.virials,
+                "config_types": self.config_types}
+
+
+def _lookup(atoms, key, per_atom):
+    """Value of ``key`` from calc.results, arrays or info, or None."""
+    results = atoms.calc.results if atoms.calc is not None else {}
+    if key in results:
+        return results[key]
+    if per_atom and key in atoms.arrays:
+        return atoms.arrays[key]
+    if key in atoms.info:
+        return atoms.info[key]
+    return None
+
+
+def _present_keys(atoms):
+    results = sorted(atoms.calc.results) if atoms.calc is not None else []
+    arrays = sorted(k for k in atoms.arrays if k not in ("numbers", "positions"))
+    return f"calculator results {results}, info {sorted(atoms.info)}, arrays {arrays}"
+
+
+def _as_3x3(value, name, index):
+    array = np.asarray(value, dtype=np.float64).ravel()
+    if array.size == 9:
+        return array.reshape(3, 3)
+    if array.size == 6:  # Voigt xx yy zz yz xz xy
+        xx, yy, zz, yz, xz, xy = array
+        return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+    raise ValueError(f"`{name}` of structure {index} must have 6 (Voigt) or 9 values; got {array.size}")
+
+
+class _Missing(Exception):
+    pass
+
+
+def _read_one(atoms, index, keys, stress_factor, required):
+    energy = _lookup(atoms, keys["energy"], per_atom=False)
+    forces = _lookup(atoms, keys["forces"], per_atom=True)
+    virial = _lookup(atoms, keys["virial"], per_atom=False)
+    if virial is not None:
+        virial = _as_3x3(virial, keys["virial"], index)
+    else:
+        stress = _lookup(atoms, keys["stress"], per_atom=False)
+        if stress is not None:
+            if not atoms.pbc.all():
+                raise ValueError(f"structure {index} has a `{keys['stress']}` but is not periodic (pbc="
+                                 f"{atoms.pbc.tolist()}), so its volume is undefined")
+            virial = -_as_3x3(stress, keys["stress"], index) * stress_factor * atoms.get_volume()
+    found = {"energy": energy, "forces": forces, "virial": virial}
+    for name in required:
+        if found[name] is None:
+            key = keys[name] if name != "virial" else f"{keys['virial']}' or '{keys['stress']}"
+            raise _Missing(f"structure {index} has no '{key}' (required {name}); present: {_present_keys(atoms)}")
+    if energy is not None:
+        if np.ndim(energy) != 0:
+            raise ValueError(f"`{keys['energy']}` of structure {index} must be a scalar; got {energy!r}")
+        energy = float(energy)
+        if not np.isfinite(energy):
+            raise _Missing(f"structure {index} has a non-finite '{keys['energy']}': {energy}")
+    if forces is not None:
+        forces = np.array(forces, dtype=np.float64)
+        if forces.shape != (len(atoms), 3):
+            raise ValueError(f"`{keys['forces']}` of structure {index} must have shape ({len(atoms)}, 3); "
+                             f"got {forces.shape}")
+        if not np.all(np.isfinite(forces)):
+            raise _Missing(f"structure {index} has non-finite '{keys['forces']}'")
+    if virial is not None and not np.all(np.isfinite(virial)):
+        raise _Missing(f"structure {index} has a non-finite virial")
+    return energy, forces, virial
+
+
+def read_labelled(source, *, energy_key="energy", forces_key="forces", virial_key="virial",
+                  stress_key="stress", config_type_key="config_type", stress_units="eV/A^3",
+                  stress_sign="ase", required=("energy", "forces"), on_missing="raise", index=":"):
+    """Read structures and their energy, force and virial labels.
+
+    Parameters
+    ----------
+    source : str, pathlib.Path, ase.Atoms or list of ase.Atoms
+        An extxyz file (read with ``ase.io.read(source, index)``) or structures.
+    energy_key, forces_key, virial_key, stress_key, config_type_key : str
+        Names of the labels. The virial (eV; 9 values row-major or 6 Voigt)
+        is taken from ``virial_key`` if present, else derived from the
+        stress as ``virial = -stress * volume``.
+    stress_units : {"eV/A^3", "GPa", "kbar"}, default="eV/A^3"
+    stress_sign : {"ase", "pressure"}, default="ase"
+        ``"ase"``: tensile stress positive (ASE, the extxyz ``stress`` key);
+        ``"pressure"``: compressive positive (VASP's ``in kB`` lines, and
+        the mlearn ``virial_stress_kbar``).
+    required : sequence of {"energy", "forces", "virial"}, default=("energy", "forces")
+        Labels every structure must have; other labels are read when present.
+    on_missing : {"raise", "skip"}, default="raise"
+        What to do with a structure lacking a required label or with a
+        non-finite one: raise a ``ValueError``, or leave it out and record
+        it in ``skipped``.
+    index : str or int, default=":"
+        Which frames of a file to read.
+
+    Returns
+    -------
+    LabelledStructures
+    """
+    if stress_units not in _STRESS_UNITS:
+        raise ValueError(f"`stress_units` must be one of {list(_STRESS_UNITS)}; got {stress_units!r}")
+    if stress_sign not in _STRESS_SIGNS:
+        raise ValueError(f"`stress_sign` must be one of {list(_STRESS_SIGNS)}; got {stress_sign!r}")
+    if on_missing not in _ON_MISSING:
+        raise ValueError(f"`on_missing` must be one of {list(_ON_MISSING)}; got {on_missing!r}")
+    if isinstance(required, str):
+        required = (required,)
+    bad = [r for r in required if r not in _PROPERTIES]
+    if bad:
+        raise ValueError(f"`required` entries must be among {list(_PROPERTIES)}; got {bad}")
+    if isinstance(source, (str, Path)):
+        from ase.io import read
+
+        if not Path(source).is_file():
+            raise ValueError(f"`source` file not found: {source}")
+        frames = read(source, index=index)
+    else:
+        frames = source
+    frames = [frames] if isinstance(frames, Atoms) else list(frames)
+    keys = {"energy": energy_key, "forces": forces_key, "virial": virial_key, "stress": stress_key}
+    factor = _STRESS_UNITS[stress_units] * _STRESS_SIGNS[stress_sign]
+    out = LabelledStructures([], [], [], [], [], np.zeros(0, dtype=np.int64))
+    kept = []
+    for i, atoms in enumerate(frames):
+        if not isinstance(atoms, Atoms):
+            raise TypeError(f"structure {i} is a {type(atoms).__name__}, not an ase.Atoms")
+        try:
+            energy, forces, virial = _read_one(atoms, i, keys, factor, required)
+        except _Missing as error:
+            if on_missing == "raise":
+                raise ValueError(str(error)) from None
+            out.skipped[i] = str(error)
+            continue
+        config_type = atoms.info.get(config_type_key)
+        clean = Atoms(numbers=atoms.numbers, positions=atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+        clean.info.update({k: v for k, v in atoms.info.items()})
+        out.atoms.append(clean)
+        out.energies.append(energy)
+        out.forces.append(forces)
+        out.virials.append(virial)
+        out.config_types.append(None if config_type is None else str(config_type))
+        kept.append(i)
+    out.indices = np.array(kept, dtype=np.int64)
+    if not out.atoms:
+        raise ValueError(f"no structure left: all {len(frames)} were skipped ({next(iter(out.skipped.values()), '')})")
+    return out

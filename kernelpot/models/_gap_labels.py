@@ -1,0 +1,175 @@
+"""Validation of the labels and noise settings given to :class:`SparseGPR`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from ase.data import atomic_numbers as _ATOMIC_NUMBERS
+
+__all__ = ["Labels", "check_labels", "check_sigma", "structure_sigmas", "resolve_e0"]
+
+
+@dataclass
+class Labels:
+    """Per-structure labels; ``None`` entries mean "not observed"."""
+
+    energies: list   # float (eV) or None
+    forces: list     # ndarray (n_atoms_s, 3) (eV/Å) or None
+    virials: list    # ndarray (3, 3) (eV) or None
+    config_types: list  # str
+
+
+def _per_structure(name, value, n_structures):
+    if value is None:
+        return [None] * n_structures
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        items = list(value) if value.ndim >= 1 else None
+    else:
+        try:
+            items = list(value)
+        except TypeError:
+            items = None
+    if items is None:
+        raise TypeError(f"`{name}` must be a sequence with one entry per structure; got {type(value).__name__}")
+    if len(items) != n_structures:
+        raise ValueError(f"`{name}` has {len(items)} entries but {n_structures} structures were given")
+    return items
+
+
+def _check_finite(name, s, array):
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"`{name}` of structure {s} contains NaN or inf: {np.asarray(array).tolist()}")
+
+
+def check_labels(atoms_list, energies, forces, virials, config_types):
+    """Validate and normalise the fit labels into a :class:`Labels`.
+
+    ``forces`` may be a sequence of ``(n_atoms_s, 3)`` arrays (``None`` for
+    structures without forces) or one ``(n_atoms_total, 3)`` array.
+    """
+    n = len(atoms_list)
+    counts = [len(a) for a in atoms_list]
+    if isinstance(forces, np.ndarray) and forces.dtype != object and forces.ndim == 2:
+        if forces.shape != (sum(counts), 3):
+            raise ValueError(
+                f"`forces` given as one array must have shape (n_atoms_total, 3) = ({sum(counts)}, 3); "
+                f"got {forces.shape}"
+            )
+        forces = np.split(forces, np.cumsum(counts)[:-1])
+    e_items = _per_structure("energies", energies, n)
+    f_items = _per_structure("forces", forces, n)
+    v_items = _per_structure("virials", virials, n)
+    c_items = _per_structure("config_types", config_types, n)
+    out_e, out_f, out_v, out_c = [], [], [], []
+    for s in range(n):
+        e, f, v, c = e_items[s], f_items[s], v_items[s], c_items[s]
+        if e is not None:
+            if isinstance(e, (bool, np.bool_)) or np.ndim(e) != 0:
+                raise ValueError(f"`energies` entry of structure {s} must be a scalar (eV); got {e!r}")
+            e = float(e)
+            _check_finite("energies", s, e)
+        if f is not None:
+            f = np.asarray(f, dtype=np.float64)
+            if f.shape != (counts[s], 3):
+                raise ValueError(
+                    f"`forces` of structure {s} must have shape ({counts[s]}, 3) (eV/Å); got {f.shape}"
+                )
+            _check_finite("forces", s, f)
+        if v is not None:
+            v = np.asarray(v, dtype=np.float64)
+            if v.shape != (3, 3):
+                raise ValueError(f"`virials` of structure {s} must have shape (3, 3) (eV); got {v.shape}")
+            _check_finite("virials", s, v)
+        if c is None:
+            c = "default"
+        elif not isinstance(c, str):
+            raise TypeError(f"`config_types` entry of structure {s} must be a str or None; got {c!r}")
+        out_e.append(e), out_f.append(f), out_v.append(v), out_c.append(c)
+    if all(e is None for e in out_e) and all(f is None for f in out_f) and all(v is None for v in out_v):
+        raise ValueError("no observations: give at least one of `energies`, `forces`, `virials`")
+    return Labels(out_e, out_f, out_v, out_c)
+
+
+def _sigma_tuple(name, value):
+    try:
+        array = np.asarray(value, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be 3 or 4 numbers (energy, force, virial[, hessian]); got {value!r}") from None
+    if array.size not in (3, 4):
+        raise ValueError(f"`{name}` must have 3 or 4 entries (energy, force, virial[, hessian]); got {value!r}")
+    if not np.all(np.isfinite(array[:3])) or np.any(array[:3] <= 0):
+        raise ValueError(f"`{name}` energy, force and virial sigmas must be finite and > 0; got {value!r}")
+    return array[:3]
+
+
+def check_sigma(default_sigma, config_type_sigma):
+    """Return ``{config_type: (sigma_E, sigma_F, sigma_V)}`` with a ``"default"`` entry."""
+    table = {"default": _sigma_tuple("default_sigma", default_sigma)}
+    if config_type_sigma is None:
+        return table
+    if not isinstance(config_type_sigma, dict):
+        raise TypeError(f"`config_type_sigma` must be a dict {{config_type: sigmas}}; got {config_type_sigma!r}")
+    for key, value in config_type_sigma.items():
+        table[str(key)] = _sigma_tuple(f"config_type_sigma[{key!r}]", value)
+    return table
+
+
+def structure_sigmas(table, config_type, n_atoms, per_atom):
+    """(sigma_E eV, sigma_F eV/Å, sigma_V eV) of one structure, as gap_fit.
+
+    With ``per_atom`` the energy and virial sigmas are per atom and scale
+    with sqrt(n_atoms) (gap_fit's ``sigma_per_atom=T``).
+    """
+    e, f, v = table.get(config_type, table["default"])
+    scale = np.sqrt(n_atoms) if per_atom else 1.0
+    return e * scale, f, v * scale
+
+
+def _species_key(key):
+    if isinstance(key, str):
+        if key not in _ATOMIC_NUMBERS:
+            raise ValueError(f"`e0` key {key!r} is not a chemical symbol")
+        return _ATOMIC_NUMBERS[key]
+    return int(key)
+
+
+def resolve_e0(e0, atoms_list, labels):
+    """Per-species reference energies ``{Z: eV}`` according to ``e0``.
+
+    ``"average"``: one value for all species, the mean energy per atom of
+    the structures with energies. ``"isolated"``: the energy of a
+    one-atom structure of each species. A number: that value for every
+    species. A dict ``{Z or symbol: eV}``: must cover every species.
+    """
+    species = sorted({int(z) for a in atoms_list for z in a.numbers})
+    with_energy = [s for s, e in enumerate(labels.energies) if e is not None]
+    if isinstance(e0, str):
+        if e0 == "average":
+            if not with_energy:
+                raise ValueError("`e0`='average' needs energies; none were given")
+            total = sum(labels.energies[s] for s in with_energy)
+            value = total / sum(len(atoms_list[s]) for s in with_energy)
+            return {z: value for z in species}
+        if e0 == "isolated":
+            found = {}
+            for s in with_energy:
+                if len(atoms_list[s]) == 1:
+                    found[int(atoms_list[s].numbers[0])] = labels.energies[s]
+            missing = [z for z in species if z not in found]
+            if missing:
+                raise ValueError(
+                    f"`e0`='isolated' needs a one-atom structure with an energy for every species; "
+                    f"none for Z={missing}"
+                )
+            return {z: found[z] for z in species}
+        raise ValueError(f"`e0` must be 'average', 'isolated', a number or a dict; got {e0!r}")
+    if isinstance(e0, dict):
+        table = {_species_key(k): float(v) for k, v in e0.items()}
+        missing = [z for z in species if z not in table]
+        if missing:
+            raise ValueError(f"`e0` dict has no value for species Z={missing}")
+        return table
+    if isinstance(e0, (int, float, np.number)) and not isinstance(e0, bool) and np.isfinite(e0):
+        return {z: float(e0) for z in species}
+    raise ValueError(f"`e0` must be 'average', 'isolated', a finite number or a dict; got {e0!r}")

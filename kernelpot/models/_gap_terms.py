@@ -1,0 +1,270 @@
+"""One additive term of a GAP model: descriptor + covariance + sparse points.
+
+The local energy of descriptor row ``x`` (an atom's environment, or a pair
+for ``distance_2b``) is
+
+.. math:: \\varepsilon(x) = \\delta^2 \\sum_s \\alpha_s\\, w(x)\\, w(x_s)\\, k(x, x_s),
+
+where ``w`` is the descriptor's covariance weight (GAP's cosine cutoff of
+``distance_2b``; 1 for descriptors without one) and ``x_s`` the sparse
+points. The total energy of a structure sums ``varepsilon`` over its rows.
+This module turns descriptor output into the rows of the design matrix
+(energies, forces, virials) and into predictions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from ._gap_covariance import NormalisedDotProduct, SquaredExponential
+
+__all__ = ["GAPTerm", "FittedTerm", "VIRIAL_COMPONENTS", "sum_per_structure"]
+
+_SPARSE_METHODS = ("cur", "fps", "uniform", "random")
+# Order of the 6 independent virial components used as observations.
+VIRIAL_COMPONENTS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+
+
+class GAPTerm:
+    """Specification of one GAP term (GAP's ``{descriptor ... : ...}`` entry).
+
+    Parameters
+    ----------
+    descriptor : Descriptor
+        Object with ``transform(atoms_list, gradients=True) -> (X, G)``
+        (``X`` an :class:`~kernelpot.descriptors.base.AtomicFeatures`,
+        ``G`` a :class:`~kernelpot.descriptors.base.SparseGradients`) and,
+        optionally, ``cutoff_weight(X) -> (w, dw_dX)``.
+    kernel : SquaredExponential or NormalisedDotProduct
+        Covariance between descriptor rows (GAP ``ard_se`` / ``dot_product``).
+    delta : float, default=1.0
+        Energy scale of the term in eV (prior std of a local energy).
+    n_sparse : int, default=100
+        Number of sparse points (representative rows).
+    sparse_method : {"cur", "fps", "uniform", "random"}, default="cur"
+        How the sparse points are chosen among the training rows;
+        ``"uniform"`` is a grid over the observed range of a 1-feature
+        descriptor (GAP ``sparse_method=uniform`` for ``distance_2b``).
+        Ignored when ``sparse_points`` is given.
+    sparse_points : array-like of shape (n_points, n_features) or None, default=None
+        Use these sparse points instead of choosing them (GAP ``sparse_file``).
+    """
+
+    def __init__(self, descriptor, kernel, *, delta=1.0, n_sparse=100, sparse_method="cur",
+                 sparse_points=None):
+        self.descriptor = descriptor
+        self.kernel = kernel
+        self.delta = delta
+        self.n_sparse = n_sparse
+        self.sparse_method = sparse_method
+        self.sparse_points = sparse_points
+
+    def __repr__(self):
+        return (f"GAPTerm({self.descriptor!r}, {self.kernel!r}, delta={self.delta!r}, "
+                f"n_sparse={self.n_sparse!r}, sparse_method={self.sparse_method!r}, "
+                f"sparse_points={'None' if self.sparse_points is None else 'array'})")
+
+    def validate(self, index):
+        """Check the parameters; ``index`` names the term in error messages."""
+        where = f"terms[{index}]"
+        if not callable(getattr(self.descriptor, "transform", None)):
+            raise TypeError(f"{where}.descriptor must have a transform method; got {self.descriptor!r}")
+        if not isinstance(self.kernel, (SquaredExponential, NormalisedDotProduct)):
+            raise TypeError(
+                f"{where}.kernel must be SquaredExponential or NormalisedDotProduct; got {self.kernel!r}"
+            )
+        delta = self.delta
+        if isinstance(delta, bool) or not isinstance(delta, (int, float, np.number)) or not (
+            np.isfinite(delta) and delta > 0
+        ):
+            raise ValueError(f"{where}.delta must be a finite number > 0 eV; got {delta!r}")
+        n = self.n_sparse
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"{where}.n_sparse must be an integer >= 1; got {n!r}")
+        if self.sparse_method not in _SPARSE_METHODS:
+            raise ValueError(
+                f"{where}.sparse_method must be one of {list(_SPARSE_METHODS)}; got {self.sparse_method!r}"
+            )
+        if self.sparse_points is not None:
+            points = np.asarray(self.sparse_points, dtype=np.float64)
+            if points.ndim != 2 or points.shape[0] == 0 or not np.all(np.isfinite(points)):
+                raise ValueError(
+                    f"{where}.sparse_points must be a finite 2-D array (n_points, n_features); "
+                    f"got shape {points.shape}"
+                )
+
+
+def row_weights(descriptor, X):
+    """Covariance weight of every row and its feature gradient (None when constant 1)."""
+    weight_fn = getattr(descriptor, "cutoff_weight", None)
+    if weight_fn is None:
+        return np.ones(X.shape[0]), None
+    w, dw = weight_fn(X)
+    return np.asarray(w, dtype=np.float64), np.asarray(dw, dtype=np.float64)
+
+
+def structure_of_rows(offsets):
+    """ndarray of shape (n_rows,): structure (within the block) of each row."""
+    return np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+
+
+def sum_per_structure(values, offsets):
+    """Sum the rows of ``values`` (n_rows, ...) over each structure -> (n_structures, ...)."""
+    n_rows = offsets[-1]
+    S = sp.csr_matrix((np.ones(n_rows), (structure_of_rows(offsets), np.arange(n_rows))),
+                      shape=(len(offsets) - 1, n_rows))
+    values = np.asarray(values)
+    flat = values.reshape(n_rows, int(np.prod(values.shape[1:])))
+    return np.asarray(S @ flat).reshape((len(offsets) - 1,) + np.shape(values)[1:])
+
+
+@dataclass
+class FittedTerm:
+    """A term after fitting: its sparse points and weights ``alpha``.
+
+    Attributes
+    ----------
+    descriptor, kernel : as in :class:`GAPTerm`
+    delta : float
+        eV.
+    sparse_X : ndarray of shape (n_sparse, n_features)
+    sparse_weight : ndarray of shape (n_sparse,)
+        Covariance weight ``w(x_s)`` of each sparse point.
+    alpha : ndarray of shape (n_sparse,) or None
+        Coefficients (1/eV); None before the solve.
+    """
+
+    descriptor: object
+    kernel: object
+    delta: float
+    sparse_X: np.ndarray
+    sparse_weight: np.ndarray
+    alpha: np.ndarray | None = None
+
+    @property
+    def n_sparse(self):
+        return self.sparse_X.shape[0]
+
+    def kmm(self):
+        """ndarray (n_sparse, n_sparse): covariance of the sparse points, eV²."""
+        w = self.sparse_weight
+        return self.delta**2 * w[:, None] * w[None, :] * self.kernel(self.sparse_X, self.sparse_X)
+
+    def knm(self, X, w=None):
+        """ndarray (n_rows, n_sparse): covariance of rows with sparse points, and the raw kernel."""
+        if w is None:
+            w = row_weights(self.descriptor, X)[0]
+        K = self.kernel(X, self.sparse_X)
+        return self.delta**2 * w[:, None] * self.sparse_weight[None, :] * K, K
+
+    def self_covariance(self, X, offsets):
+        """ndarray (n_structures,): prior variance of each structure's energy (eV²)."""
+        w = row_weights(self.descriptor, X)[0]
+        out = np.zeros(len(offsets) - 1)
+        for s in range(len(out)):
+            a, b = offsets[s], offsets[s + 1]
+            if b > a:
+                Xs = np.asarray(X[a:b])
+                out[s] = self.delta**2 * (w[a:b] @ self.kernel(Xs, Xs) @ w[a:b])
+        return out
+
+    def design_rows(self, X, G, n_atoms, want_forces, want_virials, pair_chunk):
+        """Design-matrix rows of one block of structures for this term.
+
+        Parameters
+        ----------
+        X : AtomicFeatures of shape (n_rows, n_features)
+        G : SparseGradients or None
+        n_atoms : int
+            Atoms in the block (gradient ``neighbour`` indexes them).
+        want_forces, want_virials : bool
+        pair_chunk : int
+            Gradient pairs processed at once (bounds the (chunk, 3, m) temporary).
+
+        Returns
+        -------
+        energy : ndarray (n_structures, n_sparse)
+            d E_s / d alpha (eV per unit alpha).
+        dE_dr : ndarray (n_atoms * 3, n_sparse) or None
+            d (dE/dr_{j,a}) / d alpha, row ``3 j + a``.
+        virial : ndarray (n_structures, 6, n_sparse) or None
+            Derivative of the 6 virial components (``VIRIAL_COMPONENTS``).
+        """
+        offsets = X.offsets
+        n_structures = len(offsets) - 1
+        Xa = np.asarray(X)
+        w, dw = row_weights(self.descriptor, Xa)
+        Kw, K = self.knm(Xa, w)
+        row_structure = structure_of_rows(offsets)
+        energy = sum_per_structure(Kw, offsets)
+        if not (want_forces or want_virials):
+            return energy, None, None
+        m = self.n_sparse
+        dE_dr = np.zeros((n_atoms, 3 * m)) if want_forces else None
+        virial = np.zeros((n_structures * 3, 3 * m)) if want_virials else None
+        if want_virials and G.vectors is None:
+            raise ValueError(
+                f"virials were given but {type(self.descriptor).__name__} returns no gradient "
+                "`vectors`, so its virial is unknown; fit without virials"
+            )
+        for start in range(0, G.n_pairs, pair_chunk):
+            sl = slice(start, min(start + pair_chunk, G.n_pairs))
+            rows = G.center[sl]
+            Gv = G.values[sl]
+            dK = self.kernel.pair_gradients(Xa, self.sparse_X, Gv, rows, K=K)
+            dK *= w[rows][:, None, None]
+            if dw is not None:
+                gw = np.einsum("pak,pk->pa", Gv, dw[rows])
+                dK += gw[:, :, None] * K[rows][:, None, :]
+            dK *= self.delta**2 * self.sparse_weight[None, None, :]
+            flat = dK.reshape(len(rows), 3 * m)
+            idx = np.arange(len(rows))
+            if want_forces:
+                A = sp.csr_matrix((np.ones(len(rows)), (G.neighbour[sl], idx)), shape=(n_atoms, len(rows)))
+                dE_dr += A @ flat
+            if want_virials:
+                vec = G.vectors[sl]
+                s3 = 3 * row_structure[rows]
+                B = sp.csr_matrix(
+                    (vec.ravel(), ((s3[:, None] + np.arange(3)[None, :]).ravel(), np.repeat(idx, 3))),
+                    shape=(3 * n_structures, len(rows)),
+                )
+                virial += B @ flat
+        if want_forces:
+            dE_dr = dE_dr.reshape(n_atoms * 3, m)
+        if want_virials:
+            # virial_ab = -sum_p vectors[p, a] dE/dr_{p, b}, symmetrised.
+            full = -virial.reshape(n_structures, 3, 3, m)
+            virial = np.stack([0.5 * (full[:, a, b] + full[:, b, a]) for a, b in VIRIAL_COMPONENTS], axis=1)
+        return energy, dE_dr, virial
+
+    def predict_block(self, X, G, n_atoms, want_gradient):
+        """Local energies and position gradients of one block.
+
+        Returns
+        -------
+        local : ndarray (n_rows,)
+            Local energies in eV (without e0).
+        dE_dr : ndarray (n_atoms, 3) or None
+            dE/dr in eV/Å (forces are minus this).
+        pair_dE : ndarray (n_pairs, 3) or None
+            Contribution of each gradient pair to dE/dr of its moving atom
+            (for the virial).
+        """
+        Xa = np.asarray(X)
+        w, dw = row_weights(self.descriptor, Xa)
+        Kw, K = self.knm(Xa, w)
+        local = Kw @ self.alpha
+        if not want_gradient:
+            return local, None, None
+        coef = self.delta**2 * (self.alpha * self.sparse_weight)[None, :]
+        g = w[:, None] * self.kernel.gradient_dot(Xa, self.sparse_X, coef, K=K)
+        if dw is not None:
+            g += dw * (K @ (self.delta**2 * self.alpha * self.sparse_weight))[:, None]
+        pair_dE = np.einsum("pak,pk->pa", G.values, g[G.center])
+        dE_dr = np.stack([np.bincount(G.neighbour, weights=pair_dE[:, a], minlength=n_atoms)
+                          for a in range(3)], axis=1)
+        return local, dE_dr, pair_dE

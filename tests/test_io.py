@@ -1,0 +1,173 @@
+"""Reading labelled extxyz data: where ASE puts each key, units, signs, errors."""
+
+import numpy as np
+import pytest
+from ase import Atoms, units
+from ase.build import bulk
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import write
+
+from kernelpot.io import read_labelled
+
+
+def _labelled(seed, energy=-3.0, stress=True):
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+    atoms.rattle(0.05, seed=seed)
+    rng = np.random.default_rng(seed)
+    results = {"energy": energy, "forces": rng.normal(size=(4, 3))}
+    if stress:
+        results["stress"] = rng.normal(size=6) * 0.01
+    atoms.calc = SinglePointCalculator(atoms, **results)
+    atoms.info["config_type"] = f"type{seed % 2}"
+    return atoms
+
+
+@pytest.fixture
+def extxyz(tmp_path):
+    frames = [_labelled(s, energy=-3.0 - s) for s in range(3)]
+    path = tmp_path / "data.extxyz"
+    write(path, frames, format="extxyz")
+    return path, frames
+
+
+def test_reads_calculator_results_and_info(extxyz):
+    path, frames = extxyz
+    data = read_labelled(path)
+    assert len(data) == 3 and data.indices.tolist() == [0, 1, 2]
+    assert data.energies == [-3.0, -4.0, -5.0]
+    assert data.config_types == ["type0", "type1", "type0"]
+    for atoms, forces, virial, frame in zip(data.atoms, data.forces, data.virials, frames):
+        np.testing.assert_allclose(forces, frame.calc.results["forces"], atol=1e-7)
+        # virial = -stress * volume (ASE sign), Voigt xx yy zz yz xz xy.
+        xx, yy, zz, yz, xz, xy = frame.calc.results["stress"]
+        stress = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+        np.testing.assert_allclose(virial, -stress * frame.get_volume(), atol=1e-7)
+        assert atoms.calc is None
+        np.testing.assert_allclose(atoms.positions, frame.positions, atol=1e-7)
+    assert set(data.labels()) == {"energies", "forces", "virials", "config_types"}
+
+
+def test_custom_keys_in_info_and_arrays():
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+    atoms.info["dft_energy"] = -7.5
+    atoms.arrays["dft_force"] = np.ones((4, 3))
+    atoms.info["dft_virial"] = np.arange(9.0)
+    data = read_labelled([atoms], energy_key="dft_energy", forces_key="dft_force", virial_key="dft_virial")
+    assert data.energies == [-7.5]
+    np.testing.assert_allclose(data.forces[0], 1.0)
+    np.testing.assert_allclose(data.virials[0], np.arange(9.0).reshape(3, 3))
+
+
+def test_virial_key_takes_precedence_over_stress():
+    atoms = _labelled(0)
+    atoms.info["virial"] = np.eye(3).ravel()
+    np.testing.assert_allclose(read_labelled([atoms]).virials[0], np.eye(3))
+
+
+@pytest.mark.parametrize("units_name, factor", [("eV/A^3", 1.0), ("GPa", units.GPa), ("kbar", 0.1 * units.GPa)])
+@pytest.mark.parametrize("sign_name, sign", [("ase", 1.0), ("pressure", -1.0)])
+def test_stress_units_and_sign(units_name, factor, sign_name, sign):
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+    atoms.info["s"] = np.diag([1.0, 2.0, 3.0]).ravel()
+    data = read_labelled([atoms], stress_key="s", stress_units=units_name, stress_sign=sign_name,
+                         required=("virial",))
+    np.testing.assert_allclose(data.virials[0], -sign * factor * np.diag([1.0, 2.0, 3.0]) * atoms.get_volume())
+
+
+def test_mlearn_virial_stress_kbar_is_converted(shared_data):
+    path = shared_data / "gap_materials" / "mlearn" / "mlearn_Si_training.extxyz"
+    data = read_labelled(path, stress_key="virial_stress_kbar", stress_units="kbar", stress_sign="pressure")
+    assert len(data) == 214 and not data.skipped
+    kbar = data.atoms[0].info["virial_stress_kbar"].reshape(3, 3)
+    # VASP/mlearn stress is compressive-positive: virial = +p * V.
+    np.testing.assert_allclose(data.virials[0], kbar * 0.1 * units.GPa * data.atoms[0].get_volume())
+    assert set(data.config_types) == {"AIMD-NVT", "Vacancy", "Elastic", "Surface"}
+
+
+def test_missing_required_key_names_key_index_and_present_keys():
+    frames = [_labelled(0), Atoms("Cu", positions=[[0, 0, 0]])]
+    with pytest.raises(ValueError, match=r"structure 1 has no 'energy' \(required energy\); present: calculator results \[\]"):
+        read_labelled(frames)
+    with pytest.raises(ValueError, match=r"structure 0 has no 'virial' or 'stress' \(required virial\)"):
+        read_labelled([_labelled(0, stress=False)], required=("virial",))
+
+
+def test_optional_labels_may_be_missing():
+    data = read_labelled([_labelled(0, stress=False)])
+    assert data.virials == [None]
+
+
+def test_skips_are_explicit_and_counted():
+    bad = _labelled(1, energy=np.nan)
+    frames = [_labelled(0), bad, Atoms("Cu", positions=[[0, 0, 0]]), _labelled(3)]
+    data = read_labelled(frames, on_missing="skip")
+    assert data.indices.tolist() == [0, 3]
+    assert sorted(data.skipped) == [1, 2]
+    assert "non-finite 'energy'" in data.skipped[1]
+    assert "has no 'energy'" in data.skipped[2]
+
+
+def test_nan_labels_raise_by_default():
+    with pytest.raises(ValueError, match=r"structure 0 has a non-finite 'energy': nan"):
+        read_labelled([_labelled(0, energy=np.nan)])
+    atoms = _labelled(0)
+    atoms.calc.results["forces"][1, 2] = np.nan
+    with pytest.raises(ValueError, match=r"structure 0 has non-finite 'forces'"):
+        read_labelled([atoms])
+    atoms = _labelled(0)
+    atoms.calc.results["stress"][0] = np.inf
+    with pytest.raises(ValueError, match=r"structure 0 has a non-finite virial"):
+        read_labelled([atoms])
+
+
+def test_all_skipped_raises():
+    with pytest.raises(ValueError, match=r"no structure left: all 1 were skipped"):
+        read_labelled([Atoms("Cu")], on_missing="skip")
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"stress_units": "bar"}, ValueError, r"`stress_units` must be one of \['eV/A\^3', 'eV/Å\^3', 'GPa', 'kbar'\]; got 'bar'"),
+        ({"stress_sign": "vasp"}, ValueError, r"`stress_sign` must be one of \['ase', 'pressure'\]; got 'vasp'"),
+        ({"on_missing": "drop"}, ValueError, r"`on_missing` must be one of \['raise', 'skip'\]; got 'drop'"),
+        ({"required": ("energy", "charges")}, ValueError, r"`required` entries must be among \['energy', 'forces', 'virial'\]; got \['charges'\]"),
+    ],
+)
+def test_option_validation(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        read_labelled([_labelled(0)], **kwargs)
+
+
+def test_input_validation(tmp_path):
+    with pytest.raises(ValueError, match=r"`source` file not found"):
+        read_labelled(tmp_path / "absent.extxyz")
+    with pytest.raises(TypeError, match=r"structure 1 is a str, not an ase.Atoms"):
+        read_labelled([_labelled(0), "x"])
+    atoms = _labelled(0)
+    atoms.calc.results["forces"] = np.zeros((3, 3))
+    with pytest.raises(ValueError, match=r"`forces` of structure 0 must have shape \(4, 3\); got \(3, 3\)"):
+        read_labelled([atoms])
+    atoms = _labelled(0)
+    atoms.calc.results["energy"] = np.array([1.0, 2.0])
+    with pytest.raises(ValueError, match=r"`energy` of structure 0 must be a scalar"):
+        read_labelled([atoms])
+    molecule = Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 2.5]])
+    molecule.info["stress"] = np.zeros(6)
+    with pytest.raises(ValueError, match=r"structure 0 has a `stress` but is not periodic"):
+        read_labelled([molecule], required=())
+    atoms = bulk("Cu", "fcc", a=3.6)
+    atoms.info["virial"] = np.zeros(4)
+    with pytest.raises(ValueError, match=r"`virial` of structure 0 must have 6 \(Voigt\) or 9 values; got 4"):
+        read_labelled([atoms], required=())
+
+
+def test_output_feeds_sparse_gpr(extxyz):
+    from kernelpot.descriptors.distance_2b import Distance2B
+    from kernelpot.models._gap_covariance import SquaredExponential
+    from kernelpot.models.sparse_gpr import GAPTerm, SparseGPR
+
+    data = read_labelled(extxyz[0])
+    term = GAPTerm(Distance2B(4.0, 1.0), SquaredExponential(1.0), n_sparse=4, sparse_method="uniform")
+    model = SparseGPR([term]).fit(data.atoms, **data.labels())
+    assert model.predict(data.atoms)["energy"].shape == (3,)

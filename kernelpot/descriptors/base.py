@@ -101,9 +101,9 @@ class SparseGradients:
         return len(self.center)
 
     def to_dense(self, n_atoms: int) -> np.ndarray:
-        """Dense ``(n_centers, n_atoms, 3, n_features)`` array, for tests and small systems."""
+        """Dense ``(n_centers, n_atoms, 3, ...)`` array (images summed), for tests and small systems."""
         n_centers = int(self.center.max()) + 1 if self.n_pairs else 0
-        dense = np.zeros((n_centers, n_atoms, 3, self.values.shape[-1]))
+        dense = np.zeros((n_centers, n_atoms) + self.values.shape[1:])
         np.add.at(dense, (self.center, self.neighbour), self.values)
         return dense
 

@@ -65,8 +65,10 @@ def _distance_2b(params: dict) -> GAPTerm:
     descriptor = Distance2B(cutoff=float(params.get("cutoff", 5.0)),
                             cutoff_transition_width=float(params.get("cutoff_transition_width", 0.5)),
                             Z1=params.get("z1"), Z2=params.get("z2"))
+    # gap_fit sums the pair energy over both orderings of each pair, kernelpot over each pair
+    # once: the same model needs twice gap_fit's delta (checked against quippy in test_sparse_gpr).
     return GAPTerm(descriptor, SquaredExponential(float(params.get("theta_uniform", 1.0))),
-                   delta=float(params.get("delta", 1.0)), n_sparse=int(params.get("n_sparse", 20)),
+                   delta=2.0 * float(params.get("delta", 1.0)), n_sparse=int(params.get("n_sparse", 20)),
                    sparse_method=_sparse(params, name, "uniform"))
 
 

@@ -1,0 +1,114 @@
+"""kernelpot against QUIP's gap_fit on the mlearn benchmark (Zuo et al., J. Phys. Chem. A 124, 731 (2020)).
+
+Both codes fit the same gap_fit descriptor string (distance_2b + SOAP, 1000 CUR sparse points) to the
+same training file, energies and forces, sigmas 0.002 eV/atom and 0.1 eV/Å, and predict the same test
+file. Each fit runs in its own subprocess so that wall time and peak memory (max RSS, from wait4) are
+measured the same way. Prints test RMSEs, fit times and peak memories, and the kernelpot/gap_fit ratios.
+
+Needs quippy-ase (``pip install -e ".[peers]"``: gap_fit on PATH) and ../shared/data.
+
+    python benchmarks/gap.py [--elements Si Mo] [--threads 2]
+
+Note: gap_fit picks CUR points at random, so two identical gap_fit runs differ by a few per cent.
+GAP's SOAP (its own radial basis) and kernelpot's dscribe-equal SOAP are not the same descriptor, so
+the comparison is of two potentials built from the same recipe, not of identical numbers.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from ase.io import read, write
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gap_materials" / "mlearn"
+GAP = ("distance_2b cutoff=5.0 n_sparse=20 covariance_type=ard_se delta=2.0 theta_uniform=1.0 "
+       "sparse_method=uniform : soap l_max=6 n_max=8 atom_sigma=0.5 cutoff=5.0 cutoff_transition_width=1.0 "
+       "delta=0.2 covariance_type=dot_product zeta=4 n_sparse=1000 sparse_method=cur_points")
+
+
+def run_measured(command, cwd, env):
+    """Run ``command``; return (wall seconds, peak RSS in MiB, stdout)."""
+    start = time.perf_counter()
+    with open(Path(cwd) / "log.txt", "w") as log:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    if status != 0:
+        raise RuntimeError(f"{command[0]} failed; see {cwd}/log.txt")
+    return wall, usage.ru_maxrss / 1024, (Path(cwd) / "log.txt").read_text()
+
+
+def errors(predicted_e, predicted_f, frames):
+    de = np.array([(e - a.get_potential_energy()) / len(a) for e, a in zip(predicted_e, frames)])
+    df = np.concatenate([(f - a.get_forces()).ravel() for f, a in zip(predicted_f, frames)])
+    return 1e3 * np.sqrt(np.mean(de**2)), np.sqrt(np.mean(df**2))
+
+
+def bench(element, threads):
+    train_file = DATA / f"mlearn_{element}_training.extxyz"
+    test_frames = read(DATA / f"mlearn_{element}_test.extxyz", ":")
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), NUMBA_NUM_THREADS=str(threads),
+               OPENBLAS_NUM_THREADS="1")
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        frames = read(train_file, ":")
+        write(f"{tmp}/train.xyz", frames)  # energy/forces as plain extxyz keys for gap_fit
+        wall, rss, _ = run_measured(
+            ["gap_fit", "at_file=train.xyz", f"gap={{{GAP}}}", "default_sigma={0.002 0.1 0.05 0.0}",
+             "e0_method=average", "energy_parameter_name=energy", "force_parameter_name=forces",
+             "virial_parameter_name=none", "gp_file=gap.xml"], tmp, env)
+        from quippy.potential import Potential
+
+        pot = Potential(param_filename=f"{tmp}/gap.xml")
+        e, f = [], []
+        for a in test_frames:
+            b = a.copy()
+            b.calc = pot
+            e.append(b.get_potential_energy())
+            f.append(b.get_forces())
+        results["gap_fit"] = dict(zip(("energy_rmse_meV_atom", "forces_rmse_eV_A"), errors(e, f, test_frames)),
+                                  fit_seconds=wall, peak_MiB=rss)
+
+        wall, rss, _ = run_measured(
+            [sys.executable, "-m", "kernelpot.cli", "fit", "train.xyz", "-o", "kp.kpot", "--gap", f"{{{GAP}}}",
+             "--default-sigma", "0.002,0.1,0.05", "--virial-key", "none", "--stress-key", "none"], tmp, env)
+        from kernelpot.potential.serialization import load_model
+
+        model = load_model(f"{tmp}/kp.kpot")
+        prediction = model.predict(test_frames, properties=("energy", "forces"))
+        offsets = np.cumsum([0] + [len(a) for a in test_frames])
+        f = [prediction["forces"][offsets[i]:offsets[i + 1]] for i in range(len(test_frames))]
+        results["kernelpot"] = dict(zip(("energy_rmse_meV_atom", "forces_rmse_eV_A"),
+                                        errors(prediction["energy"], f, test_frames)),
+                                    fit_seconds=wall, peak_MiB=rss)
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--elements", nargs="+", default=["Si", "Mo"])
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    args = parser.parse_args()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; threads={args.threads}")
+    print(f"gap string: {{{GAP}}}")
+    everything = {}
+    for element in args.elements:
+        r = bench(element, args.threads)
+        everything[element] = r
+        g, k = r["gap_fit"], r["kernelpot"]
+        print(f"\nmlearn {element}        {'gap_fit':>12} {'kernelpot':>12} {'ratio kp/gap':>13}")
+        for key, label in (("energy_rmse_meV_atom", "E RMSE meV/atom"), ("forces_rmse_eV_A", "F RMSE eV/Å"),
+                           ("fit_seconds", "fit wall s"), ("peak_MiB", "peak MiB")):
+            print(f"{label:<18}{g[key]:>12.4g} {k[key]:>12.4g} {k[key] / g[key]:>13.3f}")
+    print("\n" + json.dumps(everything))
+
+
+if __name__ == "__main__":
+    main()

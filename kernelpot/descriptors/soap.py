@@ -1,0 +1,375 @@
+"""Smooth Overlap of Atomic Positions (SOAP) power spectrum, equal to dscribe 2.1's.
+
+The atomic density of each species around an atom i,
+``ρ_i^Z(r) = Σ_{j ∈ Z} exp(-|r - r_ij|² / (2σ²))`` (the atom i itself
+included, images of periodic cells included, neighbours within
+``r_cut + σ sqrt(-2 ln 10⁻³)`` as in dscribe), is expanded on radial functions
+``g_nl`` (GTO or polynomial, :mod:`._radial`) times real spherical harmonics
+(:mod:`._spherical_harmonics`), ``c^Z_nlm(i)``, and the rotation invariant
+partial power spectrum
+
+    p^{Z Z'}_{n n' l}(i) = π sqrt(8 / (2l + 1)) Σ_m c^Z_nlm(i) c^{Z'}_n'lm(i)
+
+is kept for ``Z <= Z'`` (and ``n' >= n`` when ``Z = Z'``), in dscribe's order
+(species pair, then l, then n, n'; see :mod:`._soap_kernels`). The
+prefactor is dscribe's (the square root of the l-dependent normalisation of
+the SOAP kernel in the erratum of Bartók et al. 2013).
+
+References
+----------
+A. P. Bartók, R. Kondor, G. Csányi, "On representing chemical environments",
+Phys. Rev. B 87, 184115 (2013), doi:10.1103/PhysRevB.87.184115.
+L. Himanen et al., "DScribe: Library of descriptors for machine learning in
+materials science", Comput. Phys. Commun. 247, 106949 (2020),
+doi:10.1016/j.cpc.2019.106949.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import mmap
+import numbers
+
+import ase.data
+import numpy as np
+
+from ..structures.neighbours import neighbour_list
+from ..structures.packing import PackedStructures, as_atoms_list, pack
+from ._expansion import restrict_neighbours, run_over_centers, species_indices
+from ._radial import cutoff_padding, make_radial_basis
+from ._soap_kernels import feature_block_offsets, power_spectrum_kernel, soap_gradients_kernel
+from .base import AtomicFeatures, Descriptor, SparseGradients
+
+__all__ = ["SOAP"]
+
+_RBFS = ("gto", "polynomial")
+# Structures are processed in chunks of about this many atoms so that
+# neighbour lists and expansion coefficients stay small on large inputs.
+_CHUNK_ATOMS = 2048
+_PREFAULT_BYTES = 1 << 26
+
+
+class SOAP(Descriptor):
+    """SOAP power spectrum per atom, number for number equal to dscribe 2.1's ``SOAP``.
+
+    Parameters
+    ----------
+    species : sequence of str or int
+        Every chemical species that may occur, as symbols or atomic numbers
+        (order and duplicates do not matter; features follow increasing
+        atomic number, like dscribe).
+    r_cut : float
+        Cutoff radius in Å (> 0; > 1 Å for ``rbf="gto"``, whose primitive
+        decay radii run from 1 Å to ``r_cut``). Neighbours are searched within
+        ``r_cut + σ sqrt(-2 ln 10⁻³)`` so that Gaussians centred just outside
+        still contribute, as in dscribe.
+    n_max : int
+        Number of radial basis functions (≥ 1).
+    l_max : int
+        Maximum degree of the spherical harmonics (≥ 0).
+    sigma : float, default=1.0
+        Width σ of the atomic Gaussians in Å (> 0).
+    rbf : {"gto", "polynomial"}, default="gto"
+        Radial basis: orthonormalised Gaussian type orbitals (analytic
+        integrals) or polynomials ``(r_cut - r)^(n+2)`` (100-point quadrature
+        on [0, r_cut], as in dscribe).
+    periodic : bool, default=False
+        Whether to honour periodic boundary conditions. As in dscribe, a
+        direction is periodic only if ``periodic`` is True *and* the
+        structure's ``pbc`` is True along it: ``periodic=False`` treats every
+        structure as a finite cluster whatever its ``pbc``, and
+        ``periodic=True`` on a structure with ``pbc=False`` computes it as a
+        cluster. (dscribe additionally refuses ``periodic=True`` for a
+        structure without a cell of non-zero volume even when its ``pbc`` is
+        False; kernelpot computes such a structure as a cluster, so
+        molecules and crystals can be mixed in one call.)
+
+    Attributes
+    ----------
+    n_features : int
+        Length of a feature row.
+
+    Notes
+    -----
+    Atom positions exactly ``r_cut + padding`` away are excluded (dscribe
+    includes them); the difference is a Gaussian tail of relative size 1e-3
+    times a radial function that has long decayed.
+
+    Examples
+    --------
+    >>> from ase.build import molecule
+    >>> soap = SOAP(species=["H", "O"], r_cut=4.0, n_max=4, l_max=3, sigma=0.5)
+    >>> X = soap.transform(molecule("H2O"))
+    >>> X.shape == (3, soap.n_features)
+    True
+    >>> X, G = soap.transform(molecule("H2O"), gradients=True)
+    >>> G.values.shape == (9, 3, soap.n_features)  # 3 centres x 3 atoms
+    True
+    """
+
+    def __init__(self, species, r_cut, n_max, l_max, sigma=1.0, rbf="gto", periodic=False):
+        self.species = species
+        self.r_cut = r_cut
+        self.n_max = n_max
+        self.l_max = l_max
+        self.sigma = sigma
+        self.rbf = rbf
+        self.periodic = periodic
+
+    # ------------------------------------------------------------------ validation
+    def _species_numbers(self) -> np.ndarray:
+        species = self.species
+        if isinstance(species, (str, numbers.Integral)):
+            species = [species]
+        try:
+            items = list(species)
+        except TypeError:
+            raise TypeError(
+                f"`species` must be a sequence of chemical symbols or atomic numbers; got {species!r}"
+            ) from None
+        if not items:
+            raise ValueError("`species` must name at least one chemical species; got []")
+        result = set()
+        for item in items:
+            if isinstance(item, str):
+                if item not in ase.data.atomic_numbers:
+                    raise ValueError(f"`species` contains an unknown chemical symbol {item!r}")
+                result.add(ase.data.atomic_numbers[item])
+            elif isinstance(item, numbers.Integral) and not isinstance(item, bool):
+                if not 1 <= int(item) < len(ase.data.chemical_symbols):
+                    raise ValueError(
+                        f"`species` contains an invalid atomic number {item!r}; must be 1..118"
+                    )
+                result.add(int(item))
+            else:
+                raise TypeError(
+                    f"`species` items must be chemical symbols or atomic numbers; got {item!r}"
+                )
+        return np.array(sorted(result), dtype=np.int64)
+
+    def _check_parameters(self) -> np.ndarray:
+        """Validate every hyperparameter; return the sorted atomic numbers."""
+        species = self._species_numbers()
+        if self.rbf not in _RBFS:
+            raise ValueError(f"`rbf` must be one of {list(_RBFS)}; got {self.rbf!r}")
+        for name in ("r_cut", "sigma"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"`{name}` must be a real number in Å; got {value!r}")
+            if not (np.isfinite(value) and value > 0):
+                raise ValueError(f"`{name}` must be finite and > 0 Å; got {value}")
+        if self.rbf == "gto" and self.r_cut <= 1.0:
+            raise ValueError(
+                f"`r_cut` must be > 1 Å with rbf='gto' (the GTO decay radii span 1 Å to r_cut); "
+                f"got {self.r_cut}"
+            )
+        for name, low in (("n_max", 1), ("l_max", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise TypeError(f"`{name}` must be an integer; got {value!r}")
+            if value < low:
+                raise ValueError(f"`{name}` must be >= {low}; got {value}")
+        if not isinstance(self.periodic, (bool, np.bool_)):
+            raise TypeError(f"`periodic` must be True or False; got {self.periodic!r}")
+        return species
+
+    @property
+    def n_features(self) -> int:
+        """Number of features, ``(S n_max)(S n_max + 1)/2 (l_max + 1)`` for S species."""
+        n_species = len(self._check_parameters())
+        n_radial = n_species * self.n_max
+        return n_radial * (n_radial + 1) // 2 * (self.l_max + 1)
+
+    def _pack(self, X, species: np.ndarray) -> PackedStructures:
+        if not self.periodic and not isinstance(X, PackedStructures):
+            # Clusters: drop pbc before packing, so that a cell pack() would
+            # reject as periodic (e.g. all zero) does not matter, as in dscribe.
+            structures = as_atoms_list(X)
+            X = [_without_pbc(atoms) if np.any(atoms.pbc) else atoms for atoms in structures]
+        packed = pack(X)
+        unknown = ~np.isin(packed.numbers, species)
+        if unknown.any():
+            structure_index = packed.structure_index
+            first = int(structure_index[np.argmax(unknown)])
+            bad = sorted(set(packed.numbers[unknown].tolist()))
+            in_structures = sorted(set(structure_index[unknown].tolist()))
+            raise ValueError(
+                f"species {bad} in structure {first} (structures {in_structures[:10]}"
+                f"{'...' if len(in_structures) > 10 else ''}) are not in "
+                f"species={species.tolist()}"
+            )
+        if not self.periodic:
+            packed = dataclasses.replace(packed, pbc=np.zeros_like(packed.pbc))
+        return packed
+
+    # ------------------------------------------------------------------ transform
+    def transform(self, X, *, gradients: bool = False):
+        """SOAP features (and their position gradients) of every atom.
+
+        Parameters
+        ----------
+        X : ase.Atoms or sequence of ase.Atoms
+            Structures, positions in Å.
+        gradients : bool, default=False
+            Also return analytic position gradients.
+
+        Returns
+        -------
+        features : AtomicFeatures of shape (n_atoms_total, n_features), float64
+            Rows in input order (dimensionless; scales with the density).
+        gradients : SparseGradients, only if ``gradients=True``
+            ``values`` (n_pairs, 3, n_features) in 1/Å, ``center``,
+            ``neighbour`` (global atom indices), one pair per (centre, atom)
+            within the padded cutoff, images summed, plus the self pair,
+            which holds the total derivative (the centre moves with its atom:
+            ``-Σ`` of the centre's other pairs). Layout in
+            :mod:`kernelpot.descriptors.base`.
+
+        Raises
+        ------
+        ValueError
+            Invalid hyperparameters; an atom whose species is not in
+            ``species``; non-finite positions; a periodic cell of zero volume.
+        """
+        species = self._check_parameters()
+        packed = self._pack(X, species)
+        basis = make_radial_basis(
+            self.rbf, float(self.r_cut), int(self.n_max), int(self.l_max), float(self.sigma)
+        )
+        block_offsets, n_features = feature_block_offsets(len(species), self.n_max, self.l_max)
+        atom_species = species_indices(packed.numbers, species)
+        features = np.empty((packed.n_atoms, n_features))
+        chunks = list(_chunks(packed.offsets, _CHUNK_ATOMS))
+        cutoff = float(self.r_cut) + cutoff_padding(float(self.sigma))
+        if not gradients:
+            for first, last in chunks:
+                sub, start, stop = _sub_packed(packed, first, last)
+                pairs = self._pairs(sub, cutoff)
+                self._features_chunk(pairs, atom_species, len(species), start, stop, basis, features)
+            return AtomicFeatures(features, packed.offsets, packed.numbers)
+        return self._transform_with_gradients(
+            packed, chunks, cutoff, atom_species, basis, block_offsets, features
+        )
+
+    def _pairs(self, sub: PackedStructures, cutoff: float, grouped: bool = False):
+        center, neighbour, vectors, offsets = restrict_neighbours(
+            neighbour_list(sub, cutoff), float(self.r_cut), float(self.sigma)
+        )
+        keys = center * sub.n_atoms + neighbour if grouped else None
+        if grouped and np.any(keys[1:] < keys[:-1]):
+            # The gradient kernel needs the images of a neighbour next to each other.
+            order = np.argsort(keys, kind="stable")
+            center, neighbour, vectors = center[order], neighbour[order], vectors[order]
+        return center, neighbour, np.ascontiguousarray(vectors), offsets
+
+    def _features_chunk(self, pairs, atom_species, n_species, start, stop, basis, features):
+        _, neighbour, vectors, offsets = pairs
+        run_over_centers(
+            power_spectrum_kernel, stop - start, vectors, offsets,
+            atom_species[neighbour + start], atom_species[start:stop],
+            *_tables(basis), basis.self_density, int(self.l_max), int(self.n_max), n_species,
+            features[start:stop],
+        )
+
+    def _transform_with_gradients(
+        self, packed, chunks, cutoff, atom_species, basis, block_offsets, features
+    ):
+        # Neighbour lists of all chunks first (small next to the gradients),
+        # so the gradient array is allocated once at its final size.
+        plans = []
+        n_rows = 0
+        for first, last in chunks:
+            sub, start, stop = _sub_packed(packed, first, last)
+            pairs = self._pairs(sub, cutoff, grouped=True)
+            rows = _pair_rows(pairs[0], pairs[1], stop - start, n_rows)
+            plans.append((start, stop, n_rows, pairs, rows))
+            n_rows += len(rows[2])
+        values = _zeros((n_rows, 3, features.shape[1]))
+        center = np.empty(n_rows, dtype=np.int64)
+        neighbour = np.empty(n_rows, dtype=np.int64)
+        for start, stop, row_start, pairs, (pair_rows, self_rows, keys) in plans:
+            _, pair_neighbour, vectors, offsets = pairs
+            rows = slice(row_start, row_start + len(keys))
+            center[rows] = keys // (stop - start) + start
+            neighbour[rows] = keys % (stop - start) + start
+            run_over_centers(
+                soap_gradients_kernel, stop - start, vectors, offsets,
+                atom_species[pair_neighbour + start], atom_species[start:stop],
+                pair_rows, self_rows, *_tables(basis), basis.self_density,
+                int(self.l_max), int(self.n_max), block_offsets,
+                features[start:stop], values,
+            )
+        X = AtomicFeatures(features, packed.offsets, packed.numbers)
+        return X, SparseGradients(values, center, neighbour)
+
+
+def _without_pbc(atoms):
+    atoms = atoms.copy()
+    atoms.pbc = False
+    return atoms
+
+
+def _zeros(shape) -> np.ndarray:
+    """``np.zeros(shape)``, pre-faulted in one system call when large (Linux).
+
+    The gradient array is large (≈ 23 kB per neighbour pair for n_max = 8,
+    l_max = 6, two species) and written once; faulting its pages in one by
+    one on first touch costs more than computing it (and much more in
+    virtual machines). An anonymous ``MAP_POPULATE`` mapping is zero-filled
+    and faulted in by the kernel in bulk; it is freed with the array.
+    """
+    size = int(np.prod(shape)) * 8
+    populate = getattr(mmap, "MAP_POPULATE", None)
+    if populate is None or size < _PREFAULT_BYTES:
+        return np.zeros(shape)
+    try:
+        buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
+    except OSError:
+        return np.zeros(shape)
+    return np.frombuffer(buffer, dtype=np.float64).reshape(shape)
+
+
+def _tables(basis):
+    return basis.kind, basis.eta, basis.table_a, basis.table_b, basis.spline, basis.inv_spacing
+
+
+def _chunks(offsets: np.ndarray, max_atoms: int):
+    """Consecutive structure ranges ``(first, last)`` of at most ``max_atoms`` atoms (or one structure)."""
+    first = 0
+    n_structures = len(offsets) - 1
+    while first < n_structures:
+        last = first + 1
+        while last < n_structures and offsets[last + 1] - offsets[first] <= max_atoms:
+            last += 1
+        yield first, last
+        first = last
+
+
+def _sub_packed(packed: PackedStructures, first: int, last: int):
+    """Structures ``first:last`` as their own packing, with their global atom range."""
+    start, stop = int(packed.offsets[first]), int(packed.offsets[last])
+    if first == 0 and last == packed.n_structures:
+        return packed, start, stop
+    sub = PackedStructures(
+        positions=packed.positions[start:stop],
+        numbers=packed.numbers[start:stop],
+        cells=packed.cells[first:last],
+        pbc=packed.pbc[first:last],
+        offsets=packed.offsets[first : last + 1] - start,
+    )
+    return sub, start, stop
+
+
+def _pair_rows(pair_center, pair_neighbour, n_atoms, row_start):
+    """Gradient rows: one per distinct (centre, neighbour) incl. the self pair, sorted.
+
+    Returns ``pair_rows`` (row of each image pair), ``self_rows`` (row of each
+    centre's self pair) and the sorted keys ``centre * n_atoms + neighbour``
+    (local indices) of the rows.
+    """
+    centers = np.arange(n_atoms, dtype=np.int64)
+    keys = np.concatenate([pair_center * n_atoms + pair_neighbour, centers * n_atoms + centers])
+    unique, inverse = np.unique(keys, return_inverse=True)
+    inverse = inverse.astype(np.int64) + row_start
+    n_pairs = len(pair_center)
+    return inverse[:n_pairs].copy(), inverse[n_pairs:].copy(), unique

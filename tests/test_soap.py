@@ -141,10 +141,14 @@ def check_gradients(descriptor, atoms, tolerance=1e-6, n_moved=8):
     X, G = descriptor.transform(atoms, gradients=True)
     assert isinstance(G, SparseGradients)
     np.testing.assert_allclose(X, descriptor.transform(atoms), rtol=0, atol=1e-12 * np.abs(X).max())
-    # One row per (centre, atom) pair, images summed, self pair present.
-    keys = G.center * len(atoms) + G.neighbour
-    assert len(np.unique(keys)) == G.n_pairs
-    assert set(zip(G.center, G.neighbour)) >= {(i, i) for i in range(len(atoms))}
+    # One self row per centre (vector 0), then one row per neighbour image with its vector.
+    is_self = np.all(G.vectors == 0.0, axis=1)
+    assert np.array_equal(np.sort(G.center[is_self]), np.arange(len(atoms)))
+    assert np.array_equal(G.neighbour[is_self], G.center[is_self])
+    keys = np.column_stack([G.center, G.neighbour, np.round(G.vectors, 8)])
+    assert len(np.unique(keys, axis=0)) == G.n_pairs
+    distances = np.linalg.norm(G.vectors[~is_self], axis=1)
+    assert distances.min() > 0 and distances.max() < descriptor.r_cut + 4 * descriptor.sigma
     dense = G.to_dense(len(atoms))
     # Every species, centre-and-neighbour and (in periodic cells) self-image case
     # appears among a few atoms; all centres are compared.
@@ -168,7 +172,8 @@ def test_gradients_match_finite_differences_for_a_periodic_box(water, rbf):
 def test_gradients_match_finite_differences_in_tiny_cells(tiny_cells):
     silicon, hydride = tiny_cells
     G = check_gradients(SOAP(["Si"], periodic=True, r_cut=4.5, n_max=4, l_max=4, sigma=0.6), silicon)
-    assert G.n_pairs == 4  # (0,0), (0,1), (1,0), (1,1): dozens of images summed into each
+    # Dozens of images of each of the two atoms, each its own pair (with its own vector).
+    assert G.n_pairs > 40 and set(zip(G.center, G.neighbour)) == {(0, 0), (0, 1), (1, 0), (1, 1)}
     check_gradients(SOAP(["H", "Li"], periodic=True, r_cut=3.0, n_max=3, l_max=3, sigma=0.4), hydride)
 
 
@@ -356,3 +361,26 @@ def test_linearly_dependent_radial_basis_is_reported():
         SOAP(["H"], r_cut=5.0, n_max=16, l_max=1, rbf="polynomial").transform(Atoms("H"))
     with pytest.raises(ValueError, match=r"gto radial basis cannot be orthonormalised"):
         SOAP(["H"], r_cut=5.0, n_max=20, l_max=1).transform(Atoms("H"))
+
+
+def test_gradient_vectors_give_the_strain_derivative(tiny_cells):
+    """Σ_p vectors ⊗ values is the derivative of the features under homogeneous strain."""
+    silicon, _ = tiny_cells
+    atoms = silicon.copy()
+    atoms.rattle(0.05, seed=1)
+    descriptor = SOAP(["Si"], periodic=True, r_cut=4.0, n_max=3, l_max=3, sigma=0.5)
+    X, G = descriptor.transform(atoms, gradients=True)
+    analytic = np.zeros((len(atoms), 3, 3, descriptor.n_features))
+    np.add.at(analytic, G.center, np.einsum("pa,pbk->pabk", G.vectors, G.values))
+    step = 1e-5
+    for a in range(3):
+        for b in range(3):
+            strained = []
+            for sign in (1, -1):
+                strain = np.eye(3)
+                strain[a, b] += sign * step
+                deformed = atoms.copy()
+                deformed.set_cell(atoms.cell.array @ strain, scale_atoms=True)
+                strained.append(np.asarray(descriptor.transform(deformed)))
+            numerical = (strained[0] - strained[1]) / (2 * step)
+            assert relative_error(analytic[:, a, b], numerical) <= 1e-6

@@ -219,11 +219,13 @@ class SOAP(Descriptor):
             Rows in input order (dimensionless; scales with the density).
         gradients : SparseGradients, only if ``gradients=True``
             ``values`` (n_pairs, 3, n_features) in 1/Å, ``center``,
-            ``neighbour`` (global atom indices), one pair per (centre, atom)
-            within the padded cutoff, images summed, plus the self pair,
-            which holds the total derivative (the centre moves with its atom:
-            ``-Σ`` of the centre's other pairs). Layout in
-            :mod:`kernelpot.descriptors.base`.
+            ``neighbour`` (global atom indices), ``vectors`` (Å): for each
+            centre its self pair first, which holds the total derivative (the
+            centre moves with its atom: ``-Σ`` of the centre's other pairs;
+            vector 0), then one pair per neighbour *image* within the padded
+            cutoff (images of one atom in small cells are separate pairs with
+            their own vectors, so the virial is ``-Σ vectors ⊗ dE/dr``).
+            Layout in :mod:`kernelpot.descriptors.base`.
 
         Raises
         ------
@@ -281,17 +283,20 @@ class SOAP(Descriptor):
         for first, last in chunks:
             sub, start, stop = _sub_packed(packed, first, last)
             pairs = self._pairs(sub, cutoff, grouped=True)
-            rows = _pair_rows(pairs[0], pairs[1], stop - start, n_rows)
+            rows = _pair_rows(pairs[0], pairs[3], n_rows)
             plans.append((start, stop, n_rows, pairs, rows))
             n_rows += len(rows[2])
         values = _zeros((n_rows, 3, features.shape[1]))
         center = np.empty(n_rows, dtype=np.int64)
         neighbour = np.empty(n_rows, dtype=np.int64)
-        for start, stop, row_start, pairs, (pair_rows, self_rows, keys) in plans:
-            _, pair_neighbour, vectors, offsets = pairs
-            rows = slice(row_start, row_start + len(keys))
-            center[rows] = keys // (stop - start) + start
-            neighbour[rows] = keys % (stop - start) + start
+        row_vectors = np.zeros((n_rows, 3))
+        for start, stop, row_start, pairs, (pair_rows, self_rows, row_center) in plans:
+            pair_center, pair_neighbour, vectors, offsets = pairs
+            rows = slice(row_start, row_start + len(row_center))
+            center[rows] = row_center + start
+            neighbour[self_rows] = np.arange(start, stop)
+            neighbour[pair_rows] = pair_neighbour + start
+            row_vectors[pair_rows] = vectors
             run_over_centers(
                 soap_gradients_kernel, stop - start, vectors, offsets,
                 atom_species[pair_neighbour + start], atom_species[start:stop],
@@ -300,7 +305,7 @@ class SOAP(Descriptor):
                 features[start:stop], values,
             )
         X = AtomicFeatures(features, packed.offsets, packed.numbers)
-        return X, SparseGradients(values, center, neighbour)
+        return X, SparseGradients(values, center, neighbour, row_vectors)
 
 
 def _without_pbc(atoms):
@@ -360,16 +365,20 @@ def _sub_packed(packed: PackedStructures, first: int, last: int):
     return sub, start, stop
 
 
-def _pair_rows(pair_center, pair_neighbour, n_atoms, row_start):
-    """Gradient rows: one per distinct (centre, neighbour) incl. the self pair, sorted.
+def _pair_rows(pair_center, pair_offsets, row_start):
+    """Gradient rows: each centre's self pair, then one row per neighbour image.
 
-    Returns ``pair_rows`` (row of each image pair), ``self_rows`` (row of each
-    centre's self pair) and the sorted keys ``centre * n_atoms + neighbour``
-    (local indices) of the rows.
+    One row per image (not per neighbour) keeps each image's vector, which
+    the virial needs (see ``SparseGradients.vectors``).
+
+    Returns ``pair_rows`` (row of each image pair), ``self_rows`` (row of
+    each centre's self pair) and ``row_center`` (local centre of every row).
     """
+    n_atoms = len(pair_offsets) - 1
     centers = np.arange(n_atoms, dtype=np.int64)
-    keys = np.concatenate([pair_center * n_atoms + pair_neighbour, centers * n_atoms + centers])
-    unique, inverse = np.unique(keys, return_inverse=True)
-    inverse = inverse.astype(np.int64) + row_start
-    n_pairs = len(pair_center)
-    return inverse[:n_pairs].copy(), inverse[n_pairs:].copy(), unique
+    self_rows = pair_offsets[:-1] + centers + row_start
+    pair_rows = np.arange(len(pair_center), dtype=np.int64) + pair_center + 1 + row_start
+    row_center = np.empty(len(pair_center) + n_atoms, dtype=np.int64)
+    row_center[self_rows - row_start] = centers
+    row_center[pair_rows - row_start] = pair_center
+    return pair_rows, self_rows, row_center

@@ -24,12 +24,47 @@ one entry per periodic image instead of summing images.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-__all__ = ["AtomicFeatures", "SparseGradients", "Descriptor"]
+__all__ = ["AtomicFeatures", "SparseGradients", "Descriptor", "species_numbers"]
+
+
+def species_numbers(species, name: str = "species") -> np.ndarray:
+    """Sorted distinct atomic numbers of a ``species`` parameter (symbols or numbers).
+
+    Order and repeats do not matter. Raises ``TypeError``/``ValueError``
+    naming ``name`` for anything that is not a chemical symbol or an
+    atomic number 1..118, and for an empty list.
+    """
+    from ase.data import atomic_numbers, chemical_symbols
+
+    if isinstance(species, (str, numbers.Integral)):
+        species = [species]
+    try:
+        items = list(species)
+    except TypeError:
+        raise TypeError(
+            f"`{name}` must be a sequence of chemical symbols or atomic numbers; got {species!r}"
+        ) from None
+    if not items:
+        raise ValueError(f"`{name}` must name at least one chemical species; got []")
+    result = set()
+    for item in items:
+        if isinstance(item, str):
+            if item not in atomic_numbers:
+                raise ValueError(f"`{name}` contains an unknown chemical symbol {item!r}")
+            result.add(atomic_numbers[item])
+        elif isinstance(item, numbers.Integral) and not isinstance(item, bool):
+            if not 1 <= int(item) < len(chemical_symbols):
+                raise ValueError(f"`{name}` contains an invalid atomic number {item!r}; must be 1..118")
+            result.add(int(item))
+        else:
+            raise TypeError(f"`{name}` items must be chemical symbols or atomic numbers; got {item!r}")
+    return np.array(sorted(result), dtype=np.int64)
 
 
 class AtomicFeatures(np.ndarray):

@@ -52,14 +52,13 @@ from __future__ import annotations
 
 import numpy as np
 from ase import Atoms
-from ase.data import atomic_numbers, chemical_symbols
 
 from ..structures.neighbours import neighbour_list
 from ..structures.packing import PackedStructures, as_atoms_list, pack
 from ..symmetry.clebsch_gordan import real_clebsch_gordan_sparse
 from . import _expansion
 from . import _lambda_soap_kernels as _k
-from .base import AtomicFeatures, Descriptor, SparseGradients
+from .base import AtomicFeatures, Descriptor, SparseGradients, species_numbers
 
 __all__ = ["LambdaSOAP"]
 
@@ -290,39 +289,12 @@ class LambdaSOAP(Descriptor):
             params["l_max"], params["sigma"], params["rbf"], params["r_cut"], gradients=gradients,
         )
 
-    def _species_numbers(self) -> list[int]:
-        """Sorted distinct atomic numbers of ``species`` (order and repeats do not matter, as in SOAP)."""
-        species = self.species
-        if isinstance(species, (str, int, np.integer)) and not isinstance(species, bool):
-            species = [species]
-        try:
-            items = list(species)
-        except TypeError:
-            raise TypeError(
-                f"`species` must be a sequence of chemical symbols or atomic numbers; got {species!r}"
-            ) from None
-        if not items:
-            raise ValueError("`species` must name at least one chemical species; got []")
-        numbers = set()
-        for item in items:
-            if isinstance(item, str):
-                if item not in atomic_numbers:
-                    raise ValueError(f"`species` contains an unknown chemical symbol {item!r}")
-                numbers.add(atomic_numbers[item])
-            elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
-                if not 1 <= item < len(chemical_symbols):
-                    raise ValueError(
-                        f"`species` contains an invalid atomic number {item!r}; must be 1..118"
-                    )
-                numbers.add(int(item))
-            else:
-                raise TypeError(
-                    f"`species` items must be chemical symbols or atomic numbers; got {item!r}"
-                )
-        return sorted(numbers)
+    def _species_numbers(self):
+        """Sorted distinct atomic numbers of ``species`` (order and repeats do not matter)."""
+        return species_numbers(self.species)
 
     def _validate(self) -> dict:
-        species = self._species_numbers()
+        species = self._species_numbers().tolist()
         r_cut = _positive_number(self.r_cut, "r_cut", "Å")
         sigma = _positive_number(self.sigma, "sigma", "Å")
         n_max = _integer(self.n_max, "n_max", 1)

@@ -30,7 +30,6 @@ import dataclasses
 import mmap
 import numbers
 
-import ase.data
 import numpy as np
 
 from ..structures.neighbours import neighbour_list
@@ -38,7 +37,7 @@ from ..structures.packing import PackedStructures, as_atoms_list, pack
 from ._expansion import restrict_neighbours, run_over_centers, species_indices
 from ._radial import cutoff_padding, make_radial_basis
 from ._soap_kernels import feature_block_offsets, power_spectrum_kernel, soap_gradients_kernel
-from .base import AtomicFeatures, Descriptor, SparseGradients
+from .base import AtomicFeatures, Descriptor, SparseGradients, species_numbers
 
 __all__ = ["SOAP"]
 
@@ -117,35 +116,9 @@ class SOAP(Descriptor):
         self.periodic = periodic
 
     # ------------------------------------------------------------------ validation
-    def _species_numbers(self) -> np.ndarray:
-        species = self.species
-        if isinstance(species, (str, numbers.Integral)):
-            species = [species]
-        try:
-            items = list(species)
-        except TypeError:
-            raise TypeError(
-                f"`species` must be a sequence of chemical symbols or atomic numbers; got {species!r}"
-            ) from None
-        if not items:
-            raise ValueError("`species` must name at least one chemical species; got []")
-        result = set()
-        for item in items:
-            if isinstance(item, str):
-                if item not in ase.data.atomic_numbers:
-                    raise ValueError(f"`species` contains an unknown chemical symbol {item!r}")
-                result.add(ase.data.atomic_numbers[item])
-            elif isinstance(item, numbers.Integral) and not isinstance(item, bool):
-                if not 1 <= int(item) < len(ase.data.chemical_symbols):
-                    raise ValueError(
-                        f"`species` contains an invalid atomic number {item!r}; must be 1..118"
-                    )
-                result.add(int(item))
-            else:
-                raise TypeError(
-                    f"`species` items must be chemical symbols or atomic numbers; got {item!r}"
-                )
-        return np.array(sorted(result), dtype=np.int64)
+    def _species_numbers(self):
+        """Sorted distinct atomic numbers of ``species`` (order and repeats do not matter)."""
+        return species_numbers(self.species)
 
     def _check_parameters(self) -> np.ndarray:
         """Validate every hyperparameter; return the sorted atomic numbers."""

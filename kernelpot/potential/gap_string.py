@@ -93,7 +93,8 @@ def _matching_brace(text: str, start: int) -> int:
     raise ValueError(f"unbalanced braces in --gap string: {text!r}")
 
 
-def _split_top_level(text: str, separator: str) -> list[str]:
+def _split_outside(text: str, is_separator) -> list[str]:
+    """Split ``text`` at characters for which ``is_separator`` holds, outside quotes and braces."""
     parts, depth, quote, current = [], 0, None, []
     for char in text:
         if quote:
@@ -106,7 +107,7 @@ def _split_top_level(text: str, separator: str) -> list[str]:
             depth -= 1
             if depth < 0:
                 raise ValueError(f"unbalanced braces in --gap string: {text!r}")
-        elif char == separator and depth == 0:
+        elif depth == 0 and is_separator(char):
             parts.append("".join(current))
             current = []
             continue
@@ -117,24 +118,10 @@ def _split_top_level(text: str, separator: str) -> list[str]:
     return parts
 
 
+def _split_top_level(text: str, separator: str) -> list[str]:
+    return _split_outside(text, lambda char: char == separator)
+
+
 def _tokenise(chunk: str) -> list[str]:
     """Split on white space that is outside quotes and braces."""
-    tokens, current, depth, quote = [], [], 0, None
-    for char in chunk:
-        if quote:
-            quote = None if char == quote else quote
-        elif char in "\"'":
-            quote = char
-        elif char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-        elif char.isspace() and depth == 0:
-            if current:
-                tokens.append("".join(current))
-                current = []
-            continue
-        current.append(char)
-    if current:
-        tokens.append("".join(current))
-    return tokens
+    return [token for token in _split_outside(chunk, str.isspace) if token]

@@ -7,7 +7,6 @@ fill preallocated outputs; validation and allocation live in
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 __all__ = ["half_pair_mask", "fill_pair_gradients"]

@@ -54,7 +54,7 @@ import numpy as np
 from ase import Atoms
 
 from ..structures.neighbours import neighbour_list
-from ..structures.packing import PackedStructures, as_atoms_list, pack
+from ..structures.packing import as_atoms_list, pack, structure_chunks, sub_packing
 from ..symmetry.clebsch_gordan import real_clebsch_gordan_sparse
 from . import _expansion
 from . import _lambda_soap_kernels as _k
@@ -204,7 +204,7 @@ class LambdaSOAP(Descriptor):
         norms = np.ones(packed.n_atoms)
         # Chunks of structures bound the memory of neighbour lists and expansions.
         chunks = [
-            _sub_packed(packed, first, last) for first, last in _chunks(packed.offsets, _CHUNK_ATOMS)
+            sub_packing(packed, first, last) for first, last in structure_chunks(packed.offsets, _CHUNK_ATOMS)
         ]
         plans = [self._plan(sub, params, gradients) for sub, _, _ in chunks]
         values = center = neighbour = None
@@ -321,29 +321,6 @@ class LambdaSOAP(Descriptor):
     def _layout(self) -> dict:
         params = self._validate()
         return _feature_layout(len(params["species"]), params["n_max"], params["l_max"], params["lam"])
-
-
-def _chunks(offsets: np.ndarray, max_atoms: int):
-    """Consecutive structure ranges ``(first, last)`` of at most ``max_atoms`` atoms (or one structure)."""
-    first, n_structures = 0, len(offsets) - 1
-    while first < n_structures:
-        last = int(np.searchsorted(offsets, offsets[first] + max_atoms, side="right")) - 1
-        last = min(max(last, first + 1), n_structures)
-        yield first, last
-        first = last
-
-
-def _sub_packed(packed: PackedStructures, first: int, last: int):
-    """Structures ``first:last`` as their own packing, and their global atom range."""
-    start, stop = int(packed.offsets[first]), int(packed.offsets[last])
-    if first == 0 and last == packed.n_structures:
-        return packed, start, stop
-    sub = PackedStructures(
-        positions=packed.positions[start:stop], numbers=packed.numbers[start:stop],
-        cells=packed.cells[first:last], pbc=packed.pbc[first:last],
-        offsets=packed.offsets[first : last + 1] - start,
-    )
-    return sub, start, stop
 
 
 def _positive_number(value, name: str, unit: str) -> float:

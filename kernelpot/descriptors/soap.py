@@ -33,7 +33,7 @@ import numbers
 import numpy as np
 
 from ..structures.neighbours import neighbour_list
-from ..structures.packing import PackedStructures, as_atoms_list, pack
+from ..structures.packing import PackedStructures, as_atoms_list, pack, structure_chunks, sub_packing
 from ._expansion import restrict_neighbours, run_over_centers, species_indices
 from ._radial import cutoff_padding, make_radial_basis
 from ._soap_kernels import feature_block_offsets, power_spectrum_kernel, soap_gradients_kernel
@@ -214,11 +214,11 @@ class SOAP(Descriptor):
         block_offsets, n_features = feature_block_offsets(len(species), self.n_max, self.l_max)
         atom_species = species_indices(packed.numbers, species)
         features = np.empty((packed.n_atoms, n_features))
-        chunks = list(_chunks(packed.offsets, _CHUNK_ATOMS))
+        chunks = list(structure_chunks(packed.offsets, _CHUNK_ATOMS))
         cutoff = float(self.r_cut) + cutoff_padding(float(self.sigma))
         if not gradients:
             for first, last in chunks:
-                sub, start, stop = _sub_packed(packed, first, last)
+                sub, start, stop = sub_packing(packed, first, last)
                 pairs = self._pairs(sub, cutoff)
                 self._features_chunk(pairs, atom_species, len(species), start, stop, basis, features)
             return AtomicFeatures(features, packed.offsets, packed.numbers)
@@ -254,7 +254,7 @@ class SOAP(Descriptor):
         plans = []
         n_rows = 0
         for first, last in chunks:
-            sub, start, stop = _sub_packed(packed, first, last)
+            sub, start, stop = sub_packing(packed, first, last)
             pairs = self._pairs(sub, cutoff, grouped=True)
             rows = _pair_rows(pairs[0], pairs[3], n_rows)
             plans.append((start, stop, n_rows, pairs, rows))
@@ -309,33 +309,6 @@ def _zeros(shape) -> np.ndarray:
 
 def _tables(basis):
     return basis.kind, basis.eta, basis.table_a, basis.table_b, basis.spline, basis.inv_spacing
-
-
-def _chunks(offsets: np.ndarray, max_atoms: int):
-    """Consecutive structure ranges ``(first, last)`` of at most ``max_atoms`` atoms (or one structure)."""
-    first = 0
-    n_structures = len(offsets) - 1
-    while first < n_structures:
-        last = first + 1
-        while last < n_structures and offsets[last + 1] - offsets[first] <= max_atoms:
-            last += 1
-        yield first, last
-        first = last
-
-
-def _sub_packed(packed: PackedStructures, first: int, last: int):
-    """Structures ``first:last`` as their own packing, with their global atom range."""
-    start, stop = int(packed.offsets[first]), int(packed.offsets[last])
-    if first == 0 and last == packed.n_structures:
-        return packed, start, stop
-    sub = PackedStructures(
-        positions=packed.positions[start:stop],
-        numbers=packed.numbers[start:stop],
-        cells=packed.cells[first:last],
-        pbc=packed.pbc[first:last],
-        offsets=packed.offsets[first : last + 1] - start,
-    )
-    return sub, start, stop
 
 
 def _pair_rows(pair_center, pair_offsets, row_start):

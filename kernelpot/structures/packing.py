@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
-__all__ = ["PackedStructures", "pack", "as_atoms_list"]
+__all__ = ["PackedStructures", "pack", "as_atoms_list", "structure_chunks", "sub_packing"]
 
 
 @dataclass(frozen=True)
@@ -146,3 +146,37 @@ def _check_cell(index: int, cell: np.ndarray, periodic: np.ndarray) -> None:
                 f"structure {index} has a periodic cell of zero volume (its periodic "
                 f"lattice vectors are linearly dependent): cell={cell.tolist()}"
             )
+
+
+def structure_chunks(offsets: np.ndarray, max_atoms: int):
+    """Yield consecutive structure ranges ``(first, last)`` of at most ``max_atoms`` atoms.
+
+    A structure larger than ``max_atoms`` is a chunk on its own. Used to
+    bound the memory of per-pair arrays (descriptor gradients).
+    """
+    first, n_structures = 0, len(offsets) - 1
+    while first < n_structures:
+        last = int(np.searchsorted(offsets, offsets[first] + max_atoms, side="right")) - 1
+        last = min(max(last, first + 1), n_structures)
+        yield first, last
+        first = last
+
+
+def sub_packing(packed: PackedStructures, first: int, last: int):
+    """Structures ``first:last`` of ``packed`` as their own packing.
+
+    Returns
+    -------
+    sub : PackedStructures
+    start, stop : int
+        The global atom range of ``sub`` in ``packed``.
+    """
+    start, stop = int(packed.offsets[first]), int(packed.offsets[last])
+    if first == 0 and last == packed.n_structures:
+        return packed, start, stop
+    sub = PackedStructures(
+        positions=packed.positions[start:stop], numbers=packed.numbers[start:stop],
+        cells=packed.cells[first:last], pbc=packed.pbc[first:last],
+        offsets=packed.offsets[first : last + 1] - start,
+    )
+    return sub, start, stop

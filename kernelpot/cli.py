@@ -78,19 +78,14 @@ def _fit(args) -> int:
     return 0
 
 
-def _errors(model, data) -> dict:
-    from .potential.metrics import error_table
-
-    return error_table(model, data)
-
-
 def _evaluate(args) -> int:
+    from .potential.metrics import error_table
     from .potential.serialization import load_model
 
     model = load_model(args.model)
     data = _read(args.test, args, required=("energy",))
     _report_skips(data, args.quiet)
-    table = _errors(model, data)
+    table = error_table(model, data)
     if args.json:
         print(json.dumps(table, indent=2))
     else:

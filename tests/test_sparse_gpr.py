@@ -99,19 +99,24 @@ def _energy(model, atoms):
     return model.predict(atoms)["energy"][0]
 
 
-@pytest.mark.parametrize("kind", ["2b", "dot", "ard", "2b+dot"])
-def test_forces_are_minus_energy_gradient(cu_data, kind):
-    model = _fitted(cu_data, kind)
-    atoms = _cu(99, a=3.61)
-    forces = model.predict(atoms, properties=("forces",))["forces"]
-    h = 1e-5
-    fd = np.zeros_like(forces)
+
+def _finite_difference_forces(model, atoms, h=1e-5):
+    """-dE/dr of every atom by central differences (eV/Å)."""
+    fd = np.zeros((len(atoms), 3))
     for i in range(len(atoms)):
         for a in range(3):
             plus, minus = atoms.copy(), atoms.copy()
             plus.positions[i, a] += h
             minus.positions[i, a] -= h
             fd[i, a] = -(_energy(model, plus) - _energy(model, minus)) / (2 * h)
+    return fd
+
+@pytest.mark.parametrize("kind", ["2b", "dot", "ard", "2b+dot"])
+def test_forces_are_minus_energy_gradient(cu_data, kind):
+    model = _fitted(cu_data, kind)
+    atoms = _cu(99, a=3.61)
+    forces = model.predict(atoms, properties=("forces",))["forces"]
+    fd = _finite_difference_forces(model, atoms)
     assert np.abs(forces).max() > 0.1
     assert np.abs(fd - forces).max() <= 1e-6 * np.abs(forces).max()
     np.testing.assert_allclose(forces.sum(0), 0.0, atol=1e-10)
@@ -493,14 +498,7 @@ def test_soap_term_forces_are_minus_energy_gradient(cu_data):
         structures, energies=energies, forces=forces)
     atoms = _cu(97, a=3.59)
     predicted = model.predict(atoms, properties=("forces",))["forces"]
-    h = 1e-5
-    fd = np.zeros_like(predicted)
-    for i in range(len(atoms)):
-        for a in range(3):
-            plus, minus = atoms.copy(), atoms.copy()
-            plus.positions[i, a] += h
-            minus.positions[i, a] -= h
-            fd[i, a] = -(_energy(model, plus) - _energy(model, minus)) / (2 * h)
+    fd = _finite_difference_forces(model, atoms)
     assert np.abs(fd - predicted).max() <= 1e-6 * np.abs(predicted).max()
     # The fit with SOAP beats the pair term alone on held-out EMT forces.
     test = [_cu(80 + s, a=3.55 + 0.02 * s) for s in range(3)]

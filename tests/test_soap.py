@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+
 import pytest
 from ase import Atoms
 from ase.build import bulk, molecule
 from scipy.spatial.transform import Rotation
 
+from _finite_differences import strain_derivative
 from kernelpot.descriptors import soap as soap_module
 from kernelpot.descriptors._expansion import (
     cutoff_padding,
@@ -372,15 +374,7 @@ def test_gradient_vectors_give_the_strain_derivative(tiny_cells):
     X, G = descriptor.transform(atoms, gradients=True)
     analytic = np.zeros((len(atoms), 3, 3, descriptor.n_features))
     np.add.at(analytic, G.center, np.einsum("pa,pbk->pabk", G.vectors, G.values))
-    step = 1e-5
+    numerical = strain_derivative(descriptor.transform, atoms, 1e-5)
     for a in range(3):
         for b in range(3):
-            strained = []
-            for sign in (1, -1):
-                strain = np.eye(3)
-                strain[a, b] += sign * step
-                deformed = atoms.copy()
-                deformed.set_cell(atoms.cell.array @ strain, scale_atoms=True)
-                strained.append(np.asarray(descriptor.transform(deformed)))
-            numerical = (strained[0] - strained[1]) / (2 * step)
-            assert relative_error(analytic[:, a, b], numerical) <= 1e-6
+            assert relative_error(analytic[:, a, b], numerical[a, b]) <= 1e-6

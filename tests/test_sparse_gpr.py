@@ -6,11 +6,13 @@ a small test descriptor with analytic gradients defined here.
 """
 
 import numpy as np
+
 import pytest
 from ase import Atoms
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
+from _finite_differences import strain_derivative
 from kernelpot.descriptors.base import AtomicFeatures, Descriptor, SparseGradients
 from kernelpot.descriptors.distance_2b import Distance2B, cosine_cutoff
 from kernelpot.io import read_labelled
@@ -127,18 +129,7 @@ def test_virial_and_stress_are_the_strain_derivative(cu_data, kind):
     model = _fitted(cu_data, kind)
     atoms = _cu(98, a=3.58)
     out = model.predict(atoms, properties=("virial", "stress"))
-    h = 1e-5
-    fd = np.zeros((3, 3))
-    for a in range(3):
-        for b in range(3):
-            energies = []
-            for sign in (1, -1):
-                strain = np.eye(3)
-                strain[a, b] += sign * h
-                strained = atoms.copy()
-                strained.set_cell(atoms.cell.array @ strain, scale_atoms=True)
-                energies.append(_energy(model, strained))
-            fd[a, b] = -(energies[0] - energies[1]) / (2 * h)
+    fd = -strain_derivative(lambda strained: _energy(model, strained), atoms, 1e-5)
     virial = out["virial"][0]
     assert np.abs(virial - fd).max() <= 1e-6 * np.abs(virial).max()
     voigt = -virial / atoms.get_volume()

@@ -23,36 +23,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from ase import Atoms
 from ase.io import read
 from ase.neighborlist import neighbor_list
 
+from kernelpot.bench.systems import water_box
 from kernelpot.structures.neighbours import neighbour_list
 from kernelpot.structures.packing import pack
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 QM7 = SHARED_DATA / "qm" / "qm7_qml" / "qm7_pbe0_7101.extxyz"
-WATER_MASS_G_MOL = 18.015
-AVOGADRO = 6.02214076e23
-
-
-def water_box(n_side: int = 4, density_g_cm3: float = 1.0, seed: int = 0) -> Atoms:
-    """Cubic periodic box of ``n_side**3`` rigid water molecules at the given density."""
-    rng = np.random.default_rng(seed)
-    n_molecules = n_side**3
-    volume_a3 = n_molecules * WATER_MASS_G_MOL / AVOGADRO / density_g_cm3 * 1e24
-    length = volume_a3 ** (1.0 / 3.0)
-    angle = np.deg2rad(104.52)
-    monomer = np.array([[0.0, 0.0, 0.0], [0.9572, 0.0, 0.0],
-                        [0.9572 * np.cos(angle), 0.9572 * np.sin(angle), 0.0]])
-    grid = (np.indices((n_side,) * 3).reshape(3, -1).T + 0.5) * (length / n_side)
-    positions = []
-    for centre in grid:
-        rotation, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-        positions.append(monomer @ rotation.T + centre + rng.uniform(-0.3, 0.3, 3))
-    return Atoms("OH2" * n_molecules, positions=np.concatenate(positions), cell=[length] * 3, pbc=True)
-
 
 def best_time(function, repeat: int) -> float:
     times = []
@@ -81,6 +61,7 @@ import time
 t0 = time.perf_counter()
 from ase.build import bulk, molecule
 from kernelpot.structures.packing import pack
+from kernelpot.bench.systems import water_box
 from kernelpot.structures.neighbours import neighbour_list
 t1 = time.perf_counter()
 c1 = time.process_time()

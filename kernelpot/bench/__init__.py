@@ -1,0 +1,8 @@
+"""One command that measures kernelpot against every installed peer code (``kernelpot bench``).
+
+Each case runs kernelpot and a peer (dscribe, qmllib, skmatter, scikit-learn,
+QUIP's ``gap_fit``) in the same process, or in sibling subprocesses measured the
+same way, on the same inputs, and returns :class:`~kernelpot.bench.results.Row`
+objects; :mod:`kernelpot.bench.runner` writes them to ``benchmarks/RESULTS.md``.
+The detailed, per-topic scripts live in the repository's ``benchmarks/`` folder.
+"""

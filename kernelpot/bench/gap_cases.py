@@ -1,0 +1,92 @@
+"""GAP potential benchmark: kernelpot fit against QUIP's ``gap_fit`` on the bundled mlearn Si data."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .results import PeerUnavailable, Row
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "mlearn_si"
+GAP_STRING = ("distance_2b cutoff=5.0 n_sparse=20 covariance_type=ard_se delta=2.0 theta_uniform=1.0 "
+              "sparse_method=uniform : soap l_max=6 n_max=8 atom_sigma=0.5 cutoff=5.0 cutoff_transition_width=1.0 "
+              "delta=0.2 covariance_type=dot_product zeta=4 n_sparse={n_sparse} sparse_method=cur_points")
+
+
+def run_measured(command: list[str], cwd: str, env: dict) -> tuple[float, float]:
+    """Run ``command`` in ``cwd``; return (wall time in s, peak resident memory in MiB, from wait4)."""
+    start = time.perf_counter()
+    with open(Path(cwd) / f"{Path(command[0]).name}.log", "w") as log:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+    if status != 0:
+        tail = Path(log.name).read_text().strip().splitlines()[-3:]
+        raise RuntimeError(f"{' '.join(command[:3])} ... failed: " + " | ".join(tail))
+    return time.perf_counter() - start, usage.ru_maxrss / 1024
+
+
+def test_errors(energies, forces, frames) -> tuple[float, float]:
+    """Energy RMSE (meV/atom) and force-component RMSE (eV/Å) against the frames' labels."""
+    de = [(e - a.get_potential_energy()) / len(a) for e, a in zip(energies, frames)]
+    df = np.concatenate([(f - a.get_forces()).ravel() for f, a in zip(forces, frames)])
+    return 1e3 * float(np.sqrt(np.mean(np.square(de)))), float(np.sqrt(np.mean(df**2)))
+
+
+def gap_vs_gap_fit(quick: bool) -> list[Row]:
+    """Fit time, peak memory and test errors of the same gap_fit recipe in both codes (energies and forces)."""
+    from ase.io import read, write
+
+    if shutil.which("gap_fit") is None:
+        raise PeerUnavailable("gap_fit is not on PATH (pip install quippy-ase)")
+    if not DATA.is_dir():
+        raise PeerUnavailable(f"bundled data not found at {DATA} (run from a source checkout)")
+    train = read(DATA / "mlearn_Si_training.extxyz", ":")
+    test = read(DATA / "mlearn_Si_test.extxyz", ":")
+    if quick:
+        train, test = train[::4], test[::2]
+    gap = GAP_STRING.format(n_sparse=300 if quick else 1000)
+    env = dict(os.environ, OMP_NUM_THREADS=str(os.cpu_count()), OPENBLAS_NUM_THREADS="1")
+    measured = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        write(f"{tmp}/train.xyz", train)
+        measured["gap_fit"] = run_measured(
+            ["gap_fit", "at_file=train.xyz", f"gap={{{gap}}}", "default_sigma={0.002 0.1 0.05 0.0}",
+             "e0_method=average", "energy_parameter_name=energy", "force_parameter_name=forces",
+             "virial_parameter_name=none", "gp_file=gap.xml"], tmp, env)
+        from quippy.potential import Potential
+
+        potential = Potential(param_filename=f"{tmp}/gap.xml")
+        energies, forces = [], []
+        for atoms in test:
+            copy = atoms.copy()
+            copy.calc = potential
+            energies.append(copy.get_potential_energy())
+            forces.append(copy.get_forces())
+        errors = {"gap_fit": test_errors(energies, forces, test)}
+
+        measured["kernelpot"] = run_measured(
+            [sys.executable, "-m", "kernelpot.cli", "fit", "train.xyz", "-o", "kp.kpot", "--gap", f"{{{gap}}}",
+             "--default-sigma", "0.002,0.1,0.05", "--virial-key", "none", "--stress-key", "none", "--quiet"],
+            tmp, env)
+        from kernelpot.potential.serialization import load_model
+
+        prediction = load_model(f"{tmp}/kp.kpot").predict(test, properties=("energy", "forces"))
+        split = np.cumsum([len(a) for a in test])[:-1]
+        errors["kernelpot"] = test_errors(prediction["energy"], np.split(prediction["forces"], split), test)
+    task = (f"GAP fit, mlearn Si ({len(train)} train / {len(test)} test structures), 2b + SOAP "
+            f"{gap.split('n_sparse=')[-1].split()[0]} CUR points, E+F")
+    kp, gf = measured["kernelpot"], measured["gap_fit"]
+    return [
+        Row("quippy gap_fit", task, "fit wall time", "s", kp[0], gf[0], "lower"),
+        Row("quippy gap_fit", task, "fit peak memory", "MiB", kp[1], gf[1], "lower"),
+        Row("quippy gap_fit", task, "test energy RMSE", "meV/atom", errors["kernelpot"][0], errors["gap_fit"][0],
+            "lower", "gap_fit picks CUR points at random: a few % run to run"),
+        Row("quippy gap_fit", task, "test force RMSE", "eV/Å", errors["kernelpot"][1], errors["gap_fit"][1], "lower"),
+    ]

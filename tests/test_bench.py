@@ -1,0 +1,70 @@
+"""``kernelpot bench``: report contents, skips of missing peers, failures kept apart, a real case."""
+
+import argparse
+
+import numpy as np
+import pytest
+
+from kernelpot.bench import runner
+from kernelpot.bench.results import PeerUnavailable, Row, Skip, markdown
+from kernelpot.cli import build_parser
+
+
+def _args(tmp_path, only, quick=True):
+    return argparse.Namespace(quick=quick, only=only, output=tmp_path / "RESULTS.md")
+
+
+def test_row_ratio_is_kernelpot_over_peer():
+    row = Row("peer", "task", "throughput", "atoms/s", 30.0, 10.0, "higher")
+    assert row.ratio == pytest.approx(3.0)
+    assert np.isnan(Row("peer", "task", "t", "s", 1.0, 0.0, "lower").ratio)
+
+
+def test_markdown_has_machine_versions_rows_and_skips():
+    text = markdown([Row("dscribe", "SOAP", "throughput", "atoms/s", 2000.0, 1000.0, "higher", "parity 1e-12")],
+                    [Skip("MBTR vs dscribe", "crashes")], quick=True, seconds=1.0)
+    assert "| dscribe | SOAP | throughput (atoms/s) | 2000 | 1000 | 2 | higher | parity 1e-12 |" in text
+    assert "Machine:" in text and "numba" in text and "- MBTR vs dscribe: crashes" in text
+
+
+def test_missing_peer_is_skipped_and_a_crash_does_not_lose_other_rows(tmp_path, monkeypatch):
+    def crashes(quick):
+        raise RuntimeError("peer exploded")
+
+    def unavailable(quick):
+        raise PeerUnavailable("no data here")
+
+    def works(quick):
+        return [Row("fake", "works", "wall time", "s", 1.0, 4.0, "lower")]
+
+    monkeypatch.setattr(runner, "CASES", {
+        "missing": (("no_such_peer_module_xyz",), works, "missing peer"),
+        "crash": (("numpy",), crashes, "crashing peer"),
+        "unavailable": (("numpy",), unavailable, "unavailable input"),
+        "ok": (("numpy",), works, "working case"),
+    })
+    assert runner.run(_args(tmp_path, ["missing", "crash", "unavailable", "ok"])) == 0
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| fake | works | wall time (s) | 1 | 4 | 0.25 | lower |" in text
+    assert "- missing peer: no_such_peer_module_xyz is not installed" in text
+    assert "- crashing peer: failed: RuntimeError: peer exploded" in text
+    assert "- unavailable input: no data here" in text
+
+
+def test_unknown_case_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown benchmark case\(s\) \['nope'\]"):
+        runner.run(_args(tmp_path, ["nope"]))
+
+
+def test_cli_parses_bench_options(tmp_path):
+    args = build_parser().parse_args(["bench", "--quick", "--only", "gpr,selection", "--output", str(tmp_path / "r.md")])
+    assert args.quick and args.only == ["gpr", "selection"] and args.handler is runner.run
+
+
+def test_gpr_case_matches_scikit_learn(tmp_path):
+    pytest.importorskip("sklearn")
+    runner.run(_args(tmp_path, ["gpr"]))
+    text = (tmp_path / "RESULTS.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| scikit-learn"))
+    lml_ours, lml_theirs = (float(v) for v in row.split("LML ")[1].split(";")[0].split(" vs "))
+    assert lml_ours == pytest.approx(lml_theirs, rel=1e-6)

@@ -7,10 +7,18 @@ first-call times of kernelpot in fresh processes, with an empty Numba cache
 (cold: compilation) and with the cache just filled (warm: loading); the
 neighbour list (shared with other descriptors) is timed apart from FCHL19.
 
+With ``--kernel``, also the local FCHL19 kernel (functions of ``kernels.py``):
+kernelpot on 1 and on all Numba threads against qmllib's ``get_local_kernel``
+on 1 thread (atom pairs/s), and the peak memory of a symmetric
+``--memory-n`` x ``--memory-n`` structure kernel of QM7 molecules (repeated
+past the 7,101 of QM7; a reduced FCHL19, nRs2=8 and nRs3=4, keeps that run
+short: memory does not depend on the feature length beyond the input itself).
+
 Usage::
 
     python benchmarks/fchl.py [--molecules 2000] [--gradient-molecules 200] [--repeat 3]
-                              [--no-compile-times]
+                              [--no-compile-times] [--kernel] [--kernel-n 400]
+                              [--kernel-n-peer 100] [--memory-n 10000]
 """
 
 from __future__ import annotations
@@ -118,13 +126,51 @@ def first_call_times() -> None:
             )
 
 
+def kernel_section(args) -> None:
+    """Local kernel: thread scaling, ratio to qmllib on one thread, peak memory of a large kernel."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import kernels as kernel_bench
+
+    from kernelpot.kernels.local import LocalKernel
+    from kernelpot.kernels.vector import Gaussian
+
+    n, m = args.kernel_n, args.kernel_n_peer
+    padded, charges, counts = kernel_bench.load(2 * max(n, m))
+    per_atom = kernel_bench.per_atom_slicer(padded, charges, counts)
+    kernel = LocalKernel(Gaussian(2.0), same_element_only=True)
+    kernel(per_atom(0, 5), per_atom(5, 10))  # compile or load the cache
+    rates = {}
+    for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+        rates[threads] = kernel_bench.compare_with_qmllib(kernel, padded, charges, per_atom, n, m, 2.0, threads)
+    peer_one_thread = rates[1][0]
+    print("\nlocal kernel summary (atom pairs/s):")
+    for threads, (_, ours) in rates.items():
+        print(f"  kernelpot {threads} thread(s): {ours / 1e6:8.2f} M/s = x{ours / peer_one_thread:.1f} qmllib "
+              f"on 1 thread, x{ours / rates[1][1]:.2f} kernelpot on 1 thread")
+
+    molecules = read(QM7, ":")
+    molecules = (molecules * (args.memory_n // len(molecules) + 1))[: args.memory_n]
+    features = FCHL19(ELEMENTS, nRs2=8, nRs3=4).transform(molecules)
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    kernel_bench.peak_memory(kernel, features)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--molecules", type=int, default=2000)
     parser.add_argument("--gradient-molecules", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-compile-times", action="store_true")
+    parser.add_argument("--kernel", action="store_true", help="also benchmark the local kernel and its memory")
+    parser.add_argument("--kernel-n", type=int, default=400, help="molecules per side, kernelpot kernel")
+    parser.add_argument("--kernel-n-peer", type=int, default=100, help="molecules per side, qmllib kernel")
+    parser.add_argument("--memory-n", type=int, default=10000, help="structures of the memory check")
+    parser.add_argument("--skip-representations", action="store_true")
     args = parser.parse_args()
+    if args.kernel:
+        kernel_section(args)
+    if args.skip_representations:
+        return
 
     molecules = read(QM7, f":{args.molecules}")
     n_atoms = sum(len(m) for m in molecules)

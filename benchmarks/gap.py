@@ -7,7 +7,12 @@ measured the same way. Prints test RMSEs, fit times and peak memories, and the k
 
 Needs quippy-ase (``pip install -e ".[peers]"``: gap_fit on PATH) and ../shared/data.
 
-    python benchmarks/gap.py [--elements Si Mo] [--threads 2]
+    python benchmarks/gap.py [--elements Si Mo] [--threads 2] [--json-out run.json]
+    python benchmarks/gap.py --elements Mo --reuse-gap-fit run.json   # refit kernelpot only
+
+``--reuse-gap-fit`` takes gap_fit's numbers from the JSON of an earlier run
+(its last line, or ``--json-out``) instead of running gap_fit again; the
+fit-time ratio is then only meaningful if both runs saw the same machine load.
 
 Note: gap_fit picks CUR points at random, so two identical gap_fit runs differ by a few per cent.
 GAP's SOAP (its own radial basis) and kernelpot's dscribe-equal SOAP are not the same descriptor, so
@@ -46,12 +51,16 @@ def run_measured(command, cwd, env):
 
 
 def errors(predicted_e, predicted_f, frames):
+    """Energy RMSE (meV/atom), force RMSE (eV/Å) and energy RMSE by config_type (meV/atom)."""
     de = np.array([(e - a.get_potential_energy()) / len(a) for e, a in zip(predicted_e, frames)])
     df = np.concatenate([(f - a.get_forces()).ravel() for f, a in zip(predicted_f, frames)])
-    return 1e3 * np.sqrt(np.mean(de**2)), np.sqrt(np.mean(df**2))
+    kinds = np.array([a.info.get("config_type", "default") for a in frames])
+    by_kind = {str(k): 1e3 * np.sqrt(np.mean(de[kinds == k] ** 2)) for k in sorted(set(kinds))}
+    return {"energy_rmse_meV_atom": 1e3 * np.sqrt(np.mean(de**2)), "forces_rmse_eV_A": np.sqrt(np.mean(df**2)),
+            "energy_rmse_by_config_type": by_kind, "energy_errors_meV_atom": (1e3 * de).round(2).tolist()}
 
 
-def bench(element, threads):
+def bench(element, threads, reuse=None):
     train_file = DATA / f"mlearn_{element}_training.extxyz"
     test_frames = read(DATA / f"mlearn_{element}_test.extxyz", ":")
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), NUMBA_NUM_THREADS=str(threads),
@@ -60,21 +69,10 @@ def bench(element, threads):
     with tempfile.TemporaryDirectory() as tmp:
         frames = read(train_file, ":")
         write(f"{tmp}/train.xyz", frames)  # energy/forces as plain extxyz keys for gap_fit
-        wall, rss, _ = run_measured(
-            ["gap_fit", "at_file=train.xyz", f"gap={{{GAP}}}", "default_sigma={0.002 0.1 0.05 0.0}",
-             "e0_method=average", "energy_parameter_name=energy", "force_parameter_name=forces",
-             "virial_parameter_name=none", "gp_file=gap.xml"], tmp, env)
-        from quippy.potential import Potential
-
-        pot = Potential(param_filename=f"{tmp}/gap.xml")
-        e, f = [], []
-        for a in test_frames:
-            b = a.copy()
-            b.calc = pot
-            e.append(b.get_potential_energy())
-            f.append(b.get_forces())
-        results["gap_fit"] = dict(zip(("energy_rmse_meV_atom", "forces_rmse_eV_A"), errors(e, f, test_frames)),
-                                  fit_seconds=wall, peak_MiB=rss)
+        if reuse is not None:
+            results["gap_fit"] = reuse
+        else:
+            results["gap_fit"] = run_gap_fit(tmp, env, test_frames)
 
         wall, rss, _ = run_measured(
             [sys.executable, "-m", "kernelpot.cli", "fit", "train.xyz", "-o", "kp.kpot", "--gap", f"{{{GAP}}}",
@@ -85,29 +83,57 @@ def bench(element, threads):
         prediction = model.predict(test_frames, properties=("energy", "forces"))
         offsets = np.cumsum([0] + [len(a) for a in test_frames])
         f = [prediction["forces"][offsets[i]:offsets[i + 1]] for i in range(len(test_frames))]
-        results["kernelpot"] = dict(zip(("energy_rmse_meV_atom", "forces_rmse_eV_A"),
-                                        errors(prediction["energy"], f, test_frames)),
-                                    fit_seconds=wall, peak_MiB=rss)
+        results["kernelpot"] = dict(errors(prediction["energy"], f, test_frames), fit_seconds=wall, peak_MiB=rss)
     return results
+
+
+def run_gap_fit(tmp, env, test_frames):
+    wall, rss, _ = run_measured(
+        ["gap_fit", "at_file=train.xyz", f"gap={{{GAP}}}", "default_sigma={0.002 0.1 0.05 0.0}",
+         "e0_method=average", "energy_parameter_name=energy", "force_parameter_name=forces",
+         "virial_parameter_name=none", "gp_file=gap.xml"], tmp, env)
+    from quippy.potential import Potential
+
+    pot = Potential(param_filename=f"{tmp}/gap.xml")
+    e, f = [], []
+    for a in test_frames:
+        b = a.copy()
+        b.calc = pot
+        e.append(b.get_potential_energy())
+        f.append(b.get_forces())
+    return dict(errors(e, f, test_frames), fit_seconds=wall, peak_MiB=rss)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--elements", nargs="+", default=["Si", "Mo"])
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--reuse-gap-fit", type=Path, help="JSON of an earlier run: take gap_fit's results from it")
+    parser.add_argument("--json-out", type=Path, help="also write the results as JSON to this file")
     args = parser.parse_args()
+    reused = {}
+    if args.reuse_gap_fit is not None:
+        lines = args.reuse_gap_fit.read_text().strip().splitlines()
+        reused = {element: r["gap_fit"] for element, r in json.loads(lines[-1]).items()}
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; threads={args.threads}")
     print(f"gap string: {{{GAP}}}")
     everything = {}
     for element in args.elements:
-        r = bench(element, args.threads)
+        r = bench(element, args.threads, reused.get(element))
         everything[element] = r
         g, k = r["gap_fit"], r["kernelpot"]
         print(f"\nmlearn {element}        {'gap_fit':>12} {'kernelpot':>12} {'ratio kp/gap':>13}")
         for key, label in (("energy_rmse_meV_atom", "E RMSE meV/atom"), ("forces_rmse_eV_A", "F RMSE eV/Å"),
                            ("fit_seconds", "fit wall s"), ("peak_MiB", "peak MiB")):
             print(f"{label:<18}{g[key]:>12.4g} {k[key]:>12.4g} {k[key] / g[key]:>13.3f}")
+        for kind, value in g.get("energy_rmse_by_config_type", {}).items():
+            mine = k["energy_rmse_by_config_type"].get(kind, float("nan"))
+            print(f"  E {kind:<14}{value:>12.4g} {mine:>12.4g} {mine / value:>13.3f}")
+        if element in reused:
+            print("(gap_fit numbers reused from", args.reuse_gap_fit, ")")
     print("\n" + json.dumps(everything))
+    if args.json_out is not None:
+        args.json_out.write_text(json.dumps(everything) + "\n")
 
 
 if __name__ == "__main__":

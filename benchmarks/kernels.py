@@ -57,6 +57,20 @@ def load(n_total):
     return padded, charges, np.array([len(q) for q in charges])
 
 
+def per_atom_slicer(padded, charges, counts):
+    """``per_atom(start, stop)``: LocalFeatures of molecules start:stop, padding rows dropped."""
+    import numpy as np
+
+    from kernelpot.kernels.local import as_local_features
+
+    def per_atom(start, stop):
+        offsets = np.concatenate([[0], np.cumsum(counts[start:stop])])
+        feats = np.concatenate([padded[i, : counts[i]] for i in range(start, stop)])
+        return as_local_features((feats, offsets, np.concatenate(charges[start:stop])))
+
+    return per_atom
+
+
 def timed(func):
     t = time.perf_counter()
     out = func()
@@ -114,22 +128,48 @@ def blas_versus_loop(kernel, per_atom, sigma):
     print(f": BLAS {t_loop / t_blas:.1f}x faster")
 
 
+def peak_memory(kernel, features) -> dict:
+    """Peak memory of the symmetric structure kernel of ``features`` beyond what existed before.
+
+    Two measures: tracemalloc (NumPy allocations made by the call) and the growth
+    of the process's peak resident set (ru_maxrss, which also sees Numba's own
+    allocations); the kernel matrix itself is n_structures² float64.
+    """
+    import resource
+
+    from kernelpot.kernels.local import as_local_features
+
+    features = as_local_features(features)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    tracemalloc.start()
+    t = time.perf_counter()
+    K = kernel(features)
+    elapsed = time.perf_counter() - t
+    traced_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    rss_growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before
+    n = K.shape[0]
+    print(
+        f"\nmemory, symmetric {n}x{n} ({features.n_atoms} atoms, {features.n_features} features, {elapsed:.0f} s): "
+        f"kernel matrix {K.nbytes / 1e6:.1f} MB; tracemalloc peak {traced_peak / 1e6:.1f} MB "
+        f"(overhead {(traced_peak - K.nbytes) / 1e6:.1f} MB); peak RSS growth {rss_growth / 1e6:.1f} MB "
+        f"(overhead {(rss_growth - K.nbytes) / 1e6:.1f} MB); input features {features.features.nbytes / 1e6:.1f} MB "
+        "(allocated before)"
+    )
+    return {"matrix": K.nbytes, "traced_peak": traced_peak, "rss_growth": rss_growth}
+
+
 def main():
     args = parse_args()
     if args.cold:
         os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="kernelpot-numba-")
     import numba
-    import numpy as np
 
-    from kernelpot.kernels.local import LocalKernel, as_local_features
+    from kernelpot.kernels.local import LocalKernel
     from kernelpot.kernels.vector import Gaussian
 
     padded, charges, counts = load(max(2 * args.n, 2 * args.n_peer, args.n_memory))
-
-    def per_atom(start, stop):
-        offsets = np.concatenate([[0], np.cumsum(counts[start:stop])])
-        feats = np.concatenate([padded[i, : counts[i]] for i in range(start, stop)])
-        return as_local_features((feats, offsets, np.concatenate(charges[start:stop])))
+    per_atom = per_atom_slicer(padded, charges, counts)
 
     kernel = LocalKernel(Gaussian(args.sigma), same_element_only=True)
     _, t_first = timed(lambda: (kernel(per_atom(0, 5), per_atom(5, 10)), kernel(per_atom(0, 5))))
@@ -142,16 +182,7 @@ def main():
     blas_versus_loop(kernel, per_atom, args.sigma)
 
     numba.set_num_threads(os.cpu_count())
-    big = per_atom(0, args.n_memory)
-    tracemalloc.start()
-    K_big = kernel(big)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    print(
-        f"\nmemory, symmetric {args.n_memory}x{args.n_memory}: peak {peak / 1e6:.1f} MB, kernel matrix "
-        f"{K_big.nbytes / 1e6:.1f} MB, overhead {(peak - K_big.nbytes) / 1e6:.1f} MB "
-        f"(input features {big.features.nbytes / 1e6:.1f} MB, allocated before)"
-    )
+    peak_memory(kernel, per_atom(0, args.n_memory))
     print(f"kernelpot scaling 1 -> {os.cpu_count()} threads: {rates[os.cpu_count()][1] / rates[1][1]:.2f}x")
     return 0
 

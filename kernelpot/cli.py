@@ -66,6 +66,7 @@ def _fit(args) -> int:
     if len(sigma) != 3:
         raise SystemExit("--default-sigma needs at least 3 numbers: energy (eV/atom), force (eV/Å), virial (eV/atom)")
     model = SparseGPR(terms, default_sigma=tuple(sigma), e0=args.e0, max_block_memory=args.max_block_memory,
+                      max_memory=args.max_memory, n_jobs=args.n_jobs, scheduler=args.scheduler,
                       random_state=args.seed, verbose=not args.quiet)
     start = time.perf_counter()
     model.fit(data.atoms, energies=data.energies, forces=data.forces, virials=data.virials,
@@ -163,7 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--default-sigma", type=_floats, default=[0.002, 0.1, 0.05, 0.0],
                      help="energy (eV/atom), force (eV/Å), virial (eV/atom)[, hessian: ignored]")
     fit.add_argument("--e0", default="average", help="per-species reference energies: average | isolated | a number")
-    fit.add_argument("--max-block-memory", type=float, default=512.0, help="MiB for one block of the fit")
+    fit.add_argument("--max-block-memory", type=float, default=512.0,
+                     help="MiB for one block of the fit (used without --max-memory)")
+    fit.add_argument("--max-memory", default=None,
+                     help="memory budget of the whole fit, e.g. 4GB or 3500MiB: chooses the block size; "
+                          "the estimated peak is printed before the fit")
+    fit.add_argument("--n-jobs", type=int, default=None,
+                     help="local processes building the fit's blocks (default: this process, with threads)")
+    fit.add_argument("--scheduler", default=None,
+                     help="Dask scheduler address tcp://HOST:PORT: build the blocks on its workers "
+                          "(pip install 'kernelpot[distributed]')")
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--on-missing", choices=["raise", "skip"], default="raise",
                      help="structures lacking a label: stop with an error, or skip and count them")
@@ -194,6 +204,16 @@ def build_parser() -> argparse.ArgumentParser:
     md.add_argument("--seed", type=int, default=0)
     md.add_argument("--quiet", action="store_true")
     md.set_defaults(handler=_md)
+
+    from .bench import runner as bench_runner  # light: imports peers only when run
+
+    bench = sub.add_parser("bench", help="benchmark kernelpot against every installed peer code; writes RESULTS.md")
+    bench_runner.add_arguments(bench)
+    bench.set_defaults(handler=bench_runner.run)
+
+    from .active.cli import add_learn_parser  # light: the loop is imported only when run
+
+    add_learn_parser(sub)
     return parser
 
 
@@ -206,7 +226,7 @@ def main(argv=None) -> int:
             pass
     try:
         return args.handler(args)
-    except (ValueError, TypeError, FileNotFoundError) as error:
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
         print(f"kernelpot {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -330,3 +330,40 @@ def test_local_gaussian_matches_qmllib_fchl19(qm7_fchl19):
     np.testing.assert_allclose(K, reference.T, rtol=1e-10)
     reference_sym = qk.get_local_symmetric_kernel(padded, charges, sigma)
     np.testing.assert_allclose(kernel(lf), reference_sym, rtol=1e-10)
+
+
+@pytest.mark.parametrize("screen", [True, False])
+def test_dense_gaussian_force_force_equals_pair_loop(screen, monkeypatch):
+    lf_a, grad_a = toy_descriptor(random_structures(11, [3, 5, 2]))
+    lf_b, grad_b = toy_descriptor(random_structures(12, [4, 3]))
+    kernel = LocalKernel(Gaussian(1.7), same_element_only=screen)
+    dense = kernel.force_force(lf_a, grad_a, lf_b, grad_b)
+    monkeypatch.setattr(local_module, "_DENSE_FORCE_MAX_ATOMS", 0)  # force the Numba pair loop
+    loop = kernel.force_force(lf_a, grad_a, lf_b, grad_b)
+    np.testing.assert_allclose(dense, loop, rtol=1e-11, atol=1e-13 * np.abs(loop).max())
+
+
+@pytest.mark.parametrize("base", [Gaussian(1.0), Laplacian(1.0)], ids=["gaussian", "laplacian"])
+def test_structure_kernels_for_several_sigmas(base):
+    lf_a, _ = toy_descriptor(random_structures(13, [3, 5, 2, 4]))
+    lf_b, _ = toy_descriptor(random_structures(14, [4, 3]))
+    kernel = LocalKernel(base, same_element_only=True)
+    sigmas = [0.7, 2.0, 5.0]
+    many_sym, many = kernel.structure_kernels(lf_a, sigmas=sigmas), kernel.structure_kernels(lf_a, lf_b, sigmas=sigmas)
+    assert many.shape == (3, 4, 2)
+    for s, sigma in enumerate(sigmas):
+        single = LocalKernel(clone(base).set_params(sigma=sigma), same_element_only=True)
+        np.testing.assert_allclose(many_sym[s], single(lf_a), rtol=1e-13)
+        np.testing.assert_allclose(many[s], single(lf_a, lf_b), rtol=1e-13)
+    assert kernel.base.sigma == 1.0  # the kernel itself is unchanged
+
+
+def test_structure_kernels_validation():
+    lf, _ = toy_descriptor(random_structures(15, [3, 3]))
+    with pytest.raises(TypeError, match="`sigmas` need a base kernel with a length scale; got Linear"):
+        LocalKernel(Linear()).structure_kernels(lf, sigmas=[1.0])
+    for bad in ([], [1.0, -2.0], [np.nan], [[1.0, 2.0]]):
+        with pytest.raises(ValueError, match="`sigmas` must be a non-empty 1-D sequence of finite values > 0"):
+            LocalKernel(Gaussian()).structure_kernels(lf, sigmas=bad)
+    with pytest.raises(ValueError, match="`X` and `Y` must have the same n_features; got 5 and 4"):
+        LocalKernel(Gaussian()).structure_kernels(lf, (np.ones((2, 4)), [0, 2], [1, 1]), sigmas=[1.0])

@@ -84,3 +84,36 @@ def test_missing_array(tmp_path):
     _write_raw(tmp_path / "g.kpot", header)
     with pytest.raises(ModelFileError, match="array 'alpha' is missing or corrupt"):
         load_model_file(tmp_path / "g.kpot")
+
+
+def test_per_centre_species_terms_round_trip(tmp_path):
+    """A model whose terms wrap SOAP in CentreSpecies (gap string ``Z=``) saves and predicts identically."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    from kernelpot.descriptors.soap import SOAP
+    from kernelpot.models._gap_centres import CentreSpecies
+    from kernelpot.models._gap_covariance import NormalisedDotProduct
+    from kernelpot.models.sparse_gpr import GAPTerm, SparseGPR
+    from kernelpot.potential.serialization import load_model, save_model
+
+    frames = []
+    for seed in range(4):
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
+        atoms[0].symbol = "Au"
+        atoms.rattle(0.05, seed=seed)
+        atoms.calc = EMT()
+        frames.append(atoms)
+    soap = SOAP(["Cu", "Au"], r_cut=4.0, n_max=3, l_max=2, periodic=True)
+    terms = [GAPTerm(CentreSpecies(soap, [z]), NormalisedDotProduct(zeta=2), delta=0.2, n_sparse=n)
+             for z, n in ((29, 8), (79, 3))]
+    model = SparseGPR(terms).fit(frames, energies=[a.get_potential_energy() for a in frames],
+                                 forces=[a.get_forces() for a in frames])
+    save_model(model, tmp_path / "m.kpot")
+    loaded = load_model(tmp_path / "m.kpot")
+    assert isinstance(loaded.terms_[1].descriptor, CentreSpecies)
+    assert loaded.terms_[1].descriptor.species == [79]
+    before = model.predict(frames, properties=("energy", "forces"))
+    after = loaded.predict(frames, properties=("energy", "forces"))
+    np.testing.assert_array_equal(before["energy"], after["energy"])
+    np.testing.assert_array_equal(before["forces"], after["forces"])

@@ -1,15 +1,30 @@
-"""Descriptors: per-atom (SOAP, λ-SOAP, FCHL19, distance_2b) and global (MBTR, Coulomb matrix) features."""
+"""Descriptors: per-atom (SOAP, λ-SOAP, FCHL19, distance_2b) and global (MBTR, Coulomb matrix) features.
 
-from .base import AtomicFeatures, Descriptor, SparseGradients
-from .coulomb_matrix import CoulombMatrix
-from .distance_2b import Distance2B
-from .dscribe_adapter import DscribeDescriptor, from_dscribe
-from .fchl19 import FCHL19
-from .lambda_soap import LambdaSOAP
-from .mbtr import MBTR
-from .soap import SOAP
+The names below are imported on first use (PEP 562), so that
+``from kernelpot.descriptors import SOAP`` loads only SOAP's modules: start-up
+time is part of the interface (a short script should not pay for every
+descriptor's imports).
+"""
 
-__all__ = [
-    "AtomicFeatures", "Descriptor", "SparseGradients", "SOAP", "LambdaSOAP", "FCHL19", "MBTR",
-    "CoulombMatrix", "Distance2B", "DscribeDescriptor", "from_dscribe",
-]
+from __future__ import annotations
+
+from .._lazy import lazy_getattr
+
+_EXPORTS = {
+    "AtomicFeatures": "base",
+    "Descriptor": "base",
+    "SparseGradients": "base",
+    "SOAP": "soap",
+    "LambdaSOAP": "lambda_soap",
+    "FCHL19": "fchl19",
+    "MBTR": "mbtr",
+    "CoulombMatrix": "coulomb_matrix",
+    "Distance2B": "distance_2b",
+    "DscribeDescriptor": "dscribe_adapter",
+    "from_dscribe": "dscribe_adapter",
+}
+
+__all__ = list(_EXPORTS)
+
+
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

@@ -130,7 +130,7 @@ def make_workspace(first, last, pair_offsets, l_max, n_max, n_species, with_grad
 @njit(cache=True, nogil=True)
 def center_expansion(
     i, vectors, pair_offsets, pair_species, center_species,
-    kind, eta, table_a, table_b, spline, inv_spacing, self_density,
+    kind, eta, table_a, table_b, spline, inv_spacing, self_density, r_cut, transition_width,
     l_max, n_max, n_species, prefactors, with_gradients, workspace,
 ):
     """Density coefficients of centre ``i`` and the per-pair pieces of their gradients.
@@ -192,6 +192,8 @@ def center_expansion(
         kind, r, eta, table_a, table_b, spline, inv_spacing, l_max, n_max, rho, drho,
         bessel[0], bessel[1], with_gradients,
     )
+    if transition_width > 0.0:
+        _apply_cutoff_function(r, r_cut, transition_width, rho, drho, with_gradients)
     coefficients[:] = 0.0
     for s in range(n_species):
         _accumulate(harmonics, rho, species_start[s], species_start[s + 1], l_max, n_max, coefficients[s])
@@ -200,6 +202,37 @@ def center_expansion(
     for n in range(n_max):
         own[n] += self_density[n] * _Y00
     return coefficients, harmonics, harmonic_grad, rho, drho, position
+
+
+@njit(cache=True, nogil=True)
+def _apply_cutoff_function(r, r_cut, width, rho, drho, with_gradients):
+    """Weight the radial functions of each pair by GAP's cosine cutoff ``f_c(r)``.
+
+    ``f_c = 1`` for ``r <= r_cut - width``, ``(1 + cos(π (r - r_cut + width) / width)) / 2``
+    up to ``r_cut`` and 0 beyond (QUIP/GAP ``coordination_function``). The
+    weighted functions are ``f_c ρ_ln`` and, since ``drho`` is ``(1/r) dρ/dr``,
+    ``f_c ρ'_ln + (f_c'(r) / r) ρ_ln`` (the product rule, so analytic
+    gradients include ``df_c/dr``).
+    """
+    start = r_cut - width
+    for k in range(r.shape[0]):
+        distance = r[k]
+        if distance <= start:
+            continue
+        if distance >= r_cut:
+            weight = 0.0
+            slope = 0.0
+        else:
+            phase = math.pi * (distance - start) / width
+            weight = 0.5 * (math.cos(phase) + 1.0)
+            slope = -0.5 * math.pi / width * math.sin(phase) / distance
+        values = rho[k]
+        if with_gradients:
+            derivatives = drho[k]
+            for j in range(values.shape[0]):
+                derivatives[j] = weight * derivatives[j] + slope * values[j]
+        for j in range(values.shape[0]):
+            values[j] *= weight
 
 
 @njit(cache=True, nogil=True)
@@ -272,7 +305,7 @@ def coefficients_kernel(
     for i in range(first, last):
         c = center_expansion(
             i, vectors, pair_offsets, pair_species, center_species,
-            kind, eta, table_a, table_b, spline, inv_spacing, self_density,
+            kind, eta, table_a, table_b, spline, inv_spacing, self_density, 0.0, 0.0,
             l_max, n_max, n_species, prefactors, False, workspace,
         )[0]
         for a in range(n_species):
@@ -294,7 +327,7 @@ def pair_gradients_kernel(
     for i in range(first, last):
         _, harmonics, grad, rho, drho, position = center_expansion(
             i, vectors, pair_offsets, dummy_species, dummy_center,
-            kind, eta, table_a, table_b, spline, inv_spacing, np.zeros(n_max),
+            kind, eta, table_a, table_b, spline, inv_spacing, np.zeros(n_max), 0.0, 0.0,
             l_max, n_max, 1, prefactors, True, workspace,
         )
         start = pair_offsets[i]
@@ -339,13 +372,12 @@ def species_indices(numbers: np.ndarray, species_numbers: np.ndarray) -> np.ndar
     return np.searchsorted(species_numbers, numbers).astype(np.int64)
 
 
-def restrict_neighbours(neighbours, r_cut: float, sigma: float):
-    """Pair arrays of ``neighbours`` within ``r_cut + padding``; errors if the list is too short."""
-    cutoff = r_cut + cutoff_padding(sigma)
+def restrict_neighbours(neighbours, cutoff: float):
+    """Pair arrays of ``neighbours`` within ``cutoff`` (Å); errors if the list is too short."""
     if neighbours.cutoff < cutoff * (1.0 - 1e-12):
         raise ValueError(
             f"`neighbours` was built with cutoff {neighbours.cutoff} Å but the density "
-            f"expansion needs r_cut + padding = {cutoff} Å"
+            f"expansion needs {cutoff} Å (r_cut + padding)"
         )
     if neighbours.cutoff <= cutoff * (1.0 + 1e-12):
         return neighbours.center, neighbours.neighbour, neighbours.vectors, neighbours.pair_offsets
@@ -368,7 +400,7 @@ def expand_density(
     """
     species_numbers = np.asarray(species_numbers, dtype=np.int64)
     basis: RadialBasis = make_radial_basis(rbf, float(r_cut), int(n_max), int(l_max), float(sigma))
-    center, neighbour, vectors, offsets = restrict_neighbours(neighbours, float(r_cut), float(sigma))
+    center, neighbour, vectors, offsets = restrict_neighbours(neighbours, float(r_cut) + cutoff_padding(float(sigma)))
     atom_species = species_indices(packed.numbers, species_numbers)
     pair_species = atom_species[neighbour]
     vectors = np.ascontiguousarray(vectors, dtype=np.float64)

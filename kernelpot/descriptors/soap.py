@@ -15,6 +15,21 @@ is kept for ``Z <= Z'`` (and ``n' >= n`` when ``Z = Z'``), in dscribe's order
 prefactor is dscribe's (the square root of the l-dependent normalisation of
 the SOAP kernel in the erratum of Bartók et al. 2013).
 
+GAP-style smooth cutoff (``cutoff_transition_width=w``): as in QUIP/GAP's
+``soap`` descriptor, each neighbour's Gaussian is multiplied by
+
+    f_c(r) = 1                                    r <= r_cut - w
+           = (1 + cos(π (r - r_cut + w) / w)) / 2  r_cut - w < r < r_cut
+           = 0                                    r >= r_cut
+
+(GAP's ``coordination_function``), atoms at ``r >= r_cut`` are excluded (no
+padding), and the centre's own Gaussian is weighted by ``central_weight``
+(GAP's ``central_weight``, not tapered; with the default 1.0 the centre
+counts like in dscribe and in GAP). The features and their gradients are
+then smooth (C¹) as a neighbour crosses ``r_cut``, which dscribe's hard
+cutoff is not. Only the weighting is GAP's: the radial basis and
+normalisation stay dscribe's, so values are not GAP's numbers.
+
 References
 ----------
 A. P. Bartók, R. Kondor, G. Csányi, "On representing chemical environments",
@@ -27,7 +42,6 @@ doi:10.1016/j.cpc.2019.106949.
 from __future__ import annotations
 
 import dataclasses
-import mmap
 import numbers
 
 import numpy as np
@@ -45,7 +59,7 @@ _RBFS = ("gto", "polynomial")
 # Structures are processed in chunks of about this many atoms so that
 # neighbour lists and expansion coefficients stay small on large inputs.
 _CHUNK_ATOMS = 2048
-_PREFAULT_BYTES = 1 << 26
+_NO_TRANSITION = 0.0  # transition width passed to the kernels: dscribe's unweighted density
 
 
 class SOAP(Descriptor):
@@ -82,6 +96,16 @@ class SOAP(Descriptor):
         structure without a cell of non-zero volume even when its ``pbc`` is
         False; kernelpot computes such a structure as a cluster, so
         molecules and crystals can be mixed in one call.)
+    cutoff_transition_width : float or None, default=None
+        None: dscribe's density (neighbours unweighted, searched within
+        ``r_cut`` plus the Gaussian padding), identical to dscribe. A width
+        ``w`` in Å with ``0 < w <= r_cut``: GAP's smooth cutoff, every
+        neighbour weighted by ``f_c(r)`` decaying from 1 at ``r_cut - w`` to 0
+        at ``r_cut`` (module docstring), atoms beyond ``r_cut`` excluded.
+    central_weight : float, default=1.0
+        Weight (>= 0) of the centre's own Gaussian in its density (GAP's
+        ``central_weight``); 1.0 is dscribe's convention, 0 leaves the
+        centre out.
 
     Attributes
     ----------
@@ -104,9 +128,18 @@ class SOAP(Descriptor):
     >>> X, G = soap.transform(molecule("H2O"), gradients=True)
     >>> G.values.shape == (9, 3, soap.n_features)  # 3 centres x 3 atoms
     True
+
+    GAP's smooth cutoff: neighbours fade out between 3.5 and 4 Å.
+
+    >>> gap = SOAP(["H", "O"], r_cut=4.0, n_max=4, l_max=3, sigma=0.5, cutoff_transition_width=0.5)
+    >>> gap.transform(molecule("H2O")).shape == X.shape
+    True
     """
 
-    def __init__(self, species, r_cut, n_max, l_max, sigma=1.0, rbf="gto", periodic=False):
+    def __init__(
+        self, species, r_cut, n_max, l_max, sigma=1.0, rbf="gto", periodic=False,
+        cutoff_transition_width=None, central_weight=1.0,
+    ):
         self.species = species
         self.r_cut = r_cut
         self.n_max = n_max
@@ -114,6 +147,8 @@ class SOAP(Descriptor):
         self.sigma = sigma
         self.rbf = rbf
         self.periodic = periodic
+        self.cutoff_transition_width = cutoff_transition_width
+        self.central_weight = central_weight
 
     # ------------------------------------------------------------------ validation
     def _species_numbers(self):
@@ -144,7 +179,37 @@ class SOAP(Descriptor):
                 raise ValueError(f"`{name}` must be >= {low}; got {value}")
         if not isinstance(self.periodic, (bool, np.bool_)):
             raise TypeError(f"`periodic` must be True or False; got {self.periodic!r}")
+        self._check_gap_weights()
         return species
+
+    def _check_gap_weights(self) -> None:
+        width = self.cutoff_transition_width
+        if width is not None:
+            if isinstance(width, bool) or not isinstance(width, numbers.Real):
+                raise TypeError(f"`cutoff_transition_width` must be None or a real number in Å; got {width!r}")
+            if not (np.isfinite(width) and 0 < width <= self.r_cut):
+                raise ValueError(
+                    f"`cutoff_transition_width` must be > 0 Å and <= r_cut = {self.r_cut} Å; got {width}"
+                )
+        weight = self.central_weight
+        if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
+            raise TypeError(f"`central_weight` must be a real number; got {weight!r}")
+        if not (np.isfinite(weight) and weight >= 0):
+            raise ValueError(f"`central_weight` must be finite and >= 0; got {weight}")
+
+    def _search_cutoff(self) -> float:
+        """Neighbour-search radius (Å): r_cut (GAP cutoff) or r_cut + Gaussian padding (dscribe)."""
+        if self.cutoff_transition_width is not None:
+            return float(self.r_cut)
+        return float(self.r_cut) + cutoff_padding(float(self.sigma))
+
+    def _weights(self, basis) -> tuple:
+        """Centre density, r_cut and transition width for the kernels (after ``_tables``)."""
+        self_density = basis.self_density
+        if self.central_weight != 1.0:
+            self_density = self_density * float(self.central_weight)
+        width = self.cutoff_transition_width
+        return self_density, float(self.r_cut), _NO_TRANSITION if width is None else float(width)
 
     @property
     def n_features(self) -> int:
@@ -195,9 +260,11 @@ class SOAP(Descriptor):
             ``neighbour`` (global atom indices), ``vectors`` (Å): for each
             centre its self pair first, which holds the total derivative (the
             centre moves with its atom: ``-Σ`` of the centre's other pairs;
-            vector 0), then one pair per neighbour *image* within the padded
-            cutoff (images of one atom in small cells are separate pairs with
-            their own vectors, so the virial is ``-Σ vectors ⊗ dE/dr``).
+            vector 0), then one pair per neighbour *image* within the search
+            cutoff (``r_cut`` + padding, or ``r_cut`` with a
+            ``cutoff_transition_width``; images of one atom in small cells
+            are separate pairs with their own vectors, so the virial is
+            ``-Σ vectors ⊗ dE/dr``).
             Layout in :mod:`kernelpot.descriptors.base`.
 
         Raises
@@ -215,7 +282,7 @@ class SOAP(Descriptor):
         atom_species = species_indices(packed.numbers, species)
         features = np.empty((packed.n_atoms, n_features))
         chunks = list(structure_chunks(packed.offsets, _CHUNK_ATOMS))
-        cutoff = float(self.r_cut) + cutoff_padding(float(self.sigma))
+        cutoff = self._search_cutoff()
         if not gradients:
             for first, last in chunks:
                 sub, start, stop = sub_packing(packed, first, last)
@@ -227,12 +294,10 @@ class SOAP(Descriptor):
         )
 
     def _pairs(self, sub: PackedStructures, cutoff: float, grouped: bool = False):
-        center, neighbour, vectors, offsets = restrict_neighbours(
-            neighbour_list(sub, cutoff), float(self.r_cut), float(self.sigma)
-        )
+        center, neighbour, vectors, offsets = restrict_neighbours(neighbour_list(sub, cutoff), cutoff)
         keys = center * sub.n_atoms + neighbour if grouped else None
         if grouped and np.any(keys[1:] < keys[:-1]):
-            # The gradient kernel needs the images of a neighbour next to each other.
+            # Gradient rows in (centre, neighbour) order, images of one neighbour together.
             order = np.argsort(keys, kind="stable")
             center, neighbour, vectors = center[order], neighbour[order], vectors[order]
         return center, neighbour, np.ascontiguousarray(vectors), offsets
@@ -242,7 +307,7 @@ class SOAP(Descriptor):
         run_over_centers(
             power_spectrum_kernel, stop - start, vectors, offsets,
             atom_species[neighbour + start], atom_species[start:stop],
-            *_tables(basis), basis.self_density, int(self.l_max), int(self.n_max), n_species,
+            *_tables(basis), *self._weights(basis), int(self.l_max), int(self.n_max), n_species,
             features[start:stop],
         )
 
@@ -259,7 +324,10 @@ class SOAP(Descriptor):
             rows = _pair_rows(pairs[0], pairs[3], n_rows)
             plans.append((start, stop, n_rows, pairs, rows))
             n_rows += len(rows[2])
-        values = _zeros((n_rows, 3, features.shape[1]))
+        # Zero pages, faulted in as the kernel writes each row once; the blocks
+        # of species absent from a pair stay zero. (Pre-faulting with
+        # MAP_POPULATE or huge pages measured slower on a loaded VM.)
+        values = np.zeros((n_rows, 3, features.shape[1]))
         center = np.empty(n_rows, dtype=np.int64)
         neighbour = np.empty(n_rows, dtype=np.int64)
         row_vectors = np.zeros((n_rows, 3))
@@ -273,7 +341,7 @@ class SOAP(Descriptor):
             run_over_centers(
                 soap_gradients_kernel, stop - start, vectors, offsets,
                 atom_species[pair_neighbour + start], atom_species[start:stop],
-                pair_rows, self_rows, *_tables(basis), basis.self_density,
+                pair_rows, self_rows, *_tables(basis), *self._weights(basis),
                 int(self.l_max), int(self.n_max), block_offsets,
                 features[start:stop], values,
             )
@@ -285,26 +353,6 @@ def _without_pbc(atoms):
     atoms = atoms.copy()
     atoms.pbc = False
     return atoms
-
-
-def _zeros(shape) -> np.ndarray:
-    """``np.zeros(shape)``, pre-faulted in one system call when large (Linux).
-
-    The gradient array is large (≈ 23 kB per neighbour pair for n_max = 8,
-    l_max = 6, two species) and written once; faulting its pages in one by
-    one on first touch costs more than computing it (and much more in
-    virtual machines). An anonymous ``MAP_POPULATE`` mapping is zero-filled
-    and faulted in by the kernel in bulk; it is freed with the array.
-    """
-    size = int(np.prod(shape)) * 8
-    populate = getattr(mmap, "MAP_POPULATE", None)
-    if populate is None or size < _PREFAULT_BYTES:
-        return np.zeros(shape)
-    try:
-        buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
-    except OSError:
-        return np.zeros(shape)
-    return np.frombuffer(buffer, dtype=np.float64).reshape(shape)
 
 
 def _tables(basis):

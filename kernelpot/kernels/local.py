@@ -27,7 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.gaussian_process.kernels import Hyperparameter, Kernel
+from threadpoolctl import threadpool_limits
 
 from kernelpot.descriptors.base import AtomicFeatures, SparseGradients
 from kernelpot.kernels import _local_kernels as _lk
@@ -39,6 +41,9 @@ __all__ = ["LocalFeatures", "LocalKernel", "as_local_features"]
 # Atoms per side of one Gram block: 2048² float64 = 32 MB at most.
 _BLOCK_ATOMS = 2048
 _EMPTY = np.zeros((0, 0))
+# Largest structure (atoms) for which force-force blocks of a Gaussian kernel use
+# dense per-structure gradients and BLAS: (n, 3n, n_features) floats per structure.
+_DENSE_FORCE_MAX_ATOMS = 40
 
 
 @dataclass(frozen=True, eq=False)
@@ -297,12 +302,52 @@ class LocalKernel(Kernel):
                 kind, p0, p1, p2, screen, symmetric, K, dK,
             )  # fmt: skip
         else:
-            self._gram_assembly(A, B, symmetric, (kind, p0, p1, p2, screen), K, dK)
+            self._gram_assembly(A, B, symmetric, screen, [(kind, p0, p1, p2, K, dK)])
         return (K, dK) if eval_gradient else K
 
-    def _gram_assembly(self, A, B, symmetric, args, K, dK):
-        kind, p0, p1, p2, screen = args
-        want_grad = dK.shape[0] == K.shape[0]
+    def structure_kernels(self, X, Y=None, *, sigmas):
+        """Structure kernels for several length scales ``sigma`` of ``base`` in one pass.
+
+        The Gram blocks of the atom features, the costly part, are computed
+        once and shared by every ``sigma`` (as qmllib's ``get_local_kernels``
+        does), so a hyperparameter scan costs little more than one kernel.
+
+        Parameters
+        ----------
+        X, Y : AtomicFeatures, LocalFeatures or (features, offsets, numbers)
+            Per-atom features; ``Y`` defaults to ``X`` (then one triangle is computed).
+        sigmas : sequence of float
+            Length scales (> 0, units of the features) replacing ``base.sigma``.
+
+        Returns
+        -------
+        ndarray of shape (n_sigmas, n_structures_X, n_structures_Y)
+            ``K[s]`` equals ``structure_kernel`` with ``base.sigma = sigmas[s]``.
+        """
+        if not getattr(self.base, "has_sigma", False):
+            raise TypeError(f"`sigmas` need a base kernel with a length scale; got {type(self.base).__name__}")
+        sigmas = np.atleast_1d(np.asarray(sigmas, dtype=np.float64))
+        if sigmas.ndim != 1 or len(sigmas) == 0 or not np.all(np.isfinite(sigmas) & (sigmas > 0)):
+            raise ValueError(f"`sigmas` must be a non-empty 1-D sequence of finite values > 0; got {sigmas!r}")
+        kernels = [LocalKernel(clone(self.base).set_params(sigma=float(s)), same_element_only=self.same_element_only)
+                   for s in sigmas]
+        if self.base._kind == _vk.LAPLACIAN:
+            return np.stack([kernel.structure_kernel(X, Y) for kernel in kernels])
+        A = as_local_features(X, "X")
+        symmetric = Y is None or Y is X
+        B = A if symmetric else as_local_features(Y, "Y")
+        if A.n_features != B.n_features:
+            raise ValueError(f"`X` and `Y` must have the same n_features; got {A.n_features} and {B.n_features}")
+        out = np.zeros((len(sigmas), A.n_structures, B.n_structures))
+        targets = []
+        for kernel, K in zip(kernels, out):
+            kind, p0, p1, p2, _ = kernel._setup()
+            targets.append((kind, p0, p1, p2, K, _EMPTY))
+        self._gram_assembly(A, B, symmetric, bool(self.same_element_only), targets)
+        return out
+
+    def _gram_assembly(self, A, B, symmetric, screen, targets):
+        """Fill every ``(kind, p0, p1, p2, K, dK)`` of ``targets`` from shared Gram blocks."""
         groups_a = _ElementGroups(A, screen)
         groups_b = groups_a if symmetric else _ElementGroups(B, screen)
         blocks_a = _structure_blocks(A.offsets, _BLOCK_ATOMS)
@@ -313,8 +358,6 @@ class LocalKernel(Kernel):
                 if symmetric and ib < ia:
                     continue
                 upper = symmetric and ib == ia
-                Kb = K[a0:a1, b0:b1]
-                dKb = dK[a0:a1, b0:b1] if want_grad else _EMPTY
                 for z, (xa, na, row_start, _) in rows_a.items():
                     if z not in groups_b.rows:
                         continue
@@ -322,13 +365,16 @@ class LocalKernel(Kernel):
                     if len(xa) == 0 or len(xb) == 0:
                         continue
                     G = xa @ xb.T
-                    _lk.reduce_gram_block(
-                        G, na, nb, row_start, col_start, col_struct, kind, p0, p1, p2, upper, Kb, dKb
-                    )
+                    for kind, p0, p1, p2, K, dK in targets:
+                        dKb = dK[a0:a1, b0:b1] if dK.shape[0] == K.shape[0] else _EMPTY
+                        _lk.reduce_gram_block(
+                            G, na, nb, row_start, col_start, col_struct, kind, p0, p1, p2, upper, K[a0:a1, b0:b1], dKb
+                        )
                 if symmetric:
-                    _mirror_block(K, a0, a1, b0, b1, upper)
-                    if want_grad:
-                        _mirror_block(dK, a0, a1, b0, b1, upper)
+                    for *_, K, dK in targets:
+                        _mirror_block(K, a0, a1, b0, b1, upper)
+                        if dK.shape[0] == K.shape[0]:
+                            _mirror_block(dK, a0, a1, b0, b1, upper)
 
     def __call__(self, X, Y=None, eval_gradient=False):
         """scikit-learn interface: ``K`` and, with ``eval_gradient``, ``dK/dθ`` of shape (n, n, n_free)."""
@@ -406,6 +452,13 @@ class LocalKernel(Kernel):
         nA = np.einsum("ij,ij->i", A.features, A.features)
         nB = np.einsum("ij,ij->i", B.features, B.features)
         K = np.zeros((3 * A.n_atoms, 3 * B.n_atoms))
+        if kind == _vk.GAUSSIAN and max(_largest(A), _largest(B)) <= _DENSE_FORCE_MAX_ATOMS:
+            # Many small products: threaded BLAS only adds synchronisation (40x slower on a busy machine).
+            with threadpool_limits(limits=1):
+                _DenseGradients(A, vA, nbrA, startA).gaussian_force_force(
+                    _DenseGradients(B, vB, nbrB, startB), p0, screen, K
+                )
+            return K
         _lk.force_force_kernel(
             A.features, A.offsets, A.numbers, nA, vA, nbrA, startA,
             B.features, B.numbers, nB, vB, nbrB, startB, kind, p0, p1, p2, screen, K,
@@ -420,3 +473,66 @@ def _mirror_block(K, a0, a1, b0, b1, diagonal):
         block += np.triu(block, 1).T
     else:
         K[b0:b1, a0:a1] = K[a0:a1, b0:b1].T
+
+
+def _largest(lf: LocalFeatures) -> int:
+    return int(np.max(np.diff(lf.offsets)))
+
+
+class _DenseGradients:
+    """Feature gradients of each structure as a dense (n, 3 n, n_features) array (images summed).
+
+    For small structures (molecules) this turns the force-force contraction into
+    a few BLAS products per pair of structures instead of per pair of atoms.
+    """
+
+    def __init__(self, lf: LocalFeatures, values, nbr, start):
+        self.lf = lf
+        self.values, self.nbr, self.start = values, nbr, start
+        self.center = np.repeat(np.arange(lf.n_atoms), np.diff(start))
+        self._cache = {}
+
+    def structure(self, s: int):
+        """Dense gradients D (n, 3n, nf), features x (n, nf) and D_i x_i (n, 3n) of structure ``s``."""
+        if s in self._cache:
+            return self._cache[s]
+        o0, o1 = int(self.lf.offsets[s]), int(self.lf.offsets[s + 1])
+        n, nf = o1 - o0, self.lf.n_features
+        pairs = slice(self.start[o0], self.start[o1])
+        D = np.zeros((n, n, 3, nf))
+        np.add.at(D, (self.center[pairs] - o0, self.nbr[pairs] - o0), self.values[pairs])
+        D = D.reshape(n, 3 * n, nf)
+        x = self.lf.features[o0:o1]
+        out = (D, x, np.einsum("icf,if->ic", D, x), self.lf.numbers[o0:o1])
+        if len(self._cache) < 4096:
+            self._cache[s] = out
+        return out
+
+    def gaussian_force_force(self, other: _DenseGradients, p0: float, screen: bool, K: np.ndarray) -> None:
+        """Fill ``K`` (3 n_atoms_A, 3 n_atoms_B) for ``k = exp(p0 |x - y|²)``, ``p0 = -1/(2σ²)``.
+
+        ``∂²k/∂x∂y = k (I/σ² - d dᵀ/σ⁴)`` with ``d = x_i - y_j``, so per pair of structures
+        ``K_ab = Σ_ij D_i [k_ij/σ²] D_jᵀ - Σ_ij (k_ij/σ⁴) (D_i d_ij)(D_j d_ij)ᵀ``.
+        """
+        inv_s2 = -2.0 * p0
+        nf = self.lf.n_features
+        for a in range(self.lf.n_structures):
+            Da, xa, Pa, za = self.structure(a)
+            na = len(xa)
+            rows = slice(3 * int(self.lf.offsets[a]), 3 * int(self.lf.offsets[a + 1]))
+            Da_by_row = Da.transpose(1, 0, 2).reshape(3 * na, na * nf)
+            for b in range(other.lf.n_structures):
+                Db, xb, Pb, zb = other.structure(b)
+                nb = len(xb)
+                d2 = np.einsum("if,if->i", xa, xa)[:, None] + np.einsum("jf,jf->j", xb, xb)[None, :] - 2 * xa @ xb.T
+                k = np.exp(p0 * np.maximum(d2, 0.0))
+                if screen:
+                    k *= za[:, None] == zb[None, :]
+                W = (k @ Db.reshape(nb, -1)).reshape(na, 3 * nb, nf)  # Σ_j k_ij D_j
+                first = Da_by_row @ W.transpose(1, 0, 2).reshape(3 * nb, na * nf).T
+                u = Pa[:, :, None] - (Da.reshape(-1, nf) @ xb.T).reshape(na, 3 * na, nb)  # D_i (x_i - y_j)
+                v = (Db.reshape(-1, nf) @ xa.T).reshape(nb, 3 * nb, na) - Pb[:, :, None]  # D_j (x_i - y_j)
+                u = (u * k[:, None, :]).transpose(1, 0, 2).reshape(3 * na, na * nb)
+                v = v.transpose(1, 2, 0).reshape(3 * nb, na * nb)
+                cols = slice(3 * int(other.lf.offsets[b]), 3 * int(other.lf.offsets[b + 1]))
+                K[rows, cols] = inv_s2 * first - inv_s2 * inv_s2 * (u @ v.T)

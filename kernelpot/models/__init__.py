@@ -1,9 +1,23 @@
-"""Regressors: kernel ridge, Gaussian process and GAP-style sparse Gaussian process regression."""
+"""Regressors: kernel ridge, Gaussian processes, GAP-style sparse GPR, symmetry-adapted GPR for tensors, densities.
 
-from ._gap_covariance import NormalisedDotProduct, SquaredExponential
-from .gpr import GaussianProcessRegressor
-from .krr import KernelRidge
-from .sparse_gpr import GAPTerm, SparseGPR
+Names are imported on first use (PEP 562), so importing one model does not load the others.
+"""
 
-__all__ = ["KernelRidge", "GaussianProcessRegressor", "SparseGPR", "GAPTerm", "SquaredExponential",
-           "NormalisedDotProduct"]
+from __future__ import annotations
+
+from .._lazy import lazy_getattr
+
+_EXPORTS = {
+    "KernelRidge": "krr",
+    "GaussianProcessRegressor": "gpr",
+    "SparseGPR": "sparse_gpr",
+    "GAPTerm": "sparse_gpr",
+    "SquaredExponential": "_gap_covariance",
+    "NormalisedDotProduct": "_gap_covariance",
+    "SymmetryAdaptedGPR": "sagpr",
+    "TensorRegressor": "sagpr",
+    "DensityModel": "density",
+}
+
+__all__ = list(_EXPORTS)
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

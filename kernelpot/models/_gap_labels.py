@@ -7,7 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 from ase.data import atomic_numbers as _ATOMIC_NUMBERS
 
-__all__ = ["Labels", "check_labels", "check_sigma", "structure_sigmas", "resolve_e0"]
+__all__ = ["Labels", "MIN_DISTANCE", "check_labels", "check_min_distance", "check_sigma", "structure_sigmas",
+           "resolve_e0"]
+
+# Å. No DFT training structure has two nuclei this close (H2 is 0.74 Å): such
+# a frame is a corrupt or duplicated-atom entry and would teach the model nonsense.
+MIN_DISTANCE = 0.5
 
 
 @dataclass
@@ -42,12 +47,41 @@ def _check_finite(name, s, array):
         raise ValueError(f"`{name}` of structure {s} contains NaN or inf: {np.asarray(array).tolist()}")
 
 
+def check_min_distance(atoms_list, min_distance=MIN_DISTANCE):
+    """Raise ``ValueError`` if two atoms (or periodic images) are closer than ``min_distance`` Å.
+
+    The message names the first such structure, the two atoms, their
+    distance and how many structures are affected.
+    """
+    from ..structures.neighbours import neighbour_list
+    from ..structures.packing import pack
+
+    packed = pack(atoms_list)
+    nl = neighbour_list(packed, min_distance)
+    if len(nl.center) == 0:
+        return
+    structure = packed.structure_index[nl.center]
+    s = int(structure.min())
+    in_s = np.nonzero(structure == s)[0]
+    first = int(in_s[np.argmin(nl.distances[in_s])])
+    start = int(packed.offsets[s])
+    i, j = int(nl.center[first]) - start, int(nl.neighbour[first]) - start
+    raise ValueError(
+        f"structure {s} has atoms {i} and {j} {float(nl.distances[first]):.3g} Å apart, closer than the "
+        f"minimum distance {min_distance} Å (corrupt or duplicated atoms?); "
+        f"{len(np.unique(structure))} structure(s) affected: remove them from the training set"
+    )
+
+
 def check_labels(atoms_list, energies, forces, virials, config_types):
     """Validate and normalise the fit labels into a :class:`Labels`.
 
     ``forces`` may be a sequence of ``(n_atoms_s, 3)`` arrays (``None`` for
     structures without forces) or one ``(n_atoms_total, 3)`` array.
+    Structures with atoms closer than :data:`MIN_DISTANCE` are rejected
+    (:func:`check_min_distance`).
     """
+    check_min_distance(atoms_list)
     n = len(atoms_list)
     counts = [len(a) for a in atoms_list]
     if isinstance(forces, np.ndarray) and forces.dtype != object and forces.ndim == 2:

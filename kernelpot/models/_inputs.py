@@ -98,3 +98,34 @@ def check_predict_input(estimator, X, *, local: bool):
     if isinstance(X, AtomicFeatures) or is_per_atom(X):
         raise TypeError("this model was fitted on plain vectors; got per-atom input")
     return validate_data(estimator, X, reset=False)
+
+
+def check_forces(forces, offsets: np.ndarray) -> np.ndarray:
+    """Validate per-structure forces and return them as one (n_atoms_total, 3) float64 array.
+
+    ``forces`` is a sequence with one (n_atoms_s, 3) array per structure (a list, or
+    an ndarray of shape (n_structures, n_atoms, 3) when all structures have the same
+    size), so that scikit-learn's cross-validation splits it like ``X`` and ``y``.
+    """
+    n_structures = len(offsets) - 1
+    if isinstance(forces, np.ndarray) and forces.ndim == 2:
+        raise ValueError(
+            "`forces` must hold one (n_atoms, 3) array per structure (a list, or an array of shape "
+            f"(n_structures, n_atoms, 3)); got a 2-D array of shape {forces.shape}"
+        )
+    try:
+        n_given = len(forces)
+    except TypeError:
+        raise TypeError(f"`forces` must be a sequence of (n_atoms, 3) arrays; got {type(forces).__name__}") from None
+    if n_given != n_structures:
+        raise ValueError(f"`X` has {n_structures} structures but `forces` has {n_given} entries; they must match")
+    blocks = []
+    for s, block in enumerate(forces):
+        block = np.asarray(block, dtype=np.float64)
+        n_atoms = int(offsets[s + 1] - offsets[s])
+        if block.shape != (n_atoms, 3):
+            raise ValueError(f"`forces[{s}]` must have shape ({n_atoms}, 3) for structure {s}; got {block.shape}")
+        if not np.all(np.isfinite(block)):
+            raise ValueError(f"`forces[{s}]` contains NaN or infinity")
+        blocks.append(block)
+    return np.concatenate(blocks)

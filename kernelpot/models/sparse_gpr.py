@@ -29,18 +29,26 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
+from contextlib import nullcontext
 
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 
+from ..parallel.blocks import check_scheduler, dask_client, map_ordered, n_workers
+from ..parallel.progress import progress
 from ..structures.packing import as_atoms_list, pack
 from ._gap_covariance import NormalisedDotProduct, SquaredExponential
-from ._gap_labels import check_labels, check_sigma, resolve_e0, structure_sigmas
-from ._gap_sparse import select_sparse
+from ._gap_accumulators import NormalAccumulator as _NormalAccumulator
+from ._gap_accumulators import QRAccumulator as _QRAccumulator
+from ._gap_accumulators import partial_factor
+from ._gap_labels import Labels, check_labels, check_sigma, resolve_e0, structure_sigmas
+from ._gap_scale import SELECTION_COPIES, fit_estimate, parse_memory, resident_bytes, select_streamed
 from ._gap_terms import (VIRIAL_COMPONENTS, FittedTerm, GAPTerm, row_weights, structure_of_rows,
                          sum_per_structure)
+from ._gap_variance import VARIANCES, StdRequest, dtc_variance, std_outputs, term_std_inputs
 
 __all__ = ["SparseGPR", "GAPTerm", "SquaredExponential", "NormalisedDotProduct"]
 
@@ -78,10 +86,33 @@ class SparseGPR(BaseEstimator):
     max_block_memory : float, default=256
         MiB allowed for one block of design-matrix rows; the training set
         is processed in blocks of whole structures within this budget.
+        Used when ``max_memory`` is None (sparse selection then sees all
+        descriptor rows at once).
+    max_memory : float, str or None, default=None
+        Budget for the whole process during the fit, as MiB or a string
+        (``"4GB"``, ``"512MiB"``; kB/MB/GB are powers of 1000, KiB/MiB/GiB
+        of 1024). The block size is then the largest whose estimated peak
+        (memory in use when ``fit`` starts + sparse factors + one block,
+        see ``memory_estimate_``) fits; a budget too small for even one
+        structure per block is a ``ValueError``. Peak memory is
+        ``O(M^2 + block)``, never ``O(N M)``; sparse selection then holds
+        at most ``(max_memory - in use) / 5`` of descriptor rows and, for
+        more rows, selects block by block (merge and reduce: exact for
+        "uniform", an approximation of FPS/CUR over all rows).
+    n_jobs : int or None, default=None
+        Local processes (joblib) building the fit's blocks; None builds them
+        in this process, where descriptors use Numba threads and the linear
+        algebra BLAS threads (faster on one machine, see
+        ``benchmarks/scale.py``).
+    scheduler : str, distributed.Client or None, default=None
+        Build the blocks on a Dask cluster (``"tcp://HOST:PORT"`` or a
+        client; needs ``pip install kernelpot[distributed]``); the partial
+        normal equations / R factors are reduced here. An address string
+        keeps the estimator clonable and picklable.
     random_state : int, Generator or None, default=None
         Seeds ``sparse_method`` "random" and the first FPS point.
     verbose : bool, default=False
-        Print the memory estimate and progress (also sent to ``logging``).
+        Print the memory estimate and show progress bars (also sent to ``logging``).
 
     Attributes
     ----------
@@ -97,7 +128,12 @@ class SparseGPR(BaseEstimator):
         Upper triangular ``R`` with ``R^T R = K_MM + K_MN Sigma^-1 K_NM``;
         the posterior covariance of the weights is ``(R^T R)^-1``.
     memory_estimate_ : dict
-        Bytes of the main arrays of the fit (see :meth:`fit`).
+        Bytes of the main arrays of the fit (see :meth:`fit`): ``"baseline"``
+        (resident when ``fit`` started), ``"fit_peak"`` (above it),
+        ``"peak"`` (their sum, the estimated process peak), ``"block_budget"``.
+    selection_info_ : list of dict
+        Per term: descriptor rows seen, features, whether they were reduced
+        block by block (``"streamed"``) and the row bytes held at once.
 
     Examples
     --------
@@ -114,7 +150,8 @@ class SparseGPR(BaseEstimator):
 
     def __init__(self, terms, *, default_sigma=(0.002, 0.1, 0.05), config_type_sigma=None,
                  sigma_per_atom=True, e0="average", jitter=1e-10, solver="qr",
-                 max_block_memory=256.0, random_state=None, verbose=False):
+                 max_block_memory=256.0, max_memory=None, n_jobs=None, scheduler=None, random_state=None,
+                 verbose=False):
         self.terms = terms
         self.default_sigma = default_sigma
         self.config_type_sigma = config_type_sigma
@@ -123,6 +160,9 @@ class SparseGPR(BaseEstimator):
         self.jitter = jitter
         self.solver = solver
         self.max_block_memory = max_block_memory
+        self.max_memory = max_memory
+        self.n_jobs = n_jobs
+        self.scheduler = scheduler
         self.random_state = random_state
         self.verbose = verbose
 
@@ -147,6 +187,13 @@ class SparseGPR(BaseEstimator):
         mem = self.max_block_memory
         if isinstance(mem, bool) or not isinstance(mem, (int, float, np.number)) or not mem > 0:
             raise ValueError(f"`max_block_memory` must be a number > 0 (MiB); got {mem!r}")
+        if self.max_memory is not None:
+            parse_memory(self.max_memory, "max_memory")
+        n_jobs = self.n_jobs
+        if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer))
+                                   or not (n_jobs >= 1 or n_jobs == -1)):
+            raise ValueError(f"`n_jobs` must be None, -1 or an integer >= 1; got {n_jobs!r}")
+        check_scheduler(self.scheduler)
         if not isinstance(self.sigma_per_atom, (bool, np.bool_)):
             raise TypeError(f"`sigma_per_atom` must be a bool; got {self.sigma_per_atom!r}")
         return check_sigma(self.default_sigma, self.config_type_sigma)
@@ -184,29 +231,25 @@ class SparseGPR(BaseEstimator):
         labels = check_labels(atoms_list, energies, forces, virials, config_types)
         self.e0_ = resolve_e0(self.e0, atoms_list, labels)
         rng = np.random.default_rng(self.random_state)
-        self.terms_ = self._choose_sparse(atoms_list, rng)
+        budget = None if self.max_memory is None else parse_memory(self.max_memory, "max_memory")
+        baseline = resident_bytes()
+        # Selection holds descriptor rows (and SELECTION_COPIES working copies) before any M x M array
+        # exists; without max_memory it holds all rows (the picks do not depend on the block size).
+        selection_budget = np.inf if budget is None else max(budget - baseline, 0) / SELECTION_COPIES
+        self.terms_ = self._choose_sparse(atoms_list, rng, selection_budget)
         want_gradients = any(f is not None for f in labels.forces) or any(v is not None for v in labels.virials)
-        per_atom = self._gradient_bytes_per_atom(atoms_list) if want_gradients else 0.0
-        blocks, n_obs = self._plan_blocks(atoms_list, labels, per_atom)
-        n_sparse = sum(t.n_sparse for t in self.terms_)
-        self.memory_estimate_ = {
-            "full_K_NM": 8 * n_obs * n_sparse,
-            "block": 8 * max(b[1] for b in blocks) * n_sparse,
-            "normal_matrix": 8 * n_sparse * (n_sparse + 1),
-            "descriptor_gradients_per_atom": int(per_atom),
-        }
-        self._say(
-            f"SparseGPR: {n_obs} observations x {n_sparse} sparse points; full K_NM would be "
-            f"{self.memory_estimate_['full_K_NM'] / 2**20:.1f} MiB, fitted in {len(blocks)} blocks "
-            f"of <= {self.memory_estimate_['block'] / 2**20:.1f} MiB (descriptor gradients "
-            f"{per_atom / 1024:.1f} KiB/atom; + "
-            f"{2 * self.memory_estimate_['normal_matrix'] / 2**20:.1f} MiB for the {self.solver} factor)"
-        )
+        per_atom, pairs = self._gradient_bytes_per_atom(atoms_list, True) if want_gradients else (0.0, 0.0)
+        blocks = self._blocks_within(atoms_list, labels, (per_atom, pairs), budget, baseline)
         kmm, L = self._factor_kmm()
         accumulate = _QRAccumulator(L.T) if self.solver == "qr" else _NormalAccumulator(kmm)
-        for structures, _ in blocks:
-            A, y = self._design(atoms_list, structures, labels, sigma_table)
-            accumulate.add(A, y)
+        del kmm  # the accumulator holds what it needs
+        if self.scheduler is None and self.n_jobs in (None, 1):
+            for structures, _ in progress(blocks, desc="SparseGPR fit blocks", enabled=bool(self.verbose)):
+                A, y = self._design(atoms_list, structures, labels, sigma_table)
+                accumulate.add(A, y)
+                del A, y  # the next block is built without this one alive
+        else:
+            self._accumulate_parallel(atoms_list, labels, sigma_table, blocks, accumulate)
         self.posterior_factor_, alpha = accumulate.solve()
         self.kmm_cholesky_ = L
         self.alpha_ = alpha
@@ -229,18 +272,23 @@ class SparseGPR(BaseEstimator):
                 f"(now {self.jitter}) or use fewer / more distinct sparse points"
             ) from None
 
-    def _choose_sparse(self, atoms_list, rng):
-        fitted = []
+    def _choose_sparse(self, atoms_list, rng, budget=None):
+        """Sparse points of every term, holding at most ``budget`` bytes (default: all) of descriptor rows."""
+        budget = np.inf if budget is None else budget
+        fitted, self.selection_info_ = [], []
         for index, term in enumerate(self.terms):
             descriptor = copy.deepcopy(term.descriptor)
-            X = np.asarray(descriptor.transform(atoms_list))
             if term.sparse_points is not None:
                 Z = np.array(term.sparse_points, dtype=np.float64)
-                if Z.shape[1] != X.shape[1]:
+                n_features = np.asarray(descriptor.transform([min(atoms_list, key=len)])).shape[1]
+                if Z.shape[1] != n_features:
                     raise ValueError(f"terms[{index}].sparse_points have {Z.shape[1]} features but the "
-                                     f"descriptor gives {X.shape[1]}")
+                                     f"descriptor gives {n_features}")
+                info = {"n_rows": None, "n_features": n_features, "streamed": False, "held_bytes": 0}
             else:
-                Z = select_sparse(X, int(term.n_sparse), term.sparse_method, rng)
+                Z, info = select_streamed(descriptor, atoms_list, int(term.n_sparse), term.sparse_method, rng,
+                                          budget, verbose=bool(self.verbose), label=f"term {index}")
+            self.selection_info_.append(info)
             w = row_weights(descriptor, Z)[0]
             keep = w > 0  # a point with zero weight (at the cutoff) adds nothing
             if not keep.any():
@@ -248,23 +296,103 @@ class SparseGPR(BaseEstimator):
             fitted.append(FittedTerm(descriptor, copy.deepcopy(term.kernel), float(term.delta),
                                      Z[keep], w[keep]))
             method = "given" if term.sparse_points is not None else term.sparse_method
-            self._say(f"term {index}: {keep.sum()} sparse points ({method}) "
-                      f"among {len(X)} rows")
+            among = "" if info["n_rows"] is None else f" among {info['n_rows']} rows" + (
+                " (selected block by block within the memory budget)" if info["streamed"] else "")
+            self._say(f"term {index}: {keep.sum()} sparse points ({method}){among}")
         return fitted
 
-    def _gradient_bytes_per_atom(self, atoms_list):
-        """Bytes of descriptor gradients per atom, measured on the largest structure."""
+    def _blocks_within(self, atoms_list, labels, per_atom, budget, baseline):
+        """Plan the blocks (the largest within ``budget`` bytes, if given) and record ``memory_estimate_``.
+
+        ``per_atom``: descriptor gradient bytes and pairs per atom.
+        """
+        per_atom, pairs_per_atom = per_atom
+        n_sparse = sum(t.n_sparse for t in self.terms_)
+        held = max(info["held_bytes"] for info in self.selection_info_)
+        local = self.n_jobs if self.scheduler is None and self.n_jobs not in (None, 1) else 1
+        workers = 0 if self.scheduler is not None else ((os.cpu_count() or 1) if local == -1 else local)
+
+        def plan(block_bytes):
+            blocks, n_obs = self._plan_blocks(atoms_list, labels, per_atom, block_bytes=block_bytes)
+            block_atoms = max(sum(len(atoms_list[s]) for s in b[0]) for b in blocks)
+            estimate = fit_estimate(
+                n_sparse=n_sparse, max_term_sparse=max(t.n_sparse for t in self.terms_),
+                block_rows=max(b[1] for b in blocks), block_atoms=block_atoms, gradient_bytes_per_atom=per_atom,
+                pair_chunk=min(self._pair_chunk(block_bytes), int(np.ceil(pairs_per_atom * block_atoms))),
+                selection_bytes=held, solver=self.solver, workers=workers)
+            return blocks, n_obs, estimate
+
+        block_bytes = self.max_block_memory * 2**20
+        if budget is not None:
+            # Largest block budget whose estimated peak fits (the estimate grows with the block).
+            lo, hi = 0.0, np.log2(max(budget, 2.0))
+            if baseline + plan(1.0)[2]["fit_peak"] > budget:
+                raise ValueError(
+                    f"`max_memory` = {self.max_memory!r} is too small for {n_sparse} sparse points: "
+                    f"the fit needs at least {(baseline + plan(1.0)[2]['fit_peak']) / 2**30:.2f} GiB "
+                    f"({baseline / 2**30:.2f} GiB already in use); give more memory or fewer sparse points")
+            for _ in range(40):
+                mid = 0.5 * (lo + hi)
+                lo, hi = (mid, hi) if baseline + plan(2.0**mid)[2]["fit_peak"] <= budget else (lo, mid)
+            block_bytes = 2.0**lo
+        blocks, n_obs, estimate = plan(block_bytes)
+        self.memory_estimate_ = dict(
+            estimate, full_K_NM=8 * n_obs * n_sparse, descriptor_gradients_per_atom=int(per_atom),
+            baseline=baseline, peak=baseline + estimate["fit_peak"], block_budget=block_bytes)
+        where = "on the Dask workers" if workers == 0 else f"in {len(blocks)} blocks"
+        self._say(
+            f"SparseGPR: {n_obs} observations x {n_sparse} sparse points (full K_NM would be "
+            f"{8 * n_obs * n_sparse / 2**30:.2f} GiB), fitted {where} of <= {estimate['block'] / 2**20:.1f} MiB; "
+            f"estimated peak memory {self.memory_estimate_['peak'] / 2**30:.2f} GiB = "
+            f"{baseline / 2**30:.2f} in use + {estimate['fit_peak'] / 2**30:.2f} for the fit "
+            f"(sparse factors {2 * estimate['sparse_factor_L'] / 2**20:.0f} MiB, {self.solver})")
+        return blocks
+
+    def _accumulate_parallel(self, atoms_list, labels, sigma_table, blocks, accumulate):
+        """Blocks built by local processes or Dask workers; their partial factors merged here in order."""
+        worker = copy.copy(self)
+        worker.scheduler, worker.n_jobs, worker.verbose = None, None, False
+        with dask_client(self.scheduler) if self.scheduler is not None else nullcontext() as client:
+            n_tasks = min(len(blocks), n_workers(client) if client is not None else
+                          (os.cpu_count() or 1) if self.n_jobs == -1 else self.n_jobs)
+            tasks = []
+            for group in np.array_split(np.arange(len(blocks)), n_tasks):
+                structures = [s for g in group for s in blocks[g][0]]
+                local = {s: i for i, s in enumerate(structures)}
+                sub_labels = Labels(*[[getattr(labels, f)[s] for s in structures]
+                                      for f in ("energies", "forces", "virials", "config_types")])
+                tasks.append(([atoms_list[s] for s in structures], sub_labels, sigma_table,
+                              [[local[s] for s in blocks[g][0]] for g in group]))
+            for state in map_ordered(partial_factor, worker, tasks, n_jobs=self.n_jobs, client=client,
+                                     desc="SparseGPR fit blocks", verbose=bool(self.verbose)):
+                accumulate.merge(state)
+                del state
+
+    def _gradient_bytes_per_atom(self, atoms_list, with_pairs=False):
+        """Bytes of descriptor gradients per atom, measured on the largest structure.
+
+        With ``with_pairs``, also the most gradient pairs per atom of a term.
+        """
         probe = max(atoms_list, key=len)
-        total = 0
+        total, pairs = 0, 0
         for term in self.terms_:
             _, G = term.descriptor.transform([probe], gradients=True)
             total += G.values.nbytes + 3 * G.center.nbytes + (0 if G.vectors is None else G.vectors.nbytes)
-        return total / max(1, len(probe))
+            pairs = max(pairs, G.n_pairs)
+        n = max(1, len(probe))
+        return (total / n, pairs / n) if with_pairs else total / n
 
-    def _plan_blocks(self, atoms_list, labels, bytes_per_atom):
-        """Group structures so that design rows and descriptor gradients each fit the budget."""
+    def _plan_blocks(self, atoms_list, labels, bytes_per_atom, block_bytes=None):
+        """Group structures so that design rows and descriptor gradients each fit ``block_bytes``.
+
+        ``block_bytes`` defaults to the budget the last fit chose, else
+        ``max_block_memory`` MiB. Returns
+        ``[(structures, n_rows), ...]`` and the number of observations.
+        """
         n_sparse = sum(t.n_sparse for t in self.terms_)
-        budget = self.max_block_memory * 2**20
+        if block_bytes is None:
+            block_bytes = getattr(self, "memory_estimate_", {}).get("block_budget", self.max_block_memory * 2**20)
+        budget = block_bytes
         max_rows = max(1, int(budget / (8 * n_sparse)))
         max_atoms = max(1, int(budget / max(bytes_per_atom, 1.0)))
         blocks, current, rows, atoms, total = [], [], 0, 0, 0
@@ -299,16 +427,25 @@ class SparseGPR(BaseEstimator):
                                          self.sigma_per_atom) for s in structures])
         force_mask = np.repeat(has_f, 3 * n_atoms)
         pair_chunk = self._pair_chunk()
-        columns = []
+        n_e, n_f = int(has_e.sum()), int(force_mask.sum())
+        # One output array filled term by term: no stacked copies of the block.
+        A = np.empty((n_e + n_f + 6 * int(has_v.sum()), sum(t.n_sparse for t in self.terms_)))
+        column = 0
         for term in self.terms_:
-            X, G = term.descriptor.transform(sub, gradients=True)
+            cols = slice(column, column + term.n_sparse)
+            column += term.n_sparse
+            if has_f.any() or has_v.any():
+                X, G = term.descriptor.transform(sub, gradients=True)
+            else:
+                X, G = term.descriptor.transform(sub), None
             e, f, v = term.design_rows(X, G, int(n_atoms.sum()), has_f.any(), has_v.any(), pair_chunk)
-            rows = [e[has_e]]
+            del X, G
+            A[:n_e, cols] = e[has_e]
             if has_f.any():
-                rows.append(f[force_mask])
+                A[n_e : n_e + n_f, cols] = f if n_f == len(f) else f[force_mask]
             if has_v.any():
-                rows.append(v[has_v].reshape(-1, term.n_sparse))
-            columns.append(np.vstack(rows))
+                A[n_e + n_f :, cols] = v[has_v].reshape(-1, term.n_sparse)
+            del e, f, v
         e0 = np.array([sum(self.e0_[int(z)] for z in a.numbers) for a in sub])
         targets = [np.array([labels.energies[s] for s in structures if labels.energies[s] is not None])
                    - e0[has_e]]
@@ -323,24 +460,42 @@ class SparseGPR(BaseEstimator):
                                      for a, b in VIRIAL_COMPONENTS]))
             sigmas.append(np.repeat(sig[has_v, 2], 6))
         sigma = np.concatenate(sigmas)
-        return np.hstack(columns) / sigma[:, None], np.concatenate(targets) / sigma
+        A /= sigma[:, None]
+        return A, np.concatenate(targets) / sigma
 
-    def _pair_chunk(self):
-        # Bounds the (chunk, 3, n_sparse) kernel-derivative temporaries of design_rows.
+    def _pair_chunk(self, block_bytes=None):
+        # Bounds the (chunk, 3, n_sparse) kernel-derivative temporaries of design_rows
+        # by the block budget (the one the fit chose, once fitted).
+        if block_bytes is None:
+            block_bytes = getattr(self, "memory_estimate_", {}).get("block_budget", self.max_block_memory * 2**20)
         m = max(t.n_sparse for t in self.terms_)
-        return max(1024, int(self.max_block_memory * 2**20 / (8 * 3 * 4 * m)))
+        return max(256, int(block_bytes / (8 * 3 * 4 * m)))
 
     # ----------------------------------------------------------------- predict
-    def predict(self, atoms_list, *, properties=("energy",), return_std=False):
-        """Energies and, on request, forces, virials and stresses.
+    def predict(self, atoms_list, *, properties=("energy",), return_std=False, variance="dtc"):
+        """Energies and, on request, forces, virials and stresses, with their uncertainties.
 
         Parameters
         ----------
         atoms_list : ase.Atoms or list of ase.Atoms
         properties : sequence of {"energy", "forces", "virial", "stress", "local_energy"}, default=("energy",)
         return_std : bool, default=False
-            Also return ``"energy_std"``: the DTC predictive standard
-            deviation of the latent energy (eV, without the noise).
+            Also return the predictive standard deviation of the latent
+            (noise-free) value of every requested property:
+            ``"energy_std"`` always, and ``"forces_std"``, ``"virial_std"``,
+            ``"stress_std"``, ``"local_energy_std"`` for the properties
+            asked for; all multiplied by ``std_scale_`` when the model was
+            recalibrated (:func:`kernelpot.uncertainty.calibration.recalibrate`).
+        variance : {"dtc", "sor", "fitc"}, default="dtc"
+            Approximation of the variance (see
+            :mod:`kernelpot.models._gap_variance`): projected process (GAP's
+            own, includes the prior variance not explained by the sparse
+            points), subset of regressors (overconfident far from the data;
+            for comparison), or FITC (needs
+            :func:`kernelpot.models._gap_variance.fitc_factor` first). A
+            predict argument rather than a constructor parameter because all
+            three share one fit (FITC adds a factor, not a new mean), so one
+            model can be compared under each.
 
         Returns
         -------
@@ -353,7 +508,11 @@ class SparseGPR(BaseEstimator):
             ``"local_energy"``: ndarray (n_atoms_total,) in eV, per-atom
             energies (e0 included) summing to ``"energy"``; the energy of a
             pair row (``distance_2b``) is split equally between its two atoms;
-            ``"energy_std"``: ndarray (n_structures,) in eV.
+            ``"energy_std"``: ndarray (n_structures,) in eV;
+            ``"forces_std"``: ndarray (n_atoms_total, 3) in eV/Å;
+            ``"virial_std"``: ndarray (n_structures, 3, 3) in eV;
+            ``"stress_std"``: ndarray (n_structures, 6) in eV/Å³ (Voigt);
+            ``"local_energy_std"``: ndarray (n_atoms_total,) in eV.
         """
         if not hasattr(self, "alpha_"):
             raise ValueError("this SparseGPR is not fitted yet; call fit first")
@@ -362,6 +521,7 @@ class SparseGPR(BaseEstimator):
         unknown = [p for p in properties if p not in _PROPERTIES]
         if unknown:
             raise ValueError(f"`properties` must be among {list(_PROPERTIES)}; got {unknown}")
+        factor = self._variance_factor(variance) if return_std else None
         atoms_list = as_atoms_list(atoms_list)
         packed = pack(atoms_list)
         unknown_z = sorted({int(z) for z in packed.numbers} - set(self.e0_))
@@ -380,8 +540,12 @@ class SparseGPR(BaseEstimator):
             "energy": np.array([sum(self.e0_[int(z)] for z in a.numbers) for a in atoms_list]),
             "forces": np.zeros((packed.n_atoms, 3)),
             "virial": np.zeros((n_s, 3, 3)),
-            "var": np.zeros(n_s) if return_std else None,
             "local_energy": np.array([self.e0_[int(z)] for z in packed.numbers]) if need_local else None,
+            "request": StdRequest("forces" in properties, need_virial, need_local) if return_std else None,
+            "factor": factor,
+            "variance": variance,
+            "var": {"energy": np.zeros(n_s), "forces": np.zeros(3 * packed.n_atoms), "virial": np.zeros(6 * n_s),
+                    "local": np.zeros(packed.n_atoms)},
         }
         for block in self._predict_blocks(atoms_list, need_gradient):
             self._predict_block(atoms_list, packed, block, need_gradient, need_virial, acc)
@@ -395,8 +559,19 @@ class SparseGPR(BaseEstimator):
             stress = -virial / volume[:, None, None]
             out["stress"] = np.stack([stress[:, a, b] for a, b in VIRIAL_COMPONENTS], axis=1)
         if return_std:
-            out["energy_std"] = np.sqrt(np.maximum(acc["var"], 0.0))
+            out.update(std_outputs(acc["var"], properties, atoms_list, float(getattr(self, "std_scale_", 1.0))))
         return out
+
+    def _variance_factor(self, variance):
+        """Upper factor R of the weights' posterior precision used by ``variance``."""
+        if variance not in VARIANCES:
+            raise ValueError(f"`variance` must be one of {list(VARIANCES)}; got {variance!r}")
+        if variance != "fitc":
+            return self.posterior_factor_
+        if not hasattr(self, "fitc_factor_"):
+            raise ValueError("variance='fitc' needs the FITC factor: call "
+                             "kernelpot.models._gap_variance.fitc_factor(model, training data) first")
+        return self.fitc_factor_
 
     def _predict_blocks(self, atoms_list, need_gradient):
         n_sparse = sum(t.n_sparse for t in self.terms_)
@@ -418,11 +593,11 @@ class SparseGPR(BaseEstimator):
         return blocks
 
     def _predict_block(self, atoms_list, packed, block, need_gradient, need_virial, acc):
-        energy, forces, virial, var = acc["energy"], acc["forces"], acc["virial"], acc["var"]
+        energy, forces, virial, request = acc["energy"], acc["forces"], acc["virial"], acc["request"]
         sub = [atoms_list[s] for s in block]
         atom_start = packed.offsets[block[0]]
         n_atoms = sum(len(a) for a in sub)
-        k_star, prior = [], np.zeros(len(block))
+        std_inputs = []
         for term in self.terms_:
             if need_gradient:
                 X, G = term.descriptor.transform(sub, gradients=True)
@@ -446,15 +621,18 @@ class SparseGPR(BaseEstimator):
                     for b in range(3):
                         virial[block, a, b] += np.bincount(pair_s, weights=contribution[:, a, b],
                                                            minlength=len(block))
-            if var is not None:
-                Kw = term.knm(np.asarray(X))[0]
-                k_star.append(sum_per_structure(Kw, X.offsets))
-                prior += term.self_covariance(np.asarray(X), X.offsets)
-        if var is not None:
-            k = np.hstack(k_star).T                                 # (M, n_block)
-            q = sla.solve_triangular(self.kmm_cholesky_, k, lower=True)   # L^-1 k
-            p = sla.solve_triangular(self.posterior_factor_, k, trans="T")  # R^-T k
-            var[block] = prior - (q**2).sum(0) + (p**2).sum(0)
+            if request is not None:
+                design = term.design_rows(X, G, n_atoms, request.forces, request.virial, self._pair_chunk())
+                std_inputs.append(term_std_inputs(term, X, G, n_atoms, request, design))
+        if request is not None:
+            atoms = slice(atom_start, atom_start + n_atoms)
+            where = {"energy": block, "forces": slice(3 * atom_start, 3 * (atom_start + n_atoms)),
+                     "virial": np.ravel(6 * np.asarray(block)[:, None] + np.arange(6)), "local": atoms}
+            for key in std_inputs[0]:
+                k_star = np.hstack([inputs[key][0] for inputs in std_inputs])
+                prior = sum(inputs[key][1] for inputs in std_inputs)
+                acc["var"][key][where[key]] = dtc_variance(prior, k_star, self.kmm_cholesky_, acc["factor"],
+                                                           acc["variance"])
 
 
 def _rows_are_pairs(descriptor):
@@ -472,42 +650,3 @@ def _rows_to_atoms(descriptor, X, G, n_atoms):
                          f"gives {n_rows} rows for {n_atoms} atoms")
     return sp.identity(n_atoms, format="csr")
 
-
-class _QRAccumulator:
-    """R factor of ``[[L^T, 0], [A_1, b_1], [A_2, b_2], ...]``, one block at a time (TSQR)."""
-
-    def __init__(self, Lt):
-        m = Lt.shape[0]
-        self.m = m
-        self.R = np.hstack([Lt, np.zeros((m, 1))])
-
-    def add(self, A, b):
-        stacked = np.vstack([self.R, np.hstack([A, b[:, None]])])
-        self.R = np.linalg.qr(stacked, mode="r")
-
-    def solve(self):
-        m = self.m
-        R, z = self.R[:m, :m], self.R[:m, m]
-        return R, sla.solve_triangular(R, z)
-
-
-class _NormalAccumulator:
-    """``A^T A + K_MM`` and ``A^T b`` summed over blocks, solved by Cholesky."""
-
-    def __init__(self, kmm):
-        self.H = kmm.copy()
-        self.r = np.zeros(kmm.shape[0])
-
-    def add(self, A, b):
-        self.H += A.T @ A
-        self.r += A.T @ b
-
-    def solve(self):
-        try:
-            U = sla.cholesky(self.H, lower=False)
-        except np.linalg.LinAlgError:
-            raise np.linalg.LinAlgError(
-                "the normal equations are not positive definite; use solver='qr' or increase `jitter`"
-            ) from None
-        alpha = sla.cho_solve((U, False), self.r)
-        return U, alpha

@@ -22,8 +22,14 @@ class GAPCalculator(BaseCalculator):
         A fitted model, or the path of a ``.kpot`` file written by
         :func:`kernelpot.potential.serialization.save_model`.
     uncertainty : bool, default=True
-        Also compute ``results["energy_std"]`` (eV), the predictive
-        standard deviation of the energy; switch off for speed in MD.
+        Also compute ``results["energy_std"]`` (eV) and
+        ``results["forces_std"]`` (eV/Å, shape (n_atoms, 3)): the DTC
+        predictive standard deviations of the latent energy and forces,
+        times the model's ``std_scale_`` if it was recalibrated
+        (:func:`kernelpot.uncertainty.calibration.recalibrate`). The force
+        variance costs a second pass over the descriptor gradients; switch
+        off for speed in MD. With stress, ``results["stress_std"]``
+        (eV/Å³, Voigt) is kept too.
 
     Notes
     -----
@@ -42,7 +48,8 @@ class GAPCalculator(BaseCalculator):
     >>> atoms.get_forces()                       # doctest: +SKIP
     """
 
-    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "energy_std"]
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "energy_std",
+                              "forces_std"]
 
     def __init__(self, model, *, uncertainty: bool = True):
         super().__init__()
@@ -73,7 +80,12 @@ class GAPCalculator(BaseCalculator):
             self.results["energies"] = prediction["local_energy"]
         if self.uncertainty:
             self.results["energy_std"] = float(prediction["energy_std"][0])
-        elif "energy_std" in properties:
-            raise PropertyNotImplementedError("energy_std was switched off (uncertainty=False)")
+            self.results["forces_std"] = prediction["forces_std"]
+            if "stress_std" in prediction:
+                self.results["stress_std"] = prediction["stress_std"][0]
+        else:
+            for name in ("energy_std", "forces_std"):
+                if name in properties:
+                    raise PropertyNotImplementedError(f"{name} was switched off (uncertainty=False)")
         if not np.isfinite(energy):
             raise FloatingPointError("the model predicted a non-finite energy; is the structure sensible?")

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..descriptors.distance_2b import Distance2B
 from ..descriptors.soap import SOAP
+from ..models._gap_centres import CentreSpecies
 from ..models._gap_covariance import NormalisedDotProduct, SquaredExponential
 from ..models._gap_terms import FittedTerm, GAPTerm
 from ..models.sparse_gpr import SparseGPR
@@ -25,7 +26,8 @@ from .model_file import ModelFileError, load_model_file, save_model_file
 __all__ = ["save_model", "load_model"]
 
 _MODEL_KIND = "SparseGPR"
-_CLASSES = {cls.__name__: cls for cls in (SOAP, Distance2B, SquaredExponential, NormalisedDotProduct)}
+_CLASSES = {cls.__name__: cls for cls in (SOAP, Distance2B, CentreSpecies, SquaredExponential,
+                                          NormalisedDotProduct)}
 _MODEL_PARAMS = ("default_sigma", "config_type_sigma", "sigma_per_atom", "e0", "jitter", "solver")
 
 
@@ -46,14 +48,19 @@ def _describe(obj) -> dict:
     if name not in _CLASSES:
         raise TypeError(f"cannot save a model that uses {name}; savable classes: {sorted(_CLASSES)}")
     names = [p for p in inspect.signature(type(obj).__init__).parameters if p != "self"]
-    return {"class": name, "params": {p: _jsonable(getattr(obj, p)) for p in names}}
+    params = {p: getattr(obj, p) for p in names}
+    # a parameter that is itself an estimator (CentreSpecies wraps a SOAP) is described the same way
+    return {"class": name, "params": {p: _describe(v) if hasattr(v, "get_params") else _jsonable(v)
+                                      for p, v in params.items()}}
 
 
 def _build(spec: dict, path) -> object:
     name = spec.get("class")
     if name not in _CLASSES:
         raise ModelFileError(f"{str(path)!r} names an unknown class {name!r}; known: {sorted(_CLASSES)}")
-    return _CLASSES[name](**spec.get("params", {}))
+    params = {p: _build(v, path) if isinstance(v, dict) and "class" in v else v
+              for p, v in spec.get("params", {}).items()}
+    return _CLASSES[name](**params)
 
 
 def save_model(model: SparseGPR, path, *, metadata: dict | None = None):
@@ -79,6 +86,8 @@ def save_model(model: SparseGPR, path, *, metadata: dict | None = None):
         arrays[f"term{index}_alpha"] = term.alpha
     arrays["factor_L"] = model.kmm_cholesky_
     arrays["factor_R"] = model.posterior_factor_
+    if hasattr(model, "fitc_factor_"):
+        arrays["factor_R_fitc"] = model.fitc_factor_
     header = {
         "model": _MODEL_KIND,
         "units": {"energy": "eV", "length": "Å", "forces": "eV/Å", "stress": "eV/Å³"},
@@ -89,6 +98,8 @@ def save_model(model: SparseGPR, path, *, metadata: dict | None = None):
         "parameters": {p: _jsonable(getattr(model, p)) for p in _MODEL_PARAMS},
         "metadata": _jsonable(metadata or {}),
     }
+    if hasattr(model, "std_scale_"):
+        header["std_scale"] = float(model.std_scale_)  # recalibration of predicted σ
     return save_model_file(path, header, arrays)
 
 
@@ -115,6 +126,10 @@ def load_model(path) -> SparseGPR:
         model.kmm_cholesky_, model.posterior_factor_ = arrays["factor_L"], arrays["factor_R"]
         model.memory_estimate_ = {"descriptor_gradients_per_atom": 0}
         model.metadata_ = header.get("metadata", {})
+        if "std_scale" in header:
+            model.std_scale_ = float(header["std_scale"])
+        if "factor_R_fitc" in arrays:
+            model.fitc_factor_ = arrays["factor_R_fitc"]
     except (KeyError, TypeError) as error:
         raise ModelFileError(f"{str(path)!r} is an incomplete or inconsistent SparseGPR file ({error!r})") from None
     return model

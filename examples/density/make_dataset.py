@@ -1,0 +1,136 @@
+"""Reference electron densities of water with PySCF (needs ``pip install kernelpot[density]``).
+
+Level of theory: Kohn–Sham PBE / cc-pVDZ (closed shell, density-fitted
+Coulomb term, XC grid level 2), density fitted on cc-pVDZ-JKFIT in the
+Coulomb metric with the electron count and dipole kept exactly (see
+:func:`kernelpot.datasets.density.compute_density_references`).
+
+Structures:
+* ``monomers``: water monomers drawn (seed 0) from the TENSOAP set
+  (``../shared/data/tensors/tensoap/water_monomer_coords_1000.xyz``, Å),
+  without repeated geometries (the file holds 90 rotated copies of one);
+* ``dimers``: water dimers drawn (seed 1) from the TENSOAP dimer set;
+* ``clusters``: clusters of 4–8 molecules cut from the TENSOAP liquid-water
+  boxes: one molecule and its nearest neighbours by O–O minimum-image
+  distance, each molecule made whole and brought next to the first.
+
+Usage::
+
+    nice -n 5 python examples/density/make_dataset.py --out /tmp/h7_density \\
+        --monomers 200 --dimers 60 --clusters 4 4 5 5 6 6 7 7 8 8
+    python examples/density/make_dataset.py --out /tmp/h7_density --bundle data/water_density
+
+Each group is written to ``<out>/<group>.npz`` (:meth:`DensitySet.save`),
+re-saved every ``--chunk`` structures so that an interrupted run keeps its
+work. ``--bundle`` writes the small set shipped with kernelpot (40 + 20
+monomers, 3 + 2 dimers; overlaps stored compactly) from finished files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.io import read
+
+from kernelpot.datasets.density import DensitySet, compute_density_references
+
+TENSOAP = Path("/work/shared/data/tensors/tensoap")
+
+
+def geometry_key(atoms: Atoms) -> tuple:
+    """Sorted interatomic distances (1e-4 Å): equal for rotated or permuted copies."""
+    distances = atoms.get_all_distances()[np.triu_indices(len(atoms), 1)]
+    return tuple(np.sort(np.round(distances, 4)))
+
+
+def unique_geometries(structures) -> list[int]:
+    """Indices of the structures that are not copies (rotated or not) of an earlier one."""
+    seen, keep = set(), []
+    for i, atoms in enumerate(structures):
+        key = geometry_key(atoms)
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    return keep
+
+
+def molecules(name: str, count: int, seed: int) -> list[Atoms]:
+    frames = read(TENSOAP / f"water_{name}_coords_1000.xyz", index=":")
+    order = np.random.default_rng(seed).permutation(len(frames))
+    # The files carry an all-zero Lattice that ASE reads as pbc=True: these are molecules.
+    shuffled = [Atoms(numbers=frames[i].numbers, positions=frames[i].positions, pbc=False) for i in order]
+    # The monomer file holds 90 rotated copies of one geometry: keep one, so that no
+    # test molecule is a training molecule in disguise.
+    return [shuffled[i] for i in unique_geometries(shuffled)][:count]
+
+
+def clusters(sizes, seed: int = 2) -> list[Atoms]:
+    frames = read(TENSOAP / "water_bulk_coords_1000.xyz", index=":")
+    rng = np.random.default_rng(seed)
+    out = []
+    for size in sizes:
+        frame = frames[int(rng.integers(len(frames)))]
+        cell = np.diag(frame.cell.array)
+        pos = frame.positions.reshape(-1, 3, 3)  # molecules as O, H, H
+        # Whole molecules: H atoms at the minimum image of their own O.
+        pos[:, 1:] -= np.round((pos[:, 1:] - pos[:, :1]) / cell) * cell
+        centre = int(rng.integers(len(pos)))
+        shift = pos[:, 0] - pos[centre, 0]
+        shift -= np.round(shift / cell) * cell
+        nearest = np.argsort(np.linalg.norm(shift, axis=1))[:size]
+        moved = pos[nearest] - pos[nearest, :1] + (pos[centre, 0] + shift[nearest])[:, None, :]
+        out.append(Atoms("OH2" * size, positions=moved.reshape(-1, 3) - pos[centre, 0], pbc=False))
+    return out
+
+
+def compute(group: str, structures, out: Path, chunk: int) -> None:
+    path = out / f"{group}.npz"
+    done = DensitySet.load(path) if path.is_file() else None
+    start = len(done) if done is not None else 0
+    t0 = time.perf_counter()
+    for first in range(start, len(structures), chunk):
+        part = compute_density_references(structures[first:first + chunk], verbose=True)
+        done = part if done is None else done + part
+        done.save(path)
+        print(f"{group}: {len(done)}/{len(structures)} saved ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+
+def bundle(out: Path, target: Path) -> None:
+    monomers = DensitySet.load(out / "monomers.npz")
+    dimers = DensitySet.load(out / "dimers.npz")
+    half = len(monomers) // 2  # the first half is the training pool, the second the test pool
+    train = monomers.subset(range(40)) + dimers.subset(range(3))
+    test = monomers.subset(range(half, half + 20)) + dimers.subset(range(3, 5))
+    target.mkdir(parents=True, exist_ok=True)
+    train.save(target / "train.npz", compact=True)
+    test.save(target / "test.npz", compact=True)
+    for name in ("train", "test"):
+        print(name, (target / f"{name}.npz").stat().st_size / 1e6, "MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--monomers", type=int, default=0)
+    parser.add_argument("--dimers", type=int, default=0)
+    parser.add_argument("--clusters", type=int, nargs="*", default=[])
+    parser.add_argument("--chunk", type=int, default=20)
+    parser.add_argument("--bundle", type=Path, default=None)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.monomers:
+        compute("monomers", molecules("monomer", args.monomers, seed=0), args.out, args.chunk)
+    if args.clusters:
+        compute("clusters", clusters(args.clusters), args.out, args.chunk)
+    if args.dimers:
+        compute("dimers", molecules("dimer", args.dimers, seed=1), args.out, args.chunk)
+    if args.bundle is not None:
+        bundle(args.out, args.bundle)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,478 @@
+"""Acquisition strategies: which unlabelled structures are worth a label.
+
+Every strategy follows the same three steps, called by
+:class:`~kernelpot.active.loop.ActiveLearner` once per iteration:
+
+1. ``prepare(model, labelled)`` after each refit (committee members, the
+   maxvol active set, the labelled environments);
+2. ``score(candidates)``: one number per candidate structure, larger is
+   more informative (units in ``score_units``);
+3. ``select(candidates, scores, batch_size, min_distance)``: a greedy
+   batch; picks whose structure fingerprints lie closer than
+   ``min_distance`` to an earlier pick of the batch are skipped, so no two
+   picks are near-duplicates (:func:`fingerprints`).
+
+Strategies see the model only through ``predict``; how its uncertainty
+is computed (DTC variance, FITC, ...) is the model's business.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import scipy.linalg as sla
+
+
+__all__ = ["STRATEGIES", "make_strategy", "fingerprints", "Strategy", "PredictiveVariance", "VarianceReduction",
+           "CommitteeDisagreement", "DescriptorDistance", "DOptimality", "RandomSelection"]
+
+
+def _env_term(model):
+    """Index of the term whose rows are atomic environments with the most features (e.g. SOAP)."""
+    best, width = None, -1
+    for index, term in enumerate(model.terms_):
+        if getattr(term.descriptor, "rows_are_pairs", False):
+            continue
+        if term.sparse_X.shape[1] > width:
+            best, width = index, term.sparse_X.shape[1]
+    if best is None:
+        raise ValueError("this strategy needs a term with one descriptor row per atom (e.g. SOAP); "
+                         "the model has only pair terms")
+    return best
+
+
+def _unit_rows(X):
+    X = np.asarray(X, dtype=np.float64)
+    norm = np.linalg.norm(X, axis=1)
+    return X / np.where(norm > 0, norm, 1.0)[:, None]
+
+
+def fingerprints(model, candidates):
+    """Structure fingerprints: mean of the unit-normalised environment features.
+
+    Parameters
+    ----------
+    model : SparseGPR
+        Fitted; its environment term (most features) is used.
+    candidates : list of ase.Atoms
+
+    Returns
+    -------
+    ndarray of shape (n_candidates, n_features)
+    """
+    term = model.terms_[_env_term(model)]
+    X = term.descriptor.transform(candidates)
+    U = _unit_rows(X)
+    counts = np.diff(X.offsets)
+    sums = np.add.reduceat(U, X.offsets[:-1], axis=0) if len(U) else np.zeros((0, U.shape[1]))
+    return sums / np.maximum(counts, 1)[:, None]
+
+
+def auto_min_distance(prints):
+    """Half the median nearest-neighbour distance between fingerprints (0 for < 2 candidates)."""
+    if len(prints) < 2:
+        return 0.0
+    d2 = ((prints[:, None, :] - prints[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d2, np.inf)
+    return 0.5 * float(np.median(np.sqrt(d2.min(1))))
+
+
+def _far_enough(prints, picks, i, min_distance):
+    if not picks or min_distance <= 0:
+        return True
+    return float(np.sqrt(((prints[picks] - prints[i]) ** 2).sum(1)).min()) >= min_distance
+
+
+def greedy_diverse(order, prints, batch_size, min_distance):
+    """Take candidates in ``order``, skipping those within ``min_distance`` of a pick."""
+    picks = []
+    for i in order:
+        if _far_enough(prints, picks, int(i), min_distance):
+            picks.append(int(i))
+            if len(picks) == batch_size:
+                break
+    return picks
+
+
+def _next_pick(score, picks, prints, min_distance):
+    """Best-scoring candidate not yet picked and not a near-duplicate of a pick, or None."""
+    score = np.array(score, dtype=np.float64)
+    score[picks] = -np.inf
+    for i in np.argsort(-score, kind="stable"):
+        if np.isfinite(score[i]) and _far_enough(prints, picks, int(i), min_distance):
+            return int(i)
+    return None
+
+
+class Strategy:
+    """Base class: rank by score, diverse greedy batch."""
+
+    name = "base"
+    score_units = ""
+    #: Whether a score threshold is meaningful (on-the-fly MD triggers on it).
+    thresholded = True
+
+    def __init__(self, random_state=None):
+        self.random_state = random_state
+
+    def prepare(self, model, labelled):
+        """Remember the refitted ``model`` and the labelled structures (list of Atoms with calc results)."""
+        self.model_ = model
+        self.labelled_ = labelled
+        if not hasattr(self, "rng_"):
+            self.rng_ = np.random.default_rng(self.random_state)
+        return self
+
+    def score(self, candidates):
+        raise NotImplementedError
+
+    def select(self, candidates, scores, batch_size, min_distance="auto"):
+        """Indices of the batch (at most ``batch_size``, fewer if near-duplicates run out)."""
+        prints = fingerprints(self.model_, candidates)
+        if isinstance(min_distance, str):
+            min_distance = auto_min_distance(prints)
+        order = np.argsort(-np.asarray(scores), kind="stable")
+        return greedy_diverse(order, prints, batch_size, min_distance)
+
+
+class PredictiveVariance(Strategy):
+    """The model's own predictive standard deviation.
+
+    Parameters
+    ----------
+    quantity : {"auto", "forces", "energy"}, default="auto"
+        ``"forces"``: largest norm over the atoms of ``"forces_std"`` (eV/Å);
+        ``"energy"``: ``"energy_std"`` per atom (eV/atom, cheaper);
+        ``"auto"``: forces when the model's ``predict(..., return_std=True)``
+        provides ``"forces_std"``, else energy. ``score_units`` tells which.
+    random_state : int or None
+    """
+
+    name = "variance"
+    _QUANTITIES = ("auto", "forces", "energy")
+
+    def __init__(self, quantity="auto", random_state=None):
+        super().__init__(random_state)
+        self.quantity = quantity
+
+    def score(self, candidates):
+        if self.quantity not in self._QUANTITIES:
+            raise ValueError(f"`quantity` must be one of {list(self._QUANTITIES)}; got {self.quantity!r}")
+        use_forces = self.quantity == "forces"
+        if self.quantity == "auto":
+            probe = self.model_.predict(candidates[:1], properties=("forces",), return_std=True)
+            use_forces = "forces_std" in probe
+        if use_forces:
+            out = self.model_.predict(candidates, properties=("forces",), return_std=True)
+            if "forces_std" not in out:
+                raise ValueError("quantity='forces' needs a model whose predict gives 'forces_std'")
+            self.score_units = "eV/Å (max over atoms of |forces_std|)"
+            norms = np.linalg.norm(out["forces_std"], axis=1)
+            offsets = np.cumsum([0] + [len(a) for a in candidates])
+            return np.maximum.reduceat(norms, offsets[:-1])
+        out = self.model_.predict(candidates, return_std=True)
+        self.score_units = "eV/atom (energy_std / n_atoms)"
+        return out["energy_std"] / np.array([len(a) for a in candidates])
+
+
+class VarianceReduction(Strategy):
+    """Expected reduction of the predictive variance summed over the candidates.
+
+    Predictive variance alone prefers outliers; this criterion (integrated
+    variance / "active learning Cohn", Cohn et al., JAIR 4, 129 (1996),
+    doi:10.1613/jair.295) prefers the candidate whose label would most
+    reduce the variance of the energies of *all* candidates, so dense
+    regions of the pool count. With ``H = R^T R`` (the model's
+    ``posterior_factor_``) and ``a_i`` the whitened energy design row of
+    candidate ``i``, ``Q = A H^-1 A^T`` and the score of ``c`` is
+    ``sum_p sigma_p^2 Q_pc^2 / (1 + Q_cc)`` (eV², by Woodbury). The batch
+    is greedy: each pick updates ``Q`` by a rank-one downdate. Only energy
+    rows are used as the proxy for a label (forces would multiply the cost
+    by ``3 n_atoms``).
+    """
+
+    name = "variance_reduction"
+    score_units = "eV² (expected reduction of the summed energy variance)"
+
+    def _q_matrix(self, candidates):
+        from ..models._gap_labels import check_sigma, structure_sigmas
+        from ..models._gap_terms import sum_per_structure
+
+        model = self.model_
+        columns = []
+        for term in model.terms_:
+            X = term.descriptor.transform(candidates)
+            columns.append(sum_per_structure(term.knm(np.asarray(X))[0], X.offsets))
+        K = np.hstack(columns)                                  # (n, M) energy covariances, eV²
+        table = check_sigma(model.default_sigma, model.config_type_sigma)
+        sigma = np.array([structure_sigmas(table, "default", len(a), model.sigma_per_atom)[0] for a in candidates])
+        V = sla.solve_triangular(model.posterior_factor_, (K / sigma[:, None]).T, trans="T")  # R^-T a^T
+        return V.T @ V, sigma
+
+    @staticmethod
+    def _gain(Q, sigma):
+        return (sigma[:, None] ** 2 * Q**2).sum(0) / (1.0 + np.diag(Q))
+
+    def score(self, candidates):
+        Q, sigma = self._q_matrix(candidates)
+        return self._gain(Q, sigma)
+
+    def select(self, candidates, scores, batch_size, min_distance="auto"):
+        Q, sigma = self._q_matrix(candidates)
+        prints = fingerprints(self.model_, candidates)
+        if isinstance(min_distance, str):
+            min_distance = auto_min_distance(prints)
+        picks = []
+        while len(picks) < batch_size:
+            nxt = _next_pick(self._gain(Q, sigma), picks, prints, min_distance)
+            if nxt is None:
+                break
+            picks.append(nxt)
+            # Woodbury: the pick's label is now (virtually) known.
+            q = Q[:, nxt].copy()
+            Q = Q - np.outer(q, q) / (1.0 + q[nxt])
+        return picks
+
+
+def _labels(atoms_list):
+    energies = [a.calc.results["energy"] for a in atoms_list]
+    forces = [a.calc.results["forces"] for a in atoms_list]
+    return energies, forces
+
+
+class CommitteeDisagreement(Strategy):
+    """Query by committee: spread of the forces of sparse GPRs fitted on subsamples.
+
+    Members share the model's sparse points and ``e0_``; each sees every
+    labelled structure with probability ``subsample``. Members are rebuilt
+    when the model's sparse set changes and otherwise updated
+    incrementally with the newly labelled structures (online bagging, Oza
+    & Russell, AISTATS 2001), so a long loop does not refit them. Score:
+    largest over the atoms of the norm of the per-component standard
+    deviation of the members' forces (eV/Å).
+
+    Parameters
+    ----------
+    n_members : int, default=4
+    subsample : float, default=0.8
+        Probability that a member sees a labelled structure.
+    random_state : int or None
+    """
+
+    name = "committee"
+    score_units = "eV/Å (max over atoms of committee force spread)"
+
+    def __init__(self, n_members=4, subsample=0.8, random_state=None):
+        super().__init__(random_state)
+        self.n_members = n_members
+        self.subsample = subsample
+
+    def _same_sparse_set(self, model):
+        old = getattr(self, "sparse_sets_", None)
+        new = [t.sparse_X for t in model.terms_]
+        return old is not None and len(old) == len(new) and all(
+            a.shape == b.shape and np.array_equal(a, b) for a, b in zip(old, new))
+
+    def prepare(self, model, labelled):
+        from .incremental import IncrementalSparseGPR, frozen_sparse_terms
+
+        super().prepare(model, labelled)
+        if isinstance(self.n_members, bool) or int(self.n_members) < 2:
+            raise ValueError(f"`n_members` must be an integer >= 2; got {self.n_members!r}")
+        if not 0 < float(self.subsample) <= 1:
+            raise ValueError(f"`subsample` must be in (0, 1]; got {self.subsample!r}")
+        rebuild = not self._same_sparse_set(model)
+        start = 0 if rebuild else self.n_seen_
+        if rebuild:
+            params = model.get_params(deep=False)
+            params.update(e0=dict(model.e0_), random_state=0, verbose=False)
+            self.members_ = [None] * int(self.n_members)
+            self.sparse_sets_ = [t.sparse_X.copy() for t in model.terms_]
+        new = labelled[start:]
+        energies, forces = _labels(new)
+        for k in range(int(self.n_members)):
+            chosen = np.nonzero(self.rng_.random(len(new)) < float(self.subsample))[0]
+            if self.members_[k] is None and len(chosen) == 0 and len(new):
+                chosen = np.array([int(self.rng_.integers(len(new)))])  # a member needs data
+            if len(chosen) == 0:
+                continue
+            data = ([new[i] for i in chosen], [energies[i] for i in chosen], [forces[i] for i in chosen])
+            if self.members_[k] is None:
+                params["terms"] = frozen_sparse_terms(model)
+                self.members_[k] = IncrementalSparseGPR(**params).fit(data[0], energies=data[1], forces=data[2])
+            else:
+                self.members_[k].partial_fit(data[0], energies=data[1], forces=data[2])
+        self.n_seen_ = len(labelled)
+        return self
+
+    def score(self, candidates):
+        forces = np.stack([m.predict(candidates, properties=("forces",))["forces"] for m in self.members_])
+        spread = np.linalg.norm(forces.std(axis=0), axis=1)
+        offsets = np.cumsum([0] + [len(a) for a in candidates])
+        return np.maximum.reduceat(spread, offsets[:-1])
+
+
+class DescriptorDistance(Strategy):
+    """Farthest-point sampling in the kernel metric of the environment term.
+
+    Score of a structure: the largest, over its environments, of the kernel
+    distance ``d(x, y) = sqrt(k(x,x) + k(y,y) - 2 k(x,y))`` to the nearest
+    labelled environment (dimensionless for a normalised dot product).
+    The batch is built greedily: each pick's environments join the
+    reference set before the next pick (FPS).
+    """
+
+    name = "distance"
+    score_units = "kernel distance"
+
+    def prepare(self, model, labelled):
+        super().prepare(model, labelled)
+        self.term_ = model.terms_[_env_term(model)]
+        self.reference_ = np.asarray(self.term_.descriptor.transform(labelled))
+        return self
+
+    def _min_distance(self, X, reference):
+        kernel = self.term_.kernel
+        kxx = kernel.diag(X)[:, None]
+        out = np.full(len(X), np.inf)
+        for start in range(0, len(reference), 4096):
+            Y = reference[start : start + 4096]
+            d2 = kxx + kernel.diag(Y)[None, :] - 2.0 * kernel(X, Y)
+            out = np.minimum(out, np.sqrt(np.maximum(d2, 0.0)).min(1))
+        return out
+
+    def score(self, candidates):
+        X = self.term_.descriptor.transform(candidates)
+        self._candidate_X = (candidates, X)
+        env = self._min_distance(np.asarray(X), self.reference_)
+        return np.maximum.reduceat(env, X.offsets[:-1])
+
+    def select(self, candidates, scores, batch_size, min_distance="auto"):
+        cached = getattr(self, "_candidate_X", None)
+        X = cached[1] if cached is not None and cached[0] is candidates else self.term_.descriptor.transform(candidates)
+        Xa, offsets = np.asarray(X), X.offsets
+        env = self._min_distance(Xa, self.reference_)
+        prints = fingerprints(self.model_, candidates)
+        if isinstance(min_distance, str):
+            min_distance = auto_min_distance(prints)
+        picks = []
+        while len(picks) < batch_size:
+            nxt = _next_pick(np.maximum.reduceat(env, offsets[:-1]), picks, prints, min_distance)
+            if nxt is None:
+                break
+            picks.append(nxt)
+            rows = Xa[offsets[nxt] : offsets[nxt + 1]]
+            env = np.minimum(env, self._min_distance(Xa, rows))
+        return picks
+
+
+class DOptimality(Strategy):
+    """D-optimal design by maxvol on the sparse-kernel (Nyström) features.
+
+    An environment ``x`` has features ``phi(x) = L^-1 k_M(x)`` (``K_MM =
+    L L^T`` of the environment term), so ``phi(x)·phi(y)`` approximates
+    ``k(x, y)``. The active set ``A`` (``m x m``) is the maxvol submatrix
+    (Goreinov et al., 2010, doi:10.1007/978-3-7643-8940-7_12) of the features
+    of the sparse points and the labelled environments; the grade of a
+    candidate environment is ``max_j |(phi(x) A^-1)_j|`` and > 1 means the
+    environment would enlarge the volume (extrapolation), as in
+    Podryabinkin & Shapeev, Comput. Mater. Sci. 140, 171 (2017),
+    doi:10.1016/j.commatsci.2017.08.031. A structure's grade is its largest.
+    Each pick is swapped into the active set before the next (greedy batch).
+    """
+
+    name = "doptimal"
+    score_units = "maxvol extrapolation grade"
+
+    def __init__(self, tolerance=1.01, max_swaps=1000, random_state=None):
+        super().__init__(random_state)
+        self.tolerance = tolerance
+        self.max_swaps = max_swaps
+
+    def _features(self, atoms_list):
+        X = self.term_.descriptor.transform(atoms_list)
+        knm = self.term_.knm(np.asarray(X))[0]
+        return sla.solve_triangular(self.L_, knm.T, lower=True).T, X.offsets
+
+    def prepare(self, model, labelled):
+        super().prepare(model, labelled)
+        self.term_ = model.terms_[_env_term(model)]
+        kmm = self.term_.kmm()
+        kmm[np.diag_indices_from(kmm)] += max(model.jitter, 1e-10) * self.term_.delta**2
+        self.L_ = np.linalg.cholesky(kmm)
+        phi_lab, _ = self._features(labelled)
+        # The sparse points' own features are the rows of L: a full-rank start.
+        self.A_ = _maxvol(np.vstack([self.L_, phi_lab]), np.arange(len(self.L_)), self.tolerance,
+                          int(self.max_swaps))
+        return self
+
+    def _grades(self, phi):
+        return np.abs(sla.solve(self.A_.T, phi.T).T)
+
+    def score(self, candidates):
+        phi, offsets = self._features(candidates)
+        return np.maximum.reduceat(self._grades(phi).max(1), offsets[:-1])
+
+    def select(self, candidates, scores, batch_size, min_distance="auto"):
+        phi, offsets = self._features(candidates)
+        prints = fingerprints(self.model_, candidates)
+        if isinstance(min_distance, str):
+            min_distance = auto_min_distance(prints)
+        saved, picks = self.A_, []
+        try:
+            while len(picks) < batch_size:
+                grade = np.maximum.reduceat(self._grades(phi).max(1), offsets[:-1])
+                nxt = _next_pick(grade, picks, prints, min_distance)
+                if nxt is None:
+                    break
+                picks.append(nxt)
+                # The pick's environments join the active set before the next pick.
+                rows = phi[offsets[nxt] : offsets[nxt + 1]]
+                self.A_ = _maxvol(np.vstack([self.A_, rows]), np.arange(len(self.A_)), self.tolerance,
+                                  int(self.max_swaps))
+        finally:
+            self.A_ = saved
+        return picks
+
+
+def _maxvol(rows, start, tolerance, max_swaps):
+    """Square submatrix of ``rows`` (n, m) of locally maximal |det|, from the rows ``start``."""
+    index = np.array(start, dtype=np.int64)
+    A = rows[index]
+    B = sla.solve(A.T, rows.T).T            # rows = B A
+    for _ in range(max_swaps):
+        i, j = np.unravel_index(np.argmax(np.abs(B)), B.shape)
+        pivot = B[i, j]
+        if abs(pivot) <= tolerance:
+            break
+        # Replacing active row j by row i multiplies |det A| by |pivot|.
+        update = B[i].copy()
+        update[j] -= 1.0
+        B -= np.outer(B[:, j], update) / pivot
+        index[j] = i
+    return rows[index]
+
+
+class RandomSelection(Strategy):
+    """Uniformly random picks (the control). Scores are uniform random numbers."""
+
+    name = "random"
+    score_units = "random"
+    thresholded = False
+
+    def score(self, candidates):
+        return self.rng_.random(len(candidates))
+
+
+STRATEGIES = {cls.name: cls for cls in (PredictiveVariance, VarianceReduction, CommitteeDisagreement,
+                                        DescriptorDistance, DOptimality, RandomSelection)}
+
+
+def make_strategy(strategy, random_state=None):
+    """A strategy object from a name in :data:`STRATEGIES` or a :class:`Strategy` instance (copied)."""
+    if isinstance(strategy, Strategy):
+        return copy.deepcopy(strategy)
+    if isinstance(strategy, str) and strategy in STRATEGIES:
+        return STRATEGIES[strategy](random_state=random_state)
+    raise ValueError(f"`strategy` must be one of {sorted(STRATEGIES)} or a Strategy instance; got {strategy!r}")

@@ -1,0 +1,1 @@
+"""Electron-density utilities: auxiliary Gaussian basis, integration grids, cube files."""

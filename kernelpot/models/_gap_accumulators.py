@@ -1,0 +1,148 @@
+"""Block-by-block solvers of the sparse-GPR least-squares problem, and the partial factor of a worker.
+
+Both accumulators take whitened design rows ``A = Sigma^{-1/2} K_NM`` and
+targets ``b`` one block at a time, so their memory is ``O(M^2)`` whatever
+the number of observations. A worker (a local process or a Dask worker)
+builds the blocks of some structures into a partial state
+(:func:`partial_factor`), and the caller merges the partial states in task
+order: a sum of normal equations, or the QR of the stacked R factors (TSQR).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg as sla
+
+__all__ = ["QRAccumulator", "NormalAccumulator", "partial_factor"]
+
+
+class QRAccumulator:
+    """R factor of ``[[L^T, 0], [A_1, b_1], [A_2, b_2], ...]``, one block at a time (TSQR).
+
+    Parameters
+    ----------
+    Lt : ndarray of shape (m, m)
+        Upper Cholesky factor of ``K_MM`` (the prior rows); see :meth:`empty`
+        for a worker's accumulator without them.
+    """
+
+    def __init__(self, Lt):
+        m = Lt.shape[0]
+        self.m = m
+        self.R = np.hstack([Lt, np.zeros((m, 1))])
+
+    @classmethod
+    def empty(cls, m):
+        """Accumulator of design rows only (a worker's part), for ``m`` sparse points."""
+        self = cls.__new__(cls)
+        self.m = m
+        self.R = np.zeros((0, m + 1))
+        return self
+
+    def add(self, A, b):
+        """Add rows ``A`` (n, m) with targets ``b`` (n,)."""
+        m, top = self.m, self.R
+        self.R = None  # the stacked copy below replaces it
+        k = top.shape[0]
+        # Fortran order lets LAPACK factor in place: one (k + n, m + 1) array
+        # beside the block instead of numpy.linalg.qr's two copies.
+        stacked = np.empty((k + A.shape[0], m + 1), order="F")
+        stacked[:k] = top
+        del top
+        stacked[k:, :m] = A
+        stacked[k:, m] = b
+        _, self.R = sla.qr(stacked, mode="raw", overwrite_a=True, check_finite=False)
+
+    def state(self):
+        """ndarray (<= m + 1, m + 1): the R factor so far (what a worker sends back)."""
+        return self.R
+
+    def merge(self, state):
+        """Add a worker's :meth:`state` (its R rows are rows of the same least-squares problem)."""
+        if state.shape[0]:
+            self.add(state[:, : self.m], state[:, self.m])
+
+    def solve(self):
+        """Upper ``R`` (m, m) with ``R^T R = K_MM + A^T A``, positive diagonal, and the coefficients."""
+        m = self.m
+        R, z = self.R[:m, :m], self.R[:m, m]
+        # R is unique up to the signs of its rows: fix them so that serial,
+        # blocked and distributed fits give the same factor.
+        sign = np.where(np.diag(R) < 0, -1.0, 1.0)
+        R, z = R * sign[:, None], z * sign
+        return R, sla.solve_triangular(R, z)
+
+
+class NormalAccumulator:
+    """``A^T A + K_MM`` and ``A^T b`` summed over blocks, solved by Cholesky.
+
+    Parameters
+    ----------
+    kmm : ndarray of shape (m, m)
+        Covariance of the sparse points (+ jitter), eV²; see :meth:`empty`.
+    """
+
+    def __init__(self, kmm):
+        self.H = kmm.copy()
+        self.r = np.zeros(kmm.shape[0])
+
+    @classmethod
+    def empty(cls, m):
+        """Accumulator of design rows only (a worker's part), for ``m`` sparse points."""
+        return cls(np.zeros((m, m)))
+
+    def add(self, A, b):
+        """Add rows ``A`` (n, m) with targets ``b`` (n,)."""
+        self.H += A.T @ A
+        self.r += A.T @ b
+
+    def state(self):
+        """``(A^T A, A^T b)`` so far (what a worker sends back)."""
+        return self.H, self.r
+
+    def merge(self, state):
+        """Add a worker's :meth:`state`."""
+        H, r = state
+        self.H += H
+        self.r += r
+
+    def solve(self):
+        """Upper Cholesky factor ``U`` of ``K_MM + A^T A`` and the coefficients."""
+        try:
+            U = sla.cholesky(self.H, lower=False)
+        except np.linalg.LinAlgError:
+            raise np.linalg.LinAlgError(
+                "the normal equations are not positive definite; use solver='qr' or increase `jitter`"
+            ) from None
+        alpha = sla.cho_solve((U, False), self.r)
+        return U, alpha
+
+
+def partial_factor(model, atoms_list, labels, sigma_table, blocks):
+    """Partial accumulator state of some blocks of structures (runs on a worker).
+
+    Parameters
+    ----------
+    model : SparseGPR
+        With ``terms_`` and ``e0_`` chosen (sparse points fixed).
+    atoms_list : list of ase.Atoms
+        The structures of this task.
+    labels : Labels
+        Their labels.
+    sigma_table : dict
+        Noise table from ``SparseGPR._check_params``.
+    blocks : list of list of int
+        Indices into ``atoms_list``, one list per block.
+
+    Returns
+    -------
+    ndarray or tuple of ndarray
+        :meth:`QRAccumulator.state` or :meth:`NormalAccumulator.state`.
+    """
+    m = sum(t.n_sparse for t in model.terms_)
+    accumulator = QRAccumulator.empty(m) if model.solver == "qr" else NormalAccumulator.empty(m)
+    for structures in blocks:
+        A, y = model._design(atoms_list, structures, labels, sigma_table)
+        accumulator.add(A, y)
+        del A, y  # the next block is built without this one alive
+    return accumulator.state()

@@ -1,0 +1,75 @@
+"""Per-centre-species GAP terms: a descriptor restricted to centre atoms of given species.
+
+gap_fit gives each centre species its own SOAP term (``soap ... Z=6``, or
+automatically with ``add_species=T``): environments of different centre
+species then never share a sparse point or a covariance, and each term has
+its own energy scale ``delta``. A dscribe-style SOAP vector does not encode
+the species of its centre, so without this an H and a C environment with
+similar neighbourhoods would be treated as alike.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..descriptors.base import AtomicFeatures, Descriptor, SparseGradients, species_numbers
+
+__all__ = ["CentreSpecies"]
+
+
+class CentreSpecies(Descriptor):
+    """Rows of a per-atom descriptor for centre atoms of some species only.
+
+    Parameters
+    ----------
+    descriptor : Descriptor
+        A per-atom descriptor (one row per atom, ``numbers`` set on its
+        output), e.g. :class:`~kernelpot.descriptors.soap.SOAP`.
+    species : int, str or sequence of them
+        Centre species kept (atomic numbers or symbols).
+
+    Notes
+    -----
+    Gradients keep every pair whose row is kept, so forces and virials of
+    the kept rows are unchanged; ``neighbour`` still indexes all atoms.
+    """
+
+    def __init__(self, descriptor, species):
+        self.descriptor = descriptor
+        self.species = species
+
+    def transform(self, X, *, gradients: bool = False):
+        """Rows of the centres of ``species``.
+
+        Returns
+        -------
+        AtomicFeatures of shape (n_kept_rows, n_features)
+            ``offsets`` count the kept rows of each structure.
+        SparseGradients
+            With ``gradients=True``: the pairs of the kept rows, ``center``
+            renumbered to the kept rows.
+        """
+        keep_z = species_numbers(self.species, "species")
+        if not callable(getattr(self.descriptor, "transform", None)):
+            raise TypeError(f"`descriptor` must have a transform method; got {self.descriptor!r}")
+        out = self.descriptor.transform(X, gradients=gradients)
+        features, grads = out if gradients else (out, None)
+        numbers = getattr(features, "numbers", None)
+        offsets = getattr(features, "offsets", None)
+        pairs = bool(getattr(self.descriptor, "rows_are_pairs", False))
+        if pairs or numbers is None or offsets is None or len(numbers) != features.shape[0]:
+            raise ValueError(f"`descriptor` must give one row per atom with `numbers`; "
+                             f"{type(self.descriptor).__name__} does not")
+        keep = np.isin(numbers, keep_z)
+        row_structure = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+        counts = np.bincount(row_structure[keep], minlength=len(offsets) - 1)
+        kept = AtomicFeatures(np.asarray(features)[keep], np.concatenate([[0], np.cumsum(counts)]),
+                              np.asarray(numbers)[keep])
+        if not gradients:
+            return kept
+        new_row = np.cumsum(keep) - 1
+        kept_pairs = keep[grads.center]
+        kept_grads = SparseGradients(grads.values[kept_pairs], new_row[grads.center[kept_pairs]],
+                                     grads.neighbour[kept_pairs],
+                                     None if grads.vectors is None else grads.vectors[kept_pairs])
+        return kept, kept_grads

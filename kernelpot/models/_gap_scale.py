@@ -1,0 +1,216 @@
+"""Memory budget of a SparseGPR fit: parsing, the pre-fit estimate, streamed sparse selection.
+
+The fit holds, at its peak, the ``M x M`` factors of the sparse points
+(``M`` = all sparse points), one block of whitened design rows
+``B x M`` with the descriptor gradients of its atoms, and, during sparse
+selection, the descriptor rows it selects from. :func:`fit_estimate` adds
+these up from the same numbers the fit uses to allocate, so the block size
+can be chosen from a total budget (``max_memory``); :func:`select_streamed`
+bounds the selection by the same budget: it keeps all descriptor rows only
+while they fit, and otherwise reduces them block by block (merge and reduce:
+the picks of ``pool + block`` become the next pool), which is exact for
+``"uniform"`` and an approximation of FPS/CUR over all rows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+
+from ..parallel.progress import progress
+from ._gap_sparse import select_sparse
+
+__all__ = ["parse_memory", "resident_bytes", "fit_estimate", "select_streamed", "SELECTION_COPIES"]
+
+_UNITS = {"": 2**20, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6,
+          "mib": 2**20, "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12, "tib": 2**40}
+# Copies of the descriptor rows alive while selecting among them: the rows,
+# the rounded copy and the sort buffers of the duplicate filter, and the
+# selector's own working arrays (CUR: the centred rows and their SVD).
+SELECTION_COPIES = 5.0
+
+
+def parse_memory(value, name="max_memory"):
+    """Bytes of a memory size: a number of MiB, or a string such as ``"4GB"``, ``"512 MiB"``.
+
+    Decimal units (kB, MB, GB, TB) are powers of 1000, binary ones (KiB,
+    MiB, GiB, TiB) powers of 1024; a bare number is MiB.
+
+    Returns
+    -------
+    int
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"`{name}` must be a number of MiB or a string like '4GB'; got {value!r}")
+    if isinstance(value, (int, float, np.number)):
+        number, unit = float(value), ""
+    elif isinstance(value, str):
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*", value)
+        if match is None or match.group(2).lower() not in _UNITS:
+            raise ValueError(f"`{name}` must be a size like '4GB', '512MiB' or a number of MiB; got {value!r}")
+        number, unit = float(match.group(1)), match.group(2).lower()
+    else:
+        raise TypeError(f"`{name}` must be a number of MiB or a string like '4GB'; got {value!r}")
+    if not (np.isfinite(number) and number > 0):
+        raise ValueError(f"`{name}` must be > 0; got {value!r}")
+    return int(number * _UNITS[unit])
+
+
+def resident_bytes():
+    """Resident memory of this process now (bytes; Linux ``/proc``, else the peak so far)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):  # pragma: no cover - not Linux
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def fit_estimate(*, n_sparse, max_term_sparse, block_rows, block_atoms, gradient_bytes_per_atom,
+                 pair_chunk, selection_bytes, solver, workers=1):
+    """Bytes of the arrays alive at the peaks of a fit, above the memory in use before it.
+
+    Parameters
+    ----------
+    n_sparse : int
+        All sparse points ``M`` (terms side by side).
+    max_term_sparse : int
+        Sparse points of the largest term (its design rows are built before
+        they are copied into the block).
+    block_rows, block_atoms : int
+        Design rows and atoms of the largest block.
+    gradient_bytes_per_atom : float
+        Descriptor gradient bytes per atom (all terms).
+    pair_chunk : int
+        Gradient pairs per kernel-derivative chunk.
+    selection_bytes : float
+        Descriptor rows held at once during sparse selection.
+    solver : {"qr", "cholesky"}
+    workers : int, default=1
+        Processes on this machine each building blocks (joblib; their
+        interpreters are not counted); 0 when the blocks are built on Dask
+        workers (only the merge is counted).
+
+    Returns
+    -------
+    dict
+        Bytes per component, and ``"fit_peak"``: the larger of the selection
+        and the solve phases.
+    """
+    M, m, B = n_sparse, max_term_sparse, block_rows
+    square = 8.0 * (M + 1) ** 2
+    block = 8.0 * B * M
+    # The largest term's rows (design_rows' output, its K and K weighted) and
+    # the (pair_chunk, 3, m) kernel-derivative temporaries (4 alive at once:
+    # the derivative, a product temporary, the (pair, m) cosines and the
+    # scattered sparse-matrix product).
+    term_rows = 8.0 * (B + 2 * block_atoms) * m + 4 * 8.0 * 3 * pair_chunk * m
+    gradients = gradient_bytes_per_atom * block_atoms
+    building = block + term_rows + gradients
+    if solver == "qr":
+        # L, the running R; adding a block stacks [R; A b] (Fortran order) and
+        # makes a new R while the block is still referenced.
+        factor = square
+        accumulate = block + 8.0 * (M + B) * (M + 1) + square
+    else:
+        # L, H; adding a block forms A^T A next to H.
+        factor = square
+        accumulate = block + square
+    per_worker = factor + max(building, accumulate)
+    if workers == 0:
+        # Blocks are built on remote workers; here: L, R and the merge of one
+        # partial factor (stacked [R; R_part] and the new R).
+        solve = 2 * square + 3 * square if solver == "qr" else 2 * square + square
+    elif workers == 1:
+        solve = square + per_worker
+    else:
+        # Each local process builds blocks into its own partial factor; this
+        # process holds L, its accumulator and one partial result.
+        solve = 3 * square + workers * per_worker
+    selection = SELECTION_COPIES * selection_bytes
+    return {
+        "sparse_factor_L": square,
+        "accumulator": factor,
+        "block": block,
+        "block_build": building,
+        "block_accumulate": accumulate,
+        "selection": selection,
+        "fit_peak": max(selection, solve),
+    }
+
+
+def _reduce(held, method, n_sparse, rng, keys):
+    """Picks among the held row blocks; ``keys`` (random keys, None = not drawn yet) for "random"."""
+    rows = np.concatenate(held) if len(held) > 1 else held[0]
+    if method != "random":
+        return select_sparse(rows, n_sparse, method, rng), None
+    # Bottom-k sampling: the n distinct rows with the smallest uniform random
+    # keys are a uniform sample without replacement of all distinct rows seen.
+    keys = np.concatenate([rng.random(len(x)) if k is None else k for x, k in zip(held, keys)])
+    order = np.argsort(keys, kind="stable")
+    rows, keys = rows[order], keys[order]
+    scale = max(float(np.abs(rows).max()), 1e-300)
+    _, first = np.unique(np.round(rows / scale, 10), axis=0, return_index=True)
+    first = np.sort(first)[:n_sparse]
+    return rows[first], keys[first]
+
+
+def select_streamed(descriptor, atoms_list, n_sparse, method, rng, budget, *, verbose=False, label="descriptor"):
+    """Sparse points of one term among its descriptor rows, holding at most ``budget`` bytes of rows.
+
+    Parameters
+    ----------
+    descriptor : Descriptor
+    atoms_list : list of ase.Atoms
+    n_sparse : int
+    method : {"cur", "fps", "uniform", "random"}
+    rng : numpy.random.Generator
+    budget : float
+        Bytes of descriptor rows that may be held at once (selection
+        temporaries come on top: ``SELECTION_COPIES`` times the rows).
+    verbose : bool, default=False
+        Progress bar.
+
+    Returns
+    -------
+    Z : ndarray of shape (n_chosen, n_features)
+        Sparse points; the same as :func:`select_sparse` on all rows when
+        all rows fit in ``budget``.
+    info : dict
+        ``"n_rows"``, ``"n_features"``, ``"streamed"`` (rows were reduced
+        block by block), ``"held_bytes"`` (the most row bytes held at once).
+    """
+    largest = max(atoms_list, key=len)
+    probe = np.asarray(descriptor.transform([largest]))
+    per_atom = 8.0 * probe.size / max(1, len(largest))
+    # Blocks of about a quarter of the budget keep each transform small next to what is held.
+    max_atoms = max(1, int(min(budget / 4 / max(per_atom, 1.0), 2**62)))
+    groups, current, atoms = [], [], 0
+    for structure in atoms_list:
+        if current and atoms + len(structure) > max_atoms:
+            groups.append(current)
+            current, atoms = [], 0
+        current.append(structure)
+        atoms += len(structure)
+    groups.append(current)
+    held, keys, held_bytes, peak, n_rows, streamed = [], [], 0, 0, 0, False
+    for group in progress(groups, desc=f"{label}: descriptor rows for sparse selection", enabled=verbose):
+        X = np.asarray(descriptor.transform(group), dtype=np.float64)
+        n_rows += len(X)
+        held.append(X)
+        keys.append(None)
+        held_bytes += X.nbytes
+        peak = max(peak, held_bytes)
+        if held_bytes > budget and len(held) > 1:
+            streamed = True
+            pool, pool_keys = _reduce(held, method, n_sparse, rng, keys)
+            held, keys, held_bytes = [pool], [pool_keys], pool.nbytes
+    if streamed or method != "random":
+        Z, _ = _reduce(held, method, n_sparse, rng, keys)
+    else:
+        # Every row was held: the same draw as select_sparse on all rows.
+        Z = select_sparse(np.concatenate(held), n_sparse, method, rng)
+    return Z, {"n_rows": n_rows, "n_features": probe.shape[1], "streamed": streamed, "held_bytes": peak}

@@ -1,0 +1,1 @@
+"""Uncertainty of kernelpot models: calibration, committees, novelty (import from the submodules)."""

@@ -23,31 +23,18 @@ import argparse
 import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from ase.io import read, write
 
+from kernelpot.bench.gap_cases import fit_gap_fit, fit_kernelpot
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gap_materials" / "mlearn"
 GAP = ("distance_2b cutoff=5.0 n_sparse=20 covariance_type=ard_se delta=2.0 theta_uniform=1.0 "
        "sparse_method=uniform : soap l_max=6 n_max=8 atom_sigma=0.5 cutoff=5.0 cutoff_transition_width=1.0 "
        "delta=0.2 covariance_type=dot_product zeta=4 n_sparse=1000 sparse_method=cur_points")
-
-
-def run_measured(command, cwd, env):
-    """Run ``command``; return (wall seconds, peak RSS in MiB, stdout)."""
-    start = time.perf_counter()
-    with open(Path(cwd) / "log.txt", "w") as log:
-        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    if status != 0:
-        raise RuntimeError(f"{command[0]} failed; see {cwd}/log.txt")
-    return wall, usage.ru_maxrss / 1024, (Path(cwd) / "log.txt").read_text()
 
 
 def errors(predicted_e, predicted_f, frames):
@@ -72,36 +59,11 @@ def bench(element, threads, reuse=None):
         if reuse is not None:
             results["gap_fit"] = reuse
         else:
-            results["gap_fit"] = run_gap_fit(tmp, env, test_frames)
-
-        wall, rss, _ = run_measured(
-            [sys.executable, "-m", "kernelpot.cli", "fit", "train.xyz", "-o", "kp.kpot", "--gap", f"{{{GAP}}}",
-             "--default-sigma", "0.002,0.1,0.05", "--virial-key", "none", "--stress-key", "none"], tmp, env)
-        from kernelpot.potential.serialization import load_model
-
-        model = load_model(f"{tmp}/kp.kpot")
-        prediction = model.predict(test_frames, properties=("energy", "forces"))
-        offsets = np.cumsum([0] + [len(a) for a in test_frames])
-        f = [prediction["forces"][offsets[i]:offsets[i + 1]] for i in range(len(test_frames))]
-        results["kernelpot"] = dict(errors(prediction["energy"], f, test_frames), fit_seconds=wall, peak_MiB=rss)
+            wall, rss, e, f = fit_gap_fit(tmp, GAP, env, test_frames)
+            results["gap_fit"] = dict(errors(e, f, test_frames), fit_seconds=wall, peak_MiB=rss)
+        wall, rss, e, f = fit_kernelpot(tmp, GAP, env, test_frames)
+        results["kernelpot"] = dict(errors(e, f, test_frames), fit_seconds=wall, peak_MiB=rss)
     return results
-
-
-def run_gap_fit(tmp, env, test_frames):
-    wall, rss, _ = run_measured(
-        ["gap_fit", "at_file=train.xyz", f"gap={{{GAP}}}", "default_sigma={0.002 0.1 0.05 0.0}",
-         "e0_method=average", "energy_parameter_name=energy", "force_parameter_name=forces",
-         "virial_parameter_name=none", "gp_file=gap.xml"], tmp, env)
-    from quippy.potential import Potential
-
-    pot = Potential(param_filename=f"{tmp}/gap.xml")
-    e, f = [], []
-    for a in test_frames:
-        b = a.copy()
-        b.calc = pot
-        e.append(b.get_potential_energy())
-        f.append(b.get_forces())
-    return dict(errors(e, f, test_frames), fit_seconds=wall, peak_MiB=rss)
 
 
 def main():

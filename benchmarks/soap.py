@@ -24,37 +24,11 @@ import textwrap
 import time
 
 import numpy as np
-from ase import Atoms
-from scipy.spatial.transform import Rotation
+
+from kernelpot.bench.systems import water_box
 
 SETTINGS = dict(r_cut=5.0, n_max=8, l_max=6, sigma=0.5, rbf="gto")
 SPECIES = ["H", "O"]
-
-
-def water_box(n_side: int = 4, density: float = 1.0, seed: int = 0, min_distance: float = 1.6) -> Atoms:
-    """Periodic cubic box of ``n_side³`` rigid waters on jittered lattice sites, random orientations."""
-    rng = np.random.default_rng(seed)
-    n_molecules = n_side**3
-    length = (n_molecules * 18.015 / 6.02214076e23 / density * 1e24) ** (1 / 3)
-    angle = np.deg2rad(104.52)
-    water = np.array([[0, 0, 0], [0.9572, 0, 0], [0.9572 * np.cos(angle), 0.9572 * np.sin(angle), 0]])
-    water -= water.mean(axis=0)
-    grid = np.stack(np.meshgrid(*[np.arange(n_side)] * 3, indexing="ij"), -1).reshape(-1, 3)
-    sites = (grid + 0.5) * length / n_side + rng.uniform(-0.3, 0.3, (n_molecules, 3))
-    molecules = np.stack([Rotation.random(random_state=int(rng.integers(2**31))).apply(water) + s for s in sites])
-    for _ in range(10_000):  # redraw orientations of molecules in contact until none is
-        positions = molecules.reshape(-1, 3)
-        delta = positions[:, None] - positions[None]
-        delta -= length * np.round(delta / length)
-        distance = np.linalg.norm(delta, axis=-1)
-        same = np.repeat(np.arange(n_molecules), 3)
-        distance[same[:, None] == same[None]] = np.inf
-        clash = np.unique(same[np.nonzero(distance < min_distance)[0]])
-        if len(clash) == 0:
-            return Atoms("OH2" * n_molecules, positions=positions, cell=np.eye(3) * length, pbc=True)
-        for m in clash[:1]:
-            molecules[m] = Rotation.random(random_state=int(rng.integers(2**31))).apply(water) + sites[m]
-    raise RuntimeError("could not place the water molecules without contacts")
 
 
 CPU_TIMES: list[float] = []

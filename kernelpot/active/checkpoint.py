@@ -27,7 +27,8 @@ import tempfile
 from pathlib import Path
 
 import ase.io
-import numpy as np
+
+from .._json import jsonable
 
 __all__ = ["Checkpoint", "atomic_write"]
 
@@ -46,18 +47,6 @@ def atomic_write(path, data: bytes) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
-
-
-def _jsonable(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return value.item()
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 class Checkpoint:
@@ -95,7 +84,7 @@ class Checkpoint:
     def save_model(self, model, metadata: dict) -> None:
         from ..potential.serialization import save_model
 
-        save_model(model, self.model_path, metadata=_jsonable(metadata))
+        save_model(model, self.model_path, metadata=jsonable(metadata))
 
     def load_model(self):
         """The stored model, or None when there is none yet."""
@@ -105,7 +94,7 @@ class Checkpoint:
 
     # --------------------------------------------------------------------- log
     def append_log(self, record: dict) -> None:
-        line = json.dumps(_jsonable(record), sort_keys=True) + "\n"
+        line = json.dumps(jsonable(record), sort_keys=True) + "\n"
         if self.log_path.is_file() and self.log_path.stat().st_size:
             with open(self.log_path, "rb") as stream:
                 stream.seek(-1, os.SEEK_END)
@@ -129,7 +118,7 @@ class Checkpoint:
 
     # ------------------------------------------------------------------- state
     def save_state(self, state: dict) -> None:
-        atomic_write(self.state_path, json.dumps(_jsonable(state), indent=1, sort_keys=True).encode())
+        atomic_write(self.state_path, json.dumps(jsonable(state), indent=1, sort_keys=True).encode())
 
     def load_state(self) -> dict | None:
         if not self.state_path.is_file():

@@ -39,6 +39,44 @@ def test_errors(energies, forces, frames) -> tuple[float, float]:
     return 1e3 * float(np.sqrt(np.mean(np.square(de)))), float(np.sqrt(np.mean(df**2)))
 
 
+GAP_FIT_OPTIONS = ("default_sigma={0.002 0.1 0.05 0.0}", "e0_method=average", "energy_parameter_name=energy",
+                   "force_parameter_name=forces", "virial_parameter_name=none")
+
+
+def fit_gap_fit(folder: str, gap: str, env: dict, test_frames) -> tuple[float, float, list, list]:
+    """Fit ``folder/train.xyz`` with gap_fit (energies and forces), predict ``test_frames`` with quippy.
+
+    Returns
+    -------
+    wall time (s), peak memory (MiB), energies (eV) and forces (eV/Å) of the test frames
+    """
+    wall, peak = run_measured(["gap_fit", "at_file=train.xyz", f"gap={{{gap}}}", *GAP_FIT_OPTIONS,
+                               "gp_file=gap.xml"], folder, env)
+    from quippy.potential import Potential
+
+    potential = Potential(param_filename=f"{folder}/gap.xml")
+    energies, forces = [], []
+    for atoms in test_frames:
+        copy = atoms.copy()
+        copy.calc = potential
+        energies.append(copy.get_potential_energy())
+        forces.append(copy.get_forces())
+    return wall, peak, energies, forces
+
+
+def fit_kernelpot(folder: str, gap: str, env: dict, test_frames) -> tuple[float, float, list, list]:
+    """The same as :func:`fit_gap_fit` with ``kernelpot fit`` and the saved model."""
+    wall, peak = run_measured(
+        [sys.executable, "-m", "kernelpot.cli", "fit", "train.xyz", "-o", "kp.kpot", "--gap", f"{{{gap}}}",
+         "--default-sigma", "0.002,0.1,0.05", "--virial-key", "none", "--stress-key", "none", "--quiet"],
+        folder, env)
+    from kernelpot.potential.serialization import load_model
+
+    prediction = load_model(f"{folder}/kp.kpot").predict(test_frames, properties=("energy", "forces"))
+    split = np.cumsum([len(a) for a in test_frames])[:-1]
+    return wall, peak, list(prediction["energy"]), np.split(prediction["forces"], split)
+
+
 def gap_vs_gap_fit(quick: bool) -> list[Row]:
     """Fit time, peak memory and test errors of the same gap_fit recipe in both codes (energies and forces)."""
     from ase.io import read, write
@@ -53,36 +91,14 @@ def gap_vs_gap_fit(quick: bool) -> list[Row]:
         train, test = train[::4], test[::2]
     gap = GAP_STRING.format(n_sparse=300 if quick else 1000)
     env = dict(os.environ, OMP_NUM_THREADS=str(os.cpu_count()), OPENBLAS_NUM_THREADS="1")
-    measured = {}
     with tempfile.TemporaryDirectory() as tmp:
         write(f"{tmp}/train.xyz", train)
-        measured["gap_fit"] = run_measured(
-            ["gap_fit", "at_file=train.xyz", f"gap={{{gap}}}", "default_sigma={0.002 0.1 0.05 0.0}",
-             "e0_method=average", "energy_parameter_name=energy", "force_parameter_name=forces",
-             "virial_parameter_name=none", "gp_file=gap.xml"], tmp, env)
-        from quippy.potential import Potential
-
-        potential = Potential(param_filename=f"{tmp}/gap.xml")
-        energies, forces = [], []
-        for atoms in test:
-            copy = atoms.copy()
-            copy.calc = potential
-            energies.append(copy.get_potential_energy())
-            forces.append(copy.get_forces())
-        errors = {"gap_fit": test_errors(energies, forces, test)}
-
-        measured["kernelpot"] = run_measured(
-            [sys.executable, "-m", "kernelpot.cli", "fit", "train.xyz", "-o", "kp.kpot", "--gap", f"{{{gap}}}",
-             "--default-sigma", "0.002,0.1,0.05", "--virial-key", "none", "--stress-key", "none", "--quiet"],
-            tmp, env)
-        from kernelpot.potential.serialization import load_model
-
-        prediction = load_model(f"{tmp}/kp.kpot").predict(test, properties=("energy", "forces"))
-        split = np.cumsum([len(a) for a in test])[:-1]
-        errors["kernelpot"] = test_errors(prediction["energy"], np.split(prediction["forces"], split), test)
+        results = {name: fit(tmp, gap, env, test) for name, fit in (("gap_fit", fit_gap_fit),
+                                                                    ("kernelpot", fit_kernelpot))}
+    errors = {name: test_errors(r[2], r[3], test) for name, r in results.items()}
     task = (f"GAP fit, mlearn Si ({len(train)} train / {len(test)} test structures), 2b + SOAP "
             f"{gap.split('n_sparse=')[-1].split()[0]} CUR points, E+F")
-    kp, gf = measured["kernelpot"], measured["gap_fit"]
+    kp, gf = results["kernelpot"], results["gap_fit"]
     return [
         Row("quippy gap_fit", task, "fit wall time", "s", kp[0], gf[0], "lower"),
         Row("quippy gap_fit", task, "fit peak memory", "MiB", kp[1], gf[1], "lower"),

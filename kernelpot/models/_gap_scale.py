@@ -20,6 +20,7 @@ import re
 import numpy as np
 
 from ..parallel.progress import progress
+from ..structures.packing import atom_budget_groups
 from ._gap_sparse import select_sparse
 
 __all__ = ["parse_memory", "resident_bytes", "fit_estimate", "select_streamed", "SELECTION_COPIES"]
@@ -188,14 +189,7 @@ def select_streamed(descriptor, atoms_list, n_sparse, method, rng, budget, *, ve
     per_atom = 8.0 * probe.size / max(1, len(largest))
     # Blocks of about a quarter of the budget keep each transform small next to what is held.
     max_atoms = max(1, int(min(budget / 4 / max(per_atom, 1.0), 2**62)))
-    groups, current, atoms = [], [], 0
-    for structure in atoms_list:
-        if current and atoms + len(structure) > max_atoms:
-            groups.append(current)
-            current, atoms = [], 0
-        current.append(structure)
-        atoms += len(structure)
-    groups.append(current)
+    groups = [[atoms_list[s] for s in group] for group in atom_budget_groups(atoms_list, max_atoms)]
     held, keys, held_bytes, peak, n_rows, streamed = [], [], 0, 0, 0, False
     for group in progress(groups, desc=f"{label}: descriptor rows for sparse selection", enabled=verbose):
         X = np.asarray(descriptor.transform(group), dtype=np.float64)

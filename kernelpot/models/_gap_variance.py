@@ -43,6 +43,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from ..structures.packing import atom_budget_groups
 from ._gap_covariance import NormalisedDotProduct, SquaredExponential
 from ._gap_terms import VIRIAL_COMPONENTS, row_weights
 
@@ -357,15 +358,7 @@ def fitc_factor(model, atoms_list, *, energies=None, forces=None, virials=None, 
     sigma_table = check_sigma(model.default_sigma, model.config_type_sigma)
     L = model.kmm_cholesky_
     R = L.T.copy()
-    blocks, current, count = [], [], 0
-    for s, atoms in enumerate(atoms_list):
-        if current and count + len(atoms) > block_atoms:
-            blocks.append(current)
-            current, count = [], 0
-        current.append(s)
-        count += len(atoms)
-    blocks.append(current)
-    for block in blocks:
+    for block in atom_budget_groups(atoms_list, block_atoms):
         A, _ = model._design(atoms_list, block, labels, sigma_table)
         if A.shape[0] == 0:
             continue

@@ -39,7 +39,7 @@ from sklearn.base import BaseEstimator
 
 from ..parallel.blocks import check_scheduler, dask_client, map_ordered, n_workers
 from ..parallel.progress import progress
-from ..structures.packing import as_atoms_list, pack
+from ..structures.packing import as_atoms_list, atom_budget_groups, pack
 from ._gap_covariance import NormalisedDotProduct, SquaredExponential
 from ._gap_accumulators import NormalAccumulator as _NormalAccumulator
 from ._gap_accumulators import QRAccumulator as _QRAccumulator
@@ -581,16 +581,7 @@ class SparseGPR(BaseEstimator):
             # Measured in fit when it used gradients; a single structure is one block anyway.
             known = self.memory_estimate_["descriptor_gradients_per_atom"]
             per_atom += known if known else self._gradient_bytes_per_atom(atoms_list)
-        max_atoms = max(1, int(budget / per_atom))
-        blocks, current, atoms = [], [], 0
-        for s, a in enumerate(atoms_list):
-            if current and atoms + len(a) > max_atoms:
-                blocks.append(current)
-                current, atoms = [], 0
-            current.append(s)
-            atoms += len(a)
-        blocks.append(current)
-        return blocks
+        return atom_budget_groups(atoms_list, max(1, int(budget / per_atom)))
 
     def _predict_block(self, atoms_list, packed, block, need_gradient, need_virial, acc):
         energy, forces, virial, request = acc["energy"], acc["forces"], acc["virial"], acc["request"]

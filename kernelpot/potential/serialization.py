@@ -15,6 +15,7 @@ import inspect
 
 import numpy as np
 
+from .._json import jsonable
 from ..descriptors.distance_2b import Distance2B
 from ..descriptors.soap import SOAP
 from ..models._gap_centres import CentreSpecies
@@ -31,18 +32,6 @@ _CLASSES = {cls.__name__: cls for cls in (SOAP, Distance2B, CentreSpecies, Squar
 _MODEL_PARAMS = ("default_sigma", "config_type_sigma", "sigma_per_atom", "e0", "jitter", "solver")
 
 
-def _jsonable(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return value.item()
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def _describe(obj) -> dict:
     name = type(obj).__name__
     if name not in _CLASSES:
@@ -50,7 +39,7 @@ def _describe(obj) -> dict:
     names = [p for p in inspect.signature(type(obj).__init__).parameters if p != "self"]
     params = {p: getattr(obj, p) for p in names}
     # a parameter that is itself an estimator (CentreSpecies wraps a SOAP) is described the same way
-    return {"class": name, "params": {p: _describe(v) if hasattr(v, "get_params") else _jsonable(v)
+    return {"class": name, "params": {p: _describe(v) if hasattr(v, "get_params") else jsonable(v)
                                       for p, v in params.items()}}
 
 
@@ -95,8 +84,8 @@ def save_model(model: SparseGPR, path, *, metadata: dict | None = None):
         "e0": {str(z): float(e) for z, e in model.e0_.items()},
         "species": sorted(int(z) for z in model.e0_),
         "solver": model.solver,
-        "parameters": {p: _jsonable(getattr(model, p)) for p in _MODEL_PARAMS},
-        "metadata": _jsonable(metadata or {}),
+        "parameters": {p: jsonable(getattr(model, p)) for p in _MODEL_PARAMS},
+        "metadata": jsonable(metadata or {}),
     }
     if hasattr(model, "std_scale_"):
         header["std_scale"] = float(model.std_scale_)  # recalibration of predicted σ

@@ -162,6 +162,12 @@ def structure_chunks(offsets: np.ndarray, max_atoms: int):
         first = last
 
 
+def atom_budget_groups(atoms_list, max_atoms: int) -> list[list[int]]:
+    """Indices of ``atoms_list`` in consecutive groups of at most ``max_atoms`` atoms (see :func:`structure_chunks`)."""
+    offsets = np.concatenate([[0], np.cumsum([len(a) for a in atoms_list])])
+    return [list(range(first, last)) for first, last in structure_chunks(offsets, max_atoms)] or [[]]
+
+
 def sub_packing(packed: PackedStructures, first: int, last: int):
     """Structures ``first:last`` of ``packed`` as their own packing.
 

@@ -7,7 +7,10 @@ Each covariance ``k(x, z)`` between descriptor rows ``x`` and sparse points
 * ``diag(X)`` -> ``(n,)`` values ``k(x, x)``,
 * ``gradient_dot(X, Z, coef)`` -> ``(n, d)``: ``d/dx_i sum_m coef[i, m] k(x_i, z_m)``,
   used for predictions (one contraction, never an ``(n, m, d)`` array),
-* ``pair_gradients(X, Z, Gv, rows)`` -> ``(n_pairs, 3, m)``:
+* ``pair_context(X, Z, K=None)``: what ``pair_gradients`` needs of the whole
+  block (kernel values, unit vectors, ...), computed once per block rather
+  than once per chunk of pairs,
+* ``pair_gradients(X, Z, Gv, rows, K=None, context=None)`` -> ``(n_pairs, 3, m)``:
   ``sum_k Gv[p, a, k] dk(x_rows[p], z_m)/dx_k``, the kernel derivative with
   respect to the position of the pair's moving atom, used for fitting;
   written as matrix products ``Gv @ Z.T`` so the cost is BLAS.
@@ -82,9 +85,11 @@ class SquaredExponential:
         # d/dx_i sum_m A_im = -sum_m A_im (x_i - z_m) s
         return -(A.sum(1)[:, None] * X - A @ Z) * s
 
-    def pair_gradients(self, X, Z, Gv, rows, K=None):
-        s = self._inv_theta2(X.shape[1])
-        K = self(X, Z) if K is None else K
+    def pair_context(self, X, Z, K=None):
+        return self._inv_theta2(X.shape[1]), (self(X, Z) if K is None else K)
+
+    def pair_gradients(self, X, Z, Gv, rows, K=None, context=None):
+        s, K = self.pair_context(X, Z, K) if context is None else context
         Gs = Gv * s                                    # (P, 3, d)
         u = np.einsum("pak,pk->pa", Gs, X[rows])       # (P, 3)
         GZ = _flat_dot(Gs, Z)                          # (P, 3, m)
@@ -147,9 +152,11 @@ class NormalisedDotProduct:
         # d c_im / d x_i = (zh_m - c_im xh_i) / |x_i|
         return (A @ Zh - (A * c).sum(1)[:, None] * Xh) / nx[:, None]
 
-    def pair_gradients(self, X, Z, Gv, rows, K=None):
-        zeta = self._zeta()
-        c, Xh, Zh, nx = self._cos(X, Z)
+    def pair_context(self, X, Z, K=None):
+        return (self._zeta(), *self._cos(X, Z))
+
+    def pair_gradients(self, X, Z, Gv, rows, K=None, context=None):
+        zeta, c, Xh, Zh, nx = self.pair_context(X, Z) if context is None else context
         c = c[rows]
         B = zeta * c ** (zeta - 1.0) / nx[rows][:, None]   # (P, m)
         GZ = _flat_dot(Gv, Zh)                             # (P, 3, m)

@@ -210,11 +210,12 @@ class FittedTerm:
                 f"virials were given but {type(self.descriptor).__name__} returns no gradient "
                 "`vectors`, so its virial is unknown; fit without virials"
             )
+        context = self.kernel.pair_context(Xa, self.sparse_X, K)
         for start in range(0, G.n_pairs, pair_chunk):
             sl = slice(start, min(start + pair_chunk, G.n_pairs))
             rows = G.center[sl]
             Gv = G.values[sl]
-            dK = self.kernel.pair_gradients(Xa, self.sparse_X, Gv, rows, K=K)
+            dK = self.kernel.pair_gradients(Xa, self.sparse_X, Gv, rows, context=context)
             dK *= w[rows][:, None, None]
             if dw is not None:
                 gw = np.einsum("pak,pk->pa", Gv, dw[rows])

@@ -43,7 +43,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from ..structures.packing import atom_budget_groups
+from ..structures.packing import as_atoms_list, atom_budget_groups
 from ._gap_covariance import NormalisedDotProduct, SquaredExponential
 from ._gap_terms import VIRIAL_COMPONENTS, row_weights
 
@@ -348,7 +348,6 @@ def fitc_factor(model, atoms_list, *, energies=None, forces=None, virials=None, 
     model
         The same object with ``fitc_factor_`` (n_sparse_total, n_sparse_total) set.
     """
-    from ..structures.packing import as_atoms_list
     from ._gap_labels import check_labels, check_sigma
 
     if not hasattr(model, "alpha_"):

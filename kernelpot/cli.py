@@ -86,7 +86,7 @@ def _evaluate(args) -> int:
     model = load_model(args.model)
     data = _read(args.test, args, required=("energy",))
     _report_skips(data, args.quiet)
-    table = error_table(model, data)
+    table = error_table(model, data, verbose=not args.quiet)
     if args.json:
         print(json.dumps(table, indent=2))
     else:
@@ -117,6 +117,7 @@ def _md(args) -> int:
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
     from ase.md.verlet import VelocityVerlet
 
+    from .parallel.progress import progress_bar
     from .potential.calculator import GAPCalculator
 
     atoms = read(args.start, index=args.frame)
@@ -141,7 +142,15 @@ def _md(args) -> int:
                   f"T {log[-1][3]:.1f} K", flush=True)
 
     dynamics.attach(record, interval=args.interval)
+    bar = progress_bar(args.steps, desc="MD steps", enabled=not args.quiet)
+
+    def advance():  # observers also run once before the first step
+        if dynamics.nsteps > 0:
+            bar.update(1)
+
+    dynamics.attach(advance, interval=1)
     dynamics.run(args.steps)
+    bar.close()
     if trajectory is not None:
         trajectory.close()
     steps, epot, ekin, _ = np.array(log).T

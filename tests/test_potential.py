@@ -140,3 +140,17 @@ def test_calculator_stress_is_the_strain_derivative(model):
     numerical = calculate_numerical_stress(atoms, eps=1e-4)
     assert np.abs(stress - numerical).max() <= 2e-6 * np.abs(stress).max()
     assert np.abs(stress).max() > 1e-4  # a rattled, strained-free cell still has a real stress
+
+
+def test_error_table_is_the_same_whatever_the_prediction_chunk(model, bundled_data, monkeypatch):
+    from kernelpot.io import read_labelled
+    from kernelpot.potential import metrics
+
+    data = read_labelled(bundled_data / "mlearn_si" / "mlearn_Si_test.extxyz", virial_key=None, stress_key=None)
+    whole = metrics.error_table(model, data)
+    monkeypatch.setattr(metrics, "_PREDICT_ATOMS", 1)  # one structure per model call
+    chunked = metrics.error_table(model, data, verbose=True)
+    assert chunked["n_structures"] == whole["n_structures"] == 25
+    for key in ("energy_rmse", "forces_rmse", "energy_mae", "forces_mae"):
+        assert chunked[key] == pytest.approx(whole[key], rel=1e-12)
+    assert chunked["by_config_type"].keys() == whole["by_config_type"].keys()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..parallel.progress import progress
+from ..structures.packing import atom_budget_groups
+
 __all__ = ["error_table"]
 
 
@@ -22,7 +25,22 @@ def _table(energy_errors, force_errors, stress_errors, n_structures) -> dict:
             "forces_rmse": forces_rmse, "forces_mae": forces_mae, "stress_rmse": stress_rmse}
 
 
-def error_table(model, data) -> dict:
+# Atoms predicted per model call: bounds the per-pair gradient arrays of a
+# large test set and gives the progress bar steps of a few seconds each.
+_PREDICT_ATOMS = 2048
+
+
+def _predict_chunk(model, atoms_chunk, indices, properties) -> dict:
+    """``{structure index: {"energy", "forces", "virial"}}`` for one chunk of structures."""
+    prediction = model.predict(atoms_chunk, properties=properties)
+    offsets = np.cumsum([0] + [len(atoms) for atoms in atoms_chunk])
+    return {s: {"energy": prediction["energy"][k],
+                "forces": prediction["forces"][offsets[k]:offsets[k + 1]],
+                "virial": prediction["virial"][k] if "virial" in prediction else None}
+            for k, s in enumerate(indices)}
+
+
+def error_table(model, data, *, verbose=False) -> dict:
     """Energy (eV/atom), force (eV/Å) and stress (eV/Å³) errors, overall and per config_type.
 
     Parameters
@@ -31,6 +49,9 @@ def error_table(model, data) -> dict:
         Fitted model.
     data : kernelpot.io.LabelledStructures
         Structures with reference labels.
+    verbose : bool, default=False
+        Show a progress bar over the prediction chunks (drawn only when the
+        prediction takes longer than 2 s).
 
     Returns
     -------
@@ -46,12 +67,10 @@ def error_table(model, data) -> dict:
     for group, properties in ((with_virial, ("energy", "forces", "virial")), (without_virial, ("energy", "forces"))):
         if not group:
             continue
-        prediction = model.predict([atoms_list[s] for s in group], properties=properties)
-        offsets = np.cumsum([0] + [len(atoms_list[s]) for s in group])
-        for k, s in enumerate(group):
-            predictions[s] = {"energy": prediction["energy"][k],
-                              "forces": prediction["forces"][offsets[k]:offsets[k + 1]],
-                              "virial": prediction["virial"][k] if "virial" in prediction else None}
+        chunks = [[group[k] for k in chunk]
+                  for chunk in atom_budget_groups([atoms_list[s] for s in group], _PREDICT_ATOMS)]
+        for chunk in progress(chunks, desc="predicting test structures", enabled=verbose):
+            predictions.update(_predict_chunk(model, [atoms_list[s] for s in chunk], chunk, properties))
     rows = []
     for s, atoms in enumerate(atoms_list):
         predicted, n = predictions[s], len(atoms)

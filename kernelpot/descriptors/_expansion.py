@@ -62,7 +62,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numba
-from numba import njit
+from numba import njit, uint64
 
 from ._radial import RadialBasis, cutoff_padding, make_radial_basis, radial_batch
 from ._spherical_harmonics import (
@@ -241,29 +241,32 @@ def _accumulate(harmonics, rho, first, last, l_max, n_max, out):
 
     Two harmonics × four radial channels at a time in independent
     accumulators: the sums stay in registers and each load feeds several
-    multiply-adds.
+    multiply-adds. Indices are unsigned so that numba emits no
+    negative-index wraparound code in the loop.
     """
-    for l in range(l_max + 1):
-        base = l * n_max
+    N = uint64(n_max)
+    one, two, three, four = uint64(1), uint64(2), uint64(3), uint64(4)
+    lo, hi = uint64(first), uint64(last)
+    for l in range(uint64(l_max + 1)):
+        base = l * N
         lm = l * l
-        stop = (l + 1) * (l + 1)
+        stop = (l + one) * (l + one)
         while lm < stop:
-            pair = lm + 1 < stop
-            row0 = harmonics[lm]
-            row1 = harmonics[lm + 1] if pair else harmonics[lm]
-            n = 0
-            while n < n_max:
-                width = min(4, n_max - n)
-                a0 = a1 = a2 = a3 = 0.0
-                b0 = b1 = b2 = b3 = 0.0
-                if width == 4:
-                    for p in range(first, last):
-                        h0 = row0[p]
-                        h1 = row1[p]
-                        r0 = rho[p, base + n]
-                        r1 = rho[p, base + n + 1]
-                        r2 = rho[p, base + n + 2]
-                        r3 = rho[p, base + n + 3]
+            pair = lm + one < stop
+            lm1 = lm + one if pair else lm
+            n = uint64(0)
+            while n < N:
+                c0 = base + n
+                if n + four <= N:
+                    a0 = a1 = a2 = a3 = 0.0
+                    b0 = b1 = b2 = b3 = 0.0
+                    for p in range(lo, hi):
+                        h0 = harmonics[lm, p]
+                        h1 = harmonics[lm1, p]
+                        r0 = rho[p, c0]
+                        r1 = rho[p, c0 + one]
+                        r2 = rho[p, c0 + two]
+                        r3 = rho[p, c0 + three]
                         a0 += h0 * r0
                         a1 += h0 * r1
                         a2 += h0 * r2
@@ -272,25 +275,27 @@ def _accumulate(harmonics, rho, first, last, l_max, n_max, out):
                         b1 += h1 * r1
                         b2 += h1 * r2
                         b3 += h1 * r3
+                    out[lm, n] += a0
+                    out[lm, n + one] += a1
+                    out[lm, n + two] += a2
+                    out[lm, n + three] += a3
+                    if pair:
+                        out[lm1, n] += b0
+                        out[lm1, n + one] += b1
+                        out[lm1, n + two] += b2
+                        out[lm1, n + three] += b3
+                    n += four
                 else:
-                    for p in range(first, last):
-                        r0 = rho[p, base + n]
-                        a0 += row0[p] * r0
-                        b0 += row1[p] * r0
-                    width = 1
-                out[lm, n] += a0
-                if width == 4:
-                    out[lm, n + 1] += a1
-                    out[lm, n + 2] += a2
-                    out[lm, n + 3] += a3
-                if pair:
-                    out[lm + 1, n] += b0
-                    if width == 4:
-                        out[lm + 1, n + 1] += b1
-                        out[lm + 1, n + 2] += b2
-                        out[lm + 1, n + 3] += b3
-                n += width
-            lm += 2
+                    a0 = b0 = 0.0
+                    for p in range(lo, hi):
+                        r0 = rho[p, c0]
+                        a0 += harmonics[lm, p] * r0
+                        b0 += harmonics[lm1, p] * r0
+                    out[lm, n] += a0
+                    if pair:
+                        out[lm1, n] += b0
+                    n += one
+            lm += two
 
 
 @njit(cache=True, nogil=True)

@@ -25,12 +25,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, uint64
 
 from ._expansion import _accumulate, center_expansion, make_workspace
 from ._spherical_harmonics import harmonic_prefactors
 
 __all__ = ["feature_block_offsets", "power_spectrum_row", "power_spectrum_kernel", "soap_gradients_kernel"]
+
+_TILE = 32  # pairs per block of contractions (w: n_species x 448 x 32 doubles for n_max 8, l_max 6)
 
 
 def feature_block_offsets(n_species: int, n_max: int, l_max: int) -> tuple[np.ndarray, int]:
@@ -89,65 +91,147 @@ def power_spectrum_kernel(
 
 
 @njit(cache=True, nogil=True)
-def _add_pair(s, d, c, angular, radial_all, radial_d_all, block_offsets, n_max, l_max, u, v, target):
-    """Add ∂p/∂r_j of one neighbour image (species s, vector d) to its gradient row ``target`` (3, n_features).
+def _pair_contractions(c, harmonics, grad, k0, n_pairs, n_max, l_max, w):
+    """``w[b, (4l + q) n_max + n', k] = Σ_m A_q[lm, k0 + k] c[b, lm, n']`` for a tile of pairs.
 
-    ``angular[lm]`` holds ``(S_lm, ∂_x S_lm, ∂_y S_lm, ∂_z S_lm)`` of the
-    image, ``radial_all``/``radial_d_all`` its ``ρ_ln`` and ``ρ'_ln``. Only
-    the blocks containing s are touched (the others stay zero).
+    ``A_0 = S_lm`` (gives ``v_b``), ``A_1..3 = ∂_x S_lm`` (gives ``u_b[x]``).
+    Pairs are the innermost, contiguous axis: the loops vectorise over a
+    whole tile instead of over ``n_max`` (too short on its own).
     """
-    n_species = c.shape[0]
-    tri = n_max * (n_max + 1) // 2
-    for b in range(n_species):
-        cb = c[b]
-        block = block_offsets[s, b]
-        per_l = tri if b == s else n_max * n_max
+    # Unsigned indices throughout the hot code: numba then emits no
+    # negative-index wraparound, which otherwise blocks vectorisation.
+    P = uint64(n_pairs)
+    N = uint64(n_max)
+    K0 = uint64(k0)
+    for b in range(uint64(c.shape[0])):
+        for l in range(uint64(l_max + 1)):
+            for n2 in range(N):
+                r0 = l * uint64(4) * N + n2
+                r1 = r0 + N
+                r2 = r1 + N
+                r3 = r2 + N
+                for k in range(P):
+                    w[b, r0, k] = 0.0
+                    w[b, r1, k] = 0.0
+                    w[b, r2, k] = 0.0
+                    w[b, r3, k] = 0.0
+                for lm in range(l * l, (l + uint64(1)) * (l + uint64(1))):
+                    cv = c[b, lm, n2]
+                    for k in range(P):
+                        w[b, r0, k] += harmonics[lm, K0 + k] * cv
+                        w[b, r1, k] += grad[0, lm, K0 + k] * cv
+                        w[b, r2, k] += grad[1, lm, K0 + k] * cv
+                        w[b, r3, k] += grad[2, lm, K0 + k] * cv
+
+
+@njit(cache=True, nogil=True)
+def _gather_pair(w, b, l, kw, rho_k, drho_k, kappa, n_max, scratch):
+    """Copy one pair's ``κ u_b[x]``, ``κ v_b``, ``ρ_l``, ``ρ'_l`` into ``scratch`` (6 slots of 2 n_max).
+
+    The upper half of every slot stays zero (``scratch`` starts zeroed):
+    the triangular writer reads up to 2 n_max entries past a row start.
+    """
+    N = uint64(n_max)
+    S = N + N
+    kt = uint64(kw)
+    kap = kappa[l]
+    wb = uint64(l) * uint64(4) * N
+    lo = uint64(l) * N
+    for n2 in range(N):
+        scratch[n2] = kap * w[b, wb + N + n2, kt]
+        scratch[S + n2] = kap * w[b, wb + S + n2, kt]
+        scratch[S + S + n2] = kap * w[b, wb + S + N + n2, kt]
+        scratch[uint64(3) * S + n2] = kap * w[b, wb + n2, kt]
+        scratch[uint64(4) * S + n2] = rho_k[lo + n2]
+        scratch[uint64(5) * S + n2] = drho_k[lo + n2]
+
+
+@njit(cache=True, nogil=True)
+def _write_same(scratch, d, n_max, tri, g, r, o0, F):
+    """Block (s, s) of one l: ``κ (M + Mᵀ)`` on n' >= n, for x, y, z at once (rows o0, o0 + F, o0 + 2F)."""
+    N = uint64(n_max)
+    S = N + N
+    U1, U2, V, R, D = S, S + S, uint64(3) * S, uint64(4) * S, uint64(5) * S
+    d0, d1, d2 = d[0], d[1], d[2]
+    o1 = o0 + F
+    o2 = o1 + F
+    end = o0 + tri
+    for n in range(N):
+        rn = scratch[R + n]
+        dn = scratch[D + n]
+        dn0, dn1, dn2 = dn * d0, dn * d1, dn * d2
+        un0, un1, un2 = scratch[n], scratch[U1 + n], scratch[U2 + n]
+        vn = scratch[V + n]
+        vn0, vn1, vn2 = vn * d0, vn * d1, vn * d2
+        # A full-width row while it stays inside this block: the entries past
+        # the row's end are zeros (padding) that the next rows overwrite, and
+        # a fixed trip count vectorises where n_max - n would not.
+        width = N if o0 + N <= end else N - n
+        for j in range(width):
+            a = n + j
+            ra, da, va = scratch[R + a], scratch[D + a], scratch[V + a]
+            g[r, o0 + j] = rn * scratch[a] + dn0 * va + ra * un0 + da * vn0
+            g[r, o1 + j] = rn * scratch[U1 + a] + dn1 * va + ra * un1 + da * vn1
+            g[r, o2 + j] = rn * scratch[U2 + a] + dn2 * va + ra * un2 + da * vn2
+        o0 += N - n
+        o1 += N - n
+        o2 += N - n
+
+
+@njit(cache=True, nogil=True)
+def _write_other(scratch, d, n_max, upper, g, r, o0, F):
+    """Block (s, b != s) of one l: ``κ M`` (s < b, ``upper``) or ``κ Mᵀ`` (s > b), for x, y, z at once."""
+    N = uint64(n_max)
+    S = N + N
+    U1, U2, V, R, D = S, S + S, uint64(3) * S, uint64(4) * S, uint64(5) * S
+    d0, d1, d2 = d[0], d[1], d[2]
+    o1 = o0 + F
+    o2 = o1 + F
+    for n in range(N):
+        if upper:
+            rn = scratch[R + n]
+            dn = scratch[D + n]
+            dn0, dn1, dn2 = dn * d0, dn * d1, dn * d2
+            for j in range(N):
+                va = scratch[V + j]
+                g[r, o0 + j] = rn * scratch[j] + dn0 * va
+                g[r, o1 + j] = rn * scratch[U1 + j] + dn1 * va
+                g[r, o2 + j] = rn * scratch[U2 + j] + dn2 * va
+        else:
+            un0, un1, un2 = scratch[n], scratch[U1 + n], scratch[U2 + n]
+            vn = scratch[V + n]
+            vn0, vn1, vn2 = vn * d0, vn * d1, vn * d2
+            for j in range(N):
+                ra, da = scratch[R + j], scratch[D + j]
+                g[r, o0 + j] = ra * un0 + da * vn0
+                g[r, o1 + j] = ra * un1 + da * vn1
+                g[r, o2 + j] = ra * un2 + da * vn2
+        o0 += N
+        o1 += N
+        o2 += N
+
+
+@njit(cache=True, nogil=True)
+def _pair_row(s, kw, d, rho_k, drho_k, w, kappa, block_offsets, n_max, l_max, scratch, g, row):
+    """Write ∂p/∂r_j of one neighbour image (species s, vector d) into ``g[row]`` (3 n_features, flat).
+
+    Only the blocks (s, b) are written, each entry once (assignment, no
+    read): the others stay zero.
+    """
+    N = uint64(n_max)
+    F = uint64(g.shape[1] // 3)
+    r = uint64(row)
+    tri = uint64(n_max * (n_max + 1) // 2)
+    for b in range(block_offsets.shape[0]):
+        block = uint64(block_offsets[s, b])
+        per_l = tri if b == s else N * N
         for l in range(l_max + 1):
-            kappa = math.pi * math.sqrt(8.0 / (2 * l + 1))
-            v[:] = 0.0
-            u[:, :] = 0.0
-            for lm in range(l * l, (l + 1) * (l + 1)):
-                h, gx, gy, gz = angular[lm, 0], angular[lm, 1], angular[lm, 2], angular[lm, 3]
-                row = cb[lm]
-                for n2 in range(n_max):
-                    coefficient = row[n2]
-                    v[n2] += h * coefficient
-                    u[0, n2] += gx * coefficient
-                    u[1, n2] += gy * coefficient
-                    u[2, n2] += gz * coefficient
-            radial = radial_all[l * n_max : (l + 1) * n_max]
-            radial_d = radial_d_all[l * n_max : (l + 1) * n_max]
-            base = block + l * per_l
-            for x in range(3):
-                ux = u[x]
-                dx = d[x]
-                # Slices starting at each row's first element keep every index
-                # provably >= 0, so the loops vectorise (no wraparound code).
-                if b == s:
-                    f = base
-                    for n in range(n_max):
-                        rn = kappa * radial[n]
-                        dn = kappa * radial_d[n] * dx
-                        un = kappa * ux[n]
-                        vn = kappa * dx * v[n]
-                        out = target[x, f - n : f - n + n_max]
-                        for n2 in range(n, n_max):
-                            out[n2] += rn * ux[n2] + dn * v[n2] + radial[n2] * un + radial_d[n2] * vn
-                        f += n_max - n
-                elif s < b:
-                    for n in range(n_max):
-                        rn = kappa * radial[n]
-                        dn = kappa * radial_d[n] * dx
-                        out = target[x, base + n * n_max : base + (n + 1) * n_max]
-                        for n2 in range(n_max):
-                            out[n2] += rn * ux[n2] + dn * v[n2]
-                else:
-                    for n in range(n_max):
-                        un = kappa * ux[n]
-                        vn = kappa * dx * v[n]
-                        out = target[x, base + n * n_max : base + (n + 1) * n_max]
-                        for n2 in range(n_max):
-                            out[n2] += radial[n2] * un + radial_d[n2] * vn
+            _gather_pair(w, uint64(b), l, kw, rho_k, drho_k, kappa, n_max, scratch)
+            o0 = block + uint64(l) * per_l
+            if b == s:
+                _write_same(scratch, d, n_max, tri, g, r, o0, F)
+            else:
+                _write_other(scratch, d, n_max, s < b, g, r, o0, F)
 
 
 @njit(cache=True, nogil=True)
@@ -229,22 +313,27 @@ def soap_gradients_kernel(
     features : (n_centers, n_features) float64, output
     gradients : (n_rows, 3, n_features) float64, output, zero on entry
 
-    Each pair's derivative is added straight into its row (no per-pair
-    buffer: the output is written once, which is what bounds the speed), and
-    the self row is computed from the summed coefficient derivatives, not by
-    accumulating the pair rows.
+    Each pair's derivative is written straight into its row, each entry
+    once (no per-pair buffer; the fresh output pages cost about as much as
+    the arithmetic), from contractions computed per tile of pairs
+    (:func:`_pair_contractions`); the self row is computed from the summed
+    coefficient derivatives, not by accumulating the pair rows.
     """
     prefactors = harmonic_prefactors(l_max)
     n_species = block_offsets.shape[0]
     workspace = make_workspace(first, last, pair_offsets, l_max, n_max, n_species, True)
-    u = np.empty((3, n_max))
-    v = np.empty(n_max)
     n_lm = (l_max + 1) ** 2
     weighted = np.empty(workspace[2].shape[0])
     summed = np.empty((3, n_species, n_lm, n_max))
     max_pairs = weighted.shape[0] // n_lm
-    angular = np.empty((max_pairs, n_lm, 4))
     order = np.empty(max_pairs, dtype=np.int64)
+    w = np.empty((n_species, (l_max + 1) * 4 * n_max, _TILE))
+    scratch = np.zeros(12 * n_max)
+    kappa = np.empty(l_max + 1)
+    for l in range(l_max + 1):
+        kappa[l] = math.pi * math.sqrt(8.0 / (2 * l + 1))
+    # Rows as flat (3 n_features) vectors: one index per entry.
+    g = gradients.reshape((gradients.shape[0], gradients.shape[1] * gradients.shape[2]))
     for i in range(first, last):
         c, harmonics, grad, rho, drho, position = center_expansion(
             i, vectors, pair_offsets, pair_species, center_species,
@@ -260,19 +349,15 @@ def soap_gradients_kernel(
             weighted[: n_lm * n_pairs].reshape((n_lm, n_pairs)), summed,
         )
         _self_gradient(c, summed, n_max, l_max, gradients[self_rows[i]])
-        # Pair-major copies of the angular parts, and the pairs visited in
-        # column order: each pair then reads one contiguous block.
         for p in range(n_pairs):
             order[position[p]] = p
-        for k in range(n_pairs):
-            for lm in range(n_lm):
-                angular[k, lm, 0] = harmonics[lm, k]
-                angular[k, lm, 1] = grad[0, lm, k]
-                angular[k, lm, 2] = grad[1, lm, k]
-                angular[k, lm, 3] = grad[2, lm, k]
-        for k in range(n_pairs):
-            pair = start + order[k]
-            _add_pair(
-                pair_species[pair], vectors[pair], c, angular[k], rho[k], drho[k],
-                block_offsets, n_max, l_max, u, v, gradients[pair_rows[pair]],
-            )
+        # Tiles of pairs keep the contractions w in L2 next to the rows being written.
+        for k0 in range(0, n_pairs, _TILE):
+            k1 = min(k0 + _TILE, n_pairs)
+            _pair_contractions(c, harmonics, grad, k0, k1 - k0, n_max, l_max, w)
+            for k in range(k0, k1):
+                pair = start + order[k]
+                _pair_row(
+                    pair_species[pair], k - k0, vectors[pair], rho[k], drho[k], w, kappa,
+                    block_offsets, n_max, l_max, scratch, g, pair_rows[pair],
+                )

@@ -1,4 +1,4 @@
-"""Radial bases of the SOAP density expansion: GTO and polynomial (dscribe 2.1 conventions).
+"""Radial bases of the SOAP density expansion: GTO and polynomial (dscribe 2.1) and GAP's.
 
 The atomic density of species Z around a centre i is a sum of *unnormalised*
 Gaussians ``exp(-η |r - r_ij|²)``, ``η = 1 / (2 σ²)``, one per neighbour j
@@ -33,12 +33,33 @@ Polynomial basis ("polynomial")
     ``exp(-η (r ∓ r_ij)²)`` dropped when ``r ∓ r_ij > 5 Å``), so that the
     features agree with dscribe to the accuracy of its quadrature.
 
+GAP basis ("gap", QUIP/GAP's default ``soap`` radial basis, EQUISPACED_GAUSS)
+    The angular projection of a neighbour's Gaussian at radius r,
+    ``F_l(r; r_a) = exp(-η (r² + r_a²)) i_l(2η r r_a)`` (i_l the modified
+    spherical Bessel function), is known at n_max equispaced radii
+    ``r_a = a h``, ``h = (r_cut + σ sqrt(20 ln 10)) / n_max`` (the basis
+    reaches past r_cut to where a Gaussian has decayed to 1e-10). GAP
+    interpolates the profile with Gaussians ``exp(-η (r - r_a)²)`` on these
+    radii (weights ``C⁻¹ F``, ``C_ab = exp(-η (r_a - r_b)²)``) and takes
+    the weights' coordinates in the Cholesky factor ``L`` of their overlap
+    ``S = ∫_0^∞ r² g_a g_b dr``, so coefficient vectors have the norm of the
+    interpolated profile:
+
+        ρ_ln(r) = Σ_a F_l(r; r_a) / r^l (C⁻¹ L)_an.
+
+    As for the GTO basis, these are tabulated (quintic Hermite) and the
+    centre's own atom is ``ρ_0n(0) = L_0n``. GAP's power spectrum also
+    weights pairs of different (species, n) channels by √2
+    (:func:`gap_feature_weights`, applied by ``SOAP(rbf="gap")``); with it
+    the features equal quippy's up to one constant factor and their order.
+
 References
 ----------
 A. P. Bartók, R. Kondor, G. Csányi, Phys. Rev. B 87, 184115 (2013),
 doi:10.1103/PhysRevB.87.184115.
 L. Himanen et al., Comput. Phys. Commun. 247, 106949 (2020),
 doi:10.1016/j.cpc.2019.106949 (DScribe).
+QUIP/GAP ``descriptors.F90``, ``soap_initialise`` and ``soap_calc`` (libAtoms/GAP on GitHub).
 """
 
 from __future__ import annotations
@@ -50,6 +71,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
+import scipy.special
 from numba import njit
 from scipy.special import gamma
 
@@ -60,6 +82,8 @@ __all__ = [
     "gto_basis",
     "polynomial_basis",
     "make_radial_basis",
+    "gap_basis",
+    "gap_feature_weights",
     "radial_batch",
     "cutoff_padding",
 ]
@@ -69,6 +93,7 @@ POLYNOMIAL = 1
 _DECAY_THRESHOLD = 1e-3  # value both GTO primitives and the density padding decay to
 _N_QUADRATURE = 100
 _EXP_DROP = 5.0  # Å; dscribe's polynomial integrand drops exp(-η (r ∓ r_ij)²) beyond this
+_GAP_BASIS_ERROR_EXPONENT = 10.0  # GAP's default basis_error_exponent
 
 
 def cutoff_padding(sigma: float) -> float:
@@ -155,6 +180,108 @@ def polynomial_basis(r_cut: float, n_max: int) -> tuple[np.ndarray, np.ndarray, 
     return nodes, w, betas @ primitives
 
 
+def gap_basis(r_cut: float, n_max: int, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Centres and transform of GAP's equispaced-Gaussian radial basis (module docstring).
+
+    Returns
+    -------
+    centres : ndarray of shape (n_max,)
+        ``r_a = a h`` (Å), ``h = (r_cut + σ sqrt(20 ln 10)) / n_max``.
+    transform : ndarray of shape (n_max [a], n_max [n])
+        ``T = C⁻¹ L``: ``C_ab = exp(-η (r_a - r_b)²)`` interpolates the
+        density's radial profile, ``L`` is the Cholesky factor of the overlap
+        ``S_ab = ∫_0^∞ r² exp(-η (r - r_a)²) exp(-η (r - r_b)²) dr = (L Lᵀ)_ab``.
+    """
+    eta = 1.0 / (2.0 * sigma**2)
+    # GAP's basis reaches beyond r_cut by the distance at which a Gaussian
+    # has decayed to 10^-10 (its basis_error_exponent = 10).
+    spacing = (r_cut + sigma * math.sqrt(2.0 * _GAP_BASIS_ERROR_EXPONENT * math.log(10.0))) / n_max
+    centres = spacing * np.arange(n_max)
+    interpolation = np.exp(-eta * (centres[:, None] - centres[None, :]) ** 2)
+    # ∫_0^∞ r² exp(-2η (r - m)²) dr with m the midpoint of r_a and r_b, times
+    # the exp(-η (r_a - r_b)² / 2) left over from completing the square.
+    beta = 2.0 * eta
+    m = 0.5 * (centres[:, None] + centres[None, :])
+    tail = 1.0 + scipy.special.erf(math.sqrt(beta) * m)
+    moment = (math.sqrt(math.pi) / (2.0 * math.sqrt(beta)) * tail * (m**2 + 1.0 / (2.0 * beta))
+              + m * np.exp(-beta * m**2) / (2.0 * beta))
+    overlap = moment * np.exp(-0.5 * eta * (centres[:, None] - centres[None, :]) ** 2)
+    cholesky = np.linalg.cholesky(overlap)
+    return centres, np.linalg.solve(interpolation, cholesky)
+
+
+def gap_feature_weights(n_species: int, n_max: int, l_max: int) -> np.ndarray:
+    """GAP's power-spectrum weights in kernelpot's feature order, shape (n_features,).
+
+    GAP sums its kernel over all ordered pairs of (species, n) channels; kept
+    once, as here, a pair of different channels stands for two, so its
+    feature is multiplied by √2 (1 for a channel with itself). Order: species
+    pairs ``Z <= Z'``, then l, then n and n' (``n' >= n`` when ``Z = Z'``).
+    """
+    blocks = []
+    for a in range(n_species):
+        for b in range(a, n_species):
+            first, second = np.meshgrid(np.arange(n_max), np.arange(n_max), indexing="ij")
+            keep = second >= first if a == b else np.ones_like(first, dtype=bool)
+            same = (first == second)[keep] & (a == b)
+            blocks.append(np.tile(np.where(same, 1.0, math.sqrt(2.0)), l_max + 1))
+    return np.concatenate(blocks)
+
+
+def _scaled_bessel_ratios(x: np.ndarray, l_top: int) -> np.ndarray:
+    """``e^(-x) i_l(x) / x^l`` for l = 0..l_top (modified spherical Bessel i_l), shape (l_top + 1,) + x.shape.
+
+    Power series below x = 1 (all terms positive, so no cancellation, and
+    finite at x = 0), exponentially scaled half-integer Bessel functions above.
+    """
+    out = np.empty((l_top + 1,) + x.shape)
+    small = x < 1.0
+    xs, xl = x[small], x[~small]
+    half_square = 0.5 * xs**2
+    for l in range(l_top + 1):
+        # Σ_k (x²/2)^k / (k! (2l + 2k + 1)!!); 25 terms reach 1e-40 relative at x = 1.
+        term = np.full(xs.shape, 1.0 / scipy.special.factorial2(2 * l + 1, exact=True))
+        total = term.copy()
+        for k in range(1, 25):
+            term = term * half_square / (k * (2 * l + 2 * k + 1))
+            total += term
+        out[l][small] = total * np.exp(-xs)
+        out[l][~small] = np.sqrt(0.5 * math.pi / xl) * scipy.special.ive(l + 0.5, xl) / xl**l
+    return out
+
+
+def _gap_terms(r, centres, eta, l_max):
+    """Terms ``F_la(r) = exp(-η (r² + r_a²)) i_l(2η r r_a) / r^l`` and their r-derivatives, (r, l, a) each.
+
+    With ``x = 2η r_a r``, ``b = (2η r_a)²`` and ``S_k = exp(-η (r² + r_a²)) g_(l+k)(x)``,
+    ``g_l = i_l / x^l`` (so ``g_l' = x g_(l+1)``):
+    ``F = (2η r_a)^l S_0``, ``F' = (2η r_a)^l (-2η r S_0 + b r S_1)`` and
+    ``F'' = (2η r_a)^l ((4η² r² - 2η) S_0 + b (1 - 4η r²) S_1 + b² r² S_2)``.
+    """
+    r = r[:, None]
+    x = 2.0 * eta * r * centres[None, :]
+    gauss = np.exp(-eta * (r - centres[None, :]) ** 2)
+    s = _scaled_bessel_ratios(x, l_max + 2) * gauss  # (l + 2, r, a)
+    ell = np.arange(l_max + 1)[:, None, None]
+    power = (2.0 * eta * centres[None, None, :]) ** ell  # 0.0 ** 0 = 1 at r_a = 0
+    b = (2.0 * eta * centres) ** 2
+    s0, s1, s2 = s[:-2], s[1:-1], s[2:]
+    f = power * s0
+    df = power * (-2.0 * eta * r * s0 + b * r * s1)
+    d2f = power * ((4.0 * eta**2 * r**2 - 2.0 * eta) * s0 + b * (1.0 - 4.0 * eta * r**2) * s1 + b**2 * r**2 * s2)
+    return [np.transpose(term, (1, 0, 2)) for term in (f, df, d2f)]
+
+
+def _gap_exact(r, centres, transform, eta, l_max, absolute=False):
+    """ρ_ln(r) and its first two r-derivatives (GAP basis), each (len(r), (l_max + 1) n_max)."""
+    weights = np.abs(transform) if absolute else transform
+    out = []
+    for term in _gap_terms(r, centres, eta, l_max):
+        term = np.abs(term) if absolute else term
+        out.append(np.einsum("rla,an->rln", term, weights).reshape(len(r), -1))
+    return out
+
+
 @dataclass(frozen=True)
 class RadialBasis:
     """Everything the jitted kernels need to evaluate ``ρ_ln`` (see module docstring).
@@ -162,17 +289,19 @@ class RadialBasis:
     Attributes
     ----------
     kind : int
-        :data:`GTO` or :data:`POLYNOMIAL`.
+        :data:`GTO` (tabulated functions: the GTO and the GAP basis) or :data:`POLYNOMIAL`.
     eta : float
         ``1 / (2 σ²)`` in 1/Å².
     table_a : ndarray, 2-D float64
         GTO: exponents ``α η / (α + η)`` of shape (l_max + 1, n_max) in 1/Å².
         Polynomial: quadrature nodes, shape (1, 100), Å.
+        GAP: the Gaussians' centres ``r_a``, shape (1, n_max), Å (not read by the kernels).
     table_b : ndarray, 3-D float64
         GTO: prefactors of shape (l_max + 1, n_max [k], n_max [n]).
         Polynomial: ``2π r_cut r_w² w_w g_n(r_w)``, shape (1, n_max, 100).
+        GAP: the transform ``C⁻¹ L``, shape (1, n_max [a], n_max [n]) (not read by the kernels).
     spline : ndarray of shape (n_intervals, 6, (l_max + 1) n_max)
-        GTO only (else empty): quintic Hermite coefficients of ``ρ_ln`` on a
+        GTO and GAP (else empty): quintic Hermite coefficients of ``ρ_ln`` on a
         uniform grid in r, ``ρ = Σ_q a_q t^q`` with ``t = r / h - k`` on
         interval k.
     inv_spacing : float
@@ -204,6 +333,17 @@ def make_radial_basis(rbf: str, r_cut: float, n_max: int, l_max: int, sigma: flo
         self_density = prefactors[0].sum(axis=0)
         spline, spacing = _gto_spline(exponents, prefactors, r_cut + cutoff_padding(sigma))
         return RadialBasis(GTO, eta, exponents, prefactors, spline, 1.0 / spacing, self_density)
+    if rbf == "gap":
+        centres, transform = gap_basis(r_cut, n_max, sigma)
+        spline, spacing = _spline_table(
+            lambda r: _gap_exact(r, centres, transform, eta, l_max),
+            lambda r: _gap_exact(r, centres, transform, eta, l_max, absolute=True)[:2],
+            r_cut + cutoff_padding(sigma),
+        )
+        self_density = _gap_exact(np.zeros(1), centres, transform, eta, 0)[0][0]
+        # Tabulated like the GTO basis, so the GTO code path evaluates it.
+        return RadialBasis(GTO, eta, centres[None, :].copy(), transform[None, :, :].copy(), spline,
+                           1.0 / spacing, self_density)
     nodes, weights, values = polynomial_basis(r_cut, n_max)
     node_weights = 2.0 * math.pi * r_cut * nodes**2 * weights * values  # (n_max, 100)
     self_density = node_weights @ np.exp(-eta * nodes**2)
@@ -223,20 +363,35 @@ def _gto_exact(r: np.ndarray, exponents: np.ndarray, prefactors: np.ndarray):
 
 
 def _gto_spline(exponents, prefactors, r_max, tolerance=1e-11):
-    """Quintic Hermite table of the GTO radial functions on [0, r_max].
+    """Quintic Hermite table of the GTO radial functions on [0, r_max] (see :func:`_spline_table`).
 
     ``ρ_ln`` are sums of n_max Gaussians, so evaluating them exactly costs one
-    exp per primitive and pair; the table replaces those by a polynomial. The
-    grid is halved until, at the interval midpoints, values and derivatives
-    agree with the exact ones to ``tolerance`` of the largest magnitude of the
-    Gaussian terms of each function (their sum cancels for large n_max, so
-    that is also the rounding floor of the exact sum).
+    exp per primitive and pair; the table replaces those by a polynomial.
+    """
+    magnitude_prefactors = np.abs(prefactors)
+    return _spline_table(
+        lambda r: _gto_exact(r, exponents, prefactors),
+        lambda r: _gto_exact(r, exponents, magnitude_prefactors)[:2],
+        r_max, tolerance,
+    )
+
+
+def _spline_table(exact, magnitude, r_max, tolerance=1e-11):
+    """Quintic Hermite table of radial functions on [0, r_max].
+
+    ``exact(r)`` returns the functions and their first two r-derivatives,
+    each (len(r), n_functions); ``magnitude(r)`` the sums of the absolute
+    values of the terms that make up the functions and their derivatives.
+    The grid is halved until, at the interval midpoints, values and
+    derivatives agree with the exact ones to ``tolerance`` of the largest
+    magnitude of the terms of each function (their sum cancels for large
+    n_max, so that is also the rounding floor of the exact sum).
     """
     spacing = 0.04
     while True:
         n_intervals = int(math.ceil(r_max / spacing)) + 2
         nodes = spacing * np.arange(n_intervals + 1)
-        f, df, d2f = _gto_exact(nodes, exponents, prefactors)
+        f, df, d2f = exact(nodes)
         df, d2f = df * spacing, d2f * spacing**2
         f0, f1, d0, d1, s0, s1 = f[:-1], f[1:], df[:-1], df[1:], d2f[:-1], d2f[1:]
         table = np.stack(
@@ -251,12 +406,12 @@ def _gto_spline(exponents, prefactors, r_max, tolerance=1e-11):
             axis=1,
         )
         middle = nodes[:-1] + 0.5 * spacing
-        exact, exact_d, _ = _gto_exact(middle, exponents, prefactors)
+        exact_f, exact_d, _ = exact(middle)
         value, derivative = _evaluate_table(table, 0.5)
-        magnitude, magnitude_d, _ = _gto_exact(nodes, exponents, np.abs(prefactors))
-        scale = np.abs(magnitude).max(axis=0)
+        magnitude_f, magnitude_d = magnitude(nodes)
+        scale = np.abs(magnitude_f).max(axis=0)
         scale_d = np.abs(magnitude_d).max(axis=0)
-        error = np.max(np.abs(value - exact) / scale)
+        error = np.max(np.abs(value - exact_f) / scale)
         error_d = np.max(np.abs(derivative / spacing - exact_d) / scale_d)
         if max(error, error_d) <= tolerance or spacing < 1e-3:
             return np.ascontiguousarray(table), spacing

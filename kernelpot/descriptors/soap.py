@@ -27,8 +27,8 @@ padding), and the centre's own Gaussian is weighted by ``central_weight``
 (GAP's ``central_weight``, not tapered; with the default 1.0 the centre
 counts like in dscribe and in GAP). The features and their gradients are
 then smooth (C¹) as a neighbour crosses ``r_cut``, which dscribe's hard
-cutoff is not. Only the weighting is GAP's: the radial basis and
-normalisation stay dscribe's, so values are not GAP's numbers.
+cutoff is not. The radial basis and normalisation stay dscribe's unless
+``rbf="gap"`` (GAP's basis and weighting: then normalised rows are GAP's).
 
 References
 ----------
@@ -49,13 +49,13 @@ import numpy as np
 from ..structures.neighbours import neighbour_list
 from ..structures.packing import PackedStructures, as_atoms_list, pack, structure_chunks, sub_packing
 from ._expansion import restrict_neighbours, run_over_centers, species_indices
-from ._radial import cutoff_padding, make_radial_basis
+from ._radial import cutoff_padding, gap_feature_weights, make_radial_basis
 from ._soap_kernels import feature_block_offsets, power_spectrum_kernel, soap_gradients_kernel
 from .base import AtomicFeatures, Descriptor, SparseGradients, species_numbers
 
 __all__ = ["SOAP"]
 
-_RBFS = ("gto", "polynomial")
+_RBFS = ("gto", "polynomial", "gap")
 # Structures are processed in chunks of about this many atoms so that
 # neighbour lists and expansion coefficients stay small on large inputs.
 _CHUNK_ATOMS = 2048
@@ -82,10 +82,14 @@ class SOAP(Descriptor):
         Maximum degree of the spherical harmonics (≥ 0).
     sigma : float, default=1.0
         Width σ of the atomic Gaussians in Å (> 0).
-    rbf : {"gto", "polynomial"}, default="gto"
+    rbf : {"gto", "polynomial", "gap"}, default="gto"
         Radial basis: orthonormalised Gaussian type orbitals (analytic
         integrals) or polynomials ``(r_cut - r)^(n+2)`` (100-point quadrature
-        on [0, r_cut], as in dscribe).
+        on [0, r_cut], as in dscribe), or GAP's: QUIP's default ``soap``
+        radial basis (equispaced Gaussians, :func:`._radial.gap_basis`) and
+        its power-spectrum weighting (√2 on pairs of different channels),
+        so that, with ``cutoff_transition_width`` set, normalised rows equal
+        quippy's ``soap`` (up to the order of the features).
     periodic : bool, default=False
         Whether to honour periodic boundary conditions. As in dscribe, a
         direction is periodic only if ``periodic`` is True *and* the
@@ -211,6 +215,15 @@ class SOAP(Descriptor):
         width = self.cutoff_transition_width
         return self_density, float(self.r_cut), _NO_TRANSITION if width is None else float(width)
 
+    def _gap_weighting(self, n_species, features, values=None) -> None:
+        """rbf="gap": GAP's √2 on pairs of different channels (:func:`._radial.gap_feature_weights`), in place."""
+        if self.rbf != "gap":
+            return
+        weights = gap_feature_weights(n_species, int(self.n_max), int(self.l_max))
+        features *= weights
+        if values is not None:
+            values *= weights
+
     @property
     def n_features(self) -> int:
         """Number of features, ``(S n_max)(S n_max + 1)/2 (l_max + 1)`` for S species."""
@@ -288,6 +301,7 @@ class SOAP(Descriptor):
                 sub, start, stop = sub_packing(packed, first, last)
                 pairs = self._pairs(sub, cutoff)
                 self._features_chunk(pairs, atom_species, len(species), start, stop, basis, features)
+            self._gap_weighting(len(species), features)
             return AtomicFeatures(features, packed.offsets, packed.numbers)
         return self._transform_with_gradients(
             packed, chunks, cutoff, atom_species, basis, block_offsets, features
@@ -345,6 +359,7 @@ class SOAP(Descriptor):
                 int(self.l_max), int(self.n_max), block_offsets,
                 features[start:stop], values,
             )
+        self._gap_weighting(block_offsets.shape[0], features, values)
         X = AtomicFeatures(features, packed.offsets, packed.numbers)
         return X, SparseGradients(values, center, neighbour, row_vectors)
 

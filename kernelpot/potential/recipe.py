@@ -8,9 +8,12 @@ benchmark of Zuo et al., J. Phys. Chem. A 124, 731 (2020)).
 
 Differences from gap_fit, on purpose or not yet bridged:
 
-* ``soap`` uses kernelpot's (dscribe's) radial basis with GAP's cosine
-  cutoff (``cutoff_transition_width``, gap_fit's default 0.5 Å) and
-  ``central_weight``; values are close to, not equal to, GAP's.
+* ``soap`` is GAP's own: its equispaced-Gaussian radial basis and
+  power-spectrum weighting (``SOAP(rbf="gap")``), its cosine cutoff
+  (``cutoff_transition_width``, gap_fit's default 0.5 Å) and
+  ``central_weight``; normalised rows equal quippy's to ~1e-12 (the feature
+  order differs, which a dot-product kernel does not see). Only GAP's
+  default ``radial_basis=EQUISPACED_GAUSS`` is available.
 * gap_fit splits a ``soap`` term into one term per centre species
   (``add_species=T``, its default); kernelpot keeps one term for all centres
   unless the string gives ``Z=`` (then
@@ -92,14 +95,19 @@ def _soap(params: dict, species: list[int], periodic: bool) -> GAPTerm:
     name = "soap"
     _take(params, name, {"l_max", "n_max", "atom_sigma", "cutoff", "covariance_type", "delta", "zeta",
                          "n_sparse", "sparse_method", "species_z", "cutoff_transition_width",
-                         "central_weight", "z"})
+                         "central_weight", "z", "radial_basis"})
     _covariance(params, name, "dot_product")
+    radial_basis = str(params.get("radial_basis", "equispaced_gauss")).lower()
+    if radial_basis != "equispaced_gauss":
+        raise ValueError(f"{name}: radial_basis must be 'EQUISPACED_GAUSS' (GAP's default) in kernelpot; "
+                         f"got {params['radial_basis']!r}")
     chosen = params.get("species_z", species)
     chosen = [chosen] if isinstance(chosen, int) else list(chosen)
-    # As gap_fit: GAP's smooth cosine cutoff, 0.5 Å wide unless the string says otherwise.
+    # As gap_fit: GAP's radial basis and weighting, and its smooth cosine cutoff, 0.5 Å wide unless
+    # the string says otherwise.
     descriptor = SOAP(species=sorted(int(z) for z in chosen), r_cut=float(params.get("cutoff", 5.0)),
                       n_max=int(params.get("n_max", 8)), l_max=int(params.get("l_max", 6)),
-                      sigma=float(params.get("atom_sigma", 0.5)), rbf="gto", periodic=periodic,
+                      sigma=float(params.get("atom_sigma", 0.5)), rbf="gap", periodic=periodic,
                       cutoff_transition_width=float(params.get("cutoff_transition_width", _GAP_SOAP_TRANSITION)),
                       central_weight=float(params.get("central_weight", 1.0)))
     if "z" in params:

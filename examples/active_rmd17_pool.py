@@ -12,7 +12,20 @@ checkpoint folders, and a printed summary: the number of labels that each
 strategy needs to reach the force MAE that random selection reaches with
 ``--reference-labels`` labels (issue 5: <= 250 for variance at 500).
 
-    python examples/active_rmd17_pool.py --strategies variance random --budget 500
+Strategies: ``random``, ``variance`` (largest force σ of a frame),
+``variance_reduction`` (energy proxy), ``ivr_forces``
+(:class:`~kernelpot.active.strategies.VarianceReduction` with
+``quantity="forces"``: the frame whose energy and forces would most reduce
+the summed force variance of the candidates), and the other names of
+:data:`~kernelpot.active.strategies.STRATEGIES`.
+
+With 1000 sparse points the model is saturated (fitting all 1000 pool
+frames gives 39.1 meV/Å, random 500 gives 40.7): no selection can help.
+3000 sparse points (the default here) give 17.8 meV/Å on the whole pool,
+and random 23.7 / 19.7 meV/Å at 260 / 510 labels (3 seeds; ivr_forces
+23.3 at 260, so the issue's "<= 250 labels" is not reached; session-3 notes).
+
+    python examples/active_rmd17_pool.py --strategies ivr_forces random --budget 500 --max-candidates 200
 """
 
 from __future__ import annotations
@@ -28,7 +41,7 @@ from ase import Atoms
 from kernelpot.active.explorers import PoolExplorer
 from kernelpot.active.loop import ActiveLearner
 from kernelpot.active.oracles import StoredLabels
-from kernelpot.active.strategies import PredictiveVariance
+from kernelpot.active.strategies import PredictiveVariance, VarianceReduction
 from kernelpot.descriptors.soap import SOAP
 from kernelpot.io import LabelledStructures
 from kernelpot.models._gap_covariance import NormalisedDotProduct
@@ -68,7 +81,7 @@ def main():
     parser.add_argument("--budget", type=int, default=500, help="labels bought by the loop")
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--n-initial", type=int, default=10)
-    parser.add_argument("--n-sparse", type=int, default=1000)
+    parser.add_argument("--n-sparse", type=int, default=3000)
     parser.add_argument("--n-test", type=int, default=1000)
     parser.add_argument("--max-candidates", type=int, default=None, help="pool frames scored per iteration")
     parser.add_argument("--reference-labels", type=int, default=500)
@@ -92,7 +105,8 @@ def main():
     curves = json.loads(curves_path.read_text()) if curves_path.is_file() else {}
     for strategy in args.strategies:
         start = time.perf_counter()
-        chosen = PredictiveVariance(quantity=args.variance_quantity) if strategy == "variance" else strategy
+        chosen = {"variance": PredictiveVariance(quantity=args.variance_quantity),
+                  "ivr_forces": VarianceReduction(quantity="forces", random_state=args.seed)}.get(strategy, strategy)
         learner = ActiveLearner(template, PoolExplorer(pool, max_candidates=args.max_candidates),
                                 StoredLabels(pool, pool_e, pool_f), strategy=chosen, batch_size=args.batch_size,
                                 budget=args.budget, n_initial=args.n_initial, validation=validation,

@@ -187,13 +187,44 @@ class VarianceReduction(Strategy):
     ``posterior_factor_``) and ``a_i`` the whitened energy design row of
     candidate ``i``, ``Q = A H^-1 A^T`` and the score of ``c`` is
     ``sum_p sigma_p^2 Q_pc^2 / (1 + Q_cc)`` (eV², by Woodbury). The batch
-    is greedy: each pick updates ``Q`` by a rank-one downdate. Only energy
-    rows are used as the proxy for a label (forces would multiply the cost
-    by ``3 n_atoms``).
+    is greedy: each pick updates ``Q`` by a rank-one downdate.
+
+    Parameters
+    ----------
+    quantity : {"energy", "forces"}, default="energy"
+        ``"energy"``: a candidate's label is its energy, the integrated
+        quantity the candidates' energy variance (cheap: one row each).
+        ``"forces"``: a label is the energy *and* all force components
+        (the ``1 + 3 n_atoms`` whitened rows of ``SparseGPR._design``), the
+        integrated quantity the summed force variance of the candidates'
+        force components (eV²/Å²). Each pick is then a block Woodbury update
+        ``K -= K V_c (I + V_c^T K V_c)^-1 V_c^T K`` in the whitened space
+        (labels are not needed: GP variances do not depend on them). Costs
+        ``O(n_rows m^2)`` per batch for ``n_rows`` candidate rows and ``m``
+        sparse points: bound the candidates (``PoolExplorer(max_candidates=)``).
+        On rMD17 ethanol (3000 sparse points, 200 candidates per batch,
+        2 seeds) it reaches 23.3 meV/Å with 260 labels, random 23.7: ~5-10 %
+        fewer labels for the same force MAE, far from a factor 2.
+    max_rows : int, default=2000
+        ``quantity="forces"``: at most this many force components (a random
+        subset of all the candidates') stand for the integrated variance.
+    random_state : int or None
     """
 
     name = "variance_reduction"
     score_units = "eV² (expected reduction of the summed energy variance)"
+    _QUANTITIES = ("energy", "forces")
+
+    def __init__(self, quantity="energy", max_rows=2000, random_state=None):
+        super().__init__(random_state)
+        self.quantity = quantity
+        self.max_rows = max_rows
+
+    def _check(self):
+        if self.quantity not in self._QUANTITIES:
+            raise ValueError(f"`quantity` must be one of {list(self._QUANTITIES)}; got {self.quantity!r}")
+        if isinstance(self.max_rows, bool) or not isinstance(self.max_rows, (int, np.integer)) or self.max_rows < 1:
+            raise ValueError(f"`max_rows` must be an integer >= 1; got {self.max_rows!r}")
 
     def _q_matrix(self, candidates):
         from ..models._gap_labels import check_sigma, structure_sigmas
@@ -214,15 +245,68 @@ class VarianceReduction(Strategy):
     def _gain(Q, sigma):
         return (sigma[:, None] ** 2 * Q**2).sum(0) / (1.0 + np.diag(Q))
 
+    def _force_system(self, candidates):
+        """Whitened ``V = R^-T A^T`` of all candidate rows, each candidate's row block, the integration rows."""
+        from ..models._gap_labels import check_labels, check_sigma
+
+        model, n = self.model_, len(candidates)
+        counts = np.array([len(a) for a in candidates])
+        # _design wants labels; the variances do not depend on them, so zeros stand in.
+        labels = check_labels(candidates, [0.0] * n, [np.zeros((c, 3)) for c in counts], None, None)
+        table = check_sigma(model.default_sigma, model.config_type_sigma)
+        A, _ = model._design(candidates, np.arange(n), labels, table)   # rows: n energies, then forces
+        V = sla.solve_triangular(model.posterior_factor_, A.T, trans="T")
+        starts = n + 3 * np.concatenate([[0], np.cumsum(counts)[:-1]])
+        blocks = [np.concatenate([[i], starts[i] + np.arange(3 * counts[i])]) for i in range(n)]
+        rows = np.arange(n, A.shape[0])
+        if len(rows) > self.max_rows:
+            rows = np.sort(self.rng_.choice(rows, self.max_rows, replace=False))
+        return V, blocks, V[:, rows], float(table["default"][1])
+
+    @staticmethod
+    def _force_gains(Q, C, blocks):
+        """Summed variance reduction of the integration rows (whitened units) if each candidate were labelled."""
+        return np.array([np.trace(np.linalg.solve(np.eye(len(r)) + Q[i], C[:, r].T @ C[:, r]))
+                         for i, r in enumerate(blocks)])
+
+    def _select_forces(self, candidates, batch_size, prints, min_distance):
+        V, blocks, Vi, _ = self._force_system(candidates)
+        Q = [V[:, r].T @ V[:, r] for r in blocks]
+        C = Vi.T @ V                                   # integration rows x candidate rows, current metric
+        P = np.zeros((V.shape[0], 0))                  # K = I - P P^T: the virtual labels so far
+        picks = []
+        while len(picks) < batch_size:
+            nxt = _next_pick(self._force_gains(Q, C, blocks), picks, prints, min_distance)
+            if nxt is None:
+                break
+            picks.append(nxt)
+            v = V[:, blocks[nxt]]
+            w = v - P @ (P.T @ v)
+            chol = np.linalg.cholesky(np.eye(v.shape[1]) + Q[nxt])
+            Pn = sla.solve_triangular(chol, w.T, lower=True).T
+            P = np.hstack([P, Pn])
+            GV = V.T @ Pn
+            Q = [q - GV[r] @ GV[r].T for q, r in zip(Q, blocks)]
+            C = C - (Vi.T @ Pn) @ GV.T
+        return picks
+
     def score(self, candidates):
+        self._check()
+        if self.quantity == "forces":
+            self.score_units = "eV²/Å² (expected reduction of the summed force variance)"
+            V, blocks, Vi, sigma_f = self._force_system(candidates)
+            return sigma_f**2 * self._force_gains([V[:, r].T @ V[:, r] for r in blocks], Vi.T @ V, blocks)
         Q, sigma = self._q_matrix(candidates)
         return self._gain(Q, sigma)
 
     def select(self, candidates, scores, batch_size, min_distance="auto"):
-        Q, sigma = self._q_matrix(candidates)
+        self._check()
         prints = fingerprints(self.model_, candidates)
         if isinstance(min_distance, str):
             min_distance = auto_min_distance(prints)
+        if self.quantity == "forces":
+            return self._select_forces(candidates, batch_size, prints, min_distance)
+        Q, sigma = self._q_matrix(candidates)
         picks = []
         while len(picks) < batch_size:
             nxt = _next_pick(self._gain(Q, sigma), picks, prints, min_distance)

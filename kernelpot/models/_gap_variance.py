@@ -259,7 +259,7 @@ def dtc_variance(prior, k_star, kmm_cholesky, posterior_factor, variance="dtc"):
     return np.maximum(prior - (q**2).sum(0) + explained, 0.0)
 
 
-def std_outputs(var, properties, atoms_list, scale):
+def std_outputs(var, properties, atoms_list, scale, floor=None):
     """Standard deviations in the shapes of ``SparseGPR.predict`` from the accumulated variances.
 
     Parameters
@@ -271,11 +271,16 @@ def std_outputs(var, properties, atoms_list, scale):
     atoms_list : list of ase.Atoms
     scale : float
         Recalibration factor ``std_scale_``.
+    floor : dict or None
+        Recalibration floors ``std_floor_`` (``"energy"`` in eV per
+        structure, ``"forces"`` in eV/Å), added in quadrature:
+        ``sqrt((scale σ)² + floor²)``.
     """
+    floor = floor or {}
     n_s = len(atoms_list)
-    out = {"energy_std": scale * np.sqrt(var["energy"])}
+    out = {"energy_std": np.hypot(scale * np.sqrt(var["energy"]), floor.get("energy", 0.0))}
     if "forces" in properties:
-        out["forces_std"] = scale * np.sqrt(var["forces"]).reshape(-1, 3)
+        out["forces_std"] = np.hypot(scale * np.sqrt(var["forces"]), floor.get("forces", 0.0)).reshape(-1, 3)
     if "local_energy" in properties:
         out["local_energy_std"] = scale * np.sqrt(var["local"])
     if "virial" in properties or "stress" in properties:

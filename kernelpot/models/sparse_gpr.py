@@ -485,7 +485,9 @@ class SparseGPR(BaseEstimator):
             ``"energy_std"`` always, and ``"forces_std"``, ``"virial_std"``,
             ``"stress_std"``, ``"local_energy_std"`` for the properties
             asked for; all multiplied by ``std_scale_`` when the model was
-            recalibrated (:func:`kernelpot.uncertainty.calibration.recalibrate`).
+            recalibrated (:func:`kernelpot.uncertainty.calibration.recalibrate`),
+            and energy/forces σ combined in quadrature with ``std_floor_``
+            if that recalibration fitted a floor.
         variance : {"dtc", "sor", "fitc"}, default="dtc"
             Approximation of the variance (see
             :mod:`kernelpot.models._gap_variance`): projected process (GAP's
@@ -559,7 +561,8 @@ class SparseGPR(BaseEstimator):
             stress = -virial / volume[:, None, None]
             out["stress"] = np.stack([stress[:, a, b] for a, b in VIRIAL_COMPONENTS], axis=1)
         if return_std:
-            out.update(std_outputs(acc["var"], properties, atoms_list, float(getattr(self, "std_scale_", 1.0))))
+            out.update(std_outputs(acc["var"], properties, atoms_list, float(getattr(self, "std_scale_", 1.0)),
+                                   getattr(self, "std_floor_", None)))
         return out
 
     def _variance_factor(self, variance):

@@ -25,7 +25,8 @@ class GAPCalculator(BaseCalculator):
         Also compute ``results["energy_std"]`` (eV) and
         ``results["forces_std"]`` (eV/Å, shape (n_atoms, 3)): the DTC
         predictive standard deviations of the latent energy and forces,
-        times the model's ``std_scale_`` if it was recalibrated
+        times the model's ``std_scale_`` and combined in quadrature with
+        its ``std_floor_`` (eV, eV/Å) if it was recalibrated
         (:func:`kernelpot.uncertainty.calibration.recalibrate`). The force
         variance costs a second pass over the descriptor gradients; switch
         off for speed in MD. With stress, ``results["stress_std"]``

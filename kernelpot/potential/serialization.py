@@ -89,6 +89,8 @@ def save_model(model: SparseGPR, path, *, metadata: dict | None = None):
     }
     if hasattr(model, "std_scale_"):
         header["std_scale"] = float(model.std_scale_)  # recalibration of predicted σ
+    if getattr(model, "std_floor_", None):
+        header["std_floor"] = {key: float(value) for key, value in model.std_floor_.items()}  # σ floors
     return save_model_file(path, header, arrays)
 
 
@@ -117,6 +119,8 @@ def load_model(path) -> SparseGPR:
         model.metadata_ = header.get("metadata", {})
         if "std_scale" in header:
             model.std_scale_ = float(header["std_scale"])
+        if "std_floor" in header:  # older files have none: no floor
+            model.std_floor_ = {str(key): float(value) for key, value in header["std_floor"].items()}
         if "factor_R_fitc" in arrays:
             model.fitc_factor_ = arrays["factor_R_fitc"]
     except (KeyError, TypeError) as error:

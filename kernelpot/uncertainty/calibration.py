@@ -15,17 +15,27 @@ likelihood of ``e_i ~ N(0, s² σ_i²)`` is maximal at
 ``s² = mean(z_i²)`` (the scale only; the ranking of σ is unchanged).
 See Kuleshov et al., ICML 2018 (arXiv:1807.00263) and Musil et al.,
 J. Chem. Theory Comput. 15, 906 (2019), doi:10.1021/acs.jctc.8b00959.
+
+That one factor is at the mercy of values whose σ is tiny but not zero:
+forces on atoms that are *almost* fixed by symmetry (strained crystals,
+mlearn Si "Elastic") have σ ~ 1e-6 eV/Å while the reference carries
+~1e-4 eV/Å of numerical noise, so a handful of z-scores of 1e3 set
+``mean(z²)`` and the fitted σ are several times too wide everywhere else.
+``recalibrate(..., floor=True)`` therefore fits
+``σ² = s² σ_model² + f²`` (``f``: a floor per property, in its unit) by
+maximum likelihood; ``f`` absorbs the label noise the latent σ lacks.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 __all__ = [
     "calibration_summary",
     "coverage",
     "fit_std_scale",
+    "fit_std_scale_floor",
     "gaussian_nll",
     "observed_std",
     "recalibrate",
@@ -96,6 +106,72 @@ def fit_std_scale(errors, std):
     return float(np.sqrt(np.mean(z_scores(errors, std) ** 2)))
 
 
+def _finite_pairs(errors, std):
+    """Like ``_pair`` but keeps σ = 0 values (a floor gives them a width)."""
+    e = np.asarray(errors, dtype=np.float64).ravel()
+    s = np.asarray(std, dtype=np.float64).ravel()
+    if e.shape != s.shape:
+        raise ValueError(f"`errors` and `std` must have the same number of values; got {e.size} and {s.size}")
+    if e.size == 0:
+        raise ValueError("`errors` must not be empty")
+    if not (np.all(np.isfinite(e)) and np.all(np.isfinite(s))):
+        raise ValueError("`errors` and `std` must be finite")
+    if np.any(s < 0):
+        raise ValueError(f"`std` must be >= 0 everywhere; got min {float(s.min())}")
+    if not np.any(e != 0):
+        raise ValueError("`errors` are zero everywhere; nothing to calibrate")
+    return e, s
+
+
+def _floor_nll(params, groups):
+    """Mean NLL (up to a constant) and gradient in ``(log s, log f_1, ..., log f_g)``."""
+    s2 = np.exp(2 * params[0])
+    value, grad, n = 0.0, np.zeros_like(params), sum(e.size for e, _ in groups)
+    for g, (e, std) in enumerate(groups):
+        f2 = np.exp(2 * params[g + 1])
+        v = s2 * std**2 + f2
+        r = 1.0 / v - e**2 / v**2          # d(log v + e²/v)/dv
+        value += 0.5 * np.sum(np.log(v) + e**2 / v)
+        grad[0] += np.sum(r * s2 * std**2)
+        grad[g + 1] = np.sum(r * f2)
+    return value / n, grad / n
+
+
+def _fit_scale_floors(groups):
+    """ML ``s`` and one floor per group of ``(errors, std)``; returns ``(s, [f_1, ...])``."""
+    rms = [float(np.sqrt(np.mean(e**2))) for e, _ in groups]
+    z2 = np.concatenate([(e[s > 0] / s[s > 0]) ** 2 for e, s in groups])
+    s0 = float(np.sqrt(np.median(z2))) / 0.6745 if z2.size else 1.0
+    # Floors below 1e-9 of the RMS error are zero for any purpose; bounded so log f stays finite.
+    bounds = [(np.log(s0) - 30, np.log(s0) + 30)] + [(np.log(1e-9 * r), np.log(10 * r)) for r in rms]
+    best = None
+    for fraction in (1e-3, 1e-1, 1.0):  # the likelihood is not convex in (log s, log f): a few starts
+        start = np.array([np.log(s0)] + [np.log(fraction * r) for r in rms])
+        result = optimize.minimize(_floor_nll, start, args=(groups,), jac=True, method="L-BFGS-B", bounds=bounds)
+        if best is None or result.fun < best.fun:
+            best = result
+    return float(np.exp(best.x[0])), [float(np.exp(x)) for x in best.x[1:]]
+
+
+def fit_std_scale_floor(errors, std):
+    """Maximum-likelihood ``(s, f)`` so that ``errors ~ N(0, s² std² + f²)``.
+
+    Parameters
+    ----------
+    errors, std : array-like of the same shape
+        Predicted minus reference values and the model's σ (same unit);
+        σ = 0 values are kept (the floor ``f`` gives them a width).
+
+    Returns
+    -------
+    tuple of float
+        The scale ``s`` (dimensionless) and the floor ``f`` (unit of
+        ``errors``).
+    """
+    s, (f,) = _fit_scale_floors([_finite_pairs(errors, std)])
+    return s, f
+
+
 def spearman(std, abs_errors):
     """Spearman rank correlation of predicted σ and observed |error| (one value per structure, say)."""
     s, e = np.asarray(std, dtype=np.float64).ravel(), np.asarray(abs_errors, dtype=np.float64).ravel()
@@ -119,8 +195,8 @@ def calibration_summary(errors, std):
             "z_mean": float(z.mean()), "z_std": float(z.std()), "z_abs_median": float(np.median(np.abs(z)))}
 
 
-def recalibrate(model, atoms_list, *, energies=None, forces=None):
-    """Fit ``model.std_scale_`` on validation data so that its σ are calibrated (maximum likelihood).
+def recalibrate(model, atoms_list, *, energies=None, forces=None, floor=False):
+    """Fit ``model.std_scale_`` (and ``std_floor_``) on validation data so that its σ are calibrated.
 
     Parameters
     ----------
@@ -135,33 +211,55 @@ def recalibrate(model, atoms_list, *, energies=None, forces=None):
     forces : ndarray of shape (n_atoms_total, 3), list of (n_atoms_s, 3), or None
         Reference forces (eV/Å). At least one of ``energies``/``forces``;
         with both, one factor serves both (z-scores pooled).
+    floor : bool, default=False
+        ``False``: one factor, ``σ -> s σ`` (maximum likelihood,
+        ``s² = mean(z²)``). ``True``: ``σ -> sqrt(s² σ² + f²)`` with one
+        floor ``f`` per given property (``std_floor_["energy"]`` in eV per
+        structure, ``std_floor_["forces"]`` in eV/Å), all by maximum
+        likelihood; use it when some σ are near zero or the labels are
+        noisy (see the module notes).
 
     Returns
     -------
     model
-        The same object, with ``std_scale_`` set (saved in ``.kpot`` files
-        and applied by ``predict`` and the calculator). Refitting does not
-        reset it: recalibrate after every fit.
+        The same object, with ``std_scale_`` set and ``std_floor_`` set
+        (``floor=True``) or removed (``floor=False``); ``predict`` and the
+        calculator apply both. Recalibrating starts from the raw σ (it does
+        not compound); refitting does not reset them: recalibrate after
+        every fit.
     """
     if energies is None and forces is None:
         raise ValueError("`energies` or `forces` must be given to recalibrate")
     properties = ("energy", "forces") if forces is not None else ("energy",)
-    previous = float(getattr(model, "std_scale_", 1.0))
-    prediction = model.predict(atoms_list, properties=properties, return_std=True)
-    errors, stds = [], []
+    saved = {key: getattr(model, key) for key in ("std_scale_", "std_floor_") if hasattr(model, key)}
+    model.std_scale_, model.std_floor_ = 1.0, {}
+    try:
+        prediction = model.predict(atoms_list, properties=properties, return_std=True)
+    finally:
+        for key in ("std_scale_", "std_floor_"):
+            if key in saved:
+                setattr(model, key, saved[key])
+            else:
+                delattr(model, key)
+    groups = {}
     if energies is not None:
-        errors.append(prediction["energy"] - np.asarray(energies, dtype=np.float64))
-        stds.append(prediction["energy_std"] / previous)
+        groups["energy"] = (prediction["energy"] - np.asarray(energies, dtype=np.float64),
+                            prediction["energy_std"])
     if forces is not None:
         reference = np.concatenate([np.asarray(f, dtype=np.float64).reshape(-1, 3) for f in forces]) \
             if isinstance(forces, (list, tuple)) else np.asarray(forces, dtype=np.float64)
         if reference.shape != prediction["forces"].shape:
             raise ValueError(f"`forces` must have shape {prediction['forces'].shape} (all atoms); "
                              f"got {reference.shape}")
-        errors.append(prediction["forces"] - reference)
-        stds.append(prediction["forces_std"] / previous)
-    model.std_scale_ = fit_std_scale(np.concatenate([e.ravel() for e in errors]),
-                                     np.concatenate([s.ravel() for s in stds]))
+        groups["forces"] = (prediction["forces"] - reference, prediction["forces_std"])
+    if floor:
+        scale, floors = _fit_scale_floors([_finite_pairs(*pair) for pair in groups.values()])
+        model.std_scale_, model.std_floor_ = scale, dict(zip(groups, floors))
+        return model
+    model.std_scale_ = fit_std_scale(np.concatenate([e.ravel() for e, _ in groups.values()]),
+                                     np.concatenate([s.ravel() for _, s in groups.values()]))
+    if hasattr(model, "std_floor_"):
+        del model.std_floor_
     return model
 
 

@@ -106,7 +106,9 @@ class CommitteeSparseGPR(BaseEstimator):
         dict
             The keys of :meth:`SparseGPR.predict` (means), plus
             ``"<property>_std"`` (sample standard deviation over members,
-            times ``std_scale_``) for ``energy`` and each requested property.
+            times ``std_scale_``, and in quadrature with ``std_floor_`` for
+            energy and forces if recalibrated with a floor) for ``energy``
+            and each requested property.
         """
         if not hasattr(self, "members_"):
             raise ValueError("this CommitteeSparseGPR is not fitted yet; call fit first")
@@ -114,6 +116,8 @@ class CommitteeSparseGPR(BaseEstimator):
         out = {key: np.mean([o[key] for o in outputs], axis=0) for key in outputs[0]}
         if return_std:
             scale = float(getattr(self, "std_scale_", 1.0))
+            floor = getattr(self, "std_floor_", None) or {}
             for key in outputs[0]:
-                out[_STD_OF[key]] = scale * np.std([o[key] for o in outputs], axis=0, ddof=1)
+                spread = scale * np.std([o[key] for o in outputs], axis=0, ddof=1)
+                out[_STD_OF[key]] = np.hypot(spread, floor[key]) if key in floor else spread
         return out

@@ -47,7 +47,8 @@ __all__ = [
 _SYMMETRY_ZERO = 1e-8  # σ below this fraction of the largest σ counts as exactly zero
 
 
-def _pair(errors, std):
+def _validated(errors, std):
+    """Flattened float64 ``errors`` and ``std``, checked: same size, non-empty, finite, ``std >= 0``."""
     e = np.asarray(errors, dtype=np.float64).ravel()
     s = np.asarray(std, dtype=np.float64).ravel()
     if e.shape != s.shape:
@@ -58,6 +59,11 @@ def _pair(errors, std):
         raise ValueError("`errors` and `std` must be finite")
     if np.any(s < 0):
         raise ValueError(f"`std` must be >= 0 everywhere; got min {float(s.min())}")
+    return e, s
+
+
+def _pair(errors, std):
+    e, s = _validated(errors, std)
     # σ = 0 (to round-off) marks a value fixed by symmetry (forces in a
     # perfect crystal): no z-score, left out.
     keep = s > _SYMMETRY_ZERO * s.max()
@@ -108,16 +114,7 @@ def fit_std_scale(errors, std):
 
 def _finite_pairs(errors, std):
     """Like ``_pair`` but keeps σ = 0 values (a floor gives them a width)."""
-    e = np.asarray(errors, dtype=np.float64).ravel()
-    s = np.asarray(std, dtype=np.float64).ravel()
-    if e.shape != s.shape:
-        raise ValueError(f"`errors` and `std` must have the same number of values; got {e.size} and {s.size}")
-    if e.size == 0:
-        raise ValueError("`errors` must not be empty")
-    if not (np.all(np.isfinite(e)) and np.all(np.isfinite(s))):
-        raise ValueError("`errors` and `std` must be finite")
-    if np.any(s < 0):
-        raise ValueError(f"`std` must be >= 0 everywhere; got min {float(s.min())}")
+    e, s = _validated(errors, std)
     if not np.any(e != 0):
         raise ValueError("`errors` are zero everywhere; nothing to calibrate")
     return e, s

@@ -166,6 +166,44 @@ def test_model_beats_the_species_baseline(water):
     assert np.mean(l2(learnt)) < 0.2 * np.mean(l2(baseline))
 
 
+def _moment_matrix(basis, atoms):
+    """(4, n_functions): electron count and dipole (e·Bohr) about the centre of nuclear charge."""
+    positions = atoms.positions / BOHR
+    centre = atoms.numbers @ positions / atoms.numbers.sum()
+    return np.vstack([basis.integrals(atoms.numbers), basis.dipole_integrals(positions - centre, atoms.numbers).T])
+
+
+def test_moment_weight_is_the_overlap_metric_plus_moment_terms(water):
+    """Training with moment_weight=w equals training in the metric S + w (q qᵀ + D Dᵀ)."""
+    train = water[0].subset([0, 1, 2, 3, 4, 5, 40, 41])
+    w = 3.0
+    moments = [_moment_matrix(train.basis, a) for a in train.structures]
+    bumped = DensitySet(train.structures, train.coefficients,
+                        [s + w * m.T @ m for s, m in zip(train.overlaps, moments)],
+                        train.n_electrons, train.dipoles, train.basis)
+    params = dict(n_sparse=4, alphas=[1e-6, 1e-3])
+    with_moments = DensityModel(moment_weight=w, **params).fit(train)
+    by_metric = DensityModel(**params).fit(bumped)
+    plain = DensityModel(**params).fit(train)
+    test = water[1].structures[:3]
+    for a, b in zip(with_moments.predict(test), by_metric.predict(test)):
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
+    assert not np.allclose(with_moments.weights_, plain.weights_)
+
+
+def test_moment_weight_lowers_training_charge_and_dipole_errors(water):
+    train = water[0].subset(list(range(8)) + [40, 41, 42])
+    params = dict(n_sparse=4, alphas=[1e-6], validation_fraction=0.0)
+
+    def moment_errors(model):
+        return np.mean([np.abs(_moment_matrix(train.basis, a) @ (c - r)).sum()
+                        for a, c, r in zip(train.structures, model.predict(train), train.coefficients)])
+
+    plain = DensityModel(**params).fit(train)
+    weighted = DensityModel(moment_weight=100.0, **params).fit(train)
+    assert moment_errors(weighted) < 0.5 * moment_errors(plain)
+
+
 def test_predicted_density_rotates_with_the_molecule(model, water):
     atoms = water[1].structures[-1]  # a dimer
     rotation = random_rotation(np.random.default_rng(3))
@@ -255,6 +293,7 @@ def test_predict_before_fit():
     ("validation_fraction", 1.0, "`validation_fraction` must be in"),
     ("alphas", [-1.0], "`alphas` must be a non-empty sequence"),
     ("selection", "random", "`selection` must be one of 'fps', 'cur'; got 'random'"),
+    ("moment_weight", -1.0, "`moment_weight` must be a number >= 0; got -1.0"),
 ])
 def test_hyperparameter_validation(water, name, value, message):
     with pytest.raises(ValueError, match=message):

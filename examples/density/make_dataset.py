@@ -12,13 +12,23 @@ Structures:
 * ``dimers``: water dimers drawn (seed 1) from the TENSOAP dimer set;
 * ``clusters``: clusters of 4–8 molecules cut from the TENSOAP liquid-water
   boxes: one molecule and its nearest neighbours by O–O minimum-image
-  distance, each molecule made whole and brought next to the first.
+  distance, each molecule made whole and brought next to the first
+  (``--clusters 4 5 6 7 8`` made the held-out set ``clusters.npz``);
+* ``train_clusters/``: training clusters of 3–5 molecules, one batch of
+  ``--train-clusters`` sizes per ``--train-seeds`` seed, from liquid frames
+  away from those of every held-out cluster; ``test_clusters/``: more
+  held-out clusters (``--extra-test-clusters 6 7 8 6 7 8``). One file per
+  structure (``<tag>_<index>_<n_molecules>.npz``), skipped if present.
 
 Usage::
 
     nice -n 5 python examples/density/make_dataset.py --out /tmp/h7_density \\
         --monomers 200 --dimers 60 --clusters 4 4 5 5 6 6 7 7 8 8
     python examples/density/make_dataset.py --out /tmp/h7_density --bundle data/water_density
+    nice -n 10 env OMP_NUM_THREADS=1 python examples/density/make_dataset.py --out DIR \
+        --extra-test-clusters 6 7 8 6 7 8 --train-seeds 3 5
+    nice -n 10 env OMP_NUM_THREADS=1 python examples/density/make_dataset.py --out DIR \
+        --train-seeds 7 11 --train-clusters 4 4 4 5 5 5 5 5 5 5 5 5
 
 Each group is written to ``<out>/<group>.npz`` (:meth:`DensitySet.save`),
 re-saved every ``--chunk`` structures so that an interrupted run keeps its
@@ -68,12 +78,20 @@ def molecules(name: str, count: int, seed: int) -> list[Atoms]:
     return [shuffled[i] for i in unique_geometries(shuffled)][:count]
 
 
-def clusters(sizes, seed: int = 2) -> list[Atoms]:
+def clusters(sizes, seed: int = 2, exclude_frames=()) -> list[Atoms]:
+    """Clusters of ``sizes`` molecules, each cut from a random liquid frame not in ``exclude_frames``.
+
+    The frame index of each cluster is in its ``info["frame"]``.
+    """
     frames = read(TENSOAP / "water_bulk_coords_1000.xyz", index=":")
     rng = np.random.default_rng(seed)
+    excluded = set(int(f) for f in exclude_frames)
     out = []
     for size in sizes:
-        frame = frames[int(rng.integers(len(frames)))]
+        frame_index = int(rng.integers(len(frames)))
+        while frame_index in excluded:
+            frame_index = int(rng.integers(len(frames)))
+        frame = frames[frame_index]
         cell = np.diag(frame.cell.array)
         pos = frame.positions.reshape(-1, 3, 3)  # molecules as O, H, H
         # Whole molecules: H atoms at the minimum image of their own O.
@@ -83,8 +101,48 @@ def clusters(sizes, seed: int = 2) -> list[Atoms]:
         shift -= np.round(shift / cell) * cell
         nearest = np.argsort(np.linalg.norm(shift, axis=1))[:size]
         moved = pos[nearest] - pos[nearest, :1] + (pos[centre, 0] + shift[nearest])[:, None, :]
-        out.append(Atoms("OH2" * size, positions=moved.reshape(-1, 3) - pos[centre, 0], pbc=False))
+        atoms = Atoms("OH2" * size, positions=moved.reshape(-1, 3) - pos[centre, 0], pbc=False)
+        atoms.info["frame"] = frame_index
+        out.append(atoms)
     return out
+
+
+# Liquid frames of the held-out clusters: ``--clusters 4 5 6 7 8`` (seed 2) and
+# ``--extra-test-clusters 6 7 8 6 7 8`` (seed 4, drawn away from the first training batch).
+# Training clusters skip these frames and their neighbours (±5; consecutive frames of the
+# file are already decorrelated, RMSD ≈ 4 Å), so no test molecule is seen in training.
+TEST_CLUSTER_FRAMES = (837, 109, 413, 451, 334, 726, 881, 940, 970, 607, 376)
+TRAIN_CLUSTER_SIZES = (3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5)
+
+
+def near_test_frames(window: int = 5) -> list[int]:
+    return [f + d for f in TEST_CLUSTER_FRAMES for d in range(-window, window + 1)]
+
+
+def compute_each(group: str, structures, out: Path, tag: str) -> None:
+    """One file per structure, ``<out>/<group>/<tag>_<index>_<n_molecules>.npz``; finished files are skipped."""
+    folder = out / group
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, atoms in enumerate(structures):
+        path = folder / f"{tag}_{i:03d}_{len(atoms) // 3}.npz"
+        if path.is_file():
+            continue
+        part = compute_density_references([atoms], verbose=False)
+        part.metadata["frames"] = [int(atoms.info.get("frame", -1))]
+        part.save(path)
+        print(f"{group} {path.name}: {atoms.get_chemical_formula()} {part.metadata['seconds'][0]:.0f} s, "
+              f"DF L1 {part.metadata['df_l1_percent'][0]:.3f}%", flush=True)
+
+
+def load_each(folder: Path) -> DensitySet:
+    """The structures written by :func:`compute_each` into ``folder``, in index order."""
+    paths = sorted(Path(folder).glob("*.npz"))
+    if not paths:
+        raise FileNotFoundError(f"no density files in {str(folder)!r}")
+    joined = DensitySet.load(paths[0])
+    for path in paths[1:]:
+        joined = joined + DensitySet.load(path)
+    return joined
 
 
 def compute(group: str, structures, out: Path, chunk: int) -> None:
@@ -119,6 +177,12 @@ def main() -> None:
     parser.add_argument("--dimers", type=int, default=0)
     parser.add_argument("--clusters", type=int, nargs="*", default=[])
     parser.add_argument("--chunk", type=int, default=20)
+    parser.add_argument("--train-clusters", type=int, nargs="*", default=list(TRAIN_CLUSTER_SIZES),
+                        help="sizes of training clusters (frames away from the test clusters), one file each")
+    parser.add_argument("--train-seeds", type=int, nargs="*", default=[],
+                        help="one batch of --train-clusters per seed (the first batch used seed 3)")
+    parser.add_argument("--extra-test-clusters", type=int, nargs="*", default=[],
+                        help="sizes of further held-out clusters (frames away from all others), one file each")
     parser.add_argument("--bundle", type=Path, default=None)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -126,6 +190,14 @@ def main() -> None:
         compute("monomers", molecules("monomer", args.monomers, seed=0), args.out, args.chunk)
     if args.clusters:
         compute("clusters", clusters(args.clusters), args.out, args.chunk)
+    for seed in args.train_seeds:
+        compute_each("train_clusters", clusters(args.train_clusters, seed, near_test_frames()), args.out,
+                     f"s{seed}")
+    if args.extra_test_clusters:
+        training = clusters(TRAIN_CLUSTER_SIZES, 3, near_test_frames())
+        used = [f + d for f in TEST_CLUSTER_FRAMES[:5] for d in range(-5, 6)] \
+            + [a.info["frame"] + d for a in training for d in range(-5, 6)]
+        compute_each("test_clusters", clusters(args.extra_test_clusters, 4, used), args.out, "s4")
     if args.dimers:
         compute("dimers", molecules("dimer", args.dimers, seed=1), args.out, args.chunk)
     if args.bundle is not None:

@@ -4,7 +4,14 @@ Without arguments it runs on the bundled set (``kernelpot.datasets.load_water_de
 no PySCF needed). With ``--data DIR`` it uses the files of
 ``examples/density/make_dataset.py`` (``monomers.npz``, ``dimers.npz``,
 ``clusters.npz``): monomers 100 train / 100 test, then a model trained on
-the 100 training monomers plus all dimers predicts the 4–8-molecule clusters.
+the 100 training monomers plus all dimers predicts the 4–8-molecule clusters
+(the L1 transfer target). If ``DIR/train_clusters/`` exists (``make_dataset.py
+--train-seeds ...``: clusters of 3–5 molecules from other liquid frames), a
+second model trained on monomers + dimers + those clusters, with the
+electron count and dipole in its training metric (``moment_weight``),
+predicts the held-out clusters (``clusters.npz`` and ``DIR/test_clusters/``)
+and prints the dipole table: PySCF |μ| (D), |μ_ML − μ_PySCF| (D, %, D per
+molecule).
 
 Writes to ``--out`` (default ``density_output/``): ``learning_curve.png``,
 ``density_difference.png`` (ρ_ML − ρ_ref in the plane of a test molecule),
@@ -29,6 +36,35 @@ from kernelpot.datasets.density import DensitySet
 from kernelpot.density.basis import BOHR
 from kernelpot.density.grid import write_density_cube
 from kernelpot.models.density import DensityModel
+
+
+DEBYE = 0.20819434  # e·Å
+
+
+def load_folder(folder: Path) -> DensitySet:
+    """All ``*.npz`` density files of ``folder`` (one structure each), joined in name order."""
+    parts = [DensitySet.load(path) for path in sorted(folder.glob("*.npz"))]
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined + part
+    return joined
+
+
+def transfer_table(model, clusters, label):
+    """Per-cluster L1, L2 and dipole errors (absolute in D, relative, per molecule)."""
+    errors = model.errors(clusters)
+    rows = []
+    print(f"{label}\n  n_H2O  |mu_PySCF| D  |dmu| D  dmu %   D/H2O   L1 %    L2 %")
+    for k, atoms in enumerate(clusters.structures):
+        mu = np.linalg.norm(clusters.dipoles[k]) / DEBYE
+        error = np.linalg.norm(errors["dipoles"][k] - clusters.dipoles[k]) / DEBYE
+        rows.append({"n_molecules": len(atoms) // 3, "dipole_debye": mu, "dipole_error_debye": error,
+                     "dipole_percent": float(errors["dipole_percent"][k]),
+                     "l1_percent": float(errors["l1_percent"][k]), "l2_percent": float(errors["l2_percent"][k])})
+        r = rows[-1]
+        print(f"  {r['n_molecules']:5d}  {mu:11.3f}  {error:7.3f}  {r['dipole_percent']:5.2f}  "
+              f"{error / r['n_molecules']:6.3f}  {r['l1_percent']:5.3f}  {r['l2_percent']:6.4f}", flush=True)
+    return rows
 
 
 def timed_fit(train, **params):
@@ -120,6 +156,10 @@ def curve_outputs(model, rows, test, out, results):
     write_cubes(model, test, 0, out)
 
 
+# Weight of the electron-count and dipole errors in the training metric (DensityModel.moment_weight).
+MOMENT_WEIGHT = 1.0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=None)
@@ -150,17 +190,23 @@ def main():
         # Fewer sparse points and a looser rank cutoff keep the normal matrix of the
         # more varied monomer + dimer environments near 3,000 weights.
         transfer, seconds = timed_fit(train + dimers, n_sparse=60, eigen_tolerance=1e-6)
-        errors = transfer.errors(clusters)
-        results["transfer"] = {
-            "n_train": len(train) + len(dimers), "fit_seconds": seconds, "n_weights": transfer.n_weights_,
-            "cluster_sizes": [len(a) // 3 for a in clusters.structures],
-            **{key: errors[key].tolist() for key in ("l1_percent", "l2_percent", "dipole_percent")},
-        }
-        print("clusters (trained on monomers + dimers):")
-        for k, size in enumerate(results["transfer"]["cluster_sizes"]):
-            print(f"  {size} H2O: L1 {errors['l1_percent'][k]:.3f}%  L2 {errors['l2_percent'][k]:.4f}%  "
-                  f"dipole {errors['dipole_percent'][k]:.2f}%")
+        table = transfer_table(transfer, clusters, "clusters, trained on monomers + dimers:")
+        results["transfer"] = {"n_train": len(train) + len(dimers), "fit_seconds": seconds,
+                               "n_weights": transfer.n_weights_, "clusters": table}
         plot_difference_slice(transfer, clusters, len(clusters) - 1, args.out / "cluster_difference.png")
+        if (args.data / "train_clusters").is_dir():
+            extra = load_folder(args.data / "train_clusters")
+            held_out = clusters + load_folder(args.data / "test_clusters") \
+                if (args.data / "test_clusters").is_dir() else clusters
+            held_out = held_out.subset([k for k, a in enumerate(held_out.structures) if len(a) >= 18])
+            model, seconds = timed_fit(train + dimers + extra, n_sparse=60, eigen_tolerance=1e-6,
+                                       moment_weight=MOMENT_WEIGHT, renormalize=True)
+            results["clusters_in_training"] = {
+                "n_train": len(train) + len(dimers) + len(extra), "fit_seconds": seconds,
+                "moment_weight": MOMENT_WEIGHT, "renormalize": True,
+                "training_cluster_sizes": [len(a) // 3 for a in extra.structures],
+                "held_out": transfer_table(model, held_out, f"held-out 6-8 H2O clusters, trained on monomers"
+                                           f" + dimers + {len(extra)} clusters of 3-5 H2O:")}
     (args.out / f"results_{args.part}.json").write_text(json.dumps(results, indent=1))
     print("wrote", sorted(p.name for p in args.out.iterdir()))
 

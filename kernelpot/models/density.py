@@ -27,6 +27,18 @@ The kernel is used through the orthogonalised (Nyström) features
 ``eigen_tolerance`` times the largest, so the prior term becomes ``α |w|²``
 and the problem is ridge regression on rows ``L_sᵀ Ψ_s`` (``S_s = L_s L_sᵀ``).
 ``α`` is chosen on a held-out part of the training structures.
+
+With ``moment_weight`` w > 0 the training metric also weighs the error of
+each training structure's electron count and dipole (about its centre of
+nuclear charge, e·Bohr)::
+
+    δcᵀ S δc + w (δN² + |δμ|²),   δN = qᵀδc,   δμ = Dᵀδc,
+
+i.e. ``S`` is replaced by ``S + w (q qᵀ + D Dᵀ)``, four more rows per
+structure. The overlap metric weighs core coefficients most; the low
+multipoles, which decide the dipole of an assembly of molecules through
+small charge and polarisation shifts on every molecule, then count too
+(the Coulomb metric of the reference fit has the same emphasis).
 """
 
 from __future__ import annotations
@@ -78,6 +90,11 @@ class DensityModel(BaseEstimator):
         the normal matrix; the one with the lowest validation error is used.
     validation_fraction : float, default=0.2
         Fraction of the training structures held out to choose ``alpha``.
+    moment_weight : float, default=0.0
+        Weight w (Bohr⁻³ for the electron count, Bohr⁻⁵ for the dipole in
+        e·Bohr) of the electron-count and dipole errors of each training
+        structure in the training metric (see the module docstring); 0 is
+        the plain overlap metric.
     renormalize : bool, default=False
         Shift predicted coefficients (least change in the coefficients) so
         that each predicted density integrates to the neutral closed-shell
@@ -92,9 +109,10 @@ class DensityModel(BaseEstimator):
     alpha_ : float
         Chosen relative regularisation.
     validation_errors_ : ndarray of shape (n_alphas,)
-        For each alpha, the overlap-metric error on the held-out structures
-        relative to their deviation from the species baseline, in %
-        (``100 sqrt(Σ δcᵀSδc / Σ (c − b)ᵀS(c − b))``); NaN without validation.
+        For each alpha, the error on the held-out structures relative to
+        their deviation from the species baseline, in %, in the training
+        metric (``100 sqrt(Σ δcᵀSδc / Σ (c − b)ᵀS(c − b))``, with ``S`` plus
+        the moment terms if ``moment_weight > 0``); NaN without validation.
     n_weights_ : int
 
     Examples
@@ -105,8 +123,8 @@ class DensityModel(BaseEstimator):
     """
 
     def __init__(self, *, r_cut=4.0, n_max=6, l_max=4, sigma=0.3, zeta=2, n_sparse=100,
-                 selection="fps", eigen_tolerance=1e-8, alphas=None, validation_fraction=0.2, renormalize=False,
-                 random_state=0):
+                 selection="fps", eigen_tolerance=1e-8, alphas=None, validation_fraction=0.2, moment_weight=0.0,
+                 renormalize=False, random_state=0):
         self.r_cut = r_cut
         self.n_max = n_max
         self.l_max = l_max
@@ -117,6 +135,7 @@ class DensityModel(BaseEstimator):
         self.eigen_tolerance = eigen_tolerance
         self.alphas = alphas
         self.validation_fraction = validation_fraction
+        self.moment_weight = moment_weight
         self.renormalize = renormalize
         self.random_state = random_state
 
@@ -359,16 +378,31 @@ class DensityModel(BaseEstimator):
                 for idx, block, weights in self._rows(atoms.numbers, offsets[s], phi):
                     design[idx, weights] = block
                 factor = _cholesky(dataset.overlaps[s], s)
+                target = dataset.coefficients[s] - self._baseline_of(atoms.numbers)
                 rows.append(factor.T @ design)
-                targets.append(factor.T @ (dataset.coefficients[s] - self._baseline_of(atoms.numbers)))
+                targets.append(factor.T @ target)
+                if self.moment_weight > 0:
+                    moments = np.sqrt(self.moment_weight) * self._moments(atoms)
+                    rows.append(moments @ design)
+                    targets.append(moments @ target)
             rows, targets = np.vstack(rows), np.concatenate(targets)
             a += rows.T @ rows
             b += rows.T @ targets
             yy += targets @ targets
         return a, b, yy
 
+    def _moments(self, atoms) -> np.ndarray:
+        """(4, n_functions): electron count and dipole (e·Bohr, about the centre of nuclear charge) per coefficient."""
+        positions = atoms.positions / BOHR
+        centre = atoms.numbers @ positions / np.sum(atoms.numbers)
+        return np.vstack([self.basis_.integrals(atoms.numbers),
+                          self.basis_.dipole_integrals(positions - centre, atoms.numbers).T])
+
     # -------------------------------------------------------------- validation
     def _validate(self) -> np.ndarray:
+        value = self.moment_weight
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+            raise ValueError(f"`moment_weight` must be a number >= 0; got {value!r}")
         for name in ("r_cut", "sigma", "eigen_tolerance"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:

@@ -15,9 +15,10 @@ import numpy as np
 from ase import units
 from ase.build import bulk
 from ase.io.trajectory import Trajectory
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+from ase.md.velocitydistribution import Stationary
 from ase.md.verlet import VelocityVerlet
 
+from kernelpot._ase_compat import thermalize
 from kernelpot.io import read_labelled
 from kernelpot.models import SparseGPR
 from kernelpot.potential import GAPCalculator, load_model, save_model
@@ -47,7 +48,7 @@ def main():
 
     atoms = bulk("Si", "diamond", a=5.43, cubic=True).repeat((2, 2, 2))  # 64 atoms
     atoms.calc = GAPCalculator(fitted_model(args.model), uncertainty=False)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=args.temperature, rng=np.random.default_rng(0))
+    thermalize(atoms, args.temperature, np.random.default_rng(0))
     Stationary(atoms)
     dynamics = VelocityVerlet(atoms, timestep=args.timestep * units.fs)
     times, totals = [], []

@@ -114,15 +114,16 @@ def _md(args) -> int:
     from ase.io import read
     from ase.io.trajectory import Trajectory
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.md.velocitydistribution import Stationary
     from ase.md.verlet import VelocityVerlet
 
+    from ._ase_compat import thermalize
     from .parallel.progress import progress_bar
     from .potential.calculator import GAPCalculator
 
     atoms = read(args.start, index=args.frame)
     atoms.calc = GAPCalculator(args.model, uncertainty=False)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=args.temperature, rng=np.random.default_rng(args.seed))
+    thermalize(atoms, args.temperature, np.random.default_rng(args.seed))
     Stationary(atoms)
     if args.thermostat == "nve":
         dynamics = VelocityVerlet(atoms, timestep=args.timestep * units.fs)

@@ -2,8 +2,7 @@
 
 import numpy as np
 import pytest
-from test_sparse_gpr import _cu, _emt_labels
-from test_uncertainty import _model
+from test_uncertainty import _model, data  # noqa: F401  (data: the shared Cu fixture)
 
 from kernelpot.potential.serialization import load_model, save_model
 from kernelpot.uncertainty.calibration import (
@@ -13,13 +12,6 @@ from kernelpot.uncertainty.calibration import (
     recalibrate,
 )
 from kernelpot.uncertainty.committee import CommitteeSparseGPR
-
-
-@pytest.fixture(scope="module")
-def data():
-    structures = [_cu(s, a=3.52 + 0.03 * s) for s in range(6)]
-    energies, forces, _ = _emt_labels(structures)
-    return structures, energies, forces
 
 
 def test_scale_and_floor_are_recovered_by_maximum_likelihood():

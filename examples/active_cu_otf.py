@@ -24,8 +24,8 @@ from ase import units
 from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import thermalize_momenta
 
+from kernelpot._ase_compat import thermalize
 from kernelpot.active.explorers import MDExplorer
 from kernelpot.active.loop import ActiveLearner
 from kernelpot.models.sparse_gpr import SparseGPR
@@ -46,7 +46,7 @@ def emt_test_set(n_per_temperature, seed):
         atoms = cu108()
         atoms.calc = EMT()
         rng = np.random.default_rng(seed + int(temperature))
-        thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
+        thermalize(atoms, temperature, rng)
         dynamics = Langevin(atoms, timestep=2.0 * units.fs, temperature_K=temperature, friction=0.02 / units.fs,
                             fixcm=False, rng=rng)
         dynamics.run(200)  # equilibrate

@@ -20,8 +20,8 @@ import numpy as np
 from ase import Atoms, units
 from ase.build import molecule
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import thermalize_momenta
 
+from kernelpot._ase_compat import thermalize
 from kernelpot.active.explorers import MDExplorer
 from kernelpot.active.loop import ActiveLearner
 from kernelpot.descriptors.soap import SOAP
@@ -59,7 +59,7 @@ def test_set(start, n_frames, seed):
     atoms = start.copy()
     atoms.calc = xtb()
     rng = np.random.default_rng(seed)
-    thermalize_momenta(atoms, temperature_K=300.0, rng=rng)
+    thermalize(atoms, 300.0, rng)
     dynamics = Langevin(atoms, timestep=0.5 * units.fs, temperature_K=300.0, friction=0.02 / units.fs,
                         fixcm=False, rng=rng)
     frames = []

@@ -181,14 +181,15 @@ class MDExplorer:
     def candidates(self, model, strategy, rng):
         """Run dynamics until a trigger, a failure, the segment end or the schedule end."""
         from ase.md.langevin import Langevin
-        from ase.md.velocitydistribution import Stationary, thermalize_momenta
+        from ase.md.velocitydistribution import Stationary
 
+        from .._ase_compat import thermalize
         from ..potential.calculator import GAPCalculator
 
         atoms = self.atoms.copy()
         atoms.calc = GAPCalculator(model, uncertainty=False)
         if not self.velocities_set and not self.exhausted:
-            thermalize_momenta(atoms, temperature_K=self.schedule[self.stage][0], rng=rng)
+            thermalize(atoms, self.schedule[self.stage][0], rng)
             Stationary(atoms)
         thresholded = self.threshold is not None and strategy.thresholded
         keys, frames, steps = [], [], 0

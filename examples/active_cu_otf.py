@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from active_common import plot_curves
 from ase import units
 from ase.build import bulk
 from ase.calculators.emt import EMT
@@ -97,29 +98,9 @@ def main():
               f"{learner.oracle_calls_} oracle calls; <= {1e3 * args.target:.0f} meV/Å first at {reached} calls; "
               f"{time.perf_counter() - start:.0f} s")
         curves_path.write_text(json.dumps(curves, indent=1))
-    plot(curves, args)
-
-
-def plot(curves, args):
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for name, curve in curves.items():
-        calls, rmse = np.array(curve).T
-        ax.plot(calls, rmse, marker=".", label=name)
-    ax.axhline(1e3 * args.target, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("oracle (EMT) calls after the 2 initial structures")
-    ax.set_ylabel("force RMSE on EMT MD test set (meV/Å)")
-    ax.set_yscale("log")
-    ax.set_title("fcc Cu 108 atoms, on-the-fly, 300 K then 900 K")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(args.output / "curves.png", dpi=120)
+    plot_curves(curves, args.output / "curves.png", xlabel="oracle (EMT) calls after the 2 initial structures",
+                ylabel="force RMSE on EMT MD test set (meV/Å)",
+                title="fcc Cu 108 atoms, on-the-fly, 300 K then 900 K", target=1e3 * args.target, marker=".")
 
 
 if __name__ == "__main__":

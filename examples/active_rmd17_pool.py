@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from active_common import plot_curves
 from ase import Atoms
 
 from kernelpot.active.explorers import PoolExplorer
@@ -126,24 +127,8 @@ def summarise(curves, args):
         for name, curve in curves.items():
             needed = labels_to_reach(curve, target)
             print(f"{name:>10}: labels (incl. initial) to reach {target:.2f} meV/Å: {needed}")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for name, curve in curves.items():
-        n, mae = np.array(curve).T
-        ax.plot(n, mae, label=name)
-    ax.set_xlabel("labelled frames")
-    ax.set_ylabel("force MAE on test frames (meV/Å)")
-    ax.set_yscale("log")
-    ax.set_title("rMD17 ethanol, pool-based active learning")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(args.output / "curves.png", dpi=120)
+    plot_curves(curves, args.output / "curves.png", xlabel="labelled frames", ylabel="force MAE on test frames (meV/Å)",
+                title="rMD17 ethanol, pool-based active learning")
 
 
 if __name__ == "__main__":

@@ -165,6 +165,42 @@ def test_fps_pruning_agrees_with_brute_force():
     np.testing.assert_array_equal(fps.selected_idx_, brute)
 
 
+def _clustered(n_rows, seed):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((30, 8)) * 10.0
+    return centres[rng.integers(0, 30, n_rows)] + rng.standard_normal((n_rows, 8))
+
+
+@pytest.mark.parametrize("data", ["noise", "clustered", "ties"])
+@pytest.mark.parametrize("initialize", [0, [7, 3, 900]])
+def test_fps_lazy_search_equals_eager(monkeypatch, data, initialize):
+    # the lazy search only skips distances; picks, distances at selection and the
+    # final distances must be those of the eager search that evaluates them all
+    if data == "noise":
+        X = _random((3000, 60), seed=20)  # final distances by one matrix product
+    else:
+        X = _clustered(3000, seed=21)  # final distances with the triangle inequality
+    if data == "ties":
+        X = np.repeat(np.round(X[:1000], 0), 3, axis=0)  # exact ties and duplicates
+    lazy = FPS(150, initialize=initialize).fit(X)
+    assert lazy._lazy
+    monkeypatch.setattr(fps_module, "_LAZY_MAX_PICKS", 0)
+    eager = FPS(150, initialize=initialize).fit(X)
+    assert not eager._lazy and not eager._use_gram
+    np.testing.assert_array_equal(lazy.selected_idx_, eager.selected_idx_)
+    np.testing.assert_array_equal(lazy.hausdorff_at_select_, eager.hausdorff_at_select_)
+    np.testing.assert_allclose(lazy.hausdorff_, eager.hausdorff_, rtol=0, atol=1e-6)
+    assert lazy._n_distance_evaluations < eager._n_distance_evaluations or data == "noise"
+
+
+def test_fps_lazy_refit_on_other_data_uses_fresh_buffers():
+    fps = FPS(40).fit(_random((500, 30), seed=22))
+    X = _random((400, 12), seed=23)
+    np.testing.assert_array_equal(fps.fit(X).selected_idx_, FPS(40).fit(X).selected_idx_)
+    d = np.linalg.norm(X[:, None, :] - X[None, fps.selected_idx_, :], axis=-1)
+    np.testing.assert_allclose(fps.hausdorff_, d.min(axis=1), atol=1e-7)
+
+
 @pytest.mark.parametrize("selection_type", ["sample", "feature"])
 def test_fps_precomputed_kernel_equals_linear_features(selection_type):
     X = _random((150, 70), seed=6)

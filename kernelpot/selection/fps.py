@@ -14,13 +14,18 @@ feature space). With the same first point this selects the same indices as
 ``skmatter.sample_selection.FPS`` / ``skmatter.feature_selection.FPS`` 0.4.1
 (up to exact ties of rounded distances).
 
-On feature matrices the triangle inequality skips most distance evaluations
-once a few points are selected (Elkan, ICML 2003), which is what makes this
-faster than evaluating all distances at every step on structured data such as
-SOAP features. For up to 2,000 candidates of which at least 1/8 are selected
-(typically feature selection), the Gram matrix is formed once instead. On
-unstructured, high-dimensional data (e.g. Gaussian noise) nothing can be
-skipped and every step reads all of X, as skmatter's does.
+On feature matrices the search is lazy (:mod:`._fps_lazy_kernels`): each
+candidate's distance to the selection is only brought up to date when it could
+be the next pick, and the triangle inequality (Elkan, ICML 2003) skips picks
+that cannot be a candidate's nearest. skmatter's FPS instead reads all of X
+once per pick. On 20,000 × 500 Gaussian noise, 500 picks need a third of the
+distances; on SOAP features a few per cent. The distances of the remaining
+candidates, needed only for ``hausdorff_``, are computed at the end in one
+matrix product (or with the triangle inequality where that skips most). For up
+to 2,000 candidates of which at least 1/8 are selected (typically feature
+selection), the Gram matrix is formed once instead. Beyond 8,192 picks the
+pick-to-pick distance table would be too large and the eager search with the
+triangle inequality is used.
 """
 
 import numbers
@@ -28,6 +33,7 @@ import numbers
 import numpy as np
 from sklearn.utils import check_random_state
 
+from . import _fps_lazy_kernels as lazy
 from ._base import GreedySelector
 from ._selection_kernels import (fps_screen, fps_update_kernel,
                                  fps_update_rows, fps_update_rows_parallel)
@@ -42,6 +48,15 @@ _PARALLEL_ROWS = 4096
 # one Gram matrix (BLAS-3) is cheaper than a matrix-vector product per pick
 _GRAM_MAX_CANDIDATES = 2000
 _GRAM_MIN_FRACTION = 0.125
+# the lazy search keeps a float32 pick-to-pick distance table: 8192 picks = 268 MB
+_LAZY_MAX_PICKS = 8192
+# float32 rounding of that table, relative to the largest squared norm
+_FLOAT32_MARGIN = 1e-6
+# rows sampled to decide how the final distances are computed, and the fraction
+# of evaluations above which one matrix product beats the triangle inequality
+_FINISH_SAMPLE = 256
+_FINISH_GEMM_FRACTION = 0.25
+_FINISH_BLOCK_ROWS = 4096
 
 
 class FPS(GreedySelector):
@@ -157,14 +172,37 @@ class FPS(GreedySelector):
         scale = max(float(np.max(np.abs(self._norms))), np.finfo(float).tiny)
         self._coincident = _COINCIDENT * scale
         self._margin = _PRUNE_MARGIN * scale
+        self._lazy_margin = (_PRUNE_MARGIN + _FLOAT32_MARGIN) * scale
         self._d2 = np.full(n, np.inf)
         self._nearest = np.full(n, -1, dtype=np.int64)
         self._d2_at_select = []
         self._order = []
-        self._selected_rows = np.empty((0 if self._use_gram else n_target, A.shape[1]))
-        self._candidates = np.empty(n, dtype=np.int64)
+        self._lazy = not self._use_gram and n_target <= _LAZY_MAX_PICKS
+        eager = not (self._use_gram or self._lazy)
+        self._selected_rows = np.empty((n_target if eager else 0, A.shape[1]))
+        self._candidates = np.empty(n if eager else 0, dtype=np.int64)
         self._n_distance_evaluations = 0
+        if self._lazy:
+            self._upto = np.zeros(n, dtype=np.int64)
+            self._centre_norms = np.empty(0)  # no buffers of an earlier fit
+            self._reserve(n_target)
         return initial
+
+    def _reserve(self, capacity):
+        """Grow the lazy search's pick buffers to ``capacity`` picks (warm starts)."""
+        old = getattr(self, "_centre_norms", np.empty(0))
+        if capacity <= old.shape[0]:
+            return
+        m = old.shape[0]
+        centres = np.empty((capacity, self._A.shape[1]))
+        centre_d2 = np.empty((capacity, capacity), dtype=np.float32)
+        if m:
+            centres[:m] = self._centres
+            centre_d2[:m, :m] = self._centre_d2
+        self._centres, self._centre_d2 = centres, centre_d2
+        self._centre_norms = np.concatenate([old, np.empty(capacity - m)])
+        self._lazy_order = np.empty(capacity, dtype=np.int64)
+        self._lazy_d2_at_select = np.empty(capacity)
 
     def _score(self):
         return self._d2
@@ -181,10 +219,71 @@ class FPS(GreedySelector):
         if self._use_gram:
             fps_update_kernel(self._A, self._norms, idx, self._d2)
             self._n_distance_evaluations += self._A.shape[0]
+        elif self._lazy:
+            self._n_distance_evaluations += self._lazy_refresh(np.array([idx]))
+            self._d2_at_select[-1] = float(self._d2[idx])
+            lazy.add_centre(self._A, self._norms, idx, pos, self._centres,
+                            self._centre_norms, self._centre_d2)
+            self._nearest[idx] = pos
+            self._upto[idx] = pos + 1
         else:
             self._update_features(idx, pos)
         self._d2[idx] = 0.0
         self._order.append(idx)
+
+    def _lazy_refresh(self, rows):
+        """Bring ``rows`` up to date with every pick; return the distances evaluated."""
+        return int(lazy.refresh_rows(
+            self._A, self._norms, np.asarray(rows, dtype=np.int64), len(self._order),
+            self._centres, self._centre_norms, self._centre_d2, self._lazy_margin,
+            self._d2, self._nearest, self._upto))
+
+    def _run(self, selected, n_target):
+        if not self._lazy:
+            return super()._run(selected, n_target)
+        self._reserve(n_target)
+        start = len(self._order)
+        m, evaluated = lazy.lazy_select(
+            self._A, self._norms, self._taken, start, n_target, self._coincident,
+            self._lazy_margin, self._centres, self._centre_norms, self._centre_d2,
+            self._d2, self._nearest, self._upto, self._lazy_order, self._lazy_d2_at_select)
+        self._n_distance_evaluations += int(evaluated)
+        picks = [int(i) for i in self._lazy_order[start:m]]
+        self._order.extend(picks)
+        selected.extend(picks)
+        self._d2_at_select.extend(float(v) for v in self._lazy_d2_at_select[start:m])
+        if m < n_target:
+            stale = np.flatnonzero(~self._taken)
+            self._lazy_refresh(stale)
+            self._stop_reason = self._exhausted(stale[np.argmax(self._d2[stale])])
+            self._warn_stopped(m, n_target)
+
+    def _lazy_finish(self):
+        """Bring every candidate's distance up to date (for ``hausdorff_``)."""
+        m = len(self._order)
+        stale = np.flatnonzero((self._upto < m) & ~self._taken)
+        if stale.size == 0:
+            return
+        sample, rest = stale[:_FINISH_SAMPLE], stale[_FINISH_SAMPLE:]
+        possible = int(np.sum(m - self._upto[sample]))
+        evaluated = self._lazy_refresh(sample)
+        self._n_distance_evaluations += evaluated
+        if rest.size == 0:
+            return
+        if evaluated <= _FINISH_GEMM_FRACTION * possible:
+            self._n_distance_evaluations += self._lazy_refresh(rest)
+            return
+        self._n_distance_evaluations += int(np.sum(m - self._upto[rest]))
+        centres, centre_norms = self._centres[:m], self._centre_norms[:m]
+        for lo in range(0, rest.size, _FINISH_BLOCK_ROWS):
+            rows = rest[lo:lo + _FINISH_BLOCK_ROWS]
+            d2 = (self._norms[rows, None] + centre_norms) - 2.0 * (self._A[rows] @ centres.T)
+            best = np.argmin(d2, axis=1)
+            value = d2[np.arange(rows.size), best]
+            lower = value < self._d2[rows]
+            self._d2[rows[lower]] = value[lower]
+            self._nearest[rows[lower]] = best[lower]
+            self._upto[rows] = m
 
     def _update_features(self, idx, pos):
         A, a_s = self._A, self._A[idx]
@@ -207,6 +306,8 @@ class FPS(GreedySelector):
         self._selected_rows[pos] = a_s
 
     def _finalize(self):
+        if self._lazy:
+            self._lazy_finish()
         self.hausdorff_ = np.sqrt(np.maximum(self._d2, 0.0))
         self.hausdorff_[self.support_] = 0.0
         self.hausdorff_at_select_ = np.sqrt(np.maximum(self._d2_at_select, 0.0))

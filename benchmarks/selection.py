@@ -18,6 +18,13 @@ FPS picks; a few minutes) or ``python benchmarks/selection.py`` (20,000 × 500,
 200 CUR and 500 FPS picks; skmatter's CUR alone takes about 8 minutes per
 matrix on an idle 2-core machine). The timings depend on the machine's load;
 the load average is printed.
+
+Measured (full size, load average 6 from other jobs, so the skmatter times are
+about 4x their idle values): FPS(500) 1.80 s vs 15.2 s (8.5x) on the random
+matrix and 0.48 s vs 14.2 s (30x) on SOAP features, identical picks. Of the
+distances skmatter evaluates one at a time, the lazy search evaluates 31 % on
+the random matrix (the rest, needed for ``hausdorff_``, in one matrix product)
+and 3.4 % in all on SOAP features.
 """
 
 from __future__ import annotations

@@ -107,16 +107,32 @@ def clusters(sizes, seed: int = 2, exclude_frames=()) -> list[Atoms]:
     return out
 
 
-# Liquid frames of the held-out clusters: ``--clusters 4 5 6 7 8`` (seed 2) and
-# ``--extra-test-clusters 6 7 8 6 7 8`` (seed 4, drawn away from the first training batch).
-# Training clusters skip these frames and their neighbours (±5; consecutive frames of the
-# file are already decorrelated, RMSD ≈ 4 Å), so no test molecule is seen in training.
-TEST_CLUSTER_FRAMES = (837, 109, 413, 451, 334, 726, 881, 940, 970, 607, 376)
+# Liquid frames of the held-out clusters: ``--clusters 4 5 6 7 8`` (seed 2),
+# ``--extra-test-clusters 6 7 8 6 7 8`` (seed 4, drawn away from the first training batch) and
+# ``--extra-test-clusters 8 8 8 8 8 8 --extra-test-seed 13`` (away from the training batches of
+# seeds 3, 5, 7, 11). Training clusters skip these frames and their neighbours (±5; consecutive
+# frames of the file are already decorrelated, RMSD ≈ 4 Å), so no test molecule is seen in training.
+TEST_CLUSTER_FRAMES = (837, 109, 413, 451, 334, 726, 881, 940, 970, 607, 376,
+                       855, 261, 77, 946, 613, 910)
 TRAIN_CLUSTER_SIZES = (3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5)
+# Training batches made so far (``--train-seeds S --train-clusters SIZES``): seed -> sizes.
+TRAIN_BATCHES = {3: TRAIN_CLUSTER_SIZES, 5: TRAIN_CLUSTER_SIZES,
+                 7: (4, 4, 4) + (5,) * 9, 11: (4, 4, 4) + (5,) * 9}
+# Held-out batches: seed -> (number of TEST_CLUSTER_FRAMES before it, training seeds it avoids).
+EXTRA_TEST_BATCHES = {4: (5, (3,)), 13: (11, (3, 5, 7, 11))}
 
 
 def near_test_frames(window: int = 5) -> list[int]:
     return [f + d for f in TEST_CLUSTER_FRAMES for d in range(-window, window + 1)]
+
+
+def extra_test_clusters(sizes, seed: int) -> list[Atoms]:
+    """Held-out clusters of batch ``seed`` (see ``EXTRA_TEST_BATCHES``), away from earlier test and training frames."""
+    n_before, training_seeds = EXTRA_TEST_BATCHES[seed]
+    training = [a for s in training_seeds for a in clusters(TRAIN_BATCHES[s], s, near_test_frames())]
+    used = [f + d for f in TEST_CLUSTER_FRAMES[:n_before] for d in range(-5, 6)] \
+        + [a.info["frame"] + d for a in training for d in range(-5, 6)]
+    return clusters(sizes, seed, used)
 
 
 def compute_each(group: str, structures, out: Path, tag: str) -> None:
@@ -183,6 +199,8 @@ def main() -> None:
                         help="one batch of --train-clusters per seed (the first batch used seed 3)")
     parser.add_argument("--extra-test-clusters", type=int, nargs="*", default=[],
                         help="sizes of further held-out clusters (frames away from all others), one file each")
+    parser.add_argument("--extra-test-seed", type=int, default=4, choices=sorted(EXTRA_TEST_BATCHES),
+                        help="seed of the --extra-test-clusters batch (see EXTRA_TEST_BATCHES)")
     parser.add_argument("--bundle", type=Path, default=None)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -194,10 +212,8 @@ def main() -> None:
         compute_each("train_clusters", clusters(args.train_clusters, seed, near_test_frames()), args.out,
                      f"s{seed}")
     if args.extra_test_clusters:
-        training = clusters(TRAIN_CLUSTER_SIZES, 3, near_test_frames())
-        used = [f + d for f in TEST_CLUSTER_FRAMES[:5] for d in range(-5, 6)] \
-            + [a.info["frame"] + d for a in training for d in range(-5, 6)]
-        compute_each("test_clusters", clusters(args.extra_test_clusters, 4, used), args.out, "s4")
+        seed = args.extra_test_seed
+        compute_each("test_clusters", extra_test_clusters(args.extra_test_clusters, seed), args.out, f"s{seed}")
     if args.dimers:
         compute("dimers", molecules("dimer", args.dimers, seed=1), args.out, args.chunk)
     if args.bundle is not None:

@@ -41,8 +41,9 @@ def selection_vs_skmatter(quick: bool) -> list[Row]:
     """FPS and CUR sample selection on an n × 500 standard-normal matrix (seed 0), and FPS on SOAP features.
 
     Random Gaussian rows are FPS's worst case: all distances are alike, so the
-    triangle-inequality screening prunes nothing; on atomic-environment
-    features it prunes most distance evaluations.
+    triangle inequality prunes nothing and only the lazy search (rows that
+    cannot be the next pick are not updated) saves work; on atomic-environment
+    features both prune most distance evaluations.
     """
     from skmatter import sample_selection
 

@@ -10,10 +10,17 @@ order: a sum of normal equations, or the QR of the stacked R factors (TSQR).
 
 from __future__ import annotations
 
+import copy
+import os
+from contextlib import nullcontext
+
 import numpy as np
 import scipy.linalg as sla
 
-__all__ = ["QRAccumulator", "NormalAccumulator", "partial_factor"]
+from ..parallel.blocks import dask_client, map_ordered, n_workers
+from ._gap_labels import Labels
+
+__all__ = ["QRAccumulator", "NormalAccumulator", "partial_factor", "accumulate_parallel"]
 
 
 class QRAccumulator:
@@ -146,3 +153,25 @@ def partial_factor(model, atoms_list, labels, sigma_table, blocks):
         accumulator.add(A, y)
         del A, y  # the next block is built without this one alive
     return accumulator.state()
+
+
+def accumulate_parallel(model, atoms_list, labels, sigma_table, blocks, accumulate):
+    """Blocks built by local processes or Dask workers; their partial factors merged here in order."""
+    worker = copy.copy(model)
+    worker.scheduler, worker.n_jobs, worker.verbose = None, None, False
+    with dask_client(model.scheduler) if model.scheduler is not None else nullcontext() as client:
+        n_tasks = min(len(blocks), n_workers(client) if client is not None else
+                      (os.cpu_count() or 1) if model.n_jobs == -1 else model.n_jobs)
+        tasks = []
+        for group in np.array_split(np.arange(len(blocks)), n_tasks):
+            structures = [s for g in group for s in blocks[g][0]]
+            local = {s: i for i, s in enumerate(structures)}
+            sub_labels = Labels(*[[getattr(labels, f)[s] for s in structures]
+                                  for f in ("energies", "forces", "virials", "config_types")])
+            tasks.append(([atoms_list[s] for s in structures], sub_labels, sigma_table,
+                          [[local[s] for s in blocks[g][0]] for g in group]))
+        for state in map_ordered(partial_factor, worker, tasks, n_jobs=model.n_jobs, client=client,
+                                 desc="SparseGPR fit blocks", verbose=bool(model.verbose)):
+            accumulate.merge(state)
+            del state
+

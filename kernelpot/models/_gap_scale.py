@@ -23,7 +23,8 @@ from ..parallel.progress import progress
 from ..structures.packing import atom_budget_groups
 from ._gap_sparse import select_sparse
 
-__all__ = ["parse_memory", "resident_bytes", "fit_estimate", "select_streamed", "SELECTION_COPIES"]
+__all__ = ["parse_memory", "resident_bytes", "fit_estimate", "plan_fit_blocks", "select_streamed",
+           "SELECTION_COPIES"]
 
 _UNITS = {"": 2**20, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6,
           "mib": 2**20, "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12, "tib": 2**40}
@@ -208,3 +209,52 @@ def select_streamed(descriptor, atoms_list, n_sparse, method, rng, budget, *, ve
         # Every row was held: the same draw as select_sparse on all rows.
         Z = select_sparse(np.concatenate(held), n_sparse, method, rng)
     return Z, {"n_rows": n_rows, "n_features": probe.shape[1], "streamed": streamed, "held_bytes": peak}
+
+
+def plan_fit_blocks(model, atoms_list, labels, per_atom, budget, baseline):
+    """Plan a SparseGPR fit's blocks (the largest within ``budget`` bytes, if given); set ``model.memory_estimate_``.
+
+    ``per_atom``: descriptor gradient bytes and pairs per atom.
+    """
+    per_atom, pairs_per_atom = per_atom
+    n_sparse = sum(t.n_sparse for t in model.terms_)
+    held = max(info["held_bytes"] for info in model.selection_info_)
+    local = model.n_jobs if model.scheduler is None and model.n_jobs not in (None, 1) else 1
+    workers = 0 if model.scheduler is not None else ((os.cpu_count() or 1) if local == -1 else local)
+
+    def plan(block_bytes):
+        blocks, n_obs = model._plan_blocks(atoms_list, labels, per_atom, block_bytes=block_bytes)
+        block_atoms = max(sum(len(atoms_list[s]) for s in b[0]) for b in blocks)
+        estimate = fit_estimate(
+            n_sparse=n_sparse, max_term_sparse=max(t.n_sparse for t in model.terms_),
+            block_rows=max(b[1] for b in blocks), block_atoms=block_atoms, gradient_bytes_per_atom=per_atom,
+            pair_chunk=min(model._pair_chunk(block_bytes), int(np.ceil(pairs_per_atom * block_atoms))),
+            selection_bytes=held, solver=model.solver, workers=workers)
+        return blocks, n_obs, estimate
+
+    block_bytes = model.max_block_memory * 2**20
+    if budget is not None:
+        # Largest block budget whose estimated peak fits (the estimate grows with the block).
+        lo, hi = 0.0, np.log2(max(budget, 2.0))
+        if baseline + plan(1.0)[2]["fit_peak"] > budget:
+            raise ValueError(
+                f"`max_memory` = {model.max_memory!r} is too small for {n_sparse} sparse points: "
+                f"the fit needs at least {(baseline + plan(1.0)[2]['fit_peak']) / 2**30:.2f} GiB "
+                f"({baseline / 2**30:.2f} GiB already in use); give more memory or fewer sparse points")
+        for _ in range(40):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if baseline + plan(2.0**mid)[2]["fit_peak"] <= budget else (lo, mid)
+        block_bytes = 2.0**lo
+    blocks, n_obs, estimate = plan(block_bytes)
+    model.memory_estimate_ = dict(
+        estimate, full_K_NM=8 * n_obs * n_sparse, descriptor_gradients_per_atom=int(per_atom),
+        baseline=baseline, peak=baseline + estimate["fit_peak"], block_budget=block_bytes)
+    where = "on the Dask workers" if workers == 0 else f"in {len(blocks)} blocks"
+    model._say(
+        f"SparseGPR: {n_obs} observations x {n_sparse} sparse points (full K_NM would be "
+        f"{8 * n_obs * n_sparse / 2**30:.2f} GiB), fitted {where} of <= {estimate['block'] / 2**20:.1f} MiB; "
+        f"estimated peak memory {model.memory_estimate_['peak'] / 2**30:.2f} GiB = "
+        f"{baseline / 2**30:.2f} in use + {estimate['fit_peak'] / 2**30:.2f} for the fit "
+        f"(sparse factors {2 * estimate['sparse_factor_L'] / 2**20:.0f} MiB, {model.solver})")
+    return blocks
+

@@ -29,26 +29,42 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
-from contextlib import nullcontext
 
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 
-from ..parallel.blocks import check_scheduler, dask_client, map_ordered, n_workers
+from ..parallel.blocks import check_scheduler
 from ..parallel.progress import progress
 from ..structures.packing import as_atoms_list, atom_budget_groups, pack
-from ._gap_covariance import NormalisedDotProduct, SquaredExponential
 from ._gap_accumulators import NormalAccumulator as _NormalAccumulator
 from ._gap_accumulators import QRAccumulator as _QRAccumulator
-from ._gap_accumulators import partial_factor
-from ._gap_labels import Labels, check_labels, check_sigma, resolve_e0, structure_sigmas
-from ._gap_scale import SELECTION_COPIES, fit_estimate, parse_memory, resident_bytes, select_streamed
-from ._gap_terms import (VIRIAL_COMPONENTS, FittedTerm, GAPTerm, row_weights, structure_of_rows,
-                         sum_per_structure)
-from ._gap_variance import VARIANCES, StdRequest, dtc_variance, std_outputs, term_std_inputs
+from ._gap_accumulators import accumulate_parallel
+from ._gap_covariance import NormalisedDotProduct, SquaredExponential
+from ._gap_labels import check_labels, check_sigma, resolve_e0, structure_sigmas
+from ._gap_scale import (
+    SELECTION_COPIES,
+    parse_memory,
+    plan_fit_blocks,
+    resident_bytes,
+    select_streamed,
+)
+from ._gap_terms import (
+    VIRIAL_COMPONENTS,
+    FittedTerm,
+    GAPTerm,
+    row_weights,
+    structure_of_rows,
+    sum_per_structure,
+)
+from ._gap_variance import (
+    VARIANCES,
+    StdRequest,
+    dtc_variance,
+    std_outputs,
+    term_std_inputs,
+)
 
 __all__ = ["SparseGPR", "GAPTerm", "SquaredExponential", "NormalisedDotProduct"]
 
@@ -239,7 +255,7 @@ class SparseGPR(BaseEstimator):
         self.terms_ = self._choose_sparse(atoms_list, rng, selection_budget)
         want_gradients = any(f is not None for f in labels.forces) or any(v is not None for v in labels.virials)
         per_atom, pairs = self._gradient_bytes_per_atom(atoms_list, True) if want_gradients else (0.0, 0.0)
-        blocks = self._blocks_within(atoms_list, labels, (per_atom, pairs), budget, baseline)
+        blocks = plan_fit_blocks(self, atoms_list, labels, (per_atom, pairs), budget, baseline)
         kmm, L = self._factor_kmm()
         accumulate = _QRAccumulator(L.T) if self.solver == "qr" else _NormalAccumulator(kmm)
         del kmm  # the accumulator holds what it needs
@@ -249,7 +265,7 @@ class SparseGPR(BaseEstimator):
                 accumulate.add(A, y)
                 del A, y  # the next block is built without this one alive
         else:
-            self._accumulate_parallel(atoms_list, labels, sigma_table, blocks, accumulate)
+            accumulate_parallel(self, atoms_list, labels, sigma_table, blocks, accumulate)
         self.posterior_factor_, alpha = accumulate.solve()
         self.kmm_cholesky_ = L
         self.alpha_ = alpha
@@ -300,73 +316,6 @@ class SparseGPR(BaseEstimator):
                 " (selected block by block within the memory budget)" if info["streamed"] else "")
             self._say(f"term {index}: {keep.sum()} sparse points ({method}){among}")
         return fitted
-
-    def _blocks_within(self, atoms_list, labels, per_atom, budget, baseline):
-        """Plan the blocks (the largest within ``budget`` bytes, if given) and record ``memory_estimate_``.
-
-        ``per_atom``: descriptor gradient bytes and pairs per atom.
-        """
-        per_atom, pairs_per_atom = per_atom
-        n_sparse = sum(t.n_sparse for t in self.terms_)
-        held = max(info["held_bytes"] for info in self.selection_info_)
-        local = self.n_jobs if self.scheduler is None and self.n_jobs not in (None, 1) else 1
-        workers = 0 if self.scheduler is not None else ((os.cpu_count() or 1) if local == -1 else local)
-
-        def plan(block_bytes):
-            blocks, n_obs = self._plan_blocks(atoms_list, labels, per_atom, block_bytes=block_bytes)
-            block_atoms = max(sum(len(atoms_list[s]) for s in b[0]) for b in blocks)
-            estimate = fit_estimate(
-                n_sparse=n_sparse, max_term_sparse=max(t.n_sparse for t in self.terms_),
-                block_rows=max(b[1] for b in blocks), block_atoms=block_atoms, gradient_bytes_per_atom=per_atom,
-                pair_chunk=min(self._pair_chunk(block_bytes), int(np.ceil(pairs_per_atom * block_atoms))),
-                selection_bytes=held, solver=self.solver, workers=workers)
-            return blocks, n_obs, estimate
-
-        block_bytes = self.max_block_memory * 2**20
-        if budget is not None:
-            # Largest block budget whose estimated peak fits (the estimate grows with the block).
-            lo, hi = 0.0, np.log2(max(budget, 2.0))
-            if baseline + plan(1.0)[2]["fit_peak"] > budget:
-                raise ValueError(
-                    f"`max_memory` = {self.max_memory!r} is too small for {n_sparse} sparse points: "
-                    f"the fit needs at least {(baseline + plan(1.0)[2]['fit_peak']) / 2**30:.2f} GiB "
-                    f"({baseline / 2**30:.2f} GiB already in use); give more memory or fewer sparse points")
-            for _ in range(40):
-                mid = 0.5 * (lo + hi)
-                lo, hi = (mid, hi) if baseline + plan(2.0**mid)[2]["fit_peak"] <= budget else (lo, mid)
-            block_bytes = 2.0**lo
-        blocks, n_obs, estimate = plan(block_bytes)
-        self.memory_estimate_ = dict(
-            estimate, full_K_NM=8 * n_obs * n_sparse, descriptor_gradients_per_atom=int(per_atom),
-            baseline=baseline, peak=baseline + estimate["fit_peak"], block_budget=block_bytes)
-        where = "on the Dask workers" if workers == 0 else f"in {len(blocks)} blocks"
-        self._say(
-            f"SparseGPR: {n_obs} observations x {n_sparse} sparse points (full K_NM would be "
-            f"{8 * n_obs * n_sparse / 2**30:.2f} GiB), fitted {where} of <= {estimate['block'] / 2**20:.1f} MiB; "
-            f"estimated peak memory {self.memory_estimate_['peak'] / 2**30:.2f} GiB = "
-            f"{baseline / 2**30:.2f} in use + {estimate['fit_peak'] / 2**30:.2f} for the fit "
-            f"(sparse factors {2 * estimate['sparse_factor_L'] / 2**20:.0f} MiB, {self.solver})")
-        return blocks
-
-    def _accumulate_parallel(self, atoms_list, labels, sigma_table, blocks, accumulate):
-        """Blocks built by local processes or Dask workers; their partial factors merged here in order."""
-        worker = copy.copy(self)
-        worker.scheduler, worker.n_jobs, worker.verbose = None, None, False
-        with dask_client(self.scheduler) if self.scheduler is not None else nullcontext() as client:
-            n_tasks = min(len(blocks), n_workers(client) if client is not None else
-                          (os.cpu_count() or 1) if self.n_jobs == -1 else self.n_jobs)
-            tasks = []
-            for group in np.array_split(np.arange(len(blocks)), n_tasks):
-                structures = [s for g in group for s in blocks[g][0]]
-                local = {s: i for i, s in enumerate(structures)}
-                sub_labels = Labels(*[[getattr(labels, f)[s] for s in structures]
-                                      for f in ("energies", "forces", "virials", "config_types")])
-                tasks.append(([atoms_list[s] for s in structures], sub_labels, sigma_table,
-                              [[local[s] for s in blocks[g][0]] for g in group]))
-            for state in map_ordered(partial_factor, worker, tasks, n_jobs=self.n_jobs, client=client,
-                                     desc="SparseGPR fit blocks", verbose=bool(self.verbose)):
-                accumulate.merge(state)
-                del state
 
     def _gradient_bytes_per_atom(self, atoms_list, with_pairs=False):
         """Bytes of descriptor gradients per atom, measured on the largest structure.

@@ -24,6 +24,14 @@ frames gives 39.1 meV/Å, random 500 gives 40.7): no selection can help.
 3000 sparse points (the default here) give 17.8 meV/Å on the whole pool,
 and random 23.7 / 19.7 meV/Å at 260 / 510 labels (3 seeds; ivr_forces
 23.3 at 260, so the issue's "<= 250 labels" is not reached; session-3 notes).
+With 5000 sparse points (the ``benchmarks/gap_rmd17.py`` model, whole pool
+14.6 meV/Å on 500 test frames) random gives 21.9 / 17.0 meV/Å at 260 / 510
+labels (3 seeds). At 260 labels: ivr_forces (all 1000 frames as candidates,
+all pool force rows integrated) 22.2 and 22.3 (2 seeds); with energy rows
+22.7; D-optimal 22.9; largest variance 23.0; FPS cold start + ivr_forces
+22.4. Even labelling the frames with the largest *true* residual (not an AL
+rule) gives 22.0. On this i.i.d. pool no selection reaches random@500 with
+250 labels (session-4 notes, /work/notes/s4/h2_al/README.md).
 
     python examples/active_rmd17_pool.py --strategies ivr_forces random --budget 500 --max-candidates 200
 """

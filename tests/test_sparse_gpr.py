@@ -192,7 +192,8 @@ def test_blockwise_fit_equals_one_block_fit(cu_data):
     one = _fitted(cu_data, "2b+dot", jitter=1e-4, max_block_memory=1e3)
     many = _fitted(cu_data, "2b+dot", jitter=1e-4, max_block_memory=1e-4)
     assert many.memory_estimate_["block"] < one.memory_estimate_["block"]
-    np.testing.assert_allclose(many.alpha_, one.alpha_, rtol=1e-10, atol=1e-10 * np.abs(one.alpha_).max())
+    # round-off of a different sequence of Householder updates, amplified by cond(K_MM + A^T A)
+    np.testing.assert_allclose(many.alpha_, one.alpha_, rtol=1e-9, atol=1e-9 * np.abs(one.alpha_).max())
 
 
 def test_energy_only_fit_and_variance_match_dense_dtc():

@@ -16,9 +16,13 @@ from contextlib import nullcontext
 
 import numpy as np
 import scipy.linalg as sla
+from scipy.linalg import lapack
 
 from ..parallel.blocks import dask_client, map_ordered, n_workers
 from ._gap_labels import Labels
+
+# column block size of dtpqrt (LAPACK recommends 32-64)
+_TPQRT_BLOCK = 64
 
 __all__ = ["QRAccumulator", "NormalAccumulator", "partial_factor", "accumulate_parallel"]
 
@@ -36,7 +40,10 @@ class QRAccumulator:
     def __init__(self, Lt):
         m = Lt.shape[0]
         self.m = m
-        self.R = np.hstack([Lt, np.zeros((m, 1))])
+        # square (m + 1) x (m + 1): the zero last row (a zero observation) lets
+        # every block be added by the triangular-pentagonal QR below
+        self.R = np.zeros((m + 1, m + 1), order="F")
+        self.R[:m, :m] = Lt
 
     @classmethod
     def empty(cls, m):
@@ -48,17 +55,29 @@ class QRAccumulator:
 
     def add(self, A, b):
         """Add rows ``A`` (n, m) with targets ``b`` (n,)."""
+        if A.shape[0] == 0:
+            return
         m, top = self.m, self.R
-        self.R = None  # the stacked copy below replaces it
-        k = top.shape[0]
-        # Fortran order lets LAPACK factor in place: one (k + n, m + 1) array
-        # beside the block instead of numpy.linalg.qr's two copies.
-        stacked = np.empty((k + A.shape[0], m + 1), order="F")
-        stacked[:k] = top
-        del top
-        stacked[k:, :m] = A
-        stacked[k:, m] = b
-        _, self.R = sla.qr(stacked, mode="raw", overwrite_a=True, check_finite=False)
+        self.R = None  # replaced by the factor of the stacked rows
+        block = np.empty((A.shape[0], m + 1), order="F")
+        block[:, :m] = A
+        block[:, m] = b
+        if top.shape[0] == m + 1:
+            # [R; block] with R upper triangular: LAPACK's triangular-pentagonal
+            # QR skips R's zeros, 2 n m² flops instead of (4/3) m³ + 2 n m²
+            # for a general QR of the stack, and factors in place.
+            R, _, _, info = lapack.dtpqrt(0, min(_TPQRT_BLOCK, m + 1), np.asfortranarray(top), block,
+                                          overwrite_a=1, overwrite_b=1)
+            if info != 0:
+                raise np.linalg.LinAlgError(f"LAPACK dtpqrt failed with info={info}")
+            self.R = R
+            return
+        stacked = np.concatenate([top, block]) if top.shape[0] else block
+        del top, block
+        _, R = sla.qr(stacked, mode="raw", overwrite_a=True, check_finite=False)
+        if R.shape[0] < m + 1:  # fewer rows than unknowns so far: pad with zero rows
+            R = np.concatenate([R, np.zeros((m + 1 - R.shape[0], m + 1))])
+        self.R = np.asfortranarray(R)
 
     def state(self):
         """ndarray (<= m + 1, m + 1): the R factor so far (what a worker sends back)."""

@@ -113,10 +113,10 @@ def fit_estimate(*, n_sparse, max_term_sparse, block_rows, block_atoms, gradient
     gradients = gradient_bytes_per_atom * block_atoms
     building = block + term_rows + gradients
     if solver == "qr":
-        # L, the running R; adding a block stacks [R; A b] (Fortran order) and
-        # makes a new R while the block is still referenced.
+        # L, the running R; adding a block copies [A b] (Fortran order) while
+        # the block is still referenced, and LAPACK's dtpqrt updates R in place.
         factor = square
-        accumulate = block + 8.0 * (M + B) * (M + 1) + square
+        accumulate = block + 8.0 * B * (M + 1)
     else:
         # L, H; adding a block forms A^T A next to H.
         factor = square

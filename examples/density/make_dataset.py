@@ -14,10 +14,11 @@ Structures:
   boxes: one molecule and its nearest neighbours by O–O minimum-image
   distance, each molecule made whole and brought next to the first
   (``--clusters 4 5 6 7 8`` made the held-out set ``clusters.npz``);
-* ``train_clusters/``: training clusters of 3–5 molecules, one batch of
-  ``--train-clusters`` sizes per ``--train-seeds`` seed, from liquid frames
-  away from those of every held-out cluster; ``test_clusters/``: more
-  held-out clusters (``--extra-test-clusters 6 7 8 6 7 8``). One file per
+* ``train_clusters/``: training clusters of 3–10 molecules, one batch of
+  ``--train-clusters`` sizes per ``--train-seeds`` seed (``TRAIN_BATCHES``),
+  from liquid frames away from those of every held-out cluster;
+  ``test_clusters/``: more held-out clusters (``--extra-test-clusters 6 7 8
+  6 7 8``, then ``8 8 8 8 8 8 --extra-test-seed 13``). One file per
   structure (``<tag>_<index>_<n_molecules>.npz``), skipped if present.
 
 Usage::
@@ -29,6 +30,13 @@ Usage::
         --extra-test-clusters 6 7 8 6 7 8 --train-seeds 3 5
     nice -n 10 env OMP_NUM_THREADS=1 python examples/density/make_dataset.py --out DIR \
         --train-seeds 7 11 --train-clusters 4 4 4 5 5 5 5 5 5 5 5 5
+    nice -n 10 env OMP_NUM_THREADS=1 python examples/density/make_dataset.py --out DIR \
+        --extra-test-clusters 8 8 8 8 8 8 --extra-test-seed 13 --train-seeds
+    nice -n 10 env OMP_NUM_THREADS=1 python examples/density/make_dataset.py --out DIR \
+        --train-seeds 17 19 --train-clusters 6 6 7 7 8 8 9 10
+
+(one PBE/cc-pVDZ job on one core: about 1.5 min for 6 molecules, 3 min for
+8, 6 min for 10 on a loaded machine).
 
 Each group is written to ``<out>/<group>.npz`` (:meth:`DensitySet.save`),
 re-saved every ``--chunk`` structures so that an interrupted run keeps its
@@ -39,6 +47,7 @@ monomers, 3 + 2 dimers; overlaps stored compactly) from finished files.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from pathlib import Path
 
@@ -78,12 +87,18 @@ def molecules(name: str, count: int, seed: int) -> list[Atoms]:
     return [shuffled[i] for i in unique_geometries(shuffled)][:count]
 
 
+@functools.lru_cache(maxsize=1)
+def _liquid_frames() -> list[Atoms]:
+    """The TENSOAP liquid-water frames (32 molecules, cubic cell), read once."""
+    return read(TENSOAP / "water_bulk_coords_1000.xyz", index=":")
+
+
 def clusters(sizes, seed: int = 2, exclude_frames=()) -> list[Atoms]:
     """Clusters of ``sizes`` molecules, each cut from a random liquid frame not in ``exclude_frames``.
 
     The frame index of each cluster is in its ``info["frame"]``.
     """
-    frames = read(TENSOAP / "water_bulk_coords_1000.xyz", index=":")
+    frames = _liquid_frames()
     rng = np.random.default_rng(seed)
     excluded = set(int(f) for f in exclude_frames)
     out = []
@@ -93,7 +108,7 @@ def clusters(sizes, seed: int = 2, exclude_frames=()) -> list[Atoms]:
             frame_index = int(rng.integers(len(frames)))
         frame = frames[frame_index]
         cell = np.diag(frame.cell.array)
-        pos = frame.positions.reshape(-1, 3, 3)  # molecules as O, H, H
+        pos = frame.positions.copy().reshape(-1, 3, 3)  # molecules as O, H, H (the cached frame stays intact)
         # Whole molecules: H atoms at the minimum image of their own O.
         pos[:, 1:] -= np.round((pos[:, 1:] - pos[:, :1]) / cell) * cell
         centre = int(rng.integers(len(pos)))
@@ -117,7 +132,8 @@ TEST_CLUSTER_FRAMES = (837, 109, 413, 451, 334, 726, 881, 940, 970, 607, 376,
 TRAIN_CLUSTER_SIZES = (3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5)
 # Training batches made so far (``--train-seeds S --train-clusters SIZES``): seed -> sizes.
 TRAIN_BATCHES = {3: TRAIN_CLUSTER_SIZES, 5: TRAIN_CLUSTER_SIZES,
-                 7: (4, 4, 4) + (5,) * 9, 11: (4, 4, 4) + (5,) * 9}
+                 7: (4, 4, 4) + (5,) * 9, 11: (4, 4, 4) + (5,) * 9,
+                 17: (6, 6, 7, 7, 8, 8, 9, 10), 19: (6, 6, 7, 7, 8, 8, 9, 10)}
 # Held-out batches: seed -> (number of TEST_CLUSTER_FRAMES before it, training seeds it avoids).
 EXTRA_TEST_BATCHES = {4: (5, (3,)), 13: (11, (3, 5, 7, 11))}
 

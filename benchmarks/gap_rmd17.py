@@ -40,10 +40,12 @@ PUBLISHED_FCHL19 = {"aspirin": 20.9, "ethanol": 6.2, "malonaldehyde": 10.2, "ura
 # force sigma 5 or 10 meV/Å gave 43.5 and 43.4 meV/Å; FPS 43.4, FPS on unit vectors 46.8,
 # per-centre-species terms 46.4. With 3000 points ethanol's test force MAE was 21.4 meV/Å; the
 # rough learning curve in the number of points (about m^-0.6) puts 18.1 near 4000 points.
-# Measured with these defaults (1000 test frames, quiet-ish 2-core machine, 1 thread each), force MAE in meV/Å:
-# ethanol 14.7 (fit 377 s), malonaldehyde 24.4 (399 s), uracil 16.1 (554 s): below SOAP-GAP; aspirin 65.7
-# (985 s): above its 44.9 - 4000 points for 21,000 environments of three species are too few.
-N_SPARSE = {"aspirin": 4000, "ethanol": 5000, "malonaldehyde": 5000, "uracil": 4000}
+# Measured with these defaults (1000 test frames, 1 thread each), force MAE in meV/Å, all below SOAP-GAP:
+# ethanol 14.7 (fit 377 s), malonaldehyde 24.4 (399 s), uracil 16.1 (554 s) on a quiet-ish machine; aspirin
+# 41.8 (energy MAE 15.3 meV; 85 CPU-min for fit + prediction, peak 2.7 GiB, on a loaded machine, with the older
+# general-QR block update that cost about 7x more than the current one for its 77 blocks). With 4000 points
+# aspirin gave 65.7: 21,000 environments of three species need more.
+N_SPARSE = {"aspirin": 9000, "ethanol": 5000, "malonaldehyde": 5000, "uracil": 4000}
 
 
 def load(molecule, part):

@@ -19,9 +19,9 @@ FPS picks; a few minutes) or ``python benchmarks/selection.py`` (20,000 × 500,
 matrix on an idle 2-core machine). The timings depend on the machine's load;
 the load average is printed.
 
-Measured (full size, load average 6 from other jobs, so the skmatter times are
-about 4x their idle values): FPS(500) 1.80 s vs 15.2 s (8.5x) on the random
-matrix and 0.48 s vs 14.2 s (30x) on SOAP features, identical picks. Of the
+Measured (full size): FPS(500) 0.96 s vs 7.06 s (7.4x) on the random matrix and
+0.27 s vs 7.15 s (26x) on SOAP features at load average 1.5; 1.80 vs 15.2 s
+(8.5x) and 0.48 vs 14.2 s (30x) at load 6; identical picks. Of the
 distances skmatter evaluates one at a time, the lazy search evaluates 31 % on
 the random matrix (the rest, needed for ``hausdorff_``, in one matrix product)
 and 3.4 % in all on SOAP features.

@@ -124,6 +124,18 @@ def _pair_contractions(c, harmonics, grad, k0, n_pairs, n_max, l_max, w):
                         w[b, r3, k] += grad[2, lm, K0 + k] * cv
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _scratch_slots(n_max):
+    """``(N, U_y, U_z, V, R, D)``: n_max and the offsets of a pair's scratch slots (2 n_max each).
+
+    Slots in order: κ u_x (offset 0), κ u_y, κ u_z, κ v, ρ_l, ρ'_l; written by
+    :func:`_gather_pair`, read by :func:`_write_same` and :func:`_write_other`.
+    """
+    N = uint64(n_max)
+    S = N + N
+    return N, S, S + S, uint64(3) * S, uint64(4) * S, uint64(5) * S
+
+
 @njit(cache=True, nogil=True)
 def _gather_pair(w, b, l, kw, rho_k, drho_k, kappa, n_max, scratch):
     """Copy one pair's ``κ u_b[x]``, ``κ v_b``, ``ρ_l``, ``ρ'_l`` into ``scratch`` (6 slots of 2 n_max).
@@ -131,27 +143,24 @@ def _gather_pair(w, b, l, kw, rho_k, drho_k, kappa, n_max, scratch):
     The upper half of every slot stays zero (``scratch`` starts zeroed):
     the triangular writer reads up to 2 n_max entries past a row start.
     """
-    N = uint64(n_max)
-    S = N + N
+    N, U1, U2, V, R, D = _scratch_slots(n_max)
     kt = uint64(kw)
     kap = kappa[l]
     wb = uint64(l) * uint64(4) * N
     lo = uint64(l) * N
     for n2 in range(N):
         scratch[n2] = kap * w[b, wb + N + n2, kt]
-        scratch[S + n2] = kap * w[b, wb + S + n2, kt]
-        scratch[S + S + n2] = kap * w[b, wb + S + N + n2, kt]
-        scratch[uint64(3) * S + n2] = kap * w[b, wb + n2, kt]
-        scratch[uint64(4) * S + n2] = rho_k[lo + n2]
-        scratch[uint64(5) * S + n2] = drho_k[lo + n2]
+        scratch[U1 + n2] = kap * w[b, wb + N + N + n2, kt]
+        scratch[U2 + n2] = kap * w[b, wb + uint64(3) * N + n2, kt]
+        scratch[V + n2] = kap * w[b, wb + n2, kt]
+        scratch[R + n2] = rho_k[lo + n2]
+        scratch[D + n2] = drho_k[lo + n2]
 
 
 @njit(cache=True, nogil=True)
 def _write_same(scratch, d, n_max, tri, g, r, o0, F):
     """Block (s, s) of one l: ``κ (M + Mᵀ)`` on n' >= n, for x, y, z at once (rows o0, o0 + F, o0 + 2F)."""
-    N = uint64(n_max)
-    S = N + N
-    U1, U2, V, R, D = S, S + S, uint64(3) * S, uint64(4) * S, uint64(5) * S
+    N, U1, U2, V, R, D = _scratch_slots(n_max)
     d0, d1, d2 = d[0], d[1], d[2]
     o1 = o0 + F
     o2 = o1 + F
@@ -181,9 +190,7 @@ def _write_same(scratch, d, n_max, tri, g, r, o0, F):
 @njit(cache=True, nogil=True)
 def _write_other(scratch, d, n_max, upper, g, r, o0, F):
     """Block (s, b != s) of one l: ``κ M`` (s < b, ``upper``) or ``κ Mᵀ`` (s > b), for x, y, z at once."""
-    N = uint64(n_max)
-    S = N + N
-    U1, U2, V, R, D = S, S + S, uint64(3) * S, uint64(4) * S, uint64(5) * S
+    N, U1, U2, V, R, D = _scratch_slots(n_max)
     d0, d1, d2 = d[0], d[1], d[2]
     o1 = o0 + F
     o2 = o1 + F

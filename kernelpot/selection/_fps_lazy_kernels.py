@@ -44,8 +44,8 @@ def _sift_down(keys, items, size, pos):
 
 
 @njit(cache=True, nogil=True)
-def add_centre(A, norms, s, m, centres, centre_norms, centre_d2):
-    """Store row ``s`` as pick number ``m`` and its squared distances to picks ``0..m-1``.
+def add_centre(A, norms, s, m, centres, centre_norms, centre_d2, d2, nearest, upto):
+    """Store row ``s`` as pick number ``m``, its squared distances to picks ``0..m-1``, and its own state.
 
     Parameters
     ----------
@@ -58,6 +58,8 @@ def add_centre(A, norms, s, m, centres, centre_norms, centre_d2):
     centre_norms : ndarray of float64, shape (capacity,)
     centre_d2 : ndarray of float32, shape (capacity, capacity)
         Squared distances between picks, for the triangle-inequality test.
+    d2, nearest, upto : ndarray, shape (n_items,)
+        As in :func:`refresh_row`; row ``s`` becomes distance 0 from pick ``m``, up to date.
     """
     centres[m] = A[s]
     centre_norms[m] = norms[s]
@@ -66,6 +68,9 @@ def add_centre(A, norms, s, m, centres, centre_norms, centre_d2):
         centre_d2[j, m] = value
         centre_d2[m, j] = value
     centre_d2[m, m] = 0.0
+    d2[s] = 0.0
+    nearest[s] = m
+    upto[s] = m + 1
 
 
 @njit(cache=True, nogil=True)
@@ -153,11 +158,8 @@ def lazy_select(A, norms, taken, m, n_target, coincident, margin, centres, centr
         order[m] = i
         d2_at_select[m] = d2[i]
         taken[i] = True
-        d2[i] = 0.0
-        add_centre(A, norms, i, m, centres, centre_norms, centre_d2)
+        add_centre(A, norms, i, m, centres, centre_norms, centre_d2, d2, nearest, upto)
         m += 1
-        nearest[i] = m - 1
-        upto[i] = m
     return m, evaluated
 
 

@@ -220,12 +220,12 @@ class FPS(GreedySelector):
             fps_update_kernel(self._A, self._norms, idx, self._d2)
             self._n_distance_evaluations += self._A.shape[0]
         elif self._lazy:
-            self._n_distance_evaluations += self._lazy_refresh(np.array([idx]))
+            self._n_distance_evaluations += lazy.refresh_row(
+                self._A, self._norms, idx, pos, self._centres, self._centre_norms,
+                self._centre_d2, self._lazy_margin, self._d2, self._nearest, self._upto)
             self._d2_at_select[-1] = float(self._d2[idx])
-            lazy.add_centre(self._A, self._norms, idx, pos, self._centres,
-                            self._centre_norms, self._centre_d2)
-            self._nearest[idx] = pos
-            self._upto[idx] = pos + 1
+            lazy.add_centre(self._A, self._norms, idx, pos, self._centres, self._centre_norms,
+                            self._centre_d2, self._d2, self._nearest, self._upto)
         else:
             self._update_features(idx, pos)
         self._d2[idx] = 0.0

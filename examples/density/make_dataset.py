@@ -34,6 +34,8 @@ Usage::
         --extra-test-clusters 8 8 8 8 8 8 --extra-test-seed 13 --train-seeds
     nice -n 10 env OMP_NUM_THREADS=1 python examples/density/make_dataset.py --out DIR \
         --train-seeds 17 19 --train-clusters 6 6 7 7 8 8 9 10
+    nice -n 10 env OMP_NUM_THREADS=1 python examples/density/make_dataset.py --out DIR \
+        --train-seeds 23 31 41 47 --train-clusters 6 6 7 7 8 8 9 10   # and 29 37 43 53 beside it
 
 (one PBE/cc-pVDZ job on one core: about 1.5 min for 6 molecules, 3 min for
 8, 6 min for 10 on a loaded machine).
@@ -133,7 +135,7 @@ TRAIN_CLUSTER_SIZES = (3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5)
 # Training batches made so far (``--train-seeds S --train-clusters SIZES``): seed -> sizes.
 TRAIN_BATCHES = {3: TRAIN_CLUSTER_SIZES, 5: TRAIN_CLUSTER_SIZES,
                  7: (4, 4, 4) + (5,) * 9, 11: (4, 4, 4) + (5,) * 9,
-                 17: (6, 6, 7, 7, 8, 8, 9, 10), 19: (6, 6, 7, 7, 8, 8, 9, 10)}
+                 **{seed: (6, 6, 7, 7, 8, 8, 9, 10) for seed in (17, 19, 23, 29, 31, 37, 41, 43, 47, 53)}}
 # Held-out batches: seed -> (number of TEST_CLUSTER_FRAMES before it, training seeds it avoids).
 EXTRA_TEST_BATCHES = {4: (5, (3,)), 13: (11, (3, 5, 7, 11))}
 

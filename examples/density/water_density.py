@@ -170,6 +170,10 @@ def curve_outputs(model, rows, test, out, results):
 
 # Weight of the electron-count and dipole errors in the training metric (DensityModel.moment_weight).
 MOMENT_WEIGHT = 1.0
+# Sparse environments per species of the model trained with clusters. Chosen on validation clusters
+# (a training batch held out): with 72 clusters of 6-10 waters, 120 instead of 60 lowered the
+# validation L2 error from 0.114 to 0.092 % and the dipole error from 0.213 to 0.202 D (10,900 weights).
+CLUSTER_SPARSE = 120
 
 
 def main():
@@ -210,10 +214,10 @@ def main():
             extra = load_folder(args.data / "train_clusters")
             held_out = clusters + load_folder(args.data / "test_clusters") \
                 if (args.data / "test_clusters").is_dir() else clusters
-            model, seconds = timed_fit(train + dimers + extra, n_sparse=60, eigen_tolerance=1e-6,
+            model, seconds = timed_fit(train + dimers + extra, n_sparse=CLUSTER_SPARSE, eigen_tolerance=1e-6,
                                        moment_weight=MOMENT_WEIGHT, renormalize=True)
             results["clusters_in_training"] = {
-                "n_train": len(train) + len(dimers) + len(extra), "fit_seconds": seconds,
+                "n_train": len(train) + len(dimers) + len(extra), "fit_seconds": seconds, "n_sparse": CLUSTER_SPARSE,
                 "moment_weight": MOMENT_WEIGHT, "renormalize": True,
                 "training_cluster_sizes": [len(a) // 3 for a in extra.structures],
                 "held_out": transfer_table(model, held_out, f"held-out clusters, trained on monomers + dimers"

@@ -47,11 +47,11 @@ class QRAccumulator:
 
     @classmethod
     def empty(cls, m):
-        """Accumulator of design rows only (a worker's part), for ``m`` sparse points."""
-        self = cls.__new__(cls)
-        self.m = m
-        self.R = np.zeros((0, m + 1))
-        return self
+        """Accumulator of design rows only (a worker's part), for ``m`` sparse points.
+
+        Its R starts at zero: the QR of ``[0; A]`` is that of ``A``.
+        """
+        return cls(np.zeros((m, m)))
 
     def add(self, A, b):
         """Add rows ``A`` (n, m) with targets ``b`` (n,)."""
@@ -62,31 +62,21 @@ class QRAccumulator:
         block = np.empty((A.shape[0], m + 1), order="F")
         block[:, :m] = A
         block[:, m] = b
-        if top.shape[0] == m + 1:
-            # [R; block] with R upper triangular: LAPACK's triangular-pentagonal
-            # QR skips R's zeros, 2 n m² flops instead of (4/3) m³ + 2 n m²
-            # for a general QR of the stack, and factors in place.
-            R, _, _, info = lapack.dtpqrt(0, min(_TPQRT_BLOCK, m + 1), np.asfortranarray(top), block,
-                                          overwrite_a=1, overwrite_b=1)
-            if info != 0:
-                raise np.linalg.LinAlgError(f"LAPACK dtpqrt failed with info={info}")
-            self.R = R
-            return
-        stacked = np.concatenate([top, block]) if top.shape[0] else block
-        del top, block
-        _, R = sla.qr(stacked, mode="raw", overwrite_a=True, check_finite=False)
-        if R.shape[0] < m + 1:  # fewer rows than unknowns so far: pad with zero rows
-            R = np.concatenate([R, np.zeros((m + 1 - R.shape[0], m + 1))])
-        self.R = np.asfortranarray(R)
+        # [R; block] with R upper triangular: LAPACK's triangular-pentagonal
+        # QR skips R's zeros, 2 n m² flops instead of (4/3) m³ + 2 n m²
+        # for a general QR of the stack, and factors in place.
+        R, _, _, info = lapack.dtpqrt(0, min(_TPQRT_BLOCK, m + 1), top, block, overwrite_a=1, overwrite_b=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"LAPACK dtpqrt failed with info={info}")
+        self.R = R
 
     def state(self):
-        """ndarray (<= m + 1, m + 1): the R factor so far (what a worker sends back)."""
+        """ndarray (m + 1, m + 1), Fortran order: the R factor so far (what a worker sends back)."""
         return self.R
 
     def merge(self, state):
         """Add a worker's :meth:`state` (its R rows are rows of the same least-squares problem)."""
-        if state.shape[0]:
-            self.add(state[:, : self.m], state[:, self.m])
+        self.add(state[:, : self.m], state[:, self.m])
 
     def solve(self):
         """Upper ``R`` (m, m) with ``R^T R = K_MM + A^T A``, positive diagonal, and the coefficients."""

@@ -1,10 +1,13 @@
-"""Reading labelled structures (energies, forces, virials) from extxyz files.
+"""Reading labelled structures (energies, forces, virials) from extxyz and RuNNer files.
 
 ASE's extxyz reader puts the keys it recognises as calculator results
 (``energy``, ``forces``, ``stress``, ...) on a ``SinglePointCalculator``
 (``atoms.calc.results``) and everything else in ``atoms.info`` (per
 structure) or ``atoms.arrays`` (per atom). :func:`read_labelled` looks in
-all three, so a key is found wherever ASE put it.
+all three, so a key is found wherever ASE put it. RuNNer/n2p2 ``input.data``
+files (recognised by their first line, ``begin``) are read by
+:func:`kernelpot.structures.runner.read_runner`, which puts the labels in
+the same places.
 """
 
 from __future__ import annotations
@@ -131,13 +134,17 @@ def _read_one(atoms, index, keys, stress_factor, required):
 
 def read_labelled(source, *, energy_key="energy", forces_key="forces", virial_key="virial",
                   stress_key="stress", config_type_key="config_type", stress_units="eV/A^3",
-                  stress_sign="ase", required=("energy", "forces"), on_missing="raise", index=":"):
+                  stress_sign="ase", required=("energy", "forces"), on_missing="raise", index=":",
+                  runner_units="atomic"):
     """Read structures and their energy, force and virial labels.
 
     Parameters
     ----------
     source : str, pathlib.Path, ase.Atoms or list of ase.Atoms
-        An extxyz file (read with ``ase.io.read(source, index)``) or structures.
+        A file or structures. A RuNNer/n2p2 file (first line ``begin``) is
+        read with :func:`~kernelpot.structures.runner.read_runner`, any
+        other file with ``ase.io.read(source, index)`` (extxyz and every
+        format ASE knows).
     energy_key, forces_key, virial_key, stress_key, config_type_key : str
         Names of the labels. The virial (eV; 9 values row-major or 6 Voigt)
         is taken from ``virial_key`` if present, else derived from the
@@ -155,6 +162,8 @@ def read_labelled(source, *, energy_key="energy", forces_key="forces", virial_ke
         it in ``skipped``.
     index : str or int, default=":"
         Which frames of a file to read.
+    runner_units : {"atomic", "metal"}, default="atomic"
+        Units of a RuNNer file: Bohr/Hartree (converted to Å/eV) or Å/eV.
 
     Returns
     -------
@@ -174,9 +183,14 @@ def read_labelled(source, *, energy_key="energy", forces_key="forces", virial_ke
     if isinstance(source, (str, Path)):
         from ase.io import read
 
+        from .structures.runner import is_runner_file, read_runner
+
         if not Path(source).is_file():
             raise ValueError(f"`source` file not found: {source}")
-        frames = read(source, index=index)
+        if is_runner_file(source):
+            frames = read_runner(source, index=index, units=runner_units)
+        else:
+            frames = read(source, index=index)
     else:
         frames = source
     frames = [frames] if isinstance(frames, Atoms) else list(frames)

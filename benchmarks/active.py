@@ -18,8 +18,7 @@ import numpy as np
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from kernelpot.active.incremental import IncrementalSparseGPR, frozen_sparse_terms
-from kernelpot.models.sparse_gpr import SparseGPR
+from kernelpot.models.gap import IncrementalSparseGPR, SparseGPR, frozen_sparse_terms
 from kernelpot.potential.recipe import terms_from_gap_string
 
 GAP = ("{distance_2b cutoff=4.0 n_sparse=15 delta=0.5 theta_uniform=1.0 sparse_method=uniform : "

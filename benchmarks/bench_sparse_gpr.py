@@ -22,8 +22,8 @@ from ase.io import write
 
 from kernelpot.descriptors.distance_2b import Distance2B
 from kernelpot.io import read_labelled
-from kernelpot.models._gap_covariance import SquaredExponential
-from kernelpot.models.sparse_gpr import GAPTerm, SparseGPR
+from kernelpot.kernels import GaussianCovariance
+from kernelpot.models.gap import GAPTerm, SparseGPR
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gap_materials" / "mlearn"
 GAP = ("distance_2b cutoff=5.0 cutoff_transition_width=1.0 covariance_type=ard_se delta=1.0 "
@@ -68,7 +68,7 @@ def main():
     t0 = time.perf_counter()
     Distance2B(5.0, 1.0).transform(atoms[:1], gradients=True)
     t_first = time.perf_counter() - t0
-    term = GAPTerm(Distance2B(5.0, 1.0), SquaredExponential(0.5), delta=2.0, sparse_points=sparse)
+    term = GAPTerm(Distance2B(5.0, 1.0), GaussianCovariance(0.5), delta=2.0, sparse_points=sparse)
     t0 = time.perf_counter()
     model = SparseGPR([term], default_sigma=(0.005, 0.1, 0.05), e0={"Si": -5.0}, jitter=1e-10).fit(
         atoms, energies=[train.energies[i] for i in idx], forces=[train.forces[i] for i in idx])

@@ -28,8 +28,8 @@ import numpy as np
 from ase import Atoms
 
 from kernelpot.descriptors.soap import SOAP
-from kernelpot.models._gap_covariance import NormalisedDotProduct
-from kernelpot.models.sparse_gpr import GAPTerm, SparseGPR
+from kernelpot.kernels import NormalizedDotProductCovariance
+from kernelpot.models.gap import GAPTerm, SparseGPR
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "rmd17"
 EV_PER_KCAL_MOL = 0.0433641153
@@ -57,7 +57,7 @@ def load(molecule, part):
 
 def model_for(species, n_sparse, args):
     soap = SOAP(species=species, r_cut=args.r_cut, n_max=args.n_max, l_max=args.l_max, sigma=args.sigma)
-    term = GAPTerm(soap, NormalisedDotProduct(args.zeta), delta=1.0, n_sparse=n_sparse, sparse_method="fps")
+    term = GAPTerm(soap, NormalizedDotProductCovariance(args.zeta), delta=1.0, n_sparse=n_sparse, sparse_method="fps")
     return SparseGPR([term], default_sigma=(*args.default_sigma, 0.05), solver=args.solver,
                      jitter=1e-8 if args.solver == "cholesky" else 1e-10, random_state=0)
 

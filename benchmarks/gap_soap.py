@@ -11,13 +11,13 @@ Needs quippy-ase and ../shared/data.
 """
 
 import argparse
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 from ase.io import read
 
+from kernelpot.bench.timing import measure
 from kernelpot.descriptors.soap import SOAP
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gap_materials" / "mlearn"
@@ -35,12 +35,9 @@ def gap_order(n_max, l_max):
 
 
 def cpu_best(function, repeats):
-    best = math.inf
-    for _ in range(repeats):
-        start = time.process_time()
-        result = function()
-        best = min(best, time.process_time() - start)
-    return best, result
+    """Best process CPU time (s) of ``repeats`` calls, and the result."""
+    timing = measure(function, repeats)
+    return timing.cpu, timing.result
 
 
 def main():

@@ -27,6 +27,8 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from kernelpot.bench.timing import measure
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "qm" / "qm7_qml" / "qm7_pbe0_7101.extxyz"
 
 
@@ -72,9 +74,9 @@ def per_atom_slicer(padded, charges, counts):
 
 
 def timed(func):
-    t = time.perf_counter()
-    out = func()
-    return out, time.perf_counter() - t
+    """``(result, wall time in s)`` of one call (:func:`kernelpot.bench.timing.measure`)."""
+    timing = measure(func)
+    return timing.result, timing.wall
 
 
 def compare_with_qmllib(kernel, padded, charges, per_atom, n, m, sigma, threads):

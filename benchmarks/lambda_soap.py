@@ -23,11 +23,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import ase.io
 import numpy as np
+
+from kernelpot.bench.timing import measure
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data/tensors/tensoap/water_zundel_coords_1000.xyz"
 PARAMS = dict(species=["H", "O"], r_cut=4.0, n_max=8, l_max=6, sigma=0.3)
@@ -44,13 +45,8 @@ print(time.perf_counter() - t)
 
 def _best_of(function, repeat=2):
     """Best wall and CPU (all threads) times in s of ``repeat`` calls, and the result."""
-    best, best_cpu = np.inf, np.inf
-    for _ in range(repeat):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        result = function()
-        best = min(best, time.perf_counter() - start)
-        best_cpu = min(best_cpu, time.process_time() - start_cpu)
-    return best, best_cpu, result
+    timing = measure(function, repeat)
+    return timing.wall, timing.cpu, timing.result
 
 
 def _dense_einsum(descriptor, frames):

@@ -24,10 +24,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+
+from kernelpot.bench.timing import measure
 
 REPO = Path(__file__).resolve().parents[1]
 QM7 = REPO.parent / "shared" / "data" / "qm" / "qm7_qml" / "qm7_pbe0_7101.extxyz"
@@ -92,12 +93,8 @@ def _time_kernelpot(structures, repeats):
     for name, setting in SETTINGS.items():
         descriptor = MBTR(species=SPECIES, **setting)
         descriptor.transform(structures[:2])  # compile / load the cache
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            outputs[name] = descriptor.transform(structures)
-            best = min(best, time.perf_counter() - start)
-        timings[name] = best
+        timing = measure(lambda: descriptor.transform(structures), repeats)
+        timings[name], outputs[name] = timing.wall, timing.result
     return timings, outputs
 
 

@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from ase import Atoms
@@ -28,20 +27,12 @@ from ase.io import read
 from ase.neighborlist import neighbor_list
 
 from kernelpot.bench.systems import water_box
+from kernelpot.bench.timing import best_time
 from kernelpot.structures.neighbours import neighbour_list
 from kernelpot.structures.packing import pack
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 QM7 = SHARED_DATA / "qm" / "qm7_qml" / "qm7_pbe0_7101.extxyz"
-
-def best_time(function, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
 
 def compare(name: str, structures: list[Atoms], cutoff: float, repeat: int, ase_repeat: int) -> None:
     packed = pack(structures)
@@ -62,6 +53,7 @@ t0 = time.perf_counter()
 from ase.build import bulk, molecule
 from kernelpot.structures.packing import pack
 from kernelpot.bench.systems import water_box
+from kernelpot.bench.timing import best_time
 from kernelpot.structures.neighbours import neighbour_list
 t1 = time.perf_counter()
 c1 = time.process_time()

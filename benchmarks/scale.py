@@ -63,7 +63,7 @@ def _data(n_forces, seed=0):
 
 
 def _model(args, **kwargs):
-    from kernelpot.models.sparse_gpr import SparseGPR
+    from kernelpot.models.gap import SparseGPR
     from kernelpot.potential.recipe import terms_from_gap_string
 
     gap = SOAP_GAP.format(l_max=args.l_max, n_max=args.n_max, sparse=args.sparse, method=args.method)
@@ -139,7 +139,7 @@ def memory(args):
 
 
 def parity(args):
-    from kernelpot.models.sparse_gpr import GAPTerm
+    from kernelpot.models.gap import GAPTerm
 
     atoms, energies, forces = _data(args.forces)
     one = _model(args, max_block_memory=1e5).fit(atoms, energies=energies, forces=forces)

@@ -23,11 +23,11 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 
 import numpy as np
 
 from kernelpot.bench.systems import water_box
+from kernelpot.bench.timing import measure
 
 SETTINGS = dict(r_cut=5.0, n_max=8, l_max=6, sigma=0.5, rbf="gto")
 SPECIES = ["H", "O"]
@@ -37,19 +37,15 @@ CPU_TIMES: list[float] = []
 
 
 def best_time(function, repeat: int = 2) -> float:
-    """Best wall time of ``repeat`` calls; its CPU time is appended to ``CPU_TIMES``.
+    """Best wall time of ``repeat`` calls (:func:`kernelpot.bench.timing.measure`); the best CPU time is
+    appended to ``CPU_TIMES``.
 
     On a shared machine the CPU time of a single-threaded call is the fairer
     measure (both codes run in this process, so both are timed alike).
     """
-    times = []
-    for _ in range(repeat):
-        start, cpu = time.perf_counter(), time.process_time()
-        function()
-        times.append((time.perf_counter() - start, time.process_time() - cpu))
-    wall, cpu = min(times)
-    CPU_TIMES.append(cpu)
-    return wall
+    timing = measure(function, repeat)
+    CPU_TIMES.append(timing.cpu)
+    return timing.wall
 
 
 def compile_times() -> None:

@@ -23,13 +23,8 @@ from ase import Atoms
 from kernelpot.descriptors.distance_2b import Distance2B
 from kernelpot.descriptors.soap import SOAP
 from kernelpot.io import read_labelled
-from kernelpot.models._gap_variance import fitc_factor
-from kernelpot.models.sparse_gpr import (
-    GAPTerm,
-    NormalisedDotProduct,
-    SparseGPR,
-    SquaredExponential,
-)
+from kernelpot.kernels import GaussianCovariance, NormalizedDotProductCovariance
+from kernelpot.models.gap import GAPTerm, SparseGPR, fitc_factor
 from kernelpot.uncertainty.calibration import (
     calibration_summary,
     fit_std_scale,
@@ -58,7 +53,7 @@ def rmd17(molecule, n_train, n_val, n_test):
     test_atoms, test_e, test_f = load("test")
     pick = lambda idx: ([atoms[i] for i in idx], energies[idx], [forces[i] for i in idx])
     soap = SOAP(species=sorted(set(atoms[0].numbers.tolist())), r_cut=4.0, n_max=6, l_max=4, sigma=0.4)
-    model = SparseGPR([GAPTerm(soap, NormalisedDotProduct(4), delta=1.0, n_sparse=400, sparse_method="fps")],
+    model = SparseGPR([GAPTerm(soap, NormalizedDotProductCovariance(4), delta=1.0, n_sparse=400, sparse_method="fps")],
                       default_sigma=(0.0005, 0.01, 0.05), random_state=0)
     return model, pick(train), pick(val), (test_atoms[:n_test], test_e[:n_test], test_f[:n_test])
 
@@ -74,9 +69,9 @@ def mlearn_si(n_train, n_val, n_test):
     train, val = order[:n_train], order[n_train:n_train + n_val]
     pick = lambda idx: ([atoms[i] for i in idx], energies[idx], [forces[i] for i in idx])
     test = load("test")
-    terms = [GAPTerm(Distance2B(5.0, 1.0), SquaredExponential(1.0), delta=2.0, n_sparse=20, sparse_method="uniform"),
+    terms = [GAPTerm(Distance2B(5.0, 1.0), GaussianCovariance(1.0), delta=2.0, n_sparse=20, sparse_method="uniform"),
              GAPTerm(SOAP(species=[14], r_cut=5.0, n_max=6, l_max=4, sigma=0.5, periodic=True),
-                     NormalisedDotProduct(4), delta=0.2, n_sparse=400, sparse_method="cur")]
+                     NormalizedDotProductCovariance(4), delta=0.2, n_sparse=400, sparse_method="cur")]
     model = SparseGPR(terms, default_sigma=(0.002, 0.1, 0.05), random_state=0)
     return model, pick(train), pick(val), (test[0][:n_test], test[1][:n_test], test[2][:n_test])
 

@@ -26,11 +26,11 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.md.langevin import Langevin
 
-from kernelpot._ase_compat import thermalize
 from kernelpot.active.explorers import MDExplorer
 from kernelpot.active.loop import ActiveLearner
-from kernelpot.models.sparse_gpr import SparseGPR
+from kernelpot.models.gap import SparseGPR
 from kernelpot.potential.recipe import terms_from_gap_string
+from kernelpot.utils.ase_compat import thermalize
 
 GAP = ("{distance_2b cutoff=4.0 n_sparse=15 delta=0.5 theta_uniform=1.0 sparse_method=uniform : "
        "soap l_max=3 n_max=4 atom_sigma=0.5 cutoff=4.0 delta=0.05 zeta=4 n_sparse=200 sparse_method=cur}")

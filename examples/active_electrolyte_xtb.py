@@ -21,12 +21,12 @@ from ase import Atoms, units
 from ase.build import molecule
 from ase.md.langevin import Langevin
 
-from kernelpot._ase_compat import thermalize
 from kernelpot.active.explorers import MDExplorer
 from kernelpot.active.loop import ActiveLearner
 from kernelpot.descriptors.soap import SOAP
-from kernelpot.models._gap_covariance import NormalisedDotProduct
-from kernelpot.models.sparse_gpr import GAPTerm, SparseGPR
+from kernelpot.kernels import NormalizedDotProductCovariance
+from kernelpot.models.gap import GAPTerm, SparseGPR
+from kernelpot.utils.ase_compat import thermalize
 
 
 def xtb():
@@ -87,7 +87,7 @@ def main():
     start = cluster(args.n_water, args.seed)
     test = test_set(start, args.n_test, seed=args.seed + 1)
     soap = SOAP(species=[1, 8, 11, 17], r_cut=4.5, n_max=4, l_max=3, sigma=0.5)
-    template = SparseGPR([GAPTerm(soap, NormalisedDotProduct(4), delta=1.0, n_sparse=150, sparse_method="cur")],
+    template = SparseGPR([GAPTerm(soap, NormalizedDotProductCovariance(4), delta=1.0, n_sparse=150, sparse_method="cur")],
                          default_sigma=(0.002, 0.05, 0.05), random_state=args.seed)
     explorer = MDExplorer(start, schedule=[(300.0, args.steps)], timestep=0.5, interval=5, segment=args.segment,
                           random_state=args.seed)

@@ -53,8 +53,8 @@ from kernelpot.active.oracles import StoredLabels
 from kernelpot.active.strategies import PredictiveVariance, VarianceReduction
 from kernelpot.descriptors.soap import SOAP
 from kernelpot.io import LabelledStructures
-from kernelpot.models._gap_covariance import NormalisedDotProduct
-from kernelpot.models.sparse_gpr import GAPTerm, SparseGPR
+from kernelpot.kernels import NormalizedDotProductCovariance
+from kernelpot.models.gap import GAPTerm, SparseGPR
 from kernelpot.selection.fps import FPS
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "rmd17"
@@ -108,7 +108,7 @@ def main():
     X = np.asarray(soap.transform(pool))
     sparse = X[np.sort(FPS(args.n_sparse, initialize=0).fit(X).selected_idx_)]
     print(f"{args.n_sparse} sparse points by FPS over {len(X)} pool environments ({time.perf_counter() - start:.0f} s)")
-    template = SparseGPR([GAPTerm(soap, NormalisedDotProduct(4), delta=1.0, sparse_points=sparse)],
+    template = SparseGPR([GAPTerm(soap, NormalizedDotProductCovariance(4), delta=1.0, sparse_points=sparse)],
                          default_sigma=(0.0005, 0.01, 0.05), random_state=args.seed)
     curves_path = args.output / "curves.json"
     curves = json.loads(curves_path.read_text()) if curves_path.is_file() else {}

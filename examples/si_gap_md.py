@@ -18,11 +18,11 @@ from ase.io.trajectory import Trajectory
 from ase.md.velocitydistribution import Stationary
 from ase.md.verlet import VelocityVerlet
 
-from kernelpot._ase_compat import thermalize
 from kernelpot.io import read_labelled
 from kernelpot.models import SparseGPR
 from kernelpot.potential import GAPCalculator, load_model, save_model
 from kernelpot.potential.recipe import DEFAULT_GAP, terms_from_gap_string
+from kernelpot.utils.ase_compat import thermalize
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "mlearn_si"
 

@@ -21,7 +21,8 @@ import numpy as np
 from ase import Atoms
 
 from kernelpot.descriptors.soap import SOAP
-from kernelpot.models.sparse_gpr import GAPTerm, NormalisedDotProduct, SparseGPR
+from kernelpot.kernels import NormalizedDotProductCovariance
+from kernelpot.models.gap import GAPTerm, SparseGPR
 from kernelpot.potential.calculator import GAPCalculator
 from kernelpot.potential.serialization import save_model
 from kernelpot.uncertainty.calibration import (
@@ -55,7 +56,7 @@ def main():
     test_atoms, test_forces = test_atoms[:300], np.concatenate(test_forces[:300])
 
     soap = SOAP(species=[1, 6, 8], r_cut=4.0, n_max=6, l_max=4, sigma=0.4)
-    model = SparseGPR([GAPTerm(soap, NormalisedDotProduct(4), n_sparse=400, sparse_method="fps")],
+    model = SparseGPR([GAPTerm(soap, NormalizedDotProductCovariance(4), n_sparse=400, sparse_method="fps")],
                       default_sigma=(0.0005, 0.01, 0.05), random_state=0)
     model.fit([atoms[i] for i in train], energies=energies[train], forces=[forces[i] for i in train])
 

@@ -1,12 +1,15 @@
 """Shared test fixtures: locations of the bundled and the shared real datasets."""
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_DATA = REPO_ROOT / "data"
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+# The published datasets beside the repository (../shared/data), or wherever KERNELPOT_SHARED_DATA points
+# (e.g. from a git worktree).
+SHARED_DATA = Path(os.environ.get("KERNELPOT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")

@@ -14,15 +14,21 @@ from ase.calculators.emt import EMT
 
 from kernelpot.active.checkpoint import Checkpoint
 from kernelpot.active.explorers import MDExplorer, PoolExplorer
-from kernelpot.active.incremental import IncrementalSparseGPR, frozen_sparse_terms
 from kernelpot.active.loop import ActiveLearner
 from kernelpot.active.oracles import StoredLabels, label
-from kernelpot.active.strategies import (STRATEGIES, DOptimality, PredictiveVariance, VarianceReduction, _maxvol,
-                                         fingerprints, make_strategy)
+from kernelpot.active.strategies import (
+    STRATEGIES,
+    DOptimality,
+    PredictiveVariance,
+    VarianceReduction,
+    _maxvol,
+    fingerprints,
+    make_strategy,
+)
 from kernelpot.descriptors.distance_2b import Distance2B
 from kernelpot.descriptors.soap import SOAP
-from kernelpot.models._gap_covariance import NormalisedDotProduct, SquaredExponential
-from kernelpot.models.sparse_gpr import GAPTerm, SparseGPR
+from kernelpot.kernels import GaussianCovariance, NormalizedDotProductCovariance
+from kernelpot.models.gap import GAPTerm, IncrementalSparseGPR, SparseGPR, frozen_sparse_terms
 from kernelpot.potential.serialization import load_model, save_model
 
 
@@ -37,9 +43,9 @@ def _labelled(structures):
 
 
 def _terms(n_sparse=20):
-    return [GAPTerm(Distance2B(cutoff=4.0), SquaredExponential(0.5), delta=1.0, n_sparse=8, sparse_method="uniform"),
+    return [GAPTerm(Distance2B(cutoff=4.0), GaussianCovariance(0.5), delta=1.0, n_sparse=8, sparse_method="uniform"),
             GAPTerm(SOAP(species=[29], r_cut=4.0, n_max=3, l_max=2, sigma=0.5, periodic=True),
-                    NormalisedDotProduct(2), delta=0.1, n_sparse=n_sparse, sparse_method="cur")]
+                    NormalizedDotProductCovariance(2), delta=0.1, n_sparse=n_sparse, sparse_method="cur")]
 
 
 def _template(**kwargs):

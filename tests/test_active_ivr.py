@@ -5,9 +5,9 @@ import pytest
 from ase.calculators.emt import EMT
 from test_active import _cu, _fit_args, _labelled, _terms
 
-from kernelpot.active.incremental import IncrementalSparseGPR
 from kernelpot.active.oracles import label
 from kernelpot.active.strategies import VarianceReduction
+from kernelpot.models.gap import IncrementalSparseGPR
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import pytest
 from ase import Atoms
 
 from kernelpot.datasets import load_water_density
-from kernelpot.datasets.density import DensitySet, closed_shell_electrons
+from kernelpot.density import DensitySet, closed_shell_electrons
 from kernelpot.density.basis import BOHR, AuxiliaryBasis
 from kernelpot.density.grid import molecular_grid, write_density_cube
 from kernelpot.models.density import DensityModel
@@ -309,7 +309,7 @@ def test_renormalize_must_be_bool(water):
 @pytest.mark.slow
 def test_pyscf_reference_reproduces_bundled_level_of_theory(water):
     pytest.importorskip("pyscf")
-    from kernelpot.datasets.density import compute_density_references
+    from kernelpot.density.references import compute_density_references
 
     train, _ = water
     atoms = train.structures[0]

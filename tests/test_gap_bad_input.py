@@ -11,9 +11,9 @@ from ase import Atoms
 from ase.build import bulk
 
 from kernelpot.descriptors.distance_2b import Distance2B
-from kernelpot.models._gap_covariance import SquaredExponential
-from kernelpot.models._gap_labels import MIN_DISTANCE, check_min_distance
-from kernelpot.models.sparse_gpr import GAPTerm, SparseGPR
+from kernelpot.kernels import GaussianCovariance
+from kernelpot.models.gap import GAPTerm, SparseGPR
+from kernelpot.models.gap.labels import MIN_DISTANCE, check_min_distance
 
 
 def _cells():
@@ -23,7 +23,7 @@ def _cells():
 def test_fit_rejects_atoms_closer_than_the_minimum_distance():
     structures = _cells()
     structures[1].positions[3] = structures[1].positions[0] + [0.2, 0.0, 0.0]
-    term = GAPTerm(Distance2B(cutoff=4.0), SquaredExponential(1.0), n_sparse=5, sparse_method="uniform")
+    term = GAPTerm(Distance2B(cutoff=4.0), GaussianCovariance(1.0), n_sparse=5, sparse_method="uniform")
     with pytest.raises(ValueError, match=r"structure 1 has atoms 0 and 3 0.2 Å apart, closer than the "
                                          r"minimum distance 0.5 Å .* 1 structure\(s\) affected"):
         SparseGPR([term], e0=0.0).fit(structures, energies=[-1.0, -2.0, -3.0])

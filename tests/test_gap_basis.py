@@ -14,9 +14,8 @@ from test_soap import check_gradients
 
 from kernelpot.descriptors import _radial
 from kernelpot.descriptors.soap import SOAP
-from kernelpot.models._gap_covariance import NormalisedDotProduct
-from kernelpot.models._gap_terms import GAPTerm
-from kernelpot.models.sparse_gpr import SparseGPR
+from kernelpot.kernels import NormalizedDotProductCovariance
+from kernelpot.models.gap import GAPTerm, SparseGPR
 from kernelpot.potential.recipe import terms_from_gap_string
 from kernelpot.potential.serialization import load_model, save_model
 
@@ -204,7 +203,7 @@ def test_saved_gap_soap_model_predicts_identically(tmp_path):
         atoms.calc = LennardJones(sigma=2.1, epsilon=0.1, rc=4.5)
         frames.append(atoms)
     soap = SOAP([14], r_cut=4.0, n_max=4, l_max=3, sigma=0.5, rbf="gap", periodic=True, cutoff_transition_width=1.0)
-    model = SparseGPR([GAPTerm(soap, NormalisedDotProduct(4), delta=0.2, n_sparse=20)], random_state=0)
+    model = SparseGPR([GAPTerm(soap, NormalizedDotProductCovariance(4), delta=0.2, n_sparse=20)], random_state=0)
     model.fit(frames, energies=[a.get_potential_energy() for a in frames], forces=[a.get_forces() for a in frames])
     loaded = load_model(save_model(model, tmp_path / "gap_soap.kpot"))
     assert loaded.terms[0].descriptor.get_params()["rbf"] == "gap"

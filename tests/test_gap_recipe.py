@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
+from kernelpot.descriptors import CentreSpecies
 from kernelpot.descriptors.distance_2b import Distance2B
 from kernelpot.descriptors.soap import SOAP
-from kernelpot.models._gap_centres import CentreSpecies
 from kernelpot.potential.recipe import DEFAULT_GAP, terms_from_gap_string
 
 
@@ -96,11 +96,11 @@ def test_centre_species_errors():
 
 
 def test_per_centre_species_model_forces_are_minus_energy_gradient():
-    from kernelpot.models._gap_covariance import NormalisedDotProduct
-    from kernelpot.models.sparse_gpr import GAPTerm, SparseGPR
+    from kernelpot.kernels import NormalizedDotProductCovariance
+    from kernelpot.models.gap import GAPTerm, SparseGPR
 
     soap = SOAP(species=[1, 8], r_cut=3.5, n_max=3, l_max=2, sigma=0.4, cutoff_transition_width=0.5)
-    terms = [GAPTerm(CentreSpecies(soap, z), NormalisedDotProduct(2), delta=delta, n_sparse=6, sparse_method="fps")
+    terms = [GAPTerm(CentreSpecies(soap, z), NormalizedDotProductCovariance(2), delta=delta, n_sparse=6, sparse_method="fps")
              for z, delta in ((1, 0.5), (8, 1.0))]
     rng = np.random.default_rng(0)
     structures = []

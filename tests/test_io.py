@@ -164,10 +164,10 @@ def test_input_validation(tmp_path):
 
 def test_output_feeds_sparse_gpr(extxyz):
     from kernelpot.descriptors.distance_2b import Distance2B
-    from kernelpot.models._gap_covariance import SquaredExponential
-    from kernelpot.models.sparse_gpr import GAPTerm, SparseGPR
+    from kernelpot.kernels import GaussianCovariance
+    from kernelpot.models.gap import GAPTerm, SparseGPR
 
     data = read_labelled(extxyz[0])
-    term = GAPTerm(Distance2B(4.0, 1.0), SquaredExponential(1.0), n_sparse=4, sparse_method="uniform")
+    term = GAPTerm(Distance2B(4.0, 1.0), GaussianCovariance(1.0), n_sparse=4, sparse_method="uniform")
     model = SparseGPR([term]).fit(data.atoms, **data.labels())
     assert model.predict(data.atoms)["energy"].shape == (3,)

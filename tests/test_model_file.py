@@ -91,10 +91,10 @@ def test_per_centre_species_terms_round_trip(tmp_path):
     from ase.build import bulk
     from ase.calculators.emt import EMT
 
+    from kernelpot.descriptors import CentreSpecies
     from kernelpot.descriptors.soap import SOAP
-    from kernelpot.models._gap_centres import CentreSpecies
-    from kernelpot.models._gap_covariance import NormalisedDotProduct
-    from kernelpot.models.sparse_gpr import GAPTerm, SparseGPR
+    from kernelpot.kernels import NormalizedDotProductCovariance
+    from kernelpot.models.gap import GAPTerm, SparseGPR
     from kernelpot.potential.serialization import load_model, save_model
 
     frames = []
@@ -105,7 +105,7 @@ def test_per_centre_species_terms_round_trip(tmp_path):
         atoms.calc = EMT()
         frames.append(atoms)
     soap = SOAP(["Cu", "Au"], r_cut=4.0, n_max=3, l_max=2, periodic=True)
-    terms = [GAPTerm(CentreSpecies(soap, [z]), NormalisedDotProduct(zeta=2), delta=0.2, n_sparse=n)
+    terms = [GAPTerm(CentreSpecies(soap, [z]), NormalizedDotProductCovariance(zeta=2), delta=0.2, n_sparse=n)
              for z, n in ((29, 8), (79, 3))]
     model = SparseGPR(terms).fit(frames, energies=[a.get_potential_energy() for a in frames],
                                  forces=[a.get_forces() for a in frames])

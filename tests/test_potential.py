@@ -10,9 +10,8 @@ from ase.io import read
 from kernelpot.cli import main
 from kernelpot.descriptors.distance_2b import Distance2B
 from kernelpot.descriptors.soap import SOAP
-from kernelpot.models._gap_covariance import NormalisedDotProduct, SquaredExponential
-from kernelpot.models._gap_terms import GAPTerm
-from kernelpot.models.sparse_gpr import SparseGPR
+from kernelpot.kernels import GaussianCovariance, NormalizedDotProductCovariance
+from kernelpot.models.gap import GAPTerm, SparseGPR
 from kernelpot.potential.calculator import GAPCalculator
 from kernelpot.potential.model_file import ModelFileError
 from kernelpot.potential.serialization import load_model, save_model
@@ -32,10 +31,10 @@ def model(si_train):
     terms = [
         # theta and n_sparse keep K_MM well conditioned, so that finite differences of the
         # energy are accurate to 1e-7 (gap_fit's theta_uniform=1 with 20 points gives cond ~1e20).
-        GAPTerm(Distance2B(cutoff=5.0, cutoff_transition_width=1.0), SquaredExponential(0.5), delta=2.0,
+        GAPTerm(Distance2B(cutoff=5.0, cutoff_transition_width=1.0), GaussianCovariance(0.5), delta=2.0,
                 n_sparse=8, sparse_method="uniform"),
         GAPTerm(SOAP(species=[14], r_cut=4.0, n_max=3, l_max=3, sigma=0.5, periodic=True),
-                NormalisedDotProduct(4), delta=0.2, n_sparse=30, sparse_method="fps"),
+                NormalizedDotProductCovariance(4), delta=0.2, n_sparse=30, sparse_method="fps"),
     ]
     energies = [a.get_potential_energy() for a in si_train]
     forces = [a.get_forces() for a in si_train]
@@ -98,7 +97,7 @@ def test_calculator_refuses_stress_without_periodic_cell(model):
 
 def test_calculator_rejects_unfitted_model_and_unknown_species(model):
     with pytest.raises(ValueError, match="not fitted"):
-        GAPCalculator(SparseGPR([GAPTerm(Distance2B(), SquaredExponential())]))
+        GAPCalculator(SparseGPR([GAPTerm(Distance2B(), GaussianCovariance())]))
     atoms = _rattled_si()
     atoms.numbers[0] = 6
     atoms.calc = GAPCalculator(model)

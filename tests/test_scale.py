@@ -5,11 +5,12 @@ import pytest
 from test_sparse_gpr import RadialGaussians, _cu, _emt_labels
 
 from kernelpot.descriptors.distance_2b import Distance2B
-from kernelpot.models._gap_accumulators import NormalAccumulator, QRAccumulator
-from kernelpot.models._gap_covariance import NormalisedDotProduct, SquaredExponential
-from kernelpot.models._gap_scale import parse_memory, resident_bytes, select_streamed
-from kernelpot.models._gap_sparse import select_sparse
-from kernelpot.models.sparse_gpr import GAPTerm, SparseGPR
+from kernelpot.kernels import GaussianCovariance, NormalizedDotProductCovariance
+from kernelpot.models.gap import GAPTerm, SparseGPR
+from kernelpot.models.gap.accumulators import NormalAccumulator, QRAccumulator
+from kernelpot.models.gap.budget import select_streamed
+from kernelpot.models.gap.sparse import select_sparse
+from kernelpot.utils.memory import parse_memory, resident_bytes
 
 
 @pytest.fixture(scope="module")
@@ -19,9 +20,9 @@ def cu():
 
 
 def _terms(sparse_points=(None, None)):
-    return [GAPTerm(Distance2B(4.0, 1.0), SquaredExponential(1.0), delta=1.0, n_sparse=8, sparse_method="uniform",
+    return [GAPTerm(Distance2B(4.0, 1.0), GaussianCovariance(1.0), delta=1.0, n_sparse=8, sparse_method="uniform",
                     sparse_points=sparse_points[0]),
-            GAPTerm(RadialGaussians(), NormalisedDotProduct(4), delta=0.5, n_sparse=20, sparse_method="fps",
+            GAPTerm(RadialGaussians(), NormalizedDotProductCovariance(4), delta=0.5, n_sparse=20, sparse_method="fps",
                     sparse_points=sparse_points[1])]
 
 
@@ -43,7 +44,7 @@ BASELINE_MIB = 100.0
 @pytest.fixture
 def fixed_baseline(monkeypatch):
     """The fit sees BASELINE_MIB in use, so budgets above it are exact in tests."""
-    import kernelpot.models.sparse_gpr as module
+    import kernelpot.models.gap.model as module
 
     monkeypatch.setattr(module, "resident_bytes", lambda: int(BASELINE_MIB * 2**20))
 
@@ -160,7 +161,7 @@ def test_streamed_fps_covers_the_rows_about_as_well(cu):
 
 
 def test_fit_selects_within_max_memory(cu, fixed_baseline, monkeypatch):
-    import kernelpot.models.sparse_gpr as module
+    import kernelpot.models.gap.model as module
 
     assert [i["streamed"] for i in _fit(cu, _terms(), max_memory=BASELINE_MIB + 1).selection_info_] == [False] * 2
     # Selection may hold (max_memory - in use) / SELECTION_COPIES of rows: make that a few hundred bytes.

@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-
 import pytest
+from _finite_differences import strain_derivative
 from ase import Atoms
 from ase.build import bulk, molecule
 from scipy.spatial.transform import Rotation
 
-from _finite_differences import strain_derivative
 from kernelpot.descriptors import soap as soap_module
-from kernelpot.descriptors._expansion import (
-    cutoff_padding,
-    expand_density,
-    real_solid_harmonics_with_gradients,
-    real_spherical_harmonics,
-)
+from kernelpot.descriptors._expansion import cutoff_padding, expand_density
 from kernelpot.descriptors.base import AtomicFeatures, SparseGradients
 from kernelpot.descriptors.soap import SOAP
 from kernelpot.structures.neighbours import neighbour_list
 from kernelpot.structures.packing import pack
+from kernelpot.symmetry.harmonics import real_solid_harmonics_with_gradients, real_spherical_harmonics
 
 SMALL = dict(r_cut=4.0, n_max=3, l_max=3, sigma=0.5)
 

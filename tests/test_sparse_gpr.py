@@ -6,18 +6,17 @@ a small test descriptor with analytic gradients defined here.
 """
 
 import numpy as np
-
 import pytest
+from _finite_differences import strain_derivative
 from ase import Atoms
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from _finite_differences import strain_derivative
 from kernelpot.descriptors.base import AtomicFeatures, Descriptor, SparseGradients
 from kernelpot.descriptors.distance_2b import Distance2B, cosine_cutoff
 from kernelpot.io import read_labelled
-from kernelpot.models._gap_covariance import NormalisedDotProduct, SquaredExponential
-from kernelpot.models.sparse_gpr import GAPTerm, SparseGPR
+from kernelpot.kernels import GaussianCovariance, NormalizedDotProductCovariance
+from kernelpot.models.gap import GAPTerm, SparseGPR
 from kernelpot.structures.neighbours import neighbour_list
 from kernelpot.structures.packing import pack
 
@@ -78,15 +77,15 @@ def cu_data():
 
 
 def _terms(kind):
-    two_body = GAPTerm(Distance2B(4.0, 1.0), SquaredExponential(1.0), delta=1.0, n_sparse=8, sparse_method="uniform")
+    two_body = GAPTerm(Distance2B(4.0, 1.0), GaussianCovariance(1.0), delta=1.0, n_sparse=8, sparse_method="uniform")
     if kind == "2b":
         return [two_body]
     if kind == "dot":
-        return [GAPTerm(RadialGaussians(), NormalisedDotProduct(4), delta=0.5, n_sparse=20, sparse_method="fps")]
+        return [GAPTerm(RadialGaussians(), NormalizedDotProductCovariance(4), delta=0.5, n_sparse=20, sparse_method="fps")]
     if kind == "ard":
-        kernel = SquaredExponential(np.array([0.5, 0.6, 0.7, 0.8, 0.9]))
+        kernel = GaussianCovariance(np.array([0.5, 0.6, 0.7, 0.8, 0.9]))
         return [GAPTerm(RadialGaussians(), kernel, delta=0.5, n_sparse=12, sparse_method="cur")]
-    return [two_body, GAPTerm(RadialGaussians(), NormalisedDotProduct(4), delta=0.5, n_sparse=20,
+    return [two_body, GAPTerm(RadialGaussians(), NormalizedDotProductCovariance(4), delta=0.5, n_sparse=20,
                               sparse_method="random")]
 
 
@@ -139,7 +138,7 @@ def test_virial_and_stress_are_the_strain_derivative(cu_data, kind):
 def test_noise_free_data_of_a_known_model_are_reproduced(cu_data):
     structures = cu_data[0]
     rows = np.asarray(RadialGaussians().transform(structures))
-    terms = [GAPTerm(RadialGaussians(), SquaredExponential(1.5), delta=0.7, sparse_points=rows[::2])]
+    terms = [GAPTerm(RadialGaussians(), GaussianCovariance(1.5), delta=0.7, sparse_points=rows[::2])]
     truth = SparseGPR(terms, e0=0.0).fit(structures, energies=np.zeros(len(structures)))
     alpha = np.random.default_rng(1).normal(size=truth.alpha_.shape)
     truth.alpha_, truth.terms_[0].alpha = alpha, alpha
@@ -158,8 +157,8 @@ def test_qr_and_cholesky_solvers_agree(cu_data):
     # Cholesky squares the condition number (here cond(R) ~ 1e6), so compare
     # on a moderately regularised problem.
     structures, energies, forces, virials = cu_data
-    terms = [GAPTerm(Distance2B(4.0, 1.0), SquaredExponential(0.4), delta=1.0, n_sparse=6, sparse_method="uniform"),
-             GAPTerm(RadialGaussians(), NormalisedDotProduct(4), delta=0.5, n_sparse=10, sparse_method="random")]
+    terms = [GAPTerm(Distance2B(4.0, 1.0), GaussianCovariance(0.4), delta=1.0, n_sparse=6, sparse_method="uniform"),
+             GAPTerm(RadialGaussians(), NormalizedDotProductCovariance(4), delta=0.5, n_sparse=10, sparse_method="random")]
     fits = [SparseGPR(terms, e0=0.0, jitter=1e-3, random_state=0, solver=solver).fit(
         structures, energies=energies, forces=forces, virials=virials) for solver in ("qr", "cholesky")]
     qr, chol = fits
@@ -172,7 +171,7 @@ def test_qr_and_cholesky_solvers_agree(cu_data):
 
 
 def test_blockwise_assembly_equals_one_block(cu_data):
-    from kernelpot.models._gap_labels import check_labels, check_sigma
+    from kernelpot.models.gap.labels import check_labels, check_sigma
 
     structures, energies, forces, virials = cu_data
     model = _fitted(cu_data, "2b+dot", jitter=1e-4)
@@ -202,7 +201,7 @@ def test_energy_only_fit_and_variance_match_dense_dtc():
     test = [_cu(40), _cu(41, a=3.7)]
     cutoff, width, theta, delta, sigma = 4.0, 1.0, 0.3, 1.3, 0.05
     grid = np.linspace(2.3, 3.8, 5)[:, None]
-    term = GAPTerm(Distance2B(cutoff, width), SquaredExponential(theta), delta=delta, sparse_points=grid)
+    term = GAPTerm(Distance2B(cutoff, width), GaussianCovariance(theta), delta=delta, sparse_points=grid)
     model = SparseGPR([term], e0=-0.1, default_sigma=(sigma, 1.0, 1.0), sigma_per_atom=False, jitter=0.0)
     out = model.fit(structures, energies=energies).predict(test, return_std=True)
 
@@ -255,7 +254,7 @@ def test_sigma_per_atom_scales_energy_sigma_by_sqrt_n_atoms(cu_data):
 def test_e0_methods():
     dimer = Atoms("CuAg", positions=[[0, 0, 0], [0, 0, 2.6]])
     cu, ag = Atoms("Cu"), Atoms("Ag")
-    term = [GAPTerm(Distance2B(4.0, 1.0), SquaredExponential(1.0), n_sparse=3, sparse_method="uniform")]
+    term = [GAPTerm(Distance2B(4.0, 1.0), GaussianCovariance(1.0), n_sparse=3, sparse_method="uniform")]
     data = [dimer, cu, ag]
     energies = [-7.0, -3.0, -2.5]
     isolated = SparseGPR(term, e0="isolated").fit(data, energies=energies)
@@ -275,7 +274,7 @@ def _mlearn(shared_data):
 
 
 def _si_model(**kwargs):
-    term = GAPTerm(Distance2B(5.0, 1.0), SquaredExponential(0.5), delta=2.0, n_sparse=20, sparse_method="uniform")
+    term = GAPTerm(Distance2B(5.0, 1.0), GaussianCovariance(0.5), delta=2.0, n_sparse=20, sparse_method="uniform")
     return SparseGPR([term], default_sigma=(0.005, 0.1, 0.5), jitter=1e-8, **kwargs)
 
 
@@ -307,7 +306,7 @@ def test_parity_with_frozen_gap_fit_reference(shared_data):
     train, test = _mlearn(shared_data)
     idx = ref["train_indices"]
     # GAP's distance_2b counts each pair twice: delta_kernelpot = 2 * delta_GAP (= 1.0).
-    term = GAPTerm(Distance2B(5.0, 1.0), SquaredExponential(0.5), delta=2.0, sparse_points=ref["sparse_points"])
+    term = GAPTerm(Distance2B(5.0, 1.0), GaussianCovariance(0.5), delta=2.0, sparse_points=ref["sparse_points"])
     model = SparseGPR([term], default_sigma=tuple(ref["default_sigma"]), e0={"Si": float(ref["e0"])},
                       jitter=1e-10).fit([train.atoms[i] for i in idx], energies=[train.energies[i] for i in idx],
                                         forces=[train.forces[i] for i in idx])
@@ -336,7 +335,7 @@ def _small():
 def _two_body(**kwargs):
     params = dict(delta=1.0, n_sparse=4, sparse_method="uniform")
     params.update(kwargs)
-    return GAPTerm(Distance2B(4.0, 1.0), params.pop("kernel", SquaredExponential(1.0)), **params)
+    return GAPTerm(Distance2B(4.0, 1.0), params.pop("kernel", GaussianCovariance(1.0)), **params)
 
 
 @pytest.mark.parametrize(
@@ -346,8 +345,8 @@ def _two_body(**kwargs):
         ([], {}, ValueError, r"`terms` must be a non-empty list"),
         ("single", {}, TypeError, r"got a single GAPTerm \(wrap it in a list\)"),
         (["x"], {}, TypeError, r"`terms\[0\]` must be a GAPTerm; got str"),
-        ([GAPTerm(object(), SquaredExponential())], {}, TypeError, r"terms\[0\].descriptor must have a transform"),
-        ([GAPTerm(Distance2B(), "se")], {}, TypeError, r"terms\[0\].kernel must be SquaredExponential"),
+        ([GAPTerm(object(), GaussianCovariance())], {}, TypeError, r"terms\[0\].descriptor must have a transform"),
+        ([GAPTerm(Distance2B(), "se")], {}, TypeError, r"terms\[0\].kernel must be GaussianCovariance"),
         ([_two_body(delta=0.0)], {}, ValueError, r"terms\[0\].delta must be a finite number > 0 eV; got 0.0"),
         ([_two_body(n_sparse=0)], {}, ValueError, r"terms\[0\].n_sparse must be an integer >= 1; got 0"),
         ([_two_body(sparse_method="kmeans")], {}, ValueError, r"sparse_method must be one of \['cur', 'fps'"),
@@ -368,10 +367,10 @@ def _two_body(**kwargs):
         ("ok", {"e0": {"Qq": 1.0}}, ValueError, r"`e0` key 'Qq' is not a chemical symbol"),
         ("ok", {"e0": float("nan")}, ValueError, r"`e0` must be 'average', 'isolated', a finite number or a dict"),
         ([_two_body(sparse_points=np.array([[4.5]]))], {}, ValueError, r"terms\[0\]: every sparse point has zero cutoff weight"),
-        ([_two_body(kernel=SquaredExponential(-1.0))], {}, ValueError, r"`theta` must be a finite number > 0"),
-        ([_two_body(kernel=SquaredExponential([1.0, 2.0]))], {}, ValueError, r"`theta` has 2 length scales but the descriptor has 1 features"),
-        ([_two_body(kernel=NormalisedDotProduct([1, 2]))], {}, ValueError, r"`zeta` must be a scalar > 0"),
-        ([_two_body(kernel=NormalisedDotProduct(True))], {}, TypeError, r"`zeta` must be a number"),
+        ([_two_body(kernel=GaussianCovariance(-1.0))], {}, ValueError, r"`sigma` must be a finite number > 0"),
+        ([_two_body(kernel=GaussianCovariance([1.0, 2.0]))], {}, ValueError, r"`sigma` has 2 length scales but the descriptor has 1 features"),
+        ([_two_body(kernel=NormalizedDotProductCovariance([1, 2]))], {}, ValueError, r"`zeta` must be a scalar > 0"),
+        ([_two_body(kernel=NormalizedDotProductCovariance(True))], {}, TypeError, r"`zeta` must be a number"),
         ([_two_body(sparse_method="fps", sparse_points=np.array([[2.0], [2.0]]))], {"jitter": 0.0},
          np.linalg.LinAlgError, r"K_MM .* is not positive definite; increase `jitter`"),
     ],
@@ -387,18 +386,18 @@ def test_fit_parameter_validation(terms, kwargs, error, match):
 
 
 def test_uniform_sparse_points_need_one_feature():
-    term = GAPTerm(RadialGaussians(), SquaredExponential(1.0), n_sparse=4, sparse_method="uniform")
+    term = GAPTerm(RadialGaussians(), GaussianCovariance(1.0), n_sparse=4, sparse_method="uniform")
     with pytest.raises(ValueError, match=r"sparse_method='uniform' needs a 1-feature descriptor .* got 5 features"):
         SparseGPR([term]).fit(_small(), energies=[-1.0, -2.0])
 
 
 def test_dot_product_rejects_zero_features():
-    with pytest.raises(ValueError, match=r"NormalisedDotProduct needs non-zero feature vectors; rows \[1\]"):
-        NormalisedDotProduct(2)(np.array([[1.0, 0.0], [0.0, 0.0]]), np.ones((1, 2)))
+    with pytest.raises(ValueError, match=r"NormalizedDotProductCovariance needs non-zero feature vectors; rows \[1\]"):
+        NormalizedDotProductCovariance(2)(np.array([[1.0, 0.0], [0.0, 0.0]]), np.ones((1, 2)))
 
 
 def test_virials_need_descriptor_vectors():
-    term = GAPTerm(RadialGaussians(vectors=False), SquaredExponential(1.0), n_sparse=4, sparse_method="fps")
+    term = GAPTerm(RadialGaussians(vectors=False), GaussianCovariance(1.0), n_sparse=4, sparse_method="fps")
     with pytest.raises(ValueError, match=r"virials were given but RadialGaussians returns no gradient `vectors`"):
         SparseGPR([term], e0=0.0).fit(_small(), energies=[-1.0, -2.0], virials=np.zeros((2, 3, 3)))
 
@@ -461,7 +460,7 @@ def test_predict_validation(cu_data):
 
 def test_predict_virial_needs_vectors(cu_data):
     structures, energies = cu_data[:2]
-    term = GAPTerm(RadialGaussians(vectors=False), SquaredExponential(1.0), n_sparse=4, sparse_method="fps")
+    term = GAPTerm(RadialGaussians(vectors=False), GaussianCovariance(1.0), n_sparse=4, sparse_method="fps")
     model = SparseGPR([term], e0=0.0).fit(structures, energies=energies)
     with pytest.raises(ValueError, match=r"RadialGaussians gives no gradient `vectors`; virial and stress"):
         model.predict(structures[:1], properties=("virial",))
@@ -481,7 +480,7 @@ def test_parameters_are_not_changed_by_fit(cu_data):
 def _soap_term(**kwargs):
     soap = pytest.importorskip("kernelpot.descriptors.soap")
     descriptor = soap.SOAP(["Cu"], r_cut=4.0, n_max=3, l_max=3, sigma=0.5, periodic=True)
-    return GAPTerm(descriptor, NormalisedDotProduct(4), delta=0.3, n_sparse=16, sparse_method="cur", **kwargs)
+    return GAPTerm(descriptor, NormalizedDotProductCovariance(4), delta=0.3, n_sparse=16, sparse_method="cur", **kwargs)
 
 
 def test_soap_term_forces_are_minus_energy_gradient(cu_data):
@@ -514,7 +513,7 @@ def test_a_descriptor_without_vectors_cannot_fit_virials(cu_data):
 
     structures, energies, _, virials = cu_data
     descriptor = SOAPWithoutVectors(["Cu"], r_cut=4.0, n_max=3, l_max=3, sigma=0.5, periodic=True)
-    term = GAPTerm(descriptor, NormalisedDotProduct(4), delta=0.3, n_sparse=16, sparse_method="cur")
+    term = GAPTerm(descriptor, NormalizedDotProductCovariance(4), delta=0.3, n_sparse=16, sparse_method="cur")
     with pytest.raises(ValueError, match=r"virials were given but SOAPWithoutVectors returns no gradient `vectors`"):
         SparseGPR([term], e0=0.0).fit(structures, energies=energies, virials=virials)
 
@@ -541,14 +540,14 @@ def test_local_energies_need_rows_per_atom(cu_data):
                                     np.arange(len(features.offsets)), features.numbers[features.offsets[:-1]])
             return (summed, out[1]) if gradients else summed
 
-    term = GAPTerm(PerStructure(), SquaredExponential(1.0), n_sparse=4, sparse_method="fps")
+    term = GAPTerm(PerStructure(), GaussianCovariance(1.0), n_sparse=4, sparse_method="fps")
     model = SparseGPR([term], e0=0.0).fit(cu_data[0], energies=cu_data[1])
     with pytest.raises(ValueError, match=r"local energies need one descriptor row per atom; PerStructure gives 1 rows for 4 atoms"):
         model.predict(cu_data[0][:1], properties="local_energy")
 
 
 def test_cur_sparse_points_beyond_the_feature_rank_are_distinct():
-    from kernelpot.models._gap_sparse import select_sparse
+    from kernelpot.models.gap.sparse import select_sparse
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 2)) @ rng.normal(size=(2, 5))  # rank 2

@@ -3,19 +3,14 @@
 import numpy as np
 import pytest
 
-from kernelpot.symmetry import wigner
+from kernelpot.symmetry import harmonics
 from kernelpot.symmetry.clebsch_gordan import (
     clebsch_gordan_complex,
     real_clebsch_gordan,
     real_clebsch_gordan_sparse,
 )
-from kernelpot.symmetry.wigner import (
-    complex_to_real_matrix,
-    random_rotation,
-    reference_real_spherical_harmonics,
-    wigner_d_real,
-    wigner_d_real_all,
-)
+from kernelpot.symmetry.harmonics import complex_to_real_matrix, reference_real_spherical_harmonics
+from kernelpot.symmetry.wigner import random_rotation, wigner_d_real, wigner_d_real_all
 
 L_TEST = 12
 
@@ -32,7 +27,7 @@ def _block(values, l):
 def test_reference_harmonics_l1_is_y_z_x(directions):
     y = reference_real_spherical_harmonics(directions, 1)
     unit = directions / np.linalg.norm(directions, axis=1, keepdims=True)
-    expected = np.sqrt(3 / (4 * np.pi)) * unit[:, [1, 2, 0]] * wigner.convention_signs(1)
+    expected = np.sqrt(3 / (4 * np.pi)) * unit[:, [1, 2, 0]] * harmonics.convention_signs(1)
     np.testing.assert_allclose(y[:, 1:4], expected, atol=1e-14)
 
 
@@ -51,8 +46,7 @@ def test_reference_harmonics_are_orthonormal():
 
 
 def test_convention_matches_expansion_harmonics(directions):
-    # The single switch wigner.CONDON_SHORTLEY must agree with the descriptors' harmonics.
-    harmonics = pytest.importorskip("kernelpot.descriptors._expansion")
+    # The single switch harmonics.CONDON_SHORTLEY must agree with the jitted harmonics.
     ours = reference_real_spherical_harmonics(directions, L_TEST)
     theirs = harmonics.real_spherical_harmonics(directions, L_TEST)
     np.testing.assert_allclose(theirs, ours, atol=1e-12)

@@ -8,17 +8,16 @@ from scipy import stats
 from test_sparse_gpr import RadialGaussians, _cu, _emt_labels
 
 from kernelpot.descriptors.distance_2b import Distance2B
-from kernelpot.models._gap_covariance import NormalisedDotProduct, SquaredExponential
-from kernelpot.models._gap_variance import fitc_factor
-from kernelpot.models.sparse_gpr import GAPTerm, SparseGPR
+from kernelpot.kernels import GaussianCovariance, NormalizedDotProductCovariance
+from kernelpot.models.gap import GAPTerm, SparseGPR, fitc_factor
 from kernelpot.potential.calculator import GAPCalculator
 from kernelpot.potential.serialization import load_model, save_model
 from kernelpot.uncertainty.calibration import (
     calibration_summary,
     coverage,
     fit_std_scale,
-    observed_std,
     gaussian_nll,
+    observed_std,
     recalibrate,
     reliability_diagram,
     spearman,
@@ -36,8 +35,8 @@ def data():
 
 
 def _model(**kwargs):
-    terms = [GAPTerm(Distance2B(4.0, 1.0), SquaredExponential(0.7), delta=0.5, n_sparse=6, sparse_method="uniform"),
-             GAPTerm(RadialGaussians(), NormalisedDotProduct(4), delta=0.3, n_sparse=10, sparse_method="fps")]
+    terms = [GAPTerm(Distance2B(4.0, 1.0), GaussianCovariance(0.7), delta=0.5, n_sparse=6, sparse_method="uniform"),
+             GAPTerm(RadialGaussians(), NormalizedDotProductCovariance(4), delta=0.3, n_sparse=10, sparse_method="fps")]
     params = {"e0": 0.0, "jitter": 1e-8, "default_sigma": (0.005, 0.05, 0.05), "random_state": 0}
     params.update(kwargs)
     return SparseGPR(terms, **params)
@@ -109,7 +108,7 @@ def test_reliability_diagram_writes_a_png(tmp_path):
 def test_recalibration_is_stored_applied_and_saved(data, tmp_path):
     structures, energies, forces = data
     # Only library descriptors can be saved: a distance_2b model.
-    term = GAPTerm(Distance2B(4.0, 1.0), SquaredExponential(0.7), delta=0.5, n_sparse=6, sparse_method="uniform")
+    term = GAPTerm(Distance2B(4.0, 1.0), GaussianCovariance(0.7), delta=0.5, n_sparse=6, sparse_method="uniform")
     model = SparseGPR([term], e0=0.0, default_sigma=(0.005, 0.05, 0.05)).fit(
         structures[:4], energies=energies[:4], forces=forces[:4])
     fitc_factor(model, structures[:4], energies=energies[:4], forces=forces[:4])
@@ -155,7 +154,7 @@ def test_dtc_adds_the_unexplained_prior_to_sor(fitted):
 def test_fitc_equals_dense_fitc_formula_for_energies():
     structures = [_cu(s, a=3.5 + 0.03 * s) for s in range(6)]
     energies = _emt_labels(structures)[0]
-    term = GAPTerm(RadialGaussians(), SquaredExponential(0.8), delta=0.4, n_sparse=5, sparse_method="fps")
+    term = GAPTerm(RadialGaussians(), GaussianCovariance(0.8), delta=0.4, n_sparse=5, sparse_method="fps")
     sigma = 0.01
     model = SparseGPR([term], e0=0.0, jitter=1e-8, default_sigma=(sigma, 1, 1), sigma_per_atom=False,
                       random_state=0).fit(structures, energies=energies)
@@ -188,7 +187,7 @@ def test_fitc_is_dtc_when_the_sparse_points_are_the_training_rows():
     structures = [_cu(s) for s in range(3)]
     energies = _emt_labels(structures)[0]
     rows = np.asarray(RadialGaussians().transform(structures))
-    term = GAPTerm(RadialGaussians(), SquaredExponential(1.0), delta=0.4, sparse_points=rows)
+    term = GAPTerm(RadialGaussians(), GaussianCovariance(1.0), delta=0.4, sparse_points=rows)
     model = SparseGPR([term], e0=0.0, jitter=1e-10, default_sigma=(0.01, 1, 1)).fit(structures, energies=energies)
     fitc_factor(model, structures, energies=energies)
     test = [_cu(20)]
@@ -228,7 +227,7 @@ def test_force_std_is_translation_rotation_and_permutation_covariant(fitted):
 
 def test_pair_term_local_energy_std_of_a_dimer_is_half_the_energy_std():
     dimers = [Atoms("Cu2", positions=[[0, 0, 0], [0, 0, d]]) for d in (2.2, 2.4, 2.6, 2.8)]
-    term = GAPTerm(Distance2B(4.0, 1.0), SquaredExponential(0.5), delta=0.5, n_sparse=4, sparse_method="uniform")
+    term = GAPTerm(Distance2B(4.0, 1.0), GaussianCovariance(0.5), delta=0.5, n_sparse=4, sparse_method="uniform")
     model = SparseGPR([term], e0=0.0).fit(dimers, energies=[0.3, -0.1, -0.2, -0.1])
     out = model.predict(Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 2.5]]), properties=("local_energy",),
                         return_std=True)
@@ -311,7 +310,7 @@ def test_novelty_is_zero_on_reference_rows_and_grows_with_distortion(fitted):
 
 def test_kernel_distance_is_the_feature_space_metric():
     X, Z = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0], [1.0, 1.0]])
-    np.testing.assert_allclose(kernel_distance(NormalisedDotProduct(1), X, Z), np.sqrt(2 - 2 / np.sqrt(2)))
+    np.testing.assert_allclose(kernel_distance(NormalizedDotProductCovariance(1), X, Z), np.sqrt(2 - 2 / np.sqrt(2)))
 
 
 def test_novelty_validation(fitted):
@@ -321,7 +320,7 @@ def test_novelty_validation(fitted):
         novelty(fitted, [_cu(1)], term=0)
     with pytest.raises(ValueError, match=r"`reference` must have shape \(n, 5\); got \(3,\)"):
         novelty(fitted, [_cu(1)], reference=np.zeros(3))
-    pair_only = SparseGPR([GAPTerm(Distance2B(4.0, 1.0), SquaredExponential(0.7), n_sparse=4,
+    pair_only = SparseGPR([GAPTerm(Distance2B(4.0, 1.0), GaussianCovariance(0.7), n_sparse=4,
                                    sparse_method="uniform")], e0=0.0).fit([_cu(1), _cu(2)], energies=[0.0, 0.1])
     with pytest.raises(ValueError, match=r"no term of `model` has one descriptor row per atom"):
         novelty(pair_only, [_cu(1)])

@@ -85,11 +85,11 @@ def test_committee_applies_the_floor(data):
 
 def test_floor_is_saved_in_the_model_file(data, tmp_path):
     from kernelpot.descriptors.distance_2b import Distance2B
-    from kernelpot.models._gap_covariance import SquaredExponential
-    from kernelpot.models.sparse_gpr import GAPTerm, SparseGPR
+    from kernelpot.kernels import GaussianCovariance
+    from kernelpot.models.gap import GAPTerm, SparseGPR
 
     structures, energies, forces = data
-    term = GAPTerm(Distance2B(4.0, 1.0), SquaredExponential(0.7), delta=0.5, n_sparse=6, sparse_method="uniform")
+    term = GAPTerm(Distance2B(4.0, 1.0), GaussianCovariance(0.7), delta=0.5, n_sparse=6, sparse_method="uniform")
     model = SparseGPR([term], e0=0.0, default_sigma=(0.005, 0.05, 0.05)).fit(
         structures[:4], energies=energies[:4], forces=forces[:4])
     recalibrate(model, structures[4:], forces=forces[4:], floor=True)

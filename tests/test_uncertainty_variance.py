@@ -14,9 +14,9 @@ import scipy.linalg as sla
 from test_sparse_gpr import RadialGaussians, _cu, _emt_labels
 
 from kernelpot.descriptors.distance_2b import Distance2B
-from kernelpot.models._gap_covariance import NormalisedDotProduct, SquaredExponential
-from kernelpot.models._gap_terms import VIRIAL_COMPONENTS, row_weights
-from kernelpot.models.sparse_gpr import GAPTerm, SparseGPR
+from kernelpot.kernels import GaussianCovariance, NormalizedDotProductCovariance
+from kernelpot.models.gap import GAPTerm, SparseGPR
+from kernelpot.models.gap.terms import VIRIAL_COMPONENTS, row_weights
 
 H = 1e-4  # Å (and strain) for first derivatives of the sparse covariances
 # The prior covariance sums O(n_pairs²) terms (~1e3), so its second difference
@@ -25,11 +25,11 @@ H2 = 5e-4
 
 
 def _terms(kind):
-    two_body = GAPTerm(Distance2B(4.0, 1.0), SquaredExponential(0.7), delta=0.8, n_sparse=6, sparse_method="uniform")
-    dot = GAPTerm(RadialGaussians(), NormalisedDotProduct(4), delta=0.5, n_sparse=8, sparse_method="fps")
-    ard = GAPTerm(RadialGaussians(), SquaredExponential(np.array([0.5, 0.6, 0.7, 0.8, 0.9])), delta=0.5,
+    two_body = GAPTerm(Distance2B(4.0, 1.0), GaussianCovariance(0.7), delta=0.8, n_sparse=6, sparse_method="uniform")
+    dot = GAPTerm(RadialGaussians(), NormalizedDotProductCovariance(4), delta=0.5, n_sparse=8, sparse_method="fps")
+    ard = GAPTerm(RadialGaussians(), GaussianCovariance(np.array([0.5, 0.6, 0.7, 0.8, 0.9])), delta=0.5,
                   n_sparse=8, sparse_method="fps")
-    zeta2 = GAPTerm(RadialGaussians(), NormalisedDotProduct(2), delta=0.5, n_sparse=8, sparse_method="fps")
+    zeta2 = GAPTerm(RadialGaussians(), NormalizedDotProductCovariance(2), delta=0.5, n_sparse=8, sparse_method="fps")
     return {"2b": [two_body], "dot": [dot], "ard": [ard], "2b+dot": [two_body, dot], "zeta2": [zeta2]}[kind]
 
 

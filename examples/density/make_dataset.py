@@ -3,7 +3,7 @@
 Level of theory: Kohn–Sham PBE / cc-pVDZ (closed shell, density-fitted
 Coulomb term, XC grid level 2), density fitted on cc-pVDZ-JKFIT in the
 Coulomb metric with the electron count and dipole kept exactly (see
-:func:`kernelpot.datasets.density.compute_density_references`).
+:func:`kernelpot.density.dataset.compute_density_references`).
 
 Structures:
 * ``monomers``: water monomers drawn (seed 0) from the TENSOAP set
@@ -57,7 +57,8 @@ import numpy as np
 from ase import Atoms
 from ase.io import read
 
-from kernelpot.datasets.density import DensitySet, compute_density_references
+from kernelpot.density import DensitySet
+from kernelpot.density.references import compute_density_references
 
 TENSOAP = Path("/work/shared/data/tensors/tensoap")
 

@@ -33,11 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from kernelpot.datasets import load_water_density
-from kernelpot.datasets.density import DensitySet
+from kernelpot.density import DensitySet
 from kernelpot.density.basis import BOHR
 from kernelpot.density.grid import write_density_cube
 from kernelpot.models.density import DensityModel
-
 
 DEBYE = 0.20819434  # e·Å
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import ase.io
 
-from .._json import jsonable
+from ..utils.jsonable import jsonable
 
 __all__ = ["Checkpoint", "atomic_write"]
 

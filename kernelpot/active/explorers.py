@@ -183,7 +183,7 @@ class MDExplorer:
         from ase.md.langevin import Langevin
         from ase.md.velocitydistribution import Stationary
 
-        from .._ase_compat import thermalize
+        from ..utils.ase_compat import thermalize
         from ..potential.calculator import GAPCalculator
 
         atoms = self.atoms.copy()

@@ -8,7 +8,7 @@
 3. the oracle (any ASE calculator) labels the picks; a failure (exception
    or NaN) is logged and the structure skipped;
 4. the model is refitted incrementally
-   (:class:`~kernelpot.active.incremental.IncrementalSparseGPR`), or fully,
+   (:class:`~kernelpot.models.gap.incremental.IncrementalSparseGPR`), or fully,
    with a new sparse set, every ``refit_every`` iterations;
 5. the run stops at the label budget, at the target validation error or
    when the explorer has nothing left.
@@ -27,10 +27,9 @@ import time
 import numpy as np
 
 from ..io import LabelledStructures
-from ..models.sparse_gpr import SparseGPR
+from ..models.gap import IncrementalSparseGPR, SparseGPR
 from ..potential.metrics import error_table
 from .checkpoint import Checkpoint
-from .incremental import IncrementalSparseGPR
 from .oracles import label
 from .strategies import make_strategy
 

@@ -230,8 +230,8 @@ class VarianceReduction(Strategy):
             raise ValueError(f"`max_rows` must be an integer >= 1; got {self.max_rows!r}")
 
     def _q_matrix(self, candidates):
-        from ..models._gap_labels import check_sigma, structure_sigmas
-        from ..models._gap_terms import sum_per_structure
+        from ..models.gap.labels import check_sigma, structure_sigmas
+        from ..models.gap.terms import sum_per_structure
 
         model = self.model_
         columns = []
@@ -250,7 +250,7 @@ class VarianceReduction(Strategy):
 
     def _force_system(self, candidates):
         """Whitened ``V = R^-T A^T`` of all candidate rows, each candidate's row block, the integration rows."""
-        from ..models._gap_labels import check_labels, check_sigma
+        from ..models.gap.labels import check_labels, check_sigma
 
         model, n = self.model_, len(candidates)
         counts = np.array([len(a) for a in candidates])
@@ -362,7 +362,7 @@ class CommitteeDisagreement(Strategy):
             a.shape == b.shape and np.array_equal(a, b) for a, b in zip(old, new))
 
     def prepare(self, model, labelled):
-        from .incremental import IncrementalSparseGPR, frozen_sparse_terms
+        from ..models.gap import IncrementalSparseGPR, frozen_sparse_terms
 
         super().prepare(model, labelled)
         if isinstance(self.n_members, bool) or int(self.n_members) < 2:

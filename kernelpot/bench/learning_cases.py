@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 
 import numpy as np
 
 from .results import Row
+from .timing import measure
 
 
 def _identical(ours, theirs) -> str:
@@ -29,12 +29,7 @@ def _water_soap_matrix(n_rows: int) -> np.ndarray:
 def _time_selectors(ours, theirs, X) -> tuple[float, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        start = time.perf_counter()
-        ours.fit(X)
-        t_ours = time.perf_counter() - start
-        start = time.perf_counter()
-        theirs.fit(X)
-        return t_ours, time.perf_counter() - start
+        return measure(lambda: ours.fit(X)).wall, measure(lambda: theirs.fit(X)).wall
 
 
 def selection_vs_skmatter(quick: bool) -> list[Row]:
@@ -83,10 +78,8 @@ def gpr_vs_sklearn(quick: bool) -> list[Row]:
     ours, theirs = GaussianProcessRegressor(kernel=kernel), SklearnGPR(kernel=kernel)
     timings = {}
     for name, model in (("kernelpot", ours), ("sklearn", theirs)):
-        start = time.perf_counter()
-        model.fit(X[:n], y[:n])
-        mean, std = model.predict(X[n:], return_std=True)
-        timings[name] = (time.perf_counter() - start, mean, std)
+        run = measure(lambda: model.fit(X[:n], y[:n]).predict(X[n:], return_std=True))
+        timings[name] = (run.wall, *run.result)
     mean_difference = np.abs(timings["kernelpot"][1] - timings["sklearn"][1]).max()
     lml = (ours.log_marginal_likelihood_value_, theirs.log_marginal_likelihood_value_)
     return [Row("scikit-learn", f"GPR fit (L-BFGS-B) + predict with std, {n} train / 500 test, 6-d",

@@ -6,7 +6,6 @@ kernelpot, so ``kernelpot bench`` needs no external data.
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 from ase import Atoms
@@ -71,16 +70,6 @@ def organic_molecules(n: int, seed: int = 0, rattle: float = 0.05) -> list[Atoms
         atoms.positions += rng.normal(0.0, rattle, atoms.positions.shape)
         out.append(atoms)
     return out
-
-
-def best_time(function, repeat: int = 2) -> float:
-    """Smallest wall time (s) of ``repeat`` calls of ``function()``."""
-    best = np.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def relative_difference(ours, reference) -> float:

@@ -7,7 +7,7 @@ Every basis function is a real solid-harmonic Gaussian centred on atom ``A``::
     φ_{A, s, m}(r) = S_{l m}(r - R_A) Σ_k d_{s k} exp(-α_{s k} |r - R_A|²)
 
 with ``S_lm = |r|^l Y_lm(r̂)`` kernelpot's real solid harmonics
-(:mod:`kernelpot.descriptors._spherical_harmonics`: orthonormal ``Y_lm``, no
+(:mod:`kernelpot.symmetry.harmonics`: orthonormal ``Y_lm``, no
 Condon–Shortley phase, ``m = -l..l``, so the l = 1 block is (y, z, x)), and
 the contraction coefficients ``d`` scaled so that ``∫ φ² dr = 1``. Lengths
 are in Bohr inside this module (exponents in Bohr⁻², as basis-set libraries
@@ -27,7 +27,7 @@ import math
 
 import numpy as np
 
-from ..descriptors._spherical_harmonics import real_solid_harmonics
+from ..symmetry.harmonics import real_solid_harmonics
 
 __all__ = ["AuxiliaryBasis", "BOHR"]
 

@@ -1,6 +1,8 @@
 """Descriptors: per-atom (SOAP, λ-SOAP, FCHL19, distance_2b) and global (MBTR, Coulomb matrix) features.
 
-The names below are imported on first use (PEP 562), so that
+``CentreSpecies`` restricts a per-atom descriptor to centres of some species (gap_fit's per-species terms).
+
+The names below are imported on first use (PEP 562, :mod:`kernelpot.utils.lazy`), so that
 ``from kernelpot.descriptors import SOAP`` loads only SOAP's modules: start-up
 time is part of the interface (a short script should not pay for every
 descriptor's imports).
@@ -8,7 +10,7 @@ descriptor's imports).
 
 from __future__ import annotations
 
-from .._lazy import lazy_getattr
+from ..utils.lazy import lazy_exports
 
 _EXPORTS = {
     "AtomicFeatures": "base",
@@ -22,9 +24,6 @@ _EXPORTS = {
     "Distance2B": "distance_2b",
     "DscribeDescriptor": "dscribe_adapter",
     "from_dscribe": "dscribe_adapter",
+    "CentreSpecies": "centre_species",
 }
-
-__all__ = list(_EXPORTS)
-
-
-__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

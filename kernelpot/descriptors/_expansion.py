@@ -2,7 +2,7 @@
 
 This is the common first step of SOAP (power spectrum) and λ-SOAP
 (equivariant features). Conventions are those of dscribe 2.1 (see
-:mod:`._radial` for the radial bases and :mod:`._spherical_harmonics` for the
+:mod:`._radial` for the radial bases and :mod:`kernelpot.symmetry.harmonics` for the
 real spherical harmonics).
 
 API
@@ -47,10 +47,8 @@ GTO radial functions are evaluated from a quintic Hermite table accurate to
 ~1e-11 of their scale (:func:`._radial.make_radial_basis`), so coefficients
 agree with the exact Gaussian integrals (and dscribe) to ~1e-10 relative.
 
-Also exported: the jitted real harmonics ``real_spherical_harmonics``,
-``real_solid_harmonics`` and ``real_solid_harmonics_with_gradients``
-(:mod:`._spherical_harmonics`, convention above), ``cutoff_padding``, and
-the building blocks SOAP shares (``center_expansion``, ``make_workspace``,
+The real harmonics are those of :mod:`kernelpot.symmetry.harmonics`
+(convention above). Also exported: ``cutoff_padding``, and the building blocks SOAP shares (``center_expansion``, ``make_workspace``,
 ``run_over_centers``).
 """
 
@@ -60,18 +58,12 @@ import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import numpy as np
 import numba
+import numpy as np
 from numba import njit, uint64
 
+from ..symmetry.harmonics import harmonic_prefactors, solid_harmonics_batch
 from ._radial import RadialBasis, cutoff_padding, make_radial_basis, radial_batch
-from ._spherical_harmonics import (
-    harmonic_prefactors,
-    real_solid_harmonics,
-    real_solid_harmonics_with_gradients,
-    real_spherical_harmonics,
-    solid_harmonics_batch,
-)
 
 __all__ = [
     "DensityExpansion",
@@ -79,9 +71,6 @@ __all__ = [
     "run_over_centers",
     "make_workspace",
     "center_expansion",
-    "real_spherical_harmonics",
-    "real_solid_harmonics",
-    "real_solid_harmonics_with_gradients",
     "cutoff_padding",
 ]
 

@@ -4,7 +4,7 @@ The atomic density of species Z around a centre i is a sum of *unnormalised*
 Gaussians ``exp(-η |r - r_ij|²)``, ``η = 1 / (2 σ²)``, one per neighbour j
 (the centre's own atom included) within ``r_cut + padding``. Its expansion
 coefficients on ``g_nl(r) Y_lm(r̂)`` (real harmonics of
-:mod:`._spherical_harmonics`) are written per neighbour as
+:mod:`kernelpot.symmetry.harmonics`) are written per neighbour as
 
     c_nlm += ρ_ln(r_ij) S_lm(r_ij)        (S_lm = r^l Y_lm, a solid harmonic)
 

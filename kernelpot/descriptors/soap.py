@@ -5,7 +5,7 @@ The atomic density of each species around an atom i,
 included, images of periodic cells included, neighbours within
 ``r_cut + σ sqrt(-2 ln 10⁻³)`` as in dscribe), is expanded on radial functions
 ``g_nl`` (GTO or polynomial, :mod:`._radial`) times real spherical harmonics
-(:mod:`._spherical_harmonics`), ``c^Z_nlm(i)``, and the rotation invariant
+(:mod:`kernelpot.symmetry.harmonics`), ``c^Z_nlm(i)``, and the rotation invariant
 partial power spectrum
 
     p^{Z Z'}_{n n' l}(i) = π sqrt(8 / (2l + 1)) Σ_m c^Z_nlm(i) c^{Z'}_n'lm(i)

@@ -1,23 +1,21 @@
 """Regressors: kernel ridge, Gaussian processes, GAP-style sparse GPR, symmetry-adapted GPR for tensors, densities.
 
-Names are imported on first use (PEP 562), so importing one model does not load the others.
+Names are imported on first use (PEP 562, :mod:`kernelpot.utils.lazy`), so importing one model does not load
+the others. GAP (:class:`SparseGPR` and its parts) is the subpackage :mod:`kernelpot.models.gap`.
 """
 
 from __future__ import annotations
 
-from .._lazy import lazy_getattr
+from ..utils.lazy import lazy_exports
 
 _EXPORTS = {
     "KernelRidge": "krr",
     "GaussianProcessRegressor": "gpr",
-    "SparseGPR": "sparse_gpr",
-    "GAPTerm": "sparse_gpr",
-    "SquaredExponential": "_gap_covariance",
-    "NormalisedDotProduct": "_gap_covariance",
+    "SparseGPR": "gap",
+    "GAPTerm": "gap",
+    "IncrementalSparseGPR": "gap",
     "SymmetryAdaptedGPR": "sagpr",
     "TensorRegressor": "sagpr",
     "DensityModel": "density",
 }
-
-__all__ = list(_EXPORTS)
-__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

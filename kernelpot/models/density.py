@@ -50,7 +50,7 @@ import scipy.linalg
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 
-from ..datasets.density import DensitySet, closed_shell_electrons
+from ..density import DensitySet, closed_shell_electrons
 from ..density.basis import BOHR
 from ..density.grid import molecular_grid
 from ..descriptors.lambda_soap import LambdaSOAP

@@ -1,6 +1,16 @@
-"""Parallel and distributed execution of independent blocks of work, and progress bars."""
+"""Parallel and distributed execution of independent blocks of work, and progress bars.
 
-from .blocks import check_scheduler, dask_client, map_ordered
-from .progress import progress, progress_bar
+Names are imported on first use (:mod:`kernelpot.utils.lazy`).
+"""
 
-__all__ = ["map_ordered", "check_scheduler", "dask_client", "progress", "progress_bar"]
+from ..utils.lazy import lazy_exports
+
+_EXPORTS = {
+    "map_ordered": "blocks",
+    "check_scheduler": "blocks",
+    "dask_client": "blocks",
+    "n_workers": "blocks",
+    "progress": "progress",
+    "progress_bar": "progress",
+}
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -1,6 +1,18 @@
-"""GAP potentials: fitting recipe, ASE calculator, model files."""
+"""GAP potentials: fitting recipe (gap_fit strings), ASE calculator, model files, error metrics.
 
-from .calculator import GAPCalculator
-from .serialization import load_model, save_model
+Names are imported on first use (:mod:`kernelpot.utils.lazy`).
+"""
 
-__all__ = ["GAPCalculator", "load_model", "save_model"]
+from ..utils.lazy import lazy_exports
+
+_EXPORTS = {
+    "GAPCalculator": "calculator",
+    "load_model": "serialization",
+    "save_model": "serialization",
+    "ModelFileError": "model_file",
+    "DEFAULT_GAP": "recipe",
+    "terms_from_gap_string": "recipe",
+    "parse_gap_string": "gap_string",
+    "error_table": "metrics",
+}
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

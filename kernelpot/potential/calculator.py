@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 from ase.calculators.calculator import BaseCalculator, PropertyNotImplementedError
 
-from ..models.sparse_gpr import SparseGPR
+from ..models.gap import SparseGPR
 from .serialization import load_model
 
 __all__ = ["GAPCalculator"]
 
 
 class GAPCalculator(BaseCalculator):
-    """ASE calculator evaluating a fitted :class:`~kernelpot.models.sparse_gpr.SparseGPR`.
+    """ASE calculator evaluating a fitted :class:`~kernelpot.models.gap.SparseGPR`.
 
     Parameters
     ----------

@@ -1,7 +1,7 @@
 """From gap_fit's language to kernelpot terms: the GAP fitting recipe.
 
 :func:`terms_from_gap_string` turns a gap_fit ``--gap`` string into
-:class:`~kernelpot.models._gap_terms.GAPTerm` objects for the descriptors
+:class:`~kernelpot.models.gap.terms.GAPTerm` objects for the descriptors
 kernelpot has (``distance_2b``, ``soap``); :data:`DEFAULT_GAP` is the
 recipe used when none is given (2-body + SOAP, as in the mlearn GAP
 benchmark of Zuo et al., J. Phys. Chem. A 124, 731 (2020)).
@@ -17,7 +17,7 @@ Differences from gap_fit, on purpose or not yet bridged:
 * gap_fit splits a ``soap`` term into one term per centre species
   (``add_species=T``, its default); kernelpot keeps one term for all centres
   unless the string gives ``Z=`` (then
-  :class:`~kernelpot.models._gap_centres.CentreSpecies`). On rMD17 ethanol
+  :class:`~kernelpot.descriptors.centre_species.CentreSpecies`). On rMD17 ethanol
   the split did not help at the same total number of sparse points.
 * ``distance_2b``: kernelpot counts each pair once, so its delta is twice
   gap_fit's for the same model.
@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import warnings
 
+from ..descriptors import CentreSpecies
 from ..descriptors.distance_2b import Distance2B
 from ..descriptors.soap import SOAP
-from ..models._gap_centres import CentreSpecies
-from ..models._gap_covariance import NormalisedDotProduct, SquaredExponential
-from ..models._gap_terms import GAPTerm
+from ..kernels import GaussianCovariance, NormalizedDotProductCovariance
+from ..models.gap import GAPTerm
 from .gap_string import parse_gap_string
 
 __all__ = ["DEFAULT_GAP", "terms_from_gap_string"]
@@ -86,7 +86,7 @@ def _distance_2b(params: dict) -> GAPTerm:
                             Z1=params.get("z1"), Z2=params.get("z2"))
     # gap_fit sums the pair energy over both orderings of each pair, kernelpot over each pair
     # once: the same model needs twice gap_fit's delta (checked against quippy in test_sparse_gpr).
-    return GAPTerm(descriptor, SquaredExponential(float(params.get("theta_uniform", 1.0))),
+    return GAPTerm(descriptor, GaussianCovariance(float(params.get("theta_uniform", 1.0))),
                    delta=2.0 * float(params.get("delta", 1.0)), n_sparse=int(params.get("n_sparse", 20)),
                    sparse_method=_sparse(params, name, "uniform"))
 
@@ -113,7 +113,7 @@ def _soap(params: dict, species: list[int], periodic: bool) -> GAPTerm:
     if "z" in params:
         # gap_fit's Z=...: this term describes only centres of that species.
         descriptor = CentreSpecies(descriptor, params["z"])
-    return GAPTerm(descriptor, NormalisedDotProduct(int(params.get("zeta", 4))),
+    return GAPTerm(descriptor, NormalizedDotProductCovariance(int(params.get("zeta", 4))),
                    delta=float(params.get("delta", 1.0)), n_sparse=int(params.get("n_sparse", 1000)),
                    sparse_method=_sparse(params, name, "cur_points"))
 

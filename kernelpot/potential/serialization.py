@@ -1,4 +1,4 @@
-"""Saving and loading fitted :class:`~kernelpot.models.sparse_gpr.SparseGPR` models.
+"""Saving and loading fitted :class:`~kernelpot.models.gap.SparseGPR` models.
 
 The model goes into a ``.kpot`` file (:mod:`kernelpot.potential.model_file`):
 the header records, for every term, the descriptor and covariance classes
@@ -6,7 +6,9 @@ with their hyperparameters and the term's energy scale ``delta`` (eV); the
 arrays hold the sparse points, their cutoff weights, the coefficients and
 the factors needed for predictive variances. Only classes listed in
 :data:`_CLASSES` can be named by a file, so loading never imports or runs
-arbitrary code.
+arbitrary code; files written before the covariances were renamed
+(``SquaredExponential(theta)``, ``NormalisedDotProduct``) load through
+:data:`_RENAMED`.
 """
 
 from __future__ import annotations
@@ -15,20 +17,25 @@ import inspect
 
 import numpy as np
 
-from .._json import jsonable
+from ..descriptors import CentreSpecies
 from ..descriptors.distance_2b import Distance2B
 from ..descriptors.soap import SOAP
-from ..models._gap_centres import CentreSpecies
-from ..models._gap_covariance import NormalisedDotProduct, SquaredExponential
-from ..models._gap_terms import FittedTerm, GAPTerm
-from ..models.sparse_gpr import SparseGPR
+from ..kernels import GaussianCovariance, NormalizedDotProductCovariance
+from ..models.gap import FittedTerm, GAPTerm, SparseGPR
+from ..utils.jsonable import jsonable
 from .model_file import ModelFileError, load_model_file, save_model_file
 
 __all__ = ["save_model", "load_model"]
 
 _MODEL_KIND = "SparseGPR"
-_CLASSES = {cls.__name__: cls for cls in (SOAP, Distance2B, CentreSpecies, SquaredExponential,
-                                          NormalisedDotProduct)}
+_CLASSES = {cls.__name__: cls for cls in (SOAP, Distance2B, CentreSpecies, GaussianCovariance,
+                                          NormalizedDotProductCovariance)}
+# Class names written by kernelpot 0.1.0 before the GAP covariances moved to kernelpot.kernels and took the
+# naming scheme of the vector kernels: old name -> (class, {old parameter: new parameter}).
+_RENAMED = {
+    "SquaredExponential": (GaussianCovariance, {"theta": "sigma"}),
+    "NormalisedDotProduct": (NormalizedDotProductCovariance, {}),
+}
 _MODEL_PARAMS = ("default_sigma", "config_type_sigma", "sigma_per_atom", "e0", "jitter", "solver")
 
 
@@ -45,11 +52,12 @@ def _describe(obj) -> dict:
 
 def _build(spec: dict, path) -> object:
     name = spec.get("class")
-    if name not in _CLASSES:
+    cls, renamed = _RENAMED.get(name, (_CLASSES.get(name), {}))
+    if cls is None:
         raise ModelFileError(f"{str(path)!r} names an unknown class {name!r}; known: {sorted(_CLASSES)}")
-    params = {p: _build(v, path) if isinstance(v, dict) and "class" in v else v
+    params = {renamed.get(p, p): _build(v, path) if isinstance(v, dict) and "class" in v else v
               for p, v in spec.get("params", {}).items()}
-    return _CLASSES[name](**params)
+    return cls(**params)
 
 
 def save_model(model: SparseGPR, path, *, metadata: dict | None = None):

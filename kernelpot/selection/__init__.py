@@ -1,7 +1,9 @@
-"""Greedy selection of samples (environments, structures) or features: FPS and CUR."""
+"""Greedy selection of samples (environments, structures) or features: FPS and CUR.
 
-from ._base import SelectionWarning
-from .cur import CUR
-from .fps import FPS
+Names are imported on first use (:mod:`kernelpot.utils.lazy`).
+"""
 
-__all__ = ["FPS", "CUR", "SelectionWarning"]
+from ..utils.lazy import lazy_exports
+
+_EXPORTS = {"FPS": "fps", "CUR": "cur", "SelectionWarning": "_base"}
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

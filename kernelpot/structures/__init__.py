@@ -1,8 +1,18 @@
-"""Structures: packing ASE Atoms into flat arrays, neighbour search, readers for formats ASE lacks (RuNNer/n2p2)."""
+"""Structures: packing ASE Atoms into flat arrays, neighbour search, readers for formats ASE lacks (RuNNer/n2p2).
 
-from .neighbours import NeighbourList, neighbour_list
-from .packing import PackedStructures, as_atoms_list, pack
-from .runner import RunnerFormatError, read_runner, write_runner
+Names are imported on first use (:mod:`kernelpot.utils.lazy`).
+"""
 
-__all__ = ["PackedStructures", "pack", "as_atoms_list", "NeighbourList", "neighbour_list", "read_runner", "write_runner",
-           "RunnerFormatError"]
+from ..utils.lazy import lazy_exports
+
+_EXPORTS = {
+    "PackedStructures": "packing",
+    "pack": "packing",
+    "as_atoms_list": "packing",
+    "NeighbourList": "neighbours",
+    "neighbour_list": "neighbours",
+    "read_runner": "runner",
+    "write_runner": "runner",
+    "RunnerFormatError": "runner",
+}
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -4,7 +4,7 @@ Complex coefficients ``<l1 m1; l2 m2 | λ μ>`` come from Racah's closed
 formula evaluated in exact rational arithmetic (one rounding, in the final
 square root), so they are correct to machine precision for any degree.
 The real-basis coefficients are their image under the change of basis of
-:func:`kernelpot.symmetry.wigner.complex_to_real_matrix`::
+:func:`kernelpot.symmetry.harmonics.complex_to_real_matrix`::
 
     C[m1, m2, μ] = sum U_λ[μ, μ'] <l1 m1'; l2 m2' | λ μ'> U_l1*[m1, m1'] U_l2*[m2, m2']
 
@@ -29,7 +29,7 @@ from math import factorial, lcm
 
 import numpy as np
 
-from .wigner import _check_degree, complex_to_real_matrix
+from .harmonics import check_degree, complex_to_real_matrix
 
 __all__ = [
     "clebsch_gordan_complex",
@@ -55,7 +55,7 @@ def clebsch_gordan_complex(l1: int, m1: int, l2: int, m2: int, lam: int, mu: int
         Zero unless ``m1 + m2 == μ`` and ``|l1 - l2| <= λ <= l1 + l2``.
     """
     for name, value in (("l1", l1), ("l2", l2), ("lam", lam)):
-        _check_degree(value, name)
+        check_degree(value, name)
     if m1 + m2 != mu or abs(m1) > l1 or abs(m2) > l2 or abs(mu) > lam:
         return 0.0
     if not abs(l1 - l2) <= lam <= l1 + l2:
@@ -110,7 +110,7 @@ def real_clebsch_gordan_sparse(l1: int, l2: int, lam: int):
 
 def _check_triangle(l1, l2, lam):
     for name, value in (("l1", l1), ("l2", l2), ("lam", lam)):
-        _check_degree(value, name)
+        check_degree(value, name)
     if not abs(l1 - l2) <= lam <= l1 + l2:
         raise ValueError(
             f"degrees must satisfy |l1 - l2| <= lam <= l1 + l2; got l1={l1}, l2={l2}, lam={lam}"

@@ -1,24 +1,5 @@
-"""Real spherical harmonics conventions and real Wigner D matrices.
+"""Real Wigner D matrices, in the real-harmonic convention of :mod:`kernelpot.symmetry.harmonics`.
 
-Convention of kernelpot's real spherical harmonics
---------------------------------------------------
-Components of degree ``l`` are stored in the order ``m = -l, ..., l``
-(column ``l*l + l + m`` when all degrees are concatenated). The *standard*
-real harmonics are built from the complex ones ``Y_l^m`` (Condon–Shortley
-phase included, as in :func:`scipy.special.sph_harm_y`) as::
-
-    Y_{l m}  = sqrt(2) (-1)^m Re Y_l^m          m > 0
-    Y_{l 0}  = Y_l^0
-    Y_{l m}  = sqrt(2) (-1)^m Im Y_l^{|m|}       m < 0
-
-so that the phase cancels and, e.g., ``(Y_{1,-1}, Y_{1,0}, Y_{1,1})`` is
-``sqrt(3 / 4π) (y, z, x) / r`` with a plus sign. :data:`CONDON_SHORTLEY`
-is the single switch to the other common convention, which keeps the
-phase (multiplies ``Y_{l m}`` by ``(-1)^m``). Every matrix of this package
-(Wigner D, complex-to-real change of basis, Clebsch–Gordan) follows it.
-
-Real Wigner D matrices
-----------------------
 For a proper rotation ``R`` (3×3, acting on column vectors),
 :func:`wigner_d_real` returns the orthogonal matrices with::
 
@@ -36,98 +17,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .harmonics import check_degree, convention_signs
+
 __all__ = [
-    "CONDON_SHORTLEY",
-    "convention_signs",
-    "complex_to_real_matrix",
-    "reference_real_spherical_harmonics",
     "wigner_d_real",
     "wigner_d_real_all",
     "random_rotation",
 ]
-
-#: Whether kernelpot's real spherical harmonics carry the Condon–Shortley
-#: phase ``(-1)^m`` (see the module docstring). It must agree with the real
-#: harmonics of :mod:`kernelpot.descriptors._expansion`; a test checks it.
-CONDON_SHORTLEY = False
-
-
-def convention_signs(l: int) -> np.ndarray:
-    """Signs ``s_m`` with ``Y_{l m}(kernelpot) = s_m Y_{l m}(standard)``.
-
-    Parameters
-    ----------
-    l : int
-        Degree, >= 0.
-
-    Returns
-    -------
-    ndarray of shape (2l + 1,), float64
-        ``(-1)^m`` for ``m = -l..l`` if :data:`CONDON_SHORTLEY`, else ones.
-    """
-    m = np.arange(-l, l + 1)
-    if CONDON_SHORTLEY:
-        return np.where(m % 2 == 0, 1.0, -1.0)
-    return np.ones(2 * l + 1)
-
-
-def complex_to_real_matrix(l: int) -> np.ndarray:
-    """Unitary change of basis ``U`` with ``Y_real = U @ Y_complex`` at degree ``l``.
-
-    Parameters
-    ----------
-    l : int
-        Degree, >= 0.
-
-    Returns
-    -------
-    ndarray of shape (2l + 1, 2l + 1), complex128
-        Rows are real components ``m = -l..l``, columns complex ones
-        (Condon–Shortley ``Y_l^m``), both in increasing ``m``.
-    """
-    _check_degree(l, "l")
-    u = np.zeros((2 * l + 1, 2 * l + 1), dtype=np.complex128)
-    u[l, l] = 1.0
-    root_half = np.sqrt(0.5)
-    for m in range(1, l + 1):
-        phase = (-1.0) ** m
-        u[l + m, l + m] = phase * root_half
-        u[l + m, l - m] = root_half
-        u[l - m, l - m] = 1j * root_half
-        u[l - m, l + m] = -1j * phase * root_half
-    return convention_signs(l)[:, None] * u
-
-
-def reference_real_spherical_harmonics(vectors, l_max: int) -> np.ndarray:
-    """Real spherical harmonics from :func:`scipy.special.sph_harm_y` (slow reference).
-
-    Parameters
-    ----------
-    vectors : array_like of shape (n, 3)
-        Directions (any non-zero length; only the direction matters).
-    l_max : int
-        Largest degree, >= 0.
-
-    Returns
-    -------
-    ndarray of shape (n, (l_max + 1)**2), float64
-        Column ``l*l + l + m`` holds ``Y_{l m}`` in kernelpot's convention.
-    """
-    from scipy.special import sph_harm_y
-
-    _check_degree(l_max, "l_max")
-    vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
-    r = np.linalg.norm(vectors, axis=1)
-    if np.any(r == 0):
-        raise ValueError("`vectors` must be non-zero to define a direction")
-    theta = np.arccos(np.clip(vectors[:, 2] / r, -1.0, 1.0))
-    phi = np.mod(np.arctan2(vectors[:, 1], vectors[:, 0]), 2 * np.pi)
-    out = np.empty((len(vectors), (l_max + 1) ** 2))
-    for l in range(l_max + 1):
-        m = np.arange(-l, l + 1)
-        y_complex = sph_harm_y(l, m[None, :], theta[:, None], phi[:, None])
-        out[:, l * l : (l + 1) ** 2] = (y_complex @ complex_to_real_matrix(l).T).real
-    return out
 
 
 def wigner_d_real(rotation, l: int) -> np.ndarray:
@@ -156,7 +52,7 @@ def wigner_d_real(rotation, l: int) -> np.ndarray:
     >>> wigner_d_real(quarter_turn, 1) @ np.array([0.0, 0.0, 1.0])  # (y, z, x) of x
     array([1., 0., 0.])
     """
-    _check_degree(l, "l")
+    check_degree(l, "l")
     rotation = _check_rotation(rotation)
     single = rotation.ndim == 2
     batch = rotation[None] if single else rotation
@@ -181,7 +77,7 @@ def wigner_d_real_all(rotation, l_max: int) -> list[np.ndarray]:
     list of ndarray
         Element ``l`` has shape (2l + 1, 2l + 1) or (n, 2l + 1, 2l + 1).
     """
-    _check_degree(l_max, "l_max")
+    check_degree(l_max, "l_max")
     rotation = _check_rotation(rotation)
     single = rotation.ndim == 2
     batch = rotation[None] if single else rotation
@@ -213,13 +109,6 @@ def random_rotation(rng=None) -> np.ndarray:
     if np.linalg.det(q) < 0:
         q[:, 0] = -q[:, 0]
     return q
-
-
-def _check_degree(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"`{name}` must be an integer; got {value!r}")
-    if value < 0:
-        raise ValueError(f"`{name}` must be >= 0; got {value}")
 
 
 def _check_rotation(rotation) -> np.ndarray:

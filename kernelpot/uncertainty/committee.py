@@ -1,6 +1,6 @@
 """Query-by-committee uncertainty from sparse GPRs fitted on random subsets of the training set.
 
-Each member is a clone of one :class:`~kernelpot.models.sparse_gpr.SparseGPR`
+Each member is a clone of one :class:`~kernelpot.models.gap.SparseGPR`
 fitted on its own random subsample of the training structures (without
 replacement, as in Musil et al., J. Chem. Theory Comput. 15, 906 (2019),
 doi:10.1021/acs.jctc.8b00959). The prediction is the members' mean and
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, clone
 
-from ..models.sparse_gpr import SparseGPR
+from ..models.gap import SparseGPR
 from ..structures.packing import as_atoms_list
 
 __all__ = ["CommitteeSparseGPR"]

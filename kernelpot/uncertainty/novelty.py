@@ -23,7 +23,7 @@ def kernel_distance(kernel, X, Z, chunk=4096):
 
     Parameters
     ----------
-    kernel : SquaredExponential or NormalisedDotProduct
+    kernel : GaussianCovariance or NormalizedDotProductCovariance
     X : ndarray of shape (n_rows, n_features)
     Z : ndarray of shape (n_reference, n_features)
     chunk : int

@@ -53,8 +53,8 @@ def check_min_distance(atoms_list, min_distance=MIN_DISTANCE):
     The message names the first such structure, the two atoms, their
     distance and how many structures are affected.
     """
-    from ..structures.neighbours import neighbour_list
-    from ..structures.packing import pack
+    from ...structures.neighbours import neighbour_list
+    from ...structures.packing import pack
 
     packed = pack(atoms_list)
     nl = neighbour_list(packed, min_distance)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..descriptors.base import AtomicFeatures, Descriptor, SparseGradients, species_numbers
+from .base import AtomicFeatures, Descriptor, SparseGradients, species_numbers
 
 __all__ = ["CentreSpecies"]
 

@@ -1,4 +1,4 @@
-"""Memory budget of a SparseGPR fit: parsing, the pre-fit estimate, streamed sparse selection.
+"""Memory budget of a SparseGPR fit: the pre-fit estimate, the block plan, streamed sparse selection.
 
 The fit holds, at its peak, the ``M x M`` factors of the sparse points
 (``M`` = all sparse points), one block of whitened design rows
@@ -15,60 +15,20 @@ the picks of ``pool + block`` become the next pool), which is exact for
 from __future__ import annotations
 
 import os
-import re
 
 import numpy as np
 
-from ..parallel.progress import progress
-from ..structures.packing import atom_budget_groups
-from ._gap_sparse import select_sparse
+from ...parallel.progress import progress
+from ...structures.packing import atom_budget_groups
+from .sparse import select_sparse
 
-__all__ = ["parse_memory", "resident_bytes", "fit_estimate", "plan_fit_blocks", "select_streamed",
+__all__ = ["fit_estimate", "plan_fit_blocks", "select_streamed",
            "SELECTION_COPIES"]
 
-_UNITS = {"": 2**20, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6,
-          "mib": 2**20, "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12, "tib": 2**40}
 # Copies of the descriptor rows alive while selecting among them: the rows,
 # the rounded copy and the sort buffers of the duplicate filter, and the
 # selector's own working arrays (CUR: the centred rows and their SVD).
 SELECTION_COPIES = 5.0
-
-
-def parse_memory(value, name="max_memory"):
-    """Bytes of a memory size: a number of MiB, or a string such as ``"4GB"``, ``"512 MiB"``.
-
-    Decimal units (kB, MB, GB, TB) are powers of 1000, binary ones (KiB,
-    MiB, GiB, TiB) powers of 1024; a bare number is MiB.
-
-    Returns
-    -------
-    int
-    """
-    if isinstance(value, bool):
-        raise TypeError(f"`{name}` must be a number of MiB or a string like '4GB'; got {value!r}")
-    if isinstance(value, (int, float, np.number)):
-        number, unit = float(value), ""
-    elif isinstance(value, str):
-        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*", value)
-        if match is None or match.group(2).lower() not in _UNITS:
-            raise ValueError(f"`{name}` must be a size like '4GB', '512MiB' or a number of MiB; got {value!r}")
-        number, unit = float(match.group(1)), match.group(2).lower()
-    else:
-        raise TypeError(f"`{name}` must be a number of MiB or a string like '4GB'; got {value!r}")
-    if not (np.isfinite(number) and number > 0):
-        raise ValueError(f"`{name}` must be > 0; got {value!r}")
-    return int(number * _UNITS[unit])
-
-
-def resident_bytes():
-    """Resident memory of this process now (bytes; Linux ``/proc``, else the peak so far)."""
-    try:
-        with open("/proc/self/statm") as handle:
-            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError, AttributeError):  # pragma: no cover - not Linux
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def fit_estimate(*, n_sparse, max_term_sparse, block_rows, block_atoms, gradient_bytes_per_atom,

@@ -19,7 +19,9 @@ import importlib
 import json
 from pathlib import Path
 
-__all__ = ["add_learn_parser"]
+from .options import add_label_keys, add_model_options, add_quiet, make_model, read_labels, report_skips
+
+__all__ = ["add_parser", "run", "make_oracle"]
 
 
 def _schedule(text):
@@ -50,20 +52,17 @@ def _read_plain(path):
     return list(read(path, index=":"))
 
 
-def _learn(args) -> int:
-    from ..models.sparse_gpr import SparseGPR
-    from ..potential.recipe import DEFAULT_GAP, terms_from_gap_string
-    from .explorers import MDExplorer, PoolExplorer
-    from .loop import ActiveLearner
-    from .oracles import StoredLabels
+def run(args) -> int:
+    from ..active.explorers import MDExplorer, PoolExplorer
+    from ..active.loop import ActiveLearner
+    from ..active.oracles import StoredLabels
 
     if (args.pool is None) == (args.md is None):
         raise ValueError("give exactly one of --pool FILE and --md FILE")
     if args.pool is not None:
         if args.oracle == "stored":
-            from ..io import read_labelled
-
-            data = read_labelled(args.pool, required=("energy", "forces"))
+            data = read_labels(args.pool, args, required=("energy", "forces"))
+            report_skips(data, args.quiet)
             structures = data.atoms
             oracle = StoredLabels(data.atoms, data.energies, data.forces)
         else:
@@ -80,17 +79,10 @@ def _learn(args) -> int:
                               random_state=args.seed)
     validation = None
     if args.validation is not None:
-        from ..io import read_labelled
-
-        validation = read_labelled(args.validation, required=("energy", "forces"))
-    species = sorted({int(z) for a in structures for z in a.numbers})
-    periodic = bool(all(a.pbc.all() for a in structures))
-    terms = terms_from_gap_string(args.gap or DEFAULT_GAP, species, periodic=periodic)
-    try:
-        e0 = float(args.e0)
-    except ValueError:
-        e0 = args.e0
-    model = SparseGPR(terms, default_sigma=tuple(args.default_sigma[:3]), e0=e0, random_state=args.seed)
+        validation = read_labels(args.validation, args, required=("energy", "forces"))
+        report_skips(validation, args.quiet)
+    model = make_model(args, structures)
+    model.set_params(verbose=False)  # the loop reports progress itself
     learner = ActiveLearner(model, explorer, oracle, strategy=args.strategy, batch_size=args.batch_size,
                             budget=args.budget, n_initial=args.n_initial, validation=validation,
                             target_error=args.target_error, target_metric=args.target_metric,
@@ -105,9 +97,9 @@ def _learn(args) -> int:
     return 0
 
 
-def add_learn_parser(sub) -> argparse.ArgumentParser:
+def add_parser(sub) -> argparse.ArgumentParser:
     """Add the ``learn`` subcommand to the ``kernelpot`` subparsers ``sub``."""
-    from .strategies import STRATEGIES
+    from ..active.strategies import STRATEGIES
 
     learn = sub.add_parser("learn", help="active learning: explore, select, label, refit (resumable)")
     learn.add_argument("checkpoint", type=Path, help="checkpoint folder (created; resumed if it exists)")
@@ -133,11 +125,8 @@ def add_learn_parser(sub) -> argparse.ArgumentParser:
     learn.add_argument("--interval", type=int, default=10, help="md: steps between scored snapshots")
     learn.add_argument("--segment", type=int, default=100, help="md without threshold: steps per iteration")
     learn.add_argument("--threshold", type=float, help="md: label when the strategy score exceeds this")
-    learn.add_argument("--gap", help="gap_fit descriptor string (default: kernelpot's DEFAULT_GAP)")
-    learn.add_argument("--default-sigma", type=lambda t: [float(v) for v in t.split(",")],
-                       default=[0.002, 0.1, 0.05], help="energy (eV/atom), force (eV/Å), virial (eV/atom)")
-    learn.add_argument("--e0", default="average", help="average | isolated | a number (eV)")
-    learn.add_argument("--seed", type=int, default=0)
-    learn.add_argument("--quiet", action="store_true")
-    learn.set_defaults(handler=_learn)
+    add_model_options(learn)
+    add_quiet(learn)
+    add_label_keys(learn)
+    learn.set_defaults(handler=run)
     return learn

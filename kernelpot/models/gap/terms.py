@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ._gap_covariance import NormalisedDotProduct, SquaredExponential
+from ...kernels import GaussianCovariance, NormalizedDotProductCovariance
 
 __all__ = ["GAPTerm", "FittedTerm", "VIRIAL_COMPONENTS", "sum_per_structure"]
 
@@ -38,7 +38,7 @@ class GAPTerm:
         (``X`` an :class:`~kernelpot.descriptors.base.AtomicFeatures`,
         ``G`` a :class:`~kernelpot.descriptors.base.SparseGradients`) and,
         optionally, ``cutoff_weight(X) -> (w, dw_dX)``.
-    kernel : SquaredExponential or NormalisedDotProduct
+    kernel : GaussianCovariance or NormalizedDotProductCovariance
         Covariance between descriptor rows (GAP ``ard_se`` / ``dot_product``).
     delta : float, default=1.0
         Energy scale of the term in eV (prior std of a local energy).
@@ -72,9 +72,9 @@ class GAPTerm:
         where = f"terms[{index}]"
         if not callable(getattr(self.descriptor, "transform", None)):
             raise TypeError(f"{where}.descriptor must have a transform method; got {self.descriptor!r}")
-        if not isinstance(self.kernel, (SquaredExponential, NormalisedDotProduct)):
+        if not isinstance(self.kernel, (GaussianCovariance, NormalizedDotProductCovariance)):
             raise TypeError(
-                f"{where}.kernel must be SquaredExponential or NormalisedDotProduct; got {self.kernel!r}"
+                f"{where}.kernel must be GaussianCovariance or NormalizedDotProductCovariance; got {self.kernel!r}"
             )
         delta = self.delta
         if isinstance(delta, bool) or not isinstance(delta, (int, float, np.number)) or not (

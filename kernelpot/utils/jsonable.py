@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["jsonable"]
+
 
 def jsonable(value):
     """``value`` with NumPy arrays and scalars turned into lists and Python numbers (recursively)."""

@@ -23,13 +23,8 @@ The prior term ``T T' c`` of a force (or virial) component needs the mixed
 second derivative of the covariance. For items ``i`` (a descriptor row
 ``x_i`` and a feature-space vector ``u_i``, e.g. ``dX_row/dr_{j,a}``) it is
 ``δ² Σ_ij u_i^T ∂_x ∂_z^T [w(x) w(z) k(x, z)] u_j`` at ``x = x_i, z = x_j``,
-written out analytically below for both covariances:
-
-* normalised dot product, ``k = c^ζ``, ``c = x̂·ẑ``:
-  ``u^T ∂_x∂_z^T k v = ζ(ζ-1) c^(ζ-2) (u·∂_x c)(v·∂_z c)
-  + ζ c^(ζ-1) (P_x u)·(P_z v) / (|x||z|)``, ``P_x = 1 - x̂x̂^T``;
-* squared exponential, ``S = diag(1/θ²)``, ``d = x - z``:
-  ``u^T ∂_x∂_z^T k v = k [u^T S v - (u^T S d)(v^T S d)]``.
+written out analytically by each covariance
+(``second_derivative_pieces`` of :mod:`kernelpot.kernels.covariance`).
 
 Only dot products of the item vectors with each other and with the rows
 are needed, so each group (one atom's force, one structure's virial) costs
@@ -43,9 +38,8 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from ..structures.packing import as_atoms_list, atom_budget_groups
-from ._gap_covariance import NormalisedDotProduct, SquaredExponential
-from ._gap_terms import VIRIAL_COMPONENTS, row_weights
+from ...structures.packing import as_atoms_list, atom_budget_groups
+from .terms import VIRIAL_COMPONENTS, row_weights
 
 __all__ = [
     "VARIANCES",
@@ -66,55 +60,6 @@ class StdRequest:
 
     def __init__(self, forces=False, virial=False, local=False):
         self.forces, self.virial, self.local = forces, virial, local
-
-
-def _dot_pieces(zeta, X, U):
-    """``(k, D, H)`` for items ``(x_i, u_i)`` of one group under ``k = (x̂·ẑ)^ζ``.
-
-    ``k[i, j] = k(x_i, x_j)``, ``D[i, j] = u_i·∂_x k(x_i, x_j)`` and
-    ``H[i, j] = u_i^T ∂_x∂_z^T k(x_i, x_j) u_j``.
-    """
-    norm = np.linalg.norm(X, axis=1)
-    Xh = X / norm[:, None]
-    c = np.clip(Xh @ Xh.T, -1.0, 1.0)
-    A = U @ Xh.T                      # A[i, j] = u_i·x̂_j
-    a = np.diag(A).copy()             # u_i·x̂_i
-    dc = (A - c * a[:, None]) / norm[:, None]    # u_i·∂_x c(x_i, x_j)
-    k = c**zeta
-    g1 = zeta * c ** (zeta - 1.0)
-    if zeta == 1.0:
-        g2 = np.zeros_like(c)
-    else:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            g2 = np.where(c != 0.0, zeta * (zeta - 1.0) * c ** (zeta - 2.0), 0.0 if zeta > 2.0 else np.inf)
-        if zeta < 2.0 and np.isinf(g2).any():
-            raise ValueError(f"the force variance of NormalisedDotProduct(zeta={zeta}) is infinite for "
-                             "orthogonal environments; use zeta >= 2")
-    # (P_x u_i)·(P_z u_j) with x = x_i, z = x_j
-    projected = (U @ U.T - a[:, None] * A.T - A * a[None, :] + np.outer(a, a) * c) / np.outer(norm, norm)
-    H = g2 * dc * dc.T + g1 * projected
-    return k, g1 * dc, H
-
-
-def _se_pieces(inv_theta2, X, U):
-    """As :func:`_dot_pieces` for ``k = exp(-|x - z|²_S / 2)``."""
-    Xs = X * inv_theta2
-    d2 = (Xs * X).sum(1)[:, None] + (Xs * X).sum(1)[None, :] - 2.0 * Xs @ X.T
-    k = np.exp(-0.5 * np.maximum(d2, 0.0))
-    Us = U * inv_theta2
-    B = Us @ X.T                      # B[i, j] = u_i^T S x_j
-    b = np.diag(B).copy()
-    uSd = b[:, None] - B              # u_i^T S (x_i - x_j)
-    H = k * (Us @ U.T + uSd * uSd.T)  # v^T S d_ij = -(u_j^T S (x_j - x_i))
-    return k, -k * uSd, H
-
-
-def _pieces(kernel, X, U):
-    if isinstance(kernel, NormalisedDotProduct):
-        return _dot_pieces(kernel._zeta(), X, U)
-    if isinstance(kernel, SquaredExponential):
-        return _se_pieces(kernel._inv_theta2(X.shape[1]), X, U)
-    raise TypeError(f"no force variance for the covariance {type(kernel).__name__}")
 
 
 def group_gradient_prior(term, X, U, item_rows, order, offsets):
@@ -156,7 +101,7 @@ def _group_prior(term, X, w, dw, U, item_rows, items, n_comp):
     rows = np.repeat(item_rows[items], n_comp)
     Xg, wg = X[rows], w[rows]
     Ug = U[items].reshape(n * n_comp, -1)
-    k, D, H = _pieces(term.kernel, Xg, Ug)
+    k, D, H = term.kernel.second_derivative_pieces(Xg, Ug)
     total = wg[:, None] * wg[None, :] * H
     if dw is not None:
         du = (Ug * dw[rows]).sum(1)          # u_i·∇w(x_i)
@@ -297,7 +242,7 @@ def std_outputs(var, properties, atoms_list, scale, floor=None):
 
 def _fitc_rows(model, atoms_list, structures, labels, sigma_table):
     """Prior variances ``K_nn`` and noise sigmas of a block's observations, in ``_design`` row order."""
-    from ._gap_labels import structure_sigmas
+    from .labels import structure_sigmas
 
     sub = [atoms_list[s] for s in structures]
     n_atoms = int(sum(len(a) for a in sub))
@@ -353,7 +298,7 @@ def fitc_factor(model, atoms_list, *, energies=None, forces=None, virials=None, 
     model
         The same object with ``fitc_factor_`` (n_sparse_total, n_sparse_total) set.
     """
-    from ._gap_labels import check_labels, check_sigma
+    from .labels import check_labels, check_sigma
 
     if not hasattr(model, "alpha_"):
         raise ValueError("`model` is not fitted; call fit first")

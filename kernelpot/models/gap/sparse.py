@@ -11,9 +11,9 @@ import warnings
 import numpy as np
 
 try:
-    from ..selection._base import SelectionWarning
-    from ..selection.cur import CUR
-    from ..selection.fps import FPS
+    from ...selection._base import SelectionWarning
+    from ...selection.cur import CUR
+    from ...selection.fps import FPS
 except ImportError:  # pragma: no cover - selection is part of kernelpot
     FPS = CUR = SelectionWarning = None
 

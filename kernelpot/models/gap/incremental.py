@@ -30,16 +30,15 @@ import copy
 import numpy as np
 import scipy.linalg as sla
 
-from ..models._gap_labels import check_labels
-from ..models._gap_terms import GAPTerm
-from ..models.sparse_gpr import SparseGPR
-from ..structures.packing import as_atoms_list, pack
+from ...structures.packing import as_atoms_list, pack
+from . import GAPTerm, SparseGPR
+from .labels import check_labels
 
 __all__ = ["IncrementalSparseGPR", "frozen_sparse_terms"]
 
 
 class IncrementalSparseGPR(SparseGPR):
-    """:class:`~kernelpot.models.sparse_gpr.SparseGPR` with ``partial_fit``.
+    """:class:`~kernelpot.models.gap.SparseGPR` with ``partial_fit``.
 
     Parameters are those of :class:`SparseGPR`. :meth:`fit` is the full fit
     (it chooses the sparse points and ``e0``); :meth:`partial_fit` adds
@@ -54,9 +53,10 @@ class IncrementalSparseGPR(SparseGPR):
     --------
     >>> from ase.build import bulk
     >>> from kernelpot.descriptors.distance_2b import Distance2B
-    >>> from kernelpot.models.sparse_gpr import GAPTerm, SquaredExponential
+    >>> from kernelpot.kernels import GaussianCovariance
+    >>> from kernelpot.models.gap import GAPTerm
     >>> atoms = [bulk("Si", "diamond", a=a) for a in (5.3, 5.4, 5.5, 5.6)]
-    >>> term = GAPTerm(Distance2B(cutoff=4.0), SquaredExponential(0.5), n_sparse=10,
+    >>> term = GAPTerm(Distance2B(cutoff=4.0), GaussianCovariance(0.5), n_sparse=10,
     ...                sparse_method="uniform")
     >>> model = IncrementalSparseGPR([term], e0=0.0).fit(atoms[:3], energies=[-10.5, -10.8, -10.7])
     >>> model = model.partial_fit(atoms[3:], energies=[-10.4])

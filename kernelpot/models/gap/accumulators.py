@@ -18,8 +18,8 @@ import numpy as np
 import scipy.linalg as sla
 from scipy.linalg import lapack
 
-from ..parallel.blocks import dask_client, map_ordered, n_workers
-from ._gap_labels import Labels
+from ...parallel.blocks import dask_client, map_ordered, n_workers
+from .labels import Labels
 
 # column block size of dtpqrt (LAPACK recommends 32-64)
 _TPQRT_BLOCK = 64

@@ -1,6 +1,6 @@
 """Sparse Gaussian process regression of total energies, forces and virials (GAP).
 
-The model is a sum of terms (:class:`~kernelpot.models._gap_terms.GAPTerm`),
+The model is a sum of terms (:class:`~kernelpot.models.gap.terms.GAPTerm`),
 each a descriptor, a covariance and a set of sparse points. The energy of a
 structure is the sum of local energies of its descriptor rows plus
 per-species reference energies ``e0``; forces and virials are its
@@ -35,38 +35,20 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 
-from ..parallel.blocks import check_scheduler
-from ..parallel.progress import progress
-from ..structures.packing import as_atoms_list, atom_budget_groups, pack
-from ._gap_accumulators import NormalAccumulator as _NormalAccumulator
-from ._gap_accumulators import QRAccumulator as _QRAccumulator
-from ._gap_accumulators import accumulate_parallel
-from ._gap_covariance import NormalisedDotProduct, SquaredExponential
-from ._gap_labels import check_labels, check_sigma, resolve_e0, structure_sigmas
-from ._gap_scale import (
-    SELECTION_COPIES,
-    parse_memory,
-    plan_fit_blocks,
-    resident_bytes,
-    select_streamed,
-)
-from ._gap_terms import (
-    VIRIAL_COMPONENTS,
-    FittedTerm,
-    GAPTerm,
-    row_weights,
-    structure_of_rows,
-    sum_per_structure,
-)
-from ._gap_variance import (
-    VARIANCES,
-    StdRequest,
-    dtc_variance,
-    std_outputs,
-    term_std_inputs,
-)
+from ...parallel.blocks import check_scheduler
+from ...parallel.progress import progress
+from ...structures.packing import as_atoms_list, atom_budget_groups, pack
+from ...utils.memory import parse_memory, resident_bytes
+from . import FittedTerm, GAPTerm
+from .accumulators import NormalAccumulator as _NormalAccumulator
+from .accumulators import QRAccumulator as _QRAccumulator
+from .accumulators import accumulate_parallel
+from .budget import SELECTION_COPIES, plan_fit_blocks, select_streamed
+from .labels import check_labels, check_sigma, resolve_e0, structure_sigmas
+from .terms import VIRIAL_COMPONENTS, row_weights, structure_of_rows, sum_per_structure
+from .variance import VARIANCES, StdRequest, dtc_variance, std_outputs, term_std_inputs
 
-__all__ = ["SparseGPR", "GAPTerm", "SquaredExponential", "NormalisedDotProduct"]
+__all__ = ["SparseGPR"]
 
 logger = logging.getLogger(__name__)
 
@@ -155,9 +137,10 @@ class SparseGPR(BaseEstimator):
     --------
     >>> from ase.build import bulk
     >>> from kernelpot.descriptors.distance_2b import Distance2B
-    >>> from kernelpot.models.sparse_gpr import GAPTerm, SparseGPR, SquaredExponential
+    >>> from kernelpot.kernels import GaussianCovariance
+    >>> from kernelpot.models.gap import GAPTerm, SparseGPR
     >>> atoms = [bulk("Si", "diamond", a=a) for a in (5.3, 5.4, 5.5)]
-    >>> term = GAPTerm(Distance2B(cutoff=4.0), SquaredExponential(0.5), n_sparse=10,
+    >>> term = GAPTerm(Distance2B(cutoff=4.0), GaussianCovariance(0.5), n_sparse=10,
     ...                sparse_method="uniform")
     >>> model = SparseGPR([term], e0=0.0).fit(atoms, energies=[-10.5, -10.8, -10.7])
     >>> model.predict(atoms)["energy"].shape
@@ -439,11 +422,11 @@ class SparseGPR(BaseEstimator):
             if that recalibration fitted a floor.
         variance : {"dtc", "sor", "fitc"}, default="dtc"
             Approximation of the variance (see
-            :mod:`kernelpot.models._gap_variance`): projected process (GAP's
+            :mod:`kernelpot.models.gap.variance`): projected process (GAP's
             own, includes the prior variance not explained by the sparse
             points), subset of regressors (overconfident far from the data;
             for comparison), or FITC (needs
-            :func:`kernelpot.models._gap_variance.fitc_factor` first). A
+            :func:`kernelpot.models.gap.variance.fitc_factor` first). A
             predict argument rather than a constructor parameter because all
             three share one fit (FITC adds a factor, not a new mean), so one
             model can be compared under each.
@@ -522,7 +505,7 @@ class SparseGPR(BaseEstimator):
             return self.posterior_factor_
         if not hasattr(self, "fitc_factor_"):
             raise ValueError("variance='fitc' needs the FITC factor: call "
-                             "kernelpot.models._gap_variance.fitc_factor(model, training data) first")
+                             "kernelpot.models.gap.variance.fitc_factor(model, training data) first")
         return self.fitc_factor_
 
     def _predict_blocks(self, atoms_list, need_gradient):

@@ -1,0 +1,119 @@
+"""Options shared by the ``kernelpot`` commands, defined once with one set of defaults.
+
+* :func:`add_label_keys` — which extxyz keys hold the labels, and what to do
+  with a structure that lacks one (``fit``, ``evaluate``, ``learn``);
+* :func:`add_model_options` — the GAP model and its fit: ``--gap``,
+  ``--default-sigma``, ``--e0``, the memory and parallel options and
+  ``--seed`` (``fit``, ``learn``);
+* :func:`add_quiet` — ``--quiet`` (every command).
+
+:func:`read_labels` and :func:`make_model` turn the parsed options into the
+labelled structures and the unfitted :class:`~kernelpot.models.gap.SparseGPR`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["add_label_keys", "add_model_options", "add_quiet", "add_seed", "read_labels", "report_skips",
+           "make_model", "float_list", "e0_value"]
+
+#: ``--default-sigma`` when not given: energy (eV/atom), force (eV/Å), virial (eV/atom), Hessian (ignored).
+DEFAULT_SIGMA = [0.002, 0.1, 0.05, 0.0]
+
+
+def float_list(text: str) -> list[float]:
+    """``"0.002,0.1"``, ``"0.002 0.1"`` or gap_fit's ``"{0.002 0.1}"`` as a list of floats."""
+    try:
+        return [float(v) for v in text.replace("{", "").replace("}", "").replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas; got {text!r}") from None
+
+
+def e0_value(text: str):
+    """``--e0``: a number (eV, every species) or a method name (``average``, ``isolated``)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or summaries")
+
+
+def add_seed(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+
+def add_label_keys(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("label keys of the extxyz file")
+    group.add_argument("--energy-key", default="energy", help="total energy, eV (default: energy)")
+    group.add_argument("--forces-key", default="forces", help="forces, eV/Å (default: forces)")
+    group.add_argument("--virial-key", default="virial", help="virial, eV (default: virial)")
+    group.add_argument("--stress-key", default="stress", help="stress, used when no virial (default: stress)")
+    group.add_argument("--stress-units", default="eV/A^3", choices=["eV/A^3", "GPa", "kbar"])
+    group.add_argument("--stress-sign", default="ase", choices=["ase", "pressure"],
+                       help="ase: tensile positive; pressure: compressive positive (VASP 'in kB')")
+    group.add_argument("--config-type-key", default="config_type")
+    group.add_argument("--on-missing", choices=["raise", "skip"], default="raise",
+                       help="structures lacking a label: stop with an error, or skip and count them")
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model and fit")
+    group.add_argument("--gap", help="gap_fit descriptor string, e.g. '{distance_2b cutoff=5.0 ... : soap ...}' "
+                                     "(default: kernelpot's DEFAULT_GAP)")
+    group.add_argument("--default-sigma", type=float_list, default=list(DEFAULT_SIGMA),
+                       help="energy (eV/atom), force (eV/Å), virial (eV/atom)[, hessian: ignored] "
+                            "(default: 0.002,0.1,0.05)")
+    group.add_argument("--e0", type=e0_value, default="average",
+                       help="per-species reference energies: average | isolated | a number in eV (default: average)")
+    group.add_argument("--max-block-memory", type=float, default=512.0,
+                       help="MiB for one block of the fit (used without --max-memory; default: 512)")
+    group.add_argument("--max-memory", default=None,
+                       help="memory budget of the whole fit, e.g. 4GB or 3500MiB: chooses the block size; "
+                            "the estimated peak is printed before the fit")
+    group.add_argument("--n-jobs", type=int, default=None,
+                       help="local processes building the fit's blocks (default: this process, with threads)")
+    group.add_argument("--scheduler", default=None,
+                       help="Dask scheduler address tcp://HOST:PORT: build the blocks on its workers "
+                            "(pip install 'kernelpot[distributed]')")
+    add_seed(group)
+
+
+def read_labels(path, args, required):
+    """The labelled structures of ``path`` read with the label-key options of ``args``."""
+    from ..io import read_labelled
+
+    return read_labelled(
+        path, energy_key=args.energy_key, forces_key=args.forces_key, virial_key=args.virial_key,
+        stress_key=args.stress_key, config_type_key=args.config_type_key, stress_units=args.stress_units,
+        stress_sign=args.stress_sign, required=required, on_missing=args.on_missing,
+    )
+
+
+def report_skips(data, quiet: bool) -> None:
+    """Say on stderr which structures were skipped for missing labels."""
+    if data.skipped and not quiet:
+        print(f"skipped {len(data.skipped)} structure(s): "
+              + "; ".join(f"{i}: {why}" for i, why in list(data.skipped.items())[:10]), file=sys.stderr)
+
+
+def make_model(args, structures):
+    """The unfitted SparseGPR the model options of ``args`` describe, for the species of ``structures``."""
+    from ..models.gap import SparseGPR
+    from ..potential.recipe import DEFAULT_GAP, terms_from_gap_string
+
+    sigma = args.default_sigma[:3]
+    if len(sigma) != 3:
+        raise SystemExit("--default-sigma needs at least 3 numbers: energy (eV/atom), force (eV/Å), virial (eV/atom)")
+    species = sorted({int(z) for a in structures for z in a.numbers})
+    # SOAP honours a periodic direction only where a structure's pbc has it (a cluster stays a cluster),
+    # so one periodic direction anywhere makes the descriptor periodic.
+    periodic = bool(any(a.pbc.any() for a in structures))
+    terms = terms_from_gap_string(args.gap or DEFAULT_GAP, species, periodic=periodic)
+    return SparseGPR(terms, default_sigma=tuple(sigma), e0=args.e0, max_block_memory=args.max_block_memory,
+                     max_memory=args.max_memory, n_jobs=args.n_jobs, scheduler=args.scheduler,
+                     random_state=args.seed, verbose=not args.quiet)

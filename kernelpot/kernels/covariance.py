@@ -1,0 +1,226 @@
+"""Covariances of GAP terms: vector kernels with the feature gradients a force fit needs.
+
+:class:`GaussianCovariance` and :class:`NormalizedDotProductCovariance` are
+the functions of :class:`~kernelpot.kernels.vector.Gaussian` and
+:class:`~kernelpot.kernels.vector.NormalizedDotProduct` (same names, same
+parameters: the length scale is ``sigma``, the exponent ``zeta``), in the
+form a sparse GPR of energies, forces and virials
+(:class:`~kernelpot.models.gap.SparseGPR`) needs. The vector kernels are
+scikit-learn kernels (hyperparameters, ``eval_gradient``) for KRR and GPR;
+these covariances give, for descriptor rows ``x`` and sparse points ``z``,
+
+* ``__call__(X, Z)`` -> ``(n, m)`` values,
+* ``diag(X)`` -> ``(n,)`` values ``k(x, x)``,
+* ``gradient_dot(X, Z, coef)`` -> ``(n, d)``: ``d/dx_i sum_m coef[i, m] k(x_i, z_m)``,
+  used for predictions (one contraction, never an ``(n, m, d)`` array),
+* ``pair_context(X, Z, K=None)``: what ``pair_gradients`` needs of the whole
+  block (kernel values, unit vectors, ...), computed once per block rather
+  than once per chunk of pairs,
+* ``pair_gradients(X, Z, Gv, rows, K=None, context=None)`` -> ``(n_pairs, 3, m)``:
+  ``sum_k Gv[p, a, k] dk(x_rows[p], z_m)/dx_k``, the kernel derivative with
+  respect to the position of the pair's moving atom, used for fitting;
+  written as matrix products ``Gv @ Z.T`` so the cost is BLAS;
+* ``second_derivative_pieces(X, U)`` -> ``(k, D, H)``: the mixed second
+  derivatives ``u_i^T ∂_x∂_z^T k(x_i, x_j) u_j`` behind the prior variance
+  of forces and virials (:mod:`kernelpot.models.gap.variance`).
+
+The overall scale ``delta**2`` and the cutoff weights live in the term,
+not here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["GaussianCovariance", "NormalizedDotProductCovariance"]
+
+
+def _flat_dot(G, Z):
+    """``G @ Z.T`` for G of shape (P, 3, d): one GEMM instead of P small ones."""
+    P, three, d = G.shape
+    return (G.reshape(P * three, d) @ Z.T).reshape(P, three, Z.shape[0])
+
+
+def _check_positive(name, value):
+    if isinstance(value, bool):
+        raise TypeError(f"`{name}` must be a number; got {value!r}")
+    array = np.asarray(value, dtype=np.float64)
+    if array.ndim > 1 or array.size == 0 or not np.all(np.isfinite(array)) or np.any(array <= 0):
+        raise ValueError(f"`{name}` must be a finite number > 0 (or a 1-D array of them); got {value!r}")
+    return array
+
+
+class GaussianCovariance:
+    """``k(x, z) = exp(-sum_k (x_k - z_k)**2 / (2 sigma_k**2))`` (GAP ``ard_se``).
+
+    Parameters
+    ----------
+    sigma : float or array-like of shape (n_features,)
+        Length scale(s) in units of the features (Å for ``distance_2b``),
+        as ``sigma`` of :class:`~kernelpot.kernels.vector.Gaussian`. A
+        scalar is GAP's ``theta_uniform``; an array gives one per feature
+        (GAP's ``theta``).
+    """
+
+    def __init__(self, sigma=1.0):
+        self.sigma = sigma
+
+    def __repr__(self):
+        return f"GaussianCovariance(sigma={self.sigma!r})"
+
+    def get_params(self, deep=True):
+        return {"sigma": self.sigma}
+
+    def inverse_sigma2(self, n_features):
+        """ndarray (n_features,): ``1 / sigma_k**2`` of every feature (checked against ``n_features``)."""
+        sigma = _check_positive("sigma", self.sigma)
+        if sigma.ndim == 1 and sigma.shape[0] != n_features:
+            raise ValueError(
+                f"`sigma` has {sigma.shape[0]} length scales but the descriptor has "
+                f"{n_features} features"
+            )
+        return np.broadcast_to(1.0 / sigma**2, (n_features,))
+
+    def __call__(self, X, Z):
+        s = self.inverse_sigma2(X.shape[1])
+        Xs, Zs = X * s, Z * s
+        d2 = (Xs * X).sum(1)[:, None] + (Zs * Z).sum(1)[None, :] - 2.0 * Xs @ Z.T
+        return np.exp(-0.5 * np.maximum(d2, 0.0))
+
+    def diag(self, X):
+        return np.ones(X.shape[0])
+
+    def gradient_dot(self, X, Z, coef, K=None):
+        s = self.inverse_sigma2(X.shape[1])
+        K = self(X, Z) if K is None else K
+        A = coef * K
+        # d/dx_i sum_m A_im = -sum_m A_im (x_i - z_m) s
+        return -(A.sum(1)[:, None] * X - A @ Z) * s
+
+    def pair_context(self, X, Z, K=None):
+        return self.inverse_sigma2(X.shape[1]), (self(X, Z) if K is None else K)
+
+    def pair_gradients(self, X, Z, Gv, rows, K=None, context=None):
+        s, K = self.pair_context(X, Z, K) if context is None else context
+        Gs = Gv * s                                    # (P, 3, d)
+        u = np.einsum("pak,pk->pa", Gs, X[rows])       # (P, 3)
+        GZ = _flat_dot(Gs, Z)                          # (P, 3, m)
+        GZ -= u[:, :, None]
+        GZ *= K[rows][:, None, :]
+        return GZ
+
+    def second_derivative_pieces(self, X, U):
+        """``(k, D, H)`` for items ``(x_i, u_i)``: ``k[i, j] = k(x_i, x_j)``, ``D[i, j] = u_i·∂_x k(x_i, x_j)``,
+        ``H[i, j] = u_i^T ∂_x∂_z^T k(x_i, x_j) u_j``.
+
+        With ``S = diag(1/sigma²)`` and ``d = x - z``:
+        ``u^T ∂_x∂_z^T k v = k [u^T S v - (u^T S d)(v^T S d)]``.
+        """
+        inv_sigma2 = self.inverse_sigma2(X.shape[1])
+        Xs = X * inv_sigma2
+        d2 = (Xs * X).sum(1)[:, None] + (Xs * X).sum(1)[None, :] - 2.0 * Xs @ X.T
+        k = np.exp(-0.5 * np.maximum(d2, 0.0))
+        Us = U * inv_sigma2
+        B = Us @ X.T                      # B[i, j] = u_i^T S x_j
+        b = np.diag(B).copy()
+        uSd = b[:, None] - B              # u_i^T S (x_i - x_j)
+        H = k * (Us @ U.T + uSd * uSd.T)  # v^T S d_ij = -(u_j^T S (x_j - x_i))
+        return k, -k * uSd, H
+
+
+class NormalizedDotProductCovariance:
+    """``k(x, z) = (x·z / (|x| |z|))**zeta`` (GAP ``dot_product`` with ``zeta``, used for SOAP).
+
+    Parameters
+    ----------
+    zeta : float, default=4
+        Exponent, > 0 (an integer in practice; GAP's SOAP default is 4), as
+        ``zeta`` of :class:`~kernelpot.kernels.vector.NormalizedDotProduct`.
+    """
+
+    def __init__(self, zeta=4):
+        self.zeta = zeta
+
+    def __repr__(self):
+        return f"NormalizedDotProductCovariance(zeta={self.zeta!r})"
+
+    def get_params(self, deep=True):
+        return {"zeta": self.zeta}
+
+    def checked_zeta(self):
+        """``zeta`` as a float, checked (a scalar > 0)."""
+        zeta = _check_positive("zeta", self.zeta)
+        if zeta.ndim != 0:
+            raise ValueError(f"`zeta` must be a scalar > 0; got {self.zeta!r}")
+        return float(zeta)
+
+    @staticmethod
+    def _unit(X):
+        norm = np.linalg.norm(X, axis=1)
+        if np.any(norm == 0):
+            raise ValueError(
+                "NormalizedDotProductCovariance needs non-zero feature vectors; rows "
+                f"{np.nonzero(norm == 0)[0][:10].tolist()} are all zero (isolated atoms?)"
+            )
+        return X / norm[:, None], norm
+
+    def _cos(self, X, Z):
+        Xh, nx = self._unit(X)
+        Zh, _ = self._unit(Z)
+        return np.clip(Xh @ Zh.T, -1.0, 1.0), Xh, Zh, nx
+
+    def __call__(self, X, Z):
+        c = self._cos(X, Z)[0]
+        return c ** self.checked_zeta()
+
+    def diag(self, X):
+        self._unit(X)
+        return np.ones(X.shape[0])
+
+    def gradient_dot(self, X, Z, coef, K=None):
+        zeta = self.checked_zeta()
+        c, Xh, Zh, nx = self._cos(X, Z)
+        A = coef * zeta * c ** (zeta - 1.0)
+        # d c_im / d x_i = (zh_m - c_im xh_i) / |x_i|
+        return (A @ Zh - (A * c).sum(1)[:, None] * Xh) / nx[:, None]
+
+    def pair_context(self, X, Z, K=None):
+        return (self.checked_zeta(), *self._cos(X, Z))
+
+    def pair_gradients(self, X, Z, Gv, rows, K=None, context=None):
+        zeta, c, Xh, Zh, nx = self.pair_context(X, Z) if context is None else context
+        c = c[rows]
+        B = zeta * c ** (zeta - 1.0) / nx[rows][:, None]   # (P, m)
+        GZ = _flat_dot(Gv, Zh)                             # (P, 3, m)
+        u = np.einsum("pak,pk->pa", Gv, Xh[rows])          # (P, 3)
+        GZ -= c[:, None, :] * u[:, :, None]
+        GZ *= B[:, None, :]
+        return GZ
+
+    def second_derivative_pieces(self, X, U):
+        """``(k, D, H)`` as :meth:`GaussianCovariance.second_derivative_pieces`, for ``k = c^ζ``, ``c = x̂·ẑ``.
+
+        ``u^T ∂_x∂_z^T k v = ζ(ζ-1) c^(ζ-2) (u·∂_x c)(v·∂_z c) + ζ c^(ζ-1) (P_x u)·(P_z v) / (|x||z|)``,
+        ``P_x = 1 - x̂x̂^T``.
+        """
+        zeta = self.checked_zeta()
+        norm = np.linalg.norm(X, axis=1)
+        Xh = X / norm[:, None]
+        c = np.clip(Xh @ Xh.T, -1.0, 1.0)
+        A = U @ Xh.T                      # A[i, j] = u_i·x̂_j
+        a = np.diag(A).copy()             # u_i·x̂_i
+        dc = (A - c * a[:, None]) / norm[:, None]    # u_i·∂_x c(x_i, x_j)
+        k = c**zeta
+        g1 = zeta * c ** (zeta - 1.0)
+        if zeta == 1.0:
+            g2 = np.zeros_like(c)
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                g2 = np.where(c != 0.0, zeta * (zeta - 1.0) * c ** (zeta - 2.0), 0.0 if zeta > 2.0 else np.inf)
+            if zeta < 2.0 and np.isinf(g2).any():
+                raise ValueError(f"the force variance of NormalizedDotProductCovariance(zeta={zeta}) is infinite "
+                                 "for orthogonal environments; use zeta >= 2")
+        # (P_x u_i)·(P_z u_j) with x = x_i, z = x_j
+        projected = (U @ U.T - a[:, None] * A.T - A * a[None, :] + np.outer(a, a) * c) / np.outer(norm, norm)
+        H = g2 * dc * dc.T + g1 * projected
+        return k, g1 * dc, H

@@ -1,0 +1,30 @@
+"""GAP: sparse Gaussian process regression of energies, forces and virials, and everything it owns.
+
+Public names (imported on first use):
+
+* :class:`SparseGPR` (:mod:`.model`) — the estimator; :class:`GAPTerm` and
+  :class:`FittedTerm` (:mod:`.terms`) — one descriptor + covariance + sparse
+  points, before and after the fit;
+* :class:`IncrementalSparseGPR`, :func:`frozen_sparse_terms`
+  (:mod:`.incremental`) — adding labelled structures without a refit;
+* :func:`fitc_factor` (:mod:`.variance`) — the FITC variance factor of a
+  fitted model.
+
+Inside the package: labels and noise (:mod:`.labels`), sparse-point
+selection (:mod:`.sparse`), the block-by-block solvers (:mod:`.accumulators`),
+the memory plan (:mod:`.budget`) and the predictive variances
+(:mod:`.variance`). The covariances are in :mod:`kernelpot.kernels.covariance`,
+the per-species descriptor wrapper in :mod:`kernelpot.descriptors.centre_species`.
+"""
+
+from ...utils.lazy import lazy_exports
+
+_EXPORTS = {
+    "SparseGPR": "model",
+    "GAPTerm": "terms",
+    "FittedTerm": "terms",
+    "IncrementalSparseGPR": "incremental",
+    "frozen_sparse_terms": "incremental",
+    "fitc_factor": "variance",
+}
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -1,0 +1,12 @@
+"""Helpers shared by every kernelpot package: lazy exports, JSON conversion, ASE shims, memory sizes."""
+
+from .lazy import lazy_exports
+
+_EXPORTS = {
+    "lazy_exports": "lazy",
+    "jsonable": "jsonable",
+    "thermalize": "ase_compat",
+    "parse_memory": "memory",
+    "resident_bytes": "memory",
+}
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -1,0 +1,31 @@
+"""Model files written by earlier kernelpot versions still load and predict the numbers they gave then."""
+
+from pathlib import Path
+
+import numpy as np
+from ase.io import read
+
+from kernelpot.descriptors import CentreSpecies
+from kernelpot.kernels import GaussianCovariance, NormalizedDotProductCovariance
+from kernelpot.potential import load_model
+
+HERE = Path(__file__).resolve().parent
+LEGACY = HERE / "reference" / "legacy_kpot"
+
+
+def test_kpot_from_before_the_layout_moves_predicts_the_same(bundled_data):
+    # Written at commit 36aef01 by tests/reference/legacy_kpot/make_reference.py: its header names
+    # SquaredExponential(theta=...) and NormalisedDotProduct, the classes' names before they moved to
+    # kernelpot.kernels.covariance.
+    model = load_model(LEGACY / "model_v0.1.kpot")
+    kernels = [term.kernel for term in model.terms_]
+    assert isinstance(kernels[0], GaussianCovariance) and kernels[0].sigma == 1.0
+    assert isinstance(kernels[1], NormalizedDotProductCovariance) and kernels[1].zeta == 4
+    assert isinstance(model.terms_[1].descriptor, CentreSpecies)
+    test = read(bundled_data / "mlearn_si" / "mlearn_Si_training.extxyz", "20:24")
+    expected = np.load(LEGACY / "predictions.npz")
+    out = model.predict(test, properties=("energy", "forces", "stress"), return_std=True)
+    for key in ("energy", "forces", "stress", "energy_std", "forces_std", "stress_std"):
+        np.testing.assert_allclose(out[key], expected[key], rtol=1e-10, atol=1e-12, err_msg=key)
+    fitc = model.predict(test, return_std=True, variance="fitc")
+    np.testing.assert_allclose(fitc["energy_std"], expected["fitc_energy_std"], rtol=1e-10)

@@ -171,14 +171,15 @@ def test_qr_and_cholesky_solvers_agree(cu_data):
 
 
 def test_blockwise_assembly_equals_one_block(cu_data):
-    from kernelpot.models.gap.labels import check_labels, check_sigma
+    from kernelpot.models.gap.design import DesignBuilder
+    from kernelpot.models.gap.labels import check_labels
 
     structures, energies, forces, virials = cu_data
     model = _fitted(cu_data, "2b+dot", jitter=1e-4)
     labels = check_labels(structures, energies, [None] + forces[1:], virials, None)
-    sigma = check_sigma(model.default_sigma, None)
-    A, y = model._design(structures, list(range(len(structures))), labels, sigma)
-    blocks = [model._design(structures, [s], labels, sigma) for s in range(len(structures))]
+    builder = DesignBuilder.from_model(model)
+    A, y = builder.rows(structures, list(range(len(structures))), labels)
+    blocks = [builder.rows(structures, [s], labels) for s in range(len(structures))]
     A_blocks = np.vstack([b[0] for b in blocks])
     y_blocks = np.concatenate([b[1] for b in blocks])
     assert A.shape == A_blocks.shape == (8 + 7 * 12 + 8 * 6, model.alpha_.size)

@@ -195,7 +195,7 @@ class VarianceReduction(Strategy):
         ``"energy"``: a candidate's label is its energy, the integrated
         quantity the candidates' energy variance (cheap: one row each).
         ``"forces"``: a label is the energy *and* all force components
-        (the ``1 + 3 n_atoms`` whitened rows of ``SparseGPR._design``), the
+        (the ``1 + 3 n_atoms`` whitened rows of :class:`~kernelpot.models.gap.design.DesignBuilder`), the
         integrated quantity the summed force variance of the candidates'
         force components (eV²/Å²). Each pick is then a block Woodbury update
         ``K -= K V_c (I + V_c^T K V_c)^-1 V_c^T K`` in the whitened space
@@ -230,18 +230,11 @@ class VarianceReduction(Strategy):
             raise ValueError(f"`max_rows` must be an integer >= 1; got {self.max_rows!r}")
 
     def _q_matrix(self, candidates):
-        from ..models.gap.labels import check_sigma, structure_sigmas
-        from ..models.gap.terms import sum_per_structure
+        from ..models.gap.design import DesignBuilder
 
-        model = self.model_
-        columns = []
-        for term in model.terms_:
-            X = term.descriptor.transform(candidates)
-            columns.append(sum_per_structure(term.knm(np.asarray(X))[0], X.offsets))
-        K = np.hstack(columns)                                  # (n, M) energy covariances, eV²
-        table = check_sigma(model.default_sigma, model.config_type_sigma)
-        sigma = np.array([structure_sigmas(table, "default", len(a), model.sigma_per_atom)[0] for a in candidates])
-        V = sla.solve_triangular(model.posterior_factor_, (K / sigma[:, None]).T, trans="T")  # R^-T a^T
+        # (n, M) energy covariances (eV²) over their noise sigmas (eV, config type "default")
+        A, sigma = DesignBuilder.from_model(self.model_).unlabelled_rows(candidates, forces=False)
+        V = sla.solve_triangular(self.model_.posterior_factor_, A.T, trans="T")  # R^-T a^T
         return V.T @ V, sigma
 
     @staticmethod
@@ -250,21 +243,18 @@ class VarianceReduction(Strategy):
 
     def _force_system(self, candidates):
         """Whitened ``V = R^-T A^T`` of all candidate rows, each candidate's row block, the integration rows."""
-        from ..models.gap.labels import check_labels, check_sigma
+        from ..models.gap.design import DesignBuilder
 
         model, n = self.model_, len(candidates)
         counts = np.array([len(a) for a in candidates])
-        # _design wants labels; the variances do not depend on them, so zeros stand in.
-        labels = check_labels(candidates, [0.0] * n, [np.zeros((c, 3)) for c in counts], None, None)
-        table = check_sigma(model.default_sigma, model.config_type_sigma)
-        A, _ = model._design(candidates, np.arange(n), labels, table)   # rows: n energies, then forces
+        A, sigma = DesignBuilder.from_model(model).unlabelled_rows(candidates)   # rows: n energies, then forces
         V = sla.solve_triangular(model.posterior_factor_, A.T, trans="T")
         starts = n + 3 * np.concatenate([[0], np.cumsum(counts)[:-1]])
         blocks = [np.concatenate([[i], starts[i] + np.arange(3 * counts[i])]) for i in range(n)]
         rows = np.arange(n, A.shape[0])
         if len(rows) > self.max_rows:
             rows = np.sort(self.rng_.choice(rows, self.max_rows, replace=False))
-        return V, blocks, V[:, rows], float(table["default"][1])
+        return V, blocks, V[:, rows], float(sigma[n])   # the force sigma (eV/Å) of every candidate
 
     @staticmethod
     def _force_gains(Q, C, blocks):

@@ -10,7 +10,6 @@ order: a sum of normal equations, or the QR of the stacked R factors (TSQR).
 
 from __future__ import annotations
 
-import copy
 import os
 from contextlib import nullcontext
 
@@ -52,6 +51,19 @@ class QRAccumulator:
         Its R starts at zero: the QR of ``[0; A]`` is that of ``A``.
         """
         return cls(np.zeros((m, m)))
+
+    @classmethod
+    def from_solution(cls, R, alpha):
+        """Accumulator holding a solved problem: its :meth:`solve` output ``R`` (m, m) and coefficients.
+
+        The augmented factor of ``[[L^T, 0], [A, b]]`` is ``[[R, z], [0, r]]``
+        with ``z = R alpha``; its residual ``r`` never feeds back into ``R``
+        or ``z``, so a zero stands in. Adding rows to it then equals adding
+        them to the accumulator that produced ``R`` (incremental learning).
+        """
+        accumulator = cls(R)
+        accumulator.R[: accumulator.m, accumulator.m] = R @ alpha
+        return accumulator
 
     def add(self, A, b):
         """Add rows ``A`` (n, m) with targets ``b`` (n,)."""
@@ -107,6 +119,13 @@ class NormalAccumulator:
         """Accumulator of design rows only (a worker's part), for ``m`` sparse points."""
         return cls(np.zeros((m, m)))
 
+    @classmethod
+    def from_solution(cls, U, alpha):
+        """Accumulator holding a solved problem: ``H = U^T U`` and ``A^T b = H alpha`` (incremental learning)."""
+        accumulator = cls(U.T @ U)
+        accumulator.r = accumulator.H @ alpha
+        return accumulator
+
     def add(self, A, b):
         """Add rows ``A`` (n, m) with targets ``b`` (n,)."""
         self.H += A.T @ A
@@ -134,19 +153,18 @@ class NormalAccumulator:
         return U, alpha
 
 
-def partial_factor(model, atoms_list, labels, sigma_table, blocks):
+def partial_factor(builder, solver, atoms_list, labels, blocks):
     """Partial accumulator state of some blocks of structures (runs on a worker).
 
     Parameters
     ----------
-    model : SparseGPR
-        With ``terms_`` and ``e0_`` chosen (sparse points fixed).
+    builder : DesignBuilder
+        Design rows of the model (sparse points and ``e0`` chosen).
+    solver : {"qr", "cholesky"}
     atoms_list : list of ase.Atoms
         The structures of this task.
     labels : Labels
         Their labels.
-    sigma_table : dict
-        Noise table from ``SparseGPR._check_params``.
     blocks : list of list of int
         Indices into ``atoms_list``, one list per block.
 
@@ -155,19 +173,19 @@ def partial_factor(model, atoms_list, labels, sigma_table, blocks):
     ndarray or tuple of ndarray
         :meth:`QRAccumulator.state` or :meth:`NormalAccumulator.state`.
     """
-    m = sum(t.n_sparse for t in model.terms_)
-    accumulator = QRAccumulator.empty(m) if model.solver == "qr" else NormalAccumulator.empty(m)
+    accumulator = QRAccumulator.empty(builder.n_sparse) if solver == "qr" else NormalAccumulator.empty(builder.n_sparse)
     for structures in blocks:
-        A, y = model._design(atoms_list, structures, labels, sigma_table)
+        A, y = builder.rows(atoms_list, structures, labels)
         accumulator.add(A, y)
         del A, y  # the next block is built without this one alive
     return accumulator.state()
 
 
-def accumulate_parallel(model, atoms_list, labels, sigma_table, blocks, accumulate):
-    """Blocks built by local processes or Dask workers; their partial factors merged here in order."""
-    worker = copy.copy(model)
-    worker.scheduler, worker.n_jobs, worker.verbose = None, None, False
+def accumulate_parallel(model, builder, atoms_list, labels, blocks, accumulate):
+    """Blocks of ``model``'s fit built by local processes or Dask workers; their partial factors merged here in order.
+
+    The workers receive ``builder`` (what the rows depend on), not the model.
+    """
     with dask_client(model.scheduler) if model.scheduler is not None else nullcontext() as client:
         n_tasks = min(len(blocks), n_workers(client) if client is not None else
                       (os.cpu_count() or 1) if model.n_jobs == -1 else model.n_jobs)
@@ -177,10 +195,9 @@ def accumulate_parallel(model, atoms_list, labels, sigma_table, blocks, accumula
             local = {s: i for i, s in enumerate(structures)}
             sub_labels = Labels(*[[getattr(labels, f)[s] for s in structures]
                                   for f in ("energies", "forces", "virials", "config_types")])
-            tasks.append(([atoms_list[s] for s in structures], sub_labels, sigma_table,
+            tasks.append((model.solver, [atoms_list[s] for s in structures], sub_labels,
                           [[local[s] for s in blocks[g][0]] for g in group]))
-        for state in map_ordered(partial_factor, worker, tasks, n_jobs=model.n_jobs, client=client,
+        for state in map_ordered(partial_factor, builder, tasks, n_jobs=model.n_jobs, client=client,
                                  desc="SparseGPR fit blocks", verbose=bool(model.verbose)):
             accumulate.merge(state)
             del state
-

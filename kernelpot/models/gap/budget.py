@@ -171,24 +171,46 @@ def select_streamed(descriptor, atoms_list, n_sparse, method, rng, budget, *, ve
     return Z, {"n_rows": n_rows, "n_features": probe.shape[1], "streamed": streamed, "held_bytes": peak}
 
 
-def plan_fit_blocks(model, atoms_list, labels, per_atom, budget, baseline):
-    """Plan a SparseGPR fit's blocks (the largest within ``budget`` bytes, if given); set ``model.memory_estimate_``.
+def plan_fit_blocks(model, builder, atoms_list, labels, per_atom, budget, baseline):
+    """Plan the blocks of ``model``'s fit: the largest within ``budget`` bytes, if given.
 
-    ``per_atom``: descriptor gradient bytes and pairs per atom.
+    Parameters
+    ----------
+    model : SparseGPR
+        Being fitted (its parameters and ``selection_info_`` are read).
+    builder : DesignBuilder
+        Its design rows.
+    atoms_list : list of ase.Atoms
+    labels : Labels
+    per_atom : (float, float)
+        Descriptor gradient bytes and gradient pairs per atom.
+    budget : float or None
+        Bytes for the whole process (``max_memory``), or None for blocks of
+        ``max_block_memory`` MiB.
+    baseline : float
+        Bytes in use before the fit.
+
+    Returns
+    -------
+    blocks : list of (list of int, int)
+    memory_estimate : dict
+        What ``memory_estimate_`` holds, ``"block_budget"`` included.
+    message : str
+        The estimate in words, for the user.
     """
     per_atom, pairs_per_atom = per_atom
-    n_sparse = sum(t.n_sparse for t in model.terms_)
+    n_sparse = builder.n_sparse
     held = max(info["held_bytes"] for info in model.selection_info_)
     local = model.n_jobs if model.scheduler is None and model.n_jobs not in (None, 1) else 1
     workers = 0 if model.scheduler is not None else ((os.cpu_count() or 1) if local == -1 else local)
 
     def plan(block_bytes):
-        blocks, n_obs = model._plan_blocks(atoms_list, labels, per_atom, block_bytes=block_bytes)
+        blocks, n_obs = builder.plan_blocks(atoms_list, labels, per_atom, block_bytes=block_bytes)
         block_atoms = max(sum(len(atoms_list[s]) for s in b[0]) for b in blocks)
         estimate = fit_estimate(
             n_sparse=n_sparse, max_term_sparse=max(t.n_sparse for t in model.terms_),
             block_rows=max(b[1] for b in blocks), block_atoms=block_atoms, gradient_bytes_per_atom=per_atom,
-            pair_chunk=min(model._pair_chunk(block_bytes), int(np.ceil(pairs_per_atom * block_atoms))),
+            pair_chunk=min(builder.pair_chunk(block_bytes), int(np.ceil(pairs_per_atom * block_atoms))),
             selection_bytes=held, solver=model.solver, workers=workers)
         return blocks, n_obs, estimate
 
@@ -206,15 +228,15 @@ def plan_fit_blocks(model, atoms_list, labels, per_atom, budget, baseline):
             lo, hi = (mid, hi) if baseline + plan(2.0**mid)[2]["fit_peak"] <= budget else (lo, mid)
         block_bytes = 2.0**lo
     blocks, n_obs, estimate = plan(block_bytes)
-    model.memory_estimate_ = dict(
+    memory_estimate = dict(
         estimate, full_K_NM=8 * n_obs * n_sparse, descriptor_gradients_per_atom=int(per_atom),
         baseline=baseline, peak=baseline + estimate["fit_peak"], block_budget=block_bytes)
     where = "on the Dask workers" if workers == 0 else f"in {len(blocks)} blocks"
-    model._say(
+    message = (
         f"SparseGPR: {n_obs} observations x {n_sparse} sparse points (full K_NM would be "
         f"{8 * n_obs * n_sparse / 2**30:.2f} GiB), fitted {where} of <= {estimate['block'] / 2**20:.1f} MiB; "
-        f"estimated peak memory {model.memory_estimate_['peak'] / 2**30:.2f} GiB = "
+        f"estimated peak memory {memory_estimate['peak'] / 2**30:.2f} GiB = "
         f"{baseline / 2**30:.2f} in use + {estimate['fit_peak'] / 2**30:.2f} for the fit "
         f"(sparse factors {2 * estimate['sparse_factor_L'] / 2**20:.0f} MiB, {model.solver})")
-    return blocks
+    return blocks, memory_estimate, message
 

@@ -2,15 +2,16 @@
 
 With the sparse points fixed, adding labelled structures only appends rows
 ``[A_new, b_new]`` (whitened design rows and targets, from
-:meth:`SparseGPR._design`) to the least-squares system that
-:meth:`SparseGPR.fit` solves. Its state is fully described by the fitted
-model itself:
+:class:`~kernelpot.models.gap.design.DesignBuilder`) to the least-squares
+system that :meth:`SparseGPR.fit` solves. Its state is fully described by
+the fitted model itself, and the update is the fit's own accumulator
+(:meth:`~kernelpot.models.gap.accumulators.QRAccumulator.from_solution`):
 
 * ``solver="qr"``: the upper-triangular ``R`` (``posterior_factor_``, with
   ``R^T R = K_MM + A^T A``) and ``z = R alpha``, the first ``m`` entries of
   the last column of the augmented ``R`` of ``[[L^T, 0], [A, b]]`` (TSQR).
   The residual entry of that column never feeds back into ``R`` or ``z``,
-  so ``[[R, z], [A_new, b_new]]`` -> QR -> ``R' , z'`` is the update.
+  so ``[[R, z], [A_new, b_new]]`` -> QR (LAPACK's dtpqrt) -> ``R' , z'`` is the update.
 * ``solver="cholesky"``: ``H = R^T R`` and ``r = H alpha``; the update is
   ``H += A_new^T A_new``, ``r += A_new^T b_new``.
 
@@ -27,12 +28,12 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
-import scipy.linalg as sla
-
 from ...structures.packing import as_atoms_list, pack
-from . import GAPTerm, SparseGPR
+from .accumulators import NormalAccumulator, QRAccumulator
+from .design import DesignBuilder
 from .labels import check_labels
+from .model import SparseGPR
+from .terms import GAPTerm
 
 __all__ = ["IncrementalSparseGPR", "frozen_sparse_terms"]
 
@@ -102,7 +103,7 @@ class IncrementalSparseGPR(SparseGPR):
         """
         if not hasattr(self, "alpha_"):
             raise ValueError("partial_fit needs a fitted model; call fit first")
-        sigma_table = self._check_params()
+        self._check_params()
         atoms_list = as_atoms_list(atoms_list)
         pack(atoms_list)  # validates positions and cells
         labels = check_labels(atoms_list, energies, forces, virials, config_types)
@@ -110,32 +111,16 @@ class IncrementalSparseGPR(SparseGPR):
         if unknown:
             raise ValueError(f"species Z={unknown} have no e0 in this model; a full fit is needed "
                              "to add a new species")
+        builder = DesignBuilder.from_model(self)
         want_gradients = any(f is not None for f in labels.forces) or any(v is not None for v in labels.virials)
-        per_atom = self._gradient_bytes_per_atom(atoms_list) if want_gradients else 0.0
-        blocks, _ = self._plan_blocks(atoms_list, labels, per_atom)
-        R, alpha = self.posterior_factor_, self.alpha_
-        if self.solver == "qr":
-            state = np.hstack([R, (R @ alpha)[:, None]])
-            for structures, _ in blocks:
-                A, b = self._design(atoms_list, structures, labels, sigma_table)
-                state = np.linalg.qr(np.vstack([state, np.hstack([A, b[:, None]])]), mode="r")
-            m = R.shape[0]
-            R, z = state[:m, :m], state[:m, m]
-            alpha = sla.solve_triangular(R, z)
-        else:
-            H = R.T @ R
-            r = H @ alpha
-            for structures, _ in blocks:
-                A, b = self._design(atoms_list, structures, labels, sigma_table)
-                H += A.T @ A
-                r += A.T @ b
-            try:
-                R = sla.cholesky(0.5 * (H + H.T), lower=False)
-            except np.linalg.LinAlgError:
-                raise np.linalg.LinAlgError(
-                    "the updated normal equations are not positive definite; use solver='qr' or "
-                    f"increase `jitter` (now {self.jitter})") from None
-            alpha = sla.cho_solve((R, False), r)
+        per_atom = builder.gradient_bytes_per_atom(atoms_list)[0] if want_gradients else 0.0
+        blocks, _ = builder.plan_blocks(atoms_list, labels, per_atom)
+        # The fitted factors are the state of the fit's own accumulator (module docstring): add the new rows to it.
+        accumulator = QRAccumulator if self.solver == "qr" else NormalAccumulator
+        accumulate = accumulator.from_solution(self.posterior_factor_, self.alpha_)
+        for structures, _ in blocks:
+            accumulate.add(*builder.rows(atoms_list, structures, labels))
+        R, alpha = accumulate.solve()
         self.posterior_factor_, self.alpha_ = R, alpha
         start = 0
         for term in self.terms_:

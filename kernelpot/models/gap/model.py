@@ -39,13 +39,11 @@ from ...parallel.blocks import check_scheduler
 from ...parallel.progress import progress
 from ...structures.packing import as_atoms_list, atom_budget_groups, pack
 from ...utils.memory import parse_memory, resident_bytes
-from . import FittedTerm, GAPTerm
-from .accumulators import NormalAccumulator as _NormalAccumulator
-from .accumulators import QRAccumulator as _QRAccumulator
-from .accumulators import accumulate_parallel
+from .accumulators import NormalAccumulator, QRAccumulator, accumulate_parallel
 from .budget import SELECTION_COPIES, plan_fit_blocks, select_streamed
-from .labels import check_labels, check_sigma, resolve_e0, structure_sigmas
-from .terms import VIRIAL_COMPONENTS, row_weights, structure_of_rows, sum_per_structure
+from .design import DesignBuilder
+from .labels import check_labels, check_sigma, resolve_e0
+from .terms import VIRIAL_COMPONENTS, FittedTerm, GAPTerm, row_weights, structure_of_rows, sum_per_structure
 from .variance import VARIANCES, StdRequest, dtc_variance, std_outputs, term_std_inputs
 
 __all__ = ["SparseGPR"]
@@ -236,19 +234,24 @@ class SparseGPR(BaseEstimator):
         # exists; without max_memory it holds all rows (the picks do not depend on the block size).
         selection_budget = np.inf if budget is None else max(budget - baseline, 0) / SELECTION_COPIES
         self.terms_ = self._choose_sparse(atoms_list, rng, selection_budget)
+        builder = DesignBuilder(self.terms_, self.e0_, sigma_table, self.sigma_per_atom,
+                                self.max_block_memory * 2**20)
         want_gradients = any(f is not None for f in labels.forces) or any(v is not None for v in labels.virials)
-        per_atom, pairs = self._gradient_bytes_per_atom(atoms_list, True) if want_gradients else (0.0, 0.0)
-        blocks = plan_fit_blocks(self, atoms_list, labels, (per_atom, pairs), budget, baseline)
+        per_atom = builder.gradient_bytes_per_atom(atoms_list) if want_gradients else (0.0, 0.0)
+        blocks, self.memory_estimate_, message = plan_fit_blocks(self, builder, atoms_list, labels, per_atom,
+                                                                 budget, baseline)
+        self._say(message)
+        builder.block_bytes = self.memory_estimate_["block_budget"]
         kmm, L = self._factor_kmm()
-        accumulate = _QRAccumulator(L.T) if self.solver == "qr" else _NormalAccumulator(kmm)
+        accumulate = QRAccumulator(L.T) if self.solver == "qr" else NormalAccumulator(kmm)
         del kmm  # the accumulator holds what it needs
         if self.scheduler is None and self.n_jobs in (None, 1):
             for structures, _ in progress(blocks, desc="SparseGPR fit blocks", enabled=bool(self.verbose)):
-                A, y = self._design(atoms_list, structures, labels, sigma_table)
+                A, y = builder.rows(atoms_list, structures, labels)
                 accumulate.add(A, y)
                 del A, y  # the next block is built without this one alive
         else:
-            accumulate_parallel(self, atoms_list, labels, sigma_table, blocks, accumulate)
+            accumulate_parallel(self, builder, atoms_list, labels, blocks, accumulate)
         self.posterior_factor_, alpha = accumulate.solve()
         self.kmm_cholesky_ = L
         self.alpha_ = alpha
@@ -299,109 +302,6 @@ class SparseGPR(BaseEstimator):
                 " (selected block by block within the memory budget)" if info["streamed"] else "")
             self._say(f"term {index}: {keep.sum()} sparse points ({method}){among}")
         return fitted
-
-    def _gradient_bytes_per_atom(self, atoms_list, with_pairs=False):
-        """Bytes of descriptor gradients per atom, measured on the largest structure.
-
-        With ``with_pairs``, also the most gradient pairs per atom of a term.
-        """
-        probe = max(atoms_list, key=len)
-        total, pairs = 0, 0
-        for term in self.terms_:
-            _, G = term.descriptor.transform([probe], gradients=True)
-            total += G.values.nbytes + 3 * G.center.nbytes + (0 if G.vectors is None else G.vectors.nbytes)
-            pairs = max(pairs, G.n_pairs)
-        n = max(1, len(probe))
-        return (total / n, pairs / n) if with_pairs else total / n
-
-    def _plan_blocks(self, atoms_list, labels, bytes_per_atom, block_bytes=None):
-        """Group structures so that design rows and descriptor gradients each fit ``block_bytes``.
-
-        ``block_bytes`` defaults to the budget the last fit chose, else
-        ``max_block_memory`` MiB. Returns
-        ``[(structures, n_rows), ...]`` and the number of observations.
-        """
-        n_sparse = sum(t.n_sparse for t in self.terms_)
-        if block_bytes is None:
-            block_bytes = getattr(self, "memory_estimate_", {}).get("block_budget", self.max_block_memory * 2**20)
-        budget = block_bytes
-        max_rows = max(1, int(budget / (8 * n_sparse)))
-        max_atoms = max(1, int(budget / max(bytes_per_atom, 1.0)))
-        blocks, current, rows, atoms, total = [], [], 0, 0, 0
-        for s, structure in enumerate(atoms_list):
-            n = ((labels.energies[s] is not None) + 3 * len(structure) * (labels.forces[s] is not None)
-                 + 6 * (labels.virials[s] is not None))
-            total += n
-            if not n:
-                continue
-            if current and (rows + n > max_rows or atoms + len(structure) > max_atoms):
-                blocks.append((current, rows))
-                current, rows, atoms = [], 0, 0
-            current.append(s)
-            rows += n
-            atoms += len(structure)
-        if current:
-            blocks.append((current, rows))
-        return blocks, total
-
-    def _design(self, atoms_list, structures, labels, sigma_table):
-        """Whitened design rows ``Sigma^{-1/2} K_NM`` and targets of some structures.
-
-        Row order: energies, then dE/dr (atom-major, x y z), then the 6
-        virial components of each structure.
-        """
-        sub = [atoms_list[s] for s in structures]
-        n_atoms = np.array([len(a) for a in sub])
-        has_e = np.array([labels.energies[s] is not None for s in structures])
-        has_f = np.array([labels.forces[s] is not None for s in structures])
-        has_v = np.array([labels.virials[s] is not None for s in structures])
-        sig = np.array([structure_sigmas(sigma_table, labels.config_types[s], len(atoms_list[s]),
-                                         self.sigma_per_atom) for s in structures])
-        force_mask = np.repeat(has_f, 3 * n_atoms)
-        pair_chunk = self._pair_chunk()
-        n_e, n_f = int(has_e.sum()), int(force_mask.sum())
-        # One output array filled term by term: no stacked copies of the block.
-        A = np.empty((n_e + n_f + 6 * int(has_v.sum()), sum(t.n_sparse for t in self.terms_)))
-        column = 0
-        for term in self.terms_:
-            cols = slice(column, column + term.n_sparse)
-            column += term.n_sparse
-            if has_f.any() or has_v.any():
-                X, G = term.descriptor.transform(sub, gradients=True)
-            else:
-                X, G = term.descriptor.transform(sub), None
-            e, f, v = term.design_rows(X, G, int(n_atoms.sum()), has_f.any(), has_v.any(), pair_chunk)
-            del X, G
-            A[:n_e, cols] = e[has_e]
-            if has_f.any():
-                A[n_e : n_e + n_f, cols] = f if n_f == len(f) else f[force_mask]
-            if has_v.any():
-                A[n_e + n_f :, cols] = v[has_v].reshape(-1, term.n_sparse)
-            del e, f, v
-        e0 = np.array([sum(self.e0_[int(z)] for z in a.numbers) for a in sub])
-        targets = [np.array([labels.energies[s] for s in structures if labels.energies[s] is not None])
-                   - e0[has_e]]
-        sigmas = [sig[has_e, 0]]
-        if has_f.any():
-            targets.append(np.concatenate([-labels.forces[s].ravel() for s in structures
-                                           if labels.forces[s] is not None]))
-            sigmas.append(np.repeat(sig[:, 1], 3 * n_atoms)[force_mask])
-        if has_v.any():
-            targets.append(np.array([0.5 * (labels.virials[s][a, b] + labels.virials[s][b, a])
-                                     for s in structures if labels.virials[s] is not None
-                                     for a, b in VIRIAL_COMPONENTS]))
-            sigmas.append(np.repeat(sig[has_v, 2], 6))
-        sigma = np.concatenate(sigmas)
-        A /= sigma[:, None]
-        return A, np.concatenate(targets) / sigma
-
-    def _pair_chunk(self, block_bytes=None):
-        # Bounds the (chunk, 3, n_sparse) kernel-derivative temporaries of design_rows
-        # by the block budget (the one the fit chose, once fitted).
-        if block_bytes is None:
-            block_bytes = getattr(self, "memory_estimate_", {}).get("block_budget", self.max_block_memory * 2**20)
-        m = max(t.n_sparse for t in self.terms_)
-        return max(256, int(block_bytes / (8 * 3 * 4 * m)))
 
     # ----------------------------------------------------------------- predict
     def predict(self, atoms_list, *, properties=("energy",), return_std=False, variance="dtc"):
@@ -481,7 +381,9 @@ class SparseGPR(BaseEstimator):
             "var": {"energy": np.zeros(n_s), "forces": np.zeros(3 * packed.n_atoms), "virial": np.zeros(6 * n_s),
                     "local": np.zeros(packed.n_atoms)},
         }
-        for block in self._predict_blocks(atoms_list, need_gradient):
+        builder = DesignBuilder.from_model(self)
+        acc["pair_chunk"] = builder.pair_chunk()
+        for block in self._predict_blocks(atoms_list, need_gradient, builder):
             self._predict_block(atoms_list, packed, block, need_gradient, need_virial, acc)
         virial = acc["virial"]
         out = {"energy": acc["energy"]}
@@ -505,17 +407,17 @@ class SparseGPR(BaseEstimator):
             return self.posterior_factor_
         if not hasattr(self, "fitc_factor_"):
             raise ValueError("variance='fitc' needs the FITC factor: call "
-                             "kernelpot.models.gap.variance.fitc_factor(model, training data) first")
+                             "kernelpot.models.gap.fitc_factor(model, training data) first")
         return self.fitc_factor_
 
-    def _predict_blocks(self, atoms_list, need_gradient):
+    def _predict_blocks(self, atoms_list, need_gradient, builder):
         n_sparse = sum(t.n_sparse for t in self.terms_)
         budget = self.max_block_memory * 2**20
         per_atom = 8 * 3 * n_sparse
         if need_gradient and len(atoms_list) > 1:
             # Measured in fit when it used gradients; a single structure is one block anyway.
             known = self.memory_estimate_["descriptor_gradients_per_atom"]
-            per_atom += known if known else self._gradient_bytes_per_atom(atoms_list)
+            per_atom += known if known else builder.gradient_bytes_per_atom(atoms_list)[0]
         return atom_budget_groups(atoms_list, max(1, int(budget / per_atom)))
 
     def _predict_block(self, atoms_list, packed, block, need_gradient, need_virial, acc):
@@ -548,7 +450,7 @@ class SparseGPR(BaseEstimator):
                         virial[block, a, b] += np.bincount(pair_s, weights=contribution[:, a, b],
                                                            minlength=len(block))
             if request is not None:
-                design = term.design_rows(X, G, n_atoms, request.forces, request.virial, self._pair_chunk())
+                design = term.design_rows(X, G, n_atoms, request.forces, request.virial, acc["pair_chunk"])
                 std_inputs.append(term_std_inputs(term, X, G, n_atoms, request, design))
         if request is not None:
             atoms = slice(atom_start, atom_start + n_atoms)

@@ -1,8 +1,4 @@
-"""Choosing the sparse points of a GAP term among the training rows.
-
-FPS and CUR come from :mod:`kernelpot.selection`; the small fallbacks here
-are used only if that package cannot be imported.
-"""
+"""Choosing the sparse points of a GAP term among the training rows (FPS and CUR from :mod:`kernelpot.selection`)."""
 
 from __future__ import annotations
 
@@ -10,12 +6,7 @@ import warnings
 
 import numpy as np
 
-try:
-    from ...selection._base import SelectionWarning
-    from ...selection.cur import CUR
-    from ...selection.fps import FPS
-except ImportError:  # pragma: no cover - selection is part of kernelpot
-    FPS = CUR = SelectionWarning = None
+from ...selection import CUR, FPS, SelectionWarning
 
 __all__ = ["select_sparse"]
 
@@ -26,26 +17,6 @@ def _unique_rows(X):
     scale = max(float(np.abs(X).max()), 1e-300)
     _, index = np.unique(np.round(X / scale, 10), axis=0, return_index=True)
     return np.sort(index)
-
-
-def _fps(X, n, start):
-    chosen = [start]
-    d2 = ((X - X[start]) ** 2).sum(1)
-    for _ in range(1, n):
-        nxt = int(np.argmax(d2))
-        chosen.append(nxt)
-        d2 = np.minimum(d2, ((X - X[nxt]) ** 2).sum(1))
-    return np.array(chosen)
-
-
-def _cur(X, n):
-    # Leverage scores of the rows on the leading right-singular vectors;
-    # keep the highest (deterministic variant of Mahoney & Drineas, PNAS 106, 697 (2009)).
-    Xc = X - X.mean(0)
-    U, s, _ = np.linalg.svd(Xc, full_matrices=False)
-    k = max(1, min(n, int((s > s[0] * 1e-12).sum()) if s.size and s[0] > 0 else 1))
-    leverage = (U[:, :k] ** 2).sum(1)
-    return np.argsort(-leverage, kind="stable")[:n]
 
 
 def _select(selector, X):
@@ -94,9 +65,7 @@ def select_sparse(X, n_sparse, method, rng):
         index = np.arange(n)
     elif method == "fps":
         start = int(rng.integers(len(distinct)))
-        index = _fps(Xd, n, start) if FPS is None else _select(FPS(n, initialize=start), Xd)
-    elif CUR is None:
-        index = _cur(Xd, n)
+        index = _select(FPS(n, initialize=start), Xd)
     else:
         index = _select(CUR(n), Xd)
         if len(index) < n:

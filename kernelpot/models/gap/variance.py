@@ -39,6 +39,9 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from ...structures.packing import as_atoms_list, atom_budget_groups
+from .accumulators import QRAccumulator
+from .design import DesignBuilder
+from .labels import check_labels
 from .terms import VIRIAL_COMPONENTS, row_weights
 
 __all__ = [
@@ -240,10 +243,8 @@ def std_outputs(var, properties, atoms_list, scale, floor=None):
     return out
 
 
-def _fitc_rows(model, atoms_list, structures, labels, sigma_table):
-    """Prior variances ``K_nn`` and noise sigmas of a block's observations, in ``_design`` row order."""
-    from .labels import structure_sigmas
-
+def _fitc_prior(model, atoms_list, structures, labels):
+    """Prior variances ``K_nn`` of a block's observations, in the design builder's row order."""
     sub = [atoms_list[s] for s in structures]
     n_atoms = int(sum(len(a) for a in sub))
     has_e = np.array([labels.energies[s] is not None for s in structures])
@@ -257,18 +258,13 @@ def _fitc_rows(model, atoms_list, structures, labels, sigma_table):
         inputs = term_std_inputs(term, X, G, n_atoms, request, empty)
         for key, (_, p) in inputs.items():
             prior[key] = prior[key] + p
-    sig = np.array([structure_sigmas(sigma_table, labels.config_types[s], len(atoms_list[s]),
-                                     model.sigma_per_atom) for s in structures])
     n_per = np.array([len(a) for a in sub])
-    priors, sigmas = [prior["energy"][has_e]], [sig[has_e, 0]]
+    priors = [prior["energy"][has_e]]
     if has_f.any():
-        mask = np.repeat(has_f, 3 * n_per)
-        priors.append(prior["forces"][mask])
-        sigmas.append(np.repeat(sig[:, 1], 3 * n_per)[mask])
+        priors.append(prior["forces"][np.repeat(has_f, 3 * n_per)])
     if has_v.any():
         priors.append(prior["virial"].reshape(-1, 6)[has_v].ravel())
-        sigmas.append(np.repeat(sig[has_v, 2], 6))
-    return np.concatenate(priors), np.concatenate(sigmas)
+    return np.concatenate(priors)
 
 
 def fitc_factor(model, atoms_list, *, energies=None, forces=None, virials=None, config_types=None,
@@ -298,22 +294,21 @@ def fitc_factor(model, atoms_list, *, energies=None, forces=None, virials=None, 
     model
         The same object with ``fitc_factor_`` (n_sparse_total, n_sparse_total) set.
     """
-    from .labels import check_labels, check_sigma
-
     if not hasattr(model, "alpha_"):
         raise ValueError("`model` is not fitted; call fit first")
     atoms_list = as_atoms_list(atoms_list)
     labels = check_labels(atoms_list, energies, forces, virials, config_types)
-    sigma_table = check_sigma(model.default_sigma, model.config_type_sigma)
+    builder = DesignBuilder.from_model(model)
     L = model.kmm_cholesky_
-    R = L.T.copy()
+    # The prior rows L^T and the inflated rows, accumulated as the fit accumulates its own (targets unused).
+    accumulate = QRAccumulator(L.T)
     for block in atom_budget_groups(atoms_list, block_atoms):
-        A, _ = model._design(atoms_list, block, labels, sigma_table)
+        A, _ = builder.rows(atoms_list, block, labels)
         if A.shape[0] == 0:
             continue
-        prior, sigma = _fitc_rows(model, atoms_list, block, labels, sigma_table)
+        prior, sigma = _fitc_prior(model, atoms_list, block, labels), builder.row_sigmas(atoms_list, block, labels)
         explained = (sla.solve_triangular(L, A.T, lower=True) ** 2).sum(0) * sigma**2   # Q_nn
         inflation = 1.0 + np.maximum(prior - explained, 0.0) / sigma**2                 # Λ_n / Σ_n
-        R = np.linalg.qr(np.vstack([R, A / np.sqrt(inflation)[:, None]]), mode="r")
-    model.fitc_factor_ = R
+        accumulate.add(A / np.sqrt(inflation)[:, None], np.zeros(len(A)))
+    model.fitc_factor_ = accumulate.solve()[0]
     return model

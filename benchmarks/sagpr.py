@@ -1,6 +1,6 @@
 """SA-GPR timings on the TENSOAP Zundel cations: λ = 2 kernel, fit and predict on one core.
 
-Target (issue 6): building the λ = 2 kernel of 1,000 Zundel cations, fitting
+Target: building the λ = 2 kernel of 1,000 Zundel cations, fitting
 and predicting in under a minute on one core. Everything runs with one BLAS
 thread and one Numba thread; wall and CPU times are printed (on a shared
 machine the CPU time is the more stable number).

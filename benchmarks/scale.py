@@ -1,4 +1,4 @@
-"""Memory-bounded and parallel SparseGPR fits on mlearn Si (issue 8).
+"""Memory-bounded and parallel SparseGPR fits on mlearn Si: the estimate against the measured peak, the timings.
 
 Subcommands (each fit runs in a fresh subprocess so its peak resident
 memory, ``ru_maxrss``, is its own):

@@ -10,7 +10,7 @@ whole pool (inputs are free, only labels cost), so every refit is
 incremental. Output (in ``--output``): ``curves.json``, ``curves.png``, the
 checkpoint folders, and a printed summary: the number of labels that each
 strategy needs to reach the force MAE that random selection reaches with
-``--reference-labels`` labels (issue 5: <= 250 for variance at 500).
+``--reference-labels`` labels (the target: <= 250 labels for variance where random needs 500).
 
 Strategies: ``random``, ``variance`` (largest force σ of a frame),
 ``variance_reduction`` (energy proxy), ``ivr_forces``

@@ -1,4 +1,4 @@
-"""Bad input to a GAP fit (issue 4): atoms closer than a minimum distance.
+"""Bad input to a GAP fit: atoms closer than a minimum distance (a corrupt or duplicated-atom frame).
 
 Missing label keys and NaN labels are tested in test_io.py and
 test_sparse_gpr.py (test_label_validation); species unknown to a fitted

@@ -2,7 +2,7 @@ import pytest
 
 from kernelpot.potential.gap_string import parse_gap_string, parse_value
 
-ISSUE_STRING = (
+GAP_FIT_EXAMPLE = (
     "{distance_2b cutoff=5.0 n_sparse=20 covariance_type=ard_se delta=2.0 theta_uniform=1.0 "
     "sparse_method=uniform : soap l_max=6 n_max=8 atom_sigma=0.5 cutoff=5.0 cutoff_transition_width=1.0 "
     "delta=0.2 covariance_type=dot_product zeta=4 n_sparse=1000 sparse_method=cur_points}"
@@ -10,7 +10,7 @@ ISSUE_STRING = (
 
 
 def test_parses_the_gap_fit_example():
-    terms = parse_gap_string(ISSUE_STRING)
+    terms = parse_gap_string(GAP_FIT_EXAMPLE)
     assert [name for name, _ in terms] == ["distance_2b", "soap"]
     two_body, soap = (params for _, params in terms)
     assert two_body == {

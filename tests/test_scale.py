@@ -1,4 +1,4 @@
-"""Memory-bounded SparseGPR fits: budgets, streamed sparse selection, block accumulation (issue 8)."""
+"""Memory-bounded SparseGPR fits: budgets, streamed sparse selection, block accumulation."""
 
 import numpy as np
 import pytest

@@ -12,6 +12,9 @@ from .serialization import load_model
 
 __all__ = ["GAPCalculator"]
 
+# Atoms of displaced copies predicted per model call by the finite-difference helpers.
+_FD_BATCH_ATOMS = 20000
+
 
 class GAPCalculator(BaseCalculator):
     """ASE calculator evaluating a fitted :class:`~kernelpot.models.gap.SparseGPR`.
@@ -47,6 +50,7 @@ class GAPCalculator(BaseCalculator):
     >>> calc = GAPCalculator("si.kpot")          # doctest: +SKIP
     >>> atoms.calc = calc                        # doctest: +SKIP
     >>> atoms.get_forces()                       # doctest: +SKIP
+    >>> calc.calculate_numerical_forces(atoms)   # doctest: +SKIP
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "energy_std",
@@ -90,3 +94,102 @@ class GAPCalculator(BaseCalculator):
                     raise PropertyNotImplementedError(f"{name} was switched off (uncertainty=False)")
         if not np.isfinite(energy):
             raise FloatingPointError("the model predicted a non-finite energy; is the structure sensible?")
+
+    # ------------------------------------------------------ finite differences
+    def calculate_numerical_forces(self, atoms, d=0.001):
+        """Forces by central differences of the model's energy, eV/Å.
+
+        ASE's ``Calculator.calculate_numerical_forces`` (deprecated in ASE
+        3.24 in favour of ``ase.calculators.fd``) with the same arguments and
+        result: every atom is moved by ``+d`` and ``-d`` Å along x, y and z.
+        The ``6 n_atoms`` displaced energies are predicted in batches
+        (energies only, no descriptor gradients), so the check costs about
+        as much as a few force calls rather than ``6 n_atoms`` of them.
+
+        Parameters
+        ----------
+        atoms : ase.Atoms
+            Not modified.
+        d : float, default=0.001
+            Displacement, Å.
+
+        Returns
+        -------
+        ndarray of shape (n_atoms, 3)
+            ``-(E(r + d) - E(r - d)) / (2 d)``, eV/Å.
+        """
+        d = _positive_step(d, "d")
+        n_atoms = len(atoms)
+
+        def displaced(flat_index, sign):
+            copy = atoms.copy()
+            copy.positions[flat_index // 3, flat_index % 3] += sign * d
+            return copy
+
+        energies = self._energies(lambda k: displaced(k // 2, 1.0 - 2.0 * (k % 2)), 6 * n_atoms, n_atoms)
+        plus, minus = energies[0::2], energies[1::2]
+        return (-(plus - minus) / (2.0 * d)).reshape(n_atoms, 3)
+
+    def calculate_numerical_stress(self, atoms, d=1e-6, voigt=True):
+        """Stress by central differences of the model's energy in strain, eV/Å³ (ASE sign).
+
+        ASE's ``Calculator.calculate_numerical_stress`` (now
+        ``ase.calculators.fd.calculate_numerical_stress``) with the same
+        arguments, strains and result: the cell (with the atoms scaled) is
+        strained by ``±d`` along each Voigt component and
+        ``stress = (E(+d) - E(-d)) / (2 d V)``.
+
+        Parameters
+        ----------
+        atoms : ase.Atoms
+            Periodic in all three directions; not modified.
+        d : float, default=1e-6
+            Strain. With this model's smooth energy, ``1e-4`` is often more
+            accurate (less round-off in the difference of the energies).
+        voigt : bool, default=True
+            Return the 6 Voigt components (xx, yy, zz, yz, xz, xy), else the
+            symmetric (3, 3) tensor.
+
+        Returns
+        -------
+        ndarray of shape (6,) or (3, 3)
+        """
+        from ase.calculators.calculator import PropertyNotImplementedError
+
+        d = _positive_step(d, "d")
+        if not atoms.pbc.all():
+            raise PropertyNotImplementedError(
+                f"stress needs a cell periodic in all directions; this structure has pbc={atoms.pbc.tolist()}")
+        cell = np.array(atoms.cell)
+
+        def strained(i, j, sign):
+            strain = np.eye(3)
+            if i == j:
+                strain[i, i] += sign * d
+            else:
+                strain[i, j] = strain[j, i] = 0.5 * sign * d
+            copy = atoms.copy()
+            copy.set_cell(cell @ strain, scale_atoms=True)
+            return copy
+
+        pairs = [(i, j) for i in range(3) for j in range(i, 3)]
+        energies = self._energies(lambda k: strained(*pairs[k // 2], 1.0 - 2.0 * (k % 2)), 12, len(atoms))
+        stress = np.zeros((3, 3))
+        for k, (i, j) in enumerate(pairs):
+            stress[i, j] = stress[j, i] = (energies[2 * k] - energies[2 * k + 1]) / (2.0 * d * atoms.get_volume())
+        return stress.flat[[0, 4, 8, 5, 2, 1]] if voigt else stress
+
+    def _energies(self, make, n_structures, n_atoms):
+        """Model energies (eV) of ``make(k)``, ``k < n_structures``, predicted a batch at a time."""
+        batch = max(1, _FD_BATCH_ATOMS // max(n_atoms, 1))  # bounds the displaced copies alive at once
+        energies = [self.model.predict([make(k) for k in range(start, min(start + batch, n_structures))],
+                                       properties=("energy",))["energy"]
+                    for start in range(0, n_structures, batch)]
+        return np.concatenate(energies).astype(np.float64)
+
+
+def _positive_step(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not (
+            np.isfinite(value) and value > 0):
+        raise ValueError(f"`{name}` must be a finite number > 0; got {value!r}")
+    return float(value)

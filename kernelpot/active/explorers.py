@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms, units
 
+from ..exceptions import warn_reduced
+
 __all__ = ["PoolExplorer", "MDExplorer"]
 
 
@@ -76,7 +78,14 @@ class PoolExplorer:
         return keys, [self.pool[k] for k in keys]
 
     def initial(self, n, rng):
-        """``(keys, structures)`` of ``n`` random pool structures (an initial training set)."""
+        """``(keys, structures)`` of ``n`` random pool structures (an initial training set).
+
+        A pool with fewer than ``n`` unlabelled structures gives all of them,
+        with a :class:`~kernelpot.exceptions.ReducedRequestWarning`.
+        """
+        if n > len(self.available):
+            warn_reduced("n_initial", n, len(self.available),
+                         f"the pool has only {len(self.available)} unlabelled structures", where="PoolExplorer")
         keys = sorted(rng.choice(sorted(self.available), size=min(n, len(self.available)),
                                  replace=False).tolist())
         return keys, [self.pool[k] for k in keys]

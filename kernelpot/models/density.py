@@ -54,6 +54,7 @@ from ..density import DensitySet, closed_shell_electrons
 from ..density.basis import BOHR
 from ..density.grid import molecular_grid
 from ..descriptors.lambda_soap import LambdaSOAP
+from ..exceptions import warn_reduced
 from ..kernels.equivariant import equivariant_kernel
 from ..selection.cur import CUR
 from ..selection.fps import FPS
@@ -79,7 +80,8 @@ class DensityModel(BaseEstimator):
     zeta : int, default=2
         Kernel exponent: ``k^λ · k_0^(ζ-1)``.
     n_sparse : int, default=100
-        Sparse environments per species (all if fewer).
+        Sparse environments per species (all if fewer, with a
+        :class:`~kernelpot.exceptions.ReducedRequestWarning`).
     selection : {"fps", "cur"}, default="fps"
         How sparse environments are picked from the λ = 0 features
         (:class:`~kernelpot.selection.fps.FPS` or :class:`~kernelpot.selection.cur.CUR`).
@@ -293,6 +295,10 @@ class DensityModel(BaseEstimator):
         for z in self.species_:
             atoms = np.flatnonzero(numbers == z)
             n_pick = min(self.n_sparse, len(atoms))
+            if n_pick < self.n_sparse:
+                warn_reduced("n_sparse", self.n_sparse, n_pick, f"the training set has only {len(atoms)} atoms "
+                             f"of Z={int(z)}, all of which are sparse environments", where="DensityModel",
+                             stacklevel=4)
             scalar = features[0][atoms, 0, :]
             selector = FPS(n_pick) if self.selection == "fps" else CUR(n_pick)
             picks = selector.fit(scalar).selected_idx_ if n_pick < len(atoms) else np.arange(len(atoms))

@@ -23,13 +23,14 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from ..exceptions import ReducedRequestWarning
 from ._selection_kernels import masked_argmax
 
 _SELECTION_TYPES = ("sample", "feature")
 _KERNELS = ("linear", "precomputed")
 
 
-class SelectionWarning(UserWarning):
+class SelectionWarning(ReducedRequestWarning):
     """A selector stopped early because the remaining candidates add nothing new."""
 
 
@@ -232,7 +233,7 @@ class GreedySelector(TransformerMixin, BaseEstimator):
     def _warn_stopped(self, n_selected, n_target):
         warnings.warn(
             f"{type(self).__name__} stopped after {n_selected} of {n_target} "
-            f"selections: {self._stop_reason} The remaining {n_target - n_selected} "
+            f"selections (n_to_select={n_target} requested, {n_selected} made): {self._stop_reason} The remaining {n_target - n_selected} "
             f"picks are not made; `selected_idx_` holds {n_selected} indices.",
             SelectionWarning, stacklevel=4)
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ...parallel.progress import progress
 from ...structures.packing import atom_budget_groups
-from .sparse import select_sparse
+from .sparse import count_distinct, select_sparse
 
 __all__ = ["fit_estimate", "plan_fit_blocks", "select_streamed",
            "SELECTION_COPIES"]
@@ -143,7 +143,10 @@ def select_streamed(descriptor, atoms_list, n_sparse, method, rng, budget, *, ve
         all rows fit in ``budget``.
     info : dict
         ``"n_rows"``, ``"n_features"``, ``"streamed"`` (rows were reduced
-        block by block), ``"held_bytes"`` (the most row bytes held at once).
+        block by block), ``"held_bytes"`` (the most row bytes held at once)
+        and, when fewer than ``n_sparse`` points were chosen,
+        ``"n_distinct"``: the distinct rows held at the end (all distinct
+        rows seen, as no reduction dropped any while there were too few).
     """
     largest = max(atoms_list, key=len)
     probe = np.asarray(descriptor.transform([largest]))
@@ -168,7 +171,10 @@ def select_streamed(descriptor, atoms_list, n_sparse, method, rng, budget, *, ve
     else:
         # Every row was held: the same draw as select_sparse on all rows.
         Z = select_sparse(np.concatenate(held), n_sparse, method, rng)
-    return Z, {"n_rows": n_rows, "n_features": probe.shape[1], "streamed": streamed, "held_bytes": peak}
+    info = {"n_rows": n_rows, "n_features": probe.shape[1], "streamed": streamed, "held_bytes": peak}
+    if len(Z) < n_sparse:  # rare: the count that explains the shortfall costs one more pass
+        info["n_distinct"] = count_distinct(np.concatenate(held))
+    return Z, info
 
 
 def plan_fit_blocks(model, builder, atoms_list, labels, per_atom, budget, baseline):

@@ -35,6 +35,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 
+from ...exceptions import warn_reduced
 from ...parallel.blocks import check_scheduler
 from ...parallel.progress import progress
 from ...structures.packing import as_atoms_list, atom_budget_groups, pack
@@ -295,6 +296,10 @@ class SparseGPR(BaseEstimator):
             keep = w > 0  # a point with zero weight (at the cutoff) adds nothing
             if not keep.any():
                 raise ValueError(f"terms[{index}]: every sparse point has zero cutoff weight")
+            if term.sparse_points is None and keep.sum() < term.n_sparse:
+                warn_reduced("n_sparse", int(term.n_sparse), int(keep.sum()),
+                             _shortfall_reason(term.sparse_method, int(term.n_sparse), len(Z), int((~keep).sum()), info),
+                             where=f"terms[{index}] ({type(term.descriptor).__name__})", stacklevel=4)
             fitted.append(FittedTerm(descriptor, copy.deepcopy(term.kernel), float(term.delta),
                                      Z[keep], w[keep]))
             method = "given" if term.sparse_points is not None else term.sparse_method
@@ -461,6 +466,24 @@ class SparseGPR(BaseEstimator):
                 prior = sum(inputs[key][1] for inputs in std_inputs)
                 acc["var"][key][where[key]] = dtc_variance(prior, k_star, self.kmm_cholesky_, acc["factor"],
                                                            acc["variance"])
+
+
+def _shortfall_reason(method, n_requested, n_chosen, n_zero_weight, info):
+    """Why a term got fewer sparse points than its ``n_sparse``, in words."""
+    reasons = []
+    n_distinct = info.get("n_distinct", n_chosen)
+    if n_chosen < n_requested and method == "uniform":
+        reasons.append(f"all {info['n_rows']} training rows have the same value, so the uniform grid is one point")
+    elif n_chosen < n_requested and n_distinct == n_chosen:
+        reasons.append(f"the training structures have only {n_distinct} distinct descriptor rows among "
+                       f"{info['n_rows']} (symmetry-equivalent environments count once); add structures "
+                       "or lower n_sparse")
+    elif n_chosen < n_requested:
+        reasons.append(f"{method} selection stopped after {n_chosen} of {n_distinct} distinct rows "
+                       "(the rest coincide with chosen ones to round-off)")
+    if n_zero_weight:
+        reasons.append(f"{n_zero_weight} chosen point(s) lay at the cutoff (zero covariance weight) and were dropped")
+    return "; ".join(reasons)
 
 
 def _rows_are_pairs(descriptor):

@@ -8,7 +8,7 @@ import numpy as np
 
 from ...selection import CUR, FPS, SelectionWarning
 
-__all__ = ["select_sparse"]
+__all__ = ["select_sparse", "count_distinct"]
 
 
 def _unique_rows(X):
@@ -17,6 +17,11 @@ def _unique_rows(X):
     scale = max(float(np.abs(X).max()), 1e-300)
     _, index = np.unique(np.round(X / scale, 10), axis=0, return_index=True)
     return np.sort(index)
+
+
+def count_distinct(X):
+    """Number of distinct rows of ``X`` (equal to 1e-10 of the largest entry count as one)."""
+    return len(_unique_rows(np.asarray(X, dtype=np.float64)))
 
 
 def _select(selector, X):

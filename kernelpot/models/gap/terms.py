@@ -43,7 +43,11 @@ class GAPTerm:
     delta : float, default=1.0
         Energy scale of the term in eV (prior std of a local energy).
     n_sparse : int, default=100
-        Number of sparse points (representative rows).
+        Number of sparse points (representative rows). Fewer distinct
+        training rows than this (symmetric crystals repeat environments)
+        give fewer points, with a
+        :class:`~kernelpot.exceptions.ReducedRequestWarning` saying how many
+        and why.
     sparse_method : {"cur", "fps", "uniform", "random"}, default="cur"
         How the sparse points are chosen among the training rows;
         ``"uniform"`` is a grid over the observed range of a 1-feature

@@ -1,0 +1,41 @@
+"""Warnings kernelpot gives, importable for filtering (as ``sklearn.exceptions``).
+
+A request the data cannot honour in full (more sparse points than distinct
+environments, more initial structures than the pool holds, ...) is cut to
+what is possible rather than refused, and always said: a
+:class:`ReducedRequestWarning` names the parameter, the requested and the
+granted value, and why. Silence one kind with, e.g.::
+
+    warnings.filterwarnings("ignore", category=ReducedRequestWarning)
+"""
+
+from __future__ import annotations
+
+import warnings
+
+__all__ = ["ReducedRequestWarning", "warn_reduced"]
+
+
+class ReducedRequestWarning(UserWarning):
+    """A requested number was reduced to what the data allow; the message says which, how far and why."""
+
+
+def warn_reduced(parameter: str, requested, granted, why: str, *, where: str = "", stacklevel: int = 3) -> None:
+    """Warn that ``parameter=requested`` was cut to ``granted`` because ``why``.
+
+    Parameters
+    ----------
+    parameter : str
+        The parameter as the user wrote it (``"n_sparse"``).
+    requested, granted : int
+    why : str
+        The reason, in words (``"the training set has only 242 distinct
+        SOAP environments"``).
+    where : str, default=""
+        Which object or term the parameter belongs to (``"terms[1] (SOAP)"``).
+    stacklevel : int, default=3
+        As :func:`warnings.warn`; the default points at the caller's caller.
+    """
+    prefix = f"{where}: " if where else ""
+    warnings.warn(f"{prefix}{parameter}={requested} requested, {granted} used: {why}", ReducedRequestWarning,
+                  stacklevel=stacklevel)

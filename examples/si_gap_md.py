@@ -14,28 +14,22 @@ from pathlib import Path
 import numpy as np
 from ase import units
 from ase.build import bulk
+from ase.io import read
 from ase.io.trajectory import Trajectory
 from ase.md.velocitydistribution import Stationary
 from ase.md.verlet import VelocityVerlet
+from fit_si_gap import DATA, fit
 
-from kernelpot.io import read_labelled
 from kernelpot.models import SparseGPR
-from kernelpot.potential import GAPCalculator, load_model, save_model
-from kernelpot.potential.recipe import DEFAULT_GAP, terms_from_gap_string
+from kernelpot.potential import GAPCalculator, load_model
 from kernelpot.utils.ase_compat import thermalize
-
-DATA = Path(__file__).resolve().parents[1] / "data" / "mlearn_si"
 
 
 def fitted_model(path: Path) -> SparseGPR:
+    """The model in ``path``, or the default recipe fitted to the bundled data (as ``kernelpot fit``) and saved there."""
     if path.exists():
         return load_model(path)
-    data = read_labelled(DATA / "mlearn_Si_training.extxyz")
-    model = SparseGPR(terms_from_gap_string(DEFAULT_GAP, [14]), default_sigma=(0.002, 0.1, 0.05),
-                      random_state=0, verbose=True)
-    model.fit(data.atoms, energies=data.energies, forces=data.forces)
-    save_model(model, path)
-    return model
+    return fit(read(DATA / "mlearn_Si_training.extxyz", ":"), path)
 
 
 def main():

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 from ase.build import bulk
+from test_potential import model, si_train  # noqa: F401  (fixtures: a small fitted Si model)
 
 from kernelpot.potential.calculator import GAPCalculator
-from test_potential import model, si_train  # noqa: F401  (fixtures: a small fitted Si model)
 
 
 def _strained_rattled_si():

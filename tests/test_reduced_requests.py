@@ -74,8 +74,8 @@ def test_density_model_says_when_a_species_has_fewer_atoms_than_n_sparse():
     with pytest.warns(ReducedRequestWarning) as record:
         DensityModel(n_sparse=8, alphas=[1e-6], validation_fraction=0.0).fit(train)
     messages = [str(w.message) for w in record if issubclass(w.category, ReducedRequestWarning)]
-    assert messages == ["DensityModel: n_sparse=8 requested, 6 used: the training set has only 6 atoms of Z=8, "
-                        "all of which are sparse environments"]
+    assert messages == [("DensityModel: n_sparse=8 requested, 6 used: the training set has only 6 atoms of Z=8, "
+                         "all of which are sparse environments")]
 
 
 def test_pool_explorer_says_when_the_pool_is_smaller_than_n_initial():

@@ -7,7 +7,7 @@ import numpy as np
 from ..parallel.progress import progress
 from ..structures.packing import atom_budget_groups
 
-__all__ = ["error_table"]
+__all__ = ["UNITS", "error_table"]
 
 
 def _stats(errors) -> tuple[float | None, float | None]:
@@ -17,11 +17,18 @@ def _stats(errors) -> tuple[float | None, float | None]:
     return float(np.sqrt(np.mean(errors**2))), float(np.mean(np.abs(errors)))
 
 
-def _table(energy_errors, force_errors, stress_errors, n_structures) -> dict:
+# Units of the entries of an error table (``kernelpot evaluate --json`` prints them with it).
+UNITS = {"energy_rmse": "eV/atom", "energy_mae": "eV/atom", "energy_per_structure_rmse": "eV",
+         "energy_per_structure_mae": "eV", "forces_rmse": "eV/Å", "forces_mae": "eV/Å", "stress_rmse": "eV/Å³"}
+
+
+def _table(energy_errors, structure_energy_errors, force_errors, stress_errors, n_structures) -> dict:
     energy_rmse, energy_mae = _stats(energy_errors)
+    structure_rmse, structure_mae = _stats(structure_energy_errors)
     forces_rmse, forces_mae = _stats(force_errors)
     stress_rmse, _ = _stats(stress_errors)
     return {"n_structures": n_structures, "energy_rmse": energy_rmse, "energy_mae": energy_mae,
+            "energy_per_structure_rmse": structure_rmse, "energy_per_structure_mae": structure_mae,
             "forces_rmse": forces_rmse, "forces_mae": forces_mae, "stress_rmse": stress_rmse}
 
 
@@ -41,7 +48,7 @@ def _predict_chunk(model, atoms_chunk, indices, properties) -> dict:
 
 
 def error_table(model, data, *, verbose=False) -> dict:
-    """Energy (eV/atom), force (eV/Å) and stress (eV/Å³) errors, overall and per config_type.
+    """Energy (eV/atom and eV/structure), force (eV/Å) and stress (eV/Å³) errors, overall and per config_type.
 
     Parameters
     ----------
@@ -56,8 +63,13 @@ def error_table(model, data, *, verbose=False) -> dict:
     Returns
     -------
     dict
-        ``{"n_structures", "energy_rmse", "energy_mae", "forces_rmse",
-        "forces_mae", "stress_rmse", "by_config_type": {name: {...}}}``;
+        ``{"n_structures", "energy_rmse", "energy_mae",
+        "energy_per_structure_rmse", "energy_per_structure_mae",
+        "forces_rmse", "forces_mae", "stress_rmse", "by_config_type": {name:
+        {...}}}`` in the units of :data:`UNITS`: energy errors per atom
+        (eV/atom; what GAP papers quote for materials) and per structure (eV;
+        what molecular tables quote), force errors over all Cartesian
+        components, stress errors over all 9 components of each 3x3 tensor;
         an entry is ``None`` where no reference label exists.
     """
     atoms_list = data.atoms
@@ -74,17 +86,17 @@ def error_table(model, data, *, verbose=False) -> dict:
     rows = []
     for s, atoms in enumerate(atoms_list):
         predicted, n = predictions[s], len(atoms)
-        e_err = [] if data.energies[s] is None else [(predicted["energy"] - data.energies[s]) / n]
+        structure_err = [] if data.energies[s] is None else [predicted["energy"] - data.energies[s]]
+        e_err = [error / n for error in structure_err]
         f_err = [] if data.forces[s] is None else (predicted["forces"] - data.forces[s]).ravel()
         s_err = []
         if predicted["virial"] is not None:
             s_err = ((np.asarray(data.virials[s]) - predicted["virial"]) / atoms.get_volume()).ravel()
-        rows.append((data.config_types[s] or "default", e_err, f_err, s_err))
+        rows.append((data.config_types[s] or "default", e_err, structure_err, f_err, s_err))
 
     def gather(selected):
-        return _table(np.concatenate([np.ravel(r[1]) for r in selected] or [[]]),
-                      np.concatenate([np.ravel(r[2]) for r in selected] or [[]]),
-                      np.concatenate([np.ravel(r[3]) for r in selected] or [[]]), len(selected))
+        columns = [np.concatenate([np.ravel(r[k]) for r in selected] or [[]]) for k in range(1, 5)]
+        return _table(*columns, len(selected))
 
     table = gather(rows)
     table["by_config_type"] = {name: gather([r for r in rows if r[0] == name])

@@ -20,7 +20,7 @@ import numpy as np
 
 from ...parallel.progress import progress
 from ...structures.packing import atom_budget_groups
-from .sparse import count_distinct, select_sparse
+from .sparse import choose_sparse, count_distinct
 
 __all__ = ["fit_estimate", "plan_fit_blocks", "select_streamed",
            "SELECTION_COPIES"]
@@ -105,10 +105,10 @@ def fit_estimate(*, n_sparse, max_term_sparse, block_rows, block_atoms, gradient
 
 
 def _reduce(held, method, n_sparse, rng, keys):
-    """Picks among the held row blocks; ``keys`` (random keys, None = not drawn yet) for "random"."""
+    """``((picks, stop_reason), keys)`` among the held row blocks; ``keys`` (random keys, None = not drawn yet) for "random"."""
     rows = np.concatenate(held) if len(held) > 1 else held[0]
     if method != "random":
-        return select_sparse(rows, n_sparse, method, rng), None
+        return choose_sparse(rows, n_sparse, method, rng), None
     # Bottom-k sampling: the n distinct rows with the smallest uniform random
     # keys are a uniform sample without replacement of all distinct rows seen.
     keys = np.concatenate([rng.random(len(x)) if k is None else k for x, k in zip(held, keys)])
@@ -117,7 +117,7 @@ def _reduce(held, method, n_sparse, rng, keys):
     scale = max(float(np.abs(rows).max()), 1e-300)
     _, first = np.unique(np.round(rows / scale, 10), axis=0, return_index=True)
     first = np.sort(first)[:n_sparse]
-    return rows[first], keys[first]
+    return (rows[first], None), keys[first]
 
 
 def select_streamed(descriptor, atoms_list, n_sparse, method, rng, budget, *, verbose=False, label="descriptor"):
@@ -143,8 +143,9 @@ def select_streamed(descriptor, atoms_list, n_sparse, method, rng, budget, *, ve
         all rows fit in ``budget``.
     info : dict
         ``"n_rows"``, ``"n_features"``, ``"streamed"`` (rows were reduced
-        block by block), ``"held_bytes"`` (the most row bytes held at once)
-        and, when fewer than ``n_sparse`` points were chosen,
+        block by block), ``"held_bytes"`` (the most row bytes held at once),
+        ``"stop_reason"`` (why FPS/CUR stopped early, else None) and, when
+        fewer than ``n_sparse`` points were chosen,
         ``"n_distinct"``: the distinct rows held at the end (all distinct
         rows seen, as no reduction dropped any while there were too few).
     """
@@ -164,14 +165,15 @@ def select_streamed(descriptor, atoms_list, n_sparse, method, rng, budget, *, ve
         peak = max(peak, held_bytes)
         if held_bytes > budget and len(held) > 1:
             streamed = True
-            pool, pool_keys = _reduce(held, method, n_sparse, rng, keys)
+            (pool, _), pool_keys = _reduce(held, method, n_sparse, rng, keys)
             held, keys, held_bytes = [pool], [pool_keys], pool.nbytes
     if streamed or method != "random":
-        Z, _ = _reduce(held, method, n_sparse, rng, keys)
+        (Z, stop_reason), _ = _reduce(held, method, n_sparse, rng, keys)
     else:
         # Every row was held: the same draw as select_sparse on all rows.
-        Z = select_sparse(np.concatenate(held), n_sparse, method, rng)
-    info = {"n_rows": n_rows, "n_features": probe.shape[1], "streamed": streamed, "held_bytes": peak}
+        Z, stop_reason = choose_sparse(np.concatenate(held), n_sparse, method, rng)
+    info = {"n_rows": n_rows, "n_features": probe.shape[1], "streamed": streamed, "held_bytes": peak,
+            "stop_reason": stop_reason}
     if len(Z) < n_sparse:  # rare: the count that explains the shortfall costs one more pass
         info["n_distinct"] = count_distinct(np.concatenate(held))
     return Z, info

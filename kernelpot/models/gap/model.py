@@ -479,8 +479,8 @@ def _shortfall_reason(method, n_requested, n_chosen, n_zero_weight, info):
                        f"{info['n_rows']} (symmetry-equivalent environments count once); add structures "
                        "or lower n_sparse")
     elif n_chosen < n_requested:
-        reasons.append(f"{method} selection stopped after {n_chosen} of {n_distinct} distinct rows "
-                       "(the rest coincide with chosen ones to round-off)")
+        reasons.append(f"{method} selection stopped after {n_chosen} of {n_distinct} distinct rows: "
+                       f"{info.get('stop_reason') or 'the rest coincide with chosen ones'}")
     if n_zero_weight:
         reasons.append(f"{n_zero_weight} chosen point(s) lay at the cutoff (zero covariance weight) and were dropped")
     return "; ".join(reasons)

@@ -8,7 +8,7 @@ import numpy as np
 
 from ...selection import CUR, FPS, SelectionWarning
 
-__all__ = ["select_sparse", "count_distinct"]
+__all__ = ["select_sparse", "choose_sparse", "count_distinct"]
 
 
 def _unique_rows(X):
@@ -25,15 +25,23 @@ def count_distinct(X):
 
 
 def _select(selector, X):
+    """Indices picked by ``selector`` and, if it stopped early, why (else None)."""
     # Selection stops early (with a SelectionWarning) once the rows are
-    # exhausted, e.g. CUR at the rank of X; fewer sparse points is then right.
+    # exhausted, e.g. CUR at the rank of X; fewer sparse points is then right,
+    # and the caller says so once, for the whole term.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SelectionWarning)
-        return selector.fit(X).selected_idx_
+        selector.fit(X)
+    return selector.selected_idx_, getattr(selector, "_stop_reason", None)
 
 
 def select_sparse(X, n_sparse, method, rng):
-    """Pick sparse points among the rows of ``X``.
+    """Pick sparse points among the rows of ``X``: the points of :func:`choose_sparse`."""
+    return choose_sparse(X, n_sparse, method, rng)[0]
+
+
+def choose_sparse(X, n_sparse, method, rng):
+    """Pick sparse points among the rows of ``X``, and say why there are fewer than ``n_sparse``.
 
     Parameters
     ----------
@@ -45,10 +53,13 @@ def select_sparse(X, n_sparse, method, rng):
 
     Returns
     -------
-    ndarray of shape (n_chosen, n_features)
+    Z : ndarray of shape (n_chosen, n_features)
         The sparse points (``n_chosen = min(n_sparse, distinct rows)``,
         exactly ``n_sparse`` for ``"uniform"``). ``"cur"`` completes its
         picks by FPS when the feature matrix has lower rank than ``n_sparse``.
+    stop_reason : str or None
+        Why FPS/CUR stopped before ``min(n_sparse, distinct rows)`` points
+        (the remaining rows coincide with chosen ones), else None.
     """
     X = np.asarray(X, dtype=np.float64)
     if X.shape[0] == 0:
@@ -60,21 +71,22 @@ def select_sparse(X, n_sparse, method, rng):
                 f"{X.shape[1]} features"
             )
         lo, hi = float(X.min()), float(X.max())
-        return np.linspace(lo, hi, n_sparse)[:, None] if hi > lo else X[:1].copy()
+        return (np.linspace(lo, hi, n_sparse)[:, None] if hi > lo else X[:1].copy()), None
     distinct = _unique_rows(X)
     Xd = X[distinct]
     n = min(n_sparse, len(distinct))
+    stop_reason = None
     if method == "random":
         index = rng.choice(len(distinct), size=n, replace=False)
     elif n == len(distinct):
         index = np.arange(n)
     elif method == "fps":
         start = int(rng.integers(len(distinct)))
-        index = _select(FPS(n, initialize=start), Xd)
+        index, stop_reason = _select(FPS(n, initialize=start), Xd)
     else:
-        index = _select(CUR(n), Xd)
+        index, _ = _select(CUR(n), Xd)
         if len(index) < n:
             # CUR stops at the numerical rank of the features (often below
             # n_sparse for SOAP); complete the set by FPS from those picks.
-            index = _select(FPS(n, initialize=[int(i) for i in index]), Xd)
-    return Xd[np.sort(index)].copy()
+            index, stop_reason = _select(FPS(n, initialize=[int(i) for i in index]), Xd)
+    return Xd[np.sort(index)].copy(), stop_reason

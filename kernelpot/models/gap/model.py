@@ -475,9 +475,9 @@ def _shortfall_reason(method, n_requested, n_chosen, n_zero_weight, info):
     if n_chosen < n_requested and method == "uniform":
         reasons.append(f"all {info['n_rows']} training rows have the same value, so the uniform grid is one point")
     elif n_chosen < n_requested and n_distinct == n_chosen:
-        reasons.append(f"the training structures have only {n_distinct} distinct descriptor rows among "
-                       f"{info['n_rows']} (symmetry-equivalent environments count once); add structures "
-                       "or lower n_sparse")
+        among = (f" distinct descriptor rows among {info['n_rows']} (symmetry-equivalent environments count once)"
+                 if n_distinct < info["n_rows"] else " descriptor rows")
+        reasons.append(f"the training structures have only {n_distinct}{among}; add structures or lower n_sparse")
     elif n_chosen < n_requested:
         reasons.append(f"{method} selection stopped after {n_chosen} of {n_distinct} distinct rows: "
                        f"{info.get('stop_reason') or 'the rest coincide with chosen ones'}")

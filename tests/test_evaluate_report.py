@@ -38,3 +38,35 @@ def test_energy_errors_per_atom_and_per_structure(model):  # noqa: F811
     large = table["by_config_type"]["large"]
     assert large["n_structures"] == 1 and large["energy_per_structure_rmse"] == pytest.approx(0.080, rel=1e-9)
     assert set(UNITS) <= set(table)
+
+
+def test_cli_prints_energy_errors_per_atom_and_per_structure(model, tmp_path, capsys):  # noqa: F811
+    import json
+
+    from ase.io import write
+
+    from kernelpot.cli import main
+    from kernelpot.potential.serialization import save_model
+
+    model_file = save_model(model, tmp_path / "m.kpot")
+    test_file = tmp_path / "test.extxyz"
+    write(test_file, _labelled_off_by(model, OFFSETS))
+    n_atoms = np.array([2, 8, 16])
+
+    assert main(["evaluate", str(model_file), str(test_file), "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["config_type", "n", "E", "RMSE", "E", "MAE", "E", "RMSE", "E", "MAE",
+                                "F", "RMSE", "F", "MAE", "S", "RMSE"]
+    assert lines[1].split()[:4] == ["meV/atom", "meV/atom", "meV/struct", "meV/struct"]
+    row = lines[3].split()
+    assert row[:2] == ["all", "3"]
+    expected = [np.sqrt(np.mean((OFFSETS / n_atoms) ** 2)), np.mean(np.abs(OFFSETS / n_atoms)),
+                np.sqrt(np.mean(OFFSETS**2)), np.mean(np.abs(OFFSETS))]
+    np.testing.assert_allclose([float(v) for v in row[2:6]], 1e3 * np.array(expected), atol=0.006)
+
+    assert main(["evaluate", str(model_file), str(test_file), "--quiet", "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    # extxyz keeps ~8 digits of the energies: equal to 1e-6
+    assert table["energy_per_structure_rmse"] == pytest.approx(expected[2], rel=1e-6)
+    assert table["energy_rmse"] == pytest.approx(expected[0], rel=1e-6)
+    assert table["units"]["energy_per_structure_rmse"] == "eV" and table["units"]["energy_rmse"] == "eV/atom"

@@ -151,6 +151,24 @@ def test_readme_stress_flags_for_the_original_mlearn_files_parse():
     assert (args.stress_key, args.stress_units, args.stress_sign) == ("virial_stress_kbar", "kbar", "pressure")
 
 
+def _readme_evaluate_table() -> list[str]:
+    """The lines of the README's example output of ``kernelpot evaluate``."""
+    (table,) = [code for lang, code, _ in fenced_blocks(README.read_text())
+                if lang == "text" and code.startswith("config_type")]
+    return table.splitlines()
+
+
+def test_readme_evaluate_output_has_the_command_s_columns(capsys):
+    from kernelpot.cli.evaluate import _print_table
+    from kernelpot.potential.metrics import UNITS
+
+    _print_table({"n_structures": 1, "by_config_type": {}, **dict.fromkeys(UNITS, 0.0)})
+    printed = capsys.readouterr().out.splitlines()
+    shown = _readme_evaluate_table()
+    assert shown[:3] == printed[:3] and shown[-1] == printed[-1]
+    assert "meV/struct" in shown[1] and "meV/atom" in shown[1]  # issue 22, item 8
+
+
 # --------------------------------------------------------------------------------------------- slow
 def _checkout_copy(target: Path) -> None:
     """The files a clone would have (tracked and new, not ignored) copied to ``target``."""
@@ -186,7 +204,24 @@ def test_readme_top_to_bottom_in_a_fresh_venv(tmp_path):
             continue
         log = tmp_path / f"readme_block_{index}.log"
         with open(log, "w") as handle:
-            status = subprocess.run(command, cwd=checkout, env=env, stdout=handle, stderr=subprocess.STDOUT).returncode
+            status = subprocess.run(command, cwd=checkout, env=env, stdout=handle, stderr=subprocess.STDOUT,
+                                    check=False).returncode
         output = log.read_text()
         print(f"--- README.md:{line} ({language}) exit {status}\n{output[-3000:]}")
         assert status == 0, f"README.md:{line} ({language}) failed with exit code {status}:\n{output[-3000:]}"
+        if index == 0:  # the main job: its errors are the ones the README shows
+            _check_main_job_errors(output)
+
+
+def _all_row(lines) -> list[float]:
+    row = next(line for line in lines if line.startswith("all "))
+    return [float(value) for value in row.split()[1:]]
+
+
+def _check_main_job_errors(output: str) -> None:
+    """The fresh run's overall errors agree with the README's table to 3 % (BLAS and thread counts differ)."""
+    shown, measured = _all_row(_readme_evaluate_table()), _all_row(output.splitlines())
+    assert measured[0] == shown[0]  # structures
+    for name, a, b in zip(["E RMSE", "E MAE", "E RMSE/struct", "E MAE/struct", "F RMSE", "F MAE", "S RMSE"],
+                          measured[1:], shown[1:]):
+        assert abs(a - b) <= 0.03 * abs(b) + 0.01, f"main job {name}: {a} here, README says {b}"

@@ -10,9 +10,8 @@ from ase.build import bulk
 from kernelpot.descriptors.distance_2b import Distance2B
 from kernelpot.descriptors.soap import SOAP
 from kernelpot.exceptions import ReducedRequestWarning
-from kernelpot.models._gap_covariance import NormalisedDotProduct, SquaredExponential
-from kernelpot.models._gap_terms import GAPTerm
-from kernelpot.models.sparse_gpr import SparseGPR
+from kernelpot.kernels import GaussianCovariance, NormalizedDotProductCovariance
+from kernelpot.models.gap import GAPTerm, SparseGPR
 from kernelpot.selection import CUR, FPS, SelectionWarning
 
 
@@ -23,7 +22,7 @@ def _crystals(n=6):
 
 def _soap_term(n_sparse, method="cur"):
     return GAPTerm(SOAP(species=[14], r_cut=4.0, n_max=3, l_max=3, sigma=0.5, periodic=True),
-                   NormalisedDotProduct(2), delta=0.2, n_sparse=n_sparse, sparse_method=method)
+                   NormalizedDotProductCovariance(2), delta=0.2, n_sparse=n_sparse, sparse_method=method)
 
 
 def _fit(terms, structures):
@@ -51,7 +50,7 @@ def test_a_request_the_data_can_honour_is_silent():
 def test_uniform_grid_over_a_single_distance_says_why():
     # One pair distance in every structure: the 2-body "uniform" grid has one point.
     dimers = [bulk("Si", "sc", a=3.0) for _ in range(3)]  # simple cubic: all 6 neighbours at 3.0 Å
-    term = GAPTerm(Distance2B(cutoff=3.5, cutoff_transition_width=0.5), SquaredExponential(0.5), delta=1.0,
+    term = GAPTerm(Distance2B(cutoff=3.5, cutoff_transition_width=0.5), GaussianCovariance(0.5), delta=1.0,
                    n_sparse=10, sparse_method="uniform")
     with pytest.warns(ReducedRequestWarning, match=r"terms\[0\] \(Distance2B\): n_sparse=10 requested, 1 used: "
                                                    r"all \d+ training rows have the same value"):
@@ -86,3 +85,23 @@ def test_pool_explorer_says_when_the_pool_is_smaller_than_n_initial():
                                                              "the pool has only 3 unlabelled structures")):
         keys, structures = pool.initial(5, np.random.default_rng(0))
     assert len(keys) == len(structures) == 3
+
+
+def test_the_command_line_says_a_reduced_request_in_one_line(tmp_path, capsys):
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    from kernelpot.cli import main
+
+    structures = _crystals(6)
+    for k, atoms in enumerate(structures):
+        atoms.calc = SinglePointCalculator(atoms, energy=-10.0 - 0.1 * k)
+    write(tmp_path / "crystals.extxyz", structures)
+    gap = ("{soap l_max=3 n_max=3 atom_sigma=0.5 cutoff=4.0 delta=0.2 covariance_type=dot_product zeta=2 "
+           "n_sparse=50 sparse_method=cur_points}")
+    assert main(["fit", str(tmp_path / "crystals.extxyz"), "-o", str(tmp_path / "m.kpot"), "--gap", gap,
+                 "--quiet", "--e0", "0"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "n_sparse" in line]
+    assert warned == ["kernelpot fit: warning: terms[0] (SOAP): n_sparse=50 requested, 6 used: the training "
+                      "structures have only 6 distinct descriptor rows among 12 (symmetry-equivalent environments "
+                      "count once); add structures or lower n_sparse"]

@@ -9,15 +9,25 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .options import add_label_keys, add_model_options, add_quiet, make_model, read_labels, report_skips
+from .options import (
+    add_label_keys,
+    add_model_options,
+    add_quiet,
+    make_model,
+    read_labels,
+    recipe_help,
+    report_skips,
+)
 
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub) -> None:
-    fit = sub.add_parser("fit", help="fit a GAP-style potential to an extxyz file")
-    fit.add_argument("train", type=Path, help="extxyz file with energies (eV) and forces (eV/Å)")
-    fit.add_argument("-o", "--output", type=Path, default=Path("model.kpot"))
+    fit = sub.add_parser("fit", help="fit a GAP-style potential to an extxyz file", epilog=recipe_help,
+                         description="Fit a GAP-style sparse GPR potential to the energies, forces and stresses\n"
+                                     "(virials) of an extxyz file and write it as a .kpot model.")
+    fit.add_argument("train", type=Path, help="extxyz file with energies (eV), forces (eV/Å) and, if any, stresses")
+    fit.add_argument("-o", "--output", type=Path, default=Path("model.kpot"), help="model file to write")
     add_model_options(fit)
     add_quiet(fit)
     add_label_keys(fit)

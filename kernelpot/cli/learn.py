@@ -19,7 +19,15 @@ import importlib
 import json
 from pathlib import Path
 
-from .options import add_label_keys, add_model_options, add_quiet, make_model, read_labels, report_skips
+from .options import (
+    add_label_keys,
+    add_model_options,
+    add_quiet,
+    make_model,
+    read_labels,
+    recipe_help,
+    report_skips,
+)
 
 __all__ = ["add_parser", "run", "make_oracle"]
 
@@ -101,26 +109,30 @@ def add_parser(sub) -> argparse.ArgumentParser:
     """Add the ``learn`` subcommand to the ``kernelpot`` subparsers ``sub``."""
     from ..active.strategies import STRATEGIES
 
-    learn = sub.add_parser("learn", help="active learning: explore, select, label, refit (resumable)")
+    learn = sub.add_parser("learn", help="active learning: explore, select, label, refit (resumable)",
+                           epilog=recipe_help)
     learn.add_argument("checkpoint", type=Path, help="checkpoint folder (created; resumed if it exists)")
     source = learn.add_argument_group("explorer (one of)")
     source.add_argument("--pool", type=Path, help="extxyz pool of candidate structures")
     source.add_argument("--md", type=Path, help="start structure for on-the-fly MD (any ASE format)")
     learn.add_argument("--oracle", default="stored",
                        help="stored (labels in the pool file) | emt | module:Class (an ASE calculator)")
-    learn.add_argument("--oracle-kwargs", default="", help="JSON keyword arguments of the oracle class")
-    learn.add_argument("--strategy", default="variance", choices=sorted(STRATEGIES))
-    learn.add_argument("--batch-size", type=int, default=1)
+    learn.add_argument("--oracle-kwargs", default="",
+                       help="JSON keyword arguments of the oracle class (default: none)")
+    learn.add_argument("--strategy", default="variance", choices=sorted(STRATEGIES),
+                       help="how candidates are scored and picked")
+    learn.add_argument("--batch-size", type=int, default=1, help="structures labelled per iteration")
     learn.add_argument("--budget", type=int, default=100, help="oracle calls of the loop")
     learn.add_argument("--n-initial", type=int, default=2, help="structures labelled before the first fit")
     learn.add_argument("--validation", type=Path, help="labelled extxyz for the error after each iteration")
     learn.add_argument("--target-error", type=float, help="stop at this validation error (eV/Å or eV/atom)")
     learn.add_argument("--target-metric", default="forces_rmse",
-                       choices=["forces_rmse", "forces_mae", "energy_rmse", "energy_mae"])
+                       choices=["forces_rmse", "forces_mae", "energy_rmse", "energy_mae"],
+                       help="validation error compared with --target-error")
     learn.add_argument("--refit-every", type=int, help="full refit with new sparse points every k iterations")
     learn.add_argument("--max-candidates", type=int, help="pool: score at most this many per iteration")
     learn.add_argument("--schedule", type=_schedule, default=[(300.0, 1000), (900.0, 1000)],
-                       help="md: temperature:steps stages, e.g. 300:1000,900:1000")
+                       help="md: temperature:steps stages (default: 300:1000,900:1000)")
     learn.add_argument("--timestep", type=float, default=2.0, help="md: fs")
     learn.add_argument("--interval", type=int, default=10, help="md: steps between scored snapshots")
     learn.add_argument("--segment", type=int, default=100, help="md without threshold: steps per iteration")

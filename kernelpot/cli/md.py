@@ -13,13 +13,15 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(sub) -> None:
     md = sub.add_parser("md", help="molecular dynamics with a fitted model")
-    md.add_argument("model", type=Path)
+    md.add_argument("model", type=Path, help="model file (.kpot) written by kernelpot fit")
     md.add_argument("start", type=Path, help="structure file (any ASE format)")
     md.add_argument("--frame", default="0", help="which frame of the start file (default: 0)")
-    md.add_argument("--temperature", type=float, default=300.0, help="initial/thermostat temperature, K")
-    md.add_argument("--steps", type=int, default=1000)
-    md.add_argument("--timestep", type=float, default=1.0, help="fs")
-    md.add_argument("--thermostat", choices=["nve", "langevin"], default="nve")
+    md.add_argument("--temperature", type=float, default=300.0,
+                    help="K: initial velocities drawn at this temperature; the Langevin thermostat's target")
+    md.add_argument("--steps", type=int, default=1000, help="number of time steps")
+    md.add_argument("--timestep", type=float, default=1.0, help="time step, fs")
+    md.add_argument("--thermostat", choices=["nve", "langevin"], default="nve",
+                    help="nve: velocity Verlet, constant energy; langevin: constant temperature")
     md.add_argument("--friction", type=float, default=0.01, help="Langevin friction, 1/fs")
     md.add_argument("--trajectory", type=Path, help="write an ASE .traj file")
     md.add_argument("--interval", type=int, default=10, help="steps between log lines and frames")

@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-__all__ = ["add_label_keys", "add_model_options", "add_quiet", "add_seed", "read_labels", "report_skips",
-           "make_model", "float_list", "e0_value"]
+from ..potential.defaults import DEFAULT_SIGMA
 
-#: ``--default-sigma`` when not given: energy (eV/atom), force (eV/Å), virial (eV/atom), Hessian (ignored).
-DEFAULT_SIGMA = [0.002, 0.1, 0.05, 0.0]
+__all__ = ["add_label_keys", "add_model_options", "add_quiet", "add_seed", "read_labels", "report_skips",
+           "make_model", "float_list", "e0_value", "recipe_help"]
+
 
 
 def float_list(text: str) -> list[float]:
@@ -52,11 +52,14 @@ def add_label_keys(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--energy-key", default="energy", help="total energy, eV (default: energy)")
     group.add_argument("--forces-key", default="forces", help="forces, eV/Å (default: forces)")
     group.add_argument("--virial-key", default="virial", help="virial, eV (default: virial)")
-    group.add_argument("--stress-key", default="stress", help="stress, used when no virial (default: stress)")
-    group.add_argument("--stress-units", default="eV/A^3", choices=["eV/A^3", "GPa", "kbar"])
+    group.add_argument("--stress-key", default="stress",
+                       help="stress, used when no virial; 'none' reads no stresses (default: stress)")
+    group.add_argument("--stress-units", default="eV/A^3", choices=["eV/A^3", "GPa", "kbar"],
+                       help="units of the stress labels")
     group.add_argument("--stress-sign", default="ase", choices=["ase", "pressure"],
                        help="ase: tensile positive; pressure: compressive positive (VASP 'in kB')")
-    group.add_argument("--config-type-key", default="config_type")
+    group.add_argument("--config-type-key", default="config_type",
+                       help="per-structure key that groups the errors of evaluate")
     group.add_argument("--on-missing", choices=["raise", "skip"], default="raise",
                        help="structures lacking a label: stop with an error, or skip and count them")
 
@@ -64,14 +67,14 @@ def add_label_keys(parser: argparse.ArgumentParser) -> None:
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model and fit")
     group.add_argument("--gap", help="gap_fit descriptor string, e.g. '{distance_2b cutoff=5.0 ... : soap ...}' "
-                                     "(default: kernelpot's DEFAULT_GAP)")
+                                     "(default: kernelpot's DEFAULT_GAP, the recipe below)")
     group.add_argument("--default-sigma", type=float_list, default=list(DEFAULT_SIGMA),
-                       help="energy (eV/atom), force (eV/Å), virial (eV/atom)[, hessian: ignored] "
-                            "(default: 0.002,0.1,0.05)")
+                       help="noise of energies (eV/atom), forces (eV/Å), virials (eV/atom)[, hessian: ignored], "
+                            "gap_fit's default_sigma")
     group.add_argument("--e0", type=e0_value, default="average",
                        help="per-species reference energies: average | isolated | a number in eV (default: average)")
     group.add_argument("--max-block-memory", type=float, default=512.0,
-                       help="MiB for one block of the fit (used without --max-memory; default: 512)")
+                       help="MiB for one block of the fit (used without --max-memory)")
     group.add_argument("--max-memory", default=None,
                        help="memory budget of the whole fit, e.g. 4GB or 3500MiB: chooses the block size; "
                             "the estimated peak is printed before the fit")
@@ -81,6 +84,17 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                        help="Dask scheduler address tcp://HOST:PORT: build the blocks on its workers "
                             "(pip install 'kernelpot[distributed]')")
     add_seed(group)
+
+
+def recipe_help() -> str:
+    """The default recipe as the code builds it: the epilog of ``fit --help`` and ``learn --help``.
+
+    A function, called only when the help is shown (it builds the descriptors).
+    """
+    from ..potential.recipe import DEFAULT_GAP, describe_recipe
+
+    return f"default recipe (without --gap):\n  --gap \"{DEFAULT_GAP}\"\n\n" + "\n".join(
+        f"  {line}" for line in describe_recipe().splitlines())
 
 
 def read_labels(path, args, required):

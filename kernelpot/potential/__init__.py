@@ -10,8 +10,11 @@ _EXPORTS = {
     "load_model": "serialization",
     "save_model": "serialization",
     "ModelFileError": "model_file",
-    "DEFAULT_GAP": "recipe",
+    "DEFAULT_GAP": "defaults",
+    "DEFAULT_SIGMA": "defaults",
     "terms_from_gap_string": "recipe",
+    "describe_recipe": "recipe",
+    "describe_terms": "recipe",
     "parse_gap_string": "gap_string",
     "error_table": "metrics",
 }

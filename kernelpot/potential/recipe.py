@@ -27,26 +27,18 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
+
 from ..descriptors import CentreSpecies
 from ..descriptors.distance_2b import Distance2B
 from ..descriptors.soap import SOAP
 from ..kernels import GaussianCovariance, NormalizedDotProductCovariance
 from ..models.gap import GAPTerm
+from .defaults import DEFAULT_GAP, DEFAULT_SIGMA
 from .gap_string import parse_gap_string
 
 __all__ = ["DEFAULT_GAP", "DEFAULT_SIGMA", "describe_recipe", "describe_terms", "terms_from_gap_string"]
 
-DEFAULT_GAP = (
-    "{distance_2b cutoff=5.0 n_sparse=20 covariance_type=ard_se delta=2.0 theta_uniform=1.0 "
-    "sparse_method=uniform : soap l_max=6 n_max=8 atom_sigma=0.5 cutoff=5.0 cutoff_transition_width=1.0 "
-    "delta=0.2 covariance_type=dot_product zeta=4 n_sparse=1000 sparse_method=cur_points}"
-)
-# Noise of energies (eV/atom), forces (eV/Å) and virials (eV/atom), gap_fit's default_sigma: the default of
-# `kernelpot fit --default-sigma` and of the Python recipe. The virial's 0.1 eV/atom (about 0.8 GPa on Si)
-# was chosen on mlearn Si with every 5th training structure held out: against energies and forces only,
-# stress RMSE 0.51 vs 0.75 GPa at the same energy and force errors (+1-2 %); gap_fit's usual 0.05 cost 5 %
-# in forces there and 20 % in test energies.
-DEFAULT_SIGMA = (0.002, 0.1, 0.1)
 # gap_fit's default width (Å) of the cosine cutoff of its soap descriptor.
 _GAP_SOAP_TRANSITION = 0.5
 
@@ -167,11 +159,12 @@ def _describe_descriptor(descriptor) -> str:
     return repr(descriptor)
 
 
-def _describe_kernel(kernel) -> str:
-    if isinstance(kernel, SquaredExponential):
-        return f"squared exponential, theta {kernel.theta:g} Å"
-    if isinstance(kernel, NormalisedDotProduct):
-        return f"normalised dot product, zeta {kernel.zeta}"
+def _describe_kernel(kernel, unit) -> str:
+    if isinstance(kernel, GaussianCovariance):
+        sigma = np.ravel(kernel.sigma)
+        return "Gaussian (ard_se), length scale " + (f"{sigma[0]:g}" if sigma.size == 1 else str(sigma.tolist())) + unit
+    if isinstance(kernel, NormalizedDotProductCovariance):
+        return f"normalized dot product, zeta {kernel.zeta}"
     return repr(kernel)
 
 
@@ -198,10 +191,11 @@ def describe_terms(terms, default_sigma=None) -> str:
     lines = []
     for term in terms:
         method = getattr(term, "sparse_method", None)
-        delta = f"delta {term.delta:g} eV"
-        if _is_pair_term(term.descriptor):
+        delta, pairs = f"delta {term.delta:g} eV", _is_pair_term(term.descriptor)
+        if pairs:
             delta += f" (gap_fit's delta={term.delta / 2:g}: kernelpot counts each pair once)"
-        lines.append(f"{_describe_descriptor(term.descriptor)}; {_describe_kernel(term.kernel)}; {delta}; "
+        kernel = _describe_kernel(term.kernel, " Å" if pairs else "")
+        lines.append(f"{_describe_descriptor(term.descriptor)}; {kernel}; {delta}; "
                      f"{term.n_sparse} sparse points" + (f" ({method})" if method else ""))
     if default_sigma is not None:
         energy, force, virial = tuple(default_sigma)[:3]

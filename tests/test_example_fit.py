@@ -4,7 +4,7 @@ import importlib.util
 import warnings
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import BUNDLED_DATA, REPO_ROOT
 
 from kernelpot.exceptions import ReducedRequestWarning
 from kernelpot.potential.serialization import load_model
@@ -40,3 +40,22 @@ def test_example_fits_saves_and_reports_test_errors(example_run):
     assert 0 < errors["energy_meV_per_atom"] < 20
     assert 0 < errors["forces_eV_per_A"] < 0.25
     assert 0 < errors["stress_GPa"] < 2.5
+
+
+def test_example_fits_the_same_model_as_kernelpot_fit(example_run, tmp_path):
+    """The Python recipe and the command's defaults are one model: the same predictions from the same frames."""
+    import numpy as np
+    from ase.io import read, write
+
+    from kernelpot.cli import main
+
+    frames = read(BUNDLED_DATA / "mlearn_si" / "mlearn_Si_training.extxyz", "::10")
+    write(tmp_path / "train.extxyz", frames)  # energies, forces and stresses, as ASE holds them
+    assert main(["fit", str(tmp_path / "train.extxyz"), "-o", str(tmp_path / "cli.kpot"), "--quiet"]) == 0
+    test = read(BUNDLED_DATA / "mlearn_si" / "mlearn_Si_test.extxyz", "::5")
+    python_model, cli_model = load_model(example_run[0]), load_model(tmp_path / "cli.kpot")
+    assert python_model.default_sigma == cli_model.default_sigma
+    ours = python_model.predict(test, properties=("energy", "forces", "stress"))
+    theirs = cli_model.predict(test, properties=("energy", "forces", "stress"))
+    for key in ours:
+        np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-6, atol=1e-6 * np.abs(theirs[key]).max())

@@ -166,7 +166,7 @@ def test_readme_evaluate_output_has_the_command_s_columns(capsys):
     printed = capsys.readouterr().out.splitlines()
     shown = _readme_evaluate_table()
     assert shown[:3] == printed[:3] and shown[-1] == printed[-1]
-    assert "meV/struct" in shown[1] and "meV/atom" in shown[1]  # issue 22, item 8
+    assert "meV/struct" in shown[1] and "meV/atom" in shown[1]  # energies per atom and per structure
 
 
 # --------------------------------------------------------------------------------------------- slow

@@ -16,15 +16,21 @@ def _strained_rattled_si():
     return atoms
 
 
-def test_numerical_forces_match_the_analytic_forces(model):  # noqa: F811
+def _analytic_and_numerical(model, prop, **kwargs):  # noqa: F811
+    """The calculator, its structure, the analytic ``prop`` and its finite-difference value (structure unchanged)."""
     atoms = _strained_rattled_si()
     calc = GAPCalculator(model, uncertainty=False)
     atoms.calc = calc
-    analytic = atoms.get_forces()
-    before = atoms.positions.copy()
-    numerical = calc.calculate_numerical_forces(atoms, d=1e-4)
+    analytic = atoms.calc.get_property(prop, atoms)
+    before = atoms.copy()
+    numerical = getattr(calc, f"calculate_numerical_{prop}")(atoms, **kwargs)
+    assert atoms == before  # positions and cell of the caller's structure are left alone
+    return calc, atoms, analytic, numerical
+
+
+def test_numerical_forces_match_the_analytic_forces(model):  # noqa: F811
+    calc, atoms, analytic, numerical = _analytic_and_numerical(model, "forces", d=1e-4)
     assert numerical.shape == analytic.shape == (len(atoms), 3)
-    np.testing.assert_array_equal(atoms.positions, before)  # the caller's structure is left alone
     assert np.abs(analytic).max() > 0.1  # a real check: the rattled atoms feel forces
     np.testing.assert_allclose(numerical, analytic, rtol=0, atol=1e-6 * np.abs(analytic).max())
     # ASE's default step, as ASE users call it, still agrees to the O(d²) truncation error.
@@ -34,13 +40,7 @@ def test_numerical_forces_match_the_analytic_forces(model):  # noqa: F811
 def test_numerical_stress_matches_the_analytic_stress_and_ase_fd(model):  # noqa: F811
     from ase.calculators.fd import calculate_numerical_stress
 
-    atoms = _strained_rattled_si()
-    calc = GAPCalculator(model, uncertainty=False)
-    atoms.calc = calc
-    analytic = atoms.get_stress()
-    cell = atoms.cell.copy()
-    numerical = calc.calculate_numerical_stress(atoms, d=1e-4)
-    np.testing.assert_array_equal(atoms.cell, cell)
+    calc, atoms, analytic, numerical = _analytic_and_numerical(model, "stress", d=1e-4)
     assert np.abs(analytic).max() > 1e-3
     np.testing.assert_allclose(numerical, analytic, rtol=0, atol=2e-6 * np.abs(analytic).max())
     # The same strains as ASE's helper: the two agree to round-off.

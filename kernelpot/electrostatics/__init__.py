@@ -1,0 +1,35 @@
+"""Electrostatics: energies, forces, stress and potentials of point and Gaussian charges.
+
+Open boundaries by direct summation; 3D-periodic cells (any triclinic shape) by
+Ewald summation or smooth particle-mesh Ewald, with parameters chosen from one
+accuracy tolerance. Units: Å, e, eV (:data:`COULOMB_CONSTANT`).
+
+- :func:`coulomb` — energy, forces, virial/stress, site potentials (``CoulombResult``)
+- :func:`coulomb_matrix` — the matrix A of ``E = ½ qᵀAq`` for charge equilibration
+- :class:`Ewald`, :class:`PME` — reusable engines for one cell (e.g. an NVT run)
+- :mod:`.parameters` — error estimates and parameter choice
+
+The names below are imported on first use (PEP 562).
+"""
+
+from __future__ import annotations
+
+from .._lazy import lazy_getattr
+
+_EXPORTS = {
+    "COULOMB_CONSTANT": "result",
+    "CoulombResult": "result",
+    "coulomb": "coulomb",
+    "coulomb_matrix": "coulomb",
+    "Ewald": "ewald",
+    "PME": "pme",
+    "EwaldParameters": "parameters",
+    "PMEParameters": "parameters",
+    "ewald_parameters": "parameters",
+    "pme_parameters": "parameters",
+}
+
+__all__ = list(_EXPORTS)
+
+
+__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())

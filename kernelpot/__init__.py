@@ -53,6 +53,9 @@ _EXPORTS = {
     "ActiveLearner": "active",
     # reading labelled data
     "read_labelled": "io",
+    # electrostatics
+    "coulomb": "electrostatics",
+    "coulomb_matrix": "electrostatics",
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 __all__ = ["__version__", *__all__]

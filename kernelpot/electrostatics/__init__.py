@@ -9,12 +9,12 @@ accuracy tolerance. Units: Å, e, eV (:data:`COULOMB_CONSTANT`).
 - :class:`Ewald`, :class:`PME` — reusable engines for one cell (e.g. an NVT run)
 - :mod:`.parameters` — error estimates and parameter choice
 
-The names below are imported on first use (PEP 562).
+The names below are imported on first use (PEP 562, :mod:`kernelpot.utils.lazy`).
 """
 
 from __future__ import annotations
 
-from .._lazy import lazy_getattr
+from ..utils.lazy import lazy_exports
 
 _EXPORTS = {
     "COULOMB_CONSTANT": "result",
@@ -29,7 +29,4 @@ _EXPORTS = {
     "pme_parameters": "parameters",
 }
 
-__all__ = list(_EXPORTS)
-
-
-__getattr__ = lazy_getattr(__name__, _EXPORTS, globals())
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -199,6 +199,8 @@ def coulomb(positions, charges=None, *, cell=None, pbc=False, widths=None, metho
 def coulomb_matrix(positions, *, cell=None, pbc=False, widths=None, tolerance=1e-6) -> np.ndarray:
     r"""Interaction matrix A (eV/e²) with ``E = ½ qᵀ A q`` for any charges q.
 
+    (Not the Coulomb-matrix *descriptor* of Rupp et al., :class:`kernelpot.descriptors.CoulombMatrix`.)
+
     For charge equilibration: ``A q`` is the potential ``φ = dE/dq`` (V) and the
     QEq energy ``Σ χ_i q_i + ½ Σ J_i q_i² + ½ qᵀ A q`` is minimised by one linear
     solve with the constraint ``Σ q = Q``. Meant for up to a few thousand atoms

@@ -10,11 +10,6 @@ import math
 import numba
 import numpy as np
 import pytest
-from ase import Atoms
-from ase.units import Bohr, Hartree
-from scipy.special import erf
-
-import kernelpot.electrostatics._setup as electrostatics_setup
 from _electrostatics_systems import (
     MADELUNG,
     TRICLINIC,
@@ -25,6 +20,11 @@ from _electrostatics_systems import (
     shape_term,
     smooth_sphere_sum,
 )
+from ase import Atoms
+from ase.units import Bohr, Hartree
+from scipy.special import erf
+
+import kernelpot.electrostatics._setup as electrostatics_setup
 from kernelpot.electrostatics import (
     COULOMB_CONSTANT,
     Ewald,
@@ -60,7 +60,7 @@ def test_madelung_constants_ewald(name, primitive):
 
 def test_madelung_small_cell_needs_many_images():
     # a = 1 Å: the real-space cutoff spans many cells, so images beyond the first shell count.
-    positions, charges, cell, r0, pairs = crystal("cesium_chloride", a=1.0)
+    positions, charges, cell, r0, _ = crystal("cesium_chloride", a=1.0)
     ewald = Ewald.from_tolerance(cell, 2, tolerance=1e-12, charges=charges)
     assert ewald.parameters.real_cutoff > 1.5 * np.linalg.norm(cell, axis=1).max()
     result = ewald.compute(positions, charges)
@@ -101,13 +101,13 @@ def test_direct_forces_virial_potential_match_finite_differences(widths):
     charges = rng.normal(size=9)
     widths = None if widths is None else rng.uniform(0.4, 1.2, 9)
     result = coulomb(positions, charges, widths=widths, compute_potential=True)
-    energy = lambda x: coulomb(x, charges, widths=widths).energy  # noqa: E731
+    energy = lambda x: coulomb(x, charges, widths=widths).energy
     forces = -central_difference(energy, positions, 1e-5)
     assert np.abs(forces - result.forces).max() <= 1e-6 * np.abs(result.forces).max()
     potential = central_difference(lambda q: coulomb(positions, q, widths=widths).energy, charges, 1e-5)
     np.testing.assert_allclose(result.potential, potential, rtol=1e-7, atol=1e-9)
     # Pair virial: -dE/dε with positions scaled about any origin.
-    strained = lambda eps: coulomb(positions @ (np.eye(3) + eps), charges, widths=widths).energy  # noqa: E731
+    strained = lambda eps: coulomb(positions @ (np.eye(3) + eps), charges, widths=widths).energy
     virial = -central_difference(strained, np.zeros((3, 3)), 1e-6)
     np.testing.assert_allclose(result.virial, virial, atol=1e-6 * np.abs(virial).max())
     assert result.stress is None

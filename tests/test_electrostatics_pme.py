@@ -3,7 +3,6 @@ the a-priori error estimate, parameter choice and bad input."""
 
 import numpy as np
 import pytest
-
 from _electrostatics_systems import (
     MADELUNG,
     TRICLINIC,
@@ -13,6 +12,7 @@ from _electrostatics_systems import (
     shape_term,
     smooth_sphere_sum,
 )
+
 from kernelpot.electrostatics import (
     COULOMB_CONSTANT,
     PME,

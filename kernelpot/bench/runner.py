@@ -7,7 +7,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import descriptor_cases, gap_cases, learning_cases
+from . import descriptor_cases, electrostatics_cases, gap_cases, learning_cases
 from .results import PeerUnavailable, Skip, markdown, write_atomically
 
 # name -> (peer modules that must import, function, what it measures)
@@ -18,6 +18,8 @@ CASES = {
     "selection": (("skmatter",), learning_cases.selection_vs_skmatter, "FPS and CUR vs skmatter"),
     "gpr": (("sklearn",), learning_cases.gpr_vs_sklearn, "GPR vs scikit-learn"),
     "gap": (("quippy",), gap_cases.gap_vs_gap_fit, "GAP fit vs QUIP gap_fit"),
+    "electrostatics": (("torchpme", "vesin"), electrostatics_cases.pme_vs_torchpme,
+                       "smooth PME energy, forces and stress vs torch-pme"),
 }
 
 

@@ -16,6 +16,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ._pair_kernels import PRANGE_ONLY
+
 
 @njit(cache=True, nogil=True, inline="always")
 def _phase(position, recip, d):
@@ -44,7 +46,7 @@ def _phase_tables(position, recip, e0, e1, e2):
     _symmetric_powers(_phase(position, recip, 2), e2)
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=PRANGE_ONLY)
 def structure_factors(positions, charges, groups, n_groups, recip, m_max, run_m, run_start,
                       run_m2_first, n_chunks):
     """``S_g(k) = Σ_{i in group g} q_i exp(i k·r_i)``, shape (n_groups, n_k), complex."""
@@ -71,7 +73,7 @@ def structure_factors(positions, charges, groups, n_groups, recip, m_max, run_m,
     return out
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=PRANGE_ONLY)
 def reciprocal_gradients(positions, groups, recip, m_max, run_m, run_start, run_m2_first, kvectors,
                          coefficients, want_forces, want_potential, forces, potential):
     """Per-atom sums ``Σ_k Im(z) k`` → ``forces`` and ``Σ_k Re(z)`` → ``potential``.

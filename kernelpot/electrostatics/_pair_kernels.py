@@ -27,6 +27,12 @@ TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _SERIES_BELOW = 1e-2
 # Point charges closer than this (Å) are reported as coincident.
 COINCIDENT = 1e-10
+# Numba's parallel options for every kernel of the package: only explicit ``prange`` loops
+# run in parallel. Its other passes (array expressions, allocations and reductions turned
+# into parallel loops) made compilation several times slower for no speed-up here
+# (measured: real_space_sum 9.1 s -> see benchmarks/electrostatics.py, compile times).
+PRANGE_ONLY = {"comprehension": False, "reduction": False, "inplace_binop": False, "setitem": False,
+               "numpy": False, "stencil": False, "fusion": False, "prange": True}
 
 # erfc(x) = exp(-x²) erfcx(x): erfcx, smooth and slowly varying, is a piecewise
 # polynomial of degree 9 on intervals of width 1/8 over [0, 8), fitted at import to
@@ -98,7 +104,7 @@ def pair_function(r, a, b, table):
     return phi, (slope - phi) * inv_r * inv_r
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=PRANGE_ONLY)
 def direct_sum(positions, charges, groups, b_table, table, want_forces, want_potential,
                forces, potential, coincident):
     """Open boundaries: all pairs, O(n²), one row per atom (no write conflicts).
@@ -145,11 +151,14 @@ def direct_sum(positions, charges, groups, b_table, table, want_forces, want_pot
     return row_energy.sum()
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def direct_matrix(positions, groups, b_table, table, matrix, coincident):
-    """Open boundaries: ``matrix[i, j] = φ(r_ij)`` for i ≠ j (diagonal untouched)."""
+    """Open boundaries: ``matrix[i, j] = φ(r_ij)`` for i ≠ j (diagonal untouched).
+
+    Serial: meant for up to a few thousand atoms, where it costs well under a second.
+    """
     n = positions.shape[0]
-    for i in prange(n):
+    for i in range(n):
         gi = groups[i]
         for j in range(n):
             if j == i:

@@ -24,6 +24,8 @@ from ._setup import (
 )
 from .result import COULOMB_CONSTANT, CoulombResult
 
+_NO_MATRIX = np.zeros((0, 0))
+
 
 class Reciprocal:
     """Reciprocal-space part of one evaluation, units k_e = 1 (filled by a subclass)."""
@@ -125,7 +127,7 @@ class PeriodicSum:
         energy = real_space_sum(
             positions, charges, groups.groups, a_table, b_table, ERFCX_TABLE, self.cell, self.inverse, self.heights,
             cutoff, bin_counts(self.heights, cutoff, len(positions)), threads, want_forces, want_virial,
-            want_potential, forces, virial, potential, coincident)
+            want_potential, forces, virial, potential, _NO_MATRIX, coincident)
         if coincident[0] >= 0:
             raise coincident_error(coincident)
         return energy, self._reciprocal(positions, charges, groups, threads, want_forces, want_virial,

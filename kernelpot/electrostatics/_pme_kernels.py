@@ -16,6 +16,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ._pair_kernels import PRANGE_ONLY
+
 
 @njit(cache=True, nogil=True, inline="always")
 def _spline(w, order, values, slopes):
@@ -60,23 +62,22 @@ def spline_moduli(mesh_size: int, order: int) -> np.ndarray:
 _spline_py = _spline.py_func
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def spread(positions, charges, groups, n_groups, inverse, mesh, order, n_chunks):
-    """Charge meshes ``Q_g`` (n_groups, K0, K1, K2): Σ_i q_i Π_d M_p(u_id - k_d) per group.
+@njit(cache=True, nogil=True, parallel=PRANGE_ONLY)
+def spread(positions, charges, groups, inverse, mesh, order, meshes):
+    """Add ``q_i Π_d M_p(u_id - k_d)`` of every atom to ``meshes[c, g_i]`` (zeroed), c its chunk.
 
-    Chunk 0 writes into the result, the others into private meshes added at the end
-    (no atomics); with one chunk nothing else is allocated.
+    ``meshes`` (n_chunks, n_groups, K0, K1, K2): each chunk of atoms writes its own mesh
+    (no atomics); the caller sums over chunks.
     """
     n = positions.shape[0]
-    out = np.zeros((n_groups, mesh[0], mesh[1], mesh[2]))
-    partial = np.zeros((n_chunks - 1, n_groups, mesh[0], mesh[1], mesh[2]))
+    n_chunks = meshes.shape[0]
     for c in prange(n_chunks):
         base = np.empty(3, dtype=np.int64)
         values = np.empty((3, order))
         slopes = np.empty((3, order))
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
             _atom_splines(positions[i], inverse, mesh, order, base, values, slopes)
-            grid = out[groups[i]] if c == 0 else partial[c - 1, groups[i]]
+            grid = meshes[c, groups[i]]
             for j0 in range(order):
                 k0 = (base[0] - j0) % mesh[0]
                 w0 = charges[i] * values[0, j0]
@@ -85,17 +86,9 @@ def spread(positions, charges, groups, n_groups, inverse, mesh, order, n_chunks)
                     w01 = w0 * values[1, j1]
                     for j2 in range(order):
                         grid[k0, k1, (base[2] - j2) % mesh[2]] += w01 * values[2, j2]
-    if n_chunks > 1:
-        for g in range(n_groups):
-            for k0 in prange(mesh[0]):
-                for c in range(n_chunks - 1):
-                    for k1 in range(mesh[1]):
-                        for k2 in range(mesh[2]):
-                            out[g, k0, k1, k2] += partial[c, g, k0, k1, k2]
-    return out
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True, parallel=PRANGE_ONLY)
 def gather(positions, groups, inverse, mesh, order, potential_meshes, want_forces, want_potential,
            forces, potential):
     """Interpolate ``Φ_g = dE/dQ_g`` back to the atoms.
@@ -138,7 +131,7 @@ def _frequency(index, size):
     return index if index <= (size - 1) // 2 else index - size
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def mesh_sums(structure, cross, influence, recip, mesh_last, alpha, want_virial, field):
     """One pass over the half mesh: energy, reciprocal virial and ``field = influence × S``.
 
@@ -152,7 +145,7 @@ def mesh_sums(structure, cross, influence, recip, mesh_last, alpha, want_virial,
     partial = np.zeros((k0, 6))
     quarter = 0.25 / (alpha * alpha)
     gaussian = cross.size > 0
-    for i0 in prange(k0):
+    for i0 in range(k0):
         m0 = _frequency(i0, k0)
         energy = 0.0
         w = np.zeros(6)

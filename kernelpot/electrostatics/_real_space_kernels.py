@@ -22,6 +22,10 @@ Algorithm
 4. Threads take interleaved home bins ("chunks") and accumulate forces and
    potentials into their own buffers, summed at the end (no atomics; the result
    depends on the thread count only through round-off).
+
+Every ``prange`` body in this package is a single call of a serial kernel: Numba's
+parallel passes are slow on large loop bodies (measured: real_space_sum compiled in
+12.5 s CPU with the pair loop inside the ``prange``, and much less with one call).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._pair_kernels import COINCIDENT, pair_function
+from ._pair_kernels import COINCIDENT, PRANGE_ONLY, pair_function
 
 # Relative slack on the cutoff when pruning bin offsets: rounding never drops a pair.
 _SLACK = 1e-9
@@ -142,14 +146,17 @@ def _neighbour_bin(h0, h1, h2, offsets, o, n_bins, cell, index, wrap, reach, tra
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _bin_pairs(x, q, g, a_table, b_table, table, lo_i, hi_i, lo_j, hi_j, same_bin, translation, cutoff2,
-               want_forces, want_virial, want_potential, forces, potential, virial, coincident):
+def _bin_pairs(x, q, g, order, a_table, b_table, table, lo_i, hi_i, lo_j, hi_j, same_bin, translation,
+               cutoff2, want_forces, want_virial, want_potential, forces, potential, virial, matrix,
+               coincident):
     """Energy of the pairs between two bins (the second shifted by ``translation``).
 
     Sums for atom ``p`` and the virial stay in local scalars (registers) inside the loop.
+    With a non-empty ``matrix`` (input order), ``φ`` is added to ``[i, j]`` and ``[j, i]``.
     """
     energy = 0.0
     v00 = v01 = v02 = v11 = v12 = v22 = 0.0
+    want_matrix = matrix.shape[0] > 0
     for p in range(lo_i, hi_i):
         x0 = x[p, 0] - translation[0]
         x1 = x[p, 1] - translation[1]
@@ -172,6 +179,10 @@ def _bin_pairs(x, q, g, a_table, b_table, table, lo_i, hi_i, lo_j, hi_j, same_bi
                 coincident[1] = s
                 continue
             phi, slope = pair_function(r, a_table[gp, g[s]], b, table)
+            if want_matrix:
+                matrix[order[p], order[s]] += phi
+                matrix[order[s], order[p]] += phi
+                continue
             qs = q[s]
             energy += qp * qs * phi
             if want_potential:
@@ -208,16 +219,49 @@ def _bin_pairs(x, q, g, a_table, b_table, table, lo_i, hi_i, lo_j, hi_j, same_bi
     return energy
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
+def _chunk_pairs(c, n_chunks, x, q, g, order, a_table, b_table, table, cell, bin_start, n_bins, offsets,
+                 index, wrap, reach, cutoff2, want_forces, want_virial, want_potential, forces, potential,
+                 virial, matrix, coincident):
+    """Energy of the pairs whose home bin is ``c``, ``c + n_chunks``, ... (the chunk's share)."""
+    translation = np.zeros(3)
+    energy = 0.0
+    total = n_bins[0] * n_bins[1] * n_bins[2]
+    for home in range(c, total, n_chunks):
+        lo, hi = bin_start[home], bin_start[home + 1]
+        if lo == hi:
+            continue
+        h2 = home % n_bins[2]
+        h1 = (home // n_bins[2]) % n_bins[1]
+        h0 = home // (n_bins[1] * n_bins[2])
+        # o = -1: the home bin itself (pairs j > i, no translation); then the half stencil.
+        for o in range(-1, offsets.shape[0]):
+            if o < 0:
+                other = home
+                for x_ in range(3):
+                    translation[x_] = 0.0
+            else:
+                other = _neighbour_bin(h0, h1, h2, offsets, o, n_bins, cell, index, wrap, reach, translation)
+            energy += _bin_pairs(x, q, g, order, a_table, b_table, table, lo, hi, bin_start[other],
+                                 bin_start[other + 1], o < 0, translation, cutoff2, want_forces, want_virial,
+                                 want_potential, forces, potential, virial, matrix, coincident)
+    return energy
+
+
+@njit(cache=True, nogil=True, parallel=PRANGE_ONLY)
 def real_space_sum(positions, charges, groups, a_table, b_table, table, cell, inverse, heights, cutoff,
                    n_bins, n_chunks, want_forces, want_virial, want_potential,
-                   forces, virial, potential, coincident):
+                   forces, virial, potential, matrix, coincident):
     """Real-space energy (returned), forces, virial and potential, in units of k_e = 1.
 
     ``forces`` (n, 3), ``virial`` (3, 3) and ``potential`` (n,) are overwritten
     when wanted. Pair vectors are ``r_j + T - r_i``; the virial is
     ``-Σ φ'(r)/r d ⊗ d`` over pairs (= -dE/dε). ``coincident`` (2,) receives the
     input indices of two point charges at the same place (else stays -1).
+
+    Matrix mode: a non-empty ``matrix`` (n, n) receives ``Σ_T φ(|r_j + T - r_i|)``
+    over the images within the cutoff (both orders, and ``i = j`` with ``T ≠ 0``)
+    instead of energies; pass ``n_chunks = 1`` (entries are shared between bins).
     """
     n = positions.shape[0]
     x, bin_start, order = _sort_into_bins(positions, cell, inverse, n_bins)
@@ -227,36 +271,19 @@ def real_space_sum(positions, charges, groups, a_table, b_table, table, cell, in
         q[p] = charges[order[p]]
         g[p] = groups[order[p]]
     offsets = _half_stencil(cell, heights, n_bins, cutoff)
-    total = n_bins[0] * n_bins[1] * n_bins[2]
+    index, wrap, reach = _wrap_tables(n_bins, offsets)
     cutoff2 = cutoff * cutoff
     energies = np.zeros(n_chunks)
     virials = np.zeros((n_chunks, 3, 3))
     force_buffers = np.zeros((n_chunks, n if want_forces else 0, 3))
     potential_buffers = np.zeros((n_chunks, n if want_potential else 0))
     found = np.full((n_chunks, 2), -1, dtype=np.int64)
-    index, wrap, reach = _wrap_tables(n_bins, offsets)
     for c in prange(n_chunks):
-        translation = np.zeros(3)
-        energy = 0.0
-        for home in range(c, total, n_chunks):
-            lo, hi = bin_start[home], bin_start[home + 1]
-            if lo == hi:
-                continue
-            h2 = home % n_bins[2]
-            h1 = (home // n_bins[2]) % n_bins[1]
-            h0 = home // (n_bins[1] * n_bins[2])
-            for x_ in range(3):
-                translation[x_] = 0.0
-            energy += _bin_pairs(x, q, g, a_table, b_table, table, lo, hi, lo, hi, True, translation,
-                                 cutoff2, want_forces, want_virial, want_potential, force_buffers[c],
-                                 potential_buffers[c], virials[c], found[c])
-            for o in range(offsets.shape[0]):
-                other = _neighbour_bin(h0, h1, h2, offsets, o, n_bins, cell, index, wrap, reach, translation)
-                energy += _bin_pairs(x, q, g, a_table, b_table, table, lo, hi, bin_start[other],
-                                     bin_start[other + 1], False, translation, cutoff2,
-                                     want_forces, want_virial, want_potential, force_buffers[c],
-                                     potential_buffers[c], virials[c], found[c])
-        energies[c] = energy
+        # The chunk's work is one call: the parallel pass then compiles a tiny loop body.
+        energies[c] = _chunk_pairs(c, n_chunks, x, q, g, order, a_table, b_table, table, cell, bin_start,
+                                   n_bins, offsets, index, wrap, reach, cutoff2, want_forces, want_virial,
+                                   want_potential, force_buffers[c], potential_buffers[c], virials[c], matrix,
+                                   found[c])
     for c in range(n_chunks):
         if found[c, 0] >= 0:
             coincident[0] = min(order[found[c, 0]], order[found[c, 1]])
@@ -282,51 +309,3 @@ def real_space_sum(positions, charges, groups, a_table, b_table, table, cell, in
             for b in range(a):
                 virial[a, b] = virial[b, a]
     return energies.sum()
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def real_space_matrix(positions, groups, a_table, b_table, table, cell, inverse, heights, cutoff, n_bins,
-                      n_chunks, matrix, coincident):
-    """Add ``Σ_T φ(|r_j + T - r_i|)`` over images within the cutoff to ``matrix[i, j]``.
-
-    Includes ``i == j`` with ``T ≠ 0``. Each chunk writes only the rows of its own
-    home bins, so every offset is visited in both directions.
-    """
-    n = positions.shape[0]
-    x, bin_start, order = _sort_into_bins(positions, cell, inverse, n_bins)
-    g = np.empty(n, dtype=np.int64)
-    for p in range(n):
-        g[p] = groups[order[p]]
-    half = _half_stencil(cell, heights, n_bins, cutoff)
-    offsets = np.zeros((2 * half.shape[0] + 1, 3), dtype=np.int64)
-    offsets[1:half.shape[0] + 1] = half
-    offsets[half.shape[0] + 1:] = -half
-    total = n_bins[0] * n_bins[1] * n_bins[2]
-    cutoff2 = cutoff * cutoff
-    index, wrap, reach = _wrap_tables(n_bins, offsets)
-    for c in prange(n_chunks):
-        translation = np.zeros(3)
-        for home in range(c, total, n_chunks):
-            h2 = home % n_bins[2]
-            h1 = (home // n_bins[2]) % n_bins[1]
-            h0 = home // (n_bins[1] * n_bins[2])
-            for o in range(offsets.shape[0]):
-                other = _neighbour_bin(h0, h1, h2, offsets, o, n_bins, cell, index, wrap, reach, translation)
-                for p in range(bin_start[home], bin_start[home + 1]):
-                    i = order[p]
-                    for s in range(bin_start[other], bin_start[other + 1]):
-                        if o == 0 and s == p:
-                            continue
-                        d0 = x[s, 0] + translation[0] - x[p, 0]
-                        d1 = x[s, 1] + translation[1] - x[p, 1]
-                        d2 = x[s, 2] + translation[2] - x[p, 2]
-                        r2 = d0 * d0 + d1 * d1 + d2 * d2
-                        if r2 >= cutoff2:
-                            continue
-                        r = math.sqrt(r2)
-                        b = b_table[g[p], g[s]]
-                        if b <= 0.0 and r < COINCIDENT:
-                            coincident[0] = min(i, order[s])
-                            coincident[1] = max(i, order[s])
-                            continue
-                        matrix[i, order[s]] += pair_function(r, a_table[g[p], g[s]], b, table)[0]

@@ -48,7 +48,7 @@ import numpy as np
 from ._ewald_kernels import reciprocal_gradients, structure_factors
 from ._pair_kernels import ERFCX_TABLE
 from ._periodic import PeriodicSum, Reciprocal
-from ._real_space_kernels import real_space_matrix
+from ._real_space_kernels import real_space_sum
 from ._setup import (
     WidthGroups,
     as_positions,
@@ -56,7 +56,6 @@ from ._setup import (
     bin_counts,
     check_tolerance,
     coincident_error,
-    kernel_threads,
 )
 from .parameters import EwaldParameters, ewald_parameters
 from .result import COULOMB_CONSTANT
@@ -226,10 +225,11 @@ class Ewald(PeriodicSum):
         a_table, b_table = groups.pair_tables(alpha)
         coincident = np.full(2, -1, dtype=np.int64)
         cutoff = self.parameters.real_cutoff
-        with kernel_threads(n) as threads:
-            real_space_matrix(positions, groups.groups, a_table, b_table, ERFCX_TABLE, self.cell, self.inverse,
-                              self.heights, cutoff, bin_counts(self.heights, cutoff, n), threads, matrix,
-                              coincident)
+        # Serial: matrix entries are shared between bins (the O(n² n_k) products dominate anyway).
+        empty = np.zeros((0, 3))
+        real_space_sum(positions, np.zeros(n), groups.groups, a_table, b_table, ERFCX_TABLE, self.cell,
+                       self.inverse, self.heights, cutoff, bin_counts(self.heights, cutoff, n), 1, False, False,
+                       False, empty, np.zeros((3, 3)), np.zeros(0), matrix, coincident)
         if coincident[0] >= 0:
             raise coincident_error(coincident)
         factors = self._factors(groups)

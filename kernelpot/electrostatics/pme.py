@@ -103,8 +103,9 @@ class PME(PeriodicSum):
     def _reciprocal(self, positions, charges, groups, threads, want_forces, want_virial, want_potential):
         order = self.parameters.order
         n = len(positions)
-        meshes = spread(positions, charges, groups.groups, groups.n_groups, self.inverse, self._mesh,
-                        order, max(1, min(threads, n)))
+        chunks = np.zeros((max(1, min(threads, n)), groups.n_groups, *(int(k) for k in self._mesh)))
+        spread(positions, charges, groups.groups, self.inverse, self._mesh, order, chunks)
+        meshes = chunks[0] if len(chunks) == 1 else chunks.sum(axis=0)
         transformed = scipy.fft.rfftn(meshes, axes=(1, 2, 3), workers=threads, overwrite_x=True)
         point = groups.point
         factors = None if point else self._factors(groups.widths)

@@ -1,0 +1,189 @@
+"""Electrostatics speed: Ewald vs smooth PME, kernelpot vs torch-pme, an NaCl–water box, compile time.
+
+Energy + forces + stress at tolerance 1e-6 (RMS force error relative to the force
+between two unit charges 1 Å apart, the same meaning as torch-pme's ``accuracy``)
+on random neutral boxes of ±1 e charges at liquid-like density (0.1 atoms/Å³).
+
+Prints, with the machine and its load average:
+
+1. Numba's first-call cost: compiling every electrostatics kernel from scratch (a
+   fresh ``NUMBA_CACHE_DIR``), and loading them from the on-disk cache.
+2. Ewald and PME times for 10³-10⁵ charges (Ewald only while it takes < ~30 s),
+   the measured crossover, and what ``method="auto"`` picks.
+3. kernelpot PME vs torch-pme (tuned with its own ``tune_pme``; forces and virial by
+   autograd; vesin neighbour lists): CPU times, their ratio, and the accuracy each
+   reached against a tolerance-1e-10 reference (RMS force error / k_e and |ΔE| per atom).
+4. The 194-atom NaCl–water box of the revPBE0-D3 gen3 data (64 H2O + NaCl,
+   19.7 × 9.9 × 9.9 Å; charges O -0.834, H 0.417, Na +1, Cl -1): time per call,
+   to set against a GAP force prediction (target: electrostatics ≤ 10 % of it).
+
+Timings are the best of 3 calls (``kernelpot.bench.timing.measure``), CPU time of
+the process: on a shared machine that is the fairer number for single-threaded runs.
+
+Usage::
+
+    python benchmarks/electrostatics.py            # full: up to 10⁵ charges (~15 min)
+    python benchmarks/electrostatics.py --quick    # up to 3·10³ charges (~2 min)
+    python benchmarks/electrostatics.py --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import itertools
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from kernelpot.bench.electrostatics_cases import (
+    compare_with_torchpme,
+    kernelpot_engine,
+    random_box,
+    threads,
+)
+from kernelpot.bench.results import machine
+from kernelpot.bench.timing import measure
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+NACL_FRAME = REPOSITORY / "data" / "nacl_water" / "revPBE0-D3_gen3_subset.data"
+NACL_CHARGES = {"O": -0.834, "H": 0.417, "Na": 1.0, "Cl": -1.0}
+
+_COMPILE_SCRIPT = """
+import json, time
+start = time.perf_counter()
+import numpy as np
+from kernelpot.electrostatics import coulomb, coulomb_matrix
+imported = time.perf_counter()
+rng = np.random.default_rng(0)
+positions = rng.uniform(0, 8, (12, 3)); charges = rng.normal(size=12); charges -= charges.mean()
+cell = 8.0 * np.eye(3)
+for widths in (None, 0.8):
+    coulomb(positions, charges, widths=widths, compute_potential=True)
+    coulomb_matrix(positions, widths=widths)
+    for method in ("ewald", "pme"):
+        coulomb(positions, charges, cell=cell, pbc=True, widths=widths, method=method, compute_potential=True)
+    coulomb_matrix(positions, cell=cell, pbc=True, widths=widths)
+done = time.perf_counter()
+print(json.dumps({"import": imported - start, "first calls": done - imported}))
+"""
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} on {os.cpu_count()} cores"
+
+
+def compile_times() -> dict:
+    """Seconds for import and for the first calls of every kernel: cold cache, then warm."""
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        environment = {**os.environ, "NUMBA_CACHE_DIR": cache, "PYTHONPATH": str(REPOSITORY)}
+        for label in ("cold (compile)", "warm (load from cache)"):
+            run = subprocess.run([sys.executable, "-c", _COMPILE_SCRIPT], env=environment, capture_output=True,
+                                 text=True, check=True)
+            out[label] = json.loads(run.stdout.strip().splitlines()[-1])
+    return out
+
+
+def ewald_vs_pme(sizes, tolerance, max_ewald_seconds):
+    """Rows (n, Ewald CPU s or None, PME CPU s, auto's choice, PME parameters)."""
+    from kernelpot.electrostatics import coulomb
+    from kernelpot.electrostatics.parameters import ewald_parameters, ewald_seconds
+
+    rows = []
+    for n in sizes:
+        positions, charges, cell = random_box(n)
+        pme = kernelpot_engine("pme", positions, charges, cell, tolerance)
+        pme_time = measure(functools.partial(pme.compute, positions, charges), repeat=3).cpu
+        modelled = ewald_seconds(ewald_parameters(cell, n, tolerance, sum_squared_charges=float(charges @ charges)),
+                                 cell, n)
+        ewald_time = None
+        if modelled < max_ewald_seconds:
+            ewald = kernelpot_engine("ewald", positions, charges, cell, tolerance)
+            ewald_time = measure(functools.partial(ewald.compute, positions, charges),
+                                 repeat=3 if modelled < 3 else 1).cpu
+        auto = coulomb(positions, charges, cell=cell, pbc=True, tolerance=tolerance, compute_forces=False,
+                       compute_stress=False).method
+        rows.append((n, ewald_time, pme_time, auto, modelled, pme.parameters))
+        print(f"  {n:>7d} {'' if ewald_time is None else f'{ewald_time:10.4f}':>10} "
+              f"{pme_time:10.4f}  {auto:>5}   (Ewald modelled {modelled:.3g} s; PME {pme.parameters})", flush=True)
+    return rows
+
+
+def crossover(rows):
+    """Size where Ewald and PME times cross (log-log interpolation), or a bound."""
+    measured = [(n, e, p) for n, e, p, *_ in rows if e is not None]
+    for (n1, e1, p1), (n2, e2, p2) in itertools.pairwise(measured):
+        r1, r2 = math.log(e1 / p1), math.log(e2 / p2)
+        if r1 <= 0 < r2 or r1 < 0 <= r2:
+            return f"PME is faster from about {math.exp(math.log(n1) + (math.log(n2) - math.log(n1)) * -r1 / (r2 - r1)):.0f} charges"
+    if measured and all(e > p for _, e, p in measured):
+        return f"PME is faster at every measured size (from {measured[0][0]} charges)"
+    return f"Ewald is faster at every measured size (up to {measured[-1][0]} charges)"
+
+
+def nacl_water_box(tolerance):
+    """Time per call (s) of energy + forces + stress on the 194-atom gen3 frame."""
+    from kernelpot.electrostatics import coulomb
+    from kernelpot.structures import read_runner
+
+    atoms = read_runner(NACL_FRAME, index=0)
+    coulomb(atoms, NACL_CHARGES, tolerance=tolerance)
+    timing = measure(lambda: coulomb(atoms, NACL_CHARGES, tolerance=tolerance), repeat=20)
+    return atoms, timing
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="sizes up to 3000 charges")
+    parser.add_argument("--threads", type=int, default=1, help="threads for kernelpot and torch-pme (default 1)")
+    parser.add_argument("--no-peer", action="store_true", help="skip torch-pme")
+    args = parser.parse_args(argv)
+    tolerance = 1e-6
+    info = machine()
+    print(f"machine: {info}\n{load_average()}\n")
+
+    print("1. Numba first-call cost (every electrostatics kernel, a subprocess each):")
+    for label, seconds in compile_times().items():
+        print(f"  {label:<24s} import {seconds['import']:.2f} s, first calls {seconds['first calls']:.2f} s")
+    print(f"  {load_average()}\n")
+
+    sizes = (1000, 2000, 3000) if args.quick else (1000, 2000, 5000, 10000, 30000, 100000)
+    with threads(args.threads):
+        print(f"2. Ewald vs PME, energy+forces+stress, tolerance {tolerance:g}, {args.threads} thread(s), "
+              "CPU time per call (s):")
+        print(f"  {'charges':>7} {'Ewald':>10} {'PME':>10}  auto")
+        rows = ewald_vs_pme(sizes, tolerance, max_ewald_seconds=10.0 if args.quick else 30.0)
+        print(f"  crossover: {crossover(rows)}\n  {load_average()}\n")
+
+        if not args.no_peer:
+            print(f"3. kernelpot PME vs torch-pme, tolerance {tolerance:g}, {args.threads} thread(s) each:")
+            print(f"  {'charges':>7} {'kernelpot s':>11} {'torch-pme s':>11} {'ratio':>6}  "
+                  f"{'force err k/t':>17}  {'|dE|/atom eV k/t':>19}")
+
+            def show(c):
+                print(f"  {c.n_atoms:>7d} {c.ours.cpu:11.4f} {c.peer.cpu:11.4f} {c.ours.cpu / c.peer.cpu:6.3f}  "
+                      f"{c.ours_errors[0]:8.2g}/{c.peer_errors[0]:<8.2g}  "
+                      f"{c.ours_errors[1]:9.2g}/{c.peer_errors[1]:<9.2g}   torch-pme {c.peer_setup}", flush=True)
+
+            compare_with_torchpme((1000, 3000) if args.quick else (1000, 10000, 100000),
+                                  tolerance, tune_size=3000 if args.quick else 10000, progress=show)
+            print(f"  (wall times differ from CPU times by the machine load) {load_average()}\n")
+
+        atoms, timing = nacl_water_box(tolerance)
+        print(f"4. NaCl–water box, {len(atoms)} atoms ({atoms.get_chemical_formula()}), cell "
+              f"{np.round(atoms.cell.lengths(), 2).tolist()} Å, tolerance {tolerance:g}, {args.threads} thread(s):")
+        print(f"  energy+forces+stress: {timing.cpu * 1e3:.2f} ms CPU, {timing.wall * 1e3:.2f} ms wall per call "
+              f"(method {timing.result.method}, {timing.result.parameters})")
+        print(f"  {load_average()}")
+
+
+if __name__ == "__main__":
+    main()

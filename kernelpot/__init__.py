@@ -43,6 +43,7 @@ _EXPORTS = {
     "CUR": "selection",
     # potentials
     "GAPCalculator": "potential",
+    "CoulombBaseline": "potential",
     "load_model": "potential",
     "save_model": "potential",
     "terms_from_gap_string": "potential",

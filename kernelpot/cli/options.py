@@ -3,7 +3,8 @@
 * :func:`add_label_keys` — which extxyz keys hold the labels, and what to do
   with a structure that lacks one (``fit``, ``evaluate``, ``learn``);
 * :func:`add_model_options` — the GAP model and its fit: ``--gap``,
-  ``--default-sigma``, ``--e0``, the memory and parallel options and
+  ``--default-sigma``, ``--e0``, the memory and parallel options, the
+  fixed-charge Coulomb baseline (``--coulomb``, ``--coulomb-widths``) and
   ``--seed`` (``fit``, ``learn``);
 * :func:`add_quiet` — ``--quiet`` (every command).
 
@@ -19,7 +20,7 @@ import sys
 from ..potential.defaults import DEFAULT_SIGMA
 
 __all__ = ["add_label_keys", "add_model_options", "add_quiet", "add_seed", "read_labels", "report_skips",
-           "make_model", "float_list", "e0_value", "recipe_help"]
+           "make_model", "coulomb_baseline", "float_list", "e0_value", "recipe_help"]
 
 
 
@@ -83,6 +84,15 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--scheduler", default=None,
                        help="Dask scheduler address tcp://HOST:PORT: build the blocks on its workers "
                             "(pip install 'kernelpot[distributed]')")
+    group.add_argument("--coulomb", default=None, metavar="TABLE",
+                       help="fit the GAP on top of a fixed-charge Coulomb baseline with these charges (e), e.g. "
+                            "'Na:+1 Cl:-1 O:-0.834 H:0.417' (every species of the data needed; Ewald for periodic "
+                            "cells, all pairs; a structure whose charges do not sum to 0 must declare "
+                            "info['charge']); 'initial_charges' takes each atom's initial charge. The model file "
+                            "stores it: evaluate and md add it back by themselves (default: no baseline)")
+    group.add_argument("--coulomb-widths", default=None, metavar="SIGMA",
+                       help="Gaussian widths (Å) of the --coulomb charges, one number or a table like "
+                            "'Na:0.6 Cl:1.0 O:0.7 H:0.3': finite at short range (default: point charges)")
     add_seed(group)
 
 
@@ -128,6 +138,30 @@ def make_model(args, structures):
     # so one periodic direction anywhere makes the descriptor periodic.
     periodic = bool(any(a.pbc.any() for a in structures))
     terms = terms_from_gap_string(args.gap or DEFAULT_GAP, species, periodic=periodic)
+    baseline = coulomb_baseline(args.coulomb, args.coulomb_widths)
+    if baseline is not None:
+        baseline.check(structures)  # before any fitting: a missing species or net charge fails now
     return SparseGPR(terms, default_sigma=tuple(sigma), e0=args.e0, max_block_memory=args.max_block_memory,
-                     max_memory=args.max_memory, n_jobs=args.n_jobs, scheduler=args.scheduler,
+                     max_memory=args.max_memory, n_jobs=args.n_jobs, scheduler=args.scheduler, baseline=baseline,
                      random_state=args.seed, verbose=not args.quiet)
+
+
+def coulomb_baseline(charges, widths):
+    """The :class:`~kernelpot.potential.coulomb_baseline.CoulombBaseline` of ``--coulomb`` and
+    ``--coulomb-widths`` (None without ``--coulomb``)."""
+    from ..potential.coulomb_baseline import CoulombBaseline, parse_charge_table
+
+    if charges is None:
+        if widths is not None:
+            raise ValueError("--coulomb-widths needs --coulomb (the charges)")
+        return None
+    charges = charges.strip()
+    table = charges if charges == "initial_charges" else parse_charge_table(charges, "--coulomb")
+    if widths is not None:
+        try:
+            widths = float(widths)
+        except ValueError:
+            widths = parse_charge_table(widths, "--coulomb-widths")
+    baseline = CoulombBaseline(table, widths=widths)
+    baseline.to_dict()  # validates the widths
+    return baseline

@@ -1,4 +1,5 @@
-"""GAP potentials: fitting recipe (gap_fit strings), ASE calculator, model files, error metrics.
+"""GAP potentials: fitting recipe (gap_fit strings), baselines under the GAP (fixed-charge Coulomb), ASE calculator,
+model files, error metrics.
 
 Names are imported on first use (:mod:`kernelpot.utils.lazy`).
 """
@@ -7,6 +8,8 @@ from ..utils.lazy import lazy_exports
 
 _EXPORTS = {
     "GAPCalculator": "calculator",
+    "CoulombBaseline": "coulomb_baseline",
+    "parse_charge_table": "coulomb_baseline",
     "load_model": "serialization",
     "save_model": "serialization",
     "ModelFileError": "model_file",

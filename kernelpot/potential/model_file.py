@@ -25,9 +25,14 @@ from .. import __version__
 
 __all__ = ["FORMAT_VERSION", "ModelFileError", "save_model_file", "load_model_file"]
 
-#: Version of the on-disk layout. Bump it when the layout changes; readers
-#: refuse files of a newer version rather than guess.
-FORMAT_VERSION = 1
+#: Newest version of the on-disk layout this kernelpot reads and writes. Bump it
+#: when the layout changes; readers refuse files of a newer version rather than
+#: guess. Version 2 (kernelpot 0.1.0, after 1): the header may hold a
+#: ``"baseline"`` (a physical model under the GAP, e.g. fixed-charge Coulomb)
+#: that an older reader would silently drop. Writers use the lowest version
+#: that holds the model, so files without a baseline stay readable by
+#: version-1 readers.
+FORMAT_VERSION = 2
 _MAGIC = "kernelpot-model"
 
 
@@ -35,7 +40,7 @@ class ModelFileError(ValueError):
     """A file that is not a readable kernelpot model (corrupt, foreign or too new)."""
 
 
-def save_model_file(path, header: dict, arrays: dict[str, np.ndarray]) -> Path:
+def save_model_file(path, header: dict, arrays: dict[str, np.ndarray], *, format_version: int = FORMAT_VERSION) -> Path:
     """Write a model atomically as a ``.kpot`` archive.
 
     Parameters
@@ -48,6 +53,9 @@ def save_model_file(path, header: dict, arrays: dict[str, np.ndarray]) -> Path:
         ``kernelpot_version`` are added.
     arrays : dict of str to ndarray
         Learned arrays; names must be unique and contain no ``/``.
+    format_version : int, default=FORMAT_VERSION
+        Layout version recorded in the file: the lowest that holds its
+        content (1 to :data:`FORMAT_VERSION`).
 
     Returns
     -------
@@ -55,9 +63,11 @@ def save_model_file(path, header: dict, arrays: dict[str, np.ndarray]) -> Path:
         The path written.
     """
     path = Path(path)
+    if isinstance(format_version, bool) or format_version not in range(1, FORMAT_VERSION + 1):
+        raise ValueError(f"`format_version` must be an integer from 1 to {FORMAT_VERSION}; got {format_version!r}")
     full_header = {
         "format": _MAGIC,
-        "format_version": FORMAT_VERSION,
+        "format_version": format_version,
         "kernelpot_version": __version__,
         **header,
         "arrays": sorted(arrays),

@@ -8,7 +8,11 @@ the factors needed for predictive variances. Only classes listed in
 :data:`_CLASSES` can be named by a file, so loading never imports or runs
 arbitrary code; files written before the covariances were renamed
 (``SquaredExponential(theta)``, ``NormalisedDotProduct``) load through
-:data:`_RENAMED`.
+:data:`_RENAMED`. A model with a ``baseline`` (a fixed-charge Coulomb model,
+:class:`~kernelpot.potential.coulomb_baseline.CoulombBaseline`) stores its
+description in the header (``"baseline"``, format version 2); loading
+rebuilds it, so the loaded model (and a calculator or ``kernelpot
+evaluate``/``md`` using it) predicts baseline + GAP as the saved one did.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from ..descriptors.soap import SOAP
 from ..kernels import GaussianCovariance, NormalizedDotProductCovariance
 from ..models.gap import FittedTerm, GAPTerm, SparseGPR
 from ..utils.jsonable import jsonable
+from .coulomb_baseline import CoulombBaseline
 from .model_file import ModelFileError, load_model_file, save_model_file
 
 __all__ = ["save_model", "load_model"]
@@ -36,6 +41,8 @@ _RENAMED = {
     "SquaredExponential": (GaussianCovariance, {"theta": "sigma"}),
     "NormalisedDotProduct": (NormalizedDotProductCovariance, {}),
 }
+#: Baselines a file can name (``header["baseline"]["kind"]``): loading builds only these.
+_BASELINES = {"coulomb": CoulombBaseline}
 _MODEL_PARAMS = ("default_sigma", "config_type_sigma", "sigma_per_atom", "e0", "jitter", "solver")
 
 
@@ -99,7 +106,28 @@ def save_model(model: SparseGPR, path, *, metadata: dict | None = None):
         header["std_scale"] = float(model.std_scale_)  # recalibration of predicted σ
     if getattr(model, "std_floor_", None):
         header["std_floor"] = {key: float(value) for key, value in model.std_floor_.items()}  # σ floors
-    return save_model_file(path, header, arrays)
+    if model.baseline is not None:
+        # Format 2: a version-1 reader would drop the baseline and predict the residual alone.
+        header["baseline"] = jsonable(model.baseline.to_dict())
+        return save_model_file(path, header, arrays, format_version=2)
+    return save_model_file(path, header, arrays, format_version=1)
+
+
+def _load_baseline(header, path):
+    """The baseline a header describes (None if it has none); an unknown kind is a ModelFileError."""
+    spec = header.get("baseline")
+    if spec is None:
+        return None
+    if header.get("format_version", 1) < 2:
+        raise ModelFileError(f"{str(path)!r} declares format version 1 but holds a baseline (written by a "
+                             "modified kernelpot?)")
+    if not isinstance(spec, dict) or spec.get("kind") not in _BASELINES:
+        raise ModelFileError(f"{str(path)!r} has a baseline of unknown kind "
+                             f"{spec.get('kind') if isinstance(spec, dict) else spec!r}; known: {sorted(_BASELINES)}")
+    try:
+        return _BASELINES[spec["kind"]].from_dict(spec)
+    except (ValueError, TypeError, KeyError) as error:
+        raise ModelFileError(f"{str(path)!r} has an unreadable baseline: {error}") from None
 
 
 def load_model(path) -> SparseGPR:
@@ -118,7 +146,7 @@ def load_model(path) -> SparseGPR:
         params = dict(header["parameters"])
         if isinstance(params.get("e0"), dict):
             params["e0"] = {(int(z) if z.isdigit() else z): e for z, e in params["e0"].items()}
-        model = SparseGPR(specs, **params)
+        model = SparseGPR(specs, baseline=_load_baseline(header, path), **params)
         model.terms_ = fitted
         model.e0_ = {int(z): float(e) for z, e in header["e0"].items()}
         model.alpha_ = np.concatenate([t.alpha for t in fitted])

@@ -31,7 +31,7 @@ import copy
 from ...structures.packing import as_atoms_list, pack
 from .accumulators import NormalAccumulator, QRAccumulator
 from .design import DesignBuilder
-from .labels import check_labels
+from .labels import check_labels, residual_labels
 from .model import SparseGPR
 from .terms import GAPTerm
 
@@ -106,7 +106,8 @@ class IncrementalSparseGPR(SparseGPR):
         self._check_params()
         atoms_list = as_atoms_list(atoms_list)
         pack(atoms_list)  # validates positions and cells
-        labels = check_labels(atoms_list, energies, forces, virials, config_types)
+        labels = residual_labels(check_labels(atoms_list, energies, forces, virials, config_types), atoms_list,
+                                 self.baseline)
         unknown = sorted({int(z) for a in atoms_list for z in a.numbers} - set(self.e0_))
         if unknown:
             raise ValueError(f"species Z={unknown} have no e0 in this model; a full fit is needed "

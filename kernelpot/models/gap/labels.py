@@ -8,7 +8,7 @@ import numpy as np
 from ase.data import atomic_numbers as _ATOMIC_NUMBERS
 
 __all__ = ["Labels", "MIN_DISTANCE", "check_labels", "check_min_distance", "check_sigma", "structure_sigmas",
-           "resolve_e0"]
+           "resolve_e0", "residual_labels"]
 
 # Å. No DFT training structure has two nuclei this close (H2 is 0.74 Å): such
 # a frame is a corrupt or duplicated-atom entry and would teach the model nonsense.
@@ -207,3 +207,24 @@ def resolve_e0(e0, atoms_list, labels):
     if isinstance(e0, (int, float, np.number)) and not isinstance(e0, bool) and np.isfinite(e0):
         return {z: float(e0) for z in species}
     raise ValueError(f"`e0` must be 'average', 'isolated', a finite number or a dict; got {e0!r}")
+
+
+def residual_labels(labels, atoms_list, baseline):
+    """The labels minus a baseline's energies, forces and virials (new arrays; ``labels`` is unchanged).
+
+    Only observed labels are shifted; ``baseline=None`` returns ``labels``
+    itself. The baseline first checks every structure (a clear error names
+    the first it cannot handle).
+    """
+    if baseline is None:
+        return labels
+    baseline.check(atoms_list)
+    want_forces = any(f is not None for f in labels.forces)
+    want_virial = any(v is not None for v in labels.virials)
+    values = baseline.evaluate(atoms_list, forces=want_forces, virial=want_virial)
+    offsets = np.concatenate([[0], np.cumsum([len(a) for a in atoms_list])])
+    energies = [None if e is None else e - values["energy"][s] for s, e in enumerate(labels.energies)]
+    forces = [None if f is None else f - values["forces"][offsets[s]:offsets[s + 1]]
+              for s, f in enumerate(labels.forces)]
+    virials = [None if v is None else v - values["virial"][s] for s, v in enumerate(labels.virials)]
+    return Labels(energies, forces, virials, labels.config_types)

@@ -18,6 +18,11 @@ over structures (``R`` of the stacked blocks, TSQR), so the full ``K_NM``
 is never held. ``solver="cholesky"`` accumulates the normal equations
 instead (cheaper, squares the condition number).
 
+With a ``baseline`` (e.g. a fixed-charge Coulomb model,
+:class:`kernelpot.potential.coulomb_baseline.CoulombBaseline`) the terms
+learn the residual ``y - baseline(y)`` and every prediction is baseline +
+GAP; the baseline is deterministic, so the variances are the GAP's alone.
+
 References
 ----------
 A. P. Bartók, M. C. Payne, R. Kondor, G. Csányi, Phys. Rev. Lett. 104,
@@ -43,7 +48,7 @@ from ...utils.memory import parse_memory, resident_bytes
 from .accumulators import NormalAccumulator, QRAccumulator, accumulate_parallel
 from .budget import SELECTION_COPIES, plan_fit_blocks, select_streamed
 from .design import DesignBuilder
-from .labels import check_labels, check_sigma, resolve_e0
+from .labels import check_labels, check_sigma, residual_labels, resolve_e0
 from .terms import VIRIAL_COMPONENTS, FittedTerm, GAPTerm, row_weights, structure_of_rows, sum_per_structure
 from .variance import VARIANCES, StdRequest, dtc_variance, std_outputs, term_std_inputs
 
@@ -106,6 +111,17 @@ class SparseGPR(BaseEstimator):
         client; needs ``pip install kernelpot[distributed]``); the partial
         normal equations / R factors are reduced here. An address string
         keeps the estimator clonable and picklable.
+    baseline : object or None, default=None
+        A fixed physical model underneath the GAP, e.g.
+        :class:`~kernelpot.potential.coulomb_baseline.CoulombBaseline`: the
+        terms are fitted to the labels minus the baseline's energies,
+        forces and virials, and ``predict`` returns baseline + GAP (the
+        variances are the GAP's: the baseline has none). It needs
+        ``check(atoms_list)`` (raise on structures it cannot handle),
+        ``evaluate(atoms_list, forces=, virial=, local_energy=)`` returning
+        a dict of ``"energy"`` (n_structures,) eV, ``"forces"`` (n_atoms, 3)
+        eV/Å, ``"virial"`` (n_structures, 3, 3) eV and ``"local_energy"``
+        (n_atoms,) eV, and ``to_dict()`` to be saved in a ``.kpot`` file.
     random_state : int, Generator or None, default=None
         Seeds ``sparse_method`` "random" and the first FPS point.
     verbose : bool, default=False
@@ -148,8 +164,8 @@ class SparseGPR(BaseEstimator):
 
     def __init__(self, terms, *, default_sigma=(0.002, 0.1, 0.05), config_type_sigma=None,
                  sigma_per_atom=True, e0="average", jitter=1e-10, solver="qr",
-                 max_block_memory=256.0, max_memory=None, n_jobs=None, scheduler=None, random_state=None,
-                 verbose=False):
+                 max_block_memory=256.0, max_memory=None, n_jobs=None, scheduler=None, baseline=None,
+                 random_state=None, verbose=False):
         self.terms = terms
         self.default_sigma = default_sigma
         self.config_type_sigma = config_type_sigma
@@ -161,6 +177,7 @@ class SparseGPR(BaseEstimator):
         self.max_memory = max_memory
         self.n_jobs = n_jobs
         self.scheduler = scheduler
+        self.baseline = baseline
         self.random_state = random_state
         self.verbose = verbose
 
@@ -194,6 +211,10 @@ class SparseGPR(BaseEstimator):
         check_scheduler(self.scheduler)
         if not isinstance(self.sigma_per_atom, (bool, np.bool_)):
             raise TypeError(f"`sigma_per_atom` must be a bool; got {self.sigma_per_atom!r}")
+        if self.baseline is not None and not all(
+                callable(getattr(self.baseline, name, None)) for name in ("check", "evaluate", "to_dict")):
+            raise TypeError(f"`baseline` must be None or an object with check, evaluate and to_dict methods "
+                            f"(e.g. CoulombBaseline); got {type(self.baseline).__name__}")
         return check_sigma(self.default_sigma, self.config_type_sigma)
 
     def _say(self, message):
@@ -226,21 +247,22 @@ class SparseGPR(BaseEstimator):
         sigma_table = self._check_params()
         atoms_list = as_atoms_list(atoms_list)
         pack(atoms_list)  # validates positions and cells once
-        labels = check_labels(atoms_list, energies, forces, virials, config_types)
+        labels = residual_labels(check_labels(atoms_list, energies, forces, virials, config_types), atoms_list,
+                                 self.baseline)
         self.e0_ = resolve_e0(self.e0, atoms_list, labels)
         rng = np.random.default_rng(self.random_state)
         budget = None if self.max_memory is None else parse_memory(self.max_memory, "max_memory")
-        baseline = resident_bytes()
+        in_use = resident_bytes()
         # Selection holds descriptor rows (and SELECTION_COPIES working copies) before any M x M array
         # exists; without max_memory it holds all rows (the picks do not depend on the block size).
-        selection_budget = np.inf if budget is None else max(budget - baseline, 0) / SELECTION_COPIES
+        selection_budget = np.inf if budget is None else max(budget - in_use, 0) / SELECTION_COPIES
         self.terms_ = self._choose_sparse(atoms_list, rng, selection_budget)
         builder = DesignBuilder(self.terms_, self.e0_, sigma_table, self.sigma_per_atom,
                                 self.max_block_memory * 2**20)
         want_gradients = any(f is not None for f in labels.forces) or any(v is not None for v in labels.virials)
         per_atom = builder.gradient_bytes_per_atom(atoms_list) if want_gradients else (0.0, 0.0)
         blocks, self.memory_estimate_, message = plan_fit_blocks(self, builder, atoms_list, labels, per_atom,
-                                                                 budget, baseline)
+                                                                 budget, in_use)
         self._say(message)
         builder.block_bytes = self.memory_estimate_["block_budget"]
         kmm, L = self._factor_kmm()
@@ -345,8 +367,9 @@ class SparseGPR(BaseEstimator):
             ``"stress"``: ndarray (n_structures, 6) in eV/Å³, Voigt order
             (xx, yy, zz, yz, xz, xy), ASE sign (``-virial / volume``);
             ``"local_energy"``: ndarray (n_atoms_total,) in eV, per-atom
-            energies (e0 included) summing to ``"energy"``; the energy of a
-            pair row (``distance_2b``) is split equally between its two atoms;
+            energies (e0 and the baseline's included) summing to ``"energy"``;
+            the energy of a pair row (``distance_2b``) is split equally
+            between its two atoms;
             ``"energy_std"``: ndarray (n_structures,) in eV;
             ``"forces_std"``: ndarray (n_atoms_total, 3) in eV/Å;
             ``"virial_std"``: ndarray (n_structures, 3, 3) in eV;
@@ -390,6 +413,8 @@ class SparseGPR(BaseEstimator):
         acc["pair_chunk"] = builder.pair_chunk()
         for block in self._predict_blocks(atoms_list, need_gradient, builder):
             self._predict_block(atoms_list, packed, block, need_gradient, need_virial, acc)
+        if self.baseline is not None:
+            self._add_baseline(atoms_list, "forces" in properties, need_virial, need_local, acc)
         virial = acc["virial"]
         out = {"energy": acc["energy"]}
         for key in ("forces", "virial", "local_energy"):
@@ -403,6 +428,18 @@ class SparseGPR(BaseEstimator):
             out.update(std_outputs(acc["var"], properties, atoms_list, float(getattr(self, "std_scale_", 1.0)),
                                    getattr(self, "std_floor_", None)))
         return out
+
+    def _add_baseline(self, atoms_list, forces, virial, local_energy, acc):
+        """Add the baseline's energies and requested derivatives to the GAP's (no variance: it is exact)."""
+        self.baseline.check(atoms_list)
+        extra = self.baseline.evaluate(atoms_list, forces=forces, virial=virial, local_energy=local_energy)
+        acc["energy"] += extra["energy"]
+        if forces:
+            acc["forces"] += extra["forces"]
+        if virial:
+            acc["virial"] += extra["virial"]
+        if local_energy:
+            acc["local_energy"] += extra["local_energy"]
 
     def _variance_factor(self, variance):
         """Upper factor R of the weights' posterior precision used by ``variance``."""

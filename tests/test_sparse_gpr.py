@@ -268,6 +268,27 @@ def test_e0_methods():
     assert given.e0_ == {29: -1.0, 47: -2.0}
 
 
+def test_e0_composition_fits_energies_on_atom_counts():
+    term = [GAPTerm(Distance2B(3.0, 1.0), GaussianCovariance(1.0), n_sparse=3, sparse_method="uniform")]
+    # Far-apart atoms (no pairs within the cutoff): the energies are exactly the per-species references.
+    def spread(formula):
+        atoms = Atoms(formula)
+        atoms.positions = [[5.0 * i, 0, 0] for i in range(len(atoms))]
+        return atoms
+    close = Atoms("CuAg", positions=[[0, 0, 0], [0, 0, 2.5]])  # gives the 2b term its rows
+    data = [spread("Cu"), spread("Cu2"), spread("CuAg2"), spread("Ag3"), close]
+    energies = [-3.0, -6.0, -8.0, -7.5, -5.5]
+    model = SparseGPR(term, e0="composition").fit(data, energies=energies)
+    assert model.e0_ == {29: pytest.approx(-3.0), 47: pytest.approx(-2.5)}
+    # Collinear compositions (always 1 Ag per 2 Cu): the minimum-norm split, which reproduces every total.
+    pairs = [spread("Cu2Ag"), spread("Cu4Ag2"), close + Atoms("Cu", positions=[[9.0, 0, 0]])]
+    collinear = SparseGPR(term, e0="composition").fit(pairs, energies=[-9.0, -18.0, -9.0])
+    assert 2 * collinear.e0_[29] + collinear.e0_[47] == pytest.approx(-9.0)
+    assert collinear.e0_[29] == pytest.approx(2 * collinear.e0_[47])  # minimum norm: along (2, 1)
+    with pytest.raises(ValueError, match="'composition' needs energies"):
+        SparseGPR(term, e0="composition").fit(data, forces=[np.zeros((len(a), 3)) for a in data])
+
+
 def _mlearn(shared_data):
     root = shared_data / "gap_materials" / "mlearn"
     kw = dict(stress_key="virial_stress_kbar", stress_units="kbar", stress_sign="pressure")
@@ -362,7 +383,7 @@ def _two_body(**kwargs):
         ("ok", {"default_sigma": "abc"}, TypeError, r"`default_sigma` must be 3 or 4 numbers"),
         ("ok", {"config_type_sigma": [1, 2, 3]}, TypeError, r"`config_type_sigma` must be a dict"),
         ("ok", {"config_type_sigma": {"md": (1.0, -1.0, 1.0)}}, ValueError, r"`config_type_sigma\['md'\]` energy, force"),
-        ("ok", {"e0": "mean"}, ValueError, r"`e0` must be 'average', 'isolated', a number or a dict; got 'mean'"),
+        ("ok", {"e0": "mean"}, ValueError, r"`e0` must be 'average', 'composition', 'isolated', a number or a dict; got 'mean'"),
         ("ok", {"e0": "isolated"}, ValueError, r"`e0`='isolated' needs a one-atom structure .* none for Z=\[29\]"),
         ("ok", {"e0": {"Ag": 1.0}}, ValueError, r"`e0` dict has no value for species Z=\[29\]"),
         ("ok", {"e0": {"Qq": 1.0}}, ValueError, r"`e0` key 'Qq' is not a chemical symbol"),

@@ -33,7 +33,7 @@ def float_list(text: str) -> list[float]:
 
 
 def e0_value(text: str):
-    """``--e0``: a number (eV, every species) or a method name (``average``, ``isolated``)."""
+    """``--e0``: a number (eV, every species) or a method name (``average``, ``composition``, ``isolated``)."""
     try:
         return float(text)
     except ValueError:
@@ -73,7 +73,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                        help="noise of energies (eV/atom), forces (eV/Å), virials (eV/atom)[, hessian: ignored], "
                             "gap_fit's default_sigma")
     group.add_argument("--e0", type=e0_value, default="average",
-                       help="per-species reference energies: average | isolated | a number in eV (default: average)")
+                       help="per-species reference energies: average (one per-atom mean for all species) | "
+                            "composition (least squares on the atom counts of each species: for mixtures such as "
+                            "salt in water) | isolated | a number in eV (default: average)")
     group.add_argument("--max-block-memory", type=float, default=512.0,
                        help="MiB for one block of the fit (used without --max-memory)")
     group.add_argument("--max-memory", default=None,

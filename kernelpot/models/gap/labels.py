@@ -172,9 +172,13 @@ def resolve_e0(e0, atoms_list, labels):
     """Per-species reference energies ``{Z: eV}`` according to ``e0``.
 
     ``"average"``: one value for all species, the mean energy per atom of
-    the structures with energies. ``"isolated"``: the energy of a
-    one-atom structure of each species. A number: that value for every
-    species. A dict ``{Z or symbol: eV}``: must cover every species.
+    the structures with energies. ``"composition"``: per species, the
+    least-squares fit of the energies on the numbers of atoms of each
+    species (the minimum-norm solution where compositions are collinear,
+    e.g. water's O:H = 1:2 — only the combinations that occur matter).
+    ``"isolated"``: the energy of a one-atom structure of each species. A
+    number: that value for every species. A dict ``{Z or symbol: eV}``:
+    must cover every species.
     """
     species = sorted({int(z) for a in atoms_list for z in a.numbers})
     with_energy = [s for s, e in enumerate(labels.energies) if e is not None]
@@ -185,6 +189,13 @@ def resolve_e0(e0, atoms_list, labels):
             total = sum(labels.energies[s] for s in with_energy)
             value = total / sum(len(atoms_list[s]) for s in with_energy)
             return {z: value for z in species}
+        if e0 == "composition":
+            if not with_energy:
+                raise ValueError("`e0`='composition' needs energies; none were given")
+            counts = np.array([[np.count_nonzero(atoms_list[s].numbers == z) for z in species] for s in with_energy],
+                              dtype=np.float64)
+            values, *_ = np.linalg.lstsq(counts, np.array([labels.energies[s] for s in with_energy]), rcond=None)
+            return {z: float(v) for z, v in zip(species, values)}
         if e0 == "isolated":
             found = {}
             for s in with_energy:
@@ -197,7 +208,7 @@ def resolve_e0(e0, atoms_list, labels):
                     f"none for Z={missing}"
                 )
             return {z: found[z] for z in species}
-        raise ValueError(f"`e0` must be 'average', 'isolated', a number or a dict; got {e0!r}")
+        raise ValueError(f"`e0` must be 'average', 'composition', 'isolated', a number or a dict; got {e0!r}")
     if isinstance(e0, dict):
         table = {_species_key(k): float(v) for k, v in e0.items()}
         missing = [z for z in species if z not in table]

@@ -77,10 +77,13 @@ class SparseGPR(BaseEstimator):
         ``default_sigma`` for structures of that config type.
     sigma_per_atom : bool, default=True
         gap_fit's ``sigma_per_atom``: see ``default_sigma``.
-    e0 : {"average", "isolated"}, float or dict, default="average"
+    e0 : {"average", "composition", "isolated"}, float or dict, default="average"
         Per-species reference energy (eV) subtracted before the fit:
-        the mean energy per atom, the energies of one-atom structures in
-        the training set, one number for all, or ``{Z or symbol: eV}``.
+        the mean energy per atom, a least-squares fit of the energies on
+        the atom counts of each species (for data mixing compositions,
+        e.g. salt in water), the energies of one-atom structures in the
+        training set, one number for all, or ``{Z or symbol: eV}``. With a
+        ``baseline`` it is computed from the energies minus the baseline.
     jitter : float, default=1e-10
         Added to the diagonal of each term's ``K_MM``, relative to
         ``delta**2`` (gap_fit's ``sparse_jitter``).

@@ -106,6 +106,31 @@ def central_difference(function, x, step):
     return gradient
 
 
+def derivative_errors(make_engine, positions, charges, widths, cell, step=1e-5):
+    """Max |analytic - central difference| / max |analytic| of forces, site potentials and stress.
+
+    ``make_engine(cell)`` builds an Ewald or PME object with *fixed* parameters, so the
+    differences see one smooth energy function; the strain moves positions with the cell.
+    """
+    result = make_engine(cell).compute(positions, charges, widths=widths, compute_potential=True)
+
+    def energy(x, box=cell, q=charges):
+        return make_engine(box).compute(x, q, widths=widths, total_charge=float(q.sum()),
+                                        compute_forces=False, compute_stress=False).energy
+
+    forces = -central_difference(energy, positions, step)
+    potential = central_difference(lambda q: energy(positions, q=q), charges, step)
+    strain_derivative = central_difference(
+        lambda eps: energy(positions @ (np.eye(3) + eps), cell @ (np.eye(3) + eps)), np.zeros((3, 3)), step)
+    stress = strain_derivative / abs(np.linalg.det(cell))
+
+    def relative(reference, analytic):
+        return float(np.abs(reference - analytic).max() / np.abs(analytic).max())
+
+    return {"forces": relative(forces, result.forces), "potential": relative(potential, result.potential),
+            "stress": relative(stress, result.stress)}
+
+
 def random_rotation(rng):
     q, r = np.linalg.qr(rng.normal(size=(3, 3)))
     q *= np.sign(np.diag(r))

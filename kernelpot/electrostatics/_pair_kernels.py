@@ -27,10 +27,12 @@ TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _SERIES_BELOW = 1e-2
 # Point charges closer than this (Å) are reported as coincident.
 COINCIDENT = 1e-10
+# The empty matrix that switches the pair kernels' matrix mode off.
+NO_MATRIX = np.zeros((0, 0))
 # Numba's parallel options for every kernel of the package: only explicit ``prange`` loops
 # run in parallel. Its other passes (array expressions, allocations and reductions turned
-# into parallel loops) made compilation several times slower for no speed-up here
-# (measured: real_space_sum 9.1 s -> see benchmarks/electrostatics.py, compile times).
+# into parallel loops) made compilation slower for no speed-up here (measured: the
+# real-space kernel's parallel wrapper 9.1 s -> 5.4 s CPU to compile).
 PRANGE_ONLY = {"comprehension": False, "reduction": False, "inplace_binop": False, "setitem": False,
                "numpy": False, "stencil": False, "fusion": False, "prange": True}
 
@@ -104,72 +106,61 @@ def pair_function(r, a, b, table):
     return phi, (slope - phi) * inv_r * inv_r
 
 
+@njit(cache=True, nogil=True)
+def _direct_row(i, positions, charges, groups, b_table, table, want_forces, want_potential, forces, potential,
+                matrix, coincident):
+    """Row ``i`` of the open-boundary sum: its half of the pair energy, force, potential or matrix row."""
+    qi = charges[i]
+    gi = groups[i]
+    want_matrix = matrix.shape[0] > 0
+    e = 0.0
+    f0 = f1 = f2 = 0.0
+    for j in range(positions.shape[0]):
+        if j == i:
+            continue
+        d0 = positions[j, 0] - positions[i, 0]
+        d1 = positions[j, 1] - positions[i, 1]
+        d2 = positions[j, 2] - positions[i, 2]
+        r = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+        b = b_table[gi, groups[j]]
+        if b <= 0.0 and r < COINCIDENT:
+            coincident[0] = min(i, j)
+            coincident[1] = max(i, j)
+            continue
+        phi, g = pair_function(r, 0.0, b, table)
+        if want_matrix:
+            matrix[i, j] = phi
+            continue
+        qj = charges[j]
+        e += qj * phi
+        if want_forces:
+            # F_i = -dE/dr_i = q_i q_j φ'(r) (r_j - r_i) / r
+            f0 += qj * g * d0
+            f1 += qj * g * d1
+            f2 += qj * g * d2
+    if want_forces:
+        forces[i, 0] = qi * f0
+        forces[i, 1] = qi * f1
+        forces[i, 2] = qi * f2
+    if want_potential:
+        potential[i] = e
+    return 0.5 * qi * e
+
+
 @njit(cache=True, nogil=True, parallel=PRANGE_ONLY)
 def direct_sum(positions, charges, groups, b_table, table, want_forces, want_potential,
-               forces, potential, coincident):
+               forces, potential, matrix, coincident):
     """Open boundaries: all pairs, O(n²), one row per atom (no write conflicts).
 
     Fills ``forces`` (n, 3) and ``potential`` (n,) (pair part only, no self
     terms) when wanted and returns the pair energy. ``coincident`` (2,) int64
     receives a pair of point charges closer than :data:`COINCIDENT` Å
-    (``-1`` if none).
+    (``-1`` if none). Matrix mode: a non-empty ``matrix`` (n, n) receives
+    ``φ(r_ij)`` for i ≠ j (diagonal untouched) instead.
     """
     n = positions.shape[0]
     row_energy = np.zeros(n)
     for i in prange(n):
-        qi = charges[i]
-        gi = groups[i]
-        e = 0.0
-        f0 = f1 = f2 = 0.0
-        for j in range(n):
-            if j == i:
-                continue
-            d0 = positions[j, 0] - positions[i, 0]
-            d1 = positions[j, 1] - positions[i, 1]
-            d2 = positions[j, 2] - positions[i, 2]
-            r = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
-            b = b_table[gi, groups[j]]
-            if b <= 0.0 and r < COINCIDENT:
-                coincident[0] = min(i, j)
-                coincident[1] = max(i, j)
-                continue
-            phi, g = pair_function(r, 0.0, b, table)
-            qj = charges[j]
-            e += qj * phi
-            if want_forces:
-                # F_i = -dE/dr_i = q_i q_j φ'(r) (r_j - r_i) / r
-                f0 += qj * g * d0
-                f1 += qj * g * d1
-                f2 += qj * g * d2
-        row_energy[i] = 0.5 * qi * e
-        if want_forces:
-            forces[i, 0] = qi * f0
-            forces[i, 1] = qi * f1
-            forces[i, 2] = qi * f2
-        if want_potential:
-            potential[i] = e
+        row_energy[i] = _direct_row(i, positions, charges, groups, b_table, table, want_forces, want_potential,
+                                    forces, potential, matrix, coincident)
     return row_energy.sum()
-
-
-@njit(cache=True, nogil=True)
-def direct_matrix(positions, groups, b_table, table, matrix, coincident):
-    """Open boundaries: ``matrix[i, j] = φ(r_ij)`` for i ≠ j (diagonal untouched).
-
-    Serial: meant for up to a few thousand atoms, where it costs well under a second.
-    """
-    n = positions.shape[0]
-    for i in range(n):
-        gi = groups[i]
-        for j in range(n):
-            if j == i:
-                continue
-            d0 = positions[j, 0] - positions[i, 0]
-            d1 = positions[j, 1] - positions[i, 1]
-            d2 = positions[j, 2] - positions[i, 2]
-            r = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
-            b = b_table[gi, groups[j]]
-            if b <= 0.0 and r < COINCIDENT:
-                coincident[0] = min(i, j)
-                coincident[1] = max(i, j)
-                continue
-            matrix[i, j] = pair_function(r, 0.0, b, table)[0]

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ._pair_kernels import ERFCX_TABLE
+from ._pair_kernels import ERFCX_TABLE, NO_MATRIX
 from ._real_space_kernels import real_space_sum
 from ._setup import (
     WidthGroups,
@@ -23,8 +23,6 @@ from ._setup import (
     kernel_threads,
 )
 from .result import COULOMB_CONSTANT, CoulombResult
-
-_NO_MATRIX = np.zeros((0, 0))
 
 
 class Reciprocal:
@@ -127,7 +125,7 @@ class PeriodicSum:
         energy = real_space_sum(
             positions, charges, groups.groups, a_table, b_table, ERFCX_TABLE, self.cell, self.inverse, self.heights,
             cutoff, bin_counts(self.heights, cutoff, len(positions)), threads, want_forces, want_virial,
-            want_potential, forces, virial, potential, _NO_MATRIX, coincident)
+            want_potential, forces, virial, potential, NO_MATRIX, coincident)
         if coincident[0] >= 0:
             raise coincident_error(coincident)
         return energy, self._reciprocal(positions, charges, groups, threads, want_forces, want_virial,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._pair_kernels import ERFCX_TABLE, direct_matrix, direct_sum
+from ._pair_kernels import ERFCX_TABLE, NO_MATRIX, direct_sum
 from ._setup import WidthGroups, coincident_error, kernel_threads
 from .result import COULOMB_CONSTANT, CoulombResult
 
@@ -38,8 +38,8 @@ def direct_coulomb(positions, charges, widths, *, compute_forces=True, compute_s
     energy = 0.0
     if n:
         with kernel_threads(n):
-            energy = direct_sum(positions, charges, groups.groups, b_table, ERFCX_TABLE, want_forces, compute_potential,
-                                forces, potential, coincident)
+            energy = direct_sum(positions, charges, groups.groups, b_table, ERFCX_TABLE, want_forces,
+                                compute_potential, forces, potential, NO_MATRIX, coincident)
     if coincident[0] >= 0:
         raise coincident_error(coincident)
     self_coefficients = groups.self_coefficients(0.0)
@@ -70,7 +70,8 @@ def direct_coulomb_matrix(positions, widths) -> np.ndarray:
     coincident = np.full(2, -1, dtype=np.int64)
     if n:
         with kernel_threads(n):
-            direct_matrix(positions, groups.groups, b_table, ERFCX_TABLE, matrix, coincident)
+            direct_sum(positions, np.zeros(n), groups.groups, b_table, ERFCX_TABLE, False, False, np.zeros((0, 3)),
+                       np.zeros(0), matrix, coincident)
     if coincident[0] >= 0:
         raise coincident_error(coincident)
     matrix[np.diag_indices(n)] = 2.0 * groups.self_coefficients(0.0)

@@ -294,6 +294,19 @@ def _unreachable(what, cell, n_atoms, tolerance, seconds, detail):
     )
 
 
+def _scan(cell, n_atoms, tolerance, sum_squared_charges, widths):
+    """What both choices start from: geometry, Σq², the per-part target, the α grid with the
+    real-space cutoff of each α and its modelled time."""
+    cell = np.asarray(cell, dtype=np.float64)
+    volume, _, heights, _ = cell_geometry(cell)
+    sum_squared = _mean_square(sum_squared_charges, n_atoms)
+    target = tolerance / math.sqrt(2.0)
+    alphas = _alpha_grid(n_atoms, volume)
+    cutoffs = _real_space_cutoffs(alphas, widths, target, sum_squared, n_atoms, volume)
+    real_seconds = _real_space_seconds(cutoffs, heights, n_atoms, volume)
+    return cell, volume, heights, sum_squared, target, alphas, cutoffs, real_seconds
+
+
 def ewald_parameters(cell, n_atoms, tolerance=1e-6, *, sum_squared_charges=None, widths=None,
                      for_matrix=False) -> EwaldParameters:
     """Cheapest Ewald parameters meeting ``tolerance`` (module docstring).
@@ -319,12 +332,8 @@ def ewald_parameters(cell, n_atoms, tolerance=1e-6, *, sum_squared_charges=None,
     ValueError
         When even the cheapest parameters would exceed :data:`MAX_SECONDS`.
     """
-    cell = np.asarray(cell, dtype=np.float64)
-    volume, _, heights, _ = cell_geometry(cell)
-    sum_squared = _mean_square(sum_squared_charges, n_atoms)
-    target = tolerance / math.sqrt(2.0)
-    alphas = _alpha_grid(n_atoms, volume)
-    cutoffs = _real_space_cutoffs(alphas, widths, target, sum_squared, n_atoms, volume)
+    cell, volume, _, sum_squared, target, alphas, cutoffs, real_seconds = _scan(
+        cell, n_atoms, tolerance, sum_squared_charges, widths)
     _, alpha_k = _alphas_for_widths(alphas, widths)
     log_prefactor = np.log(sum_squared * alpha_k * math.sqrt(8.0 / (n_atoms * volume))) - np.log(target)
     # log(Q α sqrt(8/(NV))) - ½ log K - K²/(4α²) = log(target), with t = K²/(4α²).
@@ -332,11 +341,9 @@ def ewald_parameters(cell, n_atoms, tolerance=1e-6, *, sum_squared_charges=None,
     k_cutoffs = 2.0 * alpha_k * np.sqrt(t)
     n_kvectors = (4.0 / 3.0) * math.pi * k_cutoffs**3 * volume / (8.0 * math.pi**3) / 2.0
     if for_matrix:
-        seconds = (2.0 * _real_space_seconds(cutoffs, heights, n_atoms, volume)
-                   + COST["blas"] * n_atoms**2 * n_kvectors)
+        seconds = 2.0 * real_seconds + COST["blas"] * n_atoms**2 * n_kvectors
     else:
-        seconds = (_real_space_seconds(cutoffs, heights, n_atoms, volume)
-                   + COST["kvector"] * n_atoms * n_kvectors)
+        seconds = real_seconds + COST["kvector"] * n_atoms * n_kvectors
     best = int(np.argmin(seconds))
     if seconds[best] > MAX_SECONDS:
         raise _unreachable("Ewald summation", cell, n_atoms, tolerance, seconds[best],
@@ -383,15 +390,10 @@ def pme_parameters(cell, n_atoms, tolerance=1e-6, *, sum_squared_charges=None, s
     ValueError
         When even the cheapest parameters would exceed :data:`MAX_SECONDS`.
     """
-    cell = np.asarray(cell, dtype=np.float64)
-    volume, _, heights, _ = cell_geometry(cell)
+    cell, volume, heights, sum_squared, target, alphas, cutoffs, real_seconds = _scan(
+        cell, n_atoms, tolerance, sum_squared_charges, widths)
     lengths = np.linalg.norm(cell, axis=1)
     skew2 = float(np.sum((lengths / heights) ** 2))
-    sum_squared = _mean_square(sum_squared_charges, n_atoms)
-    target = tolerance / math.sqrt(2.0)
-    alphas = _alpha_grid(n_atoms, volume)
-    cutoffs = _real_space_cutoffs(alphas, widths, target, sum_squared, n_atoms, volume)
-    real_seconds = _real_space_seconds(cutoffs, heights, n_atoms, volume)
     _, alpha_k = _alphas_for_widths(alphas, widths)
     # Continuous model first (all α and orders at once), then round the best mesh.
     candidates = []

@@ -59,6 +59,7 @@ from ..kernels.equivariant import equivariant_kernel
 from ..selection.cur import CUR
 from ..selection.fps import FPS
 from ..structures.packing import as_atoms_list
+from ..utils.estimators import reset_fitted
 
 __all__ = ["DensityModel"]
 
@@ -164,6 +165,7 @@ class DensityModel(BaseEstimator):
         """
         self._check_dataset(dataset, "dataset")
         alphas = self._validate()
+        reset_fitted(self)
         if len(dataset) < 2:
             raise ValueError(f"`dataset` must hold at least 2 structures; got {len(dataset)}")
         self.basis_ = dataset.basis

@@ -34,6 +34,7 @@ from kernelpot.models._inputs import (
     regressor_tags,
 )
 from kernelpot.models.krr import cholesky_with_jitter_hint
+from kernelpot.utils.estimators import reset_fitted
 
 __all__ = ["GaussianProcessRegressor"]
 
@@ -142,6 +143,7 @@ class GaussianProcessRegressor(RegressorMixin, BaseEstimator):
         self : GaussianProcessRegressor
         """
         self._validate_params()
+        reset_fitted(self)
         kernel = _default_kernel(is_per_atom(X)) if self.kernel is None else clone(self.kernel)
         self._local = contains_local(kernel)
         X, y = check_fit_input(self, X, y, local=self._local)

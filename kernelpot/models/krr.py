@@ -34,6 +34,7 @@ from kernelpot.models._inputs import (
     contains_local,
     regressor_tags,
 )
+from kernelpot.utils.estimators import reset_fitted
 
 __all__ = ["KernelRidge"]
 
@@ -200,6 +201,7 @@ class KernelRidge(RegressorMixin, BaseEstimator):
         self : KernelRidge
         """
         self._validate_params()
+        reset_fitted(self)
         kernel = self._make_kernel()
         self._local = contains_local(kernel)
         self.descriptor_ = None if self.descriptor is None else clone(self.descriptor)

@@ -44,6 +44,7 @@ from kernelpot.models.krr import cholesky_with_jitter_hint
 from kernelpot.selection.cur import CUR
 from kernelpot.selection.fps import FPS
 from kernelpot.tensors import symmetrize
+from kernelpot.utils.estimators import reset_fitted
 
 __all__ = ["SymmetryAdaptedGPR", "TensorRegressor"]
 
@@ -161,6 +162,7 @@ class SymmetryAdaptedGPR(RegressorMixin, BaseEstimator):
         self : SymmetryAdaptedGPR
         """
         self._validate_params()
+        reset_fitted(self)
         if 2 * self.l_max < self.lambda_:
             raise ValueError(f"`l_max` must be >= lambda_/2 = {self.lambda_ / 2}; got {self.l_max}")
         atoms = _atoms_list(X, "X")
@@ -367,6 +369,7 @@ class TensorRegressor(RegressorMixin, BaseEstimator):
 
     def fit(self, X, y):
         """Fit ``(n, 3, 3)`` tensors (any units); returns self."""
+        reset_fitted(self)
         atoms = _atoms_list(X, "X")
         y = np.asarray(y, dtype=np.float64)
         if y.shape != (len(atoms), 3, 3):

@@ -24,6 +24,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ..exceptions import ReducedRequestWarning
+from ..utils.estimators import reset_fitted
 from ._selection_kernels import masked_argmax
 
 _SELECTION_TYPES = ("sample", "feature")
@@ -193,8 +194,9 @@ class GreedySelector(TransformerMixin, BaseEstimator):
                 self._warn_stopped(len(selected), n_target)
                 return self
         else:
-            # a failed fit must not leave a previous selection to warm-start from
-            self.__dict__.pop("selected_idx_", None)
+            # a new selection: nothing of an earlier fit survives (and a failed fit leaves no
+            # previous selection to warm-start from)
+            reset_fitted(self)
             self._fingerprint = fingerprint
             self._search_params_fitted = search_params
             self._stop_reason = None

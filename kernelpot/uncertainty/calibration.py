@@ -222,8 +222,8 @@ def recalibrate(model, atoms_list, *, energies=None, forces=None, floor=False):
         The same object, with ``std_scale_`` set and ``std_floor_`` set
         (``floor=True``) or removed (``floor=False``); ``predict`` and the
         calculator apply both. Recalibrating starts from the raw σ (it does
-        not compound); refitting does not reset them: recalibrate after
-        every fit.
+        not compound); a refit removes both (like every learned
+        attribute), so recalibrate after every fit.
     """
     if energies is None and forces is None:
         raise ValueError("`energies` or `forces` must be given to recalibrate")

@@ -16,6 +16,7 @@ from sklearn.base import BaseEstimator, clone
 
 from ..models.gap import SparseGPR
 from ..structures.packing import as_atoms_list
+from ..utils.estimators import reset_fitted
 
 __all__ = ["CommitteeSparseGPR"]
 
@@ -83,6 +84,7 @@ class CommitteeSparseGPR(BaseEstimator):
         self
         """
         self._check_params()
+        reset_fitted(self)  # no recalibration (std_scale_, std_floor_) of earlier members survives
         atoms_list = as_atoms_list(atoms_list)
         n = len(atoms_list)
         size = max(1, round(self.subsample * n))

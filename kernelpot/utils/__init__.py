@@ -1,4 +1,4 @@
-"""Helpers shared by every kernelpot package: lazy exports, JSON conversion, ASE shims, memory sizes."""
+"""Helpers shared by every kernelpot package: lazy exports, JSON conversion, ASE shims, memory sizes, estimators."""
 
 from .lazy import lazy_exports
 
@@ -8,5 +8,6 @@ _EXPORTS = {
     "thermalize": "ase_compat",
     "parse_memory": "memory",
     "resident_bytes": "memory",
+    "reset_fitted": "estimators",
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

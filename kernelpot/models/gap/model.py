@@ -44,6 +44,7 @@ from ...exceptions import warn_reduced
 from ...parallel.blocks import check_scheduler
 from ...parallel.progress import progress
 from ...structures.packing import as_atoms_list, atom_budget_groups, pack
+from ...utils.estimators import reset_fitted
 from ...utils.memory import parse_memory, resident_bytes
 from .accumulators import NormalAccumulator, QRAccumulator, accumulate_parallel
 from .budget import SELECTION_COPIES, plan_fit_blocks, select_streamed
@@ -252,6 +253,7 @@ class SparseGPR(BaseEstimator):
         pack(atoms_list)  # validates positions and cells once
         labels = residual_labels(check_labels(atoms_list, energies, forces, virials, config_types), atoms_list,
                                  self.baseline)
+        reset_fitted(self)  # a refit keeps nothing of an earlier fit, FITC factor and recalibration included
         self.e0_ = resolve_e0(self.e0, atoms_list, labels)
         rng = np.random.default_rng(self.random_state)
         budget = None if self.max_memory is None else parse_memory(self.max_memory, "max_memory")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import molecule
+from conftest import qm7 as qm7_subset
 
 from kernelpot.descriptors.coulomb_matrix import CoulombMatrix
 
@@ -13,10 +14,8 @@ N_MAX = 23  # the largest QM7 molecule
 
 
 @pytest.fixture(scope="module")
-def qm7(shared_data):
-    import ase.io
-
-    return ase.io.read(shared_data / "qm" / "qm7_qml" / "qm7_pbe0_7101.extxyz", index=":300")
+def qm7(qm7_molecules):
+    return qm7_subset(qm7_molecules, range(300))
 
 
 def _has_near_tied_norms(atoms, rtol=1e-9):

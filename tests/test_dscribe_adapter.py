@@ -11,6 +11,8 @@ from sklearn.pipeline import make_pipeline
 from kernelpot.descriptors.base import AtomicFeatures, SparseGradients
 
 descriptors = pytest.importorskip("dscribe.descriptors")
+from conftest import qm7
+
 from kernelpot.descriptors.dscribe_adapter import DscribeDescriptor, from_dscribe  # noqa: E402
 
 pytestmark = pytest.mark.peers
@@ -125,12 +127,10 @@ def test_global_gradients_use_the_structure_as_row():
     assert np.allclose(dense[1, 5:8], fd, rtol=1e-4, atol=1e-6 * np.abs(fd).max())
 
 
-def test_pipeline_fits_qm7_energies(shared_data):
-    import ase.io
-
+def test_pipeline_fits_qm7_energies(qm7_molecules):
     from kernelpot.models.krr import KernelRidge
 
-    molecules = ase.io.read(shared_data / "qm" / "qm7_qml" / "qm7_pbe0_7101.extxyz", index=":400")
+    molecules = qm7(qm7_molecules, range(400))
     energies = np.array([m.info["hof_pbe0_kcal_mol"] for m in molecules])
     acsf = descriptors.ACSF(species=["H", "C", "N", "O", "S"], r_cut=5.0,
                             g2_params=[[0.5, 0.0], [2.0, 0.0], [4.0, 1.5]],

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk, molecule
+from conftest import qm7 as qm7_subset
+from conftest import rmd17 as rmd17_frames
 from scipy.spatial.transform import Rotation
 from sklearn.base import clone
 
@@ -58,19 +60,17 @@ def min_sin_angle(atoms, cutoff):
 
 
 @pytest.fixture(scope="module")
-def qm7(shared_data):
-    from ase.io import read
-
-    molecules = read(shared_data / "qm" / "qm7_qml" / "qm7_pbe0_7101.extxyz", "::71")
+def qm7(qm7_molecules):
+    molecules = qm7_subset(qm7_molecules, range(0, 7101, 71))
     assert any(16 in m.numbers for m in molecules)  # sulfur blocks are exercised
     return molecules
 
 
 @pytest.fixture(scope="module")
-def rmd17(shared_data):
+def rmd17():
     molecules = []
     for name in RMD17:
-        data = np.load(shared_data / "rmd17" / f"rmd17_{name}_test_01.npz")
+        data = rmd17_frames(f"rmd17_{name}_test_01")
         for frame in (0, 500):
             molecules.append(Atoms(numbers=data["nuclear_charges"], positions=data["coords"][frame]))
     return molecules

@@ -10,6 +10,7 @@ parameter with the structures. Units are rMD17's: kcal/mol and kcal/mol/Å.
 import numpy as np
 import pytest
 from ase import Atoms
+from conftest import rmd17
 from sklearn.model_selection import GridSearchCV, KFold
 
 from kernelpot.descriptors.fchl19 import FCHL19
@@ -21,11 +22,11 @@ ELEMENTS = [1, 6, 8]
 
 
 @pytest.fixture(scope="module")
-def ethanol(shared_data):
-    """Training and test frames of rMD17 ethanol split 01: (atoms, energies, forces) each."""
+def ethanol():
+    """Training and test frames of rMD17 ethanol split 01 (bundled): (atoms, energies, forces) each."""
     out = []
     for part in ("train", "test"):
-        data = np.load(shared_data / "rmd17" / f"rmd17_ethanol_{part}_01.npz")
+        data = rmd17(f"rmd17_ethanol_{part}_01")
         atoms = [Atoms(numbers=data["nuclear_charges"], positions=p) for p in data["coords"][:40]]
         out.append((atoms, data["energies"][:40], data["forces"][:40]))
     return out

@@ -8,6 +8,7 @@ through a toy differentiable descriptor.
 
 import numpy as np
 import pytest
+from conftest import qm7
 from sklearn.base import clone
 from sklearn.metrics import pairwise
 
@@ -292,10 +293,9 @@ def test_gradient_input_validation():
 
 # -- parity with qmllib ----------------------------------------------------------
 @pytest.fixture(scope="module")
-def qm7_fchl19(shared_data):
-    ase_io = pytest.importorskip("ase.io")
+def qm7_fchl19(qm7_molecules):
     representations = pytest.importorskip("qmllib.representations")
-    molecules = ase_io.read(shared_data / "qm" / "qm7_qml" / "qm7_pbe0_7101.extxyz", index=":50")
+    molecules = qm7(qm7_molecules, range(50))
     elements = sorted({int(z) for m in molecules for z in m.numbers})
     max_atoms = max(len(m) for m in molecules)
     padded = np.array(

@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import pytest
 from ase import Atoms
+from conftest import qm7
 from scipy.linalg import cho_factor, cho_solve
 from sklearn.base import clone
 from sklearn.gaussian_process import GaussianProcessRegressor as SklearnGPR
@@ -118,11 +119,10 @@ def test_krr_accepts_kernel_objects_and_multioutput():
 
 
 @pytest.mark.peers
-def test_krr_matches_qmllib_local_kernel_krr(shared_data):
-    ase_io = pytest.importorskip("ase.io")
+def test_krr_matches_qmllib_local_kernel_krr(qm7_molecules):
     representations = pytest.importorskip("qmllib.representations")
     qk = pytest.importorskip("qmllib.kernels")
-    molecules = ase_io.read(shared_data / "qm" / "qm7_qml" / "qm7_pbe0_7101.extxyz", index=":60")
+    molecules = qm7(qm7_molecules, range(60))
     energies = np.array([m.info["hof_pbe0_kcal_mol"] for m in molecules])
     elements = sorted({int(z) for m in molecules for z in m.numbers})
     pad = max(len(m) for m in molecules)

@@ -9,6 +9,7 @@ rejected with errors that name the culprit.
 import numpy as np
 import pytest
 from ase import Atoms
+from conftest import qm7 as qm7_subset
 from sklearn.pipeline import make_pipeline
 
 from kernelpot.descriptors.fchl19 import FCHL19
@@ -22,12 +23,10 @@ SIGMA, ALPHA = 8.0, 1e-6
 
 
 @pytest.fixture(scope="module")
-def qm7(shared_data):
-    """A fixed random subset of 600 QM7 molecules and their heats of formation (kcal/mol)."""
-    ase_io = pytest.importorskip("ase.io")
-    molecules = ase_io.read(shared_data / "qm" / "qm7_qml" / "qm7_pbe0_7101.extxyz", index=":")
-    chosen = np.random.default_rng(0).permutation(len(molecules))[:600]
-    molecules = [molecules[i] for i in chosen]
+def qm7(qm7_molecules):
+    """A fixed random subset of 600 QM7 molecules (of qml's 7101, bundled) and their heats of formation (kcal/mol)."""
+    chosen = np.random.default_rng(0).permutation(7101)[:600]
+    molecules = qm7_subset(qm7_molecules, chosen)
     return molecules, np.array([m.info["hof_pbe0_kcal_mol"] for m in molecules])
 
 

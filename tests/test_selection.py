@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import rmd17
 from sklearn.base import clone
 
 import kernelpot.selection.cur as cur_module
@@ -36,13 +37,13 @@ def _skmatter_idx(name, selection_type, X, **params):
 
 
 @pytest.fixture(scope="module")
-def soap_aspirin(shared_data):
+def soap_aspirin():
     """Per-atom SOAP features (630, 180) of 30 rMD17 aspirin frames, via dscribe."""
     pytest.importorskip("dscribe")
     from ase import Atoms
     from dscribe.descriptors import SOAP
 
-    data = np.load(shared_data / "rmd17" / "rmd17_aspirin_train_01.npz")
+    data = rmd17("rmd17_aspirin_train_01")
     frames = [Atoms(numbers=data["nuclear_charges"], positions=r)
               for r in data["coords"][::33][:30]]
     soap = SOAP(species=[1, 6, 8], r_cut=4.0, n_max=3, l_max=3, periodic=False)

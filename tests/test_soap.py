@@ -8,6 +8,7 @@ import pytest
 from _finite_differences import strain_derivative
 from ase import Atoms
 from ase.build import bulk, molecule
+from conftest import rmd17
 from scipy.spatial.transform import Rotation
 
 from kernelpot.descriptors import soap as soap_module
@@ -44,8 +45,8 @@ def water_box(n_molecules, seed, density=1.0):
 
 
 @pytest.fixture(scope="module")
-def aspirin(shared_data):
-    data = np.load(shared_data / "rmd17" / "rmd17_aspirin_train_01.npz")
+def aspirin():
+    data = rmd17("rmd17_aspirin_train_01")
     return [Atoms(numbers=data["nuclear_charges"], positions=data["coords"][i]) for i in (0, 500)]
 
 

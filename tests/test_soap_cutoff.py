@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import numpy as np
-
 import pytest
+from _finite_differences import strain_derivative
 from ase import Atoms
 from ase.build import bulk, molecule
+from conftest import rmd17
 from sklearn.base import clone
-
-from _finite_differences import strain_derivative
-from kernelpot.descriptors.soap import SOAP
 from test_soap import check_gradients, relative_error, water_box
+
+from kernelpot.descriptors.soap import SOAP
 
 SMALL = dict(r_cut=4.0, n_max=3, l_max=3, sigma=0.5)
 WIDTH = "`cutoff_transition_width`"
@@ -97,8 +97,8 @@ def test_central_weight_scales_the_centre_gaussian(weight):
 
 # ---------------------------------------------------------------------------- gradients
 @pytest.mark.parametrize("rbf", ["gto", "polynomial"])
-def test_gradients_match_finite_differences_for_a_molecule(shared_data, rbf):
-    data = np.load(shared_data / "rmd17" / "rmd17_aspirin_train_01.npz")
+def test_gradients_match_finite_differences_for_a_molecule(rbf):
+    data = rmd17("rmd17_aspirin_train_01")
     aspirin = Atoms(numbers=data["nuclear_charges"], positions=data["coords"][0])
     # r_cut 4 Å with a 2 Å taper: most pairs of aspirin lie in the transition region.
     descriptor = SOAP(["H", "C", "O"], rbf=rbf, cutoff_transition_width=2.0, central_weight=0.7, **SMALL)

@@ -289,8 +289,8 @@ def test_e0_composition_fits_energies_on_atom_counts():
         SparseGPR(term, e0="composition").fit(data, forces=[np.zeros((len(a), 3)) for a in data])
 
 
-def _mlearn(shared_data):
-    root = shared_data / "gap_materials" / "mlearn"
+def _mlearn(bundled_data):
+    root = bundled_data / "mlearn_si"
     kw = dict(stress_key="virial_stress_kbar", stress_units="kbar", stress_sign="pressure")
     return read_labelled(root / "mlearn_Si_training.extxyz", **kw), read_labelled(root / "mlearn_Si_test.extxyz", **kw)
 
@@ -300,8 +300,8 @@ def _si_model(**kwargs):
     return SparseGPR([term], default_sigma=(0.005, 0.1, 0.5), jitter=1e-8, **kwargs)
 
 
-def test_learning_from_forces_improves_energies(shared_data):
-    train, test = _mlearn(shared_data)
+def test_learning_from_forces_improves_energies(bundled_data):
+    train, test = _mlearn(bundled_data)
     n_atoms = np.array([len(a) for a in test.atoms])
     rng = np.random.default_rng(0)
     order = rng.permutation(len(train))
@@ -321,11 +321,11 @@ def test_learning_from_forces_improves_energies(shared_data):
     assert energy_rmse(10, False) > curve[2]
 
 
-def test_parity_with_frozen_gap_fit_reference(shared_data):
+def test_parity_with_frozen_gap_fit_reference(bundled_data):
     from pathlib import Path
 
     ref = np.load(Path(__file__).parent / "reference" / "gap_distance_2b" / "reference.npz")
-    train, test = _mlearn(shared_data)
+    train, test = _mlearn(bundled_data)
     idx = ref["train_indices"]
     # GAP's distance_2b counts each pair twice: delta_kernelpot = 2 * delta_GAP (= 1.0).
     term = GAPTerm(Distance2B(5.0, 1.0), GaussianCovariance(0.5), delta=2.0, sparse_points=ref["sparse_points"])
@@ -338,10 +338,10 @@ def test_parity_with_frozen_gap_fit_reference(shared_data):
     np.testing.assert_allclose(out["virial"], ref["virials"], atol=1e-3)
 
 
-def test_mlearn_virial_sign_is_learnt_consistently(shared_data):
+def test_mlearn_virial_sign_is_learnt_consistently(bundled_data):
     # A model fitted without virials predicts virials correlated with the
     # stored ones only if the kbar -> eV conversion has the right sign.
-    train, test = _mlearn(shared_data)
+    train, test = _mlearn(bundled_data)
     idx = np.arange(0, len(train), 4)
     model = _si_model().fit([train.atoms[i] for i in idx], energies=[train.energies[i] for i in idx],
                             forces=[train.forces[i] for i in idx])
@@ -500,7 +500,8 @@ def test_parameters_are_not_changed_by_fit(cu_data):
 
 # ----------------------------------------------------------------------- SOAP
 def _soap_term(**kwargs):
-    soap = pytest.importorskip("kernelpot.descriptors.soap")
+    from kernelpot.descriptors import soap
+
     descriptor = soap.SOAP(["Cu"], r_cut=4.0, n_max=3, l_max=3, sigma=0.5, periodic=True)
     return GAPTerm(descriptor, NormalizedDotProductCovariance(4), delta=0.3, n_sparse=16, sparse_method="cur", **kwargs)
 

@@ -13,14 +13,15 @@ import pytest
 from ase import Atoms
 from ase.build import bulk, fcc111
 from ase.neighborlist import neighbor_list as ase_neighbor_list
+from conftest import rmd17
 
 from kernelpot.structures.neighbours import NeighbourList, neighbour_list
 from kernelpot.structures.packing import PackedStructures, as_atoms_list, pack
 
 
 # --------------------------------------------------------------------------- structures
-def _aspirin(shared_data, frame: int = 0) -> Atoms:
-    data = np.load(shared_data / "rmd17" / "rmd17_aspirin_train_01.npz")
+def _aspirin(frame: int = 0) -> Atoms:
+    data = rmd17("rmd17_aspirin_train_01")
     return Atoms(numbers=data["nuclear_charges"], positions=data["coords"][frame])
 
 
@@ -63,17 +64,17 @@ def _wire() -> Atoms:
 
 
 CASES = {
-    "si_primitive_5A": (lambda d: bulk("Si"), 5.0),
-    "si_primitive_8A": (lambda d: bulk("Si"), 8.0),
-    "si_rattled_supercell": (lambda d: _rattled(bulk("Si", cubic=True) * (2, 2, 2)), 4.5),
-    "slab_vacuum_TTF": (lambda d: _slab(), 6.0),
-    "slab_zero_c_TTF": (lambda d: _slab_without_c(), 6.0),
-    "skewed_unwrapped": (lambda d: _skewed_unwrapped(), 4.0),
-    "water_box": (lambda d: _water_box(), 5.0),
-    "wire_FFT": (lambda d: _wire(), 6.0),
-    "aspirin": (lambda d: _aspirin(d), 3.5),
+    "si_primitive_5A": (lambda: bulk("Si"), 5.0),
+    "si_primitive_8A": (lambda: bulk("Si"), 8.0),
+    "si_rattled_supercell": (lambda: _rattled(bulk("Si", cubic=True) * (2, 2, 2)), 4.5),
+    "slab_vacuum_TTF": (lambda: _slab(), 6.0),
+    "slab_zero_c_TTF": (lambda: _slab_without_c(), 6.0),
+    "skewed_unwrapped": (lambda: _skewed_unwrapped(), 4.0),
+    "water_box": (lambda: _water_box(), 5.0),
+    "wire_FFT": (lambda: _wire(), 6.0),
+    "aspirin": (lambda: _aspirin(), 3.5),
     # 8 well-separated aspirins: 168 atoms, past the all-pairs path into the cell list.
-    "aspirin_cluster": (lambda d: _aspirin_cluster(d), 4.0),
+    "aspirin_cluster": (lambda: _aspirin_cluster(), 4.0),
 }
 
 
@@ -83,11 +84,11 @@ def _rattled(atoms: Atoms) -> Atoms:
     return atoms
 
 
-def _aspirin_cluster(shared_data) -> Atoms:
-    molecule = _aspirin(shared_data)
+def _aspirin_cluster() -> Atoms:
+    molecule = _aspirin()
     cluster = Atoms()
     for k, corner in enumerate(np.indices((2, 2, 2)).reshape(3, -1).T):
-        copy = _aspirin(shared_data, frame=k)
+        copy = _aspirin(frame=k)
         copy.translate(corner * 7.5)
         cluster += copy
     assert len(cluster) == 8 * len(molecule)
@@ -97,9 +98,7 @@ def _aspirin_cluster(shared_data) -> Atoms:
 @pytest.fixture(params=sorted(CASES))
 def case(request):
     build, cutoff = CASES[request.param]
-    needs_data = request.param.startswith("aspirin")
-    shared = request.getfixturevalue("shared_data") if needs_data else None
-    return build(shared), cutoff
+    return build(), cutoff
 
 
 # --------------------------------------------------------------------------- helpers
@@ -149,8 +148,8 @@ def test_random_cells_match_ase():
         checked += 1
 
 
-def test_packed_structures_are_offset_and_independent(shared_data):
-    structures = [_aspirin(shared_data), bulk("Si"), _slab(), Atoms("H", positions=[[0, 0, 0]]),
+def test_packed_structures_are_offset_and_independent():
+    structures = [_aspirin(), bulk("Si"), _slab(), Atoms("H", positions=[[0, 0, 0]]),
                   _skewed_unwrapped(), _water_box(n_side=2)]
     cutoff = 4.5
     packed = pack(structures)

@@ -17,7 +17,7 @@ fit a memory budget. :class:`DesignBuilder` is that object. It is used by
   (:mod:`kernelpot.active.strategies`).
 
 Its public surface is :meth:`from_model`, :meth:`rows`, :meth:`unlabelled_rows`,
-:meth:`row_sigmas`, :meth:`plan_blocks`, :meth:`pair_chunk`,
+:meth:`row_sigmas`, :meth:`observed`, :meth:`plan_blocks`, :meth:`pair_chunk`,
 :meth:`gradient_bytes_per_atom` and :attr:`n_sparse`. It holds only what the rows depend on (the fitted terms,
 ``e0``, the noise table), so it is small to send to a worker.
 """
@@ -140,7 +140,7 @@ class DesignBuilder:
         """
         sub = [atoms_list[s] for s in structures]
         n_atoms = np.array([len(a) for a in sub])
-        has_e, has_f, has_v = self._observed(structures, labels)
+        has_e, has_f, has_v = self.observed(structures, labels)
         sig = np.array([structure_sigmas(self.sigma_table, labels.config_types[s], len(atoms_list[s]),
                                          self.sigma_per_atom) for s in structures])
         sigmas = [sig[has_e, 0]]
@@ -151,7 +151,8 @@ class DesignBuilder:
         return np.concatenate(sigmas)
 
     @staticmethod
-    def _observed(structures, labels):
+    def observed(structures, labels):
+        """Boolean arrays (n_structures,): which of ``structures`` have an energy, forces, a virial."""
         has_e = np.array([labels.energies[s] is not None for s in structures])
         has_f = np.array([labels.forces[s] is not None for s in structures])
         has_v = np.array([labels.virials[s] is not None for s in structures])
@@ -178,7 +179,7 @@ class DesignBuilder:
         """
         sub = [atoms_list[s] for s in structures]
         n_atoms = np.array([len(a) for a in sub])
-        has_e, has_f, has_v = self._observed(structures, labels)
+        has_e, has_f, has_v = self.observed(structures, labels)
         force_mask = np.repeat(has_f, 3 * n_atoms)
         pair_chunk = self.pair_chunk()
         n_e, n_f = int(has_e.sum()), int(force_mask.sum())

@@ -247,9 +247,7 @@ def _fitc_prior(model, atoms_list, structures, labels):
     """Prior variances ``K_nn`` of a block's observations, in the design builder's row order."""
     sub = [atoms_list[s] for s in structures]
     n_atoms = int(sum(len(a) for a in sub))
-    has_e = np.array([labels.energies[s] is not None for s in structures])
-    has_f = np.array([labels.forces[s] is not None for s in structures])
-    has_v = np.array([labels.virials[s] is not None for s in structures])
+    has_e, has_f, has_v = DesignBuilder.observed(structures, labels)
     request = StdRequest(forces=bool(has_f.any()), virial=bool(has_v.any()))
     prior = {"energy": 0.0, "forces": 0.0, "virial": 0.0}
     for term in model.terms_:

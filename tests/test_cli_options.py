@@ -3,6 +3,7 @@
 import pytest
 
 from kernelpot.cli import build_parser, main
+from kernelpot.potential.defaults import DEFAULT_SIGMA
 
 SHARED = ("energy_key", "forces_key", "virial_key", "stress_key", "stress_units", "stress_sign", "config_type_key",
           "on_missing", "gap", "default_sigma", "e0", "max_block_memory", "max_memory", "n_jobs", "scheduler",
@@ -18,7 +19,7 @@ def test_fit_and_learn_share_options_and_defaults(tmp_path):
     fit = _defaults(["fit", "train.xyz"])
     learn = _defaults(["learn", str(tmp_path / "run")])
     assert fit == learn
-    assert fit["default_sigma"] == [0.002, 0.1, 0.05, 0.0] and fit["e0"] == "average" and fit["seed"] == 0
+    assert fit["default_sigma"] == list(DEFAULT_SIGMA) and fit["e0"] == "average" and fit["seed"] == 0
     assert build_parser().parse_args(["fit", "t.xyz", "--e0", "-1.5"]).e0 == -1.5
     assert build_parser().parse_args(["learn", "run", "--e0", "isolated"]).e0 == "isolated"
 

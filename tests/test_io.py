@@ -74,8 +74,9 @@ def test_stress_units_and_sign(units_name, factor, sign_name, sign):
     np.testing.assert_allclose(data.virials[0], -sign * factor * np.diag([1.0, 2.0, 3.0]) * atoms.get_volume())
 
 
-def test_mlearn_virial_stress_kbar_is_converted(bundled_data):
-    path = bundled_data / "mlearn_si" / "mlearn_Si_training.extxyz"
+def test_mlearn_virial_stress_kbar_is_converted(shared_data):
+    # mlearn's own file (VASP's kbar, compressive positive); the bundled copy is already in ASE's convention
+    path = shared_data / "gap_materials" / "mlearn" / "mlearn_Si_training.extxyz"
     data = read_labelled(path, stress_key="virial_stress_kbar", stress_units="kbar", stress_sign="pressure")
     assert len(data) == 214 and not data.skipped
     kbar = data.atoms[0].info["virial_stress_kbar"].reshape(3, 3)

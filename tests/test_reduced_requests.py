@@ -105,3 +105,19 @@ def test_the_command_line_says_a_reduced_request_in_one_line(tmp_path, capsys):
     assert warned == ["kernelpot fit: warning: terms[0] (SOAP): n_sparse=50 requested, 6 used: the training "
                       "structures have only 6 distinct descriptor rows among 12 (symmetry-equivalent environments "
                       "count once); add structures or lower n_sparse"]
+
+
+def test_a_strategy_says_when_near_duplicates_shrink_the_batch():
+    from kernelpot.active.strategies import make_strategy
+
+    structures = _crystals(6)
+    model = _fit([_soap_term(6)], structures)
+    twins = [structures[0].copy() for _ in range(4)] + [structures[3].copy()]  # two distinct candidates
+    strategy = make_strategy("variance").prepare(model, [])
+    with pytest.warns(ReducedRequestWarning, match=r"variance strategy: batch_size=3 requested, 2 used: the other 3 "
+                                                   r"candidates are near-duplicates of a pick"):
+        picks = strategy.select(twins, strategy.score(twins), 3, min_distance=1e-6)
+    assert sorted(picks)[-1] == 4 and len(picks) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ReducedRequestWarning)
+        assert len(strategy.select(twins, strategy.score(twins), 2, min_distance=1e-6)) == 2

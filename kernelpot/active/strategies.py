@@ -23,6 +23,8 @@ import copy
 import numpy as np
 import scipy.linalg as sla
 
+from ..exceptions import warn_reduced
+
 
 __all__ = ["STRATEGIES", "make_strategy", "fingerprints", "Strategy", "PredictiveVariance", "VarianceReduction",
            "CommitteeDisagreement", "DescriptorDistance", "DOptimality", "RandomSelection"]
@@ -128,7 +130,22 @@ class Strategy:
         raise NotImplementedError
 
     def select(self, candidates, scores, batch_size, min_distance="auto"):
-        """Indices of the batch (at most ``batch_size``, fewer if near-duplicates run out)."""
+        """Indices of the batch: ``batch_size`` of them, fewer if near-duplicates run out.
+
+        A batch smaller than ``batch_size`` comes with a
+        :class:`~kernelpot.exceptions.ReducedRequestWarning` saying why.
+        Strategies implement :meth:`_select`.
+        """
+        picks = self._select(candidates, scores, batch_size, min_distance)
+        if len(picks) < batch_size:
+            why = (f"only {len(candidates)} candidates" if len(candidates) < batch_size else
+                   f"the other {len(candidates) - len(picks)} candidates are near-duplicates of a pick (structure "
+                   "fingerprints closer than min_distance) or add nothing")
+            warn_reduced("batch_size", batch_size, len(picks), why, where=f"{self.name} strategy")
+        return picks
+
+    def _select(self, candidates, scores, batch_size, min_distance):
+        """Greedy diverse batch in order of decreasing score."""
         prints = fingerprints(self.model_, candidates)
         if isinstance(min_distance, str):
             min_distance = auto_min_distance(prints)
@@ -292,7 +309,7 @@ class VarianceReduction(Strategy):
         Q, sigma = self._q_matrix(candidates)
         return self._gain(Q, sigma)
 
-    def select(self, candidates, scores, batch_size, min_distance="auto"):
+    def _select(self, candidates, scores, batch_size, min_distance):
         self._check()
         prints = fingerprints(self.model_, candidates)
         if isinstance(min_distance, str):
@@ -425,7 +442,7 @@ class DescriptorDistance(Strategy):
         env = self._min_distance(np.asarray(X), self.reference_)
         return np.maximum.reduceat(env, X.offsets[:-1])
 
-    def select(self, candidates, scores, batch_size, min_distance="auto"):
+    def _select(self, candidates, scores, batch_size, min_distance):
         cached = getattr(self, "_candidate_X", None)
         X = cached[1] if cached is not None and cached[0] is candidates else self.term_.descriptor.transform(candidates)
         Xa, offsets = np.asarray(X), X.offsets
@@ -491,7 +508,7 @@ class DOptimality(Strategy):
         phi, offsets = self._features(candidates)
         return np.maximum.reduceat(self._grades(phi).max(1), offsets[:-1])
 
-    def select(self, candidates, scores, batch_size, min_distance="auto"):
+    def _select(self, candidates, scores, batch_size, min_distance):
         phi, offsets = self._features(candidates)
         prints = fingerprints(self.model_, candidates)
         if isinstance(min_distance, str):

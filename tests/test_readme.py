@@ -20,6 +20,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -186,8 +187,19 @@ def _checkout_copy(target: Path) -> None:
 
 
 @pytest.mark.slow
-def test_readme_top_to_bottom_in_a_fresh_venv(tmp_path):
-    checkout, venv = tmp_path / "kernelpot", tmp_path / "venv"
+def test_readme_top_to_bottom_in_a_fresh_venv():
+    # Its own folder, not pytest's tmp_path: other pytest sessions prune old tmp_path folders, and this
+    # test runs for half an hour. Kept when the test fails, to look at the logs.
+    tmp_path = Path(tempfile.mkdtemp(prefix="kernelpot-readme-"))
+    _run_readme(tmp_path)
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _run_readme(tmp_path: Path) -> None:
+    # The copy must not be called "kernelpot": a folder of that name next to the block scripts would be
+    # imported instead of the installed package.
+    checkout, venv, scripts = tmp_path / "checkout", tmp_path / "venv", tmp_path / "blocks"
+    scripts.mkdir()
     _checkout_copy(checkout)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")}
@@ -197,18 +209,19 @@ def test_readme_top_to_bottom_in_a_fresh_venv(tmp_path):
         if language == "bash":
             command = ["bash", "-e", "-o", "pipefail", "-c", code]
         elif language == "python":
-            script = tmp_path / f"readme_block_{index}.py"
+            script = scripts / f"readme_block_{index}.py"
             script.write_text(code)
             command = [str(venv / "bin" / "python"), str(script)]
         else:
             continue
-        log = tmp_path / f"readme_block_{index}.log"
+        log = scripts / f"readme_block_{index}.log"
         with open(log, "w") as handle:
             status = subprocess.run(command, cwd=checkout, env=env, stdout=handle, stderr=subprocess.STDOUT,
                                     check=False).returncode
         output = log.read_text()
-        print(f"--- README.md:{line} ({language}) exit {status}\n{output[-3000:]}")
-        assert status == 0, f"README.md:{line} ({language}) failed with exit code {status}:\n{output[-3000:]}"
+        print(f"--- README.md:{line} ({language}) exit {status}\n{output[-3000:]}", flush=True)
+        assert status == 0, (f"README.md:{line} ({language}) failed with exit code {status} (logs in {scripts}):"
+                             f"\n{output[-3000:]}")
         if index == 0:  # the main job: its errors are the ones the README shows
             _check_main_job_errors(output)
 

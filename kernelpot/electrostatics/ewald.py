@@ -60,10 +60,48 @@ from ._setup import (
 from .parameters import EwaldParameters, ewald_parameters
 from .result import COULOMB_CONSTANT
 
-__all__ = ["Ewald"]
+__all__ = ["Ewald", "half_space_wavevectors"]
 
 # Wave vectors per block of the matrix assembly (bounds its memory to 2 n × block floats).
 _MATRIX_BLOCK = 2048
+
+
+def half_space_wavevectors(cell, k_cutoff):
+    """Wave vectors ``k = m @ recip`` of one half space with ``0 < |k| <= k_cutoff``.
+
+    The half space is ``m0 > 0``, or ``m0 = 0, m1 > 0``, or ``m0 = m1 = 0, m2 > 0``
+    (each ±k pair once; sums over all k ≠ 0 are twice the real part of a sum over
+    these). Sorted by (m0, m1, m2). Shared by :class:`Ewald` and the reciprocal-space
+    part of the LODE descriptor (:mod:`kernelpot.descriptors.lode`).
+
+    Parameters
+    ----------
+    cell : array_like of shape (3, 3)
+        Lattice vectors as rows, Å.
+    k_cutoff : float
+        K in 1/Å.
+
+    Returns
+    -------
+    m : ndarray of shape (n_k, 3), int64
+        Integer coordinates on the reciprocal lattice.
+    k : ndarray of shape (n_k, 3), float64
+        Wave vectors (1/Å); ``recip`` = 2π × the reciprocal basis, ``a_i·recip_j = 2π δ_ij``.
+    m_max : ndarray of shape (3,), int64
+        Largest ``|m_d|`` searched along each direction.
+    """
+    cell = np.asarray(cell, dtype=np.float64)
+    recip = 2.0 * math.pi * np.linalg.inv(cell).T
+    m_max = np.floor(k_cutoff * np.linalg.norm(cell, axis=1) / (2 * math.pi)).astype(np.int64)
+    ranges = [np.arange(0, m_max[0] + 1), np.arange(-m_max[1], m_max[1] + 1),
+              np.arange(-m_max[2], m_max[2] + 1)]
+    m = np.stack(np.meshgrid(*ranges, indexing="ij"), axis=-1).reshape(-1, 3)
+    half = (m[:, 0] > 0) | ((m[:, 0] == 0) & (m[:, 1] > 0)) | ((m[:, 0] == 0) & (m[:, 1] == 0) & (m[:, 2] > 0))
+    m = m[half]
+    k = m @ recip
+    keep = np.einsum("ij,ij->i", k, k) <= k_cutoff**2
+    # meshgrid order: already sorted by (m0, m1, m2)
+    return m[keep], np.ascontiguousarray(k[keep]), m_max
 
 
 class Ewald(PeriodicSum):
@@ -130,16 +168,8 @@ class Ewald(PeriodicSum):
 
     def _build_kvectors(self, k_cutoff):
         """Half-space wave vectors with |k| ≤ K, sorted in runs of equal (m0, m1)."""
-        m_max = np.floor(k_cutoff * np.linalg.norm(self.cell, axis=1) / (2 * math.pi)).astype(np.int64)
-        ranges = [np.arange(0, m_max[0] + 1), np.arange(-m_max[1], m_max[1] + 1),
-                  np.arange(-m_max[2], m_max[2] + 1)]
-        m = np.stack(np.meshgrid(*ranges, indexing="ij"), axis=-1).reshape(-1, 3)
-        half = (m[:, 0] > 0) | ((m[:, 0] == 0) & (m[:, 1] > 0)) | ((m[:, 0] == 0) & (m[:, 1] == 0) & (m[:, 2] > 0))
-        m = m[half]
-        k = m @ self.recip
+        m, k, m_max = half_space_wavevectors(self.cell, k_cutoff)
         k2 = np.einsum("ij,ij->i", k, k)
-        keep = k2 <= k_cutoff**2
-        m, k, k2 = m[keep], k[keep], k2[keep]  # meshgrid order: already sorted by (m0, m1, m2)
         new_run = np.ones(len(m), dtype=bool)
         new_run[1:] = np.any(m[1:, :2] != m[:-1, :2], axis=1)
         starts = np.flatnonzero(new_run)

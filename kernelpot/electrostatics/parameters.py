@@ -294,21 +294,21 @@ def _unreachable(what, cell, n_atoms, tolerance, seconds, detail):
     )
 
 
-def _scan(cell, n_atoms, tolerance, sum_squared_charges, widths):
-    """What both choices start from: geometry, Σq², the per-part target, the α grid with the
-    real-space cutoff of each α and its modelled time."""
+def _scan(cell, n_atoms, tolerance, sum_squared_charges, widths, alpha=None):
+    """What both choices start from: geometry, Σq², the per-part target, the α grid (or the one
+    given ``alpha``) with the real-space cutoff of each α and its modelled time."""
     cell = np.asarray(cell, dtype=np.float64)
     volume, _, heights, _ = cell_geometry(cell)
     sum_squared = _mean_square(sum_squared_charges, n_atoms)
     target = tolerance / math.sqrt(2.0)
-    alphas = _alpha_grid(n_atoms, volume)
+    alphas = _alpha_grid(n_atoms, volume) if alpha is None else np.array([float(alpha)])
     cutoffs = _real_space_cutoffs(alphas, widths, target, sum_squared, n_atoms, volume)
     real_seconds = _real_space_seconds(cutoffs, heights, n_atoms, volume)
     return cell, volume, heights, sum_squared, target, alphas, cutoffs, real_seconds
 
 
 def ewald_parameters(cell, n_atoms, tolerance=1e-6, *, sum_squared_charges=None, widths=None,
-                     for_matrix=False) -> EwaldParameters:
+                     for_matrix=False, alpha=None) -> EwaldParameters:
     """Cheapest Ewald parameters meeting ``tolerance`` (module docstring).
 
     Parameters
@@ -326,6 +326,11 @@ def ewald_parameters(cell, n_atoms, tolerance=1e-6, *, sum_squared_charges=None,
     for_matrix : bool
         Balance the cost of the interaction matrix (dense, BLAS) instead of energy
         and forces.
+    alpha : float, optional
+        Fixed splitting parameter α (1/Å): only ``r_c`` and ``K`` are solved for.
+        For callers whose precomputed tables depend on α (the LODE descriptor,
+        :mod:`kernelpot.descriptors.lode`, tabulates its real-space pair functions
+        per α and so takes α from a coarse grid).
 
     Raises
     ------
@@ -333,7 +338,7 @@ def ewald_parameters(cell, n_atoms, tolerance=1e-6, *, sum_squared_charges=None,
         When even the cheapest parameters would exceed :data:`MAX_SECONDS`.
     """
     cell, volume, _, sum_squared, target, alphas, cutoffs, real_seconds = _scan(
-        cell, n_atoms, tolerance, sum_squared_charges, widths)
+        cell, n_atoms, tolerance, sum_squared_charges, widths, alpha)
     _, alpha_k = _alphas_for_widths(alphas, widths)
     log_prefactor = np.log(sum_squared * alpha_k * math.sqrt(8.0 / (n_atoms * volume))) - np.log(target)
     # log(Q α sqrt(8/(NV))) - ½ log K - K²/(4α²) = log(target), with t = K²/(4α²).

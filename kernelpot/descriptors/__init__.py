@@ -1,4 +1,4 @@
-"""Descriptors: per-atom (SOAP, λ-SOAP, FCHL19, distance_2b) and global (MBTR, Coulomb matrix) features.
+"""Descriptors: per-atom (SOAP, λ-SOAP, LODE, FCHL19, distance_2b) and global (MBTR, Coulomb matrix) features.
 
 ``CentreSpecies`` restricts a per-atom descriptor to centres of some species (gap_fit's per-species terms).
 
@@ -18,6 +18,7 @@ _EXPORTS = {
     "SparseGradients": "base",
     "SOAP": "soap",
     "LambdaSOAP": "lambda_soap",
+    "LODE": "lode",
     "FCHL19": "fchl19",
     "MBTR": "mbtr",
     "CoulombMatrix": "coulomb_matrix",

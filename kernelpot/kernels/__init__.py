@@ -7,7 +7,8 @@
 * :mod:`.equivariant` — λ-SOAP kernels for tensors;
 * :mod:`.covariance` — the same functions with the position gradients a GAP
   force fit needs: :class:`GaussianCovariance` (= ``Gaussian``),
-  :class:`NormalizedDotProductCovariance` (= ``NormalizedDotProduct``).
+  :class:`NormalizedDotProductCovariance` (= ``NormalizedDotProduct``),
+  :class:`LinearCovariance` (= ``Linear``).
 
 One naming scheme: American spelling, ``sigma`` for a length scale (in
 the units of the features) and ``zeta`` for an exponent; ``theta`` keeps
@@ -32,5 +33,6 @@ _EXPORTS = {
     "equivariant_kernel_diag": "equivariant",
     "GaussianCovariance": "covariance",
     "NormalizedDotProductCovariance": "covariance",
+    "LinearCovariance": "covariance",
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

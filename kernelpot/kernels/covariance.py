@@ -1,8 +1,9 @@
 """Covariances of GAP terms: vector kernels with the feature gradients a force fit needs.
 
-:class:`GaussianCovariance` and :class:`NormalizedDotProductCovariance` are
-the functions of :class:`~kernelpot.kernels.vector.Gaussian` and
-:class:`~kernelpot.kernels.vector.NormalizedDotProduct` (same names, same
+:class:`GaussianCovariance`, :class:`NormalizedDotProductCovariance` and
+:class:`LinearCovariance` are the functions of :class:`~kernelpot.kernels.vector.Gaussian`,
+:class:`~kernelpot.kernels.vector.NormalizedDotProduct` and
+:class:`~kernelpot.kernels.vector.Linear` (same names, same
 parameters: the length scale is ``sigma``, the exponent ``zeta``), in the
 form a sparse GPR of energies, forces and virials
 (:class:`~kernelpot.models.gap.SparseGPR`) needs. The vector kernels are
@@ -32,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["GaussianCovariance", "NormalizedDotProductCovariance"]
+__all__ = ["GaussianCovariance", "NormalizedDotProductCovariance", "LinearCovariance"]
 
 
 def _flat_dot(G, Z):
@@ -224,3 +225,43 @@ class NormalizedDotProductCovariance:
         projected = (U @ U.T - a[:, None] * A.T - A * a[None, :] + np.outer(a, a) * c) / np.outer(norm, norm)
         H = g2 * dc * dc.T + g1 * projected
         return k, g1 * dc, H
+
+
+class LinearCovariance:
+    """``k(x, z) = x·z`` (GAP ``dot_product`` with ζ = 1 on unnormalised features).
+
+    The function of :class:`~kernelpot.kernels.vector.Linear`, no hyperparameters.
+    A term with it is a linear model of the summed features: predictions scale with
+    the features and extrapolate like them. That is what long-range features need
+    (LODE's multi-scale invariants are charges times potentials: a linear model
+    follows their 1/r decay beyond the training distances, a normalised or Gaussian
+    kernel would not).
+    """
+
+    def __init__(self):
+        pass
+
+    def __repr__(self):
+        return "LinearCovariance()"
+
+    def get_params(self, deep=True):
+        return {}
+
+    def __call__(self, X, Z):
+        return np.asarray(X) @ np.asarray(Z).T
+
+    def diag(self, X):
+        return np.einsum("ij,ij->i", X, X)
+
+    def gradient_dot(self, X, Z, coef, K=None):
+        return coef @ Z
+
+    def pair_context(self, X, Z, K=None):
+        return None
+
+    def pair_gradients(self, X, Z, Gv, rows, K=None, context=None):
+        return _flat_dot(Gv, Z)
+
+    def second_derivative_pieces(self, X, U):
+        """``(k, D, H)`` as :meth:`GaussianCovariance.second_derivative_pieces`: ``X Xᵀ``, ``U Xᵀ``, ``U Uᵀ``."""
+        return X @ X.T, U @ X.T, U @ U.T

@@ -23,8 +23,9 @@ import numpy as np
 
 from ..descriptors import CentreSpecies
 from ..descriptors.distance_2b import Distance2B
+from ..descriptors.lode import LODE
 from ..descriptors.soap import SOAP
-from ..kernels import GaussianCovariance, NormalizedDotProductCovariance
+from ..kernels import GaussianCovariance, LinearCovariance, NormalizedDotProductCovariance
 from ..models.gap import FittedTerm, GAPTerm, SparseGPR
 from ..utils.jsonable import jsonable
 from .coulomb_baseline import CoulombBaseline
@@ -33,8 +34,8 @@ from .model_file import ModelFileError, load_model_file, save_model_file
 __all__ = ["save_model", "load_model"]
 
 _MODEL_KIND = "SparseGPR"
-_CLASSES = {cls.__name__: cls for cls in (SOAP, Distance2B, CentreSpecies, GaussianCovariance,
-                                          NormalizedDotProductCovariance)}
+_CLASSES = {cls.__name__: cls for cls in (SOAP, Distance2B, CentreSpecies, LODE, GaussianCovariance,
+                                          NormalizedDotProductCovariance, LinearCovariance)}
 # Class names written by kernelpot 0.1.0 before the GAP covariances moved to kernelpot.kernels and took the
 # naming scheme of the vector kernels: old name -> (class, {old parameter: new parameter}).
 _RENAMED = {

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ...kernels import GaussianCovariance, NormalizedDotProductCovariance
+from ...kernels import GaussianCovariance, LinearCovariance, NormalizedDotProductCovariance
 
 __all__ = ["GAPTerm", "FittedTerm", "VIRIAL_COMPONENTS", "sum_per_structure"]
 
@@ -38,7 +38,7 @@ class GAPTerm:
         (``X`` an :class:`~kernelpot.descriptors.base.AtomicFeatures`,
         ``G`` a :class:`~kernelpot.descriptors.base.SparseGradients`) and,
         optionally, ``cutoff_weight(X) -> (w, dw_dX)``.
-    kernel : GaussianCovariance or NormalizedDotProductCovariance
+    kernel : GaussianCovariance, NormalizedDotProductCovariance or LinearCovariance
         Covariance between descriptor rows (GAP ``ard_se`` / ``dot_product``).
     delta : float, default=1.0
         Energy scale of the term in eV (prior std of a local energy).
@@ -76,9 +76,10 @@ class GAPTerm:
         where = f"terms[{index}]"
         if not callable(getattr(self.descriptor, "transform", None)):
             raise TypeError(f"{where}.descriptor must have a transform method; got {self.descriptor!r}")
-        if not isinstance(self.kernel, (GaussianCovariance, NormalizedDotProductCovariance)):
+        if not isinstance(self.kernel, (GaussianCovariance, NormalizedDotProductCovariance, LinearCovariance)):
             raise TypeError(
-                f"{where}.kernel must be GaussianCovariance or NormalizedDotProductCovariance; got {self.kernel!r}"
+                f"{where}.kernel must be GaussianCovariance, NormalizedDotProductCovariance or LinearCovariance; "
+                f"got {self.kernel!r}"
             )
         delta = self.delta
         if isinstance(delta, bool) or not isinstance(delta, (int, float, np.number)) or not (

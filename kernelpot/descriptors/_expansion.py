@@ -72,6 +72,7 @@ __all__ = [
     "make_workspace",
     "center_expansion",
     "cutoff_padding",
+    "write_pair_gradients",
 ]
 
 _Y00 = 0.28209479177387814  # 1 / (2 sqrt(π))
@@ -324,17 +325,23 @@ def pair_gradients_kernel(
             kind, eta, table_a, table_b, spline, inv_spacing, np.zeros(n_max), 0.0, 0.0,
             l_max, n_max, 1, prefactors, True, workspace,
         )
-        start = pair_offsets[i]
-        for p in range(pair_offsets[i + 1] - start):
-            k = position[p]
-            for a in range(3):
-                d = vectors[start + p, a]
-                for l in range(l_max + 1):
-                    for n in range(n_max):
-                        radial = rho[k, l * n_max + n]
-                        radial_d = drho[k, l * n_max + n] * d
-                        for lm in range(l * l, (l + 1) * (l + 1)):
-                            out[start + p, a, n, lm] = radial * grad[a, lm, k] + radial_d * harmonics[lm, k]
+        write_pair_gradients(i, vectors, pair_offsets, harmonics, grad, rho, drho, position, l_max, n_max, out)
+
+
+@njit(cache=True, nogil=True)
+def write_pair_gradients(i, vectors, pair_offsets, harmonics, grad, rho, drho, position, l_max, n_max, out):
+    """``out[p, a, n, lm] = ρ_ln ∂_a S_lm + ρ'_ln r_a S_lm`` for the pairs p of centre i (from :func:`center_expansion`)."""
+    start = pair_offsets[i]
+    for p in range(pair_offsets[i + 1] - start):
+        k = position[p]
+        for a in range(3):
+            d = vectors[start + p, a]
+            for l in range(l_max + 1):
+                for n in range(n_max):
+                    radial = rho[k, l * n_max + n]
+                    radial_d = drho[k, l * n_max + n] * d
+                    for lm in range(l * l, (l + 1) * (l + 1)):
+                        out[start + p, a, n, lm] = radial * grad[a, lm, k] + radial_d * harmonics[lm, k]
 
 
 def run_over_centers(kernel, n_centers: int, *arguments) -> None:

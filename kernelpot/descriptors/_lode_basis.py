@@ -206,6 +206,15 @@ class _PairIntegral:
 
     def __call__(self, d, derivatives=True):
         d = np.asarray(d, dtype=np.float64)
+        # _spline_table asks for the same nodes twice (values, then magnitudes): remember the last call.
+        last = getattr(self, "_last", None)
+        if last is not None and last[0] == derivatives and np.array_equal(last[1], d):
+            return last[2]
+        result = self._evaluate(d, derivatives)
+        self._last = (derivatives, d.copy(), result)
+        return result
+
+    def _evaluate(self, d, derivatives):
         kd = d[:, None] * self.k[None, :]
         g = _scaled_bessel(self.l_max + 2, kd)  # (l, d, k)
         values, first, second = [], [], []

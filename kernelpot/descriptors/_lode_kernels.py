@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit
 
 from ..symmetry.harmonics import harmonic_prefactors, solid_harmonics_batch
-from ._expansion import center_expansion, make_workspace
+from ._expansion import center_expansion, make_workspace, write_pair_gradients
 
 __all__ = ["multipole_tail_kernel", "pair_expansion_kernel", "scatter_pair_rows"]
 
@@ -67,20 +67,9 @@ def pair_expansion_kernel(
             for lm in range(n_lm):
                 for n in range(n_max):
                     coefficients[i, a, n, lm] = c[a, lm, n]
-        if not with_gradients:
-            continue
-        start = pair_offsets[i]
-        for p in range(pair_offsets[i + 1] - start):
-            k = position[p]
-            for x in range(3):
-                d = vectors[start + p, x]
-                out = pair_gradients[start + p, x]
-                for l in range(l_max + 1):
-                    for n in range(n_max):
-                        radial = rho[k, l * n_max + n]
-                        radial_d = drho[k, l * n_max + n] * d
-                        for lm in range(l * l, (l + 1) * (l + 1)):
-                            out[n, lm] = radial * grad[x, lm, k] + radial_d * harmonics[lm, k]
+        if with_gradients:
+            write_pair_gradients(i, vectors, pair_offsets, harmonics, grad, rho, drho, position, l_max, n_max,
+                                 pair_gradients)
 
 
 @njit(cache=True, nogil=True)

@@ -14,7 +14,7 @@ import scipy.linalg as sla
 from test_sparse_gpr import RadialGaussians, _cu, _emt_labels
 
 from kernelpot.descriptors.distance_2b import Distance2B
-from kernelpot.kernels import GaussianCovariance, NormalizedDotProductCovariance
+from kernelpot.kernels import GaussianCovariance, LinearCovariance, NormalizedDotProductCovariance
 from kernelpot.models.gap import GAPTerm, SparseGPR
 from kernelpot.models.gap.terms import VIRIAL_COMPONENTS, row_weights
 
@@ -30,7 +30,9 @@ def _terms(kind):
     ard = GAPTerm(RadialGaussians(), GaussianCovariance(np.array([0.5, 0.6, 0.7, 0.8, 0.9])), delta=0.5,
                   n_sparse=8, sparse_method="fps")
     zeta2 = GAPTerm(RadialGaussians(), NormalizedDotProductCovariance(2), delta=0.5, n_sparse=8, sparse_method="fps")
-    return {"2b": [two_body], "dot": [dot], "ard": [ard], "2b+dot": [two_body, dot], "zeta2": [zeta2]}[kind]
+    linear = GAPTerm(RadialGaussians(), LinearCovariance(), delta=0.5, n_sparse=8, sparse_method="fps")
+    return {"2b": [two_body], "dot": [dot], "ard": [ard], "2b+dot": [two_body, dot], "zeta2": [zeta2],
+            "linear": [linear]}[kind]
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +136,7 @@ def _brute_force(model, train, test, with_virial):
     return out
 
 
-@pytest.mark.parametrize("kind", ["2b", "dot", "ard", pytest.param("2b+dot", marks=pytest.mark.slow),
+@pytest.mark.parametrize("kind", ["2b", "dot", "ard", "linear", pytest.param("2b+dot", marks=pytest.mark.slow),
                                   pytest.param("zeta2", marks=pytest.mark.slow)])
 def test_force_and_virial_std_equal_dense_dtc_with_finite_difference_covariances(train, kind):
     model = _fit(train, kind)

@@ -75,8 +75,8 @@ __all__ = [
 # The Ewald splitting parameter is rounded down to this grid (ratio 2^(1/4)) so that
 # cells of similar size share one tabulated short-range function.
 _ALPHA_STEPS_PER_OCTAVE = 4
-# Centres per block of the reciprocal-space gradient (bounds its (n, n_k) temporaries).
-_RECIPROCAL_BLOCK = 64
+# Bytes of the per-block temporaries of the reciprocal-space gradient (neighbours j per block follow from it).
+_RECIPROCAL_BLOCK_BYTES = 64 * 2**20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -261,14 +261,20 @@ def _reciprocal(positions, atom_species, n_species, cell, volume, k_cutoff, spli
     coefficients += (flat.real @ real_part + flat.imag @ imaginary_part).reshape(coefficients.shape)
     if rows is None:
         return
-    neighbours = np.arange(n)
-    shape = (n, 3) + coefficients.shape[2:]
-    for start in range(0, n, _RECIPROCAL_BLOCK):
-        for i in range(start, min(start + _RECIPROCAL_BLOCK, n)):
-            pair = np.conj(phases[i])[None, :] * phases  # e^(ik·r_ij), (n, n_k)
-            # d Re/d r_j = -Im(e^(ik·r_ij)) k ; d Im/d r_j = Re(e^(ik·r_ij)) k
-            minus_sine = (-pair.imag)[:, None, :] * kvectors.T[None]  # (n, 3, n_k)
-            cosine = pair.real[:, None, :] * kvectors.T[None]
-            derivative = (minus_sine.reshape(3 * n, -1) @ real_part
-                          + cosine.reshape(3 * n, -1) @ imaginary_part).reshape(shape)
-            rows[plan.row_start[i] + neighbours, :, atom_species] += derivative
+    # d/dr_j of z's pair term e^(ik·r_ij) (i fixed): d Re = -Im(e^(ik·r_ij)) k, d Im = Re(e^(ik·r_ij)) k. With
+    # e^(ik·r_ij) = (c_i c_j + s_i s_j) + i (c_i s_j - s_i c_j) (c, s: cos, sin of k·r) the row of pair (i, j) is
+    #   Σ_k s_ik U_jk + c_ik W_jk,  U_jk = k (c_jk B_re + s_jk B_im),  W_jk = k (c_jk B_im - s_jk B_re),
+    # two matrix products over k for all pairs at once (per block of neighbours j).
+    cosines, sines = phases.real, phases.imag
+    n_columns = real_part.shape[1]
+    block = max(1, _RECIPROCAL_BLOCK_BYTES // (8 * len(kvectors) * 3 * n_columns))
+    for start in range(0, n, block):
+        j = np.arange(start, min(start + block, n))
+        c_j, s_j = cosines[j].T[:, :, None], sines[j].T[:, :, None]  # (k, j, 1)
+        slope = kvectors[:, None, :, None]  # (k, 1, 3, 1)
+        u = slope * (c_j * real_part[:, None, :] + s_j * imaginary_part[:, None, :])[:, :, None, :]
+        w = slope * (c_j * imaginary_part[:, None, :] - s_j * real_part[:, None, :])[:, :, None, :]
+        derivative = sines @ u.reshape(len(kvectors), -1) + cosines @ w.reshape(len(kvectors), -1)
+        derivative = derivative.reshape((n * len(j), 3) + coefficients.shape[2:])
+        row_index = (plan.row_start[:n, None] + j[None, :] - plan.first_atom[:n, None]).ravel()
+        rows[row_index, :, np.tile(atom_species[j], n)] += derivative

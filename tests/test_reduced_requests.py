@@ -62,6 +62,8 @@ def test_selection_warnings_are_reduced_request_warnings():
     for selector in (FPS(5), CUR(5)):
         with pytest.warns(SelectionWarning, match=r"n_to_select=5 requested, \d made"):
             selector.fit(X)
+        assert selector.n_selected_ < 5 and selector.stop_reason_  # the reason stays on the fitted selector
+        assert FPS(2).fit(X).stop_reason_ is None
     assert issubclass(SelectionWarning, ReducedRequestWarning)
 
 

@@ -208,6 +208,7 @@ class GreedySelector(TransformerMixin, BaseEstimator):
         self._run(selected, n_target)
         self.selected_idx_ = np.asarray(selected, dtype=np.int64)
         self.n_selected_ = len(selected)
+        self.stop_reason_ = self._stop_reason  # why fewer than n_to_select were made, else None
         self.support_ = self._taken.copy()
         self._finalize()
         return self

@@ -91,6 +91,9 @@ class FPS(GreedySelector):
     n_selected_ : int
         Number of selections made (< n_to_select only if the selection stopped
         early, see Notes).
+    stop_reason_ : str or None
+        Why the selection stopped before ``n_to_select`` (the warning's
+        reason), else None.
     support_ : ndarray of bool, shape (n_candidates,)
         Mask of the selected items.
     hausdorff_ : ndarray of float64, shape (n_candidates,)

@@ -32,7 +32,7 @@ def _select(selector, X):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SelectionWarning)
         selector.fit(X)
-    return selector.selected_idx_, getattr(selector, "_stop_reason", None)
+    return selector.selected_idx_, selector.stop_reason_
 
 
 def select_sparse(X, n_sparse, method, rng):

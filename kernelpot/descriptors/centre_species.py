@@ -49,22 +49,12 @@ class CentreSpecies(Descriptor):
             With ``gradients=True``: the pairs of the kept rows, ``center``
             renumbered to the kept rows.
         """
-        keep_z = species_numbers(self.species, "species")
         if not callable(getattr(self.descriptor, "transform", None)):
             raise TypeError(f"`descriptor` must have a transform method; got {self.descriptor!r}")
         out = self.descriptor.transform(X, gradients=gradients)
         features, grads = out if gradients else (out, None)
-        numbers = getattr(features, "numbers", None)
-        offsets = getattr(features, "offsets", None)
-        pairs = bool(getattr(self.descriptor, "rows_are_pairs", False))
-        if pairs or numbers is None or offsets is None or len(numbers) != features.shape[0]:
-            raise ValueError(f"`descriptor` must give one row per atom with `numbers`; "
-                             f"{type(self.descriptor).__name__} does not")
-        keep = np.isin(numbers, keep_z)
-        row_structure = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-        counts = np.bincount(row_structure[keep], minlength=len(offsets) - 1)
-        kept = AtomicFeatures(np.asarray(features)[keep], np.concatenate([[0], np.cumsum(counts)]),
-                              np.asarray(numbers)[keep])
+        keep = self.kept_rows(features)
+        kept = _select(features, keep)
         if not gradients:
             return kept
         new_row = np.cumsum(keep) - 1
@@ -73,3 +63,41 @@ class CentreSpecies(Descriptor):
                                      grads.neighbour[kept_pairs],
                                      None if grads.vectors is None else grads.vectors[kept_pairs])
         return kept, kept_grads
+
+    def kept_rows(self, features):
+        """Boolean mask (n_rows,) of the rows of the inner descriptor's ``features`` that this term keeps."""
+        keep_z = species_numbers(self.species, "species")
+        numbers = getattr(features, "numbers", None)
+        offsets = getattr(features, "offsets", None)
+        pairs = bool(getattr(self.descriptor, "rows_are_pairs", False))
+        if pairs or numbers is None or offsets is None or len(numbers) != features.shape[0]:
+            raise ValueError(f"`descriptor` must give one row per atom with `numbers`; "
+                             f"{type(self.descriptor).__name__} does not")
+        return np.isin(numbers, keep_z)
+
+    def transform_vjp(self, X, *, neighbours=None):
+        """Kept rows and a reverse-mode pass (see :meth:`SOAP.transform_vjp`); the inner descriptor must have one."""
+        if not callable(getattr(self.descriptor, "transform_vjp", None)):
+            raise TypeError(f"{type(self.descriptor).__name__} has no transform_vjp")
+        features, inner_vjp = self.descriptor.transform_vjp(X, neighbours=neighbours)
+        keep = self.kept_rows(features)
+        kept = _select(features, keep)
+
+        def vjp(adjoint, *, virial=False):
+            adjoint = np.asarray(adjoint, dtype=np.float64)
+            if adjoint.shape != kept.shape:
+                raise ValueError(f"`adjoint` must have shape {kept.shape}; got {adjoint.shape}")
+            full = np.zeros(features.shape)
+            full[keep] = adjoint
+            return inner_vjp(full, virial=virial)
+
+        return kept, vjp
+
+
+def _select(features, keep):
+    """The rows ``keep`` of per-atom ``features``, with their structure offsets and numbers."""
+    offsets = features.offsets
+    row_structure = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    counts = np.bincount(row_structure[keep], minlength=len(offsets) - 1)
+    return AtomicFeatures(np.asarray(features)[keep], np.concatenate([[0], np.cumsum(counts)]),
+                          np.asarray(features.numbers)[keep])

@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..structures.neighbours import neighbour_list
+from ..structures.neighbours import neighbour_list, restrict
 from ..structures.packing import pack
 from . import _distance_2b_kernels as _k
+from ._pair_derivatives import sum_pair_derivatives
 from .base import AtomicFeatures, Descriptor, SparseGradients
 
 __all__ = ["Distance2B", "cosine_cutoff"]
@@ -166,9 +167,23 @@ class Distance2B(Descriptor):
             ``vectors`` (zero for the first atom, the pair vector in Å for
             the second), so the virial is available.
         """
-        cutoff, _, z1, z2 = self._validate()
         packed = pack(X)
-        nl = neighbour_list(packed, cutoff)
+        features, center, neighbour, vectors, distances = self._rows(packed, neighbour_list)
+        if not gradients:
+            return features
+        n_rows = len(distances)
+        values = np.empty((2 * n_rows, 3, 1))
+        grad_center = np.empty(2 * n_rows, dtype=np.int64)
+        grad_neighbour = np.empty(2 * n_rows, dtype=np.int64)
+        grad_vectors = np.empty((2 * n_rows, 3))
+        _k.fill_pair_gradients(center, neighbour, vectors, distances, values, grad_center,
+                               grad_neighbour, grad_vectors)
+        return features, SparseGradients(values, grad_center, grad_neighbour, grad_vectors)
+
+    def _rows(self, packed, search):
+        """Features and the (center, neighbour, vector, distance) of every kept pair row."""
+        cutoff, _, z1, z2 = self._validate()
+        nl = restrict(search(packed, cutoff), cutoff)
         keep = np.empty(nl.n_pairs, dtype=np.bool_)
         _k.half_pair_mask(nl.center, nl.neighbour, nl.shifts, packed.numbers, z1, z2, keep)
         center = nl.center[keep]
@@ -180,13 +195,35 @@ class Distance2B(Descriptor):
         offsets = np.zeros(packed.n_structures + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         features = AtomicFeatures(distances[:, None].copy(), offsets, packed.numbers[center])
-        if not gradients:
-            return features
-        n_rows = len(distances)
-        values = np.empty((2 * n_rows, 3, 1))
-        grad_center = np.empty(2 * n_rows, dtype=np.int64)
-        grad_neighbour = np.empty(2 * n_rows, dtype=np.int64)
-        grad_vectors = np.empty((2 * n_rows, 3))
-        _k.fill_pair_gradients(center, neighbour, vectors, distances, values, grad_center,
-                               grad_neighbour, grad_vectors)
-        return features, SparseGradients(values, grad_center, grad_neighbour, grad_vectors)
+        return features, center, neighbour, vectors, distances
+
+    def transform_vjp(self, X, *, neighbours=None):
+        """Distances and a reverse-mode pass to position derivatives (see :meth:`SOAP.transform_vjp`).
+
+        Parameters
+        ----------
+        X : ase.Atoms or sequence of ase.Atoms
+        neighbours : callable or None, default=None
+            ``neighbours(packed, cutoff) -> NeighbourList``; None searches afresh.
+
+        Returns
+        -------
+        features : AtomicFeatures of shape (n_rows, 1)
+            Equal to ``transform(X)``.
+        vjp : callable
+            ``vjp(adjoint, *, virial=False) -> (dE_dr, virial)`` with
+            ``adjoint`` (n_rows, 1) = ``∂E/∂r_q`` of every pair row: each row
+            pushes ``±adjoint_q r̂_q`` onto its two atoms.
+        """
+        packed = pack(X)
+        features, center, neighbour, vectors, distances = self._rows(
+            packed, neighbour_list if neighbours is None else neighbours)
+
+        def vjp(adjoint, *, virial=False):
+            adjoint = np.asarray(adjoint, dtype=np.float64)
+            if adjoint.shape != features.shape:
+                raise ValueError(f"`adjoint` must have shape {features.shape}; got {adjoint.shape}")
+            pair_dE = vectors * (adjoint[:, 0] / distances)[:, None]
+            return sum_pair_derivatives(center, neighbour, vectors, pair_dE, packed, virial)
+
+        return features, vjp

@@ -50,7 +50,9 @@ from ..structures.neighbours import neighbour_list
 from ..structures.packing import PackedStructures, as_atoms_list, pack, structure_chunks, sub_packing
 from ._expansion import restrict_neighbours, run_over_centers, species_indices
 from ._radial import cutoff_padding, gap_feature_weights, make_radial_basis
+from ._pair_derivatives import sum_pair_derivatives
 from ._soap_kernels import feature_block_offsets, power_spectrum_kernel, soap_gradients_kernel
+from ._soap_vjp_kernels import soap_vjp_kernel
 from .base import AtomicFeatures, Descriptor, SparseGradients, species_numbers
 
 __all__ = ["SOAP"]
@@ -306,6 +308,70 @@ class SOAP(Descriptor):
         return self._transform_with_gradients(
             packed, chunks, cutoff, atom_species, basis, block_offsets, features
         )
+
+    def transform_vjp(self, X, *, neighbours=None):
+        """Features and a reverse-mode pass to position derivatives, without the gradient rows.
+
+        For ``E = Σ_i e_i(X_i)``, forces need ``Σ_i ∂e_i/∂X_i · ∂X_i/∂r``
+        only: this returns the features and a function that maps the
+        adjoint ``∂E/∂X`` to ``∂E/∂r`` (and the virial) through the density
+        coefficients (:mod:`._soap_vjp_kernels`), at a cost per neighbour
+        pair independent of the number of features, with memory
+        ``O(n_pairs)`` instead of ``O(n_pairs n_features)``.
+
+        Parameters
+        ----------
+        X : ase.Atoms or sequence of ase.Atoms
+            Structures (Å).
+        neighbours : callable or None, default=None
+            ``neighbours(packed, cutoff) -> NeighbourList`` (Å), e.g. a
+            :class:`~kernelpot.structures.neighbours.VerletNeighbours` kept
+            across MD steps; None searches afresh
+            (:func:`~kernelpot.structures.neighbours.neighbour_list`). The
+            list may reach beyond the cutoff (it is filtered).
+
+        Returns
+        -------
+        features : AtomicFeatures of shape (n_atoms_total, n_features)
+            Equal to ``transform(X)``.
+        vjp : callable
+            ``vjp(adjoint, *, virial=False) -> (dE_dr, virial)``: ``adjoint``
+            of shape (n_atoms_total, n_features) is ``∂E/∂features`` (rows all
+            zero are skipped); ``dE_dr`` (n_atoms_total, 3) in energy/Å;
+            ``virial`` (n_structures, 3, 3) ``-Σ r ⊗ ∂E/∂r`` in energy units, or
+            None unless asked for.
+        """
+        species = self._check_parameters()
+        packed = self._pack(X, species)
+        basis = make_radial_basis(
+            self.rbf, float(self.r_cut), int(self.n_max), int(self.l_max), float(self.sigma)
+        )
+        _, n_features = feature_block_offsets(len(species), self.n_max, self.l_max)
+        atom_species = species_indices(packed.numbers, species)
+        cutoff = self._search_cutoff()
+        search = neighbour_list if neighbours is None else neighbours
+        pairs = restrict_neighbours(search(packed, cutoff), cutoff)
+        features = np.empty((packed.n_atoms, n_features))
+        self._features_chunk(pairs, atom_species, len(species), 0, packed.n_atoms, basis, features)
+        self._gap_weighting(len(species), features)
+        center, neighbour, vectors, offsets = pairs
+        pair_species = atom_species[neighbour]
+        weights = gap_feature_weights(len(species), int(self.n_max), int(self.l_max)) if self.rbf == "gap" else None
+
+        def vjp(adjoint, *, virial=False):
+            adjoint = np.asarray(adjoint, dtype=np.float64)
+            if adjoint.shape != features.shape:
+                raise ValueError(f"`adjoint` must have shape {features.shape}; got {adjoint.shape}")
+            adjoint = np.ascontiguousarray(adjoint * weights if weights is not None else adjoint)
+            pair_dE = np.empty((len(center), 3))
+            run_over_centers(
+                soap_vjp_kernel, packed.n_atoms, vectors, offsets, pair_species, atom_species,
+                *_tables(basis), *self._weights(basis), int(self.l_max), int(self.n_max), len(species),
+                adjoint, pair_dE,
+            )
+            return sum_pair_derivatives(center, neighbour, vectors, pair_dE, packed, virial)
+
+        return AtomicFeatures(features, packed.offsets, packed.numbers), vjp
 
     def _pairs(self, sub: PackedStructures, cutoff: float, grouped: bool = False):
         center, neighbour, vectors, offsets = restrict_neighbours(neighbour_list(sub, cutoff), cutoff)

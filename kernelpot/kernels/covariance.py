@@ -23,7 +23,13 @@ these covariances give, for descriptor rows ``x`` and sparse points ``z``,
   written as matrix products ``Gv @ Z.T`` so the cost is BLAS;
 * ``second_derivative_pieces(X, U)`` -> ``(k, D, H)``: the mixed second
   derivatives ``u_i^T ∂_x∂_z^T k(x_i, x_j) u_j`` behind the prior variance
-  of forces and virials (:mod:`kernelpot.models.gap.variance`).
+  of forces and virials (:mod:`kernelpot.models.gap.variance`),
+* ``contraction(Z, weights)`` -> a callable ``X -> (values, gradients)`` with
+  ``values[i] = Σ_m weights[m] k(x_i, z_m)`` and ``gradients[i]`` its
+  gradient in ``x_i``: what the sparse points of a fitted term contribute,
+  prepared once (unit vectors, and for the integer exponents 1 and 2 of the
+  dot product one vector or one matrix instead of ``m`` dot products), then
+  applied to every new block of rows (predictions, MD steps).
 
 The overall scale ``delta**2`` and the cutoff weights live in the term,
 not here.
@@ -110,6 +116,11 @@ class GaussianCovariance:
         GZ *= K[rows][:, None, :]
         return GZ
 
+    def contraction(self, Z, weights):
+        """``X -> (Σ_m weights[m] k(x_i, z_m), its gradient in x_i)``, shapes (n,) and (n, d); see the module docstring."""
+        Z = np.ascontiguousarray(Z, dtype=np.float64)
+        return _GaussianSum(self, Z, np.asarray(weights, dtype=np.float64), self.inverse_sigma2(Z.shape[1]))
+
     def second_derivative_pieces(self, X, U):
         """``(k, D, H)`` for items ``(x_i, u_i)``: ``k[i, j] = k(x_i, x_j)``, ``D[i, j] = u_i·∂_x k(x_i, x_j)``,
         ``H[i, j] = u_i^T ∂_x∂_z^T k(x_i, x_j) u_j``.
@@ -188,6 +199,26 @@ class NormalizedDotProductCovariance:
     def pair_context(self, X, Z, K=None):
         return (self.checked_zeta(), *self._cos(X, Z))
 
+    def contraction(self, Z, weights):
+        """``X -> (Σ_m weights[m] k(x_i, z_m), its gradient in x_i)``, shapes (n,) and (n, d).
+
+        With ``c_im = x̂_i·ẑ_m``: values ``Σ_m w_m c_im^ζ`` and gradients
+        ``(Σ_m w_m ζ c_im^(ζ-1) (ẑ_m - c_im x̂_i)) / |x_i|``. The sparse
+        points are normalised once here. For ζ = 1 they collapse to one
+        vector ``u = Σ_m w_m ẑ_m`` (values ``x̂·u``); for ζ = 2, when the
+        feature dimension d is below 2 m, to one matrix
+        ``A = Σ_m w_m ẑ_m ẑ_mᵀ`` (values ``x̂ᵀ A x̂``, d² per row instead of
+        2 m d). Otherwise each block costs two (n, d) × (d, m) products.
+        """
+        zeta = self.checked_zeta()
+        Zh = np.ascontiguousarray(self._unit(np.asarray(Z, dtype=np.float64))[0])
+        weights = np.asarray(weights, dtype=np.float64)
+        if zeta == 1.0:
+            return _DotProductLinear(Zh.T @ weights)
+        if zeta == 2.0 and Zh.shape[1] < 2 * Zh.shape[0]:
+            return _DotProductQuadratic((Zh.T * weights) @ Zh)
+        return _DotProductSum(zeta, Zh, weights)
+
     def pair_gradients(self, X, Z, Gv, rows, K=None, context=None):
         zeta, c, Xh, Zh, nx = self.pair_context(X, Z) if context is None else context
         c = c[rows]
@@ -262,6 +293,86 @@ class LinearCovariance:
     def pair_gradients(self, X, Z, Gv, rows, K=None, context=None):
         return _flat_dot(Gv, Z)
 
+    def contraction(self, Z, weights):
+        """``X -> (X·u, u)`` with ``u = Zᵀ w``: the whole sum over sparse points is one vector."""
+        return _LinearSum(np.asarray(Z).T @ np.asarray(weights))
+
     def second_derivative_pieces(self, X, U):
         """``(k, D, H)`` as :meth:`GaussianCovariance.second_derivative_pieces`: ``X Xᵀ``, ``U Xᵀ``, ``U Uᵀ``."""
         return X @ X.T, U @ X.T, U @ U.T
+
+
+class _GaussianSum:
+    """``Σ_m w_m exp(-|x - z_m|²_S / 2)`` and its gradient ``-Σ_m w_m k_m S (x - z_m)``."""
+
+    def __init__(self, covariance, Z, weights, inverse_sigma2):
+        self.covariance, self.Z, self.weights, self.inverse_sigma2 = covariance, Z, weights, inverse_sigma2
+
+    def __call__(self, X):
+        A = self.covariance(X, self.Z) * self.weights
+        values = A.sum(1)
+        return values, -(values[:, None] * X - A @ self.Z) * self.inverse_sigma2
+
+
+class _LinearSum:
+    """``Σ_m w_m x·z_m = x·u`` and its gradient ``u``."""
+
+    def __init__(self, u):
+        self.u = u
+
+    def __call__(self, X):
+        return np.asarray(X) @ self.u, np.broadcast_to(self.u, (len(X), len(self.u)))
+
+
+class _DotProductLinear:
+    """ζ = 1: ``Σ_m w_m x̂·ẑ_m = x̂·u``."""
+
+    def __init__(self, u):
+        self.u = u
+
+    def __call__(self, X):
+        Xh, norm = NormalizedDotProductCovariance._unit(X)
+        values = Xh @ self.u
+        return values, (self.u[None, :] - values[:, None] * Xh) / norm[:, None]
+
+
+class _DotProductQuadratic:
+    """ζ = 2 with d < 2 m: ``Σ_m w_m (x̂·ẑ_m)² = x̂ᵀ A x̂``."""
+
+    def __init__(self, A):
+        self.A = A
+
+    def __call__(self, X):
+        Xh, norm = NormalizedDotProductCovariance._unit(X)
+        V = Xh @ self.A
+        values = np.einsum("ij,ij->i", V, Xh)
+        return values, 2.0 * (V - values[:, None] * Xh) / norm[:, None]
+
+
+class _DotProductSum:
+    """Any ζ: the (n, m) cosines, then two matrix products."""
+
+    def __init__(self, zeta, Zh, weights):
+        self.zeta, self.Zh, self.weights = zeta, Zh, weights
+
+    def __call__(self, X):
+        Xh, norm = NormalizedDotProductCovariance._unit(X)
+        c = Xh @ self.Zh.T
+        np.clip(c, -1.0, 1.0, out=c)
+        power = _integer_power(c, self.zeta - 1.0)   # c^(ζ-1)
+        A = power * (self.zeta * self.weights)
+        values = (power * c) @ self.weights
+        # Σ_m A_im c_im = ζ Σ_m w_m c_im^ζ
+        return values, (A @ self.Zh - (self.zeta * values)[:, None] * Xh) / norm[:, None]
+
+
+def _integer_power(c, exponent):
+    """``c ** exponent``, by repeated products for small integer exponents (exact to round-off, and faster)."""
+    if exponent == 0.0:
+        return np.ones_like(c)
+    if exponent == int(exponent) and 1 <= exponent <= 8:
+        out = c.copy()
+        for _ in range(int(exponent) - 1):
+            out *= c
+        return out
+    return c**exponent

@@ -11,6 +11,7 @@ _EXPORTS = {
     "as_atoms_list": "packing",
     "NeighbourList": "neighbours",
     "neighbour_list": "neighbours",
+    "VerletNeighbours": "neighbours",
     "read_runner": "runner",
     "write_runner": "runner",
     "RunnerFormatError": "runner",

@@ -438,3 +438,19 @@ def fill_pairs(positions, cells, pbc, offsets, cutoff, pair_offsets, keys,
                                            empty_i, keys, cursor)
             _decode_pairs(positions[a:b], cells[s], a, pair_offsets, keys, wraps, radix,
                           neighbour, shifts, vectors, distances)
+
+
+@njit(cache=True, nogil=True)
+def moved_pairs(positions, cells, atom_structure, center, neighbour, shifts, vectors, distances):
+    """``vectors[p] = r_j + S_p @ cell - r_i`` and its norm at new positions, for stored pairs (a Verlet list)."""
+    for p in range(center.shape[0]):
+        i = center[p]
+        j = neighbour[p]
+        cell = cells[atom_structure[i]]
+        total = 0.0
+        for x in range(3):
+            value = (positions[j, x] - positions[i, x] + shifts[p, 0] * cell[0, x]
+                     + shifts[p, 1] * cell[1, x] + shifts[p, 2] * cell[2, x])
+            vectors[p, x] = value
+            total += value * value
+        distances[p] = math.sqrt(total)

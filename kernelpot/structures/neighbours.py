@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._neighbour_kernels import count_pairs, fill_pairs
+from ._neighbour_kernels import count_pairs, fill_pairs, moved_pairs
 from .packing import PackedStructures
 
-__all__ = ["NeighbourList", "neighbour_list"]
+__all__ = ["NeighbourList", "neighbour_list", "restrict", "VerletNeighbours"]
 
 
 @dataclass(frozen=True)
@@ -129,3 +129,100 @@ def neighbour_list(packed: PackedStructures, cutoff: float) -> NeighbourList:
                neighbour, shifts, vectors, distances)
     center = np.repeat(np.arange(n_atoms, dtype=np.int64), counts)
     return NeighbourList(center, neighbour, shifts, vectors, distances, pair_offsets, cutoff)
+
+
+def restrict(neighbours: NeighbourList, cutoff: float) -> NeighbourList:
+    """The pairs of ``neighbours`` closer than ``cutoff`` (Å), in the same order.
+
+    Raises
+    ------
+    ValueError
+        ``neighbours`` was built with a smaller cutoff (it may miss pairs).
+    """
+    if neighbours.cutoff < cutoff * (1.0 - 1e-12):
+        raise ValueError(f"`neighbours` was built with cutoff {neighbours.cutoff} Å, below the {cutoff} Å asked for")
+    if neighbours.cutoff <= cutoff * (1.0 + 1e-12):
+        return neighbours
+    keep = neighbours.distances < cutoff
+    center = neighbours.center[keep]
+    n_atoms = len(neighbours.pair_offsets) - 1
+    offsets = np.zeros(n_atoms + 1, dtype=np.int64)
+    np.cumsum(np.bincount(center, minlength=n_atoms), out=offsets[1:])
+    return NeighbourList(center, neighbours.neighbour[keep], neighbours.shifts[keep],
+                         np.ascontiguousarray(neighbours.vectors[keep]), neighbours.distances[keep], offsets,
+                         float(cutoff))
+
+
+class VerletNeighbours:
+    """Neighbour lists kept between calls while atoms move less than half a skin (a Verlet list).
+
+    Called like :func:`neighbour_list` (``provider(packed, cutoff)``), it
+    returns the exact list of pairs closer than ``cutoff``. The first call
+    on a set of structures searches ``cutoff + skin``; later calls on the
+    same atoms (same numbers, cells and periodicity) recompute the vectors
+    of the stored pairs from the new positions and keep those closer than
+    ``cutoff``, which is exact as long as no atom has moved more than
+    ``skin / 2`` since the search (checked every call; otherwise, or when a
+    larger cutoff is asked for, it searches again). Positions are used as
+    given: wrapping atoms back into the cell moves them by a cell vector,
+    which starts a new search. Lists of a few different packings (e.g. with
+    and without periodicity) are kept side by side.
+
+    Parameters
+    ----------
+    skin : float, default=1.0
+        Extra search radius in Å (>= 0). Larger skins search less often and
+        filter more pairs per call; 10–20 % of the cutoff is typical. 0
+        reuses a list only for unchanged positions (several descriptors of
+        one prediction sharing one search).
+
+    Attributes
+    ----------
+    n_builds, n_calls : int
+        Searches done and lists served (``n_calls - n_builds`` were reused).
+
+    Notes
+    -----
+    Not thread-safe: give each thread (each MD run) its own instance.
+    """
+
+    _MAX_ENTRIES = 4
+
+    def __init__(self, skin: float = 1.0):
+        if isinstance(skin, bool) or not isinstance(skin, numbers.Real) or not (np.isfinite(skin) and skin >= 0):
+            raise ValueError(f"`skin` must be a finite number >= 0 Å; got {skin!r}")
+        self.skin = float(skin)
+        self.n_builds = 0
+        self.n_calls = 0
+        self._stored = {}  # packing key -> (reference positions, NeighbourList at the search radius)
+
+    @staticmethod
+    def _key(packed: PackedStructures):
+        return (packed.offsets.tobytes(), packed.numbers.tobytes(), packed.cells.tobytes(), packed.pbc.tobytes())
+
+    def __call__(self, packed: PackedStructures, cutoff: float) -> NeighbourList:
+        self.n_calls += 1
+        key = self._key(packed)
+        stored = self._stored.get(key)
+        if stored is not None and stored[1].cutoff >= cutoff + self.skin * (1.0 - 1e-12):
+            moved = packed.positions - stored[0]
+            if np.einsum("ij,ij->i", moved, moved).max(initial=0.0) <= (0.5 * self.skin) ** 2:
+                if self.skin == 0.0:
+                    return restrict(stored[1], cutoff)
+                return restrict(_moved(stored[1], packed), cutoff)
+        searched = neighbour_list(packed, cutoff + self.skin)
+        self.n_builds += 1
+        if len(self._stored) >= self._MAX_ENTRIES:
+            self._stored.clear()
+        self._stored[key] = (np.array(packed.positions, dtype=np.float64), searched)
+        return restrict(searched, cutoff)
+
+
+def _moved(neighbours: NeighbourList, packed: PackedStructures) -> NeighbourList:
+    """``neighbours`` with vectors and distances recomputed at ``packed``'s positions (same pairs, same cells)."""
+    vectors = np.empty_like(neighbours.vectors)
+    distances = np.empty_like(neighbours.distances)
+    moved_pairs(np.ascontiguousarray(packed.positions, dtype=np.float64), np.ascontiguousarray(packed.cells),
+                packed.structure_index, neighbours.center, neighbours.neighbour, neighbours.shifts, vectors, distances)
+    return NeighbourList(neighbours.center, neighbours.neighbour, neighbours.shifts, vectors, distances,
+                         neighbours.pair_offsets, neighbours.cutoff)

@@ -49,6 +49,7 @@ from ...utils.memory import parse_memory, resident_bytes
 from .accumulators import NormalAccumulator, QRAccumulator, accumulate_parallel
 from .budget import SELECTION_COPIES, plan_fit_blocks, select_streamed
 from .design import DesignBuilder
+from .predictor import GAPPredictor, supports_fast_path
 from .labels import check_labels, check_sigma, residual_labels, resolve_e0
 from .terms import VIRIAL_COMPONENTS, FittedTerm, GAPTerm, row_weights, structure_of_rows, sum_per_structure
 from .variance import VARIANCES, StdRequest, dtc_variance, std_outputs, term_std_inputs
@@ -394,11 +395,18 @@ class SparseGPR(BaseEstimator):
         unknown_z = sorted({int(z) for z in packed.numbers} - set(self.e0_))
         if unknown_z:
             raise ValueError(f"species Z={unknown_z} were not in the training set (no e0 for them)")
-        need_virial = "virial" in properties or "stress" in properties
         if "stress" in properties:
             for s, atoms in enumerate(atoms_list):
                 if not atoms.pbc.all():
                     raise ValueError(f"stress needs a periodic cell; structure {s} has pbc={atoms.pbc.tolist()}")
+        pair_locals = "local_energy" in properties and any(_rows_are_pairs(t.descriptor) for t in self.terms_)
+        if not return_std and not pair_locals and supports_fast_path(self):
+            return GAPPredictor(self).predict(atoms_list, properties)
+        return self._predict_explicit(atoms_list, packed, properties, return_std, variance, factor)
+
+    def _predict_explicit(self, atoms_list, packed, properties, return_std, variance, factor):
+        """``predict`` through explicit descriptor gradients (needed for variances; the reference of the fast path)."""
+        need_virial = "virial" in properties or "stress" in properties
         need_local = "local_energy" in properties
         need_gradient = "forces" in properties or need_virial or (
             need_local and any(_rows_are_pairs(t.descriptor) for t in self.terms_))

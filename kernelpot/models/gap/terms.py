@@ -247,6 +247,36 @@ class FittedTerm:
             virial = np.stack([0.5 * (full[:, a, b] + full[:, b, a]) for a, b in VIRIAL_COMPONENTS], axis=1)
         return energy, dE_dr, virial
 
+    def energy_contraction(self):
+        """What the sparse points contribute to the local energy, prepared once per ``alpha``.
+
+        A callable ``X -> (values, gradients)`` of the covariance
+        (:meth:`~kernelpot.kernels.GaussianCovariance.contraction`) with
+        weights ``δ² α_s w(x_s)``; cached on the term and rebuilt when
+        ``alpha`` or the sparse points are replaced.
+        """
+        key = (id(self.alpha), id(self.sparse_X), hash(np.asarray(self.alpha).tobytes()))
+        cached = self.__dict__.get("_contraction")
+        if cached is None or cached[0] != key:
+            weights = self.delta**2 * self.alpha * self.sparse_weight
+            cached = (key, self.kernel.contraction(self.sparse_X, weights))
+            self.__dict__["_contraction"] = cached
+        return cached[1]
+
+    def local_energies(self, X):
+        """Local energies (n_rows,) in eV and their feature gradients (n_rows, n_features) of rows ``X``.
+
+        ``ε(x) = w(x) Σ_s δ² α_s w(x_s) k(x, x_s)`` (module docstring) and
+        ``∂ε/∂x = w ∇Σ + ∇w Σ``, from :meth:`energy_contraction`.
+        """
+        X = np.asarray(X)
+        values, gradients = self.energy_contraction()(X)
+        w, dw = row_weights(self.descriptor, X)
+        if dw is None:
+            return values, gradients
+        gradients = w[:, None] * gradients + dw * values[:, None]
+        return w * values, gradients
+
     def predict_block(self, X, G, n_atoms, want_gradient):
         """Local energies and position gradients of one block.
 

@@ -1,0 +1,167 @@
+"""Fast GAP predictions: energies, forces and virials by reverse mode, sharing descriptors between terms.
+
+:meth:`SparseGPR.predict <kernelpot.models.gap.SparseGPR.predict>` (without ``return_std``) and the ASE
+calculator go through :class:`GAPPredictor`. For a structure,
+
+.. math:: E = \\sum_t \\sum_{i \\in t} \\varepsilon_t(x_i), \\qquad
+          \\frac{\\partial E}{\\partial r} = \\sum_i \\frac{\\partial E}{\\partial x_i} \\cdot
+          \\frac{\\partial x_i}{\\partial r},
+
+and the second factor is never formed: each term gives the adjoint
+``∂E/∂x_i`` of its rows (:meth:`FittedTerm.local_energies`, from the sparse
+points' contribution prepared once, :meth:`FittedTerm.energy_contraction`),
+and the descriptor maps the summed adjoint to position derivatives and the
+virial in one pass (``transform_vjp``, e.g. :meth:`SOAP.transform_vjp
+<kernelpot.descriptors.soap.SOAP.transform_vjp>`, through the density
+coefficients). Terms that share a descriptor — gap_fit's per-centre-species
+SOAP terms (:class:`~kernelpot.descriptors.CentreSpecies` around one SOAP)
+— share one descriptor evaluation and one reverse pass; every descriptor
+asks one neighbour-list provider, which may keep its list between MD
+steps (:class:`~kernelpot.structures.neighbours.VerletNeighbours`).
+
+The results equal the explicit-gradient path (``_predict_block`` of the
+model) to round-off; ``tests/test_fast_predict.py`` checks that on
+periodic and finite, one- and many-species systems, with and without pair
+terms, for ζ = 1, 2, 4.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+
+import numpy as np
+
+from ...descriptors.centre_species import CentreSpecies
+from ...structures.neighbours import VerletNeighbours
+from ...structures.packing import as_atoms_list
+from .terms import VIRIAL_COMPONENTS, structure_of_rows
+
+__all__ = ["GAPPredictor", "supports_fast_path"]
+
+_PLANS = weakref.WeakKeyDictionary()   # model -> (key, groups): built once per fitted state
+_PLANS_LOCK = threading.Lock()
+
+
+def supports_fast_path(model) -> bool:
+    """Whether every term's descriptor has a reverse-mode pass (``transform_vjp``)."""
+    return all(callable(getattr(t.descriptor, "transform_vjp", None)) for t in model.terms_)
+
+
+def _root(descriptor):
+    """The descriptor actually evaluated, and the row filter of the term (None: all rows)."""
+    if isinstance(descriptor, CentreSpecies) and callable(getattr(descriptor.descriptor, "transform_vjp", None)):
+        return descriptor.descriptor, descriptor
+    return descriptor, None
+
+
+def _signature(descriptor):
+    params = descriptor.get_params(deep=False) if hasattr(descriptor, "get_params") else vars(descriptor)
+    return type(descriptor).__name__, repr(sorted(params.items()))
+
+
+def _groups(model):
+    """``[(root descriptor, [(term, row filter or None), ...]), ...]``, terms grouped by equal root descriptors."""
+    key = tuple(id(t) for t in model.terms_)
+    with _PLANS_LOCK:
+        cached = _PLANS.get(model)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+    groups = {}
+    for term in model.terms_:
+        root, selector = _root(term.descriptor)
+        groups.setdefault(_signature(root), (root, []))[1].append((term, selector))
+    plan = list(groups.values())
+    with _PLANS_LOCK:
+        _PLANS[model] = (key, plan)
+    return plan
+
+
+class GAPPredictor:
+    """Energies, forces, virials and local energies of a fitted :class:`SparseGPR` by reverse mode.
+
+    Parameters
+    ----------
+    model : SparseGPR
+        A fitted model whose descriptors have ``transform_vjp``
+        (:func:`supports_fast_path`).
+    neighbours : callable or None, default=None
+        Neighbour-list provider ``neighbours(packed, cutoff)`` shared by all
+        descriptors, e.g. :class:`~kernelpot.structures.neighbours.VerletNeighbours`
+        to keep lists across MD steps; None searches afresh every call.
+
+    Notes
+    -----
+    Holds no state besides the provider: one predictor per thread when the
+    provider is a Verlet list (it is not thread-safe).
+    """
+
+    def __init__(self, model, *, neighbours=None):
+        if not hasattr(model, "alpha_"):
+            raise ValueError("this SparseGPR is not fitted yet; call fit first")
+        if not supports_fast_path(model):
+            names = sorted({type(t.descriptor).__name__ for t in model.terms_
+                            if not callable(getattr(t.descriptor, "transform_vjp", None))})
+            raise TypeError(f"descriptors {names} have no transform_vjp; use SparseGPR.predict")
+        self.model = model
+        self.neighbours = neighbours
+
+    def predict(self, atoms_list, properties=("energy",)):
+        """Predictions as :meth:`SparseGPR.predict` without ``return_std`` (same keys, units and shapes).
+
+        Inputs are assumed validated by the caller (:meth:`SparseGPR.predict`
+        checks species, stress requests and property names).
+        """
+        atoms_list = as_atoms_list(atoms_list)
+        model = self.model
+        need_virial = "virial" in properties or "stress" in properties
+        need_gradient = "forces" in properties or need_virial
+        need_local = "local_energy" in properties
+        n_structures = len(atoms_list)
+        numbers = np.concatenate([a.numbers for a in atoms_list])
+        n_atoms = len(numbers)
+        energy = np.array([sum(model.e0_[int(z)] for z in a.numbers) for a in atoms_list], dtype=np.float64)
+        dE_dr = np.zeros((n_atoms, 3))
+        virial = np.zeros((n_structures, 3, 3))
+        local = np.array([model.e0_[int(z)] for z in numbers], dtype=np.float64) if need_local else None
+        # Without a provider, the descriptors of this call still share one search per packing.
+        neighbours = self.neighbours if self.neighbours is not None else VerletNeighbours(0.0)
+        for root, terms in _groups(model):
+            X, vjp = root.transform_vjp(atoms_list, neighbours=neighbours)
+            if need_local and X.shape[0] != n_atoms:
+                raise ValueError(f"local energies need one descriptor row per atom; {type(root).__name__} gives "
+                                 f"{X.shape[0]} rows for {n_atoms} atoms")
+            row_structure = structure_of_rows(X.offsets)
+            adjoint = np.zeros(X.shape) if need_gradient else None
+            for term, selector in terms:
+                rows = None if selector is None else selector.kept_rows(X)
+                values, gradients = term.local_energies(X if rows is None else np.asarray(X)[rows])
+                structure = row_structure if rows is None else row_structure[rows]
+                energy += np.bincount(structure, weights=values, minlength=n_structures)
+                if need_local:
+                    if rows is None:
+                        local += values
+                    else:
+                        local[rows] += values
+                if need_gradient:
+                    if rows is None:
+                        adjoint += gradients
+                    else:
+                        adjoint[rows] += gradients
+            if need_gradient:
+                derivative, group_virial = vjp(adjoint, virial=need_virial)
+                dE_dr += derivative
+                if need_virial:
+                    virial += group_virial
+        out = {"energy": energy}
+        if "forces" in properties:
+            out["forces"] = -dE_dr
+        if "virial" in properties:
+            out["virial"] = virial
+        if "stress" in properties:
+            volume = np.array([a.get_volume() for a in atoms_list])
+            stress = -virial / volume[:, None, None]
+            out["stress"] = np.stack([stress[:, a, b] for a, b in VIRIAL_COMPONENTS], axis=1)
+        if need_local:
+            out["local_energy"] = local
+        return out

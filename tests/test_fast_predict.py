@@ -1,0 +1,185 @@
+"""The reverse-mode prediction path (GAPPredictor) against the explicit-gradient path and finite differences.
+
+Models are small GAPs fitted to EMT labels (a real many-body potential): periodic one- and two-species
+metals, finite molecules, with and without ``distance_2b`` terms, per-centre-species SOAP terms sharing
+one SOAP, and dot-product exponents ζ = 1, 2 (both the matrix and the sum route) and 4.
+"""
+
+import numpy as np
+import pytest
+from _finite_differences import strain_derivative
+from ase.build import bulk, molecule
+from ase.calculators.emt import EMT
+
+from kernelpot.descriptors import CentreSpecies
+from kernelpot.descriptors.distance_2b import Distance2B
+from kernelpot.descriptors.soap import SOAP
+from kernelpot.kernels import GaussianCovariance, NormalizedDotProductCovariance
+from kernelpot.models.gap import GAPTerm, SparseGPR
+from kernelpot.models.gap.predictor import GAPPredictor
+from kernelpot.structures.neighbours import VerletNeighbours
+from kernelpot.structures.packing import pack
+
+
+def _labelled(frames):
+    for atoms in frames:
+        atoms.calc = EMT()
+    energies = [a.get_potential_energy() for a in frames]
+    forces = [a.get_forces() for a in frames]
+    for atoms in frames:
+        atoms.calc = None
+    return energies, forces
+
+
+def _metal(seed, symbols="Cu", size=(1, 1, 1), amp=0.1):
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True) * size
+    if symbols != "Cu":
+        atoms.numbers[::4] = 79  # Cu3Au-like
+    atoms.rattle(amp, seed=seed)
+    return atoms
+
+
+def _molecules(seed):
+    rng = np.random.default_rng(seed)
+    out = []
+    for name in ("CH4", "H2O", "NH3", "CH3OH"):
+        atoms = molecule(name)
+        atoms.positions += rng.normal(0.0, 0.05, atoms.positions.shape)
+        out.append(atoms)
+    return out
+
+
+def _soap(species, periodic=True, **kw):
+    settings = dict(r_cut=3.5, n_max=3, l_max=2, sigma=0.5, periodic=periodic)
+    settings.update(kw)
+    return SOAP(species, **settings)
+
+
+def _model(case):
+    """(fitted model, test structures) for one named case."""
+    if case == "metal-2b-soap-gap-zeta4":
+        train = [_metal(s) for s in range(4)]
+        terms = [GAPTerm(Distance2B(cutoff=3.5, cutoff_transition_width=0.5), GaussianCovariance(0.5), delta=1.0,
+                         n_sparse=10, sparse_method="uniform"),
+                 GAPTerm(_soap([29], rbf="gap", cutoff_transition_width=1.0), NormalizedDotProductCovariance(4),
+                         delta=0.2, n_sparse=30)]
+        test = [_metal(11, size=(2, 1, 1), amp=0.15)]
+    elif case == "alloy-per-species-zeta2-matrix":
+        train = [_metal(s, "CuAu") for s in range(4)]
+        soap = _soap([29, 79], rbf="gap", cutoff_transition_width=1.0)
+        terms = [GAPTerm(Distance2B(cutoff=4.2, cutoff_transition_width=0.5, Z1=a, Z2=b), GaussianCovariance(0.5),
+                         n_sparse=8, sparse_method="uniform") for a, b in ((29, 29), (29, 79), (79, 79))]
+        terms += [GAPTerm(CentreSpecies(soap, z), NormalizedDotProductCovariance(2), delta=0.3, n_sparse=n)
+                  for z, n in ((29, 40), (79, 12))]
+        test = [_metal(12, "CuAu", size=(1, 2, 1)), _metal(13, "CuAu")]
+    elif case == "molecules-zeta1-no-pairs":
+        train = _molecules(0) + _molecules(1)
+        terms = [GAPTerm(_soap([1, 6, 7, 8], periodic=False), NormalizedDotProductCovariance(1), delta=0.5,
+                         n_sparse=20)]
+        test = _molecules(5)
+    elif case == "mixed-zeta2-sum-route":
+        train = [_metal(0)] + _molecules(0)
+        terms = [GAPTerm(Distance2B(cutoff=3.0, cutoff_transition_width=1.0), GaussianCovariance(0.7),
+                         n_sparse=6, sparse_method="uniform"),
+                 GAPTerm(_soap([1, 6, 7, 8, 29], n_max=4, l_max=3), NormalizedDotProductCovariance(2), n_sparse=12)]
+        test = [_metal(7), *_molecules(3)[:2], _metal(8, size=(1, 1, 2))]
+    else:  # pragma: no cover
+        raise KeyError(case)
+    energies, forces = _labelled(train)
+    model = SparseGPR(terms, e0="average", random_state=0).fit(train, energies=energies, forces=forces)
+    return model, test
+
+
+CASES = ["metal-2b-soap-gap-zeta4", "alloy-per-species-zeta2-matrix", "molecules-zeta1-no-pairs",
+         "mixed-zeta2-sum-route"]
+
+
+@pytest.fixture(scope="module", params=CASES)
+def case(request):
+    return request.param, *_model(request.param)
+
+
+def _relative(a, b):
+    return float(np.abs(np.asarray(a) - np.asarray(b)).max() / max(np.abs(np.asarray(b)).max(), 1e-300))
+
+
+def test_fast_path_equals_explicit_gradients(case):
+    name, model, test = case
+    properties = ["energy", "forces", "virial"]
+    if all(a.pbc.all() for a in test):
+        properties.append("stress")
+    if not any(getattr(t.descriptor, "rows_are_pairs", False) for t in model.terms_):
+        properties.append("local_energy")
+    fast = GAPPredictor(model).predict(test, properties)
+    explicit = model._predict_explicit(test, pack(test), properties, False, "dtc", None)
+    assert set(fast) == set(explicit)
+    for key in properties:
+        assert _relative(fast[key], explicit[key]) < 1e-10, (name, key)
+    # SparseGPR.predict takes the fast path when no variance is asked for
+    assert _relative(model.predict(test, properties=properties)["forces"], explicit["forces"]) < 1e-10
+
+
+def test_fast_forces_are_minus_the_energy_gradient(case):
+    name, model, test = case
+    atoms = test[0]
+    predictor = GAPPredictor(model)
+    forces = predictor.predict([atoms], ("energy", "forces"))["forces"]
+    step = 1e-5
+    numerical = np.zeros_like(forces)
+    for i in range(len(atoms)):
+        for a in range(3):
+            energies = []
+            for sign in (1, -1):
+                moved = atoms.copy()
+                moved.positions[i, a] += sign * step
+                energies.append(predictor.predict([moved])["energy"][0])
+            numerical[i, a] = -(energies[0] - energies[1]) / (2 * step)
+    assert _relative(forces, numerical) < 1e-6, name
+
+
+def test_fast_stress_is_the_strain_derivative(case):
+    name, model, test = case
+    atoms = test[0]
+    if not atoms.pbc.all():
+        pytest.skip("stress needs a periodic structure")
+    predictor = GAPPredictor(model)
+    virial = predictor.predict([atoms], ("virial",))["virial"][0]
+    derivative = strain_derivative(lambda a: predictor.predict([a])["energy"][0], atoms, 1e-5)
+    # virial = -dE/dε (symmetrised)
+    reference = -0.5 * (derivative + derivative.T)
+    assert _relative(0.5 * (virial + virial.T), reference) < 1e-6, name
+
+
+def test_verlet_neighbours_give_the_same_predictions(case):
+    name, model, test = case
+    atoms = test[0]
+    verlet = VerletNeighbours(skin=0.5)
+    predictor = GAPPredictor(model, neighbours=verlet)
+    rng = np.random.default_rng(0)
+    moved = atoms.copy()
+    for step in range(6):
+        moved.positions += rng.normal(0.0, 0.03, moved.positions.shape)  # several steps, some past skin / 2
+        reused = predictor.predict([moved], ("energy", "forces"))
+        fresh = GAPPredictor(model).predict([moved], ("energy", "forces"))
+        assert _relative(reused["forces"], fresh["forces"]) < 1e-10, (name, step)
+        assert abs(reused["energy"][0] - fresh["energy"][0]) < 1e-10 * max(1.0, abs(fresh["energy"][0]))
+    assert verlet.n_builds < verlet.n_calls  # some lists were reused
+
+
+def test_per_species_terms_share_one_descriptor_evaluation(monkeypatch):
+    model, test = _model("alloy-per-species-zeta2-matrix")
+    calls = []
+    original = SOAP.transform_vjp
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SOAP, "transform_vjp", counting)
+    GAPPredictor(model).predict(test, ("energy", "forces"))
+    assert len(calls) == 1
+
+
+def test_predictor_needs_a_fitted_model_with_reverse_mode_descriptors():
+    with pytest.raises(ValueError, match="not fitted"):
+        GAPPredictor(SparseGPR([GAPTerm(Distance2B(), GaussianCovariance(1.0))]))

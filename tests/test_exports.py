@@ -44,6 +44,6 @@ def test_import_kernelpot_and_the_cli_parser_stay_light():
     # Lazy exports: neither `import kernelpot` nor building the command's parser loads the models' modules.
     code = ("import sys, kernelpot, kernelpot.cli; kernelpot.cli.build_parser(); "
             "print(sorted(m for m in sys.modules if m.startswith(('kernelpot.models', 'kernelpot.descriptors.', "
-            "'sklearn', 'numba'))))")
+            "'sklearn', 'numba', 'scipy.linalg'))))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]", loaded

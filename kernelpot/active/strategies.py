@@ -21,13 +21,19 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-import scipy.linalg as sla
 
 from ..exceptions import warn_reduced
 
 
 __all__ = ["STRATEGIES", "make_strategy", "fingerprints", "Strategy", "PredictiveVariance", "VarianceReduction",
            "CommitteeDisagreement", "DescriptorDistance", "DOptimality", "RandomSelection"]
+
+
+def _linalg():
+    """scipy.linalg, imported on first use: building the ``kernelpot`` parser lists the strategies (start-up time)."""
+    import scipy.linalg
+
+    return scipy.linalg
 
 
 def _env_term(model):
@@ -251,7 +257,7 @@ class VarianceReduction(Strategy):
 
         # (n, M) energy covariances (eV²) over their noise sigmas (eV, config type "default")
         A, sigma = DesignBuilder.from_model(self.model_).unlabelled_rows(candidates, forces=False)
-        V = sla.solve_triangular(self.model_.posterior_factor_, A.T, trans="T")  # R^-T a^T
+        V = _linalg().solve_triangular(self.model_.posterior_factor_, A.T, trans="T")  # R^-T a^T
         return V.T @ V, sigma
 
     @staticmethod
@@ -265,7 +271,7 @@ class VarianceReduction(Strategy):
         model, n = self.model_, len(candidates)
         counts = np.array([len(a) for a in candidates])
         A, sigma = DesignBuilder.from_model(model).unlabelled_rows(candidates)   # rows: n energies, then forces
-        V = sla.solve_triangular(model.posterior_factor_, A.T, trans="T")
+        V = _linalg().solve_triangular(model.posterior_factor_, A.T, trans="T")
         starts = n + 3 * np.concatenate([[0], np.cumsum(counts)[:-1]])
         blocks = [np.concatenate([[i], starts[i] + np.arange(3 * counts[i])]) for i in range(n)]
         rows = np.arange(n, A.shape[0])
@@ -293,7 +299,7 @@ class VarianceReduction(Strategy):
             v = V[:, blocks[nxt]]
             w = v - P @ (P.T @ v)
             chol = np.linalg.cholesky(np.eye(v.shape[1]) + Q[nxt])
-            Pn = sla.solve_triangular(chol, w.T, lower=True).T
+            Pn = _linalg().solve_triangular(chol, w.T, lower=True).T
             P = np.hstack([P, Pn])
             GV = V.T @ Pn
             Q = [q - GV[r] @ GV[r].T for q, r in zip(Q, blocks)]
@@ -487,7 +493,7 @@ class DOptimality(Strategy):
     def _features(self, atoms_list):
         X = self.term_.descriptor.transform(atoms_list)
         knm = self.term_.knm(np.asarray(X))[0]
-        return sla.solve_triangular(self.L_, knm.T, lower=True).T, X.offsets
+        return _linalg().solve_triangular(self.L_, knm.T, lower=True).T, X.offsets
 
     def prepare(self, model, labelled):
         super().prepare(model, labelled)
@@ -502,7 +508,7 @@ class DOptimality(Strategy):
         return self
 
     def _grades(self, phi):
-        return np.abs(sla.solve(self.A_.T, phi.T).T)
+        return np.abs(_linalg().solve(self.A_.T, phi.T).T)
 
     def score(self, candidates):
         phi, offsets = self._features(candidates)
@@ -534,7 +540,7 @@ def _maxvol(rows, start, tolerance, max_swaps):
     """Square submatrix of ``rows`` (n, m) of locally maximal |det|, from the rows ``start``."""
     index = np.array(start, dtype=np.int64)
     A = rows[index]
-    B = sla.solve(A.T, rows.T).T            # rows = B A
+    B = _linalg().solve(A.T, rows.T).T            # rows = B A
     for _ in range(max_swaps):
         i, j = np.unravel_index(np.argmax(np.abs(B)), B.shape)
         pivot = B[i, j]

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, uint64
 
 from ..symmetry.harmonics import harmonic_prefactors
 from ._expansion import center_expansion, make_workspace
@@ -61,19 +61,67 @@ def _channel_matrices(adjoint, kappa, n_species, n_max, l_max, out):
 
 
 @njit(cache=True, nogil=True)
-def _coefficient_adjoint(channels, c, n_species, n_max, l_max, out):
-    """``out[a, lm, n] = Σ_{b, n'} S_l[(a, n), (b, n')] c[b, lm, n']`` (c in the transposed layout ``c[b, lm, n]``)."""
+def _coefficient_adjoint(channels, c, n_species, n_max, l_max, scratch, out):
+    """``out[a, lm, n] = Σ_{b, n'} S_l[(a, n), (b, n')] c[b, lm, n']`` (c in the transposed layout ``c[b, lm, n]``).
+
+    ``S_l`` is symmetric, so row ``(b, n')`` is read contiguously and the
+    innermost loop runs over all channels ``(a, n)`` at once (``scratch``).
+    """
     n_channels = n_species * n_max
-    for a in range(n_species):
-        for l in range(l_max + 1):
-            block = channels[l]
-            for lm in range(l * l, (l + 1) * (l + 1)):
+    for l in range(l_max + 1):
+        block = channels[l]
+        for lm in range(l * l, (l + 1) * (l + 1)):
+            scratch[:] = 0.0
+            for b in range(n_species):
+                for n2 in range(n_max):
+                    value = c[b, lm, n2]
+                    row = block[b * n_max + n2]
+                    for alpha in range(n_channels):
+                        scratch[alpha] += row[alpha] * value
+            for a in range(n_species):
                 for n in range(n_max):
-                    row = block[a * n_max + n]
-                    total = 0.0
-                    for beta in range(n_channels):
-                        total += row[beta] * c[beta // n_max, lm, beta % n_max]
-                    out[a, lm, n] = total
+                    out[a, lm, n] = scratch[a * n_max + n]
+
+
+@njit(cache=True, nogil=True)
+def _pair_derivatives(dc, harmonics, grad, rho, drho, species_start, l_max, n_max, rho_t, t, t2, out):
+    """``out[:, k] = ∂E_i/∂r_k`` without the radial term's vector: ``(Σ t ∇S, Σ t' S)`` per pair column k.
+
+    Pairs of one species are contiguous columns, so every inner loop runs
+    over a range of pairs (vectorised); ``rho``/``drho`` are first
+    transposed into ``rho_t`` (2, (l_max+1) n_max, P).
+    """
+    # Unsigned indices: numba then emits no negative-index wraparound, which blocks vectorisation.
+    n_pairs = uint64(harmonics.shape[1])
+    N = uint64(n_max)
+    n_radial = uint64(l_max + 1) * N
+    for k in range(n_pairs):
+        for j in range(n_radial):
+            rho_t[0, j, k] = rho[k, j]
+            rho_t[1, j, k] = drho[k, j]
+    for x in range(4):
+        for k in range(n_pairs):
+            out[x, k] = 0.0
+    for s in range(uint64(dc.shape[0])):
+        lo, hi = uint64(species_start[s]), uint64(species_start[s + 1])
+        if hi == lo:
+            continue
+        for l in range(uint64(l_max + 1)):
+            for lm in range(l * l, (l + uint64(1)) * (l + uint64(1))):
+                for k in range(lo, hi):
+                    t[k] = 0.0
+                    t2[k] = 0.0
+                for n in range(N):
+                    w = dc[s, lm, n]
+                    j = l * N + n
+                    for k in range(lo, hi):
+                        t[k] += w * rho_t[0, j, k]
+                        t2[k] += w * rho_t[1, j, k]
+                for k in range(lo, hi):
+                    out[0, k] += t[k] * grad[0, lm, k]
+                    out[1, k] += t[k] * grad[1, lm, k]
+                    out[2, k] += t[k] * grad[2, lm, k]
+                    out[3, k] += t2[k] * harmonics[lm, k]
 
 
 @njit(cache=True, nogil=True)
@@ -98,10 +146,16 @@ def soap_vjp_kernel(
     """
     prefactors = harmonic_prefactors(l_max)
     workspace = make_workspace(first, last, pair_offsets, l_max, n_max, n_species, True)
+    max_pairs = workspace[1].shape[0]
     n_lm = (l_max + 1) ** 2
     n_channels = n_species * n_max
     channels = np.empty((l_max + 1, n_channels, n_channels))
+    scratch = np.empty(n_channels)
     dc = np.empty((n_species, n_lm, n_max))
+    rho_t = np.empty((2, (l_max + 1) * n_max, max_pairs))
+    t = np.empty(max_pairs)
+    t2 = np.empty(max_pairs)
+    per_pair = np.empty((4, max_pairs))
     kappa = np.empty(l_max + 1)
     for l in range(l_max + 1):
         kappa[l] = math.pi * math.sqrt(8.0 / (2 * l + 1))
@@ -126,27 +180,11 @@ def soap_vjp_kernel(
             l_max, n_max, n_species, prefactors, True, workspace,
         )
         _channel_matrices(row, kappa, n_species, n_max, l_max, channels)
-        _coefficient_adjoint(channels, c, n_species, n_max, l_max, dc)
+        _coefficient_adjoint(channels, c, n_species, n_max, l_max, scratch, dc)
+        _pair_derivatives(dc, harmonics, grad, rho, drho, workspace[10], l_max, n_max, rho_t, t, t2, per_pair)
         for p in range(n_pairs):
             k = position[p]
-            s = pair_species[start + p]
-            fx = 0.0
-            fy = 0.0
-            fz = 0.0
-            radial = 0.0
-            for l in range(l_max + 1):
-                base = l * n_max
-                for lm in range(l * l, (l + 1) * (l + 1)):
-                    weights = dc[s, lm]
-                    t = 0.0
-                    t2 = 0.0
-                    for n in range(n_max):
-                        t += weights[n] * rho[k, base + n]
-                        t2 += weights[n] * drho[k, base + n]
-                    fx += t * grad[0, lm, k]
-                    fy += t * grad[1, lm, k]
-                    fz += t * grad[2, lm, k]
-                    radial += t2 * harmonics[lm, k]
-            pair_out[start + p, 0] = fx + radial * vectors[start + p, 0]
-            pair_out[start + p, 1] = fy + radial * vectors[start + p, 1]
-            pair_out[start + p, 2] = fz + radial * vectors[start + p, 2]
+            radial = per_pair[3, k]
+            pair_out[start + p, 0] = per_pair[0, k] + radial * vectors[start + p, 0]
+            pair_out[start + p, 1] = per_pair[1, k] + radial * vectors[start + p, 1]
+            pair_out[start + p, 2] = per_pair[2, k] + radial * vectors[start + p, 2]

@@ -24,11 +24,12 @@ one entry per periodic image instead of summing images.
 
 from __future__ import annotations
 
-import inspect
 import numbers
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..utils.estimators import Estimator
 
 __all__ = ["AtomicFeatures", "SparseGradients", "Descriptor", "species_numbers"]
 
@@ -143,76 +144,22 @@ class SparseGradients:
         return dense
 
 
-class Descriptor:
+class Descriptor(Estimator):
     """Base class of kernelpot descriptors: a scikit-learn transformer that does not import scikit-learn.
 
     Subclasses store their hyperparameters in ``__init__`` (scikit-learn
     style) and implement :meth:`transform`. ``fit`` learns nothing and
     exists so that a descriptor can open a ``Pipeline``.
 
-    The estimator protocol (``get_params``/``set_params``, ``fit_transform``,
-    ``__sklearn_tags__``) is implemented here rather than inherited from
+    The estimator protocol (``get_params``/``set_params`` from
+    :class:`kernelpot.utils.estimators.Estimator`, ``fit_transform``,
+    ``__sklearn_tags__``) is implemented without inheriting from
     ``sklearn.base.BaseEstimator``: importing scikit-learn takes about a
     second (it loads ``scipy.stats``), which would double the start-up time
     of a script that only computes features. ``sklearn.base.clone``,
     ``Pipeline`` and grid searches work unchanged (they only use this
     protocol); scikit-learn is imported only when its tags are asked for.
     """
-
-    @classmethod
-    def _get_param_names(cls) -> list[str]:
-        """Names of the ``__init__`` parameters, sorted (the hyperparameters)."""
-        init = cls.__init__
-        if init is object.__init__:
-            return []
-        names = []
-        for parameter in inspect.signature(init).parameters.values():
-            if parameter.name == "self":
-                continue
-            if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-                raise TypeError(
-                    f"{cls.__name__}.__init__ must list its hyperparameters explicitly; "
-                    f"got *{parameter.name}"
-                )
-            names.append(parameter.name)
-        return sorted(names)
-
-    def get_params(self, deep: bool = True) -> dict:
-        """Hyperparameters as a dict (``deep``: also ``name__sub`` of nested estimators)."""
-        params = {}
-        for name in self._get_param_names():
-            value = getattr(self, name)
-            if deep and hasattr(value, "get_params") and not isinstance(value, type):
-                for sub, sub_value in value.get_params(deep=True).items():
-                    params[f"{name}__{sub}"] = sub_value
-            params[name] = value
-        return params
-
-    def set_params(self, **params):
-        """Set hyperparameters (``name`` or nested ``name__sub``); returns ``self``."""
-        if not params:
-            return self
-        valid = self.get_params(deep=True)
-        nested: dict[str, dict] = {}
-        for key, value in params.items():
-            name, _, sub = key.partition("__")
-            if name not in valid:
-                raise ValueError(
-                    f"invalid parameter {name!r} for {type(self).__name__}; "
-                    f"valid parameters are {sorted(self._get_param_names())}"
-                )
-            if sub:
-                nested.setdefault(name, {})[sub] = value
-            else:
-                setattr(self, name, value)
-                valid[name] = value
-        for name, sub_params in nested.items():
-            valid[name].set_params(**sub_params)
-        return self
-
-    def __repr__(self) -> str:
-        items = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._get_param_names())
-        return f"{type(self).__name__}({items})"
 
     def fit(self, X=None, y=None):
         """Do nothing and return ``self`` (descriptors have no learned state)."""

@@ -39,6 +39,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._covariance_kernels import dot_power_weights
+
 __all__ = ["GaussianCovariance", "NormalizedDotProductCovariance", "LinearCovariance"]
 
 
@@ -358,21 +360,8 @@ class _DotProductSum:
     def __call__(self, X):
         Xh, norm = NormalizedDotProductCovariance._unit(X)
         c = Xh @ self.Zh.T
-        np.clip(c, -1.0, 1.0, out=c)
-        power = _integer_power(c, self.zeta - 1.0)   # c^(ζ-1)
-        A = power * (self.zeta * self.weights)
-        values = (power * c) @ self.weights
-        # Σ_m A_im c_im = ζ Σ_m w_m c_im^ζ
+        values = np.empty(c.shape[0])
+        A = np.empty_like(c)
+        dot_power_weights(c, self.weights, self.zeta, values, A)   # A = ζ w c^(ζ-1), values = Σ w c^ζ
+        # Σ_m A_im c_im = ζ values_i
         return values, (A @ self.Zh - (self.zeta * values)[:, None] * Xh) / norm[:, None]
-
-
-def _integer_power(c, exponent):
-    """``c ** exponent``, by repeated products for small integer exponents (exact to round-off, and faster)."""
-    if exponent == 0.0:
-        return np.ones_like(c)
-    if exponent == int(exponent) and 1 <= exponent <= 8:
-        out = c.copy()
-        for _ in range(int(exponent) - 1):
-            out *= c
-        return out
-    return c**exponent

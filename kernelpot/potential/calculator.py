@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 from ase.calculators.calculator import BaseCalculator, PropertyNotImplementedError
 
 from ..models.gap import SparseGPR
+from ..models.gap.predictor import GAPPredictor, supports_fast_path
+from ..structures.neighbours import VerletNeighbours
 from .serialization import load_model
 
 __all__ = ["GAPCalculator"]
@@ -34,10 +37,18 @@ class GAPCalculator(BaseCalculator):
         variance costs a second pass over the descriptor gradients; switch
         off for speed in MD. With stress, ``results["stress_std"]``
         (eV/Å³, Voigt) is kept too.
+    skin : float, default=1.0
+        Verlet skin in Å: each thread keeps its neighbour lists between
+        calls while no atom has moved more than ``skin / 2``
+        (:class:`~kernelpot.structures.neighbours.VerletNeighbours`), so MD
+        steps skip most neighbour searches; 0 searches afresh every call.
+        Results are the same either way (to round-off).
 
     Notes
     -----
-    Results: ``energy`` and ``free_energy`` (eV), ``energies`` (per-atom
+    Energies, forces and stress come from the reverse-mode path
+    (:class:`~kernelpot.models.gap.predictor.GAPPredictor`): no descriptor
+    gradient rows are formed. Results: ``energy`` and ``free_energy`` (eV), ``energies`` (per-atom
     local energies including e0, eV, on request), ``forces`` (eV/Å,
     ``(n_atoms, 3)``) and, for cells periodic in all three directions,
     ``stress`` (eV/Å³, Voigt order xx yy zz yz xz xy, ASE sign). Asking a
@@ -56,7 +67,8 @@ class GAPCalculator(BaseCalculator):
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "energy_std",
                               "forces_std"]
 
-    def __init__(self, model, *, uncertainty: bool = True):
+    def __init__(self, model, *, uncertainty: bool = True, skin: float = 1.0):
+        self._per_thread_predictor = threading.local()
         super().__init__()
         if isinstance(model, (str, Path)):
             model = load_model(model)
@@ -66,6 +78,26 @@ class GAPCalculator(BaseCalculator):
             raise ValueError("`model` is not fitted; call fit first or load a .kpot file")
         self.model = model
         self.uncertainty = uncertainty
+        VerletNeighbours(skin)  # validates
+        self.skin = skin
+
+    def _predictor(self):
+        """This thread's predictor with its own neighbour lists (None if a descriptor has no reverse mode)."""
+        state = self._per_thread_predictor
+        if getattr(state, "model", None) is not self.model or getattr(state, "skin", None) != self.skin:
+            state.model, state.skin = self.model, self.skin
+            state.predictor = (GAPPredictor(self.model, neighbours=VerletNeighbours(self.skin) if self.skin else None)
+                               if supports_fast_path(self.model) else None)
+        return state.predictor
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_per_thread_predictor", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._per_thread_predictor = threading.local()
 
     def calculate(self, atoms, properties, system_changes):
         if "stress" in properties and not atoms.pbc.all():
@@ -76,7 +108,11 @@ class GAPCalculator(BaseCalculator):
         wanted = ["energy", "forces"] + (["stress"] if "stress" in properties else [])
         if "energies" in properties:
             wanted.append("local_energy")
-        prediction = self.model.predict([atoms], properties=tuple(wanted), return_std=self.uncertainty)
+        predictor = self._predictor()
+        if predictor is not None and not self.uncertainty and not _pair_locals(self.model, wanted):
+            prediction = predictor.predict([atoms], tuple(wanted))
+        else:
+            prediction = self.model.predict([atoms], properties=tuple(wanted), return_std=self.uncertainty)
         energy = float(prediction["energy"][0])
         self.results = {"energy": energy, "free_energy": energy, "forces": prediction["forces"]}
         if "stress" in prediction:
@@ -193,3 +229,8 @@ def _positive_step(value, name):
             np.isfinite(value) and value > 0):
         raise ValueError(f"`{name}` must be a finite number > 0; got {value!r}")
     return float(value)
+
+
+def _pair_locals(model, wanted):
+    """Per-atom energies of pair rows (``distance_2b``) need the explicit path."""
+    return "local_energy" in wanted and any(getattr(t.descriptor, "rows_are_pairs", False) for t in model.terms_)

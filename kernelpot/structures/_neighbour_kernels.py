@@ -36,7 +36,7 @@ from numba import njit, prange
 
 # Target bin width is cutoff / _BINS_PER_CUTOFF: smaller bins check fewer
 # far-away candidates but visit more (mostly empty) bins.
-_BINS_PER_CUTOFF = 2.0
+_BINS_PER_CUTOFF = 1.5
 # Molecules with at most this many atoms skip binning: all pairs is cheaper.
 _BRUTE_FORCE_MAX_ATOMS = 96
 # Relative slack when deciding which bins can hold a pair; covers rounding of
@@ -238,6 +238,17 @@ def _vector(positions, cell, i, j, s0, s1, s2, out):
     return math.sqrt(out[0] * out[0] + out[1] * out[1] + out[2] * out[2])
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _distance(positions, cell, i, j, s0, s1, s2):
+    """The norm :func:`_vector` returns, bit for bit, without writing the vector (no scratch array)."""
+    total = 0.0
+    for x in range(3):
+        translation = s0 * cell[0, x] + s1 * cell[1, x] + s2 * cell[2, x]
+        value = positions[j, x] + translation - positions[i, x]
+        total += value * value
+    return math.sqrt(total)
+
+
 @njit(cache=True, nogil=True)
 def _neighbour_bin(b, d, n_bin, periodic):
     """Bin index and wrap count of bin ``b + d``; index -1 when outside a non-periodic range."""
@@ -306,7 +317,6 @@ def _bin_pair(positions, cell, cutoff, binned, bin_atoms, wraps, lo_i, hi_i, lo_
     positions, so the kept pairs are exactly those with ``_vector(...) < cutoff``.
     """
     limit2 = cutoff * cutoff * (1.0 + _SLACK)
-    vec = np.empty(3)
     for p in range(lo_i, hi_i):
         i = bin_atoms[p]
         x0 = binned[p, 0] - translation[0]
@@ -324,7 +334,7 @@ def _bin_pair(positions, cell, cutoff, binned, bin_atoms, wraps, lo_i, hi_i, lo_
             s0 = w0 + wraps[i, 0] - wraps[j, 0]
             s1 = w1 + wraps[i, 1] - wraps[j, 1]
             s2 = w2 + wraps[i, 2] - wraps[j, 2]
-            if _vector(positions, cell, i, j, s0, s1, s2, vec) < cutoff:
+            if _distance(positions, cell, i, j, s0, s1, s2) < cutoff:
                 if keys.size > 0:
                     keys[cursor[i]] = j * n_codes + code
                     cursor[i] += 1

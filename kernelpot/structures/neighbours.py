@@ -195,6 +195,7 @@ class VerletNeighbours:
         self.n_builds = 0
         self.n_calls = 0
         self._stored = {}  # packing key -> (reference positions, NeighbourList at the search radius)
+        self._last = None  # (key, cutoff, positions, list) of the last call
 
     @staticmethod
     def _key(packed: PackedStructures):
@@ -203,6 +204,14 @@ class VerletNeighbours:
     def __call__(self, packed: PackedStructures, cutoff: float) -> NeighbourList:
         self.n_calls += 1
         key = self._key(packed)
+        last = self._last
+        if last is not None and last[0] == key and last[1] == cutoff and np.array_equal(last[2], packed.positions):
+            return last[3]  # several descriptors of one prediction asking for the same list
+        result = self._serve(key, packed, cutoff)
+        self._last = (key, cutoff, np.array(packed.positions, dtype=np.float64), result)
+        return result
+
+    def _serve(self, key, packed, cutoff):
         stored = self._stored.get(key)
         if stored is not None and stored[1].cutoff >= cutoff + self.skin * (1.0 - 1e-12):
             moved = packed.positions - stored[0]

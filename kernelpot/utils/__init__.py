@@ -4,6 +4,7 @@ from .lazy import lazy_exports
 
 _EXPORTS = {
     "lazy_exports": "lazy",
+    "Estimator": "estimators",
     "jsonable": "jsonable",
     "thermalize": "ase_compat",
     "parse_memory": "memory",

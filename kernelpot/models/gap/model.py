@@ -38,13 +38,12 @@ import logging
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator
 
 from ...exceptions import warn_reduced
 from ...parallel.blocks import check_scheduler
 from ...parallel.progress import progress
 from ...structures.packing import as_atoms_list, atom_budget_groups, pack
-from ...utils.estimators import reset_fitted
+from ...utils.estimators import Estimator, reset_fitted
 from ...utils.memory import parse_memory, resident_bytes
 from .accumulators import NormalAccumulator, QRAccumulator, accumulate_parallel
 from .budget import SELECTION_COPIES, plan_fit_blocks, select_streamed
@@ -62,7 +61,7 @@ _PROPERTIES = ("energy", "forces", "virial", "stress", "local_energy")
 _SOLVERS = ("qr", "cholesky")
 
 
-class SparseGPR(BaseEstimator):
+class SparseGPR(Estimator):
     """GAP-style sparse GPR potential learning from energies, forces and virials.
 
     Parameters

@@ -34,7 +34,7 @@ import numpy as np
 
 from ...descriptors.centre_species import CentreSpecies
 from ...structures.neighbours import VerletNeighbours
-from ...structures.packing import as_atoms_list
+from ...structures.packing import as_atoms_list, pack
 from .terms import VIRIAL_COMPONENTS, structure_of_rows
 
 __all__ = ["GAPPredictor", "supports_fast_path"]
@@ -109,17 +109,27 @@ class GAPPredictor:
     def predict(self, atoms_list, properties=("energy",)):
         """Predictions as :meth:`SparseGPR.predict` without ``return_std`` (same keys, units and shapes).
 
-        Inputs are assumed validated by the caller (:meth:`SparseGPR.predict`
-        checks species, stress requests and property names).
+        Positions and cells are validated by the descriptors; property
+        names and stress requests by the caller (:meth:`SparseGPR.predict`,
+        the calculator).
+
+        Raises
+        ------
+        ValueError
+            A species the model was not trained on.
         """
         atoms_list = as_atoms_list(atoms_list)
+        packed = pack(atoms_list)  # validated once, shared by every descriptor
         model = self.model
         need_virial = "virial" in properties or "stress" in properties
         need_gradient = "forces" in properties or need_virial
         need_local = "local_energy" in properties
         n_structures = len(atoms_list)
-        numbers = np.concatenate([a.numbers for a in atoms_list])
+        numbers = packed.numbers
         n_atoms = len(numbers)
+        unknown = sorted(set(np.unique(numbers).tolist()) - set(model.e0_))
+        if unknown:
+            raise ValueError(f"species Z={unknown} were not in the training set (no e0 for them)")
         energy = np.array([sum(model.e0_[int(z)] for z in a.numbers) for a in atoms_list], dtype=np.float64)
         dE_dr = np.zeros((n_atoms, 3))
         virial = np.zeros((n_structures, 3, 3))
@@ -127,7 +137,7 @@ class GAPPredictor:
         # Without a provider, the descriptors of this call still share one search per packing.
         neighbours = self.neighbours if self.neighbours is not None else VerletNeighbours(0.0)
         for root, terms in _groups(model):
-            X, vjp = root.transform_vjp(atoms_list, neighbours=neighbours)
+            X, vjp = root.transform_vjp(packed, neighbours=neighbours)
             if need_local and X.shape[0] != n_atoms:
                 raise ValueError(f"local energies need one descriptor row per atom; {type(root).__name__} gives "
                                  f"{X.shape[0]} rows for {n_atoms} atoms")

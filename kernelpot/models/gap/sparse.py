@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from ...selection import CUR, FPS, SelectionWarning
+from ... import selection  # FPS, CUR: scikit-learn estimators, imported on first use (start-up time)
 
 __all__ = ["select_sparse", "choose_sparse", "count_distinct"]
 
@@ -30,7 +30,7 @@ def _select(selector, X):
     # exhausted, e.g. CUR at the rank of X; fewer sparse points is then right,
     # and the caller says so once, for the whole term.
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SelectionWarning)
+        warnings.simplefilter("ignore", selection.SelectionWarning)
         selector.fit(X)
     return selector.selected_idx_, selector.stop_reason_
 
@@ -82,11 +82,11 @@ def choose_sparse(X, n_sparse, method, rng):
         index = np.arange(n)
     elif method == "fps":
         start = int(rng.integers(len(distinct)))
-        index, stop_reason = _select(FPS(n, initialize=start), Xd)
+        index, stop_reason = _select(selection.FPS(n, initialize=start), Xd)
     else:
-        index, _ = _select(CUR(n), Xd)
+        index, _ = _select(selection.CUR(n), Xd)
         if len(index) < n:
             # CUR stops at the numerical rank of the features (often below
             # n_sparse for SOAP); complete the set by FPS from those picks.
-            index, stop_reason = _select(FPS(n, initialize=[int(i) for i in index]), Xd)
+            index, stop_reason = _select(selection.FPS(n, initialize=[int(i) for i in index]), Xd)
     return Xd[np.sort(index)].copy(), stop_reason

@@ -328,3 +328,37 @@ def test_pack_allow_empty_keeps_empty_structure():
     packed = pack([Atoms(), bulk("Si")], allow_empty=True)
     assert isinstance(packed, PackedStructures)
     np.testing.assert_array_equal(packed.offsets, [0, 0, 2])
+
+
+def test_single_pass_retries_when_the_density_estimate_is_exceeded():
+    """A dense cluster in a large periodic box: the buffer sized from the mean density overflows once."""
+    rng = np.random.default_rng(3)
+    cluster = rng.uniform(0.0, 4.0, (120, 3)) + 20.0
+    atoms = Atoms(numbers=np.ones(120, int), positions=cluster, cell=np.eye(3) * 60.0, pbc=True)
+    nl = neighbour_list(pack(atoms), 3.0)
+    _assert_same_as_ase(atoms, 3.0, nl)
+    # the multi-structure (count, then fill) path gives the same list, in the same order
+    both = neighbour_list(pack([atoms, atoms]), 3.0)
+    first = both.center < len(atoms)
+    np.testing.assert_array_equal(both.neighbour[first], nl.neighbour)
+    np.testing.assert_array_equal(both.shifts[first], nl.shifts)
+    np.testing.assert_allclose(both.vectors[first], nl.vectors, rtol=0, atol=0)
+
+
+def test_verlet_neighbours_reuse_and_rebuild():
+    from kernelpot.structures.neighbours import VerletNeighbours
+
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (2, 2, 2)
+    rng = np.random.default_rng(0)
+    verlet = VerletNeighbours(skin=0.6)
+    for step in range(8):
+        atoms.positions += rng.normal(0.0, 0.04, atoms.positions.shape)
+        nl = verlet(pack(atoms), 4.0)
+        _assert_same_as_ase(atoms, 4.0, nl)
+    assert verlet.n_calls == 8 and 1 <= verlet.n_builds < 8
+    atoms.set_cell(atoms.cell.array * 1.01, scale_atoms=True)  # a new cell: searched again
+    builds = verlet.n_builds
+    _assert_same_as_ase(atoms, 4.0, verlet(pack(atoms), 4.0))
+    assert verlet.n_builds == builds + 1
+    with pytest.raises(ValueError, match="skin"):
+        VerletNeighbours(skin=-1.0)

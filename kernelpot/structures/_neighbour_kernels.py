@@ -34,9 +34,12 @@ import math
 import numpy as np
 from numba import njit, prange
 
-# Target bin width is cutoff / _BINS_PER_CUTOFF: smaller bins check fewer
-# far-away candidates but visit more (mostly empty) bins.
-_BINS_PER_CUTOFF = 1.5
+# Bins are one cutoff wide (a 27-bin stencil) unless a cutoff sphere holds more than about
+# _DENSE_BINS atoms; then half a cutoff (a pruned 125-bin stencil). Per atom the search costs
+# ~ stencil x (bin overhead / atoms per bin + atoms per bin x distance test): with the two
+# costs measured here (about 10 ns and 4 ns) the two widths break even near rho rc^3 = 11
+# (Si at 5 A: 6, water: 12.5).
+_DENSE_BINS = 11.0
 # Molecules with at most this many atoms skip binning: all pairs is cheaper.
 _BRUTE_FORCE_MAX_ATOMS = 96
 # Relative slack when deciding which bins can hold a pair; covers rounding of
@@ -146,7 +149,10 @@ def _setup(positions, cell, pbc, cutoff):
                 low[k] = min(low[k], frac[a, k])
                 high = max(high, frac[a, k])
             extent[k] = high - low[k]
-    target = cutoff / _BINS_PER_CUTOFF
+    volume = 1.0
+    for k in range(3):
+        volume *= heights[k] if pbc[k] else max(extent[k], cutoff)
+    target = cutoff if n / volume * cutoff**3 < _DENSE_BINS else 0.5 * cutoff
     counts = np.ones(3)
     while True:
         for k in range(3):
@@ -262,8 +268,20 @@ def _neighbour_bin(b, d, n_bin, periodic):
 
 
 @njit(cache=True, nogil=True)
-def _cell_list_pass(positions, cell, pbc, cutoff, counts, keys, cursor):
-    """Count (``keys`` empty) or record as sort keys every pair of one structure."""
+def _cell_list_pass(positions, cell, pbc, cutoff, counts, keys, cursor, starts):
+    """Every pair of one structure, as sort keys ``j * n_codes + code(w)``, in one of three modes.
+
+    * count (``keys`` empty): ``counts[i] += 1`` per pair;
+    * fill (``starts`` empty): ``keys[cursor[i]]``, ``cursor[i] += 1``;
+    * record (``starts`` not empty): the pairs of each centre ``i`` are appended
+      contiguously at ``cursor[0]`` (while ``keys`` has room), ``starts[i]`` and
+      ``counts[i]`` delimit them; ``cursor[0]`` ends at the exact total, so an
+      overflowing caller can retry once at that size.
+
+    Home bins are visited in order and, within one, atom by atom over the
+    stencil of neighbour bins prepared once per home bin (so a centre's pairs
+    are found together).
+    """
     wraps, n_bins, reach, keep, bin_start, bin_atoms, radix = _setup(
         positions, cell, pbc, cutoff
     )
@@ -277,14 +295,22 @@ def _cell_list_pass(positions, cell, pbc, cutoff, counts, keys, cursor):
             )
     r1 = 2 * radix[1] + 1
     r2 = 2 * radix[2] + 1
-    n_codes = (2 * radix[0] + 1) * r1 * r2
-    translation = np.empty(3)
+    n_codes = _code_table(radix)[0]
+    n_stencil = keep.size
+    # Per neighbour bin of the current home bin: atom range, wrap, translation, code.
+    ranges = np.empty((n_stencil, 2), dtype=np.int64)
+    wrap = np.empty((n_stencil, 3), dtype=np.int64)
+    translation = np.empty((n_stencil, 3))
+    code = np.empty(n_stencil, dtype=np.int64)
+    limit2 = cutoff * cutoff * (1.0 + _SLACK)
+    record = starts.size > 0
     for b0 in range(n_bins[0]):
         for b1 in range(n_bins[1]):
             for b2 in range(n_bins[2]):
                 home = (b0 * n_bins[1] + b1) * n_bins[2] + b2
                 if bin_start[home] == bin_start[home + 1]:
                     continue
+                m = 0
                 for d0 in range(-reach[0], reach[0] + 1):
                     c0, w0 = _neighbour_bin(b0, d0, n_bins[0], pbc[0])
                     if c0 < 0:
@@ -297,49 +323,65 @@ def _cell_list_pass(positions, cell, pbc, cutoff, counts, keys, cursor):
                             c2, w2 = _neighbour_bin(b2, d2, n_bins[2], pbc[2])
                             if c2 < 0 or not keep[d0 + reach[0], d1 + reach[1], d2 + reach[2]]:
                                 continue
+                            other = (c0 * n_bins[1] + c1) * n_bins[2] + c2
+                            if bin_start[other] == bin_start[other + 1]:
+                                continue
+                            ranges[m, 0] = bin_start[other]
+                            ranges[m, 1] = bin_start[other + 1]
+                            wrap[m, 0] = w0
+                            wrap[m, 1] = w1
+                            wrap[m, 2] = w2
                             for x in range(3):
-                                translation[x] = w0 * cell[0, x] + w1 * cell[1, x] + w2 * cell[2, x]
-                            code = ((w0 + radix[0]) * r1 + (w1 + radix[1])) * r2 + (w2 + radix[2])
-                            _bin_pair(positions, cell, cutoff, binned, bin_atoms, wraps,
-                                      bin_start[home], bin_start[home + 1],
-                                      bin_start[(c0 * n_bins[1] + c1) * n_bins[2] + c2],
-                                      bin_start[(c0 * n_bins[1] + c1) * n_bins[2] + c2 + 1],
-                                      w0, w1, w2, translation, code, n_codes, counts, keys, cursor)
+                                translation[m, x] = w0 * cell[0, x] + w1 * cell[1, x] + w2 * cell[2, x]
+                            code[m] = ((w0 + radix[0]) * r1 + (w1 + radix[1])) * r2 + (w2 + radix[2])
+                            m += 1
+                for p in range(bin_start[home], bin_start[home + 1]):
+                    i = bin_atoms[p]
+                    if record:
+                        starts[i] = cursor[0]
+                    for e in range(m):
+                        _atom_bin_pair(positions, cell, cutoff, limit2, binned, bin_atoms, wraps, p, i,
+                                       ranges[e, 0], ranges[e, 1], wrap[e, 0], wrap[e, 1], wrap[e, 2],
+                                       translation[e], code[e], n_codes, counts, keys, cursor, record)
+                    if record:
+                        counts[i] = cursor[0] - starts[i]
     return wraps, radix
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _bin_pair(positions, cell, cutoff, binned, bin_atoms, wraps, lo_i, hi_i, lo_j, hi_j,
-              w0, w1, w2, translation, code, n_codes, counts, keys, cursor):
-    """Pairs between two bins (the second translated by ``w @ cell``).
+def _atom_bin_pair(positions, cell, cutoff, limit2, binned, bin_atoms, wraps, p, i, lo_j, hi_j,
+                   w0, w1, w2, translation, code, n_codes, counts, keys, cursor, record):
+    """Pairs of atom ``i`` (bin slot ``p``) with one neighbour bin translated by ``w @ cell``.
 
     A cheap pre-check on wrapped positions, then the exact test on the raw
     positions, so the kept pairs are exactly those with ``_vector(...) < cutoff``.
     """
-    limit2 = cutoff * cutoff * (1.0 + _SLACK)
-    for p in range(lo_i, hi_i):
-        i = bin_atoms[p]
-        x0 = binned[p, 0] - translation[0]
-        x1 = binned[p, 1] - translation[1]
-        x2 = binned[p, 2] - translation[2]
-        for q in range(lo_j, hi_j):
-            dx = binned[q, 0] - x0
-            dy = binned[q, 1] - x1
-            dz = binned[q, 2] - x2
-            if dx * dx + dy * dy + dz * dz >= limit2:
-                continue
-            j = bin_atoms[q]
-            if i == j and w0 == 0 and w1 == 0 and w2 == 0:
-                continue
-            s0 = w0 + wraps[i, 0] - wraps[j, 0]
-            s1 = w1 + wraps[i, 1] - wraps[j, 1]
-            s2 = w2 + wraps[i, 2] - wraps[j, 2]
-            if _distance(positions, cell, i, j, s0, s1, s2) < cutoff:
-                if keys.size > 0:
-                    keys[cursor[i]] = j * n_codes + code
-                    cursor[i] += 1
-                else:
-                    counts[i] += 1
+    x0 = binned[p, 0] - translation[0]
+    x1 = binned[p, 1] - translation[1]
+    x2 = binned[p, 2] - translation[2]
+    for q in range(lo_j, hi_j):
+        dx = binned[q, 0] - x0
+        dy = binned[q, 1] - x1
+        dz = binned[q, 2] - x2
+        if dx * dx + dy * dy + dz * dz >= limit2:
+            continue
+        j = bin_atoms[q]
+        if i == j and w0 == 0 and w1 == 0 and w2 == 0:
+            continue
+        s0 = w0 + wraps[i, 0] - wraps[j, 0]
+        s1 = w1 + wraps[i, 1] - wraps[j, 1]
+        s2 = w2 + wraps[i, 2] - wraps[j, 2]
+        if _distance(positions, cell, i, j, s0, s1, s2) < cutoff:
+            if record:
+                n = cursor[0]
+                if n < keys.size:
+                    keys[n] = j * n_codes + code
+                cursor[0] = n + 1
+            elif keys.size > 0:
+                keys[cursor[i]] = j * n_codes + code
+                cursor[i] += 1
+            else:
+                counts[i] += 1
 
 
 @njit(cache=True, nogil=True)
@@ -358,26 +400,42 @@ def _sort_small(values):
 
 
 @njit(cache=True, nogil=True)
+def _code_table(radix):
+    """Sort keys are ``j * n_codes + code``, ``n_codes`` a power of two (decoded by shift and mask);
+    returns ``(n_codes, bits, wraps of every code (n_codes, 3))``."""
+    r0 = 2 * radix[0] + 1
+    r1 = 2 * radix[1] + 1
+    r2 = 2 * radix[2] + 1
+    bits = 0
+    while (1 << bits) < r0 * r1 * r2:
+        bits += 1
+    table = np.zeros((1 << bits, 3), dtype=np.int64)
+    for a in range(r0):
+        for b in range(r1):
+            for c in range(r2):
+                code = (a * r1 + b) * r2 + c
+                table[code, 0] = a - radix[0]
+                table[code, 1] = b - radix[1]
+                table[code, 2] = c - radix[2]
+    return 1 << bits, bits, table
+
+
+@njit(cache=True, nogil=True)
 def _decode_pairs(positions, cell, start, pair_offsets, keys, wraps, radix,
                   neighbour, shifts, vectors, distances):
     """Sort each center's keys and turn them into (j, S, vector, distance)."""
-    r1 = 2 * radix[1] + 1
-    r2 = 2 * radix[2] + 1
-    n_codes = (2 * radix[0] + 1) * r1 * r2
+    n_codes, bits, table = _code_table(radix)
+    mask = n_codes - 1
     for i in range(positions.shape[0]):
         lo = pair_offsets[start + i]
         hi = pair_offsets[start + i + 1]
         _sort_small(keys[lo:hi])
         for p in range(lo, hi):
-            j = keys[p] // n_codes
-            code = keys[p] - j * n_codes
-            w2 = code % r2 - radix[2]
-            code //= r2
-            w1 = code % r1 - radix[1]
-            w0 = code // r1 - radix[0]
-            s0 = w0 + wraps[i, 0] - wraps[j, 0]
-            s1 = w1 + wraps[i, 1] - wraps[j, 1]
-            s2 = w2 + wraps[i, 2] - wraps[j, 2]
+            j = keys[p] >> bits
+            code = keys[p] & mask
+            s0 = table[code, 0] + wraps[i, 0] - wraps[j, 0]
+            s1 = table[code, 1] + wraps[i, 1] - wraps[j, 1]
+            s2 = table[code, 2] + wraps[i, 2] - wraps[j, 2]
             distances[p] = _vector(positions, cell, i, j, s0, s1, s2, vectors[p])
             neighbour[p] = start + j
             shifts[p, 0] = s0
@@ -424,7 +482,7 @@ def count_pairs(positions, cells, pbc, offsets, cutoff, counts):
             _all_pairs(positions[a:b], cells[s], cutoff, a, counts[a:b], 0,
                        empty_i, empty_s, empty_v, empty_d)
         else:
-            _cell_list_pass(positions[a:b], cells[s], pbc[s], cutoff, counts[a:b], empty_i, empty_i)
+            _cell_list_pass(positions[a:b], cells[s], pbc[s], cutoff, counts[a:b], empty_i, empty_i, empty_i)
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -445,7 +503,7 @@ def fill_pairs(positions, cells, pbc, offsets, cutoff, pair_offsets, keys,
         else:
             cursor = pair_offsets[a:b].copy()
             wraps, radix = _cell_list_pass(positions[a:b], cells[s], pbc[s], cutoff,
-                                           empty_i, keys, cursor)
+                                           empty_i, keys, cursor, empty_i)
             _decode_pairs(positions[a:b], cells[s], a, pair_offsets, keys, wraps, radix,
                           neighbour, shifts, vectors, distances)
 
@@ -464,3 +522,29 @@ def moved_pairs(positions, cells, atom_structure, center, neighbour, shifts, vec
             vectors[p, x] = value
             total += value * value
         distances[p] = math.sqrt(total)
+
+
+@njit(cache=True, nogil=True)
+def record_pairs(positions, cell, pbc, cutoff, keys, starts, counts, length):
+    """One cell-list pass over one structure in record mode (see :func:`_cell_list_pass`).
+
+    Returns ``(wraps, radix)`` for :func:`decode_recorded`; ``length[0]`` is the
+    number of pairs (more than ``keys.size`` means the buffer was too small).
+    """
+    length[0] = 0
+    return _cell_list_pass(positions, cell, pbc, cutoff, counts, keys, length, starts)
+
+
+@njit(cache=True, nogil=True)
+def decode_recorded(positions, cell, keys, starts, counts, wraps, radix, pair_offsets,
+                    sorted_keys, neighbour, shifts, vectors, distances):
+    """Copy each centre's block of keys to its place in index order, then as :func:`_decode_pairs`."""
+    n = positions.shape[0]
+    pair_offsets[0] = 0
+    for i in range(n):
+        pair_offsets[i + 1] = pair_offsets[i] + counts[i]
+        source = starts[i]
+        target = pair_offsets[i]
+        for k in range(counts[i]):
+            sorted_keys[target + k] = keys[source + k]
+    _decode_pairs(positions, cell, 0, pair_offsets, sorted_keys, wraps, radix, neighbour, shifts, vectors, distances)

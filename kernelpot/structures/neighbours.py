@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._neighbour_kernels import count_pairs, fill_pairs, moved_pairs
+from ._neighbour_kernels import (_BRUTE_FORCE_MAX_ATOMS, count_pairs, decode_recorded, fill_pairs, moved_pairs,
+                                 record_pairs)
 from .packing import PackedStructures
 
 __all__ = ["NeighbourList", "neighbour_list", "restrict", "VerletNeighbours"]
@@ -115,6 +116,8 @@ def neighbour_list(packed: PackedStructures, cutoff: float) -> NeighbourList:
     pbc = np.ascontiguousarray(packed.pbc, dtype=np.bool_)
     offsets = np.ascontiguousarray(packed.offsets, dtype=np.int64)
     n_atoms = positions.shape[0]
+    if packed.n_structures == 1 and (pbc.any() or n_atoms > _BRUTE_FORCE_MAX_ATOMS):
+        return _one_structure(positions, cells[0], pbc[0], cutoff)
     counts = np.zeros(n_atoms, dtype=np.int64)
     count_pairs(positions, cells, pbc, offsets, cutoff, counts)
     pair_offsets = np.zeros(n_atoms + 1, dtype=np.int64)
@@ -128,6 +131,39 @@ def neighbour_list(packed: PackedStructures, cutoff: float) -> NeighbourList:
     fill_pairs(positions, cells, pbc, offsets, cutoff, pair_offsets, keys,
                neighbour, shifts, vectors, distances)
     center = np.repeat(np.arange(n_atoms, dtype=np.int64), counts)
+    return NeighbourList(center, neighbour, shifts, vectors, distances, pair_offsets, cutoff)
+
+
+def _one_structure(positions, cell, pbc, cutoff):
+    """One structure in a single cell-list pass (no counting pass): pairs appended, then grouped by centre.
+
+    The buffers are sized from the mean density (30 % spare); a denser
+    structure overflows them, and the pass runs once more at the exact size.
+    """
+    n_atoms = len(positions)
+    span = np.ptp(positions, axis=0) if len(positions) else np.zeros(3)
+    volume = abs(np.linalg.det(cell)) if pbc.all() else float(np.prod(np.maximum(span, cutoff)))
+    expected = n_atoms * n_atoms / max(volume, 1e-300) * (4.0 / 3.0) * np.pi * cutoff**3
+    capacity = int(min(1.3 * expected, 1e12)) + 64
+    starts = np.empty(n_atoms, dtype=np.int64)
+    counts = np.empty(n_atoms, dtype=np.int64)
+    length = np.zeros(1, dtype=np.int64)
+    for _ in range(2):
+        keys = np.empty(capacity, dtype=np.int64)
+        wraps, radix = record_pairs(positions, cell, pbc, cutoff, keys, starts, counts, length)
+        n_pairs = int(length[0])
+        if n_pairs <= capacity:
+            break
+        capacity = n_pairs
+    pair_offsets = np.empty(n_atoms + 1, dtype=np.int64)
+    sorted_keys = np.empty(n_pairs, dtype=np.int64)
+    neighbour = np.empty(n_pairs, dtype=np.int64)
+    shifts = np.empty((n_pairs, 3), dtype=np.int64)
+    vectors = np.empty((n_pairs, 3), dtype=np.float64)
+    distances = np.empty(n_pairs, dtype=np.float64)
+    decode_recorded(positions, cell, keys, starts, counts, wraps, radix, pair_offsets, sorted_keys,
+                    neighbour, shifts, vectors, distances)
+    center = np.repeat(np.arange(n_atoms, dtype=np.int64), np.diff(pair_offsets))
     return NeighbourList(center, neighbour, shifts, vectors, distances, pair_offsets, cutoff)
 
 

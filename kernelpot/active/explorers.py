@@ -128,6 +128,12 @@ class MDExplorer:
         model energies, ends the call: the model has failed there; the
         snapshot is offered and the dynamics restart from it with fresh
         velocities.
+    every_step : bool, default=False
+        With a threshold and the ``"variance"`` strategy on forces: check
+        the model's force σ at every MD step, computed with that step's
+        forces (:class:`~kernelpot.potential.watch.UncertaintyWatch`), and
+        stop at the first step above the threshold, instead of scoring a
+        snapshot every ``interval`` steps with a separate prediction.
     random_state : int or None
 
     Notes
@@ -136,7 +142,8 @@ class MDExplorer:
     """
 
     def __init__(self, atoms, *, schedule=((300.0, 1000), (900.0, 1000)), timestep=2.0, friction=0.02,
-                 interval=10, threshold=None, segment=100, min_pair_distance=0.7, random_state=None):
+                 interval=10, threshold=None, segment=100, min_pair_distance=0.7, every_step=False,
+                 random_state=None):
         if not isinstance(atoms, Atoms):
             raise TypeError(f"`atoms` must be an ase.Atoms; got {type(atoms).__name__}")
         stages = [(float(t), int(n)) for t, n in schedule]
@@ -155,6 +162,7 @@ class MDExplorer:
         self.threshold = threshold
         self.segment = int(segment)
         self.min_pair_distance = float(min_pair_distance)
+        self.every_step = bool(every_step)
         self.random_state = random_state
         self.stage, self.step_in_stage, self.total_steps = 0, 0, 0
         self.velocities_set = False
@@ -195,19 +203,34 @@ class MDExplorer:
         from ..utils.ase_compat import thermalize
         from ..potential.calculator import GAPCalculator
 
+        thresholded = self.threshold is not None and strategy.thresholded
+        watched = self.every_step and thresholded
+        if watched and (getattr(strategy, "name", None) != "variance"
+                        or getattr(strategy, "quantity", "auto") == "energy"):
+            raise ValueError("every_step=True watches the force σ: it needs the 'variance' strategy on forces")
         atoms = self.atoms.copy()
-        atoms.calc = GAPCalculator(model, uncertainty=False)
+        atoms.calc = GAPCalculator(model, uncertainty=watched)
         if not self.velocities_set and not self.exhausted:
             thermalize(atoms, self.schedule[self.stage][0], rng)
             Stationary(atoms)
-        thresholded = self.threshold is not None and strategy.thresholded
         keys, frames, steps = [], [], 0
         while not self.exhausted:
             temperature, n_steps = self.schedule[self.stage]
             dynamics = Langevin(atoms, timestep=self.timestep * units.fs, temperature_K=temperature,
                                 friction=self.friction / units.fs, fixcm=False, rng=rng)
             chunk = min(self.interval, n_steps - self.step_in_stage)
-            dynamics.run(chunk)
+            triggered = False
+            if watched:
+                from ..potential.watch import UncertaintyExceeded, UncertaintyWatch
+
+                UncertaintyWatch(dynamics, threshold=float(self.threshold), stop=True)
+                try:
+                    dynamics.run(chunk)
+                except UncertaintyExceeded:
+                    triggered = True
+                    chunk = int(dynamics.nsteps)  # the steps actually run
+            else:
+                dynamics.run(chunk)
             self.step_in_stage += chunk
             self.total_steps += chunk
             steps += chunk
@@ -221,7 +244,11 @@ class MDExplorer:
                 # Restart from here with fresh velocities once the model has learnt it.
                 self.velocities_set = False
                 return keys[-1:], frames[-1:]
-            if thresholded:
+            if watched:
+                if triggered:
+                    return keys[-1:], frames[-1:]
+                keys, frames = [], []
+            elif thresholded:
                 strategy_score = float(strategy.score([frame])[0])
                 if strategy_score > float(self.threshold):
                     return keys[-1:], frames[-1:]

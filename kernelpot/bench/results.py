@@ -10,7 +10,7 @@ import platform
 from pathlib import Path
 
 PACKAGES = ("kernelpot", "numpy", "scipy", "numba", "ase", "scikit-learn", "dscribe", "qmllib", "skmatter",
-            "quippy-ase", "torch-pme", "vesin")
+            "quippy-ase", "torch-pme", "featomic", "vesin")
 
 
 @dataclasses.dataclass

@@ -7,7 +7,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import descriptor_cases, electrostatics_cases, gap_cases, learning_cases
+from . import descriptor_cases, electrostatics_cases, gap_cases, learning_cases, predict_cases
 from .results import PeerUnavailable, Skip, markdown, write_atomically
 
 # name -> (peer modules that must import, function, what it measures)
@@ -20,6 +20,11 @@ CASES = {
     "gap": (("quippy",), gap_cases.gap_vs_gap_fit, "GAP fit vs QUIP gap_fit"),
     "electrostatics": (("torchpme", "vesin"), electrostatics_cases.pme_vs_torchpme,
                        "smooth PME energy, forces and stress vs torch-pme"),
+    "predict": (("quippy",), predict_cases.si_forces_vs_quippy, "GAP forces (and their σ) vs quippy, Si"),
+    "nacl": ((), predict_cases.nacl_forces, "GAP forces (and their σ), NaCl-water"),
+    "featomic": (("featomic",), predict_cases.soap_vs_featomic, "SOAP features and gradients vs featomic"),
+    "neighbours": (("vesin",), predict_cases.neighbours_vs_vesin, "neighbour lists vs vesin and ASE"),
+    "startup": ((), predict_cases.startup, "start-up of kernelpot evaluate"),
 }
 
 

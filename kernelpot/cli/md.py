@@ -25,6 +25,15 @@ def add_parser(sub) -> None:
     md.add_argument("--friction", type=float, default=0.01, help="Langevin friction, 1/fs")
     md.add_argument("--trajectory", type=Path, help="write an ASE .traj file")
     md.add_argument("--interval", type=int, default=10, help="steps between log lines and frames")
+    md.add_argument("--skin", type=float, default=1.0,
+                    help="Verlet skin of the neighbour lists kept between steps, Å (0: search every step)")
+    watch = md.add_argument_group("force uncertainty (the model's DTC forces_std, computed with every step's forces)")
+    watch.add_argument("--uncertainty", action="store_true",
+                       help="record the largest per-atom |forces_std| of every step (eV/Å)")
+    watch.add_argument("--std-threshold", type=float,
+                       help="flag steps whose largest |forces_std| exceeds this, eV/Å (implies --uncertainty)")
+    watch.add_argument("--stop", action="store_true", help="stop at the first flagged step (needs --std-threshold)")
+    watch.add_argument("--flagged", type=Path, help="write the flagged structures to this extxyz file")
     add_seed(md)
     add_quiet(md)
     md.set_defaults(handler=run)
@@ -42,8 +51,13 @@ def run(args) -> int:
     from ..parallel.progress import progress_bar
     from ..potential.calculator import GAPCalculator
 
+    if args.stop and args.std_threshold is None:
+        raise ValueError("--stop needs --std-threshold")
+    if args.std_threshold is not None and not args.std_threshold > 0:
+        raise ValueError(f"--std-threshold must be > 0 eV/Å; got {args.std_threshold}")
+    uncertainty = args.uncertainty or args.std_threshold is not None
     atoms = read(args.start, index=args.frame)
-    atoms.calc = GAPCalculator(args.model, uncertainty=False)
+    atoms.calc = GAPCalculator(args.model, uncertainty=uncertainty, skin=args.skin)
     thermalize(atoms, args.temperature, np.random.default_rng(args.seed))
     Stationary(atoms)
     if args.thermostat == "nve":
@@ -55,13 +69,26 @@ def run(args) -> int:
     if trajectory is not None:
         dynamics.attach(trajectory.write, interval=args.interval)
     log = []
+    watch = None
+    if uncertainty:
+        from ..potential.watch import UncertaintyWatch
+
+        watch = UncertaintyWatch(dynamics, threshold=args.std_threshold, stop=args.stop)
+        flagged_frames = []
+        if args.flagged is not None:
+            def keep_flagged():
+                if watch.flagged and watch.flagged[-1] == dynamics.nsteps:
+                    flagged_frames.append(atoms.copy())
+
+            dynamics.attach(keep_flagged, interval=1)
 
     def record():
         epot, ekin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
         log.append((dynamics.nsteps, epot, ekin, ekin / (1.5 * units.kB * len(atoms))))
         if not args.quiet:
+            sigma = f"  max|σF| {watch.sigma[-1]:.4f} eV/Å" if watch is not None and watch.sigma else ""
             print(f"step {dynamics.nsteps:>7}  Epot {epot:.5f} eV  Etot {epot + ekin:.5f} eV  "
-                  f"T {log[-1][3]:.1f} K", flush=True)
+                  f"T {log[-1][3]:.1f} K{sigma}", flush=True)
 
     dynamics.attach(record, interval=args.interval)
     bar = progress_bar(args.steps, desc="MD steps", enabled=not args.quiet)
@@ -71,10 +98,24 @@ def run(args) -> int:
             bar.update(1)
 
     dynamics.attach(advance, interval=1)
-    dynamics.run(args.steps)
+    stopped = None
+    try:
+        dynamics.run(args.steps)
+    except Exception as error:  # the watch's stop signal; anything else propagates
+        from ..potential.watch import UncertaintyExceeded
+
+        if not isinstance(error, UncertaintyExceeded):
+            raise
+        stopped = error
+        if args.flagged is not None:  # the watch stopped the step before keep_flagged saw it
+            flagged_frames.append(atoms.copy())
     bar.close()
+    if watch is not None:
+        _report_uncertainty(args, watch, stopped, flagged_frames if args.flagged is not None else None)
     if trajectory is not None:
         trajectory.close()
+    if not log:
+        return 0
     steps, epot, ekin, _ = np.array(log).T
     total = (epot + ekin) / len(atoms)
     duration_ps = (steps[-1] - steps[0]) * args.timestep / 1000.0 if len(steps) > 1 else 0.0
@@ -82,3 +123,23 @@ def run(args) -> int:
         drift = np.polyfit(steps * args.timestep / 1000.0, total, 1)[0]
         print(f"total-energy drift {drift * 1e3:.3f} meV/atom/ps over {duration_ps:.2f} ps")
     return 0
+
+
+def _report_uncertainty(args, watch, stopped, flagged_frames) -> None:
+    sigma = np.array(watch.sigma)
+    print(f"largest per-atom |forces_std| over {len(sigma)} steps: mean {sigma.mean():.4f}, max {sigma.max():.4f} "
+          f"eV/Å (step {watch.steps[int(sigma.argmax())]})")
+    if args.std_threshold is not None:
+        print(f"{len(watch.flagged)} step(s) above {args.std_threshold} eV/Å"
+              + (f", first {watch.flagged[0]}" if watch.flagged else ""))
+    if stopped is not None:
+        print(f"stopped: {stopped}")
+    if flagged_frames is not None:
+        import os
+
+        from ase.io import write
+
+        temporary = args.flagged.with_name(f".{args.flagged.name}.tmp-{os.getpid()}")
+        write(temporary, flagged_frames, format="extxyz")
+        os.replace(temporary, args.flagged)  # never a half-written file
+        print(f"wrote {len(flagged_frames)} flagged structure(s) to {args.flagged}")

@@ -1,5 +1,5 @@
 """GAP potentials: fitting recipe (gap_fit strings), baselines under the GAP (fixed-charge Coulomb), ASE calculator,
-model files, error metrics.
+model files, error metrics, the force-σ watch of MD runs.
 
 Names are imported on first use (:mod:`kernelpot.utils.lazy`).
 """
@@ -20,5 +20,7 @@ _EXPORTS = {
     "describe_terms": "recipe",
     "parse_gap_string": "gap_string",
     "error_table": "metrics",
+    "UncertaintyWatch": "watch",
+    "UncertaintyExceeded": "watch",
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

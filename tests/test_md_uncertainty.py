@@ -1,0 +1,117 @@
+"""MD with a fitted model: the force-σ watch (calculator, ``kernelpot md``, MDExplorer) and NVE energy conservation."""
+
+import numpy as np
+import pytest
+from ase import units
+from ase.build import bulk
+from ase.io import read, write
+from ase.md.velocitydistribution import Stationary
+from ase.md.verlet import VelocityVerlet
+
+from kernelpot.active.explorers import MDExplorer
+from kernelpot.active.strategies import make_strategy
+from kernelpot.cli import main
+from kernelpot.models.gap import SparseGPR
+from kernelpot.potential.calculator import GAPCalculator
+from kernelpot.potential.recipe import terms_from_gap_string
+from kernelpot.potential.serialization import save_model
+from kernelpot.potential.watch import UncertaintyExceeded, UncertaintyWatch, max_force_std
+from kernelpot.utils.ase_compat import thermalize
+
+SMALL_GAP = ("{distance_2b cutoff=5.0 n_sparse=15 covariance_type=ard_se delta=2.0 theta_uniform=1.0 "
+             "sparse_method=uniform : soap l_max=4 n_max=6 atom_sigma=0.5 cutoff=5.0 cutoff_transition_width=1.0 "
+             "delta=0.2 covariance_type=dot_product zeta=4 n_sparse=150 sparse_method=cur_points}")
+
+
+@pytest.fixture(scope="module")
+def si_model(bundled_data):
+    frames = read(bundled_data / "mlearn_si" / "mlearn_Si_training.extxyz", ":")[::8]
+    model = SparseGPR(terms_from_gap_string(SMALL_GAP, [14]), default_sigma=(0.002, 0.1, 0.05), random_state=0)
+    return model.fit(frames, energies=[a.get_potential_energy() for a in frames],
+                     forces=[a.get_forces() for a in frames])
+
+
+def _hot_si(seed=0, temperature=600.0):
+    atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (2, 2, 2)
+    thermalize(atoms, temperature, np.random.default_rng(seed))
+    Stationary(atoms)
+    return atoms
+
+
+def test_watch_records_the_sigma_of_every_step(si_model):
+    atoms = _hot_si()
+    atoms.calc = GAPCalculator(si_model, uncertainty=True)
+    dynamics = VelocityVerlet(atoms, timestep=1.0 * units.fs)
+    watch = UncertaintyWatch(dynamics)
+    frames = []
+    dynamics.attach(lambda: frames.append(atoms.copy()), interval=1)
+    dynamics.run(4)
+    assert watch.steps == [0, 1, 2, 3, 4]
+    for frame, sigma in zip(frames, watch.sigma):
+        expected = si_model.predict([frame], properties=("forces",), return_std=True)["forces_std"]
+        assert sigma == pytest.approx(max_force_std(expected), rel=1e-10)
+    assert watch.flagged == []
+
+
+def test_watch_stops_at_the_first_step_above_the_threshold(si_model):
+    atoms = _hot_si()
+    atoms.calc = GAPCalculator(si_model, uncertainty=True)
+    dynamics = VelocityVerlet(atoms, timestep=1.0 * units.fs)
+    sigma0 = max_force_std(si_model.predict([atoms], properties=("forces",), return_std=True)["forces_std"])
+    watch = UncertaintyWatch(dynamics, threshold=0.5 * sigma0, stop=True)
+    with pytest.raises(UncertaintyExceeded) as stopped:
+        dynamics.run(10)
+    assert stopped.value.step == 0 and watch.flagged == [0]
+    assert stopped.value.sigma == pytest.approx(sigma0)
+
+
+@pytest.mark.parametrize("kwargs, message", [({"threshold": -1.0}, "threshold"), ({"stop": True}, "needs a"),
+                                             ({"interval": 0}, "interval")])
+def test_watch_rejects_bad_settings(si_model, kwargs, message):
+    atoms = _hot_si()
+    atoms.calc = GAPCalculator(si_model, uncertainty=True)
+    with pytest.raises(ValueError, match=message):
+        UncertaintyWatch(VelocityVerlet(atoms, timestep=1.0 * units.fs), **kwargs)
+
+
+def test_md_cli_flags_and_stops(si_model, tmp_path, capsys):
+    save_model(si_model, tmp_path / "si.kpot")
+    write(tmp_path / "start.xyz", bulk("Si", "diamond", a=5.43, cubic=True))
+    code = main(["md", str(tmp_path / "si.kpot"), str(tmp_path / "start.xyz"), "--steps", "20", "--interval", "5",
+                 "--std-threshold", "1e-6", "--stop", "--flagged", str(tmp_path / "flagged.xyz"), "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    # a perfect crystal has σ = 0 by symmetry at step 0; the first moved step is above 1e-6 eV/Å
+    assert "stopped: step 1:" in out and "1 flagged structure(s)" in out
+    assert len(read(tmp_path / "flagged.xyz", ":")) == 1
+    assert main(["md", str(tmp_path / "si.kpot"), str(tmp_path / "start.xyz"), "--stop", "--quiet"]) == 2
+
+
+def test_md_explorer_watches_every_step(si_model):
+    explorer = MDExplorer(_hot_si(), schedule=((600.0, 30),), timestep=1.0, interval=10, threshold=1e-6,
+                          every_step=True, random_state=0)
+    strategy = make_strategy("variance")
+    strategy.prepare(si_model, [])
+    keys, frames = explorer.candidates(si_model, strategy, np.random.default_rng(0))
+    # the perfect crystal of step 0 has σ = 0 by symmetry; step 1 is above 1e-6 eV/Å: it stops there, not at
+    # the end of the 10-step interval
+    assert len(frames) == 1 and keys == ["md:1"]
+    other = make_strategy("variance")
+    other.quantity = "energy"
+    other.prepare(si_model, [])
+    with pytest.raises(ValueError, match="variance"):
+        MDExplorer(_hot_si(), threshold=1.0, every_step=True).candidates(si_model, other, np.random.default_rng(0))
+
+
+@pytest.mark.slow
+def test_nve_energy_drift_below_1_mev_per_atom_per_ps(si_model):
+    """Velocity Verlet, 1 fs, 64 Si atoms from 300 K, 1 ps: the fitted forces conserve the total energy."""
+    atoms = _hot_si(seed=1, temperature=600.0)
+    atoms.calc = GAPCalculator(si_model, uncertainty=False)
+    dynamics = VelocityVerlet(atoms, timestep=1.0 * units.fs)
+    times, totals = [], []
+    dynamics.attach(lambda: (times.append(dynamics.nsteps * 1e-3),
+                             totals.append(atoms.get_total_energy() / len(atoms))), interval=10)
+    dynamics.run(1000)
+    drift = np.polyfit(times, totals, 1)[0]  # eV/atom/ps
+    assert abs(drift) < 1e-3, drift

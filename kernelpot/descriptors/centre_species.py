@@ -49,6 +49,7 @@ class CentreSpecies(Descriptor):
             With ``gradients=True``: the pairs of the kept rows, ``center``
             renumbered to the kept rows.
         """
+        species_numbers(self.species, "species")  # checked before any work
         if not callable(getattr(self.descriptor, "transform", None)):
             raise TypeError(f"`descriptor` must have a transform method; got {self.descriptor!r}")
         out = self.descriptor.transform(X, gradients=gradients)
@@ -77,6 +78,7 @@ class CentreSpecies(Descriptor):
 
     def transform_vjp(self, X, *, neighbours=None):
         """Kept rows and a reverse-mode pass (see :meth:`SOAP.transform_vjp`); the inner descriptor must have one."""
+        species_numbers(self.species, "species")  # checked before any work
         if not callable(getattr(self.descriptor, "transform_vjp", None)):
             raise TypeError(f"{type(self.descriptor).__name__} has no transform_vjp")
         features, inner_vjp = self.descriptor.transform_vjp(X, neighbours=neighbours)

@@ -183,3 +183,28 @@ def test_per_species_terms_share_one_descriptor_evaluation(monkeypatch):
 def test_predictor_needs_a_fitted_model_with_reverse_mode_descriptors():
     with pytest.raises(ValueError, match="not fitted"):
         GAPPredictor(SparseGPR([GAPTerm(Distance2B(), GaussianCovariance(1.0))]))
+
+
+@pytest.mark.parametrize("case_name", ["metal-2b-soap-gap-zeta4", "molecules-zeta1-no-pairs"])
+def test_compiled_gradient_priors_equal_the_pairwise_formula(case_name):
+    """The per-atom force priors (one compiled pass, both covariances, cutoff weights) against
+    ``second_derivative_pieces`` summed group by group in Python."""
+    from kernelpot.models.gap.terms import row_weights
+    from kernelpot.models.gap.variance import _force_groups, _group_prior
+
+    model, test = _model(case_name)
+    atoms = test[0]
+    for term in model.terms_:
+        X, G = term.descriptor.transform([atoms], gradients=True)
+        Xa = np.asarray(X)
+        order, offsets = _force_groups(G, len(atoms))
+        w, dw = row_weights(term.descriptor, Xa)
+        fast = term.kernel.grouped_gradient_prior(Xa, G.values, G.center, order, offsets,
+                                                  None if dw is None else w, dw)
+        slow = np.array([_group_prior(term, Xa, w, dw, G.values, G.center, order[offsets[g]:offsets[g + 1]], 3)
+                         for g in range(len(offsets) - 1)]) / term.delta**2
+        assert _relative(fast, slow) < 1e-12, type(term.kernel).__name__
+        energy_prior = term.self_covariance(Xa, X.offsets)
+        reference = [term.delta**2 * w[a:b] @ term.kernel(Xa[a:b], Xa[a:b]) @ w[a:b]
+                     for a, b in zip(X.offsets[:-1], X.offsets[1:])]
+        assert _relative(energy_prior, reference) < 1e-12

@@ -53,16 +53,24 @@ class CentreSpecies(Descriptor):
         if not callable(getattr(self.descriptor, "transform", None)):
             raise TypeError(f"`descriptor` must have a transform method; got {self.descriptor!r}")
         out = self.descriptor.transform(X, gradients=gradients)
-        features, grads = out if gradients else (out, None)
+        return self.select(*out) if gradients else self.select(out)
+
+    def select(self, features, gradients=None):
+        """This term's rows (and their gradient pairs) of the inner descriptor's output.
+
+        So that several terms on one descriptor (gap_fit's one SOAP per centre
+        species) can share one evaluation of it. Returns the features, or
+        ``(features, gradients)`` when ``gradients`` is given.
+        """
         keep = self.kept_rows(features)
         kept = _select(features, keep)
-        if not gradients:
+        if gradients is None:
             return kept
         new_row = np.cumsum(keep) - 1
-        kept_pairs = keep[grads.center]
-        kept_grads = SparseGradients(grads.values[kept_pairs], new_row[grads.center[kept_pairs]],
-                                     grads.neighbour[kept_pairs],
-                                     None if grads.vectors is None else grads.vectors[kept_pairs])
+        kept_pairs = keep[gradients.center]
+        kept_grads = SparseGradients(gradients.values[kept_pairs], new_row[gradients.center[kept_pairs]],
+                                     gradients.neighbour[kept_pairs],
+                                     None if gradients.vectors is None else gradients.vectors[kept_pairs])
         return kept, kept_grads
 
     def kept_rows(self, features):

@@ -20,7 +20,9 @@ these covariances give, for descriptor rows ``x`` and sparse points ``z``,
 * ``pair_gradients(X, Z, Gv, rows, K=None, context=None)`` -> ``(n_pairs, 3, m)``:
   ``sum_k Gv[p, a, k] dk(x_rows[p], z_m)/dx_k``, the kernel derivative with
   respect to the position of the pair's moving atom, used for fitting;
-  written as matrix products ``Gv @ Z.T`` so the cost is BLAS;
+  written as matrix products ``Gv @ Z.T`` so the cost is BLAS; it factors as
+  ``W[rows] (GZ - C[rows] u)`` (``pair_factors``, ``pair_weights``), so
+  callers can fuse the last step with their own sums;
 * ``second_derivative_pieces(X, U)`` -> ``(k, D, H)``: the mixed second
   derivatives ``u_i^T ∂_x∂_z^T k(x_i, x_j) u_j`` behind the prior variance
   of forces and virials (:mod:`kernelpot.models.gap.variance`),
@@ -39,7 +41,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._covariance_kernels import dot_power_weights
+from ._covariance_kernels import (dot_power_weights, dot_product_gradient_prior, gaussian_gradient_prior,
+                                  gaussian_quadratic_form)
 
 __all__ = ["GaussianCovariance", "NormalizedDotProductCovariance", "LinearCovariance"]
 
@@ -48,6 +51,15 @@ def _flat_dot(G, Z):
     """``G @ Z.T`` for G of shape (P, 3, d): one GEMM instead of P small ones."""
     P, three, d = G.shape
     return (G.reshape(P * three, d) @ Z.T).reshape(P, three, Z.shape[0])
+
+
+def _combine(covariance, X, Z, Gv, rows, context):
+    """``pair_gradients`` from the factors: ``W[rows] (GZ - C[rows] u)``, (P, 3, m)."""
+    GZ, u = covariance.pair_factors(X, Z, Gv, rows, context)
+    W, C = covariance.pair_weights(context)
+    GZ -= C[rows][:, None, :] * u[:, :, None]
+    GZ *= W[rows][:, None, :]
+    return GZ
 
 
 def _check_positive(name, value):
@@ -109,19 +121,49 @@ class GaussianCovariance:
     def pair_context(self, X, Z, K=None):
         return self.inverse_sigma2(X.shape[1]), (self(X, Z) if K is None else K)
 
-    def pair_gradients(self, X, Z, Gv, rows, K=None, context=None):
-        s, K = self.pair_context(X, Z, K) if context is None else context
+    def pair_factors(self, X, Z, Gv, rows, context):
+        """``(GZ, u)`` of :meth:`pair_gradients` = ``W[rows] (GZ - C[rows] u)``, ``(W, C)`` from :meth:`pair_weights`.
+
+        With ``S = diag(1/sigma²)``: ``GZ[p, a, m] = Gv[p, a] S z_m``, ``u[p, a] = Gv[p, a] S x_rows[p]``.
+        """
+        s = context[0]
         Gs = Gv * s                                    # (P, 3, d)
-        u = np.einsum("pak,pk->pa", Gs, X[rows])       # (P, 3)
-        GZ = _flat_dot(Gs, Z)                          # (P, 3, m)
-        GZ -= u[:, :, None]
-        GZ *= K[rows][:, None, :]
-        return GZ
+        return _flat_dot(Gs, Z), np.einsum("pak,pk->pa", Gs, X[rows])
+
+    def pair_weights(self, context):
+        """``(W, C)``, each (n_rows, m): ``W = k(x, z)``, ``C = 1``."""
+        K = context[1]
+        return K, np.ones_like(K)
+
+    def pair_gradients(self, X, Z, Gv, rows, K=None, context=None):
+        context = self.pair_context(X, Z, K) if context is None else context
+        return _combine(self, X, Z, Gv, rows, context)
 
     def contraction(self, Z, weights):
         """``X -> (Σ_m weights[m] k(x_i, z_m), its gradient in x_i)``, shapes (n,) and (n, d); see the module docstring."""
         Z = np.ascontiguousarray(Z, dtype=np.float64)
         return _GaussianSum(self, Z, np.asarray(weights, dtype=np.float64), self.inverse_sigma2(Z.shape[1]))
+
+    def quadratic_form(self, X, weights):
+        """``Σ_ij w_i w_j k(x_i, x_j)`` (the prior variance of a weighted sum of rows), without the (n, n) matrix."""
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        return float(gaussian_quadratic_form(X, np.ascontiguousarray(self.inverse_sigma2(X.shape[1])),
+                                             np.ascontiguousarray(weights, dtype=np.float64)))
+
+    def grouped_gradient_prior(self, X, U, item_rows, order, offsets, weights=None, weight_gradients=None):
+        """``Σ_ij u_i^T ∂_x∂_z^T [w(x_i) w(x_j) k(x_i, x_j)] u_j`` per group and component (see
+        :meth:`NormalizedDotProductCovariance.grouped_gradient_prior`), row weights ``w`` (n_rows,) and their
+        feature gradients (n_rows, d) included (None: 1 and 0)."""
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        n_rows, d = X.shape
+        w = np.ones(n_rows) if weights is None else np.asarray(weights, dtype=np.float64)
+        dw = np.zeros((n_rows, d)) if weight_gradients is None else np.ascontiguousarray(weight_gradients,
+                                                                                           dtype=np.float64)
+        out = np.zeros((len(offsets) - 1, U.shape[1]))
+        gaussian_gradient_prior(X, np.ascontiguousarray(U, dtype=np.float64), np.asarray(item_rows, dtype=np.int64),
+                                np.asarray(order, dtype=np.int64), np.asarray(offsets, dtype=np.int64),
+                                np.ascontiguousarray(self.inverse_sigma2(d)), w, dw, out)
+        return out
 
     def second_derivative_pieces(self, X, U):
         """``(k, D, H)`` for items ``(x_i, u_i)``: ``k[i, j] = k(x_i, x_j)``, ``D[i, j] = u_i·∂_x k(x_i, x_j)``,
@@ -221,15 +263,43 @@ class NormalizedDotProductCovariance:
             return _DotProductQuadratic((Zh.T * weights) @ Zh)
         return _DotProductSum(zeta, Zh, weights)
 
+    def pair_factors(self, X, Z, Gv, rows, context):
+        """``(GZ, u)`` of :meth:`pair_gradients` = ``W[rows] (GZ - C[rows] u)``, ``(W, C)`` from :meth:`pair_weights`.
+
+        ``GZ[p, a, m] = Gv[p, a]·ẑ_m``, ``u[p, a] = Gv[p, a]·x̂_rows[p]``.
+        """
+        Xh, Zh = context[2], context[3]
+        return _flat_dot(Gv, Zh), np.einsum("pak,pk->pa", Gv, Xh[rows])
+
+    def pair_weights(self, context):
+        """``(W, C)``, each (n_rows, m): ``W = ζ c^(ζ-1) / |x|``, ``C = c`` (the cosines)."""
+        zeta, c, nx = context[0], context[1], context[4]
+        return zeta * c ** (zeta - 1.0) / nx[:, None], c
+
     def pair_gradients(self, X, Z, Gv, rows, K=None, context=None):
-        zeta, c, Xh, Zh, nx = self.pair_context(X, Z) if context is None else context
-        c = c[rows]
-        B = zeta * c ** (zeta - 1.0) / nx[rows][:, None]   # (P, m)
-        GZ = _flat_dot(Gv, Zh)                             # (P, 3, m)
-        u = np.einsum("pak,pk->pa", Gv, Xh[rows])          # (P, 3)
-        GZ -= c[:, None, :] * u[:, :, None]
-        GZ *= B[:, None, :]
-        return GZ
+        context = self.pair_context(X, Z) if context is None else context
+        return _combine(self, X, Z, Gv, rows, context)
+
+    def quadratic_form(self, X, weights):
+        """``Σ_ij w_i w_j k(x_i, x_j)`` (the prior variance of a weighted sum of rows)."""
+        return float(weights @ self(X, X) @ weights)
+
+    def grouped_gradient_prior(self, X, U, item_rows, order, offsets, weights=None, weight_gradients=None):
+        """``Σ_ij u_i^T ∂_x∂_z^T k(x_i, x_j) u_j`` per group and component, (n_groups, n_components), or None.
+
+        Groups ``g`` hold items ``order[offsets[g]:offsets[g + 1]]`` (row ``item_rows`` of ``X``, vectors
+        ``U[item]`` of shape (n_components, d)); the sum of :meth:`second_derivative_pieces`' ``H`` in one
+        compiled pass. None (the caller's general path applies) for row weights and for 1 < ζ < 2
+        (where ``H`` can be infinite).
+        """
+        zeta = self.checked_zeta()
+        if weights is not None or 1.0 < zeta < 2.0:
+            return None
+        out = np.zeros((len(offsets) - 1, U.shape[1]))
+        dot_product_gradient_prior(np.ascontiguousarray(X, dtype=np.float64), np.ascontiguousarray(U, dtype=np.float64),
+                                   np.asarray(item_rows, dtype=np.int64), np.asarray(order, dtype=np.int64),
+                                   np.asarray(offsets, dtype=np.int64), zeta, out)
+        return out
 
     def second_derivative_pieces(self, X, U):
         """``(k, D, H)`` as :meth:`GaussianCovariance.second_derivative_pieces`, for ``k = c^ζ``, ``c = x̂·ẑ``.
@@ -290,10 +360,23 @@ class LinearCovariance:
         return coef @ Z
 
     def pair_context(self, X, Z, K=None):
-        return None
+        return (len(X), len(Z))
+
+    def pair_factors(self, X, Z, Gv, rows, context):
+        """``(GZ, u)`` of :meth:`pair_gradients` = ``W[rows] (GZ - C[rows] u)``: ``GZ = Gv Zᵀ``, ``u = 0``."""
+        return _flat_dot(Gv, Z), np.zeros(Gv.shape[:2])
+
+    def pair_weights(self, context):
+        """``(W, C)`` = (1, 0), each (n_rows, m): ``dk/dx = z`` does not depend on ``x``."""
+        return np.ones(context), np.zeros(context)
 
     def pair_gradients(self, X, Z, Gv, rows, K=None, context=None):
         return _flat_dot(Gv, Z)
+
+    def quadratic_form(self, X, weights):
+        """``Σ_ij w_i w_j x_i·x_j = |Σ_i w_i x_i|²``."""
+        v = np.asarray(weights, dtype=np.float64) @ np.asarray(X, dtype=np.float64)
+        return float(v @ v)
 
     def contraction(self, Z, weights):
         """``X -> (X·u, u)`` with ``u = Zᵀ w``: the whole sum over sparse points is one vector."""

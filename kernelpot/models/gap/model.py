@@ -48,7 +48,7 @@ from ...utils.memory import parse_memory, resident_bytes
 from .accumulators import NormalAccumulator, QRAccumulator, accumulate_parallel
 from .budget import SELECTION_COPIES, plan_fit_blocks, select_streamed
 from .design import DesignBuilder
-from .predictor import GAPPredictor, supports_fast_path
+from .predictor import GAPPredictor, SharedDescriptors, supports_fast_path
 from .labels import check_labels, check_sigma, residual_labels, resolve_e0
 from .terms import VIRIAL_COMPONENTS, FittedTerm, GAPTerm, row_weights, structure_of_rows, sum_per_structure
 from .variance import VARIANCES, StdRequest, dtc_variance, std_outputs, term_std_inputs
@@ -480,11 +480,12 @@ class SparseGPR(Estimator):
         atom_start = packed.offsets[block[0]]
         n_atoms = sum(len(a) for a in sub)
         std_inputs = []
+        shared = SharedDescriptors()  # per-centre-species terms evaluate their SOAP once
         for term in self.terms_:
             if need_gradient:
-                X, G = term.descriptor.transform(sub, gradients=True)
+                X, G = shared.get(term.descriptor, sub, True)
             else:
-                X, G = term.descriptor.transform(sub), None
+                X, G = shared.get(term.descriptor, sub, False), None
             local, dE_dr, pair_dE = term.predict_block(X, G, n_atoms, need_gradient)
             rows_structure = structure_of_rows(X.offsets)
             energy[block] += sum_per_structure(local, X.offsets)

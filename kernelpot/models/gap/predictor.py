@@ -37,7 +37,7 @@ from ...structures.neighbours import VerletNeighbours
 from ...structures.packing import as_atoms_list, pack
 from .terms import VIRIAL_COMPONENTS, structure_of_rows
 
-__all__ = ["GAPPredictor", "supports_fast_path"]
+__all__ = ["GAPPredictor", "supports_fast_path", "SharedDescriptors"]
 
 _PLANS = weakref.WeakKeyDictionary()   # model -> (key, groups): built once per fitted state
 _PLANS_LOCK = threading.Lock()
@@ -58,6 +58,29 @@ def _root(descriptor):
 def _signature(descriptor):
     params = descriptor.get_params(deep=False) if hasattr(descriptor, "get_params") else vars(descriptor)
     return type(descriptor).__name__, repr(sorted(params.items()))
+
+
+class SharedDescriptors:
+    """Descriptor outputs of one block of structures, computed once per distinct root descriptor.
+
+    ``get(descriptor, structures, gradients)`` returns what
+    ``descriptor.transform(structures, gradients=gradients)`` would, but terms
+    whose descriptors share a root (:class:`CentreSpecies` around equal SOAPs)
+    evaluate it once and select their rows. One instance per block.
+    """
+
+    def __init__(self):
+        self._outputs = {}
+
+    def get(self, descriptor, structures, gradients):
+        root, selector = (descriptor.descriptor, descriptor) if isinstance(descriptor, CentreSpecies) else (descriptor, None)
+        key = (_signature(root), bool(gradients))
+        if key not in self._outputs:
+            self._outputs[key] = root.transform(structures, gradients=True) if gradients else root.transform(structures)
+        out = self._outputs[key]
+        if selector is None:
+            return out
+        return selector.select(*out) if gradients else selector.select(out)
 
 
 def _groups(model):

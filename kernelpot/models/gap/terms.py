@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ...kernels import GaussianCovariance, LinearCovariance, NormalizedDotProductCovariance
+from ._design_kernels import accumulate_pair_rows
 
 __all__ = ["GAPTerm", "FittedTerm", "VIRIAL_COMPONENTS", "sum_per_structure"]
 
@@ -173,7 +174,7 @@ class FittedTerm:
             a, b = offsets[s], offsets[s + 1]
             if b > a:
                 Xs = np.asarray(X[a:b])
-                out[s] = self.delta**2 * (w[a:b] @ self.kernel(Xs, Xs) @ w[a:b])
+                out[s] = self.delta**2 * self.kernel.quadratic_form(Xs, w[a:b])
         return out
 
     def design_rows(self, X, G, n_atoms, want_forces, want_virials, pair_chunk):
@@ -208,42 +209,41 @@ class FittedTerm:
         if not (want_forces or want_virials):
             return energy, None, None
         m = self.n_sparse
-        dE_dr = np.zeros((n_atoms, 3 * m)) if want_forces else None
-        virial = np.zeros((n_structures * 3, 3 * m)) if want_virials else None
+        dE_dr = np.zeros((n_atoms, 3, m)) if want_forces else None
+        virial = np.zeros((n_structures, 3, 3, m)) if want_virials else None
         if want_virials and G.vectors is None:
             raise ValueError(
                 f"virials were given but {type(self.descriptor).__name__} returns no gradient "
                 "`vectors`, so its virial is unknown; fit without virials"
             )
         context = self.kernel.pair_context(Xa, self.sparse_X, K)
+        W, C = self.kernel.pair_weights(context)
+        W = W * w[:, None]
+        scale = self.delta**2 * self.sparse_weight
+        # Outputs not asked for: small stand-ins the kernel does not touch.
+        forces_out = dE_dr if want_forces else np.zeros((1, 3, m))
+        virial_out = virial if want_virials else np.zeros((1, 3, 3, m))
         for start in range(0, G.n_pairs, pair_chunk):
             sl = slice(start, min(start + pair_chunk, G.n_pairs))
             rows = G.center[sl]
             Gv = G.values[sl]
-            dK = self.kernel.pair_gradients(Xa, self.sparse_X, Gv, rows, context=context)
-            dK *= w[rows][:, None, None]
+            GZ, u = self.kernel.pair_factors(Xa, self.sparse_X, Gv, rows, context)
+            vectors = G.vectors[sl] if want_virials else np.zeros((len(rows), 3))
+            accumulate_pair_rows(GZ, u, W, C, scale, rows, G.neighbour[sl], vectors, row_structure, forces_out,
+                                 virial_out, want_forces, want_virials)
             if dw is not None:
+                # the cutoff weight's own gradient: dw·Gv times k (distance_2b)
                 gw = np.einsum("pak,pk->pa", Gv, dw[rows])
-                dK += gw[:, :, None] * K[rows][:, None, :]
-            dK *= self.delta**2 * self.sparse_weight[None, None, :]
-            flat = dK.reshape(len(rows), 3 * m)
-            idx = np.arange(len(rows))
-            if want_forces:
-                A = sp.csr_matrix((np.ones(len(rows)), (G.neighbour[sl], idx)), shape=(n_atoms, len(rows)))
-                dE_dr += A @ flat
-            if want_virials:
-                vec = G.vectors[sl]
-                s3 = 3 * row_structure[rows]
-                B = sp.csr_matrix(
-                    (vec.ravel(), ((s3[:, None] + np.arange(3)[None, :]).ravel(), np.repeat(idx, 3))),
-                    shape=(3 * n_structures, len(rows)),
-                )
-                virial += B @ flat
+                extra = gw[:, :, None] * K[rows][:, None, :] * scale[None, None, :]
+                if want_forces:
+                    np.add.at(dE_dr, G.neighbour[sl], extra)
+                if want_virials:
+                    np.add.at(virial, row_structure[rows], np.einsum("px,pam->pxam", G.vectors[sl], extra))
         if want_forces:
             dE_dr = dE_dr.reshape(n_atoms * 3, m)
         if want_virials:
             # virial_ab = -sum_p vectors[p, a] dE/dr_{p, b}, symmetrised.
-            full = -virial.reshape(n_structures, 3, 3, m)
+            full = -virial
             virial = np.stack([0.5 * (full[:, a, b] + full[:, b, a]) for a, b in VIRIAL_COMPONENTS], axis=1)
         return energy, dE_dr, virial
 

@@ -86,6 +86,11 @@ def group_gradient_prior(term, X, U, item_rows, order, offsets):
         ``δ² Σ_ij u_i^T ∂_x∂_z^T [w w' k] u_j`` in (eV/Å)² for forces.
     """
     w, dw = row_weights(term.descriptor, X)
+    grouped = getattr(term.kernel, "grouped_gradient_prior", None)
+    if grouped is not None:  # one compiled pass over all groups
+        raw = grouped(X, U, item_rows, order, offsets, None if dw is None else w, dw)
+        if raw is not None:
+            return term.delta**2 * raw
     n_groups, n_comp = len(offsets) - 1, U.shape[1]
     out = np.zeros((n_groups, n_comp))
     # Tiny products (tens of rows): BLAS threads only add synchronisation,

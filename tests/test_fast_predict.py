@@ -208,3 +208,24 @@ def test_compiled_gradient_priors_equal_the_pairwise_formula(case_name):
         reference = [term.delta**2 * w[a:b] @ term.kernel(Xa[a:b], Xa[a:b]) @ w[a:b]
                      for a, b in zip(X.offsets[:-1], X.offsets[1:])]
         assert _relative(energy_prior, reference) < 1e-12
+
+
+def test_fast_path_adds_the_baseline_like_the_explicit_path():
+    from kernelpot.potential.coulomb_baseline import CoulombBaseline
+
+    train = [_metal(s, "CuAu") for s in range(3)]
+    energies, forces = _labelled(train)
+    for atoms in train:
+        atoms.info["charge"] = 0
+    baseline = CoulombBaseline({29: 0.3, 79: -0.9})
+    terms = [GAPTerm(Distance2B(cutoff=3.5, cutoff_transition_width=0.5), GaussianCovariance(0.5), n_sparse=8,
+                     sparse_method="uniform")]
+    model = SparseGPR(terms, e0="average", baseline=baseline, random_state=0).fit(train, energies=energies,
+                                                                                   forces=forces)
+    test = [_metal(21, "CuAu")]
+    test[0].info["charge"] = 0
+    properties = ["energy", "forces", "stress"]
+    fast = GAPPredictor(model).predict(test, properties)
+    explicit = model._predict_explicit(test, pack(test), properties, False, "dtc", None)
+    for key in properties:
+        assert _relative(fast[key], explicit[key]) < 1e-10, key

@@ -19,8 +19,10 @@ SOAP terms (:class:`~kernelpot.descriptors.CentreSpecies` around one SOAP)
 asks one neighbour-list provider, which may keep its list between MD
 steps (:class:`~kernelpot.structures.neighbours.VerletNeighbours`).
 
-The results equal the explicit-gradient path (``_predict_block`` of the
-model) to round-off; ``tests/test_fast_predict.py`` checks that on
+A model's ``baseline`` (an exact additive model under the GAP, e.g.
+:class:`~kernelpot.potential.coulomb_baseline.CoulombBaseline`) is added as
+on the explicit path. The results equal the explicit-gradient path
+(``_predict_explicit`` of the model) to round-off; ``tests/test_fast_predict.py`` checks that on
 periodic and finite, one- and many-species systems, with and without pair
 terms, for ζ = 1, 2, 4.
 """
@@ -186,6 +188,18 @@ class GAPPredictor:
                 dE_dr += derivative
                 if need_virial:
                     virial += group_virial
+        baseline = getattr(model, "baseline", None)
+        if baseline is not None:  # an exact additive model under the GAP (e.g. fixed-charge Coulomb)
+            baseline.check(atoms_list)
+            extra = baseline.evaluate(atoms_list, forces="forces" in properties, virial=need_virial,
+                                      local_energy=need_local)
+            energy += extra["energy"]
+            if "forces" in properties:
+                dE_dr -= extra["forces"]
+            if need_virial:
+                virial += extra["virial"]
+            if need_local:
+                local += extra["local_energy"]
         out = {"energy": energy}
         if "forces" in properties:
             out["forces"] = -dE_dr

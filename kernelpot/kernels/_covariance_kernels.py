@@ -137,16 +137,28 @@ def gaussian_gradient_prior(X, U, item_rows, order, offsets, inverse_sigma2, w, 
 
 @njit(cache=True, nogil=True)
 def gaussian_quadratic_form(X, inverse_sigma2, w):
-    """``Σ_ij w_i w_j exp(-|x_i - x_j|²_S / 2)`` without the (n, n) matrix (pair rows of ``distance_2b``)."""
+    """``Σ_ij w_i w_j exp(-|x_i - x_j|²_S / 2)`` without the (n, n) matrix (pair rows of ``distance_2b``).
+
+    Compensated (Neumaier) sums: the energy variance subtracts nearly equal numbers of this size,
+    so its round-off is kept at that of a blocked matrix product.
+    """
     n, d = X.shape
     total = 0.0
+    total_c = 0.0
     for i in range(n):
         row = 0.0
+        row_c = 0.0
         for j in range(i + 1, n):
             square = 0.0
             for k in range(d):
                 diff = X[i, k] - X[j, k]
                 square += inverse_sigma2[k] * diff * diff
-            row += w[j] * math.exp(-0.5 * square)
-        total += w[i] * (2.0 * row + w[i])
-    return total
+            value = w[j] * math.exp(-0.5 * square)
+            t = row + value
+            row_c += (row - t) + value if abs(row) >= abs(value) else (value - t) + row
+            row = t
+        value = w[i] * (2.0 * (row + row_c) + w[i])
+        t = total + value
+        total_c += (total - t) + value if abs(total) >= abs(value) else (value - t) + total
+        total = t
+    return total + total_c

@@ -33,10 +33,15 @@ class GAPCalculator(BaseCalculator):
         predictive standard deviations of the latent energy and forces,
         times the model's ``std_scale_`` and combined in quadrature with
         its ``std_floor_`` (eV, eV/Å) if it was recalibrated
-        (:func:`kernelpot.uncertainty.calibration.recalibrate`). The force
-        variance costs a second pass over the descriptor gradients; switch
-        off for speed in MD. With stress, ``results["stress_std"]``
-        (eV/Å³, Voigt) is kept too.
+        (:func:`kernelpot.uncertainty.calibration.recalibrate`). The
+        variances are exact (DTC, :mod:`kernelpot.models.gap.variance`,
+        ``σ² = prior - k*ᵀK_MM⁻¹k* + k*ᵀ(R^T R)⁻¹k*`` per force component):
+        they need every force component's covariance with every sparse
+        point, a product over all neighbour pairs, descriptor features and
+        sparse points, so a call with them costs several times a call
+        without (``benchmarks/RESULTS.md``; 1 thread, rattled 216-atom Si,
+        1,000 sparse points: about 10-20x). Switch off for speed.
+        With stress, ``results["stress_std"]`` (eV/Å³, Voigt) is kept too.
     skin : float, default=1.0
         Verlet skin in Å: each thread keeps its neighbour lists between
         calls while no atom has moved more than ``skin / 2``

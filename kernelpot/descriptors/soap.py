@@ -288,16 +288,9 @@ class SOAP(Descriptor):
             Invalid hyperparameters; an atom whose species is not in
             ``species``; non-finite positions; a periodic cell of zero volume.
         """
-        species = self._check_parameters()
-        packed = self._pack(X, species)
-        basis = make_radial_basis(
-            self.rbf, float(self.r_cut), int(self.n_max), int(self.l_max), float(self.sigma)
-        )
-        block_offsets, n_features = feature_block_offsets(len(species), self.n_max, self.l_max)
-        atom_species = species_indices(packed.numbers, species)
+        species, packed, basis, block_offsets, n_features, atom_species, cutoff = self._setup(X)
         features = np.empty((packed.n_atoms, n_features))
         chunks = list(structure_chunks(packed.offsets, _CHUNK_ATOMS))
-        cutoff = self._search_cutoff()
         if not gradients:
             for first, last in chunks:
                 sub, start, stop = sub_packing(packed, first, last)
@@ -308,6 +301,18 @@ class SOAP(Descriptor):
         return self._transform_with_gradients(
             packed, chunks, cutoff, atom_species, basis, block_offsets, features
         )
+
+    def _setup(self, X):
+        """Checked parameters and packed input: ``(species, packed, basis, block_offsets, n_features,
+        atom_species, search cutoff)``."""
+        species = self._check_parameters()
+        packed = self._pack(X, species)
+        basis = make_radial_basis(
+            self.rbf, float(self.r_cut), int(self.n_max), int(self.l_max), float(self.sigma)
+        )
+        block_offsets, n_features = feature_block_offsets(len(species), self.n_max, self.l_max)
+        return (species, packed, basis, block_offsets, n_features, species_indices(packed.numbers, species),
+                self._search_cutoff())
 
     def transform_vjp(self, X, *, neighbours=None):
         """Features and a reverse-mode pass to position derivatives, without the gradient rows.
@@ -341,14 +346,7 @@ class SOAP(Descriptor):
             ``virial`` (n_structures, 3, 3) ``-Σ r ⊗ ∂E/∂r`` in energy units, or
             None unless asked for.
         """
-        species = self._check_parameters()
-        packed = self._pack(X, species)
-        basis = make_radial_basis(
-            self.rbf, float(self.r_cut), int(self.n_max), int(self.l_max), float(self.sigma)
-        )
-        _, n_features = feature_block_offsets(len(species), self.n_max, self.l_max)
-        atom_species = species_indices(packed.numbers, species)
-        cutoff = self._search_cutoff()
+        species, packed, basis, _, n_features, atom_species, cutoff = self._setup(X)
         search = neighbour_list if neighbours is None else neighbours
         pairs = restrict_neighbours(search(packed, cutoff), cutoff)
         features = np.empty((packed.n_atoms, n_features))

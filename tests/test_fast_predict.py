@@ -2,7 +2,7 @@
 
 Models are small GAPs fitted to EMT labels (a real many-body potential): periodic one- and two-species
 metals, finite molecules, with and without ``distance_2b`` terms, per-centre-species SOAP terms sharing
-one SOAP, and dot-product exponents ζ = 1, 2 (both the matrix and the sum route) and 4.
+one SOAP, dot-product exponents ζ = 1, 2 (both the matrix and the sum route) and 4, and a linear term.
 """
 
 import numpy as np
@@ -14,7 +14,11 @@ from ase.calculators.emt import EMT
 from kernelpot.descriptors import CentreSpecies
 from kernelpot.descriptors.distance_2b import Distance2B
 from kernelpot.descriptors.soap import SOAP
-from kernelpot.kernels import GaussianCovariance, NormalizedDotProductCovariance
+from kernelpot.kernels import (
+    GaussianCovariance,
+    LinearCovariance,
+    NormalizedDotProductCovariance,
+)
 from kernelpot.models.gap import GAPTerm, SparseGPR
 from kernelpot.models.gap.predictor import GAPPredictor
 from kernelpot.structures.neighbours import VerletNeighbours
@@ -50,7 +54,7 @@ def _molecules(seed):
 
 
 def _soap(species, periodic=True, **kw):
-    settings = dict(r_cut=3.5, n_max=3, l_max=2, sigma=0.5, periodic=periodic)
+    settings = {"r_cut": 3.5, "n_max": 3, "l_max": 2, "sigma": 0.5, "periodic": periodic}
     settings.update(kw)
     return SOAP(species, **settings)
 
@@ -83,6 +87,12 @@ def _model(case):
                          n_sparse=6, sparse_method="uniform"),
                  GAPTerm(_soap([1, 6, 7, 8, 29], n_max=4, l_max=3), NormalizedDotProductCovariance(2), n_sparse=12)]
         test = [_metal(7), *_molecules(3)[:2], _metal(8, size=(1, 1, 2))]
+    elif case == "metal-linear-and-zeta2":
+        train = [_metal(s) for s in range(4)]
+        soap = _soap([29], rbf="gap", cutoff_transition_width=1.0)
+        terms = [GAPTerm(soap, NormalizedDotProductCovariance(2), delta=0.2, n_sparse=20),
+                 GAPTerm(_soap([29], n_max=2, l_max=1), LinearCovariance(), delta=0.05, n_sparse=10)]
+        test = [_metal(14, size=(1, 2, 1), amp=0.15)]
     else:  # pragma: no cover
         raise KeyError(case)
     energies, forces = _labelled(train)
@@ -91,7 +101,7 @@ def _model(case):
 
 
 CASES = ["metal-2b-soap-gap-zeta4", "alloy-per-species-zeta2-matrix", "molecules-zeta1-no-pairs",
-         "mixed-zeta2-sum-route"]
+         "mixed-zeta2-sum-route", "metal-linear-and-zeta2"]
 
 
 @pytest.fixture(scope="module", params=CASES)
@@ -185,7 +195,7 @@ def test_predictor_needs_a_fitted_model_with_reverse_mode_descriptors():
         GAPPredictor(SparseGPR([GAPTerm(Distance2B(), GaussianCovariance(1.0))]))
 
 
-@pytest.mark.parametrize("case_name", ["metal-2b-soap-gap-zeta4", "molecules-zeta1-no-pairs"])
+@pytest.mark.parametrize("case_name", ["metal-2b-soap-gap-zeta4", "molecules-zeta1-no-pairs", "metal-linear-and-zeta2"])
 def test_compiled_gradient_priors_equal_the_pairwise_formula(case_name):
     """The per-atom force priors (one compiled pass, both covariances, cutoff weights) against
     ``second_derivative_pieces`` summed group by group in Python."""

@@ -41,10 +41,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._covariance_kernels import (dot_power_weights, dot_product_gradient_prior, gaussian_gradient_prior,
-                                  gaussian_quadratic_form)
+from ._covariance_kernels import (
+    dot_power_weights,
+    dot_product_gradient_prior,
+    gaussian_gradient_prior,
+    gaussian_quadratic_form,
+)
 
-__all__ = ["GaussianCovariance", "NormalizedDotProductCovariance", "LinearCovariance"]
+__all__ = ["GaussianCovariance", "LinearCovariance", "NormalizedDotProductCovariance"]
 
 
 def _flat_dot(G, Z):
@@ -381,9 +385,26 @@ class LinearCovariance:
         return _flat_dot(Gv, Z)
 
     def quadratic_form(self, X, weights):
-        """``Σ_ij w_i w_j x_i·x_j = |Σ_i w_i x_i|²``."""
-        v = np.asarray(weights, dtype=np.float64) @ np.asarray(X, dtype=np.float64)
+        """``Σ_ij w_i w_j x_i·x_j``: ``w (X Xᵀ) w`` up to 2048 rows (the last bits of the explicit product, as
+        :meth:`GaussianCovariance.quadratic_form`), ``|Σ_i w_i x_i|²`` beyond."""
+        X = np.asarray(X, dtype=np.float64)
+        weights = np.asarray(weights, dtype=np.float64)
+        if len(X) <= 2048:
+            return float(weights @ (X @ X.T) @ weights)
+        v = weights @ X
         return float(v @ v)
+
+    def grouped_gradient_prior(self, X, U, item_rows, order, offsets, weights=None, weight_gradients=None):
+        """``Σ_ij u_i·u_j = |Σ_i u_i|²`` per group and component (see
+        :meth:`NormalizedDotProductCovariance.grouped_gradient_prior`); None with row weights."""
+        if weights is not None:
+            return None
+        U = np.asarray(U, dtype=np.float64)
+        out = np.zeros((len(offsets) - 1, U.shape[1]))
+        for g in range(len(out)):
+            summed = U[order[offsets[g]:offsets[g + 1]]].sum(0)       # (n_components, d)
+            out[g] = np.einsum("cd,cd->c", summed, summed)
+        return out
 
     def contraction(self, Z, weights):
         """``X -> (X·u, u)`` with ``u = Zᵀ w``: the whole sum over sparse points is one vector."""

@@ -15,7 +15,11 @@ from kernelpot.models.gap import SparseGPR
 from kernelpot.potential.calculator import GAPCalculator
 from kernelpot.potential.recipe import terms_from_gap_string
 from kernelpot.potential.serialization import save_model
-from kernelpot.potential.watch import UncertaintyExceeded, UncertaintyWatch, max_force_std
+from kernelpot.potential.watch import (
+    UncertaintyExceeded,
+    UncertaintyWatch,
+    max_force_std,
+)
 from kernelpot.utils.ase_compat import thermalize
 
 SMALL_GAP = ("{distance_2b cutoff=5.0 n_sparse=15 covariance_type=ard_se delta=2.0 theta_uniform=1.0 "
@@ -65,6 +69,45 @@ def test_watch_stops_at_the_first_step_above_the_threshold(si_model):
     assert stopped.value.sigma == pytest.approx(sigma0)
 
 
+def test_requested_mode_computes_sigma_only_when_asked(si_model, monkeypatch):
+    atoms = _hot_si()
+    atoms.calc = GAPCalculator(si_model, uncertainty="requested")
+    calls = []
+    original = SparseGPR.predict
+
+    def counting(self, *args, **kwargs):
+        calls.append(kwargs.get("return_std", False))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SparseGPR, "predict", counting)
+    forces = atoms.get_forces()
+    stress = atoms.get_stress()
+    assert calls == [] and "forces_std" not in atoms.calc.results   # the fast path, no σ
+    sigma = atoms.calc.get_property("forces_std", atoms)
+    assert calls == [True]
+    expected = original(si_model, [atoms], properties=("forces",), return_std=True)
+    np.testing.assert_allclose(sigma, expected["forces_std"], rtol=1e-10)
+    # the σ call keeps the step's stress and gives the same forces (to round-off)
+    np.testing.assert_allclose(atoms.get_stress(), stress, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(atoms.get_forces(), forces, rtol=0, atol=1e-10)
+    assert calls == [True]
+    with pytest.raises(ValueError, match="requested"):
+        GAPCalculator(si_model, uncertainty="sometimes")
+
+
+def test_watch_interval_reads_sigma_on_its_steps_only(si_model):
+    atoms = _hot_si()
+    atoms.calc = GAPCalculator(si_model, uncertainty="requested")
+    dynamics = VelocityVerlet(atoms, timestep=1.0 * units.fs)
+    with_std = []
+    dynamics.attach(lambda: with_std.append("forces_std" in atoms.calc.results), interval=1)
+    watch = UncertaintyWatch(dynamics, interval=3)
+    dynamics.run(7)
+    assert watch.steps == [0, 3, 6]
+    # observers run in attachment order: the recorder sees each step before the watch asks for σ
+    assert with_std == [False] * 8
+
+
 @pytest.mark.parametrize("kwargs, message", [({"threshold": -1.0}, "threshold"), ({"stop": True}, "needs a"),
                                              ({"interval": 0}, "interval")])
 def test_watch_rejects_bad_settings(si_model, kwargs, message):
@@ -85,6 +128,12 @@ def test_md_cli_flags_and_stops(si_model, tmp_path, capsys):
     assert "stopped: step 1:" in out and "1 flagged structure(s)" in out
     assert len(read(tmp_path / "flagged.xyz", ":")) == 1
     assert main(["md", str(tmp_path / "si.kpot"), str(tmp_path / "start.xyz"), "--stop", "--quiet"]) == 2
+    code = main(["md", str(tmp_path / "si.kpot"), str(tmp_path / "start.xyz"), "--steps", "6", "--interval", "3",
+                 "--uncertainty", "--std-interval", "3"])
+    assert code == 0
+    assert "over 3 steps" in capsys.readouterr().out   # steps 0, 3, 6
+    assert main(["md", str(tmp_path / "si.kpot"), str(tmp_path / "start.xyz"), "--uncertainty",
+                 "--std-interval", "0", "--quiet"]) == 2
 
 
 def test_md_explorer_watches_every_step(si_model):

@@ -33,6 +33,9 @@ def add_parser(sub) -> None:
     watch.add_argument("--std-threshold", type=float,
                        help="flag steps whose largest |forces_std| exceeds this, eV/Å (implies --uncertainty)")
     watch.add_argument("--stop", action="store_true", help="stop at the first flagged step (needs --std-threshold)")
+    watch.add_argument("--std-interval", type=int, default=1,
+                       help="steps between σ checks; the steps in between take the fast mean-only path, so σ "
+                            "costs 1/N of its per-step price")
     watch.add_argument("--flagged", type=Path, help="write the flagged structures to this extxyz file")
     add_seed(md)
     add_quiet(md)
@@ -47,17 +50,21 @@ def run(args) -> int:
     from ase.md.velocitydistribution import Stationary
     from ase.md.verlet import VelocityVerlet
 
-    from ..utils.ase_compat import thermalize
     from ..parallel.progress import progress_bar
     from ..potential.calculator import GAPCalculator
+    from ..utils.ase_compat import thermalize
 
     if args.stop and args.std_threshold is None:
         raise ValueError("--stop needs --std-threshold")
     if args.std_threshold is not None and not args.std_threshold > 0:
         raise ValueError(f"--std-threshold must be > 0 eV/Å; got {args.std_threshold}")
+    if args.std_interval < 1:
+        raise ValueError(f"--std-interval must be an integer >= 1; got {args.std_interval}")
     uncertainty = args.uncertainty or args.std_threshold is not None
     atoms = read(args.start, index=args.frame)
-    atoms.calc = GAPCalculator(args.model, uncertainty=uncertainty, skin=args.skin)
+    # With --std-interval N > 1, σ only on the steps the watch reads it; the others take the fast path.
+    mode = (True if args.std_interval == 1 else "requested") if uncertainty else False
+    atoms.calc = GAPCalculator(args.model, uncertainty=mode, skin=args.skin)
     thermalize(atoms, args.temperature, np.random.default_rng(args.seed))
     Stationary(atoms)
     if args.thermostat == "nve":
@@ -73,7 +80,8 @@ def run(args) -> int:
     if uncertainty:
         from ..potential.watch import UncertaintyWatch
 
-        watch = UncertaintyWatch(dynamics, threshold=args.std_threshold, stop=args.stop)
+        watch = UncertaintyWatch(dynamics, threshold=args.std_threshold, stop=args.stop,
+                                 interval=args.std_interval)
         flagged_frames = []
         if args.flagged is not None:
             def keep_flagged():

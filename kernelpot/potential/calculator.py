@@ -27,8 +27,8 @@ class GAPCalculator(BaseCalculator):
     model : SparseGPR or str or Path
         A fitted model, or the path of a ``.kpot`` file written by
         :func:`kernelpot.potential.serialization.save_model`.
-    uncertainty : bool, default=True
-        Also compute ``results["energy_std"]`` (eV) and
+    uncertainty : bool or "requested", default=True
+        True: with every call also compute ``results["energy_std"]`` (eV) and
         ``results["forces_std"]`` (eV/Å, shape (n_atoms, 3)): the DTC
         predictive standard deviations of the latent energy and forces,
         times the model's ``std_scale_`` and combined in quadrature with
@@ -42,6 +42,13 @@ class GAPCalculator(BaseCalculator):
         without (``benchmarks/RESULTS.md``; 1 thread, rattled 216-atom Si,
         1,000 sparse points: about 10-20x). Switch off for speed.
         With stress, ``results["stress_std"]`` (eV/Å³, Voigt) is kept too.
+        ``"requested"``: only the calls that ask for ``energy_std`` or
+        ``forces_std`` (``atoms.calc.get_property("forces_std", atoms)``)
+        compute them; the others take the fast path. MD that checks σ
+        every N steps (``UncertaintyWatch(..., interval=N)``,
+        ``kernelpot md --std-interval N``) then pays for σ on those steps
+        only. False: never (asking for them raises
+        ``PropertyNotImplementedError``).
     skin : float, default=1.0
         Verlet skin in Å: each thread keeps its neighbour lists between
         calls while no atom has moved more than ``skin / 2``
@@ -72,7 +79,7 @@ class GAPCalculator(BaseCalculator):
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "energy_std",
                               "forces_std"]
 
-    def __init__(self, model, *, uncertainty: bool = True, skin: float = 1.0):
+    def __init__(self, model, *, uncertainty: bool | str = True, skin: float = 1.0):
         self._per_thread_predictor = threading.local()
         super().__init__()
         if isinstance(model, (str, Path)):
@@ -81,6 +88,8 @@ class GAPCalculator(BaseCalculator):
             raise TypeError(f"`model` must be a fitted SparseGPR or a .kpot path; got {type(model).__name__}")
         if not hasattr(model, "alpha_"):
             raise ValueError("`model` is not fitted; call fit first or load a .kpot file")
+        if uncertainty not in (True, False, "requested"):
+            raise ValueError(f"`uncertainty` must be True, False or 'requested'; got {uncertainty!r}")
         self.model = model
         self.uncertainty = uncertainty
         VerletNeighbours(skin)  # validates
@@ -113,23 +122,27 @@ class GAPCalculator(BaseCalculator):
         wanted = ["energy", "forces"] + (["stress"] if "stress" in properties else [])
         if "energies" in properties:
             wanted.append("local_energy")
+        with_std = self.uncertainty is True or (
+            self.uncertainty == "requested" and any(p in properties for p in ("energy_std", "forces_std")))
         predictor = self._predictor()
-        if predictor is not None and not self.uncertainty and not _pair_locals(self.model, wanted):
+        if predictor is not None and not with_std and not _pair_locals(self.model, wanted):
             prediction = predictor.predict([atoms], tuple(wanted))
         else:
-            prediction = self.model.predict([atoms], properties=tuple(wanted), return_std=self.uncertainty)
+            prediction = self.model.predict([atoms], properties=tuple(wanted), return_std=with_std)
         energy = float(prediction["energy"][0])
-        self.results = {"energy": energy, "free_energy": energy, "forces": prediction["forces"]}
+        # Same structure (a σ request after the step's forces): keep what was computed, e.g. stress.
+        kept = {} if system_changes else dict(self.results)
+        self.results = {**kept, "energy": energy, "free_energy": energy, "forces": prediction["forces"]}
         if "stress" in prediction:
             self.results["stress"] = prediction["stress"][0]
         if "local_energy" in prediction:
             self.results["energies"] = prediction["local_energy"]
-        if self.uncertainty:
+        if with_std:
             self.results["energy_std"] = float(prediction["energy_std"][0])
             self.results["forces_std"] = prediction["forces_std"]
             if "stress_std" in prediction:
                 self.results["stress_std"] = prediction["stress_std"][0]
-        else:
+        elif not self.uncertainty:
             for name in ("energy_std", "forces_std"):
                 if name in properties:
                     raise PropertyNotImplementedError(f"{name} was switched off (uncertainty=False)")

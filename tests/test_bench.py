@@ -51,6 +51,25 @@ def test_missing_peer_is_skipped_and_a_crash_does_not_lose_other_rows(tmp_path, 
     assert "- unavailable input: no data here" in text
 
 
+def test_update_adds_or_replaces_a_section_and_keeps_the_other_rows(tmp_path, monkeypatch):
+    def first(quick):
+        return [Row("fake", "first", "wall time", "s", 1.0, 2.0, "lower")]
+
+    def second(quick):
+        return [Row("fake", "second", "wall time", "s", 3.0, 2.0, "lower")]
+
+    monkeypatch.setattr(runner, "CASES", {"a": ((), first, "case a"), "b": ((), second, "case b")})
+    runner.run(_args(tmp_path, ["a"]))
+    update = argparse.Namespace(quick=False, only=["b"], output=tmp_path / "RESULTS.md", update=True)
+    runner.run(update)
+    runner.run(update)  # the same cases again: their section is replaced, not repeated
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert text.count("| fake | first |") == 1 and text.count("| fake | second |") == 1
+    assert text.count("## `kernelpot bench --only b --update`") == 1
+    assert text.count("Machine:") == 2   # each section says where it ran
+    assert text.index("| fake | first |") < text.index("## `kernelpot bench --only b --update`")
+
+
 def test_unknown_case_is_an_error(tmp_path):
     with pytest.raises(ValueError, match=r"unknown benchmark case\(s\) \['nope'\]"):
         runner.run(_args(tmp_path, ["nope"]))

@@ -87,16 +87,31 @@ def _number(value: float) -> str:
 
 def markdown(rows: list[Row], skips: list[Skip], *, quick: bool, seconds: float) -> str:
     """The RESULTS.md text: machine, versions, one table of ratios, skipped cases."""
+    command = f"kernelpot bench{' --quick' if quick else ''}"
+    return "\n".join(["# kernelpot against its peers", "", *_table(rows, skips, command, seconds)]) + "\n"
+
+
+def update_section(text: str, cases: list[str], rows: list[Row], skips: list[Skip], *, quick: bool,
+                   seconds: float) -> str:
+    """``text`` (an existing report) with a section for a run of ``cases`` added, or replacing the section of
+    an earlier run of the same cases: the other rows keep their own machine, load and versions."""
+    command = f"kernelpot bench --only {','.join(cases)}{' --quick' if quick else ''} --update"
+    title = f"## `{command}`"
+    section = "\n".join([title, "", *_table(rows, skips, command, seconds)]) + "\n"
+    parts = text.rstrip("\n").split("\n\n## ")
+    head, sections = parts[0], ["## " + part for part in parts[1:]]
+    sections = [old for old in sections if old.splitlines()[0] != title] + [section.rstrip("\n")]
+    return "\n\n".join([head, *sections]) + "\n"
+
+
+def _table(rows: list[Row], skips: list[Skip], command: str, seconds: float) -> list[str]:
     info, vers = machine(), versions()
     lines = [
-        "# kernelpot against its peers",
+        (f"Written by `{command}` on {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC in {seconds:.0f} s. "
+         "Each row runs kernelpot and the peer on the same input in one invocation; ratio = kernelpot / peer."),
         "",
-        f"Written by `kernelpot bench{' --quick' if quick else ''}` on "
-        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC in {seconds:.0f} s. "
-        "Each row runs kernelpot and the peer on the same input in one invocation; ratio = kernelpot / peer.",
-        "",
-        f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory_GiB']} GiB, load average "
-        f"{info['load_average']} at the end, Python {info['python']}, {info['platform']}.",
+        (f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory_GiB']} GiB, load average "
+         f"{info['load_average']} at the end, Python {info['python']}, {info['platform']}."),
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()) + ".",
         "",
@@ -108,7 +123,7 @@ def markdown(rows: list[Row], skips: list[Skip], *, quick: bool, seconds: float)
                      f"{_number(r.peer_value)} | {r.ratio:.3g} | {r.better} | {r.note} |")
     if skips:
         lines += ["", "Skipped:", ""] + [f"- {s.case}: {s.reason}" for s in skips]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def write_atomically(path: Path, text: str) -> None:

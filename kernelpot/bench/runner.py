@@ -8,7 +8,7 @@ import traceback
 from pathlib import Path
 
 from . import descriptor_cases, electrostatics_cases, gap_cases, learning_cases, predict_cases
-from .results import PeerUnavailable, Skip, markdown, write_atomically
+from .results import PeerUnavailable, Skip, markdown, update_section, write_atomically
 
 # name -> (peer modules that must import, function, what it measures)
 CASES = {
@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"comma-separated cases among {','.join(CASES)} (default: all)")
     parser.add_argument("--output", type=Path, default=Path("benchmarks") / "RESULTS.md",
                         help="Markdown report to write (default: benchmarks/RESULTS.md)")
+    parser.add_argument("--update", action="store_true",
+                        help="keep the existing report and add (or replace) a section for the cases run, with "
+                             "its own machine, load and versions, instead of rewriting the whole file")
 
 
 def _peer_missing(modules) -> str | None:
@@ -79,7 +82,11 @@ def run(args) -> int:
                   flush=True)
         print(f"       ({time.perf_counter() - case_start:.0f} s)", flush=True)
         rows += new
-    text = markdown(rows, skips, quick=args.quick, seconds=time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    if getattr(args, "update", False) and args.output.exists():
+        text = update_section(args.output.read_text(), args.only, rows, skips, quick=args.quick, seconds=seconds)
+    else:
+        text = markdown(rows, skips, quick=args.quick, seconds=seconds)
     write_atomically(args.output, text)
     print(f"wrote {args.output}")
     return 0

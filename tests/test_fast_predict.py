@@ -239,3 +239,22 @@ def test_fast_path_adds_the_baseline_like_the_explicit_path():
     explicit = model._predict_explicit(test, pack(test), properties, False, "dtc", None)
     for key in properties:
         assert _relative(fast[key], explicit[key]) < 1e-10, key
+
+
+def test_row_chunks_in_threads_equal_one_call_and_blas_threads_are_restored():
+    from threadpoolctl import threadpool_info
+
+    from kernelpot.models.gap.predictor import _rows_in_parallel
+
+    model, _ = _model("metal-2b-soap-gap-zeta4")
+    big = _metal(3, size=(4, 4, 4), amp=0.1)   # 256 rows: several chunks
+    for term in model.terms_:
+        X = np.asarray(term.descriptor.transform([big]))
+        one = term.local_energies(X)
+        for n_threads in (2, 3):
+            chunked = _rows_in_parallel(term.local_energies, X, n_threads)
+            for a, b in zip(chunked, one):
+                assert a.shape == b.shape and _relative(a, b) < 1e-10   # GEMM blocking: round-off
+    before = [(p["filepath"], p["num_threads"]) for p in threadpool_info() if p["user_api"] == "blas"]
+    GAPPredictor(model).predict([big], ("energy", "forces"))
+    assert [(p["filepath"], p["num_threads"]) for p in threadpool_info() if p["user_api"] == "blas"] == before

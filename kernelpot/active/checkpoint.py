@@ -1,7 +1,6 @@
 """Checkpoint folder of an active-learning run.
 
-Layout (all files written atomically: a temporary file in the same folder
-renamed over the target, as :mod:`kernelpot.potential.model_file` does):
+Layout (all files but the log written atomically, :func:`kernelpot.utils.files.atomic_write`):
 
 ``labelled.extxyz``
     Every structure labelled so far, with its oracle energy (eV) and forces
@@ -23,30 +22,14 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import ase.io
 
+from ..utils.files import atomic_write
 from ..utils.jsonable import jsonable
 
-__all__ = ["Checkpoint", "atomic_write"]
-
-
-def atomic_write(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+__all__ = ["Checkpoint"]
 
 
 class Checkpoint:

@@ -99,6 +99,8 @@ class Distance2B(Descriptor):
 
     @property
     def n_features(self) -> int:
+        """1 (the distance); validates the hyperparameters."""
+        self._validate()
         return 1
 
     def _validate(self):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,14 @@ class GAPCalculator(BaseCalculator):
     ``PropertyNotImplementedError`` instead of returning a meaningless
     number.
 
+    Threads: one calculator may serve several threads at once. ASE keeps
+    the last structure and its results on the calculator (``atoms``,
+    ``results``); here each thread has its own, so a thread never receives
+    another thread's results and the compiled kernels (which release the
+    GIL) run in parallel. ``results`` read from a thread holds that
+    thread's last calculation; a copy or a pickle of the calculator keeps
+    the calling thread's.
+
     Examples
     --------
     >>> calc = GAPCalculator("si.kpot")          # doctest: +SKIP
@@ -57,6 +66,7 @@ class GAPCalculator(BaseCalculator):
                               "forces_std"]
 
     def __init__(self, model, *, uncertainty: bool = True):
+        self._per_thread = threading.local()
         super().__init__()
         if isinstance(model, (str, Path)):
             model = load_model(model)
@@ -66,6 +76,40 @@ class GAPCalculator(BaseCalculator):
             raise ValueError("`model` is not fitted; call fit first or load a .kpot file")
         self.model = model
         self.uncertainty = uncertainty
+
+    # ASE's cache (last structure and results) is per thread: see Notes.
+    def _thread_cache(self):
+        cache = self._per_thread
+        if not hasattr(cache, "results"):
+            cache.atoms, cache.results = None, {}
+        return cache
+
+    @property
+    def atoms(self):
+        return self._thread_cache().atoms
+
+    @atoms.setter
+    def atoms(self, value):
+        self._thread_cache().atoms = value
+
+    @property
+    def results(self):
+        return self._thread_cache().results
+
+    @results.setter
+    def results(self, value):
+        self._thread_cache().results = value
+
+    def __getstate__(self):
+        state = {key: value for key, value in self.__dict__.items() if key != "_per_thread"}
+        state["_cache"] = (self.atoms, self.results)
+        return state
+
+    def __setstate__(self, state):
+        atoms, results = state.pop("_cache")
+        self.__dict__.update(state)
+        self._per_thread = threading.local()
+        self.atoms, self.results = atoms, results
 
     def calculate(self, atoms, properties, system_changes):
         if "stress" in properties and not atoms.pbc.all():
@@ -78,22 +122,23 @@ class GAPCalculator(BaseCalculator):
             wanted.append("local_energy")
         prediction = self.model.predict([atoms], properties=tuple(wanted), return_std=self.uncertainty)
         energy = float(prediction["energy"][0])
-        self.results = {"energy": energy, "free_energy": energy, "forces": prediction["forces"]}
+        results = {"energy": energy, "free_energy": energy, "forces": prediction["forces"]}
         if "stress" in prediction:
-            self.results["stress"] = prediction["stress"][0]
+            results["stress"] = prediction["stress"][0]
         if "local_energy" in prediction:
-            self.results["energies"] = prediction["local_energy"]
+            results["energies"] = prediction["local_energy"]
         if self.uncertainty:
-            self.results["energy_std"] = float(prediction["energy_std"][0])
-            self.results["forces_std"] = prediction["forces_std"]
+            results["energy_std"] = float(prediction["energy_std"][0])
+            results["forces_std"] = prediction["forces_std"]
             if "stress_std" in prediction:
-                self.results["stress_std"] = prediction["stress_std"][0]
+                results["stress_std"] = prediction["stress_std"][0]
         else:
             for name in ("energy_std", "forces_std"):
                 if name in properties:
                     raise PropertyNotImplementedError(f"{name} was switched off (uncertainty=False)")
         if not np.isfinite(energy):
             raise FloatingPointError("the model predicted a non-finite energy; is the structure sensible?")
+        self.results = results
 
     # ------------------------------------------------------ finite differences
     def calculate_numerical_forces(self, atoms, d=0.001):

@@ -31,8 +31,17 @@ Conventions (as in SA-GPR / TENSOAP)
   to the off-diagonal pairs (as in dscribe's SOAP).
 * ``normalize=True`` (default, as in SA-GPR) divides each environment's
   block by its Frobenius norm over ``μ`` and features, which is rotation
-  invariant, so equivariance is kept. A zero block (e.g. an isolated atom at
-  λ > 0) is left at zero.
+  invariant, so equivariance is kept. A block that vanishes by symmetry
+  (an atom of diamond at λ = 1, an isolated atom at λ > 0) is computed as
+  round-off of size ~1e-16 whose direction is noise, so a block is set to
+  zero, with zero gradients, when its norm is at most
+  ``ZERO_BLOCK_TOLERANCE = 1e-6`` times ``s = Σ_{a n l m} (c^a_{nlm})²``,
+  the environment's squared coefficient norm (an upper bound of the block
+  norm, so the threshold scales with σ, r_cut and the density). An
+  environment then counts as symmetric when it is within roughly 1e-6 Å
+  of a symmetric one (diamond Si, r_cut = 4 Å: the λ = 1 block grows as
+  0.16 s per Å of displacement); above that the normalised block is the
+  well-defined direction of the distortion.
 * λ = 0 reproduces the SOAP power spectrum: ``X^0(a n1 l; b n2 l) =
   (-1)^l / sqrt(2l + 1) Σ_m c^a_{n1 l m} c^b_{n2 l m}``, i.e. dscribe's
   ``p`` times ``(-1)^l / (π √8)``, in a different feature order.
@@ -65,6 +74,9 @@ __all__ = ["LambdaSOAP"]
 # Structures are processed in chunks of about this many atoms, so that neighbour
 # lists, expansion coefficients and their pair gradients stay small.
 _CHUNK_ATOMS = 2048
+#: With ``normalize``, a block whose norm is at most this times the environment's
+#: squared coefficient norm is zero (it vanishes by symmetry; module docstring).
+ZERO_BLOCK_TOLERANCE = 1e-6
 
 
 class LambdaSOAP(Descriptor):
@@ -98,7 +110,9 @@ class LambdaSOAP(Descriptor):
         each environment has ``2λ + 1`` components.
     normalize : bool, default=True
         Divide each environment's block by its Frobenius norm (as SA-GPR
-        does; rotation invariant, so equivariance is kept).
+        does; rotation invariant, so equivariance is kept). Blocks that
+        vanish by symmetry stay zero (module docstring,
+        :data:`ZERO_BLOCK_TOLERANCE`).
 
     Attributes
     ----------
@@ -222,7 +236,8 @@ class LambdaSOAP(Descriptor):
             coefficients = np.ascontiguousarray(np.swapaxes(expansion.coefficients, 2, 3))
             _k.lambda_soap_features(coefficients, *args, features[start:stop])
             if self.normalize:
-                _k.normalize_features(features[start:stop], norms[start:stop])
+                scales = np.einsum("ialn,ialn->i", coefficients, coefficients)
+                _k.normalize_features(features[start:stop], scales, ZERO_BLOCK_TOLERANCE, norms[start:stop])
             if gradients:
                 rows = slice(plan["row_start"], plan["row_start"] + len(plan["keys"]))
                 center[rows] = plan["keys"] // sub.n_atoms + start

@@ -62,7 +62,7 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 
-from ..structures.neighbours import neighbour_list
+from ..structures.neighbours import MAX_NEIGHBOURS, check_distinct_positions, check_max_neighbours, neighbour_list
 from ..structures.packing import as_atoms_list, pack, structure_chunks, sub_packing
 from ..symmetry.clebsch_gordan import real_clebsch_gordan_sparse
 from . import _expansion
@@ -113,6 +113,12 @@ class LambdaSOAP(Descriptor):
         does; rotation invariant, so equivariance is kept). Blocks that
         vanish by symmetry stay zero (module docstring,
         :data:`ZERO_BLOCK_TOLERANCE`).
+    max_neighbours : int, default=10000
+        Largest number of neighbours (periodic images included) of one atom
+        within the cutoff. A structure with more (a 0.1 Å periodic cell, a
+        cell in Bohr read as Å) is refused with a ``ValueError`` naming the
+        count and the cell instead of running for hours; see
+        :data:`kernelpot.structures.neighbours.MAX_NEIGHBOURS`.
 
     Attributes
     ----------
@@ -136,7 +142,7 @@ class LambdaSOAP(Descriptor):
     """
 
     def __init__(self, species, r_cut, n_max, l_max, sigma=1.0, rbf="gto", periodic=False,
-                 lambda_=1, normalize=True):
+                 lambda_=1, normalize=True, max_neighbours=MAX_NEIGHBOURS):
         self.species = species
         self.r_cut = r_cut
         self.n_max = n_max
@@ -146,6 +152,7 @@ class LambdaSOAP(Descriptor):
         self.periodic = periodic
         self.lambda_ = lambda_
         self.normalize = normalize
+        self.max_neighbours = max_neighbours
 
     @property
     def n_features(self) -> int:
@@ -196,7 +203,9 @@ class LambdaSOAP(Descriptor):
         ValueError
             Invalid hyperparameters (each named in the message); an atom whose
             species is not in ``species``; non-finite positions; a periodic
-            cell of zero volume (with ``periodic=True``).
+            cell of zero volume (with ``periodic=True``); two atoms at one
+            position (closer than 1e-8 Å); an atom with more than
+            ``max_neighbours`` neighbours.
         TypeError
             A hyperparameter or ``gradients`` of the wrong type.
         """
@@ -252,7 +261,9 @@ class LambdaSOAP(Descriptor):
     def _plan(self, sub, params, gradients):
         """Neighbour list of a chunk and, for gradients, its output rows (keys ``i * n + j``, local)."""
         cutoff = params["r_cut"] + _expansion.cutoff_padding(params["sigma"])
-        plan = {"neighbours": neighbour_list(sub, cutoff), "row_start": 0, "keys": ()}
+        plan = {"neighbours": neighbour_list(sub, cutoff, max_neighbours=params["max_neighbours"]),
+                "row_start": 0, "keys": ()}
+        check_distinct_positions(sub, plan["neighbours"])
         if gradients:
             n = sub.n_atoms
             self_keys = np.arange(n, dtype=np.int64) * (n + 1)
@@ -331,6 +342,7 @@ class LambdaSOAP(Descriptor):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"`{name}` must be a bool; got {getattr(self, name)!r}")
         return dict(species=species, r_cut=r_cut, sigma=sigma, n_max=n_max, l_max=l_max,
+                    max_neighbours=check_max_neighbours(self.max_neighbours),
                     lam=lam, rbf=self.rbf)
 
     def _layout(self) -> dict:

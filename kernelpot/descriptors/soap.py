@@ -46,7 +46,7 @@ import numbers
 
 import numpy as np
 
-from ..structures.neighbours import neighbour_list
+from ..structures.neighbours import MAX_NEIGHBOURS, check_distinct_positions, check_max_neighbours, neighbour_list
 from ..structures.packing import PackedStructures, as_atoms_list, pack, structure_chunks, sub_packing
 from ._expansion import restrict_neighbours, run_over_centers, species_indices
 from ._radial import cutoff_padding, gap_feature_weights, make_radial_basis
@@ -110,6 +110,12 @@ class SOAP(Descriptor):
         Weight (>= 0) of the centre's own Gaussian in its density (GAP's
         ``central_weight``); 1.0 is dscribe's convention, 0 leaves the
         centre out.
+    max_neighbours : int, default=10000
+        Largest number of neighbours (periodic images included) of one atom
+        within the cutoff. A structure with more (a 0.1 Å periodic cell, a
+        cell in Bohr read as Å) is refused with a ``ValueError`` naming the
+        count and the cell instead of running for hours; see
+        :data:`kernelpot.structures.neighbours.MAX_NEIGHBOURS`.
 
     Attributes
     ----------
@@ -142,7 +148,7 @@ class SOAP(Descriptor):
 
     def __init__(
         self, species, r_cut, n_max, l_max, sigma=1.0, rbf="gto", periodic=False,
-        cutoff_transition_width=None, central_weight=1.0,
+        cutoff_transition_width=None, central_weight=1.0, max_neighbours=MAX_NEIGHBOURS,
     ):
         self.species = species
         self.r_cut = r_cut
@@ -153,6 +159,7 @@ class SOAP(Descriptor):
         self.periodic = periodic
         self.cutoff_transition_width = cutoff_transition_width
         self.central_weight = central_weight
+        self.max_neighbours = max_neighbours
 
     # ------------------------------------------------------------------ validation
     def _species_numbers(self):
@@ -184,6 +191,7 @@ class SOAP(Descriptor):
         if not isinstance(self.periodic, (bool, np.bool_)):
             raise TypeError(f"`periodic` must be True or False; got {self.periodic!r}")
         self._check_gap_weights()
+        check_max_neighbours(self.max_neighbours)
         return species
 
     def _check_gap_weights(self) -> None:
@@ -284,7 +292,9 @@ class SOAP(Descriptor):
         ------
         ValueError
             Invalid hyperparameters; an atom whose species is not in
-            ``species``; non-finite positions; a periodic cell of zero volume.
+            ``species``; non-finite positions; a periodic cell of zero volume;
+            two atoms at one position (closer than 1e-8 Å); an atom with more
+            than ``max_neighbours`` neighbours.
         """
         species = self._check_parameters()
         packed = self._pack(X, species)
@@ -308,7 +318,9 @@ class SOAP(Descriptor):
         )
 
     def _pairs(self, sub: PackedStructures, cutoff: float, grouped: bool = False):
-        center, neighbour, vectors, offsets = restrict_neighbours(neighbour_list(sub, cutoff), cutoff)
+        neighbours = neighbour_list(sub, cutoff, max_neighbours=self.max_neighbours)
+        check_distinct_positions(sub, neighbours)
+        center, neighbour, vectors, offsets = restrict_neighbours(neighbours, cutoff)
         keys = center * sub.n_atoms + neighbour if grouped else None
         if grouped and np.any(keys[1:] < keys[:-1]):
             # Gradient rows in (centre, neighbour) order, images of one neighbour together.

@@ -11,8 +11,8 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 
 from kernelpot.descriptors.soap import SOAP
-from kernelpot.models._gap_covariance import NormalisedDotProduct
-from kernelpot.models.sparse_gpr import GAPTerm, SparseGPR
+from kernelpot.kernels import NormalizedDotProductCovariance
+from kernelpot.models.gap import GAPTerm, SparseGPR
 from kernelpot.potential.calculator import GAPCalculator
 
 
@@ -24,7 +24,7 @@ def model():
         atoms.rattle(0.1, seed=seed)
         atoms.calc = EMT()
         frames.append(atoms)
-    term = GAPTerm(SOAP(["Cu"], r_cut=3.5, n_max=3, l_max=2, periodic=True), NormalisedDotProduct(zeta=2),
+    term = GAPTerm(SOAP(["Cu"], r_cut=3.5, n_max=3, l_max=2, periodic=True), NormalizedDotProductCovariance(zeta=2),
                    delta=0.3, n_sparse=8)
     return SparseGPR([term]).fit(frames, energies=[a.get_potential_energy() for a in frames],
                                  forces=[a.get_forces() for a in frames])

@@ -105,6 +105,9 @@ def save_model(model: SparseGPR, path, *, metadata: dict | None = None):
         "parameters": {p: jsonable(getattr(model, p)) for p in _MODEL_PARAMS},
         "metadata": jsonable(metadata or {}),
     }
+    # The fit's block plan: a loaded model then chunks its sums (predict, partial_fit) exactly as the saved one.
+    header["memory_estimate"] = {key: float(value) for key, value in getattr(model, "memory_estimate_", {}).items()
+                                 if isinstance(value, (int, float, np.number))}
     if hasattr(model, "std_scale_"):
         header["std_scale"] = float(model.std_scale_)  # recalibration of predicted σ
     if getattr(model, "std_floor_", None):
@@ -197,6 +200,10 @@ def _model_from(header, arrays, path) -> SparseGPR:
     model.alpha_ = np.concatenate([t.alpha for t in fitted])
     model.kmm_cholesky_, model.posterior_factor_ = arrays["factor_L"], arrays["factor_R"]
     model.memory_estimate_ = {"descriptor_gradients_per_atom": 0}
+    if isinstance(header.get("memory_estimate"), dict):  # older files have none
+        model.memory_estimate_.update({str(k): float(v) for k, v in header["memory_estimate"].items()})
+        model.memory_estimate_["descriptor_gradients_per_atom"] = int(
+            model.memory_estimate_["descriptor_gradients_per_atom"])
     model.metadata_ = header.get("metadata", {})
     if "std_scale" in header:
         model.std_scale_ = float(header["std_scale"])

@@ -18,7 +18,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write", "stale_temporaries"]
+__all__ = ["atomic_write", "fsync_folder", "stale_temporaries"]
 
 
 def _umask() -> int:
@@ -82,7 +82,8 @@ def stale_temporaries(path) -> list[Path]:
     return stale
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (a new or renamed file) to disk, where the OS allows it."""
     try:
         handle = os.open(folder, os.O_RDONLY)
     except OSError:  # e.g. Windows cannot open folders: the rename is all we can do
@@ -130,5 +131,5 @@ def atomic_write(path, data) -> Path:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    _fsync_folder(folder)
+    fsync_folder(folder)
     return path

@@ -166,26 +166,29 @@ def _refuse_impossible_counts(packed: PackedStructures, cutoff: float, max_neigh
 
 
 def check_distinct_positions(packed: PackedStructures, neighbours: "NeighbourList",
-                             min_distance: float = COINCIDENT_DISTANCE) -> None:
-    """Raise ``ValueError`` naming the structure and atoms if two atoms are closer than ``min_distance`` (Å).
+                             min_distance: float = COINCIDENT_DISTANCE,
+                             reason: str = "two atoms at one position: duplicated atoms?") -> None:
+    """Raise ``ValueError`` if two atoms (or periodic images) are closer than ``min_distance`` (Å).
 
-    ``neighbours`` must be a neighbour list of ``packed`` with a cutoff of at
-    least ``min_distance``; periodic images of an atom count too.
+    The message names the first such structure, its closest two atoms and
+    their distance, ``reason``, and every affected structure.
+    ``neighbours`` must be a neighbour list of ``packed`` with a cutoff of
+    at least ``min_distance``.
     """
-    if neighbours.n_pairs == 0:
+    close = np.flatnonzero(neighbours.distances < min_distance)
+    if close.size == 0:
         return
-    close = neighbours.distances < min_distance
-    if not close.any():
-        return
-    p = int(np.argmax(close))
+    structures = packed.structure_index[neighbours.center[close]]
+    in_first = close[structures == structures.min()]
+    p = int(in_first[np.argmin(neighbours.distances[in_first])])
     structure, i = _structure_of(packed, int(neighbours.center[p]))
     _, j = _structure_of(packed, int(neighbours.neighbour[p]))
-    affected = np.unique(packed.structure_index[neighbours.center[close]]) + packed.first_structure
-    image = "" if i != j else " (periodic images of one atom: is the cell degenerate?)"
+    affected = np.unique(structures) + packed.first_structure
+    image = " (an atom and its own periodic image: is the cell too small?)" if i == j else ""
     raise ValueError(
-        f"atoms {i} and {j} of structure {structure} are {float(neighbours.distances[p]):.3g} Å apart, closer "
-        f"than {min_distance:g} Å{image}: two atoms at one position (duplicated atoms?); "
-        f"{len(affected)} structure(s) affected: {affected[:10].tolist()}{'...' if len(affected) > 10 else ''}"
+        f"structure {structure} has atoms {i} and {j} {float(neighbours.distances[p]):.3g} Å apart{image}, closer "
+        f"than the minimum distance {min_distance:g} Å ({reason}); {len(affected)} structure(s) affected: "
+        f"{affected[:10].tolist()}{'...' if len(affected) > 10 else ''}"
     )
 
 

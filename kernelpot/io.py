@@ -8,22 +8,34 @@ all three, so a key is found wherever ASE put it. RuNNer/n2p2 ``input.data``
 files (recognised by their first line, ``begin``) are read by
 :func:`kernelpot.structures.runner.read_runner`, which puts the labels in
 the same places.
+
+Labels are never dropped without a word: forces named by a key that no
+structure has are an error listing the per-atom arrays that do exist (the
+C-GAP-17 files call them ``force``); a key found in only some structures,
+and stress or virial data under other names than the ones asked for
+(mlearn's ``virial_stress_kbar``), are a :class:`LabelWarning` saying what
+was found and how to use it or switch it off.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms, units
 
-__all__ = ["LabelledStructures", "read_labelled"]
+__all__ = ["LabelledStructures", "LabelWarning", "read_labelled"]
 
 _STRESS_UNITS = {"eV/A^3": 1.0, "eV/Å^3": 1.0, "GPa": units.GPa, "kbar": 0.1 * units.GPa}
 _STRESS_SIGNS = {"ase": 1.0, "pressure": -1.0}
 _ON_MISSING = ("raise", "skip")
 _PROPERTIES = ("energy", "forces", "virial")
+
+
+class LabelWarning(UserWarning):
+    """Labels found in only some structures, or label-like data that is not used."""
 
 
 @dataclass
@@ -65,7 +77,9 @@ class LabelledStructures:
 
 
 def _lookup(atoms, key, per_atom):
-    """Value of ``key`` from calc.results, arrays or info, or None."""
+    """Value of ``key`` from calc.results, arrays or info, or None (also for ``key=None``: not read)."""
+    if key is None:
+        return None
     results = atoms.calc.results if atoms.calc is not None else {}
     if key in results:
         return results[key]
@@ -90,6 +104,64 @@ def _as_3x3(value, name, index):
         xx, yy, zz, yz, xz, xy = array
         return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
     raise ValueError(f"`{name}` of structure {index} must have 6 (Voigt) or 9 values; got {array.size}")
+
+
+def _count_keys(frames, keys_of) -> dict:
+    counts = {}
+    for atoms in frames:
+        for key in keys_of(atoms):
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _format_counts(counts: dict, n: int) -> str:
+    return ", ".join(f"{key!r} ({count} of {n})" for key, count in sorted(counts.items())) or "none"
+
+
+def _per_atom_keys(atoms):
+    keys = {k for k in atoms.arrays if k not in ("numbers", "positions")}
+    results = atoms.calc.results if atoms.calc is not None else {}
+    keys |= {k for k, v in results.items() if np.ndim(v) == 2 and np.shape(v)[0] == len(atoms)}
+    return keys
+
+
+def _stress_like_keys(atoms):
+    results = atoms.calc.results if atoms.calc is not None else {}
+    return {k for k in list(results) + list(atoms.info) if "stress" in k.lower() or "virial" in k.lower()}
+
+
+def _check_coverage(frames, keys, required) -> None:
+    """Forces absent from every structure: error; labels in only some, or unused stress data: a LabelWarning."""
+    n = len(frames)
+    if keys["forces"] is not None and n:
+        have = sum(_lookup(a, keys["forces"], per_atom=True) is not None for a in frames)
+        if have == 0:
+            raise ValueError(
+                f"no structure has forces under `forces_key`={keys['forces']!r}; per-atom arrays found: "
+                f"{_format_counts(_count_keys(frames, _per_atom_keys), n)}. Name the forces' key "
+                f"(forces_key=..., --forces-key ...), or fit without forces: forces_key=None (--forces-key none)")
+        if have < n and "forces" not in required:
+            warnings.warn(f"forces `{keys['forces']}` found in {have} of {n} structures; the other {n - have} are "
+                          "used without forces", LabelWarning, stacklevel=3)
+    if keys["virial"] is None and keys["stress"] is None:
+        return
+    periodic = [a for a in frames if a.pbc.all()]
+    have = sum(_lookup(a, keys["virial"], False) is not None or _lookup(a, keys["stress"], False) is not None
+               for a in periodic)
+    asked = f"`virial_key`={keys['virial']!r} and `stress_key`={keys['stress']!r}"
+    if have == 0 and periodic:
+        unused = {k: c for k, c in _count_keys(periodic, _stress_like_keys).items()
+                  if k not in (keys["virial"], keys["stress"])}
+        if unused:
+            warnings.warn(
+                f"stress/virial data found but not used: {_format_counts(unused, len(periodic))} periodic structures "
+                f"have it, none has {asked}. To fit it, name it with its units and sign (stress_key=..., "
+                f"stress_units=..., stress_sign=...; CLI --stress-key --stress-units --stress-sign); to fit without "
+                f"it, virial_key=None and stress_key=None (--virial-key none --stress-key none)",
+                LabelWarning, stacklevel=3)
+    elif 0 < have < len(periodic) and "virial" not in required:
+        warnings.warn(f"virials/stresses ({asked}) found in {have} of {len(periodic)} periodic structures; the "
+                      f"other {len(periodic) - have} are used without them", LabelWarning, stacklevel=3)
 
 
 class _Missing(Exception):
@@ -148,7 +220,12 @@ def read_labelled(source, *, energy_key="energy", forces_key="forces", virial_ke
     energy_key, forces_key, virial_key, stress_key, config_type_key : str
         Names of the labels. The virial (eV; 9 values row-major or 6 Voigt)
         is taken from ``virial_key`` if present, else derived from the
-        stress as ``virial = -stress * volume``.
+        stress as ``virial = -stress * volume``. ``forces_key``,
+        ``virial_key`` and ``stress_key`` may be None (or ``"none"``): that
+        label is not read. A ``forces_key`` that no structure has is an
+        error listing the per-atom arrays found; forces or stresses found
+        in only some structures, and stress-like data under other keys
+        (e.g. mlearn's ``virial_stress_kbar``), give a :class:`LabelWarning`.
     stress_units : {"eV/A^3", "GPa", "kbar"}, default="eV/A^3"
     stress_sign : {"ase", "pressure"}, default="ase"
         ``"ase"``: tensile stress positive (ASE, the extxyz ``stress`` key);
@@ -168,7 +245,21 @@ def read_labelled(source, *, energy_key="energy", forces_key="forces", virial_ke
     Returns
     -------
     LabelledStructures
+
+    Raises
+    ------
+    ValueError
+        Invalid options; no structure with forces under ``forces_key``; a
+        structure lacking a required label (``on_missing="raise"``).
+
+    Warns
+    -----
+    LabelWarning
+        Forces or stresses in only some structures; stress or virial data
+        found under keys that are not used.
     """
+    forces_key, virial_key, stress_key = (None if key is None or str(key).lower() == "none" else key
+                                          for key in (forces_key, virial_key, stress_key))
     if stress_units not in _STRESS_UNITS:
         raise ValueError(f"`stress_units` must be one of {list(_STRESS_UNITS)}; got {stress_units!r}")
     if stress_sign not in _STRESS_SIGNS:
@@ -180,6 +271,10 @@ def read_labelled(source, *, energy_key="energy", forces_key="forces", virial_ke
     bad = [r for r in required if r not in _PROPERTIES]
     if bad:
         raise ValueError(f"`required` entries must be among {list(_PROPERTIES)}; got {bad}")
+    if "forces" in required and forces_key is None:
+        raise ValueError("`required` includes 'forces' but `forces_key` is None (forces not read)")
+    if "virial" in required and virial_key is None and stress_key is None:
+        raise ValueError("`required` includes 'virial' but `virial_key` and `stress_key` are None (not read)")
     if isinstance(source, (str, Path)):
         from ase.io import read
 
@@ -194,13 +289,15 @@ def read_labelled(source, *, energy_key="energy", forces_key="forces", virial_ke
     else:
         frames = source
     frames = [frames] if isinstance(frames, Atoms) else list(frames)
+    for i, atoms in enumerate(frames):
+        if not isinstance(atoms, Atoms):
+            raise TypeError(f"structure {i} is a {type(atoms).__name__}, not an ase.Atoms")
     keys = {"energy": energy_key, "forces": forces_key, "virial": virial_key, "stress": stress_key}
+    _check_coverage(frames, keys, required)
     factor = _STRESS_UNITS[stress_units] * _STRESS_SIGNS[stress_sign]
     out = LabelledStructures([], [], [], [], [], np.zeros(0, dtype=np.int64))
     kept = []
     for i, atoms in enumerate(frames):
-        if not isinstance(atoms, Atoms):
-            raise TypeError(f"structure {i} is a {type(atoms).__name__}, not an ase.Atoms")
         try:
             energy, forces, virial = _read_one(atoms, i, keys, factor, required)
         except _Missing as error:

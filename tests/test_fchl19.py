@@ -308,7 +308,7 @@ def test_empty_inputs_are_rejected():
 
 def test_coincident_atoms_are_rejected():
     atoms = Atoms("CH2", positions=[[0, 0, 0], [1, 0, 0], [1, 0, 0]])
-    with pytest.raises(ValueError, match="atoms 1 and 2 of structure 0 are 0 Å apart"):
+    with pytest.raises(ValueError, match="structure 0 has atoms 1 and 2 0 Å apart"):
         FCHL19([1, 6]).transform(atoms)
 
 

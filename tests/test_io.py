@@ -1,5 +1,7 @@
 """Reading labelled extxyz data: where ASE puts each key, units, signs, errors."""
 
+import warnings
+
 import numpy as np
 import pytest
 from ase import Atoms, units
@@ -7,7 +9,7 @@ from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
-from kernelpot.io import read_labelled
+from kernelpot.io import LabelWarning, read_labelled
 
 
 def _labelled(seed, energy=-3.0, stress=True):
@@ -70,7 +72,7 @@ def test_stress_units_and_sign(units_name, factor, sign_name, sign):
     atoms = bulk("Cu", "fcc", a=3.6, cubic=True)
     atoms.info["s"] = np.diag([1.0, 2.0, 3.0]).ravel()
     data = read_labelled([atoms], stress_key="s", stress_units=units_name, stress_sign=sign_name,
-                         required=("virial",))
+                         required=("virial",), forces_key=None)
     np.testing.assert_allclose(data.virials[0], -sign * factor * np.diag([1.0, 2.0, 3.0]) * atoms.get_volume())
 
 
@@ -123,7 +125,7 @@ def test_nan_labels_raise_by_default():
 
 def test_all_skipped_raises():
     with pytest.raises(ValueError, match=r"no structure left: all 1 were skipped"):
-        read_labelled([Atoms("Cu")], on_missing="skip")
+        read_labelled([Atoms("Cu")], on_missing="skip", forces_key=None, required=("energy",))
 
 
 @pytest.mark.parametrize(
@@ -156,11 +158,11 @@ def test_input_validation(tmp_path):
     molecule = Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 2.5]])
     molecule.info["stress"] = np.zeros(6)
     with pytest.raises(ValueError, match=r"structure 0 has a `stress` but is not periodic"):
-        read_labelled([molecule], required=())
+        read_labelled([molecule], required=(), forces_key=None)
     atoms = bulk("Cu", "fcc", a=3.6)
     atoms.info["virial"] = np.zeros(4)
     with pytest.raises(ValueError, match=r"`virial` of structure 0 must have 6 \(Voigt\) or 9 values; got 4"):
-        read_labelled([atoms], required=())
+        read_labelled([atoms], required=(), forces_key=None)
 
 
 def test_output_feeds_sparse_gpr(extxyz):
@@ -172,3 +174,84 @@ def test_output_feeds_sparse_gpr(extxyz):
     term = GAPTerm(Distance2B(4.0, 1.0), GaussianCovariance(1.0), n_sparse=4, sparse_method="uniform")
     model = SparseGPR([term]).fit(data.atoms, **data.labels())
     assert model.predict(data.atoms)["energy"].shape == (3,)
+
+
+# ------------------------------------------- labels that exist but are not used (issue 18, item 7)
+def _cgap17_style(n=3, forces_in=None):
+    """Frames whose forces are stored under ``force`` (as in the C-GAP-17 files), energies under ``energy``."""
+    frames = []
+    for seed in range(n):
+        atoms = bulk("C", "diamond", a=3.57)
+        atoms.rattle(0.05, seed=seed)
+        atoms.info["energy"] = -9.0 - seed
+        if forces_in is None or seed in forces_in:
+            atoms.arrays["force"] = np.full((2, 3), 0.1 * seed)
+        frames.append(atoms)
+    return frames
+
+
+def test_forces_key_absent_from_every_structure_lists_per_atom_arrays(tmp_path):
+    path = tmp_path / "cgap17.extxyz"
+    write(path, _cgap17_style(), format="extxyz")
+    with pytest.raises(ValueError, match=r"no structure has forces under `forces_key`='forces'; per-atom arrays "
+                                         r"found: 'force' \(3 of 3\)\. Name the forces' key"):
+        read_labelled(path, required=("energy",))
+    data = read_labelled(path, forces_key="force", required=("energy",))
+    np.testing.assert_allclose(data.forces[2], 0.2)
+
+
+def test_named_forces_key_that_no_structure_has():
+    with pytest.raises(ValueError, match=r"no structure has forces under `forces_key`='dft_forces'; per-atom arrays "
+                                         r"found: 'force' \(3 of 3\)"):
+        read_labelled(_cgap17_style(), forces_key="dft_forces", required=("energy",))
+
+
+def test_fitting_without_forces_is_said_explicitly():
+    for key in (None, "none", "None"):
+        data = read_labelled(_cgap17_style(), forces_key=key, required=("energy",))
+        assert data.forces == [None] * 3
+    with pytest.raises(ValueError, match=r"`required` includes 'forces' but `forces_key` is None"):
+        read_labelled(_cgap17_style(), forces_key=None, required=("energy", "forces"))
+
+
+def test_forces_in_only_some_structures_are_counted():
+    with pytest.warns(LabelWarning, match=r"forces `force` found in 2 of 3 structures; the other 1 are used "
+                                          r"without forces"):
+        data = read_labelled(_cgap17_style(forces_in={0, 2}), forces_key="force", required=("energy",))
+    assert data.forces[1] is None
+
+
+def test_unused_stress_data_is_named():
+    """mlearn keeps its stresses as ``virial_stress_kbar``: the default keys do not find them, which is said."""
+    frames = [_labelled(s, stress=False) for s in range(2)]
+    for atoms in frames:
+        atoms.info["virial_stress_kbar"] = np.arange(9.0)
+    with pytest.warns(LabelWarning, match=r"stress/virial data found but not used: 'virial_stress_kbar' \(2 of 2\) "
+                                          r"periodic structures have it, none has `virial_key`='virial' and "
+                                          r"`stress_key`='stress'\. To fit it, name it"):
+        data = read_labelled(frames)
+    assert data.virials == [None, None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_labelled(frames, virial_key=None, stress_key=None)  # said explicitly: no warning
+        read_labelled(frames, stress_key="virial_stress_kbar", stress_units="kbar", stress_sign="pressure")
+
+
+def test_stress_in_only_some_periodic_structures_is_counted():
+    frames = [_labelled(0), _labelled(1, stress=False), _labelled(2)]
+    with pytest.warns(LabelWarning, match=r"virials/stresses .* found in 2 of 3 periodic structures; the other 1 "
+                                          r"are used without them"):
+        read_labelled(frames)
+
+
+def test_molecules_without_stress_are_not_reported():
+    molecule = Atoms("Cu2", positions=[[0, 0, 0], [0, 0, 2.5]])
+    molecule.calc = SinglePointCalculator(molecule, energy=-1.0, forces=np.zeros((2, 3)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_labelled([molecule])
+
+
+def test_virial_required_but_not_read():
+    with pytest.raises(ValueError, match=r"`required` includes 'virial' but `virial_key` and `stress_key` are None"):
+        read_labelled([_labelled(0)], required=("virial",), virial_key=None, stress_key="none")

@@ -344,3 +344,48 @@ def test_gradients_flag_must_be_bool():
 def test_n_features_validates_parameters():
     with pytest.raises(ValueError, match="`lambda_` must be <= 2"):
         LambdaSOAP(**{**PARAMS, "lambda_": 9}).n_features
+
+
+# ------------------------------------------- blocks that vanish by symmetry (issue 18, item 6)
+def _diamond():
+    from ase.build import bulk
+
+    return bulk("Si", "diamond", a=5.43)
+
+
+@pytest.mark.parametrize("lam, sigma", [(1, 0.5), (2, 0.5), (1, 0.05)])
+def test_blocks_vanishing_by_symmetry_stay_zero_with_zero_gradients(lam, sigma):
+    """Diamond has no λ = 1, 2 block: round-off (~1e-16) used to become unit vectors with gradients of 1e15."""
+    descriptor = LambdaSOAP(["Si"], r_cut=4.0, n_max=4, l_max=4, sigma=sigma, periodic=True, lambda_=lam)
+    X, G = descriptor.transform(_diamond(), gradients=True)
+    assert np.all(X == 0.0) and np.all(G.values == 0.0)
+
+
+def test_symmetric_block_is_stable_under_a_tiny_displacement():
+    """Moving an atom 1e-7 Å used to change the normalised features by 0.64 (noise -> another direction)."""
+    descriptor = LambdaSOAP(["Si"], r_cut=4.0, n_max=4, l_max=4, sigma=0.5, periodic=True, lambda_=1)
+    atoms = _diamond()
+    moved = atoms.copy()
+    moved.positions[0] += [1e-7, -2e-7, 0.5e-7]
+    assert np.abs(descriptor.transform(moved) - descriptor.transform(atoms)).max() == 0.0
+
+
+def test_tolerance_is_relative_to_the_environment_scale():
+    """With σ = 0.01 Å the water blocks are ~1e-9 in absolute size but not symmetric: they stay unit blocks."""
+    water = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+    raw = LambdaSOAP(["H", "O"], r_cut=3.0, n_max=3, l_max=3, sigma=0.01, lambda_=1, normalize=False)
+    assert np.linalg.norm(raw.transform(water).reshape(3, -1), axis=1).max() < 1e-8
+    X = LambdaSOAP(["H", "O"], r_cut=3.0, n_max=3, l_max=3, sigma=0.01, lambda_=1).transform(water)
+    np.testing.assert_allclose(np.linalg.norm(X.reshape(3, -1), axis=1), 1.0, rtol=1e-12)
+
+
+def test_slightly_distorted_diamond_gives_the_distortion_direction_with_exact_gradients():
+    """1e-3 Å off symmetry the block is well above the tolerance: unit norm, gradients equal finite differences."""
+    atoms = _diamond()
+    atoms.positions[0] += [1e-3, 0.0, 0.0]
+    descriptor = LambdaSOAP(["Si"], r_cut=4.0, n_max=3, l_max=3, sigma=0.5, periodic=True, lambda_=1)
+    x, g = descriptor.transform(atoms, gradients=True)
+    np.testing.assert_allclose(np.linalg.norm(x.reshape(2, -1), axis=1), 1.0, rtol=1e-12)
+    analytic = _dense(g, len(atoms), x.shape[1:])
+    numeric = _finite_differences(descriptor, atoms, h=1e-6)
+    assert np.abs(analytic - numeric).max() <= 1e-4 * np.abs(numeric).max()

@@ -82,7 +82,7 @@ def test_future_version_is_refused(tmp_path):
 def test_missing_array(tmp_path):
     header = {"format": "kernelpot-model", "format_version": FORMAT_VERSION, "arrays": ["alpha"]}
     _write_raw(tmp_path / "g.kpot", header)
-    with pytest.raises(ModelFileError, match="array 'alpha' is missing or corrupt"):
+    with pytest.raises(ModelFileError, match="arrays/alpha.npy is missing"):
         load_model_file(tmp_path / "g.kpot")
 
 

@@ -25,7 +25,8 @@ def test_get_set_params_and_clone():
 
     soap = SOAP(**SETTINGS)
     params = soap.get_params()
-    assert params == dict(SETTINGS, rbf="gto", periodic=False, cutoff_transition_width=None, central_weight=1.0)
+    assert params == dict(SETTINGS, rbf="gto", periodic=False, cutoff_transition_width=None, central_weight=1.0,
+                          max_neighbours=10_000)
     copy = clone(soap)
     assert copy is not soap and copy.get_params() == params
     assert copy.set_params(n_max=4, l_max=1) is copy

@@ -150,11 +150,14 @@ def lambda_soap_gradients(coefficients, pair_gradients, pair_species, pair_neigh
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def normalize_features(features, norms):
+def normalize_features(features, scales, tolerance, norms):
     """Divide each environment's block (2λ+1, n_features) by its Frobenius norm, in place.
 
-    ``norms`` (n_atoms,) receives the norms; a zero block (e.g. an isolated
-    atom at λ > 0) stays zero and gets norm 0.
+    ``norms`` (n_atoms,) receives the norms. A block whose norm is at most
+    ``tolerance * scales[i]`` is set to zero and gets norm 0: it vanishes
+    by symmetry (or is an isolated atom at λ > 0), and what is left is
+    round-off, whose direction means nothing. ``scales[i]`` bounds the
+    block norm from above (``Σ c²`` of the environment's coefficients).
     """
     for i in prange(features.shape[0]):
         total = 0.0
@@ -162,11 +165,14 @@ def normalize_features(features, norms):
             for k in range(features.shape[2]):
                 total += features[i, mu, k] * features[i, mu, k]
         norm = math.sqrt(total)
+        if norm <= tolerance * scales[i]:
+            norms[i] = 0.0
+            features[i] = 0.0
+            continue
         norms[i] = norm
-        if norm > 0.0:
-            for mu in range(features.shape[1]):
-                for k in range(features.shape[2]):
-                    features[i, mu, k] /= norm
+        for mu in range(features.shape[1]):
+            for k in range(features.shape[2]):
+                features[i, mu, k] /= norm
 
 
 @njit(cache=True, nogil=True, parallel=True)

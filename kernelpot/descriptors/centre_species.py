@@ -38,6 +38,12 @@ class CentreSpecies(Descriptor):
         self.descriptor = descriptor
         self.species = species
 
+    @property
+    def n_features(self) -> int:
+        """Length of a row: the wrapped descriptor's (validates ``species`` too)."""
+        species_numbers(self.species, "species")
+        return self.descriptor.n_features
+
     def transform(self, X, *, gradients: bool = False):
         """Rows of the centres of ``species``.
 

@@ -24,12 +24,14 @@ References
 
 from __future__ import annotations
 
+import dataclasses
 import numbers as _numbers
 
 import numpy as np
 
 from kernelpot.descriptors import _coulomb_matrix_kernels as _kernels
 from kernelpot.descriptors.base import Descriptor
+from kernelpot.structures.neighbours import COINCIDENT_DISTANCE, check_distinct_positions, neighbour_list
 from kernelpot.structures.packing import pack
 
 __all__ = ["CoulombMatrix"]
@@ -59,7 +61,10 @@ class CoulombMatrix(Descriptor):
     Notes
     -----
     Periodicity is ignored (as in dscribe): the matrix of the atoms in the
-    cell is returned. Output is always dense float64.
+    cell is returned. Output is always dense float64. Every atom interacts
+    with every other, so ``n_atoms_max`` is this descriptor's bound on the
+    work per structure (the other descriptors' ``max_neighbours``). Two
+    atoms closer than 1e-8 Å (an infinite entry) are refused.
 
     Examples
     --------
@@ -108,6 +113,13 @@ class CoulombMatrix(Descriptor):
         ndarray of shape (n_structures, n_features), float64
             Flattened row-major ``(n_atoms_max, n_atoms_max)`` matrices (units
             e²/Å), or ``n_atoms_max`` eigenvalues for ``"eigenspectrum"``.
+
+        Raises
+        ------
+        ValueError
+            Invalid parameters; a structure with more than ``n_atoms_max``
+            atoms; two atoms at one position (closer than 1e-8 Å), named by
+            structure and atom indices.
         """
         if gradients:
             raise ValueError("`gradients`=True is not supported by CoulombMatrix; use False")
@@ -120,6 +132,8 @@ class CoulombMatrix(Descriptor):
                 f"structure {structure} has {counts[structure]} atoms, more than "
                 f"`n_atoms_max`={n_max}"
             )
+        cluster = dataclasses.replace(packed, pbc=np.zeros_like(packed.pbc))  # images do not enter
+        check_distinct_positions(cluster, neighbour_list(cluster, COINCIDENT_DISTANCE))
         out = np.zeros((packed.n_structures, self.get_number_of_features()))
         if permutation == _kernels.PERMUTATION_EIGENSPECTRUM:
             _kernels.eigenspectrum_kernel(out, packed.positions, packed.numbers, packed.offsets)

@@ -30,7 +30,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..structures.neighbours import neighbour_list, restrict
+from ..structures.neighbours import (
+    MAX_NEIGHBOURS,
+    check_distinct_positions,
+    check_max_neighbours,
+    neighbour_list,
+    restrict,
+)
 from ..structures.packing import pack
 from . import _distance_2b_kernels as _k
 from ._pair_derivatives import sum_pair_derivatives
@@ -79,6 +85,12 @@ class Distance2B(Descriptor):
     Z1, Z2 : int or None, default=None
         Keep only pairs of these two species (either order). Both ``None``:
         keep every pair whatever the species. Give both or neither.
+    max_neighbours : int, default=10000
+        Largest number of neighbours (periodic images included) of one atom
+        within the cutoff. A structure with more (a 0.1 Å periodic cell, a
+        cell in Bohr read as Å) is refused with a ``ValueError`` naming the
+        count and the cell instead of running for hours; see
+        :data:`kernelpot.structures.neighbours.MAX_NEIGHBOURS`.
 
     Examples
     --------
@@ -92,14 +104,17 @@ class Distance2B(Descriptor):
     #: Rows are atom pairs, not atoms (a model splits a row's energy between its two atoms).
     rows_are_pairs = True
 
-    def __init__(self, cutoff=5.0, cutoff_transition_width=0.5, Z1=None, Z2=None):
+    def __init__(self, cutoff=5.0, cutoff_transition_width=0.5, Z1=None, Z2=None, max_neighbours=MAX_NEIGHBOURS):
         self.cutoff = cutoff
         self.cutoff_transition_width = cutoff_transition_width
         self.Z1 = Z1
         self.Z2 = Z2
+        self.max_neighbours = max_neighbours
 
     @property
     def n_features(self) -> int:
+        """1 (the distance); validates the hyperparameters."""
+        self._validate()
         return 1
 
     def _validate(self):
@@ -125,6 +140,7 @@ class Distance2B(Descriptor):
                 raise ValueError(f"`{name}` must be an atomic number in 1..118 or None; got {z!r}")
         z1 = 0 if self.Z1 is None else int(self.Z1)
         z2 = 0 if self.Z2 is None else int(self.Z2)
+        check_max_neighbours(self.max_neighbours)
         return float(cutoff), float(width), z1, z2
 
     def cutoff_weight(self, X):
@@ -183,7 +199,8 @@ class Distance2B(Descriptor):
     def _rows(self, packed, search):
         """Features and the (center, neighbour, vector, distance) of every kept pair row."""
         cutoff, _, z1, z2 = self._validate()
-        nl = restrict(search(packed, cutoff), cutoff)
+        nl = restrict(search(packed, cutoff, max_neighbours=self.max_neighbours), cutoff)
+        check_distinct_positions(packed, nl)
         keep = np.empty(nl.n_pairs, dtype=np.bool_)
         _k.half_pair_mask(nl.center, nl.neighbour, nl.shifts, packed.numbers, z1, z2, keep)
         center = nl.center[keep]
@@ -204,7 +221,7 @@ class Distance2B(Descriptor):
         ----------
         X : ase.Atoms or sequence of ase.Atoms
         neighbours : callable or None, default=None
-            ``neighbours(packed, cutoff) -> NeighbourList``; None searches afresh.
+            ``neighbours(packed, cutoff, max_neighbours=...) -> NeighbourList``; None searches afresh.
 
         Returns
         -------

@@ -18,7 +18,7 @@ import numba
 import numpy as np
 from ase.data import atomic_numbers as _atomic_numbers
 
-from ..structures.neighbours import neighbour_list
+from ..structures.neighbours import MAX_NEIGHBOURS, check_distinct_positions, check_max_neighbours, neighbour_list
 from ..structures.packing import pack
 from ._fchl19_kernels import fchl19_features, fchl19_features_and_gradients
 from .base import AtomicFeatures, Descriptor, SparseGradients
@@ -29,11 +29,6 @@ __all__ = ["FCHL19"]
 # cost (molecule sizes, surfaces), so threads take small chunks dynamically
 # instead of one equal share each.
 _CHUNK_SIZE = 16
-
-# Closest allowed distance between two atoms (Å): the two-body functions
-# contain log(r) and r**-decay, so coincident atoms would give NaN.
-_MIN_DISTANCE = 1e-8
-
 
 class FCHL19(Descriptor):
     r"""FCHL19 per-atom features, with analytic sparse position gradients.
@@ -86,6 +81,12 @@ class FCHL19(Descriptor):
     three_body_weight : float, default=13.4
         Weight w of the three-body part (multiplied by sqrt(eta3 / pi), as
         in qmllib).
+    max_neighbours : int, default=10000
+        Largest number of neighbours (periodic images included) of one atom
+        within ``max(rcut, acut)``. A structure with more (a 0.1 Å periodic cell, a
+        cell in Bohr read as Å) is refused with a ``ValueError`` naming the
+        count and the cell instead of running for hours; see
+        :data:`kernelpot.structures.neighbours.MAX_NEIGHBOURS`.
 
     Notes
     -----
@@ -124,6 +125,7 @@ class FCHL19(Descriptor):
         two_body_decay=1.8,
         three_body_decay=0.57,
         three_body_weight=13.4,
+        max_neighbours=MAX_NEIGHBOURS,
     ):
         self.elements = elements
         self.nRs2 = nRs2
@@ -137,6 +139,7 @@ class FCHL19(Descriptor):
         self.two_body_decay = two_body_decay
         self.three_body_decay = three_body_decay
         self.three_body_weight = three_body_weight
+        self.max_neighbours = max_neighbours
 
     @property
     def n_features(self) -> int:
@@ -181,15 +184,15 @@ class FCHL19(Descriptor):
             ``elements``; no structures or an empty structure; non-finite
             positions or a degenerate periodic cell (see
             :func:`kernelpot.structures.packing.pack`); two atoms closer
-            than 1e-8 Å.
+            than 1e-8 Å; an atom with more than ``max_neighbours`` neighbours.
         """
         if not isinstance(gradients, (bool, np.bool_)):
             raise TypeError(f"`gradients` must be a bool; got {gradients!r}")
         params = self._kernel_parameters()
         packed = pack(X)
         species = _species_index(packed, params.pop("elements"))
-        nl = neighbour_list(packed, max(params["rcut"], params["acut"]))
-        _check_distances(packed, nl)
+        nl = neighbour_list(packed, max(params["rcut"], params["acut"]), max_neighbours=self.max_neighbours)
+        check_distinct_positions(packed, nl)
         args = (
             nl.pair_offsets, nl.neighbour, nl.vectors, nl.distances, species,
             params["block3"], params["log_rs2"], params["rs2"], params["rs3"],
@@ -225,6 +228,7 @@ class FCHL19(Descriptor):
                 ("three_body_weight", False),
             ]
         }
+        check_max_neighbours(self.max_neighbours)
         n = len(elements)
         # Same grids as qmllib: linspace(0, cut, n + 1)[1:].
         rs2 = np.linspace(0.0, p["rcut"], n_rs2 + 1)[1:]
@@ -309,18 +313,6 @@ def _species_index(packed, elements: np.ndarray) -> np.ndarray:
             f"species {missing} in structure {s} are not in elements={elements.tolist()}"
         )
     return species
-
-
-def _check_distances(packed, nl) -> None:
-    if nl.n_pairs and nl.distances.min() < _MIN_DISTANCE:
-        p = int(np.argmin(nl.distances))
-        i, j = int(nl.center[p]), int(nl.neighbour[p])
-        s = int(np.searchsorted(packed.offsets, i, side="right") - 1)
-        start = int(packed.offsets[s])
-        raise ValueError(
-            f"atoms {i - start} and {j - start} of structure {s} are "
-            f"{nl.distances[p]:.3g} Å apart (closer than {_MIN_DISTANCE} Å)"
-        )
 
 
 def _gradient_rows(n_atoms: int, nl):

@@ -31,8 +31,17 @@ Conventions (as in SA-GPR / TENSOAP)
   to the off-diagonal pairs (as in dscribe's SOAP).
 * ``normalize=True`` (default, as in SA-GPR) divides each environment's
   block by its Frobenius norm over ``μ`` and features, which is rotation
-  invariant, so equivariance is kept. A zero block (e.g. an isolated atom at
-  λ > 0) is left at zero.
+  invariant, so equivariance is kept. A block that vanishes by symmetry
+  (an atom of diamond at λ = 1, an isolated atom at λ > 0) is computed as
+  round-off of size ~1e-16 whose direction is noise, so a block is set to
+  zero, with zero gradients, when its norm is at most
+  ``ZERO_BLOCK_TOLERANCE = 1e-6`` times ``s = Σ_{a n l m} (c^a_{nlm})²``,
+  the environment's squared coefficient norm (an upper bound of the block
+  norm, so the threshold scales with σ, r_cut and the density). An
+  environment then counts as symmetric when it is within roughly 1e-6 Å
+  of a symmetric one (diamond Si, r_cut = 4 Å: the λ = 1 block grows as
+  0.16 s per Å of displacement); above that the normalised block is the
+  well-defined direction of the distortion.
 * λ = 0 reproduces the SOAP power spectrum: ``X^0(a n1 l; b n2 l) =
   (-1)^l / sqrt(2l + 1) Σ_m c^a_{n1 l m} c^b_{n2 l m}``, i.e. dscribe's
   ``p`` times ``(-1)^l / (π √8)``, in a different feature order.
@@ -53,7 +62,7 @@ from __future__ import annotations
 import numpy as np
 from ase import Atoms
 
-from ..structures.neighbours import neighbour_list
+from ..structures.neighbours import MAX_NEIGHBOURS, check_distinct_positions, check_max_neighbours, neighbour_list
 from ..structures.packing import as_atoms_list, pack, structure_chunks, sub_packing
 from ..symmetry.clebsch_gordan import real_clebsch_gordan_sparse
 from . import _expansion
@@ -65,6 +74,9 @@ __all__ = ["LambdaSOAP"]
 # Structures are processed in chunks of about this many atoms, so that neighbour
 # lists, expansion coefficients and their pair gradients stay small.
 _CHUNK_ATOMS = 2048
+#: With ``normalize``, a block whose norm is at most this times the environment's
+#: squared coefficient norm is zero (it vanishes by symmetry; module docstring).
+ZERO_BLOCK_TOLERANCE = 1e-6
 
 
 class LambdaSOAP(Descriptor):
@@ -98,7 +110,15 @@ class LambdaSOAP(Descriptor):
         each environment has ``2λ + 1`` components.
     normalize : bool, default=True
         Divide each environment's block by its Frobenius norm (as SA-GPR
-        does; rotation invariant, so equivariance is kept).
+        does; rotation invariant, so equivariance is kept). Blocks that
+        vanish by symmetry stay zero (module docstring,
+        :data:`ZERO_BLOCK_TOLERANCE`).
+    max_neighbours : int, default=10000
+        Largest number of neighbours (periodic images included) of one atom
+        within the cutoff. A structure with more (a 0.1 Å periodic cell, a
+        cell in Bohr read as Å) is refused with a ``ValueError`` naming the
+        count and the cell instead of running for hours; see
+        :data:`kernelpot.structures.neighbours.MAX_NEIGHBOURS`.
 
     Attributes
     ----------
@@ -122,7 +142,7 @@ class LambdaSOAP(Descriptor):
     """
 
     def __init__(self, species, r_cut, n_max, l_max, sigma=1.0, rbf="gto", periodic=False,
-                 lambda_=1, normalize=True):
+                 lambda_=1, normalize=True, max_neighbours=MAX_NEIGHBOURS):
         self.species = species
         self.r_cut = r_cut
         self.n_max = n_max
@@ -132,6 +152,7 @@ class LambdaSOAP(Descriptor):
         self.periodic = periodic
         self.lambda_ = lambda_
         self.normalize = normalize
+        self.max_neighbours = max_neighbours
 
     @property
     def n_features(self) -> int:
@@ -182,7 +203,9 @@ class LambdaSOAP(Descriptor):
         ValueError
             Invalid hyperparameters (each named in the message); an atom whose
             species is not in ``species``; non-finite positions; a periodic
-            cell of zero volume (with ``periodic=True``).
+            cell of zero volume (with ``periodic=True``); two atoms at one
+            position (closer than 1e-8 Å); an atom with more than
+            ``max_neighbours`` neighbours.
         TypeError
             A hyperparameter or ``gradients`` of the wrong type.
         """
@@ -222,7 +245,8 @@ class LambdaSOAP(Descriptor):
             coefficients = np.ascontiguousarray(np.swapaxes(expansion.coefficients, 2, 3))
             _k.lambda_soap_features(coefficients, *args, features[start:stop])
             if self.normalize:
-                _k.normalize_features(features[start:stop], norms[start:stop])
+                scales = np.einsum("ialn,ialn->i", coefficients, coefficients)
+                _k.normalize_features(features[start:stop], scales, ZERO_BLOCK_TOLERANCE, norms[start:stop])
             if gradients:
                 rows = slice(plan["row_start"], plan["row_start"] + len(plan["keys"]))
                 center[rows] = plan["keys"] // sub.n_atoms + start
@@ -237,7 +261,9 @@ class LambdaSOAP(Descriptor):
     def _plan(self, sub, params, gradients):
         """Neighbour list of a chunk and, for gradients, its output rows (keys ``i * n + j``, local)."""
         cutoff = params["r_cut"] + _expansion.cutoff_padding(params["sigma"])
-        plan = {"neighbours": neighbour_list(sub, cutoff), "row_start": 0, "keys": ()}
+        plan = {"neighbours": neighbour_list(sub, cutoff, max_neighbours=params["max_neighbours"]),
+                "row_start": 0, "keys": ()}
+        check_distinct_positions(sub, plan["neighbours"])
         if gradients:
             n = sub.n_atoms
             self_keys = np.arange(n, dtype=np.int64) * (n + 1)
@@ -316,6 +342,7 @@ class LambdaSOAP(Descriptor):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"`{name}` must be a bool; got {getattr(self, name)!r}")
         return dict(species=species, r_cut=r_cut, sigma=sigma, n_max=n_max, l_max=l_max,
+                    max_neighbours=check_max_neighbours(self.max_neighbours),
                     lam=lam, rbf=self.rbf)
 
     def _layout(self) -> dict:

@@ -42,7 +42,12 @@ from ase.data import atomic_numbers as _ase_atomic_numbers
 
 from kernelpot.descriptors import _mbtr_kernels as _kernels
 from kernelpot.descriptors.base import Descriptor
-from kernelpot.structures.neighbours import neighbour_list
+from kernelpot.structures.neighbours import (
+    MAX_NEIGHBOURS,
+    check_distinct_positions,
+    check_max_neighbours,
+    neighbour_list,
+)
 from kernelpot.structures.packing import PackedStructures, pack
 
 __all__ = ["MBTR", "species_to_numbers"]
@@ -152,6 +157,12 @@ class MBTR(Descriptor):
         atomic numbers in increasing order.
     periodic : bool, default=False
         Use periodic images along each structure's ``pbc`` directions.
+    max_neighbours : int, default=10000
+        Largest number of neighbours (periodic images included) of one atom
+        within the range of ``weighting`` (k = 2, 3). A structure with more (a 0.1 Å periodic cell, a
+        cell in Bohr read as Å) is refused with a ``ValueError`` naming the
+        count and the cell instead of running for hours; see
+        :data:`kernelpot.structures.neighbours.MAX_NEIGHBOURS`.
 
     Notes
     -----
@@ -184,6 +195,7 @@ class MBTR(Descriptor):
         normalization="none",
         species=None,
         periodic=False,
+        max_neighbours=MAX_NEIGHBOURS,
     ):
         self.geometry = geometry
         self.grid = grid
@@ -192,6 +204,7 @@ class MBTR(Descriptor):
         self.normalization = normalization
         self.species = species
         self.periodic = periodic
+        self.max_neighbours = max_neighbours
 
     # ------------------------------------------------------------------ validation
     def _settings(self) -> dict:
@@ -225,6 +238,7 @@ class MBTR(Descriptor):
                 f"`normalize_gaussians` must be a bool; got {self.normalize_gaussians!r}"
             )
         settings["species"] = species_to_numbers(self.species)
+        check_max_neighbours(self.max_neighbours)
         return settings
 
     def _grid_settings(self) -> dict:
@@ -398,7 +412,8 @@ class MBTR(Descriptor):
             # Unity weighting (molecules only): every pair, so a cutoff beyond
             # the largest extent of any structure.
             cutoff = _largest_extent(packed) + 1.0
-        neighbours = neighbour_list(packed, cutoff)
+        neighbours = neighbour_list(packed, cutoff, max_neighbours=self.max_neighbours)
+        check_distinct_positions(packed, neighbours)
         n_species = len(settings["species"])
         if settings["k"] == 2:
             _kernels.k2_kernel(

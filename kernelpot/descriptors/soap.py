@@ -46,7 +46,7 @@ import numbers
 
 import numpy as np
 
-from ..structures.neighbours import neighbour_list
+from ..structures.neighbours import MAX_NEIGHBOURS, check_distinct_positions, check_max_neighbours, neighbour_list
 from ..structures.packing import PackedStructures, as_atoms_list, pack, structure_chunks, sub_packing
 from ._expansion import restrict_neighbours, run_over_centers, species_indices
 from ._radial import cutoff_padding, gap_feature_weights, make_radial_basis
@@ -112,6 +112,12 @@ class SOAP(Descriptor):
         Weight (>= 0) of the centre's own Gaussian in its density (GAP's
         ``central_weight``); 1.0 is dscribe's convention, 0 leaves the
         centre out.
+    max_neighbours : int, default=10000
+        Largest number of neighbours (periodic images included) of one atom
+        within the cutoff. A structure with more (a 0.1 Å periodic cell, a
+        cell in Bohr read as Å) is refused with a ``ValueError`` naming the
+        count and the cell instead of running for hours; see
+        :data:`kernelpot.structures.neighbours.MAX_NEIGHBOURS`.
 
     Attributes
     ----------
@@ -144,7 +150,7 @@ class SOAP(Descriptor):
 
     def __init__(
         self, species, r_cut, n_max, l_max, sigma=1.0, rbf="gto", periodic=False,
-        cutoff_transition_width=None, central_weight=1.0,
+        cutoff_transition_width=None, central_weight=1.0, max_neighbours=MAX_NEIGHBOURS,
     ):
         self.species = species
         self.r_cut = r_cut
@@ -155,6 +161,7 @@ class SOAP(Descriptor):
         self.periodic = periodic
         self.cutoff_transition_width = cutoff_transition_width
         self.central_weight = central_weight
+        self.max_neighbours = max_neighbours
 
     # ------------------------------------------------------------------ validation
     def _species_numbers(self):
@@ -186,6 +193,7 @@ class SOAP(Descriptor):
         if not isinstance(self.periodic, (bool, np.bool_)):
             raise TypeError(f"`periodic` must be True or False; got {self.periodic!r}")
         self._check_gap_weights()
+        check_max_neighbours(self.max_neighbours)
         return species
 
     def _check_gap_weights(self) -> None:
@@ -286,7 +294,9 @@ class SOAP(Descriptor):
         ------
         ValueError
             Invalid hyperparameters; an atom whose species is not in
-            ``species``; non-finite positions; a periodic cell of zero volume.
+            ``species``; non-finite positions; a periodic cell of zero volume;
+            two atoms at one position (closer than 1e-8 Å); an atom with more
+            than ``max_neighbours`` neighbours.
         """
         species, packed, basis, block_offsets, n_features, atom_species, cutoff = self._setup(X)
         features = np.empty((packed.n_atoms, n_features))
@@ -329,7 +339,7 @@ class SOAP(Descriptor):
         X : ase.Atoms or sequence of ase.Atoms
             Structures (Å).
         neighbours : callable or None, default=None
-            ``neighbours(packed, cutoff) -> NeighbourList`` (Å), e.g. a
+            ``neighbours(packed, cutoff, max_neighbours=...) -> NeighbourList`` (Å), e.g. a
             :class:`~kernelpot.structures.neighbours.VerletNeighbours` kept
             across MD steps; None searches afresh
             (:func:`~kernelpot.structures.neighbours.neighbour_list`). The
@@ -348,7 +358,9 @@ class SOAP(Descriptor):
         """
         species, packed, basis, _, n_features, atom_species, cutoff = self._setup(X)
         search = neighbour_list if neighbours is None else neighbours
-        pairs = restrict_neighbours(search(packed, cutoff), cutoff)
+        searched = search(packed, cutoff, max_neighbours=self.max_neighbours)
+        check_distinct_positions(packed, searched)
+        pairs = restrict_neighbours(searched, cutoff)
         features = np.empty((packed.n_atoms, n_features))
         self._features_chunk(pairs, atom_species, len(species), 0, packed.n_atoms, basis, features)
         self._gap_weighting(len(species), features)
@@ -372,7 +384,9 @@ class SOAP(Descriptor):
         return AtomicFeatures(features, packed.offsets, packed.numbers), vjp
 
     def _pairs(self, sub: PackedStructures, cutoff: float, grouped: bool = False):
-        center, neighbour, vectors, offsets = restrict_neighbours(neighbour_list(sub, cutoff), cutoff)
+        neighbours = neighbour_list(sub, cutoff, max_neighbours=self.max_neighbours)
+        check_distinct_positions(sub, neighbours)
+        center, neighbour, vectors, offsets = restrict_neighbours(neighbours, cutoff)
         keys = center * sub.n_atoms + neighbour if grouped else None
         if grouped and np.any(keys[1:] < keys[:-1]):
             # Gradient rows in (centre, neighbour) order, images of one neighbour together.

@@ -40,7 +40,7 @@ class GAPCalculator(BaseCalculator):
         point, a product over all neighbour pairs, descriptor features and
         sparse points, so a call with them costs several times a call
         without (``benchmarks/RESULTS.md``; 1 thread, rattled 216-atom Si,
-        1,000 sparse points: about 10-20x). Switch off for speed.
+        1,000 sparse points: about 25x in CPU time). Switch off for speed.
         With stress, ``results["stress_std"]`` (eV/Å³, Voigt) is kept too.
         ``"requested"``: only the calls that ask for ``energy_std`` or
         ``forces_std`` (``atoms.calc.get_property("forces_std", atoms)``)
@@ -68,6 +68,14 @@ class GAPCalculator(BaseCalculator):
     ``PropertyNotImplementedError`` instead of returning a meaningless
     number.
 
+    Threads: one calculator may serve several threads at once. ASE keeps
+    the last structure and its results on the calculator (``atoms``,
+    ``results``); here each thread has its own, so a thread never receives
+    another thread's results and the compiled kernels (which release the
+    GIL) run in parallel. ``results`` read from a thread holds that
+    thread's last calculation; a copy or a pickle of the calculator keeps
+    the calling thread's.
+
     Examples
     --------
     >>> calc = GAPCalculator("si.kpot")          # doctest: +SKIP
@@ -80,7 +88,7 @@ class GAPCalculator(BaseCalculator):
                               "forces_std"]
 
     def __init__(self, model, *, uncertainty: bool | str = True, skin: float = 1.0):
-        self._per_thread_predictor = threading.local()
+        self._per_thread = threading.local()
         super().__init__()
         if isinstance(model, (str, Path)):
             model = load_model(model)
@@ -97,21 +105,46 @@ class GAPCalculator(BaseCalculator):
 
     def _predictor(self):
         """This thread's predictor with its own neighbour lists (None if a descriptor has no reverse mode)."""
-        state = self._per_thread_predictor
+        state = self._per_thread
         if getattr(state, "model", None) is not self.model or getattr(state, "skin", None) != self.skin:
             state.model, state.skin = self.model, self.skin
             state.predictor = (GAPPredictor(self.model, neighbours=VerletNeighbours(self.skin) if self.skin else None)
                                if supports_fast_path(self.model) else None)
         return state.predictor
 
+    # ASE's cache (last structure and results) is per thread: see Notes.
+    def _thread_cache(self):
+        cache = self._per_thread
+        if not hasattr(cache, "results"):
+            cache.atoms, cache.results = None, {}
+        return cache
+
+    @property
+    def atoms(self):
+        return self._thread_cache().atoms
+
+    @atoms.setter
+    def atoms(self, value):
+        self._thread_cache().atoms = value
+
+    @property
+    def results(self):
+        return self._thread_cache().results
+
+    @results.setter
+    def results(self, value):
+        self._thread_cache().results = value
+
     def __getstate__(self):
-        state = dict(self.__dict__)
-        state.pop("_per_thread_predictor", None)
+        state = {key: value for key, value in self.__dict__.items() if key != "_per_thread"}
+        state["_cache"] = (self.atoms, self.results)
         return state
 
     def __setstate__(self, state):
+        atoms, results = state.pop("_cache")
         self.__dict__.update(state)
-        self._per_thread_predictor = threading.local()
+        self._per_thread = threading.local()
+        self.atoms, self.results = atoms, results
 
     def calculate(self, atoms, properties, system_changes):
         if "stress" in properties and not atoms.pbc.all():
@@ -132,22 +165,23 @@ class GAPCalculator(BaseCalculator):
         energy = float(prediction["energy"][0])
         # Same structure (a σ request after the step's forces): keep what was computed, e.g. stress.
         kept = {} if system_changes else dict(self.results)
-        self.results = {**kept, "energy": energy, "free_energy": energy, "forces": prediction["forces"]}
+        results = {**kept, "energy": energy, "free_energy": energy, "forces": prediction["forces"]}
         if "stress" in prediction:
-            self.results["stress"] = prediction["stress"][0]
+            results["stress"] = prediction["stress"][0]
         if "local_energy" in prediction:
-            self.results["energies"] = prediction["local_energy"]
+            results["energies"] = prediction["local_energy"]
         if with_std:
-            self.results["energy_std"] = float(prediction["energy_std"][0])
-            self.results["forces_std"] = prediction["forces_std"]
+            results["energy_std"] = float(prediction["energy_std"][0])
+            results["forces_std"] = prediction["forces_std"]
             if "stress_std" in prediction:
-                self.results["stress_std"] = prediction["stress_std"][0]
+                results["stress_std"] = prediction["stress_std"][0]
         elif not self.uncertainty:
             for name in ("energy_std", "forces_std"):
                 if name in properties:
                     raise PropertyNotImplementedError(f"{name} was switched off (uncertainty=False)")
         if not np.isfinite(energy):
             raise FloatingPointError("the model predicted a non-finite energy; is the structure sensible?")
+        self.results = results
 
     # ------------------------------------------------------ finite differences
     def calculate_numerical_forces(self, atoms, d=0.001):

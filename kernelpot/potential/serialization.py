@@ -21,6 +21,8 @@ import inspect
 
 import numpy as np
 
+from ase.data import chemical_symbols
+
 from ..descriptors import CentreSpecies
 from ..descriptors.distance_2b import Distance2B
 from ..descriptors.lode import LODE
@@ -103,6 +105,9 @@ def save_model(model: SparseGPR, path, *, metadata: dict | None = None):
         "parameters": {p: jsonable(getattr(model, p)) for p in _MODEL_PARAMS},
         "metadata": jsonable(metadata or {}),
     }
+    # The fit's block plan: a loaded model then chunks its sums (predict, partial_fit) exactly as the saved one.
+    header["memory_estimate"] = {key: float(value) for key, value in getattr(model, "memory_estimate_", {}).items()
+                                 if isinstance(value, (int, float, np.number))}
     if hasattr(model, "std_scale_"):
         header["std_scale"] = float(model.std_scale_)  # recalibration of predicted σ
     if getattr(model, "std_floor_", None):
@@ -132,34 +137,108 @@ def _load_baseline(header, path):
 
 
 def load_model(path) -> SparseGPR:
-    """Read a ``SparseGPR`` saved by :func:`save_model`; it predicts exactly as the saved one."""
+    """Read a ``SparseGPR`` saved by :func:`save_model`; it predicts exactly as the saved one.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ModelFileError
+        Anything that is not a consistent SparseGPR file: besides the
+        checks of :func:`~kernelpot.potential.model_file.load_model_file`,
+        unknown classes or hyperparameters, a malformed ``e0``, and arrays
+        whose shapes do not fit the terms (sparse points, coefficients and
+        factors must agree) or that hold NaN or inf.
+    """
     header, arrays = load_model_file(path)
+    where = repr(str(path))
     if header.get("model") != _MODEL_KIND:
-        raise ModelFileError(f"{str(path)!r} holds a {header.get('model')!r} model, not a {_MODEL_KIND}")
+        raise ModelFileError(f"{where} holds a {header.get('model')!r} model, not a {_MODEL_KIND}")
     try:
-        fitted, specs = [], []
-        for index, spec in enumerate(header["terms"]):
-            descriptor, kernel = _build(spec["descriptor"], path), _build(spec["kernel"], path)
-            term = FittedTerm(descriptor, kernel, float(spec["delta"]), arrays[f"term{index}_sparse_X"],
-                              arrays[f"term{index}_sparse_weight"], arrays[f"term{index}_alpha"])
-            fitted.append(term)
-            specs.append(GAPTerm(descriptor, kernel, delta=term.delta, n_sparse=term.n_sparse))
-        params = dict(header["parameters"])
-        if isinstance(params.get("e0"), dict):
-            params["e0"] = {(int(z) if z.isdigit() else z): e for z, e in params["e0"].items()}
-        model = SparseGPR(specs, baseline=_load_baseline(header, path), **params)
-        model.terms_ = fitted
-        model.e0_ = {int(z): float(e) for z, e in header["e0"].items()}
-        model.alpha_ = np.concatenate([t.alpha for t in fitted])
-        model.kmm_cholesky_, model.posterior_factor_ = arrays["factor_L"], arrays["factor_R"]
-        model.memory_estimate_ = {"descriptor_gradients_per_atom": 0}
-        model.metadata_ = header.get("metadata", {})
-        if "std_scale" in header:
-            model.std_scale_ = float(header["std_scale"])
-        if "std_floor" in header:  # older files have none: no floor
-            model.std_floor_ = {str(key): float(value) for key, value in header["std_floor"].items()}
-        if "factor_R_fitc" in arrays:
-            model.fitc_factor_ = arrays["factor_R_fitc"]
-    except (KeyError, TypeError) as error:
-        raise ModelFileError(f"{str(path)!r} is an incomplete or inconsistent SparseGPR file ({error!r})") from None
+        model = _model_from(header, arrays, path)
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        raise ModelFileError(f"{where} is an incomplete or inconsistent SparseGPR file "
+                             f"({type(error).__name__}: {error})") from None
+    _check_arrays(model, where)
     return model
+
+
+def _e0(values, where, name, symbols=False) -> dict:
+    """Per-species reference energies of the header: atomic-number keys (or, with ``symbols``, chemical
+    symbols, kept as given), finite eV values."""
+    if not isinstance(values, dict):
+        raise ModelFileError(f"{where}: `{name}` must map atomic numbers to energies (eV); got {values!r}")
+    e0 = {}
+    for key, value in values.items():
+        is_number = isinstance(key, str) and key.isdigit() and 1 <= int(key) <= 118
+        if not is_number and not (symbols and key in chemical_symbols[1:]):
+            raise ModelFileError(f"{where}: `{name}` has the key {key!r}, which is not an atomic number 1..118"
+                                 + (" or a chemical symbol" if symbols else ""))
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+            raise ModelFileError(f"{where}: `{name}` of Z={key} must be a finite energy (eV); got {value!r}")
+        e0[int(key) if is_number else key] = float(value)
+    return e0
+
+
+def _model_from(header, arrays, path) -> SparseGPR:
+    where = repr(str(path))
+    fitted, specs = [], []
+    for index, spec in enumerate(header["terms"]):
+        descriptor, kernel = _build(spec["descriptor"], path), _build(spec["kernel"], path)
+        term = FittedTerm(descriptor, kernel, float(spec["delta"]), arrays[f"term{index}_sparse_X"],
+                          arrays[f"term{index}_sparse_weight"], arrays[f"term{index}_alpha"])
+        fitted.append(term)
+        specs.append(GAPTerm(descriptor, kernel, delta=term.delta, n_sparse=term.n_sparse))
+    params = dict(header["parameters"])
+    if isinstance(params.get("e0"), dict):
+        params["e0"] = _e0(params["e0"], where, "parameters.e0", symbols=True)
+    model = SparseGPR(specs, baseline=_load_baseline(header, path), **params)
+    model.terms_ = fitted
+    model.e0_ = _e0(header["e0"], where, "e0")
+    model.alpha_ = np.concatenate([t.alpha for t in fitted])
+    model.kmm_cholesky_, model.posterior_factor_ = arrays["factor_L"], arrays["factor_R"]
+    model.memory_estimate_ = {"descriptor_gradients_per_atom": 0}
+    if isinstance(header.get("memory_estimate"), dict):  # older files have none
+        model.memory_estimate_.update({str(k): float(v) for k, v in header["memory_estimate"].items()})
+        model.memory_estimate_["descriptor_gradients_per_atom"] = int(
+            model.memory_estimate_["descriptor_gradients_per_atom"])
+    model.metadata_ = header.get("metadata", {})
+    if "std_scale" in header:
+        model.std_scale_ = float(header["std_scale"])
+    if "std_floor" in header:  # older files have none: no floor
+        model.std_floor_ = {str(key): float(value) for key, value in header["std_floor"].items()}
+    if "factor_R_fitc" in arrays:
+        model.fitc_factor_ = arrays["factor_R_fitc"]
+    return model
+
+
+def _check_arrays(model, where) -> None:
+    """Finite values; shapes that must agree between the terms, the coefficients and the factors."""
+    for name, value in [("alpha_", model.alpha_), ("kmm_cholesky_", model.kmm_cholesky_),
+                        ("posterior_factor_", model.posterior_factor_)] + [
+            (f"term {i} sparse points", t.sparse_X) for i, t in enumerate(model.terms_)]:
+        if not np.all(np.isfinite(value)):
+            raise ModelFileError(f"{where}: {name} holds NaN or inf")
+    for index, term in enumerate(model.terms_):
+        X, weight, alpha = term.sparse_X, term.sparse_weight, term.alpha
+        if X.ndim != 2 or weight.shape != (len(X),) or alpha.shape != (len(X),):
+            raise ModelFileError(
+                f"{where}: term {index} has sparse points of shape {X.shape}, weights {weight.shape} and "
+                f"coefficients {alpha.shape}; expected (m, n_features), (m,) and (m,)")
+        try:
+            n_features = term.descriptor.n_features  # validates the descriptor's hyperparameters
+            term.kernel.diag(X[:1])
+            term.kernel(X[:1], X[:1])  # validates the covariance's hyperparameters
+        except (TypeError, ValueError) as error:
+            raise ModelFileError(f"{where}: term {index} has invalid hyperparameters ({error})") from None
+        if X.shape[1] != n_features:
+            raise ModelFileError(f"{where}: term {index} has sparse points with {X.shape[1]} features but its "
+                                 f"{type(term.descriptor).__name__} gives {n_features}")
+    m = len(model.alpha_)
+    for name in ("kmm_cholesky_", "posterior_factor_", "fitc_factor_"):
+        factor = getattr(model, name, None)
+        if factor is not None and factor.shape != (m, m):
+            raise ModelFileError(f"{where}: the factor {name} has shape {factor.shape}; the terms have {m} "
+                                 f"sparse points, so it must be ({m}, {m})")

@@ -22,7 +22,20 @@ from ._neighbour_kernels import (_BRUTE_FORCE_MAX_ATOMS, count_pairs, decode_rec
                                  record_pairs)
 from .packing import PackedStructures
 
-__all__ = ["NeighbourList", "neighbour_list", "restrict", "VerletNeighbours"]
+__all__ = ["COINCIDENT_DISTANCE", "MAX_NEIGHBOURS", "NeighbourList", "VerletNeighbours", "check_distinct_positions",
+           "check_max_neighbours", "neighbour_list", "restrict"]
+
+#: Default ``max_neighbours`` of every descriptor: neighbours (periodic images
+#: included) of one atom within the cutoff beyond which a structure is refused.
+#: Condensed matter has about 0.1 atoms/Å³, so 10 000 is the count within 29 Å,
+#: farther than any descriptor looks; a cell given in the wrong units or a
+#: 0.1 Å cell gets there at once (and would otherwise run for hours).
+MAX_NEIGHBOURS = 10_000
+#: Atoms (or periodic images) closer than this, in Å, coincide: descriptors refuse them.
+COINCIDENT_DISTANCE = 1e-8
+# A neighbour search whose bin stencil would exceed this many cells first checks a
+# lower bound of the neighbour count on the reduced lattice (the stencil costs memory).
+_STENCIL_CHECK = 10**6
 
 
 @dataclass(frozen=True)
@@ -65,7 +78,122 @@ class NeighbourList:
         return len(self.center)
 
 
-def neighbour_list(packed: PackedStructures, cutoff: float) -> NeighbourList:
+def check_max_neighbours(value) -> int:
+    """Validate a descriptor's ``max_neighbours`` (an integer >= 1); return it as an int."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`max_neighbours` must be an integer; got {value!r}")
+    if value < 1:
+        raise ValueError(f"`max_neighbours` must be >= 1; got {value}")
+    return int(value)
+
+
+def _structure_of(packed: PackedStructures, atom: int) -> tuple[int, int]:
+    """(structure index in the caller's input, atom index within it) of a global atom."""
+    s = int(np.searchsorted(packed.offsets, atom, side="right") - 1)
+    return packed.first_structure + s, atom - int(packed.offsets[s])
+
+
+def _describe_cell(packed: PackedStructures, s: int) -> str:
+    cell = packed.cells[s]
+    lengths = ", ".join(f"{v:.3g}" for v in np.linalg.norm(cell, axis=1))
+    return f"cell {np.round(cell, 6).tolist()} (lengths {lengths} Å, pbc={packed.pbc[s].tolist()})"
+
+
+def _too_many(packed, s, atom, count, cutoff, max_neighbours, at_least=False):
+    structure = packed.first_structure + s
+    where = f"each atom of structure {structure}" if atom is None else f"atom {atom} of structure {structure}"
+    return ValueError(
+        f"{where} has {'at least ' if at_least else ''}{count:,} neighbours within {cutoff:g} Å (periodic "
+        f"images included), more than `max_neighbours`={max_neighbours:,}: {_describe_cell(packed, s)}. No physical "
+        f"structure is that dense; are the cell and positions in Å? Raise `max_neighbours` if this is meant."
+    )
+
+
+def _periodic_heights(cells: np.ndarray, pbc: np.ndarray) -> np.ndarray:
+    """(n_structures, 3) spacing of the lattice planes along each periodic direction (Å; inf if not periodic)."""
+    a = cells
+    cross = np.stack([np.cross(a[:, (k + 1) % 3], a[:, (k + 2) % 3]) for k in range(3)], axis=1)
+    cross_norm = np.linalg.norm(cross, axis=2)
+    lengths = np.linalg.norm(a, axis=2)
+    volume = np.abs(np.einsum("sx,sx->s", a[:, 0], cross[:, 0]))
+    n_periodic = pbc.sum(axis=1)
+    heights = np.full(pbc.shape, np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for k in range(3):
+            i, j = (k + 1) % 3, (k + 2) % 3
+            full = n_periodic == 3
+            heights[full, k] = volume[full] / cross_norm[full, k]
+            # two periodic directions k and i (j not): spacing of k's lines within the plane = |a_k x a_i| / |a_i|
+            for other, missing in ((i, j), (j, i)):
+                plane = (n_periodic == 2) & pbc[:, k] & pbc[:, other]
+                heights[plane, k] = cross_norm[plane, missing] / lengths[plane, other]
+            line = (n_periodic == 1) & pbc[:, k]
+            heights[line, k] = lengths[line, k]
+    heights[~pbc] = np.inf
+    return heights
+
+
+def _self_image_lower_bound(cell: np.ndarray, pbc: np.ndarray, cutoff: float) -> int:
+    """A lower bound of the periodic images of an atom within ``cutoff`` (excluding itself).
+
+    On the Minkowski-reduced periodic lattice with vector lengths ``l_k``,
+    every ``Σ n_k a_k`` with ``|n_k| <= floor(cutoff / (p l_k))`` (p periodic
+    directions) is within ``cutoff`` by the triangle inequality.
+    """
+    from ase.geometry import minkowski_reduce
+
+    reduced = np.asarray(minkowski_reduce(cell, pbc=pbc)[0])
+    lengths = np.linalg.norm(reduced[np.asarray(pbc, dtype=bool)], axis=1)
+    reach = np.floor(cutoff / (len(lengths) * lengths))
+    return int(np.prod(2.0 * np.minimum(reach, 1e6) + 1.0)) - 1
+
+
+def _refuse_impossible_counts(packed: PackedStructures, cutoff: float, max_neighbours: int) -> None:
+    """Before searching: refuse cells whose neighbour counts are surely above the limit.
+
+    Only structures whose bin stencil would be large are examined (a tiny or
+    flattened cell), so ordinary inputs cost one vectorised pass.
+    """
+    periodic = packed.pbc.any(axis=1)
+    if not periodic.any():
+        return
+    heights = _periodic_heights(packed.cells[periodic], packed.pbc[periodic])
+    with np.errstate(over="ignore"):
+        stencil = np.prod(np.where(np.isfinite(heights), 2.0 * np.ceil(cutoff / heights) + 3.0, 1.0), axis=1)
+    for s in np.flatnonzero(periodic)[stencil > _STENCIL_CHECK]:
+        bound = _self_image_lower_bound(packed.cells[s], packed.pbc[s], cutoff)
+        if bound > max_neighbours:
+            raise _too_many(packed, int(s), None, bound, cutoff, max_neighbours, at_least=True)
+
+
+def check_distinct_positions(packed: PackedStructures, neighbours: "NeighbourList",
+                             min_distance: float = COINCIDENT_DISTANCE,
+                             reason: str = "two atoms at one position: duplicated atoms?") -> None:
+    """Raise ``ValueError`` if two atoms (or periodic images) are closer than ``min_distance`` (Å).
+
+    The message names the first such structure, its closest two atoms and
+    their distance, ``reason``, and every affected structure.
+    ``neighbours`` must be a neighbour list of ``packed`` with a cutoff of
+    at least ``min_distance``.
+    """
+    close = np.flatnonzero(neighbours.distances < min_distance)
+    if close.size == 0:
+        return
+    structures = packed.structure_index[neighbours.center[close]]
+    in_first = close[structures == structures.min()]
+    p = int(in_first[np.argmin(neighbours.distances[in_first])])
+    structure, i = _structure_of(packed, int(neighbours.center[p]))
+    _, j = _structure_of(packed, int(neighbours.neighbour[p]))
+    affected = np.unique(structures) + packed.first_structure
+    image = " (an atom and its own periodic image: is the cell too small?)" if i == j else ""
+    raise ValueError(
+        f"structure {structure} has atoms {i} and {j} {float(neighbours.distances[p]):.3g} Å apart{image}, closer "
+        f"than the minimum distance {min_distance:g} Å ({reason}); {len(affected)} structure(s) affected: "
+        f"{affected[:10].tolist()}{'...' if len(affected) > 10 else ''}"
+    )
+
+
+def neighbour_list(packed: PackedStructures, cutoff: float, *, max_neighbours: int | None = None) -> NeighbourList:
     """Build the full neighbour list of every structure in ``packed``.
 
     Parameters
@@ -74,6 +202,11 @@ def neighbour_list(packed: PackedStructures, cutoff: float) -> NeighbourList:
         Structures from :func:`kernelpot.structures.packing.pack`.
     cutoff : float
         Radius in Å; finite and > 0. Pairs with distance < ``cutoff`` are kept.
+    max_neighbours : int or None, default=None
+        Refuse (``ValueError`` naming the structure, atom, count and cell)
+        any atom with more neighbours than this, before the pairs are
+        stored; tiny periodic cells are refused before they are searched.
+        None: no limit. Descriptors pass their ``max_neighbours``.
 
     Returns
     -------
@@ -91,7 +224,7 @@ def neighbour_list(packed: PackedStructures, cutoff: float) -> NeighbourList:
     TypeError
         ``packed`` is not a :class:`PackedStructures` or ``cutoff`` is not a real number.
     ValueError
-        ``cutoff`` is not finite or not > 0.
+        ``cutoff`` is not finite or not > 0; more neighbours than ``max_neighbours``.
 
     Examples
     --------
@@ -116,10 +249,17 @@ def neighbour_list(packed: PackedStructures, cutoff: float) -> NeighbourList:
     pbc = np.ascontiguousarray(packed.pbc, dtype=np.bool_)
     offsets = np.ascontiguousarray(packed.offsets, dtype=np.int64)
     n_atoms = positions.shape[0]
+    if max_neighbours is not None:
+        _refuse_impossible_counts(packed, cutoff, max_neighbours)
     if packed.n_structures == 1 and (pbc.any() or n_atoms > _BRUTE_FORCE_MAX_ATOMS):
-        return _one_structure(positions, cells[0], pbc[0], cutoff)
+        return _one_structure(packed, positions, cells[0], pbc[0], cutoff, max_neighbours)
     counts = np.zeros(n_atoms, dtype=np.int64)
     count_pairs(positions, cells, pbc, offsets, cutoff, counts)
+    if max_neighbours is not None and n_atoms and counts.max() > max_neighbours:
+        atom = int(np.argmax(counts > max_neighbours))
+        structure, local = _structure_of(packed, atom)
+        raise _too_many(packed, structure - packed.first_structure, local, int(counts[atom]), cutoff,
+                        max_neighbours)
     pair_offsets = np.zeros(n_atoms + 1, dtype=np.int64)
     np.cumsum(counts, out=pair_offsets[1:])
     n_pairs = int(pair_offsets[-1])
@@ -134,11 +274,12 @@ def neighbour_list(packed: PackedStructures, cutoff: float) -> NeighbourList:
     return NeighbourList(center, neighbour, shifts, vectors, distances, pair_offsets, cutoff)
 
 
-def _one_structure(positions, cell, pbc, cutoff):
+def _one_structure(packed, positions, cell, pbc, cutoff, max_neighbours):
     """One structure in a single cell-list pass (no counting pass): pairs appended, then grouped by centre.
 
     The buffers are sized from the mean density (30 % spare); a denser
-    structure overflows them, and the pass runs once more at the exact size.
+    structure overflows them, and the pass runs once more at the exact size,
+    after the per-atom counts are checked against ``max_neighbours``.
     """
     n_atoms = len(positions)
     span = np.ptp(positions, axis=0) if len(positions) else np.zeros(3)
@@ -152,6 +293,9 @@ def _one_structure(positions, cell, pbc, cutoff):
         keys = np.empty(capacity, dtype=np.int64)
         wraps, radix = record_pairs(positions, cell, pbc, cutoff, keys, starts, counts, length)
         n_pairs = int(length[0])
+        if max_neighbours is not None and n_atoms and counts.max() > max_neighbours:
+            atom = int(np.argmax(counts > max_neighbours))
+            raise _too_many(packed, 0, atom, int(counts[atom]), cutoff, max_neighbours)
         if n_pairs <= capacity:
             break
         capacity = n_pairs
@@ -237,17 +381,19 @@ class VerletNeighbours:
     def _key(packed: PackedStructures):
         return (packed.offsets.tobytes(), packed.numbers.tobytes(), packed.cells.tobytes(), packed.pbc.tobytes())
 
-    def __call__(self, packed: PackedStructures, cutoff: float) -> NeighbourList:
+    def __call__(self, packed: PackedStructures, cutoff: float, *, max_neighbours: int | None = None) -> NeighbourList:
+        """The pairs closer than ``cutoff``; ``max_neighbours`` as in :func:`neighbour_list` (checked when
+        searching, at the search radius)."""
         self.n_calls += 1
         key = self._key(packed)
         last = self._last
         if last is not None and last[0] == key and last[1] == cutoff and np.array_equal(last[2], packed.positions):
             return last[3]  # several descriptors of one prediction asking for the same list
-        result = self._serve(key, packed, cutoff)
+        result = self._serve(key, packed, cutoff, max_neighbours)
         self._last = (key, cutoff, np.array(packed.positions, dtype=np.float64), result)
         return result
 
-    def _serve(self, key, packed, cutoff):
+    def _serve(self, key, packed, cutoff, max_neighbours):
         stored = self._stored.get(key)
         if stored is not None and stored[1].cutoff >= cutoff + self.skin * (1.0 - 1e-12):
             moved = packed.positions - stored[0]
@@ -255,7 +401,7 @@ class VerletNeighbours:
                 if self.skin == 0.0:
                     return restrict(stored[1], cutoff)
                 return restrict(_moved(stored[1], packed), cutoff)
-        searched = neighbour_list(packed, cutoff + self.skin)
+        searched = neighbour_list(packed, cutoff + self.skin, max_neighbours=max_neighbours)
         self.n_builds += 1
         if len(self._stored) >= self._MAX_ENTRIES:
             self._stored.clear()

@@ -31,6 +31,10 @@ class PackedStructures:
         Periodicity along each lattice vector.
     offsets : ndarray of shape (n_structures + 1,), int64
         Atoms of structure ``s`` are rows ``offsets[s]:offsets[s + 1]``.
+    first_structure : int, default=0
+        Index of structure 0 in the caller's input (a :func:`sub_packing`
+        of structures ``first:last`` has ``first``), so error messages
+        name structures as the caller numbers them.
     """
 
     positions: np.ndarray
@@ -38,6 +42,7 @@ class PackedStructures:
     cells: np.ndarray
     pbc: np.ndarray
     offsets: np.ndarray
+    first_structure: int = 0
 
     @property
     def n_structures(self) -> int:
@@ -183,6 +188,6 @@ def sub_packing(packed: PackedStructures, first: int, last: int):
     sub = PackedStructures(
         positions=packed.positions[start:stop], numbers=packed.numbers[start:stop],
         cells=packed.cells[first:last], pbc=packed.pbc[first:last],
-        offsets=packed.offsets[first : last + 1] - start,
+        offsets=packed.offsets[first : last + 1] - start, first_structure=packed.first_structure + first,
     )
     return sub, start, stop

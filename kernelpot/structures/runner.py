@@ -234,9 +234,7 @@ def write_runner(path, frames, *, units="atomic"):
         way to say so).
     units : {"atomic", "metal"}, default="atomic"
     """
-    from ..active.checkpoint import (
-        atomic_write,  # the package's one atomic-write helper
-    )
+    from ..utils.files import atomic_write
 
     length, energy_unit = _unit_factors(units)
     frames = [frames] if isinstance(frames, Atoms) else list(frames)

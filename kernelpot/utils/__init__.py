@@ -1,4 +1,5 @@
-"""Helpers shared by every kernelpot package: lazy exports, JSON conversion, ASE shims, memory sizes, estimators."""
+"""Helpers shared by every kernelpot package: lazy exports, JSON conversion, ASE shims, memory sizes, estimators,
+atomic files."""
 
 from .lazy import lazy_exports
 
@@ -10,5 +11,6 @@ _EXPORTS = {
     "parse_memory": "memory",
     "resident_bytes": "memory",
     "reset_fitted": "estimators",
+    "atomic_write": "files",
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -51,26 +51,15 @@ def check_min_distance(atoms_list, min_distance=MIN_DISTANCE):
     """Raise ``ValueError`` if two atoms (or periodic images) are closer than ``min_distance`` Å.
 
     The message names the first such structure, the two atoms, their
-    distance and how many structures are affected.
+    distance and the structures affected
+    (:func:`kernelpot.structures.neighbours.check_distinct_positions`).
     """
-    from ...structures.neighbours import neighbour_list
+    from ...structures.neighbours import check_distinct_positions, neighbour_list
     from ...structures.packing import pack
 
     packed = pack(atoms_list)
-    nl = neighbour_list(packed, min_distance)
-    if len(nl.center) == 0:
-        return
-    structure = packed.structure_index[nl.center]
-    s = int(structure.min())
-    in_s = np.nonzero(structure == s)[0]
-    first = int(in_s[np.argmin(nl.distances[in_s])])
-    start = int(packed.offsets[s])
-    i, j = int(nl.center[first]) - start, int(nl.neighbour[first]) - start
-    raise ValueError(
-        f"structure {s} has atoms {i} and {j} {float(nl.distances[first]):.3g} Å apart, closer than the "
-        f"minimum distance {min_distance} Å (corrupt or duplicated atoms?); "
-        f"{len(np.unique(structure))} structure(s) affected: remove them from the training set"
-    )
+    check_distinct_positions(packed, neighbour_list(packed, min_distance), min_distance,
+                             reason="corrupt or duplicated atoms? remove them from the training set")
 
 
 def check_labels(atoms_list, energies, forces, virials, config_types):

@@ -1,0 +1,788 @@
+"""Long-range benchmarks: charged dimers and NaCl in water, one table each.
+
+Each benchmark is a registry of rows (``DIMER_ROWS``, ``NACL_ROWS``): a row is a function that fits a model on the
+training data and returns predictions for the test data, so a new method (kQEq charges, LODE features) is one more
+function and one more registry entry; the tables, splits and metrics are shared.
+
+Benchmark 1, charged dimers
+===========================
+``water/lode_charged_dimers/charge-charge.xyz`` (bundled in ``data/charged_dimers``): 10 cation–anion pairs
+(methylammonium, methyl-/ethylguanidinium with acetate) at 13 centre-of-mass separations each, 3.7–8.7 Å.
+Target: the binding energy ``E − E_A − E_B`` (eV). Training: separations < 6 Å (75 dimers); test: ≥ 6 Å (55).
+The test measures extrapolation to distances the model has not seen, where the binding is almost pure
+electrostatics (about −k/r between the ions).
+
+Every row is a potential and predicts the binding as one: ``f(AB) − f(A) − f(B)``, the monomers cut out of the
+dimer. It is fitted to the training binding energies of the dimers and to 0 for each family's two isolated
+monomers (the definition of a binding energy; the file's monomers are rigid), energies only, ``e0 = 0``.
+(Fitting the binding as an extensive property of the dimer alone, without the monomers, lets a short-range model
+hide a family-dependent constant in its atomic energies: it then "predicts" a binding at separations it cannot see,
+0.13 eV MAE, an artefact.)
+
+* **short-range SOAP-GAP**: one SOAP term (all centres, ζ 2). Beyond its cutoff it cannot see the partner: its
+  prediction there is 0, its error the whole binding energy.
+* **+ fixed-charge baseline**: the binding energy of fixed charges,
+  ``E_C(AB) − E_C(A) − E_C(B)`` (open boundaries, :class:`kernelpot.potential.coulomb_baseline.CoulombBaseline`
+  on the dimer and on each monomer cut out of it, so only inter-monomer pairs remain), plus the same GAP fitted to
+  the residual. The monomers carry their net charge ±1 (``chargeA``/``chargeB``; the cation is the monomer with
+  nitrogen). How to spread it over the atoms was chosen on the training range only (train < 5 Å, validate
+  5–6 Å; ``--select``): ``"uniform"`` (±1/N on every atom of the monomer) against ``"group"`` (the cation's charge on
+  its N atoms and the H bonded to them, the anion's on its O atoms; the charged groups). See ``DIMER_SPREAD``.
+* **+ long-range features**: the SOAP term plus a linear term (:class:`kernelpot.kernels.LinearCovariance`, one
+  sparse point per training environment) on LODE ρ⊗V invariants (:class:`kernelpot.descriptors.LODE`,
+  ``DIMER_LODE``: the potential of the atom density smeared by 1 Å, open boundaries, l ≤ 2, with a 3 Å SOAP
+  density). Linear in the potential, so the far-field binding extrapolates as −k/r does. **(λ=0)**: l_max 0.
+  (The LODE settings were not tuned here: the lode helper's scans, /work/notes/lode/scan_val.log, show the inner
+  validation preferring 2.5 Å smearing, which extrapolates worse; 1 Å is the published example's scale.)
+
+The GAP hyperparameters of each row (SOAP cutoff, δ) are chosen the same way, on the inner split of the training
+range, never on the test separations. Inner validation MAE (eV; ``--select``, load average ~15, 1 thread)::
+
+    row                         r_cut δ=0.1  δ=1        row (spread)                 r_cut δ=0.1  δ=1
+    short-range SOAP-GAP        3     2.153  1.983      + fixed-charge (uniform)     3     0.637  0.604
+                                4     0.894  0.668                                   4     0.265  0.222
+                                5     0.555  0.463 <-                                5     0.203  0.187
+    + long-range features       3     0.124  0.115      + fixed-charge (group)       3     0.254  0.227
+                                4     0.124  0.093 <-                                4     0.133  0.109 <-
+                                5     0.117  0.124                                   5     0.143  0.134
+    + long-range features (λ=0) 3     0.169  0.182
+                                4     0.165  0.122 <-
+                                5     0.159  0.173
+
+Result (``python benchmarks/long_range.py --benchmark dimers``, 1 thread, load average 12–14 on 2 cores; the
+last row from ``--rows "+ fixed-charge baseline + long-range features"``, same settings)::
+
+    row                                  test MAE  test RMSE  MAE 6-7 Å  MAE >= 8 Å  train MAE  fit+predict (s)
+    short-range SOAP-GAP                   0.6468     0.8575     0.4400      0.6502     0.0050    155
+    + fixed-charge baseline                0.2438     0.3239     0.1902      0.6172     0.0064     65
+    + long-range features                  0.0699     0.1282     0.0292      0.3469     0.0004     50
+    + long-range features (λ=0)            0.0862     0.1541     0.0424      0.3875     0.0005     45
+    + fixed-charge baseline + l.-r. f.     0.0804     0.1521     0.0338      0.4074     0.0004     68
+
+(eV.) Best long-range row: 0.070 eV = 0.108 of the short-range row's: both targets (≤ 0.05 eV, ≤ 0.1) narrowly
+missed. All long-range rows are good to 7 Å (0.03–0.04 eV) and drift beyond 8 Å (0.35–0.41 eV): with a 4 Å SOAP
+term beside it, the LODE term carries only part of the far field it must extrapolate. The lode helper's scans with
+a 3 Å, l ≤ 2 SOAP term (/work/notes/lode/scan_final.log) reached 0.022–0.050 eV on these test dimers, but the inner
+validation ranks that SOAP below the one used here (0.124 against 0.093 eV), so it is not chosen: a validation that
+reaches beyond the SOAP cutoff (not possible inside < 6 Å) would be needed to select it honestly.
+
+Benchmark 2, NaCl in water (revPBE0-D3)
+=======================================
+``electrolytes/nacl_water`` (../shared/data; PROVENANCE.md §3c): train on ``gen1a``–``gen1e`` (799 frames, 1–8 NaCl
+with 48–62 H2O, 12.42 Å cube), test on ``gen3`` (150 frames, 1–3 NaCl with 60–64 H2O in 19.7 × 9.9 × 9.9 Å cells
+of varying volume): other concentrations and another cell shape.
+
+* **GAP**: ``distance_2b`` per species pair + two stiff intramolecular pair terms (O–H, H–H) + one SOAP term per
+  centre species (gap_fit's ``Z=``, so each species has its own sparse points); ``NACL_GAP``, chosen on gen1
+  (train on the first 80 % of each gen1 file, validate on the last 20 %), never on gen3. See "NaCl recipe".
+* **GAP + fixed-charge baseline**: the authors' charges (O −0.834, H +0.417, Na +1, Cl −1; point charges, Ewald
+  over all pairs) under the same GAP string: ``SparseGPR(..., baseline=CoulombBaseline(NACL_CHARGES))``.
+
+Columns: energy RMSE (meV/atom), force RMSE per species and overall (meV/Å), fit time (s), prediction speed
+(atoms/s, energies + forces, one process). Reference energies per species: ``e0="composition"``, a least-squares fit
+of the training energies on the atom counts (for the baseline row, of the energies minus the baseline).
+
+NaCl recipe: why the first GAP missed forces by ~290 meV/Å, and what is left
+-----------------------------------------------------------------------------
+The first recipe (all-pairs 2b θ 1 Å δ 1 eV; SOAP r_c 5 Å, n 6, l 4, σ_at 0.5 Å, ζ 4, δ 0.2 eV; 1,500 sparse
+points per O/H term; σ_F 0.04 eV/Å) gave 291 and 286 meV/Å on gen1 validation with 25 and 50 training frames
+(load ~4–11, /work/notes/nacl/lc_probe.log). Checked, in order (scripts and logs in /work/notes/nacl/):
+
+* *Units and labels are right.* The reader converts Hartree/Bohr with ``ase.units`` (51.42 eV/Å per a.u.); the
+  mean H force along H→O in gen3 equals 2kT⟨1/r⟩ (0.052 vs 0.053 eV/Å), which a wrong unit would miss by its
+  factor. Force RMS per file 0.80–0.91 eV/Å (O 1.0–1.1, H 0.70–0.82, Na/Cl 0.26–0.36), typical of liquid water.
+  The labels' net force per frame is 0.2–0.9 eV/Å (hybrid-DFT grid noise, ~20 meV/Å per component): small.
+  kernelpot and gap_fit give the same errors for the same recipe (5 bundled frames: 155/209 meV/Å train/test),
+  so the implementation is not the cause.
+* *One outlier.* gen1b frame 156 has an O with H at 0.93, 1.02 and 1.78 Å (a proton-transfer configuration) and
+  forces up to 30 eV/Å; it sat in that validation subset and inflated its RMSE. gen3 has none (max 6.4 eV/Å).
+* *Under-fitting, not label noise.* With 8 training frames and nearly every environment a sparse point, the
+  *training* force RMSE is 121–143 meV/Å against σ_F = 40 meV/Å: the model cannot represent the forces it is fitted
+  to. The 25 → 50-frame curve was flat because the O/H sparse points stayed capped at 1,500.
+* *Candidates* (8 gen1 training frames → 8 validation frames, O/H 400 sparse points, load ~15): first recipe 191
+  meV/Å (train 143); SOAP δ 1 eV 195 (137); + O–H/H–H bond terms and δ 1 eV **173** (121), kept.
+
+Closing the gap to ≤ 50 meV/Å needs what the CPU here did not allow (2 cores at load 12–16 during this work):
+more frames *and* sparse points growing with them (the training error falls only as the basis grows), a finer SOAP
+(n_max 8–12, l_max 6–8, r_c 6 Å, as water GAPs use), and a 3-body term for the H–O–H angle.
+
+Do the NaCl files hold raw DFT labels? Yes
+-------------------------------------------
+The authors add a fixed-charge Coulomb term (CP2K FIST, SPME, the charges above, no exclusions given) to their
+network in MD (``input/nvt.inp`` of github.com/niamhon/nacl-water); neither their README nor ``input.nn`` says
+whether the published ``data-sets/revPBE0-D3/BP-NNP/*.data`` labels are DFT or DFT minus that term. The numbers say
+**raw DFT** (``benchmarks/nacl_labels.py``; output in the commit that added this file):
+
+1. *Stein identity.* For Boltzmann-sampled configurations ⟨F·∇A⟩ = −kT⟨∇²A⟩ for any smooth A; with A the Coulomb
+   energy (harmonic away from the charges) the right side is ≈ 0. Measured ⟨F_label · F_Coulomb⟩ in eV²/Å², gen3
+   (sampled consistently with revPBE0): O +0.04 ± 0.06, H −0.01 ± 0.03, Na +0.05 ± 0.03, Cl −0.03 ± 0.02;
+   subtracted labels would give −⟨|F_C|²⟩ = −27.8, −14.9, −0.42, −0.53. gen1 ions: Na −0.05 … +0.04, Cl
+   −0.15 … +0.01 against −0.39 … −0.69.
+2. *Bonded mean force.* Mean force on H along H→O in gen3: +0.052 ± 0.008 eV/Å; 2kT⟨1/r⟩ = +0.053 eV/Å for
+   Boltzmann-sampled raw labels; −3.75 eV/Å if the Coulomb term had been subtracted. (gen1: +0.63 eV/Å: its
+   configurations come from a sampler with longer O–H bonds, e.g. a GGA; that offset also makes gen1's
+   O and H Stein averages positive, +3.7 and +2.1, where subtraction would make them −26 and −14.)
+3. *Energies.* A composition fit gives −469.36 eV per water, as raw revPBE0-D3 water in CP2K with the same
+   pseudopotentials (−469.4 … −468.4 eV from the 64-water boxes of Cheng et al. 2019); were the labels DFT minus
+   the Coulomb energy (−9.6 eV per water, all pairs), DFT would be −479.0. The 160 ``comment`` lines of gen1c are
+   CP2K single-point headers (``i = 0``): their energy equals the label to 0.008 meV. (gen1d/e's comments carry
+   the sampler's MD energies, 17.9 ± 0.2 eV lower.)
+
+So the baseline row subtracts the Coulomb term itself, as the authors' C-NNP training must have done.
+
+Targets: dimers, the best long-range row at test MAE ≤ 0.05 eV and ≤ 1/10 of the short-range row's;
+NaCl, overall force RMSE ≤ 50 meV/Å on gen3 and a long-range row better than the short-range row on Na and Cl.
+
+Usage::
+
+    python benchmarks/long_range.py                      # both benchmarks, full NaCl fit (hours)
+    python benchmarks/long_range.py --benchmark dimers   # minutes
+    python benchmarks/long_range.py --benchmark nacl --train-every 20 --test-every 2 --save-dir fitted
+    python benchmarks/long_range.py --select             # the validation runs behind DIMER_* and NACL_GAP
+    python benchmarks/long_range.py --smoke              # CI: bundled data, tiny models, < 1 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLED = REPO / "data"
+SHARED = Path(os.environ.get("KERNELPOT_SHARED_DATA", REPO.parent / "shared" / "data"))
+NACL_DIR = SHARED / "electrolytes" / "nacl_water"
+DIMER_FILE = BUNDLED / "charged_dimers" / "charge-charge.xyz"
+#: The authors' fixed charges (e), from input/nvt.inp of github.com/niamhon/nacl-water.
+NACL_CHARGES = {"O": -0.834, "H": 0.417, "Na": 1.0, "Cl": -1.0}
+NACL_SPECIES = ("O", "H", "Na", "Cl")
+NACL_TRAIN = ("gen1a", "gen1b", "gen1c", "gen1d", "gen1e")
+NACL_TEST = "gen3"
+
+
+# ----------------------------------------------------------------------------------------------- shared helpers
+#: Every table printed in this process, in order (``--markdown`` writes them).
+PRINTED = []
+
+
+@dataclass
+class Table:
+    """A printed table: a title, column names and formatted rows."""
+
+    title: str
+    columns: list
+    rows: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+    def add(self, name, values, formats):
+        self.rows.append([name] + [("-" if v is None else f.format(v)) for v, f in zip(values, formats)])
+
+    def markdown(self):
+        """The table as Markdown (title as a bold line, notes below)."""
+        lines = [f"**{self.title}**", "", "| " + " | ".join(map(str, self.columns)) + " |",
+                 "|" + "---|" * len(self.columns)]
+        lines += ["| " + " | ".join(row) + " |" for row in self.rows]
+        return "\n".join(lines + [""] + self.notes)
+
+    def print(self):
+        PRINTED.append(self)
+        widths = [max(len(str(c)), *(len(r[i]) for r in self.rows)) for i, c in enumerate(self.columns)]
+        line = "  ".join(f"{c:<{widths[0]}}" if i == 0 else f"{c:>{w}}" for i, (c, w) in
+                         enumerate(zip(self.columns, widths)))
+        print(f"\n{self.title}\n{line}\n{'-' * len(line)}")
+        for row in self.rows:
+            print("  ".join(f"{v:<{widths[0]}}" if i == 0 else f"{v:>{w}}" for i, (v, w) in
+                            enumerate(zip(row, widths))))
+        for note in self.notes:
+            print(note)
+
+
+def load_average():
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+# ------------------------------------------------------------------------------------- benchmark 1: dimers
+@dataclass
+class DimerSet:
+    """Charged dimers as open-boundary structures with their binding energies and monomer split."""
+
+    dimers: list            # ase.Atoms, pbc False
+    binding: np.ndarray     # (n,) eV, E - E_A - E_B
+    distance: np.ndarray    # (n,) Å, centre-of-mass separation
+    family: np.ndarray      # (n,) int, the cation-anion pair
+    monomer: list           # per dimer: (n_atoms,) int, 0 for the cation, 1 for the anion
+
+    def subset(self, index):
+        index = np.asarray(index)
+        return DimerSet([self.dimers[i] for i in index], self.binding[index], self.distance[index],
+                        self.family[index], [self.monomer[i] for i in index])
+
+
+def _monomers_of(atoms):
+    """(n_atoms,) labels of the two covalently bonded fragments: 0 for the one with N (the cation), else 1."""
+    from ase.neighborlist import NeighborList, natural_cutoffs
+    from scipy.sparse.csgraph import connected_components
+
+    bonds = NeighborList(natural_cutoffs(atoms), self_interaction=False, bothways=True)
+    bonds.update(atoms)
+    n, labels = connected_components(bonds.get_connectivity_matrix())
+    if n != 2:
+        return None
+    with_n = [c for c in range(2) if 7 in atoms.numbers[labels == c]]
+    if len(with_n) != 1:
+        raise ValueError(f"cannot tell the cation from the anion in {atoms.get_chemical_formula()}")
+    return np.where(labels == with_n[0], 0, 1)
+
+
+def load_dimers(path=DIMER_FILE):
+    """Read the charged-dimer file; each family's monomer split comes from its most separated frame."""
+    from ase.io import read
+
+    frames = read(path, ":")
+    # A family is a run of frames of one pair at increasing separation: a new one starts where the
+    # separation drops or the monomer energies change.
+    starts = [i for i in range(1, len(frames)) if frames[i].info["distance"] <= frames[i - 1].info["distance"]
+              or (frames[i].info["energyA"], frames[i].info["energyB"])
+              != (frames[i - 1].info["energyA"], frames[i - 1].info["energyB"])]
+    family = np.cumsum(np.isin(np.arange(len(frames)), starts))
+    split = {}
+    for f in np.unique(family):
+        members = np.where(family == f)[0]
+        farthest = frames[members[np.argmax([frames[i].info["distance"] for i in members])]]
+        split[f] = _monomers_of(farthest)
+        if split[f] is None:
+            raise ValueError(f"dimer family {f}: the most separated frame is not two separate molecules")
+    dimers = []
+    for a in frames:
+        if {a.info["chargeA"], a.info["chargeB"]} != {1, -1}:
+            raise ValueError(f"expected a +1/-1 pair; got charges {a.info['chargeA']}, {a.info['chargeB']}")
+        dimers.append(Atoms(numbers=a.numbers, positions=a.positions, pbc=False))
+    binding = np.array([a.get_potential_energy() - a.info["energyA"] - a.info["energyB"] for a in frames])
+    distance = np.array([a.info["distance"] for a in frames])
+    return DimerSet(dimers, binding, distance, family, [split[f] for f in family])
+
+
+def dimer_charges(atoms, monomer, spread):
+    """Per-atom charges (e) giving the cation (monomer 0) +1 and the anion −1.
+
+    ``"uniform"``: ±1/N on every atom of the monomer. ``"group"``: the cation's +1 on its N atoms and the H
+    atoms bonded to them, the anion's −1 on its O atoms.
+    """
+    charges = np.zeros(len(atoms))
+    for label, sign in ((0, 1.0), (1, -1.0)):
+        members = np.where(monomer == label)[0]
+        if spread == "uniform":
+            carriers = members
+        elif spread == "group":
+            heavy = 7 if sign > 0 else 8
+            carriers = [i for i in members if atoms.numbers[i] == heavy]
+            if sign > 0:
+                d = atoms.get_all_distances()
+                carriers += [i for i in members if atoms.numbers[i] == 1 and np.min(d[i, carriers]) < 1.2]
+        else:
+            raise ValueError(f"`spread` must be 'uniform' or 'group'; got {spread!r}")
+        charges[np.asarray(carriers)] = sign / len(carriers)
+    return charges
+
+
+def dimer_coulomb_binding(dimers, spread):
+    """Fixed-charge binding energies E_C(AB) − E_C(A) − E_C(B) (eV): only inter-monomer pairs."""
+    from kernelpot.potential.coulomb_baseline import CoulombBaseline
+
+    baseline = CoulombBaseline("initial_charges")
+    out = np.zeros(len(dimers.dimers))
+    for k, (atoms, monomer) in enumerate(zip(dimers.dimers, dimers.monomer)):
+        charged = atoms.copy()
+        charged.set_initial_charges(dimer_charges(atoms, monomer, spread))
+        charged.info["charge"] = 0.0
+        parts = [charged[monomer == label] for label in (0, 1)]
+        for part, q in zip(parts, (1.0, -1.0)):
+            part.info["charge"] = q
+        energies = baseline.evaluate([charged, *parts], forces=False)["energy"]
+        out[k] = energies[0] - energies[1] - energies[2]
+    return out
+
+
+def dimer_gap(r_cut, delta, n_sparse=400):
+    """SOAP GAP for binding energies (energies only; e0 = 0: the binding vanishes at infinite separation)."""
+    from kernelpot.models import SparseGPR
+    from kernelpot.potential.recipe import terms_from_gap_string
+
+    gap = (f"{{soap l_max=4 n_max=6 atom_sigma=0.5 cutoff={r_cut} cutoff_transition_width=1.0 delta={delta} "
+           f"covariance_type=dot_product zeta=2 n_sparse={n_sparse} sparse_method=cur_points}}")
+    terms = terms_from_gap_string(gap, [1, 6, 7, 8], periodic=False)
+    return SparseGPR(terms, default_sigma=(0.002, 0.1, 0.1), e0=0.0, random_state=0)
+
+
+def _family_monomers(data):
+    """The two isolated monomers of every family in ``data`` (binding energy 0 by definition; rigid in the file)."""
+    seen, out = set(), []
+    for atoms, monomer, family in zip(data.dimers, data.monomer, data.family):
+        if family not in seen:
+            seen.add(family)
+            out += [atoms[monomer == 0], atoms[monomer == 1]]
+    return out
+
+
+def fit_binding_gap(train, targets, settings, extra_terms=()):
+    """Fit a GAP to binding energies as a potential would see them: ``targets`` (eV) on the dimers and 0 on
+    every isolated monomer, so that ``predict_binding`` = f(AB) − f(A) − f(B) vanishes at infinite separation."""
+    monomers = _family_monomers(train)
+    structures = list(train.dimers) + monomers
+    model = dimer_gap(settings["r_cut"], settings["delta"], n_sparse=min(400, sum(len(a) for a in structures)))
+    model.terms = list(model.terms) + list(extra_terms)
+    return model.fit(structures, energies=np.concatenate([targets, np.zeros(len(monomers))]))
+
+
+def predict_binding(model, test):
+    """f(AB) − f(A) − f(B) (eV) for every dimer of ``test``, the monomers cut out of the dimer."""
+    parts = [[atoms[monomer == label] for atoms, monomer in zip(test.dimers, test.monomer)] for label in (0, 1)]
+    return (model.predict(test.dimers)["energy"] - model.predict(parts[0])["energy"]
+            - model.predict(parts[1])["energy"])
+
+
+#: Choices of the inner validation (train < 5 Å, validate 5–6 Å; ``--select``; table in the docstring). Grid: SOAP
+#: cutoff 3, 4, 5 Å × δ 0.1, 1 eV (× charge spread uniform, group for the baseline row).
+DIMER_SETTINGS = {"short-range SOAP-GAP": {"r_cut": 5.0, "delta": 1.0},
+                  "+ fixed-charge baseline": {"r_cut": 4.0, "delta": 1.0, "spread": "group"},
+                  "+ long-range features": {"r_cut": 4.0, "delta": 1.0},
+                  "+ long-range features (λ=0)": {"r_cut": 4.0, "delta": 1.0},
+                  "+ fixed-charge baseline + long-range features": {"r_cut": 4.0, "delta": 1.0, "spread": "group"}}
+DIMER_SPREAD = "group"
+
+
+def dimer_short_range(train, test, settings):
+    """Row: SOAP GAP on the binding energies."""
+    return predict_binding(fit_binding_gap(train, train.binding, settings), test)
+
+
+def dimer_fixed_charge(train, test, settings):
+    """Row: fixed-charge binding energy + SOAP GAP on the residual."""
+    spread = settings.get("spread", DIMER_SPREAD)
+    residual = train.binding - dimer_coulomb_binding(train, spread)
+    model = fit_binding_gap(train, residual, settings)
+    return dimer_coulomb_binding(test, spread) + predict_binding(model, test)
+
+
+#: LODE settings of the "+ long-range features" rows: the potential of the atom density smeared by 1 Å, projected
+#: on 3 radial functions inside 2 Å (the published LODE example's scale; not tuned on the test separations: the
+#: inner validation prefers wider smearing, see the docstring), combined with a 3 Å SOAP density into ρ⊗V invariants.
+DIMER_LODE = {"r_cut": 2.0, "n_max": 3, "l_max": 2, "smearing": 1.0}
+DIMER_LODE_DENSITY = {"r_cut": 3.0, "n_max": 6, "l_max": 2, "sigma": 0.3, "cutoff_transition_width": 0.5}
+
+
+def _lode_term(train, lode=None):
+    from kernelpot.descriptors import LODE, SOAP
+    from kernelpot.kernels import LinearCovariance
+    from kernelpot.models.gap import GAPTerm
+
+    species = [1, 6, 7, 8]
+    descriptor = LODE(species, **{**DIMER_LODE, **(lode or {})}, density=SOAP(species, **DIMER_LODE_DENSITY))
+    n_rows = sum(len(a) for a in train.dimers) + sum(len(a) for a in _family_monomers(train))
+    return GAPTerm(descriptor, LinearCovariance(), delta=1.0, n_sparse=n_rows)
+
+
+def dimer_long_range_features(train, test, settings, lode=None):
+    """Row: SOAP GAP + a linear LODE ρ⊗V term (its own sparse point per training environment)."""
+    return predict_binding(fit_binding_gap(train, train.binding, settings, [_lode_term(train, lode)]), test)
+
+
+def dimer_long_range_features_l0(train, test, settings):
+    """Row: as ``dimer_long_range_features`` with only λ = 0 potential projections (l_max 0)."""
+    return dimer_long_range_features(train, test, settings, {"l_max": 0})
+
+
+def dimer_fixed_charge_long_range_features(train, test, settings):
+    """Row: fixed-charge binding energy + SOAP and LODE terms fitted to the residual."""
+    spread = settings.get("spread", DIMER_SPREAD)
+    residual = train.binding - dimer_coulomb_binding(train, spread)
+    model = fit_binding_gap(train, residual, settings, [_lode_term(train)])
+    return dimer_coulomb_binding(test, spread) + predict_binding(model, test)
+
+
+#: Rows of benchmark 1: ``name -> function(train, test, settings) -> predicted binding energies (eV)``; settings
+#: from ``DIMER_SETTINGS``.
+DIMER_ROWS = {"short-range SOAP-GAP": dimer_short_range, "+ fixed-charge baseline": dimer_fixed_charge,
+              "+ long-range features": dimer_long_range_features,
+              "+ long-range features (λ=0)": dimer_long_range_features_l0,
+              "+ fixed-charge baseline + long-range features": dimer_fixed_charge_long_range_features}
+
+
+def select_dimers(data, rows=None, split=6.0, inner=5.0):
+    """Validation inside the training range: train < ``inner`` Å, validate ``inner``–``split`` Å."""
+    rows = rows or DIMER_ROWS
+    train_all = data.subset(np.where(data.distance < split)[0])
+    fit = train_all.subset(np.where(train_all.distance < inner)[0])
+    val = train_all.subset(np.where(train_all.distance >= inner)[0])
+    table = Table(f"Dimers, inner validation: train < {inner} Å ({len(fit.dimers)}), validate {inner}-{split} Å "
+                  f"({len(val.dimers)}); MAE in eV", ["row", "r_cut", "delta", "spread", "val MAE"])
+    for name, row in rows.items():
+        spreads = (("uniform", "group") if row in (dimer_fixed_charge, dimer_fixed_charge_long_range_features)
+                   else (None,))
+        for r_cut in (3.0, 4.0, 5.0):
+            for delta in (0.1, 1.0):
+                for spread in spreads:
+                    settings = {"r_cut": r_cut, "delta": delta, "spread": spread}
+                    mae = np.mean(np.abs(row(fit, val, settings) - val.binding))
+                    table.add(name, [r_cut, delta, spread or "", mae], ["{:.1f}", "{:g}", "{}", "{:.4f}"])
+    table.print()
+    return table
+
+
+def run_dimers(data, rows=None, split=6.0):
+    """Benchmark 1: fit every row on separations < ``split`` Å and test on the rest."""
+    rows = rows or DIMER_ROWS
+    train = data.subset(np.where(data.distance < split)[0])
+    test = data.subset(np.where(data.distance >= split)[0])
+    table = Table(f"Benchmark 1: charged dimers, binding energy; train {len(train.dimers)} dimers < {split} Å, "
+                  f"test {len(test.dimers)} dimers >= {split} Å", ["row", "test MAE (eV)", "test RMSE (eV)",
+                  "MAE 6-7 Å", "MAE >= 8 Å", "train MAE (eV)", "fit+predict (s)"])
+    results = {}
+    for name, row in rows.items():
+        settings = DIMER_SETTINGS.get(name, {})
+        start = time.perf_counter()
+        predicted = row(train, test, settings)
+        seconds = time.perf_counter() - start
+        train_mae = np.mean(np.abs(row(train, train, settings) - train.binding))
+        error = predicted - test.binding
+        near, far = test.distance < 7.0, test.distance >= 8.0
+        results[name] = {"mae": float(np.mean(np.abs(error))), "rmse": float(np.sqrt(np.mean(error**2))),
+                         "mae_6_7": float(np.mean(np.abs(error[near]))), "mae_ge_8": float(np.mean(np.abs(error[far])))
+                         if far.any() else None, "train_mae": float(train_mae), "seconds": seconds}
+        r = results[name]
+        table.add(name, [r["mae"], r["rmse"], r["mae_6_7"], r["mae_ge_8"], r["train_mae"], seconds],
+                  ["{:.4f}", "{:.4f}", "{:.4f}", "{:.4f}", "{:.4f}", "{:.1f}"])
+    first = next(iter(results.values()))["mae"]
+    best = min(results, key=lambda k: results[k]["mae"])
+    table.notes.append(f"best row: {best}, MAE {results[best]['mae']:.4f} eV = {results[best]['mae'] / first:.3f} of the "
+                       f"first row's (targets: <= 0.05 eV and <= 0.1); load average {load_average():.1f}")
+    table.print()
+    return results
+
+
+# ----------------------------------------------------------------------------------------- benchmark 2: NaCl
+@dataclass
+class NaClData:
+    """NaCl–water frames (wrapped into their cells) with energies (eV) and forces (eV/Å)."""
+
+    atoms: list
+    energies: np.ndarray
+    forces: list
+
+    def subset(self, index):
+        return NaClData([self.atoms[i] for i in index], self.energies[np.asarray(index)],
+                        [self.forces[i] for i in index])
+
+    @property
+    def n_atoms(self):
+        return sum(len(a) for a in self.atoms)
+
+
+def load_nacl(paths, every=1):
+    """Read RuNNer files (Bohr/Hartree → Å/eV) into :class:`NaClData`; positions wrapped into the cell."""
+    from kernelpot.structures.runner import read_runner
+
+    atoms, energies, forces = [], [], []
+    for path in paths:
+        for frame in read_runner(path, slice(None, None, every)):
+            energies.append(frame.get_potential_energy())
+            forces.append(frame.get_forces())
+            clean = Atoms(numbers=frame.numbers, positions=frame.positions, cell=frame.cell, pbc=True)
+            clean.info["charge"] = frame.info["charge"]
+            clean.wrap()
+            atoms.append(clean)
+    return NaClData(atoms, np.array(energies), forces)
+
+
+def nacl_gap_string(*, r_cut=5.0, n_max=6, l_max=4, soap_delta=0.2, zeta=4, n_sparse=None, two_body_delta=1.0,
+                    two_body_theta=1.0, two_body_cutoff=5.0, two_body_sparse=20, transition=1.0, pairs=None,
+                    bonds=False):
+    """``distance_2b`` per species pair (``pairs``, default all 10) and one SOAP term per centre species.
+
+    ``bonds``: two more, short and stiff pair terms for water's intramolecular geometry (O–H within 1.6 Å,
+    θ 0.15 Å, δ 10 eV; H–H within 2.2 Å, θ 0.2 Å, δ 5 eV): the all-pairs 2b (θ 1 Å) and a SOAP density of
+    0.5 Å Gaussians are too smooth for the O–H stretch (about 45 eV/Å²).
+    """
+    n_sparse = n_sparse or {"O": 1500, "H": 1500, "Na": 500, "Cl": 500}
+    numbers = {"O": 8, "H": 1, "Na": 11, "Cl": 17}
+    pairs = pairs or [(a, b) for i, a in enumerate(NACL_SPECIES) for b in NACL_SPECIES[i:]]
+    parts = [f"distance_2b cutoff={two_body_cutoff} cutoff_transition_width={transition} covariance_type=ard_se "
+             f"delta={two_body_delta} theta_uniform={two_body_theta} n_sparse={two_body_sparse} sparse_method=uniform "
+             f"Z1={numbers[a]} Z2={numbers[b]}" for a, b in pairs]
+    if bonds:
+        parts += [("distance_2b cutoff=1.6 cutoff_transition_width=0.3 covariance_type=ard_se delta=10.0 "
+                   "theta_uniform=0.15 n_sparse=20 sparse_method=uniform Z1=8 Z2=1"),
+                  ("distance_2b cutoff=2.2 cutoff_transition_width=0.4 covariance_type=ard_se delta=5.0 "
+                   "theta_uniform=0.2 n_sparse=20 sparse_method=uniform Z1=1 Z2=1")]
+    parts += [f"soap l_max={l_max} n_max={n_max} atom_sigma=0.5 cutoff={r_cut} cutoff_transition_width={transition} "
+              f"delta={soap_delta} covariance_type=dot_product zeta={zeta} n_sparse={n_sparse[s]} "
+              f"sparse_method=cur_points Z={numbers[s]}" for s in NACL_SPECIES]
+    return "{" + " : ".join(parts) + "}"
+
+
+#: The benchmark's recipe (see "NaCl recipe" in the docstring): bond terms + SOAP δ 1 eV were the best of the
+#: candidates tried on gen1 validation; 4,600 SOAP sparse points (more fit the training forces better, the
+#: learning-curve limit) + 240 pair points.
+NACL_GAP = nacl_gap_string(bonds=True, soap_delta=1.0, n_sparse={"O": 2000, "H": 2000, "Na": 300, "Cl": 300})
+NACL_SIGMA = (0.001, 0.04, 0.05)
+
+
+def _nacl_model(gap, sigma, baseline, max_memory, verbose):
+    from kernelpot.models import SparseGPR
+    from kernelpot.potential.recipe import terms_from_gap_string
+
+    terms = terms_from_gap_string(gap, [1, 8, 11, 17], periodic=True)
+    kwargs = {} if baseline is None else {"baseline": baseline}
+    return SparseGPR(terms, default_sigma=sigma, e0="composition", max_memory=max_memory, random_state=0,
+                     verbose=verbose, **kwargs)
+
+
+def fit_nacl_row(train, settings, baseline=None):
+    """Fit a GAP (with ``baseline`` underneath, if any) to NaCl data; e0 from a composition fit of the residual."""
+    model = _nacl_model(settings["gap"], settings["sigma"], baseline, settings.get("max_memory"),
+                        settings.get("verbose", False))
+    return model.fit(train.atoms, energies=list(train.energies), forces=list(train.forces))
+
+
+def nacl_gap(train, settings):
+    """Row: short-range GAP."""
+    return fit_nacl_row(train, settings)
+
+
+def nacl_gap_fixed_charge(train, settings):
+    """Row: the authors' fixed-charge Coulomb baseline + GAP on the residual."""
+    from kernelpot.potential.coulomb_baseline import CoulombBaseline
+
+    return fit_nacl_row(train, settings, baseline=CoulombBaseline(NACL_CHARGES))
+
+
+#: Rows of benchmark 2: ``name -> function(train NaClData, settings) -> fitted model with .predict``.
+NACL_ROWS = {"GAP": nacl_gap, "GAP + fixed-charge baseline": nacl_gap_fixed_charge}
+
+
+def nacl_errors(model, test, chunk=8):
+    """Energy RMSE (meV/atom), force RMSE per species and overall (meV/Å), prediction atoms/s."""
+    e_pred, f_pred, seconds = [], [], 0.0
+    for start in range(0, len(test.atoms), chunk):
+        block = test.atoms[start:start + chunk]
+        t = time.perf_counter()
+        prediction = model.predict(block, properties=("energy", "forces"))
+        seconds += time.perf_counter() - t
+        e_pred.extend(prediction["energy"])
+        f_pred.append(prediction["forces"])
+    n_atoms = np.array([len(a) for a in test.atoms])
+    f_error = np.concatenate(f_pred) - np.concatenate(test.forces)
+    symbols = np.concatenate([a.get_chemical_symbols() for a in test.atoms])
+    out = {"energy_rmse": 1e3 * float(np.sqrt(np.mean(((np.array(e_pred) - test.energies) / n_atoms) ** 2))),
+           "forces_rmse": 1e3 * float(np.sqrt(np.mean(f_error**2))),
+           "atoms_per_s": test.n_atoms / seconds}
+    for s in NACL_SPECIES:
+        out[f"forces_rmse_{s}"] = 1e3 * float(np.sqrt(np.mean(f_error[symbols == s] ** 2)))
+    return out
+
+
+def _nacl_table(title):
+    return Table(title, ["row", "E RMSE (meV/atom)", "F O", "F H", "F Na", "F Cl", "F all (meV/Å)", "fit (s)",
+                         "predict (atoms/s)"])
+
+
+def _add_nacl(table, name, errors, fit_seconds):
+    table.add(name, [errors["energy_rmse"]] + [errors[f"forces_rmse_{s}"] for s in NACL_SPECIES]
+              + [errors["forces_rmse"], fit_seconds, errors["atoms_per_s"]],
+              ["{:.2f}", "{:.1f}", "{:.1f}", "{:.1f}", "{:.1f}", "{:.1f}", "{:.0f}", "{:.0f}"])
+
+
+def run_nacl(train, test, settings, rows=None, save_dir=None, title=None):
+    """Benchmark 2: fit each row on ``train``, errors on ``test``. Fitted models are saved to (and, on a rerun
+    with the same settings, loaded from) ``save_dir``, so an interrupted run restarts at the unfinished row."""
+    from kernelpot.potential.serialization import load_model, save_model
+
+    rows = rows or NACL_ROWS
+    table = _nacl_table(title or f"Benchmark 2: NaCl in water, revPBE0-D3; train {len(train.atoms)} frames "
+                        f"({train.n_atoms} atoms), test {len(test.atoms)} frames ({test.n_atoms} atoms)")
+    results = {}
+    fingerprint = {"gap": settings["gap"], "sigma": list(settings["sigma"]), "n_train": len(train.atoms),
+                   "train_energy_sum": round(float(train.energies.sum()), 6)}
+    for name, row in rows.items():
+        path = None if save_dir is None else Path(save_dir) / (name.replace(" ", "_").replace("+", "plus") + ".kpot")
+        model, fit_seconds = None, None
+        if path is not None and path.is_file():
+            stored = load_model(path)
+            if stored.metadata_.get("fingerprint") == fingerprint:
+                model, fit_seconds = stored, stored.metadata_["fit_seconds"]
+                print(f"{name}: loaded the fitted model from {path}", flush=True)
+        if model is None:
+            start = time.perf_counter()
+            model = row(train, settings)
+            fit_seconds = time.perf_counter() - start
+            print(f"{name}: fitted in {fit_seconds:.0f} s (load average {load_average():.1f})", flush=True)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                save_model(model, path, metadata={"fingerprint": fingerprint, "fit_seconds": fit_seconds})
+        results[name] = {**nacl_errors(model, test), "fit_seconds": fit_seconds}
+        _add_nacl(table, name, results[name], fit_seconds)
+    table.notes.append(f"load average {load_average():.1f}; NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')}")
+    table.print()
+    return results
+
+
+def nacl_validation_split(data_by_file, fraction=0.8):
+    """First ``fraction`` of each gen1 file for fitting, the rest for validation (time-ordered blocks)."""
+    fit_index, val_index, offset = [], [], 0
+    for count in data_by_file:
+        cut = round(fraction * count)
+        fit_index += list(range(offset, offset + cut))
+        val_index += list(range(offset + cut, offset + count))
+        offset += count
+    return fit_index, val_index
+
+
+# ------------------------------------------------------------------------------------------------------ main
+def _smoke(args):
+    """Tiny versions of both benchmarks on bundled data (CI): they must run, not be accurate."""
+    data = load_dimers()
+    dimer_settings = {name: {"r_cut": 3.0, "delta": 1.0} for name in DIMER_ROWS}
+    train = data.subset(np.where(data.distance < 6.0)[0][::3])
+    test = data.subset(np.where(data.distance >= 6.0)[0][::5])
+    dimers = {name: float(np.mean(np.abs(row(train, test, dimer_settings[name]) - test.binding)))
+              for name, row in DIMER_ROWS.items()}
+    print("smoke dimers, test MAE (eV):", json.dumps(dimers))
+    gen1 = load_nacl([BUNDLED / "nacl_water" / "revPBE0-D3_gen1_subset.data"])
+    gen3 = load_nacl([BUNDLED / "nacl_water" / "revPBE0-D3_gen3_subset.data"])
+    gap = nacl_gap_string(r_cut=3.0, n_max=3, l_max=2, n_sparse={"O": 20, "H": 20, "Na": 5, "Cl": 5},
+                          two_body_sparse=5, two_body_cutoff=4.0, pairs=[("O", "H"), ("Na", "O"), ("Cl", "H")])
+    nacl = run_nacl(gen1, gen3, {"gap": gap, "sigma": NACL_SIGMA}, title="smoke: NaCl, 10 bundled gen1 frames -> 3 gen3")
+    return {"dimers": dimers, "nacl": nacl}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--benchmark", choices=["dimers", "nacl", "all"], default="all")
+    parser.add_argument("--select", action="store_true", help="run the validation behind the chosen settings")
+    parser.add_argument("--smoke", action="store_true", help="tiny run on bundled data (CI)")
+    parser.add_argument("--train-every", type=int, default=1, help="NaCl: use every n-th training frame")
+    parser.add_argument("--test-every", type=int, default=1, help="NaCl: test on every n-th gen3 frame")
+    parser.add_argument("--learning-curve", default=None,
+                        help="NaCl: comma-separated numbers of training frames, errors on the gen1 validation part")
+    parser.add_argument("--gap", default=None, help="NaCl: gap string (default NACL_GAP)")
+    parser.add_argument("--select-frames", type=int, default=8, help="NaCl --select: training frames")
+    parser.add_argument("--candidates", default=None, help="NaCl --select: comma-separated candidate names")
+    parser.add_argument("--rows", default=None, help="comma-separated row names (default: all)")
+    parser.add_argument("--max-memory", default="6GB", help="NaCl: SparseGPR max_memory of each fit")
+    parser.add_argument("--save-dir", type=Path, default=None, help="NaCl: keep fitted models here (restartable)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
+    parser.add_argument("--markdown", type=Path, default=None,
+                        help="also append the printed tables as Markdown to this file (with the command and date)")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        results = _smoke(args)
+    else:
+        results = {}
+        if args.benchmark in ("dimers", "all"):
+            rows = _pick(DIMER_ROWS, args.rows)
+            data = load_dimers()
+            results["dimers"] = (select_dimers(data, rows).rows if args.select else run_dimers(data, rows))
+        if args.benchmark in ("nacl", "all"):
+            results["nacl"] = _nacl_main(args)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    if args.markdown:
+        import sys
+
+        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        command = "python benchmarks/long_range.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        with open(args.markdown, "a") as out:
+            out.write(f"\n### `{command}` ({stamp}, load average {load_average():.1f}, NUMBA_NUM_THREADS="
+                      f"{os.environ.get('NUMBA_NUM_THREADS')})\n\n" + "\n\n".join(t.markdown() for t in PRINTED) + "\n")
+    return results
+
+
+def _pick(registry, names):
+    if not names:
+        return registry
+    chosen = [n.strip() for n in names.split(",")]
+    unknown = [n for n in chosen if n not in registry]
+    if unknown:
+        raise SystemExit(f"unknown rows {unknown}; rows: {list(registry)}")
+    return {n: registry[n] for n in chosen}
+
+
+#: Candidates of ``--select`` for NaCl (``nacl_gap_string`` keywords, sigma): the first recipe, then one change at a
+#: time. Fitted with the sparse counts of ``NACL_SELECT_SPARSE`` on ``--select-frames`` gen1 frames; the docstring
+#: ("NaCl recipe") gives the measured ones (base, soap_delta1, bonds_delta1 with 8 frames).
+NACL_CANDIDATES = {
+    "base": ("2b θ 1 Å δ 1 eV; SOAP rc 5 Å, n 6, l 4, δ 0.2 eV, ζ 4; σF 0.04 eV/Å", {}, (0.001, 0.04, 0.05)),
+    "soap_delta1": ("SOAP δ 1 eV", {"soap_delta": 1.0}, (0.001, 0.04, 0.05)),
+    "bonds_delta1": ("+ O–H, H–H bond terms, SOAP δ 1 eV", {"bonds": True, "soap_delta": 1.0}, (0.001, 0.04, 0.05)),
+    "stiff2b": ("2b θ 0.5 Å, δ 5 eV, 40 points", {"two_body_theta": 0.5, "two_body_delta": 5.0,
+                                                 "two_body_sparse": 40}, (0.001, 0.04, 0.05)),
+    "rc6": ("SOAP cutoff 6 Å", {"r_cut": 6.0}, (0.001, 0.04, 0.05)),
+    "n8l6": ("SOAP n_max 8, l_max 6", {"n_max": 8, "l_max": 6}, (0.001, 0.04, 0.05)),
+}
+NACL_SELECT_SPARSE = {"O": 400, "H": 400, "Na": 60, "Cl": 60}
+
+
+def _nacl_validation_data(paths):
+    per_file = [load_nacl([p]) for p in paths]
+    whole = NaClData([a for d in per_file for a in d.atoms], np.concatenate([d.energies for d in per_file]),
+                     [f for d in per_file for f in d.forces])
+    fit_index, val_index = nacl_validation_split([len(d.atoms) for d in per_file])
+    return whole, np.array(fit_index), whole.subset(val_index[::4])
+
+
+def _evenly(index, n):
+    return index[np.linspace(0, len(index) - 1, min(n, len(index))).round().astype(int)]
+
+
+def _nacl_main(args):
+    if not NACL_DIR.is_dir():
+        raise SystemExit(f"NaCl data not found at {NACL_DIR}; set KERNELPOT_SHARED_DATA")
+    rows = _pick(NACL_ROWS, args.rows)
+    settings = {"gap": args.gap or NACL_GAP, "sigma": NACL_SIGMA, "max_memory": args.max_memory,
+                "verbose": args.verbose}
+    paths = [NACL_DIR / f"revPBE0-D3_{name}.data" for name in NACL_TRAIN]
+    if args.select:
+        whole, fit_index, validation = _nacl_validation_data(paths)
+        train = whole.subset(_evenly(fit_index, args.select_frames))
+        validation = validation.subset(_evenly(np.arange(len(validation.atoms)), args.select_frames))
+        results = {}
+        for label, (text, kwargs, sigma) in _pick(NACL_CANDIDATES, args.candidates).items():
+            candidate = {**settings, "gap": nacl_gap_string(n_sparse=NACL_SELECT_SPARSE, **kwargs), "sigma": sigma}
+            results[label] = run_nacl(train, validation, candidate, rows,
+                                      title=f"NaCl selection, {label} ({text}): {len(train.atoms)} gen1 frames "
+                                            f"(first 80 % of each file) -> {len(validation.atoms)} of the last 20 %")
+        return results
+    if args.learning_curve:
+        whole, fit_index, validation = _nacl_validation_data(paths)
+        return {n: run_nacl(whole.subset(_evenly(fit_index, n)), validation, settings, rows,
+                            title=f"NaCl learning curve: {n} gen1 frames (first 80 % of each file) -> "
+                                  f"{len(validation.atoms)} frames of the last 20 %")
+                for n in (int(v) for v in args.learning_curve.split(","))}
+    train = load_nacl(paths, every=args.train_every)
+    test = load_nacl([NACL_DIR / f"revPBE0-D3_{NACL_TEST}.data"], every=args.test_every)
+    return run_nacl(train, test, settings, rows, save_dir=args.save_dir)
+
+
+@dataclass
+class _Coulomb:
+    energy: float
+    forces: np.ndarray
+
+
+def fixed_charge_coulomb(atoms, charges):
+    """Energy (eV) and forces (eV/Å) of fixed point charges, all pairs (for ``nacl_labels.py``)."""
+    from kernelpot.potential.coulomb_baseline import CoulombBaseline
+
+    result = CoulombBaseline(charges).evaluate([atoms])
+    return _Coulomb(float(result["energy"][0]), result["forces"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""CI smoke run of benchmarks/long_range.py on bundled data, so that the benchmark cannot silently break."""
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "long_range.py"
+
+
+def _load():
+    if "long_range_benchmark" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("long_range_benchmark", BENCHMARK)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # its dataclasses look their module up there
+        spec.loader.exec_module(module)
+    return sys.modules["long_range_benchmark"]
+
+
+def test_smoke_run_gives_every_row(capsys):
+    benchmark = _load()
+    results = benchmark.main(["--smoke"])
+    assert set(results["dimers"]) == set(benchmark.DIMER_ROWS)
+    assert set(results["nacl"]) == set(benchmark.NACL_ROWS)
+    assert all(math.isfinite(v) for v in results["dimers"].values())
+    for row in results["nacl"].values():
+        for key in ("energy_rmse", "forces_rmse", "forces_rmse_Na", "forces_rmse_Cl", "atoms_per_s"):
+            assert math.isfinite(row[key]) and row[key] > 0
+    out = capsys.readouterr().out
+    assert "GAP + fixed-charge baseline" in out and "F Na" in out
+
+
+def test_dimer_set_and_its_monomer_split():
+    benchmark = _load()
+    data = benchmark.load_dimers()
+    assert len(data.dimers) == 130 and np.bincount(data.family).tolist() == [13] * 10
+    assert (data.distance < 6.0).sum() == 75
+    for atoms, monomer in zip(data.dimers, data.monomer):
+        cation = atoms[monomer == 0]
+        assert 7 in cation.numbers and 7 not in atoms[monomer == 1].numbers
+        for spread in ("uniform", "group"):
+            q = benchmark.dimer_charges(atoms, monomer, spread)
+            assert abs(q[monomer == 0].sum() - 1) < 1e-12
+            assert abs(q[monomer == 1].sum() + 1) < 1e-12
+    # The inter-monomer Coulomb energy of the far-apart end of a family approaches -k/R.
+    far = data.subset([int(np.argmax(data.distance))])
+    coulomb = benchmark.dimer_coulomb_binding(far, "uniform")[0]
+    assert -14.4 / (far.distance[0] - 1.5) < coulomb < -14.4 / (far.distance[0] + 1.5)
+
+
+def test_binding_of_a_potential_vanishes_beyond_its_cutoff():
+    """Rows predict binding as f(AB) - f(A) - f(B): a short-range model gives exactly 0 for separated monomers."""
+    benchmark = _load()
+    data = benchmark.load_dimers()
+    train = data.subset(np.where(data.distance < 6.0)[0][::4])
+    model = benchmark.fit_binding_gap(train, train.binding, {"r_cut": 3.0, "delta": 1.0})
+    far = data.subset([0])
+    atoms = far.dimers[0].copy()
+    atoms.positions[far.monomer[0] == 1] += [20.0, 0.0, 0.0]
+    far.dimers[0] = atoms
+    assert abs(benchmark.predict_binding(model, far)[0]) < 1e-8
+    # ... and nonzero where the partner is in range.
+    assert abs(benchmark.predict_binding(model, data.subset([0]))[0]) > 0.1

@@ -24,7 +24,6 @@ import numpy as np
 
 from ..exceptions import warn_reduced
 
-
 __all__ = ["STRATEGIES", "make_strategy", "fingerprints", "Strategy", "PredictiveVariance", "VarianceReduction",
            "CommitteeDisagreement", "DescriptorDistance", "DOptimality", "RandomSelection"]
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .options import (add_label_keys, add_model_options, add_quiet, make_model, read_labels, recipe_help,
-                      report_skips)
+from .options import add_label_keys, add_model_options, add_quiet, make_model, read_labels, recipe_help, report_skips
 
 __all__ = ["add_parser", "run", "fit_and_save"]
 

@@ -49,8 +49,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..io import read_labelled
     from ..models.gap import SparseGPR
-    from ..potential.gap_fit_command import (check_unsupported_labels, parse_gap_fit_command,
-                                             resolve_zero_sigmas)
+    from ..potential.gap_fit_command import check_unsupported_labels, parse_gap_fit_command, resolve_zero_sigmas
     from ..potential.recipe import gap_fit_jitter, terms_from_gap_string
     from .fit import fit_and_save
     from .options import report_skips

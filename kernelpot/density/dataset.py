@@ -94,7 +94,7 @@ class DensitySet:
     def __len__(self) -> int:
         return len(self.structures)
 
-    def subset(self, indices) -> "DensitySet":
+    def subset(self, indices) -> DensitySet:
         """The structures ``indices`` (a new set sharing the arrays)."""
         indices = np.asarray(indices, dtype=int).reshape(-1)
         # Per-structure metadata (timings, fit errors) follow the structures.
@@ -104,7 +104,7 @@ class DensitySet:
                           [self.overlaps[i] for i in indices], self.n_electrons[indices],
                           self.dipoles[indices], self.basis, metadata)
 
-    def __add__(self, other: "DensitySet") -> "DensitySet":
+    def __add__(self, other: DensitySet) -> DensitySet:
         if not isinstance(other, DensitySet):
             return NotImplemented
         if other.basis != self.basis:
@@ -147,7 +147,7 @@ class DensitySet:
         os.replace(partial, path)
 
     @classmethod
-    def load(cls, path) -> "DensitySet":
+    def load(cls, path) -> DensitySet:
         """Read a file written by :meth:`save`."""
         path = Path(path)
         if not path.is_file():

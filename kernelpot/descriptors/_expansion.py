@@ -48,8 +48,8 @@ GTO radial functions are evaluated from a quintic Hermite table accurate to
 agree with the exact Gaussian integrals (and dscribe) to ~1e-10 relative.
 
 The real harmonics are those of :mod:`kernelpot.symmetry.harmonics`
-(convention above). Also exported: ``cutoff_padding``, and the building blocks SOAP shares (``center_expansion``, ``make_workspace``,
-``run_over_centers``).
+(convention above). Also exported: ``cutoff_padding``, and the building blocks
+SOAP shares (``center_expansion``, ``make_workspace``, ``run_over_centers``).
 """
 
 from __future__ import annotations

@@ -143,7 +143,7 @@ class DensityModel(BaseEstimator):
         self.random_state = random_state
 
     # --------------------------------------------------------------------- fit
-    def fit(self, dataset: DensitySet) -> "DensityModel":
+    def fit(self, dataset: DensitySet) -> DensityModel:
         """Learn the density coefficients of ``dataset``.
 
         Parameters

@@ -39,7 +39,8 @@ from ..models.gap import GAPTerm
 from .defaults import DEFAULT_GAP, DEFAULT_SIGMA
 from .gap_string import parse_gap_string
 
-__all__ = ["DEFAULT_GAP", "DEFAULT_SIGMA", "describe_recipe", "describe_terms", "gap_fit_jitter", "terms_from_gap_string"]
+__all__ = ["DEFAULT_GAP", "DEFAULT_SIGMA", "describe_recipe", "describe_terms", "gap_fit_jitter",
+           "terms_from_gap_string"]
 
 # gap_fit's default width (Å) of the cosine cutoff of its soap descriptor.
 _GAP_SOAP_TRANSITION = 0.5

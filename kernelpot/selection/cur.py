@@ -32,10 +32,12 @@ from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 from threadpoolctl import ThreadpoolController
 
 from ._base import GreedySelector
-from ._selection_kernels import (symmetric_rank1_downdate,
-                                 symmetric_rank1_downdate_parallel,
-                                 symmetric_rank2_downdate,
-                                 symmetric_rank2_downdate_parallel)
+from ._selection_kernels import (
+    symmetric_rank1_downdate,
+    symmetric_rank1_downdate_parallel,
+    symmetric_rank2_downdate,
+    symmetric_rank2_downdate_parallel,
+)
 
 # dense LAPACK below this size; Lanczos (ARPACK) with a warm start above
 _DENSE_EIGH_MAX = 256

@@ -35,8 +35,7 @@ from sklearn.utils import check_random_state
 
 from . import _fps_lazy_kernels as lazy
 from ._base import GreedySelector
-from ._selection_kernels import (fps_screen, fps_update_kernel,
-                                 fps_update_rows, fps_update_rows_parallel)
+from ._selection_kernels import fps_screen, fps_update_kernel, fps_update_rows, fps_update_rows_parallel
 
 # rows closer than this (relative to the largest squared norm) coincide
 _COINCIDENT = 1e-13

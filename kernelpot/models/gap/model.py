@@ -335,8 +335,8 @@ class SparseGPR(Estimator):
             if not keep.any():
                 raise ValueError(f"terms[{index}]: every sparse point has zero cutoff weight")
             if term.sparse_points is None and keep.sum() < term.n_sparse:
-                warn_reduced("n_sparse", int(term.n_sparse), int(keep.sum()),
-                             _shortfall_reason(term.sparse_method, int(term.n_sparse), len(Z), int((~keep).sum()), info),
+                reason = _shortfall_reason(term.sparse_method, int(term.n_sparse), len(Z), int((~keep).sum()), info)
+                warn_reduced("n_sparse", int(term.n_sparse), int(keep.sum()), reason,
                              where=f"terms[{index}] ({type(term.descriptor).__name__})", stacklevel=4)
             fitted.append(FittedTerm(descriptor, copy.deepcopy(term.kernel), float(term.delta),
                                      Z[keep], w[keep]))

@@ -83,7 +83,7 @@ def test_sparse_with_every_environment_reproduces_full(data):
     frames, dipoles, _ = data
     full = SymmetryAdaptedGPR(1, **FAST, alpha=1e-4).fit(frames[:12], dipoles[:12])
     sparse = SymmetryAdaptedGPR(1, **FAST, alpha=1e-4, n_sparse=36).fit(frames[:12], dipoles[:12])
-    assert sparse.weights_.shape == (36, 3)
+    assert sparse.alpha_.shape == (36, 3)
     np.testing.assert_allclose(sparse.predict(frames[30:]), full.predict(frames[30:]), atol=1e-5)
     np.testing.assert_allclose(sparse.prior_variance_, full.prior_variance_, rtol=1e-3)
     cur = SymmetryAdaptedGPR(1, **FAST, alpha=1e-4, n_sparse=20, selection="cur").fit(frames[:12], dipoles[:12])

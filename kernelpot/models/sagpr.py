@@ -100,8 +100,12 @@ class SymmetryAdaptedGPR(RegressorMixin, BaseEstimator):
         ``s``, the mean diagonal of the training structure kernel.
     prior_variance_ : float
         Maximum-likelihood ``σ²`` of the prior (target units squared).
-    weights_ : ndarray of shape (n_train or n_sparse, 2λ+1)
-        Regression weights on the training structures (or sparse environments).
+    alpha_ : ndarray of shape (n_train or n_sparse, 2λ+1)
+        Dual coefficients, as scikit-learn's ``GaussianProcessRegressor.alpha_``:
+        the weights of the kernel between a structure and each training
+        structure (or sparse environment), so the prediction is
+        ``Σ_B K^λ(A, B) alpha_[B]`` (target units per kernel unit). Named
+        ``weights_`` in kernelpot 0.1.
     sparse_indices_ : ndarray of int
         Environments kept as sparse points (indices into the training atoms
         used as centres); only with ``n_sparse``.
@@ -197,7 +201,7 @@ class SymmetryAdaptedGPR(RegressorMixin, BaseEstimator):
         self._L = cholesky_with_jitter_hint(K, self.alpha)
         flat = cho_solve((self._L, True), t.ravel(), check_finite=False)
         self.prior_variance_ = float(t.ravel() @ flat) / t.size
-        self.weights_ = flat.reshape(len(t), n_l) / self.kernel_scale_
+        self.alpha_ = flat.reshape(len(t), n_l) / self.kernel_scale_
         self._basis = env
 
     def _fit_sparse(self, env, t):
@@ -218,7 +222,7 @@ class SymmetryAdaptedGPR(RegressorMixin, BaseEstimator):
         flat = cho_solve((self._L, True), K_nm.T @ t.ravel(), check_finite=False)
         residual = t.ravel() - K_nm @ flat
         self.prior_variance_ = float(t.ravel() @ residual) / (self.alpha * t.size)
-        self.weights_ = flat.reshape(self.n_sparse, n_l) / s
+        self.alpha_ = flat.reshape(self.n_sparse, n_l) / s
         self._basis = basis
 
     # -- prediction ------------------------------------------------------------
@@ -239,7 +243,7 @@ class SymmetryAdaptedGPR(RegressorMixin, BaseEstimator):
             Same form as the training targets, target units.
         std : ndarray of the same shape, only if ``return_std``
         """
-        check_is_fitted(self, "weights_")
+        check_is_fitted(self, "alpha_")
         if not isinstance(return_std, (bool, np.bool_)):
             raise TypeError(f"`return_std` must be a bool; got {return_std!r}")
         atoms = _atoms_list(X, "X")
@@ -247,7 +251,7 @@ class SymmetryAdaptedGPR(RegressorMixin, BaseEstimator):
         env = self._environments(atoms)
         n_l = 2 * self.lambda_ + 1
         K = self._kernel(env, self._basis)
-        mean = np.einsum("imjn,jn->im", K, self.weights_)
+        mean = np.einsum("imjn,jn->im", K, self.alpha_)
         n_atoms = np.array([len(a) for a in atoms], dtype=np.float64)
         mean[:, 0] += self.baseline_ * n_atoms
         covariance = None

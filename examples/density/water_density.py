@@ -11,7 +11,7 @@ second model trained on monomers + dimers + those clusters, with the
 electron count and dipole in its training metric (``moment_weight``) and the
 electron count renormalised, predicts the held-out 4–8-molecule clusters
 (``clusters.npz`` and ``DIR/test_clusters/``) and prints the dipole table:
-PySCF |μ| (D), |μ_ML − μ_PySCF| (D, %, D per molecule), then the mean per
+PySCF ``|μ|`` (D), ``|μ_ML − μ_PySCF|`` (D, %, D per molecule), then the mean per
 cluster size.
 
 Writes to ``--out`` (default ``density_output/``): ``learning_curve.png``,

@@ -119,7 +119,7 @@ class DensityModel(BaseEstimator):
         metric (``100 sqrt(Σ δcᵀSδc / Σ (c − b)ᵀS(c − b))``, with ``S`` plus
         the moment terms if ``moment_weight > 0``); NaN without validation.
     n_weights_ : int
-    coef_ : ndarray of shape (n_weights_,)
+    coef_ : ndarray of shape (`n_weights_`,)
         Weights of the orthogonalised kernel features of every (species, λ,
         radial index) channel (``weights_`` in kernelpot 0.1).
 

@@ -108,7 +108,7 @@ class CUR(GreedySelector):
 
     Attributes
     ----------
-    selected_idx_ : ndarray of int64, shape (n_selected_,)
+    selected_idx_ : ndarray of int64, shape (`n_selected_`,)
         Selected indices in selection order.
     n_selected_ : int
         Number of selections made (< n_to_select only if the selection stopped
@@ -121,7 +121,7 @@ class CUR(GreedySelector):
     leverage_ : ndarray of float64, shape (n_candidates,)
         Leverage scores π of all candidates in ``X`` before any selection
         (they sum to k).
-    leverage_at_select_ : ndarray of float64, shape (n_selected_,)
+    leverage_at_select_ : ndarray of float64, shape (`n_selected_`,)
         Leverage score of each selected item in the residual at the time it
         was selected.
     n_samples_in_, n_features_in_ : int

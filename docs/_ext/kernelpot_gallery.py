@@ -4,8 +4,8 @@ The examples fit real models on real data and take minutes, too long for a
 docs build, so they are not executed here (sphinx-gallery's model). Each
 example gets a page: its docstring (what it does, the data, the units), the
 command that runs it, the figures it wrote when last run (stored in
-``docs/gallery_output/<example>/``, refreshed by running the example with its
-output there) and its full source. The index shows one thumbnail per example.
+``docs/gallery_output/<example>/``: the figures, and ``output.txt`` with what it
+printed; refreshed by running the example) and its full source. The index shows one thumbnail per example.
 """
 
 import ast
@@ -21,14 +21,16 @@ def _examples(root: Path):
         yield path
 
 
-def _page(path: Path, root: Path, out: Path, images: list[Path]) -> tuple[str, str]:
+def _page(path: Path, root: Path, out: Path, images: list[Path], printed: Path | None) -> tuple[str, str]:
     doc = ast.get_docstring(ast.parse(path.read_text())) or path.stem
     title, _, body = doc.partition("\n")
     relative = path.relative_to(root).as_posix()
     lines = [title, "=" * len(title), "", body.strip(), "",
              "Run it from the repository root::", "", f"    python {relative} --help", f"    python {relative}", ""]
-    if images:
+    if images or printed:
         lines += ["Output of the last stored run", "-" * 29, ""]
+        if printed is not None:
+            lines += [f".. literalinclude:: /{printed.relative_to(out.parent).as_posix()}", "   :language: text", ""]
         for image in images:
             lines += [f".. image:: /{image.relative_to(out.parent).as_posix()}", f"   :alt: {image.stem}",
                       "   :width: 80%", ""]
@@ -46,7 +48,8 @@ def write_gallery(app, config=None):
     for path in _examples(root):
         name = path.relative_to(root / "examples").with_suffix("").as_posix().replace("/", "_")
         images = sorted((stored / name).glob("*.png")) if (stored / name).is_dir() else []
-        title, text = _page(path, root, out, images)
+        printed = stored / name / "output.txt"
+        title, text = _page(path, root, out, images, printed if printed.is_file() else None)
         page = out / f"{name}.rst"
         if not page.exists() or page.read_text() != text:
             page.write_text(text)

@@ -266,3 +266,13 @@ def test_bad_search_grids_are_named(data, params, message):
     frames, dipoles, _ = data
     with pytest.raises(ValueError, match=message):
         SymmetryAdaptedGPR(1, **{**FAST, **params}).fit(frames[:10], dipoles[:10])
+
+
+def test_tensor_regressor_searches_each_lambda_on_its_own(data):
+    frames, _, alphas = data
+    tuned = TensorRegressor(**{**FAST, "sigma": [0.3, 0.5]}, alpha=[1e-6, 1e-2]).fit(frames[:20], alphas[:20])
+    for lam in (0, 2):
+        single = SymmetryAdaptedGPR(lam, **{**FAST, "sigma": [0.3, 0.5]}, alpha=[1e-6, 1e-2])
+        single.fit(frames[:20], alphas[:20])
+        assert (tuned.models_[lam].best_sigma_, tuned.models_[lam].best_alpha_) == (single.best_sigma_,
+                                                                                    single.best_alpha_)

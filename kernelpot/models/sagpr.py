@@ -416,11 +416,13 @@ class TensorRegressor(RegressorMixin, BaseEstimator):
 
     Parameters
     ----------
-    alpha : float or dict {0: float, 2: float}, default=1e-6
-        Regulariser of each λ model (see :class:`SymmetryAdaptedGPR`).
+    alpha : float, sequence of float or dict {0: ..., 2: ...}, default=1e-6
+        Regulariser of each λ model (see :class:`SymmetryAdaptedGPR`); a
+        sequence is a grid each λ model searches on its own.
     **kwargs of SymmetryAdaptedGPR
         ``species, r_cut, n_max, l_max, sigma, zeta, centers,
-        same_center_species, n_sparse, selection``, shared by both models.
+        same_center_species, n_sparse, selection, search, cv``, shared by
+        both models (a ``sigma`` grid is searched by each λ model).
 
     Attributes
     ----------
@@ -431,10 +433,10 @@ class TensorRegressor(RegressorMixin, BaseEstimator):
     """
 
     _shared = ("species", "r_cut", "n_max", "l_max", "sigma", "zeta", "centers", "same_center_species",
-               "n_sparse", "selection")
+               "n_sparse", "selection", "search", "cv")
 
     def __init__(self, *, alpha=1e-6, species=None, r_cut=4.0, n_max=8, l_max=6, sigma=0.3, zeta=2,
-                 centers=None, same_center_species=True, n_sparse=None, selection="fps"):
+                 centers=None, same_center_species=True, n_sparse=None, selection="fps", search="likelihood", cv=5):
         self.alpha = alpha
         self.species = species
         self.r_cut = r_cut
@@ -446,6 +448,8 @@ class TensorRegressor(RegressorMixin, BaseEstimator):
         self.same_center_species = same_center_species
         self.n_sparse = n_sparse
         self.selection = selection
+        self.search = search
+        self.cv = cv
 
     def fit(self, X, y):
         """Fit ``(n, 3, 3)`` tensors (any units); returns self."""
@@ -467,8 +471,11 @@ class TensorRegressor(RegressorMixin, BaseEstimator):
             if set(self.alpha) != {0, 2}:
                 raise ValueError(f"`alpha` as a dict must have keys {{0, 2}}; got {sorted(self.alpha)}")
             return self.alpha
+        if isinstance(self.alpha, (list, tuple, np.ndarray)):
+            return {0: self.alpha, 2: self.alpha}  # a grid: SymmetryAdaptedGPR checks its values
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, Real) or not self.alpha > 0:
-            raise ValueError(f"`alpha` must be a float > 0 or a dict {{0: float, 2: float}}; got {self.alpha!r}")
+            raise ValueError(f"`alpha` must be a float > 0, a sequence of them or a dict {{0: ..., 2: ...}}; "
+                             f"got {self.alpha!r}")
         return {0: self.alpha, 2: self.alpha}
 
     def score(self, X, y, sample_weight=None):

@@ -166,7 +166,7 @@ def _refuse_impossible_counts(packed: PackedStructures, cutoff: float, max_neigh
             raise _too_many(packed, int(s), None, bound, cutoff, max_neighbours, at_least=True)
 
 
-def check_distinct_positions(packed: PackedStructures, neighbours: "NeighbourList",
+def check_distinct_positions(packed: PackedStructures, neighbours: NeighbourList,
                              min_distance: float = COINCIDENT_DISTANCE,
                              reason: str = "two atoms at one position: duplicated atoms?") -> None:
     """Raise ``ValueError`` if two atoms (or periodic images) are closer than ``min_distance`` (Å).

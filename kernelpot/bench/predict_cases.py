@@ -72,9 +72,9 @@ def thread_env(threads: int) -> dict:
 
 def run_worker(function: str, arguments: dict, threads: int) -> dict:
     """Run ``kernelpot.bench.predict_cases.<function>(**arguments)`` in a fresh process with ``threads`` threads."""
-    code = ("import json, os, sys; os.sched_setaffinity(0, set(range(min(%d, os.cpu_count()))));"
+    code = (f"import json, os, sys; os.sched_setaffinity(0, set(range(min({threads:d}, os.cpu_count()))));"
             "from kernelpot.bench import predict_cases as m; "
-            "print('RESULT ' + json.dumps(getattr(m, %r)(**json.loads(sys.argv[1]))))" % (threads, function))
+            f"print('RESULT ' + json.dumps(getattr(m, {function!r})(**json.loads(sys.argv[1]))))")
     done = subprocess.run([sys.executable, "-c", code, json.dumps(arguments)], env=thread_env(threads),
                           capture_output=True, text=True)
     if done.returncode != 0:
@@ -84,7 +84,7 @@ def run_worker(function: str, arguments: dict, threads: int) -> dict:
 
 
 def load_average() -> str:
-    return "load %.1f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else ""
+    return f"load {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
 
 
 # ------------------------------------------------------------------------------------------------ Si vs QUIP
@@ -148,7 +148,7 @@ def _md_like(atoms, calculators, repeats, seed=0):
     rng = np.random.default_rng(seed)
     moved = atoms.copy()
     best = {name: [np.inf, np.inf] for name in calculators}
-    for name, calc in calculators.items():  # first calls: compile, read caches, build lists
+    for calc in calculators.values():  # first calls: compile, read caches, build lists
         warm = atoms.copy()
         warm.calc = calc
         warm.get_forces()

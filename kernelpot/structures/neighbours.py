@@ -18,8 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._neighbour_kernels import (_BRUTE_FORCE_MAX_ATOMS, count_pairs, decode_recorded, fill_pairs, moved_pairs,
-                                 record_pairs)
+from ._neighbour_kernels import (
+    _BRUTE_FORCE_MAX_ATOMS,
+    count_pairs,
+    decode_recorded,
+    fill_pairs,
+    moved_pairs,
+    record_pairs,
+)
 from .packing import PackedStructures
 
 __all__ = ["COINCIDENT_DISTANCE", "MAX_NEIGHBOURS", "NeighbourList", "VerletNeighbours", "check_distinct_positions",

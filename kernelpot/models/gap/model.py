@@ -48,8 +48,8 @@ from ...utils.memory import parse_memory, resident_bytes
 from .accumulators import NormalAccumulator, QRAccumulator, accumulate_parallel
 from .budget import SELECTION_COPIES, plan_fit_blocks, select_streamed
 from .design import DesignBuilder
-from .predictor import GAPPredictor, SharedDescriptors, supports_fast_path
 from .labels import check_labels, check_sigma, residual_labels, resolve_e0
+from .predictor import GAPPredictor, SharedDescriptors, supports_fast_path
 from .terms import VIRIAL_COMPONENTS, FittedTerm, GAPTerm, row_weights, structure_of_rows, sum_per_structure
 from .variance import VARIANCES, StdRequest, dtc_variance, std_outputs, term_std_inputs
 

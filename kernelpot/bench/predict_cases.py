@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..datasets import data_path
 from .results import PeerUnavailable, Row
 from .timing import measure
 
-DATA = Path(__file__).resolve().parents[2] / "data"
 SI_FRAMES = 60
 NACL_SPECIES = {"H": 1, "O": 8, "Na": 11, "Cl": 17}
 # Per centre species, as the electrolyte recipe's one SOAP term per species; Na and Cl are capped by the
@@ -91,7 +91,7 @@ def load_average() -> str:
 def si_training(quick: bool):
     from ase.io import read
 
-    frames = read(DATA / "mlearn_si" / "mlearn_Si_training.extxyz", ":")
+    frames = read(data_path("mlearn_si", "mlearn_Si_training.extxyz"), ":")
     return frames[::12][:18] if quick else frames[::3][:SI_FRAMES]
 
 
@@ -219,7 +219,7 @@ def nacl_frames():
 
     frames = []
     for name in ("revPBE0-D3_gen1_subset.data", "revPBE0-D3_gen3_subset.data"):
-        frames += read_runner(DATA / "nacl_water" / name)
+        frames += read_runner(data_path("nacl_water", name))
     return frames
 
 
@@ -432,7 +432,7 @@ def startup(quick: bool) -> list[Row]:
     from ase.io import read, write
 
     kpot = _cached("startup.kpot", "distance_2b+soap l6 n8, 50 points", _fit_startup_model)
-    test = min(read(DATA / "mlearn_si" / "mlearn_Si_test.extxyz", ":"), key=len)
+    test = min(read(data_path("mlearn_si", "mlearn_Si_test.extxyz"), ":"), key=len)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "one.xyz"
         write(path, test)

@@ -144,3 +144,13 @@ def test_gap_layout_is_unchanged_for_sparse_gpr(tmp_path):
     with zipfile.ZipFile(tmp_path / "g.kpot") as archive:
         header = json.loads(archive.read("header.json"))
     assert header["model"] == "SparseGPR" and header["format_version"] == 1
+
+
+def test_an_object_shared_by_two_attributes_stays_one_object(tmp_path):
+    X, y = VECTORS["A"]
+    model = KernelRidge(alpha=1e-3).fit(X, y)
+    model.a_view_ = model.kernel_  # read back before `kernel_` (the header's keys are sorted)
+    save_model(model, tmp_path / "k.kpot")
+    loaded = load_model(tmp_path / "k.kpot")
+    assert loaded.a_view_ is loaded.kernel_
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))

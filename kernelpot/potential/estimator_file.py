@@ -99,8 +99,8 @@ class _Encoder:
         if isinstance(value, (set, frozenset)):
             return {"set": [self.encode(v, f"{path}{{}}") for v in sorted(value, key=repr)]}
         if isinstance(value, dict):
-            if all(isinstance(k, str) for k in value):
-                return {"dict": {k: self.encode(v, f"{path}[{k!r}]") for k, v in value.items()}}
+            if all(isinstance(k, str) for k in value):  # sorted: the order the header's JSON is written in
+                return {"dict": {k: self.encode(value[k], f"{path}[{k!r}]") for k in sorted(value)}}
             return {"items": [[self.encode(k, f"{path}.key"), self.encode(v, f"{path}[{k!r}]")]
                               for k, v in value.items()]}
         return self.instance(value, path)
@@ -117,8 +117,10 @@ class _Encoder:
             return {"ref": self._seen[id(value)]}
         state = _instance_state(value, path)
         self._seen[id(value)] = path
+        # Keys in sorted order, the order model_file writes (and the decoder reads) the header's JSON in: an
+        # object shared by two attributes is written in full where it is first read back, a reference after.
         return {"object": name, "id": path,
-                "state": {key: self.encode(v, f"{path}.{key}") for key, v in state.items()}}
+                "state": {key: self.encode(state[key], f"{path}.{key}") for key in sorted(state)}}
 
 
 def _instance_state(value, path: str) -> dict:

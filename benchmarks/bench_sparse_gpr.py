@@ -78,7 +78,8 @@ def main():
     t_predict = time.perf_counter() - t0
     print(f"training structures: {len(atoms)}, test structures: {len(test)}")
     print(f"first distance_2b call (includes numba load/compile): {t_first:.2f} s")
-    print(f"fit:     gap_fit {t_gap_fit:.2f} s  kernelpot {t_fit:.2f} s  ratio kernelpot/gap_fit {t_fit / t_gap_fit:.2f}")
+    print(f"fit:     gap_fit {t_gap_fit:.2f} s  kernelpot {t_fit:.2f} s  "
+          f"ratio kernelpot/gap_fit {t_fit / t_gap_fit:.2f}")
     print(f"predict: quippy  {t_gap_predict:.2f} s  kernelpot {t_predict:.2f} s  ratio {t_predict / t_gap_predict:.2f}")
     print(f"max |dE| {np.abs(out['energy'] - e_gap).max():.2e} eV, "
           f"max |dF| {np.abs(out['forces'] - np.concatenate(f_gap)).max():.2e} eV/Å")

@@ -126,7 +126,8 @@ def crossover(rows):
     for (n1, e1, p1), (n2, e2, p2) in itertools.pairwise(measured):
         r1, r2 = math.log(e1 / p1), math.log(e2 / p2)
         if r1 <= 0 < r2 or r1 < 0 <= r2:
-            return f"PME is faster from about {math.exp(math.log(n1) + (math.log(n2) - math.log(n1)) * -r1 / (r2 - r1)):.0f} charges"
+            crossover = math.exp(math.log(n1) + (math.log(n2) - math.log(n1)) * -r1 / (r2 - r1))
+            return f"PME is faster from about {crossover:.0f} charges"
     if measured and all(e > p for _, e, p in measured):
         return f"PME is faster at every measured size (from {measured[0][0]} charges)"
     return f"Ewald is faster at every measured size (up to {measured[-1][0]} charges)"

@@ -180,7 +180,8 @@ def main():
 
     rates = {}
     for threads in sorted({1, os.cpu_count()}):
-        rates[threads] = compare_with_qmllib(kernel, padded, charges, per_atom, args.n, args.n_peer, args.sigma, threads)
+        rates[threads] = compare_with_qmllib(kernel, padded, charges, per_atom, args.n, args.n_peer, args.sigma,
+                                             threads)
     blas_versus_loop(kernel, per_atom, args.sigma)
 
     numba.set_num_threads(os.cpu_count())

@@ -460,7 +460,8 @@ def run_dimers(data, rows=None, split=6.0):
                   ["{:.4f}", "{:.4f}", "{:.4f}", "{:.4f}", "{:.4f}", "{:.1f}"])
     first = next(iter(results.values()))["mae"]
     best = min(results, key=lambda k: results[k]["mae"])
-    table.notes.append(f"best row: {best}, MAE {results[best]['mae']:.4f} eV = {results[best]['mae'] / first:.3f} of the "
+    table.notes.append(f"best row: {best}, MAE {results[best]['mae']:.4f} eV = "
+                       f"{results[best]['mae'] / first:.3f} of the "
                        f"first row's (targets: <= 0.05 eV and <= 0.1); load average {load_average():.1f}")
     table.print()
     return results
@@ -657,7 +658,8 @@ def _smoke(args):
     gen3 = load_nacl([BUNDLED / "nacl_water" / "revPBE0-D3_gen3_subset.data"])
     gap = nacl_gap_string(r_cut=3.0, n_max=3, l_max=2, n_sparse={"O": 20, "H": 20, "Na": 5, "Cl": 5},
                           two_body_sparse=5, two_body_cutoff=4.0, pairs=[("O", "H"), ("Na", "O"), ("Cl", "H")])
-    nacl = run_nacl(gen1, gen3, {"gap": gap, "sigma": NACL_SIGMA}, title="smoke: NaCl, 10 bundled gen1 frames -> 3 gen3")
+    nacl = run_nacl(gen1, gen3, {"gap": gap, "sigma": NACL_SIGMA},
+                    title="smoke: NaCl, 10 bundled gen1 frames -> 3 gen3")
     return {"dimers": dimers, "nacl": nacl}
 
 

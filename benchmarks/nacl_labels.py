@@ -130,7 +130,8 @@ def analyse(frames_by_generation):
         rows = np.array(rows)
         if len(rows):
             print(f"  {pair[0]}->{pair[1]} {gen}: n={len(rows)} <r>={rows[:, 2].mean():.2f} Å  label "
-                  f"{rows[:, 0].mean():+.3f}±{rows[:, 0].std() / np.sqrt(len(rows)):.3f}   Coulomb {rows[:, 1].mean():+.3f}"
+                  f"{rows[:, 0].mean():+.3f}±{rows[:, 0].std() / np.sqrt(len(rows)):.3f}   "
+                  f"Coulomb {rows[:, 1].mean():+.3f}"
                   f"   label + Coulomb {(rows[:, 0] + rows[:, 1]).mean():+.3f}")
     return stein
 

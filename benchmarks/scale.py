@@ -189,7 +189,8 @@ def main():
     parser.add_argument("--jitter", type=float, default=1e-8,
                         help="K_MM jitter (relative); the normal equations of SOAP need more than 1e-10")
     parser.add_argument("--configs", default="6000:300:qr:1GB,12000:1000:qr:1.5GB,12000:1000:cholesky:1.5GB,"
-                                              "20000:2000:qr:2GB", help="memory mode: forces:M:solver:max_memory[:jitter],...")
+                                              "20000:2000:qr:2GB",
+                        help="memory mode: forces:M:solver:max_memory[:jitter],...")
     parser.add_argument("--tracemalloc", action="store_true")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()

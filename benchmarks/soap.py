@@ -129,13 +129,15 @@ def main() -> None:
 
     # dscribe has only numerical gradients for periodic input: time a few centres, extrapolate per atom.
     centers = list(range(4))
-    t_numerical = best_time(lambda: theirs.derivatives(boxes[0], centers=centers, method="numerical", n_jobs=1), repeat=1)
+    t_numerical = best_time(lambda: theirs.derivatives(boxes[0], centers=centers, method="numerical", n_jobs=1),
+                            repeat=1)
     t_ours = best_time(lambda: ours.transform(boxes[0], gradients=True), repeat=1)
     rate_numerical = len(centers) / t_numerical
     rate_ours = len(boxes[0]) / t_ours
     print(f"periodic gradients, 1 thread: kernelpot {rate_ours:7.0f} atoms/s, dscribe numerical {rate_numerical:7.1f} "
           f"atoms/s (timed on {len(centers)} centres of one box, extrapolated per atom), ratio "
-          f"{rate_ours / rate_numerical:6.1f} [CPU-time ratio {CPU_TIMES[-2] / len(centers) / (CPU_TIMES[-1] / len(boxes[0])):.1f}]")
+          f"{rate_ours / rate_numerical:6.1f} "
+          f"[CPU-time ratio {CPU_TIMES[-2] / len(centers) / (CPU_TIMES[-1] / len(boxes[0])):.1f}]")
 
     cluster = boxes[0].copy()
     cluster.pbc = False

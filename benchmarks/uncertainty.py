@@ -51,7 +51,8 @@ def rmd17(molecule, n_train, n_val, n_test):
     order = rng.permutation(len(atoms))
     train, val = order[:n_train], order[n_train:n_train + n_val]
     test_atoms, test_e, test_f = load("test")
-    pick = lambda idx: ([atoms[i] for i in idx], energies[idx], [forces[i] for i in idx])
+    def pick(idx):
+        return ([atoms[i] for i in idx], energies[idx], [forces[i] for i in idx])
     soap = SOAP(species=sorted(set(atoms[0].numbers.tolist())), r_cut=4.0, n_max=6, l_max=4, sigma=0.4)
     model = SparseGPR([GAPTerm(soap, NormalizedDotProductCovariance(4), delta=1.0, n_sparse=400, sparse_method="fps")],
                       default_sigma=(0.0005, 0.01, 0.05), random_state=0)
@@ -67,7 +68,8 @@ def mlearn_si(n_train, n_val, n_test):
     atoms, energies, forces = load("training")
     order = np.random.default_rng(0).permutation(len(atoms))
     train, val = order[:n_train], order[n_train:n_train + n_val]
-    pick = lambda idx: ([atoms[i] for i in idx], energies[idx], [forces[i] for i in idx])
+    def pick(idx):
+        return ([atoms[i] for i in idx], energies[idx], [forces[i] for i in idx])
     test = load("test")
     terms = [GAPTerm(Distance2B(5.0, 1.0), GaussianCovariance(1.0), delta=2.0, n_sparse=20, sparse_method="uniform"),
              GAPTerm(SOAP(species=[14], r_cut=5.0, n_max=6, l_max=4, sigma=0.5, periodic=True),

@@ -87,7 +87,8 @@ def main():
     start = cluster(args.n_water, args.seed)
     test = test_set(start, args.n_test, seed=args.seed + 1)
     soap = SOAP(species=[1, 8, 11, 17], r_cut=4.5, n_max=4, l_max=3, sigma=0.5)
-    template = SparseGPR([GAPTerm(soap, NormalizedDotProductCovariance(4), delta=1.0, n_sparse=150, sparse_method="cur")],
+    term = GAPTerm(soap, NormalizedDotProductCovariance(4), delta=1.0, n_sparse=150, sparse_method="cur")
+    template = SparseGPR([term],
                          default_sigma=(0.002, 0.05, 0.05), random_state=args.seed)
     explorer = MDExplorer(start, schedule=[(300.0, args.steps)], timestep=0.5, interval=5, segment=args.segment,
                           random_state=args.seed)

@@ -12,7 +12,7 @@ over the test set, written to a PNG and printed. The regulariser of each
   smaller basis (n_max=6, l_max=4) and sparse SA-GPR on M environments
   chosen by FPS over the 800-structure training pool (the full kernel of
   32,000 environments would take hours on one core). The bulk tensors are not
-  exactly symmetric (|α_ij - α_ji| up to ~0.01 bohr³); they are symmetrised.
+  exactly symmetric (``|α_ij - α_ji|`` up to ~0.01 bohr³); they are symmetrised.
 
 Usage: ``python examples/sagpr_learning_curves.py [--systems dimer bulk] [--output curves.png]``
 """

@@ -26,7 +26,7 @@ from kernelpot.utils.ase_compat import thermalize
 
 
 def fitted_model(path: Path) -> SparseGPR:
-    """The model in ``path``, or the default recipe fitted to the bundled data (as ``kernelpot fit``) and saved there."""
+    """The model in ``path``, or the default recipe fitted to the bundled data (as ``kernelpot fit``), saved there."""
     if path.exists():
         return load_model(path)
     return fit(read(DATA / "mlearn_Si_training.extxyz", ":"), path)

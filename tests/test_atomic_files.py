@@ -10,9 +10,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from kernelpot.utils.files import atomic_write, stale_temporaries
 from kernelpot.active.checkpoint import Checkpoint
 from kernelpot.potential.model_file import load_model_file, save_model_file
+from kernelpot.utils.files import atomic_write, stale_temporaries
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

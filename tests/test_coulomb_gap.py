@@ -4,12 +4,12 @@ import json
 
 import numpy as np
 import pytest
+from _finite_differences import strain_derivative
 from ase import Atoms
 from ase.build import bulk
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import write
 
-from _finite_differences import strain_derivative
 from kernelpot.cli import main
 from kernelpot.descriptors.distance_2b import Distance2B
 from kernelpot.descriptors.soap import SOAP

@@ -1,13 +1,12 @@
 """Physics and validation of the distance_2b descriptor (GAP's 2-body term)."""
 
 import numpy as np
-
 import pytest
+from _finite_differences import strain_derivative
 from ase import Atoms
 from ase.build import bulk
 from ase.neighborlist import neighbor_list
 
-from _finite_differences import strain_derivative
 from kernelpot.descriptors.distance_2b import Distance2B, cosine_cutoff
 
 

@@ -102,13 +102,15 @@ def test_direct_forces_virial_potential_match_finite_differences(widths):
     charges = rng.normal(size=9)
     widths = None if widths is None else rng.uniform(0.4, 1.2, 9)
     result = coulomb(positions, charges, widths=widths, compute_potential=True)
-    energy = lambda x: coulomb(x, charges, widths=widths).energy
+    def energy(x):
+        return coulomb(x, charges, widths=widths).energy
     forces = -central_difference(energy, positions, 1e-5)
     assert np.abs(forces - result.forces).max() <= 1e-6 * np.abs(result.forces).max()
     potential = central_difference(lambda q: coulomb(positions, q, widths=widths).energy, charges, 1e-5)
     np.testing.assert_allclose(result.potential, potential, rtol=1e-7, atol=1e-9)
     # Pair virial: -dE/dε with positions scaled about any origin.
-    strained = lambda eps: coulomb(positions @ (np.eye(3) + eps), charges, widths=widths).energy
+    def strained(eps):
+        return coulomb(positions @ (np.eye(3) + eps), charges, widths=widths).energy
     virial = -central_difference(strained, np.zeros((3, 3)), 1e-6)
     np.testing.assert_allclose(result.virial, virial, atol=1e-6 * np.abs(virial).max())
     assert result.stress is None

@@ -33,7 +33,7 @@ def test_braced_lists_quotes_booleans_and_case():
         ("", "empty"),
         ("{soap : }", "term 1 .* is empty"),
         ("{cutoff=5 soap}", "must start with a descriptor name"),
-        ("{soap l_max}", "expected key=value"),
+        ("{soap =4}", "expected key=value"),
         ("{soap l_max=2 l_max=3}", "given twice"),
         ("{soap z={1 8}", "unbalanced"),
         ('{soap note="open}', "unbalanced"),

@@ -12,7 +12,6 @@ dependencies and runs the test suite inside, so it takes about half an hour).
 from __future__ import annotations
 
 import ast
-import configparser
 import importlib
 import os
 import re
@@ -82,9 +81,11 @@ def test_python_block_parses_and_its_imports_resolve(code, line):
 
 
 def _extras() -> set[str]:
-    config = configparser.ConfigParser()
-    config.read(REPO_ROOT / "setup.cfg")
-    return set(config["options.extras_require"])
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        tomllib = pytest.importorskip("tomli")
+    return set(tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
 
 
 def test_bash_commands_parse_and_name_existing_files():

@@ -83,7 +83,7 @@ def test_sparse_with_every_environment_reproduces_full(data):
     frames, dipoles, _ = data
     full = SymmetryAdaptedGPR(1, **FAST, alpha=1e-4).fit(frames[:12], dipoles[:12])
     sparse = SymmetryAdaptedGPR(1, **FAST, alpha=1e-4, n_sparse=36).fit(frames[:12], dipoles[:12])
-    assert sparse.weights_.shape == (36, 3)
+    assert sparse.alpha_.shape == (36, 3)
     np.testing.assert_allclose(sparse.predict(frames[30:]), full.predict(frames[30:]), atol=1e-5)
     np.testing.assert_allclose(sparse.prior_variance_, full.prior_variance_, rtol=1e-3)
     cur = SymmetryAdaptedGPR(1, **FAST, alpha=1e-4, n_sparse=20, selection="cur").fit(frames[:12], dipoles[:12])
@@ -184,3 +184,95 @@ def test_score_compares_with_the_learned_part(data, dipole_model):
     model = SymmetryAdaptedGPR(2, **FAST, alpha=1e-8).fit(frames[:30], alphas[:30])
     # The λ = 2 model is scored against the λ = 2 part of the full tensors it was given.
     assert model.score(frames[30:], alphas[30:]) > 0.9
+
+
+# ------------------------------------------------------------------ hyperparameter search
+def _brute_force_log_likelihood(model, frames, dipoles):
+    """log N(t | 0, σ² C) with C built from public kernels, σ² = prior_variance_ (the profiled optimum)."""
+    from scipy.stats import multivariate_normal
+
+    from kernelpot.tensors import vector_to_spherical
+
+    t = vector_to_spherical(dipoles).ravel()
+    env = model._environments(frames, model.best_sigma_)
+    n_l = 3
+    K = model._kernel(env, None).reshape(len(t), -1) / model.kernel_scale_
+    if model.n_sparse is None:
+        C = K + model.best_alpha_ * np.eye(len(t))
+    else:
+        K_nm = model._kernel(env, model._basis).reshape(len(t), -1) / model.kernel_scale_
+        K_mm = model._kernel(model._basis, None).reshape(model.n_sparse * n_l, -1) / model.kernel_scale_
+        # Q = K_nm K_mm⁺ K_mn: K_mm of these environments is singular, its null space is not in Q
+        C = K_nm @ np.linalg.pinv(K_mm, rcond=1e-10, hermitian=True) @ K_nm.T + model.best_alpha_ * np.eye(len(t))
+    sigma2 = t @ np.linalg.solve(C, t) / len(t)
+    if model.n_sparse is None:
+        np.testing.assert_allclose(model.prior_variance_, sigma2, rtol=1e-6)
+    return multivariate_normal(mean=np.zeros(len(t)), cov=sigma2 * C, allow_singular=True).logpdf(t)
+
+
+@pytest.mark.parametrize("n_sparse", [None, 12])
+def test_log_marginal_likelihood_is_the_gaussian_density_of_the_targets(data, n_sparse):
+    frames, dipoles, _ = data
+    model = SymmetryAdaptedGPR(1, **FAST, alpha=1e-3, n_sparse=n_sparse).fit(frames[:20], dipoles[:20])
+    expected = _brute_force_log_likelihood(model, frames[:20], dipoles[:20])
+    assert model.log_marginal_likelihood_value_ == pytest.approx(expected, rel=1e-6)
+    assert model.best_sigma_ == FAST["sigma"] and model.best_alpha_ == 1e-3 and model.search_scores_ is None
+
+
+def test_likelihood_search_picks_the_best_pair_and_refits_with_it(data):
+    frames, dipoles, _ = data
+    grid = {**FAST, "sigma": [0.3, 0.5], "alpha": [1e-6, 1e-3, 1e-1]}
+    tuned = SymmetryAdaptedGPR(1, **grid).fit(frames[:25], dipoles[:25])
+    assert tuned.search_scores_.shape == (2, 3)
+    for i, sigma in enumerate(grid["sigma"]):
+        for j, alpha in enumerate(grid["alpha"]):
+            single = SymmetryAdaptedGPR(1, **{**FAST, "sigma": sigma}, alpha=alpha).fit(frames[:25], dipoles[:25])
+            assert tuned.search_scores_[i, j] == pytest.approx(single.log_marginal_likelihood_value_, rel=1e-10)
+    i, j = np.unravel_index(np.argmax(tuned.search_scores_), (2, 3))
+    assert (tuned.best_sigma_, tuned.best_alpha_) == (grid["sigma"][i], grid["alpha"][j])
+    chosen = SymmetryAdaptedGPR(1, **{**FAST, "sigma": tuned.best_sigma_}, alpha=tuned.best_alpha_)
+    chosen.fit(frames[:25], dipoles[:25])
+    np.testing.assert_allclose(tuned.predict(frames[30:]), chosen.predict(frames[30:]), rtol=1e-12, atol=1e-14)
+    assert tuned.get_params()["sigma"] == [0.3, 0.5]  # parameters are left as given
+    clone(tuned).fit(frames[:25], dipoles[:25])
+
+
+def test_cv_search_scores_are_the_folds_errors_of_separate_fits(data):
+    frames, dipoles, _ = data
+    frames, dipoles = frames[:20], dipoles[:20]
+    tuned = SymmetryAdaptedGPR(1, **{**FAST, "sigma": [0.3, 0.5]}, alpha=[1e-6, 1e-2], search="cv",
+                               cv=4).fit(frames, dipoles)
+    for i, sigma in enumerate([0.3, 0.5]):
+        for j, alpha in enumerate([1e-6, 1e-2]):
+            squared = []
+            for fold in np.array_split(np.arange(20), 4):
+                train = np.setdiff1d(np.arange(20), fold)
+                model = SymmetryAdaptedGPR(1, **{**FAST, "sigma": sigma}, alpha=alpha)
+                model.fit([frames[k] for k in train], dipoles[train])
+                squared.append((model.predict([frames[k] for k in fold]) - dipoles[fold]) ** 2)
+            # vector_to_spherical is orthogonal: Cartesian and spherical errors have the same RMSE
+            expected = np.sqrt(np.mean(np.concatenate(squared)))
+            assert tuned.search_scores_[i, j] == pytest.approx(expected, rel=1e-8)
+    i, j = np.unravel_index(np.argmin(tuned.search_scores_), (2, 2))
+    assert (tuned.best_sigma_, tuned.best_alpha_) == ([0.3, 0.5][i], [1e-6, 1e-2][j])
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"sigma": [0.3, -0.1]}, "`sigma` must be a number > 0"),
+    ({"alpha": []}, "`alpha` must be a number > 0"),
+    ({"alpha": [1e-6, 1e-3], "search": "cv", "cv": 50}, "`cv`=50 folds need at least 50"),
+])
+def test_bad_search_grids_are_named(data, params, message):
+    frames, dipoles, _ = data
+    with pytest.raises(ValueError, match=message):
+        SymmetryAdaptedGPR(1, **{**FAST, **params}).fit(frames[:10], dipoles[:10])
+
+
+def test_tensor_regressor_searches_each_lambda_on_its_own(data):
+    frames, _, alphas = data
+    tuned = TensorRegressor(**{**FAST, "sigma": [0.3, 0.5]}, alpha=[1e-6, 1e-2]).fit(frames[:20], alphas[:20])
+    for lam in (0, 2):
+        single = SymmetryAdaptedGPR(lam, **{**FAST, "sigma": [0.3, 0.5]}, alpha=[1e-6, 1e-2])
+        single.fit(frames[:20], alphas[:20])
+        assert (tuned.models_[lam].best_sigma_, tuned.models_[lam].best_alpha_) == (single.best_sigma_,
+                                                                                    single.best_alpha_)

@@ -89,7 +89,8 @@ def test_structure_kernel_is_exactly_equivariant(lam):
     rng = np.random.default_rng(11)
     A, B = _molecules(rng, 3), _molecules(rng, 2)
     R, Q = random_rotation(rng), random_rotation(rng)
-    rotate = lambda frames, M: [Atoms(numbers=a.numbers, positions=a.positions @ M.T) for a in frames]
+    def rotate(frames, M):
+        return [Atoms(numbers=a.numbers, positions=a.positions @ M.T) for a in frames]
 
     def kernel(fa, fb):
         XA, SA, oA, cA = _features(fa, lam)

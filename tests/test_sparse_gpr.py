@@ -375,7 +375,10 @@ def _two_body(**kwargs):
         ([_two_body(sparse_points=np.ones(3))], {}, ValueError, r"sparse_points must be a finite 2-D array"),
         ([_two_body(sparse_points=np.ones((3, 2)))], {}, ValueError, r"sparse_points have 2 features but the descriptor gives 1"),
         ("ok", {"solver": "lu"}, ValueError, r"`solver` must be one of \['qr', 'cholesky'\]; got 'lu'"),
-        ("ok", {"jitter": -1.0}, ValueError, r"`jitter` must be a finite number >= 0; got -1.0"),
+        ("ok", {"jitter": -1.0}, ValueError, r"`jitter` must be a finite number >= 0 or one such number per term; "
+                                             r"got -1.0"),
+        ("ok", {"jitter": [1e-8, 1e-8]}, ValueError, r"`jitter` has 2 values but the model has 1 terms"),
+        ("ok", {"jitter": "small"}, ValueError, r"`jitter` must be a finite number >= 0"),
         ("ok", {"max_block_memory": 0}, ValueError, r"`max_block_memory` must be a number > 0 \(MiB\); got 0"),
         ("ok", {"sigma_per_atom": "yes"}, TypeError, r"`sigma_per_atom` must be a bool; got 'yes'"),
         ("ok", {"default_sigma": (0.1, 0.1)}, ValueError, r"`default_sigma` must have 3 or 4 entries"),

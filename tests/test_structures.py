@@ -351,7 +351,7 @@ def test_verlet_neighbours_reuse_and_rebuild():
     atoms = bulk("Si", "diamond", a=5.43, cubic=True) * (2, 2, 2)
     rng = np.random.default_rng(0)
     verlet = VerletNeighbours(skin=0.6)
-    for step in range(8):
+    for _ in range(8):
         atoms.positions += rng.normal(0.0, 0.04, atoms.positions.shape)
         nl = verlet(pack(atoms), 4.0)
         _assert_same_as_ase(atoms, 4.0, nl)

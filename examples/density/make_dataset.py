@@ -6,6 +6,7 @@ Coulomb metric with the electron count and dipole kept exactly (see
 :func:`kernelpot.density.dataset.compute_density_references`).
 
 Structures:
+
 * ``monomers``: water monomers drawn (seed 0) from the TENSOAP set
   (``../shared/data/tensors/tensoap/water_monomer_coords_1000.xyz``, Å),
   without repeated geometries (the file holds 90 rotated copies of one);

@@ -11,7 +11,7 @@ second model trained on monomers + dimers + those clusters, with the
 electron count and dipole in its training metric (``moment_weight``) and the
 electron count renormalised, predicts the held-out 4–8-molecule clusters
 (``clusters.npz`` and ``DIR/test_clusters/``) and prints the dipole table:
-PySCF |μ| (D), |μ_ML − μ_PySCF| (D, %, D per molecule), then the mean per
+PySCF ``|μ|`` (D), ``|μ_ML − μ_PySCF|`` (D, %, D per molecule), then the mean per
 cluster size.
 
 Writes to ``--out`` (default ``density_output/``): ``learning_curve.png``,
@@ -88,8 +88,8 @@ def learning_curve(train, test, sizes, **params):
     rows = []
     for size in sizes:
         model, seconds = timed_fit(train.subset(range(size)), **params)
-        scores = model.score(test)
-        rows.append({"n_train": size, "fit_seconds": seconds, "alpha": model.alpha_,
+        scores = model.error_summary(test)
+        rows.append({"n_train": size, "fit_seconds": seconds, "alpha": model.best_alpha_,
                      "n_weights": model.n_weights_, **scores})
         print(f"n_train={size:4d}  L1 {scores['l1_percent']:.3f}%  L2 {scores['l2_percent']:.4f}%  "
               f"dipole {scores['dipole_percent']:.2f}%  ({seconds:.0f} s, {model.n_weights_} weights)",
@@ -189,7 +189,7 @@ def main():
         monomer_train = train.subset([i for i, a in enumerate(train.structures) if len(a) == 3])
         model, rows = learning_curve(monomer_train, test, [5, 10, 20, 40])
         model = DensityModel().fit(train)
-        results["bundled"] = model.score(test)
+        results["bundled"] = model.error_summary(test)
         print("bundled split (40 monomers + 3 dimers -> 20 monomers + 2 dimers):", results["bundled"])
         curve_outputs(model, rows, test, args.out, results)
     else:

@@ -179,7 +179,7 @@ class MDExplorer:
     def initial(self, n, rng):
         """The starting structure plus ``n - 1`` rattled copies (keys ``"init:<i>"``)."""
         frames = [_bare(self.atoms)]
-        for i in range(1, n):
+        for _i in range(1, n):
             frame = _bare(self.atoms)
             frame.positions += rng.normal(0.0, 0.05, frame.positions.shape)
             frames.append(frame)
@@ -200,8 +200,8 @@ class MDExplorer:
         from ase.md.langevin import Langevin
         from ase.md.velocitydistribution import Stationary
 
-        from ..utils.ase_compat import thermalize
         from ..potential.calculator import GAPCalculator
+        from ..utils.ase_compat import thermalize
 
         thresholded = self.threshold is not None and strategy.thresholded
         watched = self.every_step and thresholded

@@ -24,7 +24,6 @@ import numpy as np
 
 from ..exceptions import warn_reduced
 
-
 __all__ = ["STRATEGIES", "make_strategy", "fingerprints", "Strategy", "PredictiveVariance", "VarianceReduction",
            "CommitteeDisagreement", "DescriptorDistance", "DOptimality", "RandomSelection"]
 
@@ -497,9 +496,11 @@ class DOptimality(Strategy):
 
     def prepare(self, model, labelled):
         super().prepare(model, labelled)
-        self.term_ = model.terms_[_env_term(model)]
+        index = _env_term(model)
+        self.term_ = model.terms_[index]
         kmm = self.term_.kmm()
-        kmm[np.diag_indices_from(kmm)] += max(model.jitter, 1e-10) * self.term_.delta**2
+        jitter = float(np.broadcast_to(model.jitter, (len(model.terms_),))[index])
+        kmm[np.diag_indices_from(kmm)] += max(jitter, 1e-10) * self.term_.delta**2
         self.L_ = np.linalg.cholesky(kmm)
         phi_lab, _ = self._features(labelled)
         # The sparse points' own features are the rows of L: a full-rank start.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from .results import PeerUnavailable, Row
@@ -81,8 +80,8 @@ def fchl19_vs_qmllib(quick: bool) -> list[Row]:
     """FCHL19 representations (with and without gradients) and the local Gaussian kernel."""
     import numba
     from qmllib.kernels import get_local_kernel
-    from threadpoolctl import threadpool_limits
     from qmllib.representations import generate_fchl19
+    from threadpoolctl import threadpool_limits
 
     from kernelpot.descriptors.fchl19 import FCHL19
     from kernelpot.kernels.local import LocalKernel, as_local_features

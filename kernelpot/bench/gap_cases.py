@@ -14,7 +14,6 @@ import numpy as np
 
 from .results import PeerUnavailable, Row
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "mlearn_si"
 GAP_STRING = ("distance_2b cutoff=5.0 n_sparse=20 covariance_type=ard_se delta=2.0 theta_uniform=1.0 "
               "sparse_method=uniform : soap l_max=6 n_max=8 atom_sigma=0.5 cutoff=5.0 cutoff_transition_width=1.0 "
               "delta=0.2 covariance_type=dot_product zeta=4 n_sparse={n_sparse} sparse_method=cur_points")
@@ -83,10 +82,10 @@ def gap_vs_gap_fit(quick: bool) -> list[Row]:
 
     if shutil.which("gap_fit") is None:
         raise PeerUnavailable("gap_fit is not on PATH (pip install quippy-ase)")
-    if not DATA.is_dir():
-        raise PeerUnavailable(f"bundled data not found at {DATA} (run from a source checkout)")
-    train = read(DATA / "mlearn_Si_training.extxyz", ":")
-    test = read(DATA / "mlearn_Si_test.extxyz", ":")
+    from ..datasets import data_path
+
+    train = read(data_path("mlearn_si", "mlearn_Si_training.extxyz"), ":")
+    test = read(data_path("mlearn_si", "mlearn_Si_test.extxyz"), ":")
     if quick:
         train, test = train[::4], test[::2]
     gap = GAP_STRING.format(n_sparse=300 if quick else 1000)

@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..datasets import data_path
 from .results import PeerUnavailable, Row
 from .timing import measure
 
-DATA = Path(__file__).resolve().parents[2] / "data"
 SI_FRAMES = 60
 NACL_SPECIES = {"H": 1, "O": 8, "Na": 11, "Cl": 17}
 # Per centre species, as the electrolyte recipe's one SOAP term per species; Na and Cl are capped by the
@@ -72,9 +72,9 @@ def thread_env(threads: int) -> dict:
 
 def run_worker(function: str, arguments: dict, threads: int) -> dict:
     """Run ``kernelpot.bench.predict_cases.<function>(**arguments)`` in a fresh process with ``threads`` threads."""
-    code = ("import json, os, sys; os.sched_setaffinity(0, set(range(min(%d, os.cpu_count()))));"
+    code = (f"import json, os, sys; os.sched_setaffinity(0, set(range(min({threads:d}, os.cpu_count()))));"
             "from kernelpot.bench import predict_cases as m; "
-            "print('RESULT ' + json.dumps(getattr(m, %r)(**json.loads(sys.argv[1]))))" % (threads, function))
+            f"print('RESULT ' + json.dumps(getattr(m, {function!r})(**json.loads(sys.argv[1]))))")
     done = subprocess.run([sys.executable, "-c", code, json.dumps(arguments)], env=thread_env(threads),
                           capture_output=True, text=True)
     if done.returncode != 0:
@@ -84,14 +84,14 @@ def run_worker(function: str, arguments: dict, threads: int) -> dict:
 
 
 def load_average() -> str:
-    return "load %.1f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else ""
+    return f"load {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
 
 
 # ------------------------------------------------------------------------------------------------ Si vs QUIP
 def si_training(quick: bool):
     from ase.io import read
 
-    frames = read(DATA / "mlearn_si" / "mlearn_Si_training.extxyz", ":")
+    frames = read(data_path("mlearn_si", "mlearn_Si_training.extxyz"), ":")
     return frames[::12][:18] if quick else frames[::3][:SI_FRAMES]
 
 
@@ -148,7 +148,7 @@ def _md_like(atoms, calculators, repeats, seed=0):
     rng = np.random.default_rng(seed)
     moved = atoms.copy()
     best = {name: [np.inf, np.inf] for name in calculators}
-    for name, calc in calculators.items():  # first calls: compile, read caches, build lists
+    for calc in calculators.values():  # first calls: compile, read caches, build lists
         warm = atoms.copy()
         warm.calc = calc
         warm.get_forces()
@@ -219,7 +219,7 @@ def nacl_frames():
 
     frames = []
     for name in ("revPBE0-D3_gen1_subset.data", "revPBE0-D3_gen3_subset.data"):
-        frames += read_runner(DATA / "nacl_water" / name)
+        frames += read_runner(data_path("nacl_water", name))
     return frames
 
 
@@ -432,7 +432,7 @@ def startup(quick: bool) -> list[Row]:
     from ase.io import read, write
 
     kpot = _cached("startup.kpot", "distance_2b+soap l6 n8, 50 points", _fit_startup_model)
-    test = min(read(DATA / "mlearn_si" / "mlearn_Si_test.extxyz", ":"), key=len)
+    test = min(read(data_path("mlearn_si", "mlearn_Si_test.extxyz"), ":"), key=len)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "one.xyz"
         write(path, test)

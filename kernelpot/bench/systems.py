@@ -6,7 +6,6 @@ kernelpot, so ``kernelpot bench`` needs no external data.
 
 from __future__ import annotations
 
-
 import numpy as np
 from ase import Atoms
 

@@ -21,10 +21,11 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ..models.gap import SparseGPR
     from ..potential.metrics import UNITS, error_table
     from ..potential.serialization import load_model
 
-    model = load_model(args.model)
+    model = load_model(args.model, model_type=SparseGPR)
     data = read_labels(args.test, args, required=("energy",))
     report_skips(data, args.quiet)
     table = error_table(model, data, verbose=not args.quiet)

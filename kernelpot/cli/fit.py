@@ -9,10 +9,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .options import (add_label_keys, add_model_options, add_quiet, make_model, read_labels, recipe_help,
-                      report_skips)
+from .options import add_label_keys, add_model_options, add_quiet, make_model, read_labels, recipe_help, report_skips
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "fit_and_save"]
 
 
 def add_parser(sub) -> None:
@@ -29,17 +28,23 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..potential.recipe import DEFAULT_GAP
-    from ..potential.serialization import save_model
 
     data = read_labels(args.train, args, required=("energy",))
     report_skips(data, args.quiet)
     model = make_model(args, data.atoms)
+    fit_and_save(model, data, args.output, {"training_file": str(args.train), "gap": args.gap or DEFAULT_GAP},
+                 quiet=args.quiet)
+    return 0
+
+
+def fit_and_save(model, data, output, metadata: dict, *, quiet: bool) -> None:
+    """Fit ``model`` to the labelled structures ``data`` and write it to ``output`` (``fit`` and ``gap_fit``)."""
+    from ..potential.serialization import save_model
+
     start = time.perf_counter()
     model.fit(data.atoms, energies=data.energies, forces=data.forces, virials=data.virials,
               config_types=data.config_types)
     elapsed = time.perf_counter() - start
-    save_model(model, args.output, metadata={"training_file": str(args.train), "gap": args.gap or DEFAULT_GAP,
-                                             "n_structures": len(data.atoms), "fit_seconds": elapsed})
-    if not args.quiet:
-        print(f"fitted {len(data.atoms)} structures in {elapsed:.1f} s; wrote {args.output}")
-    return 0
+    save_model(model, output, metadata={**metadata, "n_structures": len(data.atoms), "fit_seconds": elapsed})
+    if not quiet:
+        print(f"fitted {len(data.atoms)} structures in {elapsed:.1f} s; wrote {output}")

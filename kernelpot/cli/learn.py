@@ -19,8 +19,7 @@ import importlib
 import json
 from pathlib import Path
 
-from .options import (add_label_keys, add_model_options, add_quiet, make_model, read_labels, recipe_help,
-                      report_skips)
+from .options import add_label_keys, add_model_options, add_quiet, make_model, read_labels, recipe_help, report_skips
 
 __all__ = ["add_parser", "run", "make_oracle"]
 

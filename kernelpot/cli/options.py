@@ -20,7 +20,7 @@ import sys
 from ..potential.defaults import DEFAULT_SIGMA
 
 __all__ = ["add_label_keys", "add_model_options", "add_quiet", "add_seed", "read_labels", "report_skips",
-           "make_model", "coulomb_baseline", "float_list", "e0_value", "recipe_help"]
+           "make_model", "coulomb_baseline", "float_list", "e0_value", "config_type_sigma_value", "recipe_help"]
 
 
 
@@ -33,11 +33,31 @@ def float_list(text: str) -> list[float]:
 
 
 def e0_value(text: str):
-    """``--e0``: a number (eV, every species) or a method name (``average``, ``composition``, ``isolated``)."""
+    """``--e0``: a method name (``average``, ``composition``, ``isolated``), a number (eV, every species) or
+    one energy per species, ``"Si:-158.54"``, ``"Na:-1.2 Cl:-3.4"`` or gap_fit's ``{Na:-1.2:Cl:-3.4}``."""
+    from ..potential.gap_fit_command import parse_e0
+
+    if text.strip() in ("average", "composition", "isolated"):
+        return text.strip()
     try:
-        return float(text)
-    except ValueError:
-        return text
+        return parse_e0(text, "--e0")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{error}; or one of average, composition, isolated") from None
+
+
+def config_type_sigma_value(text: str) -> dict:
+    """``--config-type-sigma``: gap_fit's ``{type1:E:F:V:H:type2:E:F:V:H}`` (braces optional)."""
+    from ..potential.gap_fit_command import parse_config_type_sigma
+
+    try:
+        table = parse_config_type_sigma(text, "--config-type-sigma")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    bad = [key for key, sigmas in table.items() if min(sigmas[:3]) <= 0]
+    if bad:
+        raise argparse.ArgumentTypeError(f"--config-type-sigma: the energy, force and virial sigmas of {bad} must be "
+                                         "> 0")
+    return table
 
 
 def add_quiet(parser: argparse.ArgumentParser) -> None:
@@ -72,10 +92,15 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--default-sigma", type=float_list, default=list(DEFAULT_SIGMA),
                        help="noise of energies (eV/atom), forces (eV/Å), virials (eV/atom)[, hessian: ignored], "
                             "gap_fit's default_sigma")
+    group.add_argument("--config-type-sigma", type=config_type_sigma_value, default=None, metavar="TABLE",
+                       help="noise per config type, gap_fit's config_type_sigma: '{bulk:0.001:0.05:0.05:0:"
+                            "surface:0.005:0.1:0.1:0}' (energy eV/atom, force eV/Å, virial eV/atom, hessian: "
+                            "ignored), overriding --default-sigma for structures of those types (default: not set)")
     group.add_argument("--e0", type=e0_value, default="average",
                        help="per-species reference energies: average (one per-atom mean for all species) | "
                             "composition (least squares on the atom counts of each species: for mixtures such as "
-                            "salt in water) | isolated | a number in eV (default: average)")
+                            "salt in water) | isolated (one-atom structures of the data) | a number in eV | one "
+                            "per species, 'Si:-158.54' or 'Na:-1.2 Cl:-3.4' or {Na:-1.2:Cl:-3.4} (default: average)")
     group.add_argument("--max-block-memory", type=float, default=512.0,
                        help="MiB for one block of the fit (used without --max-memory)")
     group.add_argument("--max-memory", default=None,
@@ -143,7 +168,8 @@ def make_model(args, structures):
     baseline = coulomb_baseline(args.coulomb, args.coulomb_widths)
     if baseline is not None:
         baseline.check(structures)  # before any fitting: a missing species or net charge fails now
-    return SparseGPR(terms, default_sigma=tuple(sigma), e0=args.e0, max_block_memory=args.max_block_memory,
+    return SparseGPR(terms, default_sigma=tuple(sigma), config_type_sigma=args.config_type_sigma, e0=args.e0,
+                     max_block_memory=args.max_block_memory,
                      max_memory=args.max_memory, n_jobs=args.n_jobs, scheduler=args.scheduler, baseline=baseline,
                      random_state=args.seed, verbose=not args.quiet)
 

@@ -255,7 +255,7 @@ class AuxiliaryBasis:
                 "basis_exponents": np.concatenate(alpha), "basis_coefficients": np.concatenate(d)}
 
     @classmethod
-    def from_arrays(cls, arrays) -> "AuxiliaryBasis":
+    def from_arrays(cls, arrays) -> AuxiliaryBasis:
         """Basis from the arrays of :meth:`to_arrays` (coefficients already normalised)."""
         shells: dict[int, list] = {}
         bounds = np.concatenate([[0], np.cumsum(arrays["basis_shell_n_primitives"])])

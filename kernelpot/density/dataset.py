@@ -94,7 +94,32 @@ class DensitySet:
     def __len__(self) -> int:
         return len(self.structures)
 
-    def subset(self, indices) -> "DensitySet":
+    @property
+    def shape(self) -> tuple[int]:
+        """``(n_structures,)``: with :meth:`__getitem__`, scikit-learn's model selection
+        (``cross_val_score``, ``KFold`` splits) indexes a DensitySet like an array of samples."""
+        return (len(self),)
+
+    def __getitem__(self, key) -> DensitySet:
+        """The structures ``key`` (integer indices, a slice or a boolean mask) as a new set; see :meth:`subset`."""
+        if isinstance(key, tuple):  # scikit-learn indexes samples as X[key, ...]
+            if len(key) != 2 or key[1] is not Ellipsis:
+                raise IndexError(f"a DensitySet is indexed by structure only; got {key!r}")
+            key = key[0]
+        if isinstance(key, slice):
+            return self.subset(np.arange(len(self))[key])
+        key = np.asarray(key)
+        if key.dtype == bool:
+            if key.shape != (len(self),):
+                raise IndexError(f"a boolean mask must have {len(self)} entries; got shape {key.shape}")
+            key = np.flatnonzero(key)
+        elif not np.issubdtype(key.dtype, np.integer):
+            raise IndexError(f"a DensitySet is indexed by integers, a slice or a boolean mask; got {key.dtype}")
+        if key.ndim == 0:
+            key = key.reshape(1)
+        return self.subset(key)
+
+    def subset(self, indices) -> DensitySet:
         """The structures ``indices`` (a new set sharing the arrays)."""
         indices = np.asarray(indices, dtype=int).reshape(-1)
         # Per-structure metadata (timings, fit errors) follow the structures.
@@ -104,7 +129,7 @@ class DensitySet:
                           [self.overlaps[i] for i in indices], self.n_electrons[indices],
                           self.dipoles[indices], self.basis, metadata)
 
-    def __add__(self, other: "DensitySet") -> "DensitySet":
+    def __add__(self, other: DensitySet) -> DensitySet:
         if not isinstance(other, DensitySet):
             return NotImplemented
         if other.basis != self.basis:
@@ -147,7 +172,7 @@ class DensitySet:
         os.replace(partial, path)
 
     @classmethod
-    def load(cls, path) -> "DensitySet":
+    def load(cls, path) -> DensitySet:
         """Read a file written by :meth:`save`."""
         path = Path(path)
         if not path.is_file():

@@ -48,8 +48,8 @@ GTO radial functions are evaluated from a quintic Hermite table accurate to
 agree with the exact Gaussian integrals (and dscribe) to ~1e-10 relative.
 
 The real harmonics are those of :mod:`kernelpot.symmetry.harmonics`
-(convention above). Also exported: ``cutoff_padding``, and the building blocks SOAP shares (``center_expansion``, ``make_workspace``,
-``run_over_centers``).
+(convention above). Also exported: ``cutoff_padding``, and the building blocks
+SOAP shares (``center_expansion``, ``make_workspace``, ``run_over_centers``).
 """
 
 from __future__ import annotations
@@ -330,7 +330,10 @@ def pair_gradients_kernel(
 
 @njit(cache=True, nogil=True)
 def write_pair_gradients(i, vectors, pair_offsets, harmonics, grad, rho, drho, position, l_max, n_max, out):
-    """``out[p, a, n, lm] = ρ_ln ∂_a S_lm + ρ'_ln r_a S_lm`` for the pairs p of centre i (from :func:`center_expansion`)."""
+    """Pair gradients of centre i: ``out[p, a, n, lm] = ρ_ln ∂_a S_lm + ρ'_ln r_a S_lm``.
+
+    p runs over the pairs of centre i as :func:`center_expansion` lays them out.
+    """
     start = pair_offsets[i]
     for p in range(pair_offsets[i + 1] - start):
         k = position[p]

@@ -27,8 +27,8 @@ import math
 import numpy as np
 from numba import njit, uint64
 
-from ._expansion import _accumulate, center_expansion, make_workspace
 from ..symmetry.harmonics import harmonic_prefactors
+from ._expansion import _accumulate, center_expansion, make_workspace
 
 __all__ = ["feature_block_offsets", "power_spectrum_row", "power_spectrum_kernel", "soap_gradients_kernel"]
 

@@ -174,7 +174,7 @@ class Descriptor(Estimator):
 
     def __sklearn_tags__(self):
         # Only scikit-learn asks for tags, so it is already imported then.
-        from sklearn.utils import InputTags, TargetTags, Tags, TransformerTags
+        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
 
         return Tags(
             estimator_type=None,

@@ -49,7 +49,7 @@ from kernelpot.structures.packing import as_atoms_list
 __all__ = ["DscribeDescriptor", "from_dscribe"]
 
 
-def from_dscribe(descriptor) -> "DscribeDescriptor":
+def from_dscribe(descriptor) -> DscribeDescriptor:
     """Wrap a dscribe descriptor as a kernelpot :class:`Descriptor`.
 
     Parameters
@@ -94,6 +94,7 @@ class DscribeDescriptor(Descriptor):
 
     def _check_descriptor(self) -> bool:
         """Validate ``descriptor`` and return whether its output is per atom."""
+        _require_dscribe()
         from dscribe.descriptors.descriptor import Descriptor as _DscribeDescriptor
         from dscribe.descriptors.descriptorlocal import DescriptorLocal
 
@@ -220,3 +221,12 @@ def _sparse_block(d, atom_offset: int, structure, local: bool):
     else:
         center = np.full(len(rows), structure, dtype=np.int64)
     return d[rows, atoms], center.astype(np.int64), (atoms + atom_offset).astype(np.int64)
+
+
+def _require_dscribe() -> None:
+    """dscribe is an optional dependency: say how to install it."""
+    try:
+        import dscribe  # noqa: F401
+    except ImportError as error:
+        raise ImportError("DscribeDescriptor needs dscribe, an optional dependency of kernelpot: "
+                          "pip install 'kernelpot[dscribe]'") from error

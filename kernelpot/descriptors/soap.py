@@ -49,8 +49,8 @@ import numpy as np
 from ..structures.neighbours import MAX_NEIGHBOURS, check_distinct_positions, check_max_neighbours, neighbour_list
 from ..structures.packing import PackedStructures, as_atoms_list, pack, structure_chunks, sub_packing
 from ._expansion import restrict_neighbours, run_over_centers, species_indices
-from ._radial import cutoff_padding, gap_feature_weights, make_radial_basis
 from ._pair_derivatives import sum_pair_derivatives
+from ._radial import cutoff_padding, gap_feature_weights, make_radial_basis
 from ._soap_kernels import feature_block_offsets, power_spectrum_kernel, soap_gradients_kernel
 from ._soap_vjp_kernels import soap_vjp_kernel
 from .base import AtomicFeatures, Descriptor, SparseGradients, species_numbers

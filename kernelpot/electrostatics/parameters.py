@@ -117,7 +117,7 @@ class EwaldParameters:
     real_cutoff : float
         Real-space cutoff r_c in Å (any value; images beyond the cell are summed).
     k_cutoff : float
-        Reciprocal-space cutoff K in 1/Å: all wave vectors with |k| ≤ K.
+        Reciprocal-space cutoff K in 1/Å: all wave vectors with ``|k| ≤ K``.
     estimated_error : float
         Kolafa–Perram estimate of the RMS force error relative to k_e e²/Å²
         (module docstring), or NaN for parameters given by hand.
@@ -165,7 +165,7 @@ def real_space_error(alpha_r, cutoff, sum_squared_charges, n_atoms, volume):
 
 
 def ewald_reciprocal_error(alpha_k, k_cutoff, sum_squared_charges, n_atoms, volume):
-    """Kolafa–Perram RMS reciprocal-space force error of Ewald with |k| ≤ K (k_e = 1)."""
+    """Kolafa–Perram RMS reciprocal-space force error of Ewald with ``|k| ≤ K`` (k_e = 1)."""
     return (sum_squared_charges * alpha_k * np.sqrt(8.0 / (n_atoms * volume * k_cutoff))
             * np.exp(-k_cutoff**2 / (4.0 * alpha_k**2)))
 

@@ -144,7 +144,10 @@ class GaussianCovariance:
         return _combine(self, X, Z, Gv, rows, context)
 
     def contraction(self, Z, weights):
-        """``X -> (Σ_m weights[m] k(x_i, z_m), its gradient in x_i)``, shapes (n,) and (n, d); see the module docstring."""
+        """``X -> (Σ_m weights[m] k(x_i, z_m), its gradient in x_i)``, shapes (n,) and (n, d).
+
+        See the module docstring.
+        """
         Z = np.ascontiguousarray(Z, dtype=np.float64)
         return _GaussianSum(self, Z, np.asarray(weights, dtype=np.float64), self.inverse_sigma2(Z.shape[1]))
 

@@ -109,20 +109,28 @@ class DensityModel(BaseEstimator):
     ----------
     basis_ : AuxiliaryBasis
     species_ : list of int
-    alpha_ : float
-        Chosen relative regularisation.
+    best_alpha_ : float
+        The relative regularisation chosen from ``alphas`` (``alpha_`` in
+        kernelpot 0.1; kernelpot's ``alpha_`` are dual coefficients, as in
+        scikit-learn's GaussianProcessRegressor).
     validation_errors_ : ndarray of shape (n_alphas,)
         For each alpha, the error on the held-out structures relative to
         their deviation from the species baseline, in %, in the training
         metric (``100 sqrt(Σ δcᵀSδc / Σ (c − b)ᵀS(c − b))``, with ``S`` plus
         the moment terms if ``moment_weight > 0``); NaN without validation.
     n_weights_ : int
+    coef_ : ndarray of shape (`n_weights_`,)
+        Weights of the orthogonalised kernel features of every (species, λ,
+        radial index) channel (``weights_`` in kernelpot 0.1).
 
     Examples
     --------
     >>> from kernelpot.datasets import load_water_density
     >>> train, test = load_water_density()
-    >>> scores = DensityModel().fit(train).score(test)  # doctest: +SKIP
+    >>> model = DensityModel().fit(train)  # doctest: +SKIP
+    >>> model.score(test)  # doctest: +SKIP
+    0.985...
+    >>> model.error_summary(test)["l1_percent"]  # doctest: +SKIP
     """
 
     def __init__(self, *, r_cut=4.0, n_max=6, l_max=4, sigma=0.3, zeta=2, n_sparse=100,
@@ -143,7 +151,7 @@ class DensityModel(BaseEstimator):
         self.random_state = random_state
 
     # --------------------------------------------------------------------- fit
-    def fit(self, dataset: DensitySet) -> "DensityModel":
+    def fit(self, dataset: DensitySet) -> DensityModel:
         """Learn the density coefficients of ``dataset``.
 
         Parameters
@@ -185,14 +193,14 @@ class DensityModel(BaseEstimator):
         scale = np.mean(np.diag(parts[0][0]))
         if n_val:
             self.validation_errors_ = _validation_curve(parts[0], parts[1], alphas * scale)
-            self.alpha_ = float(alphas[int(np.argmin(self.validation_errors_))])
+            self.best_alpha_ = float(alphas[int(np.argmin(self.validation_errors_))])
         else:
             self.validation_errors_ = np.full(len(alphas), np.nan)
-            self.alpha_ = float(alphas[0])
+            self.best_alpha_ = float(alphas[0])
         a_all = parts[0][0] + parts[1][0] if n_val else parts[0][0]
         b_all = parts[0][1] + parts[1][1] if n_val else parts[0][1]
-        a_all[np.diag_indices_from(a_all)] += self.alpha_ * scale
-        self.weights_ = scipy.linalg.solve(a_all, b_all, assume_a="pos")
+        a_all[np.diag_indices_from(a_all)] += self.best_alpha_ * scale
+        self.coef_ = scipy.linalg.solve(a_all, b_all, assume_a="pos")
         return self
 
     # ----------------------------------------------------------------- predict
@@ -229,7 +237,7 @@ class DensityModel(BaseEstimator):
             rows = self._rows(atoms.numbers, offsets[s], phi)
             c = self._baseline_of(atoms.numbers).copy()
             for idx, block, weights in rows:
-                c[idx] += block @ self.weights_[weights]
+                c[idx] += block @ self.coef_[weights]
             if counts is not None:
                 q = self.basis_.integrals(atoms.numbers)
                 c += (counts[s] - q @ c) / (q @ q) * q
@@ -250,9 +258,7 @@ class DensityModel(BaseEstimator):
             (predicted minus reference electron count).
         """
         self._check_dataset(dataset, "dataset")
-        if dataset.basis != self.basis_:
-            raise ValueError(f"`dataset` uses auxiliary basis {dataset.basis!r} but the model was "
-                             f"trained on {self.basis_!r}: basis mismatch")
+        self._check_basis(dataset)
         predicted = self.predict(dataset)
         out = {key: [] for key in ("l2_percent", "l1_percent", "dipole_percent", "dipoles", "electron_error")}
         for atoms, c_ml, c_ref, s, n_e, mu_ref in zip(dataset.structures, predicted, dataset.coefficients,
@@ -269,8 +275,46 @@ class DensityModel(BaseEstimator):
             out["electron_error"].append(self.basis_.integrals(atoms.numbers) @ c_ml - n_e)
         return {key: np.array(value) for key, value in out.items()}
 
-    def score(self, dataset: DensitySet, **grid) -> dict:
-        """Mean errors over the structures of ``dataset`` (see :meth:`errors`).
+    def score(self, dataset: DensitySet) -> float:
+        """Fraction of the density variation beyond the atomic baseline that the model explains (higher is better).
+
+        scikit-learn's contract for ``score`` (a float, larger is better, so
+        ``cross_val_score`` and ``GridSearchCV`` work on a DensitySet): the
+        coefficient of determination in the overlap metric of the basis,
+        ``1 - Σ_s δc_sᵀ S_s δc_s / Σ_s (c_s − b_s)ᵀ S_s (c_s − b_s)`` with
+        ``δc`` the error of the predicted coefficients and ``b`` the species
+        baseline the model starts from (the mean λ = 0 coefficients of its
+        training atoms). 1 is a perfect prediction, 0 no better than the
+        baseline; the quantity ``fit`` chooses ``alpha`` on. For the errors in
+        percent (L1 on a grid, L2, dipoles) see :meth:`error_summary`.
+
+        Parameters
+        ----------
+        dataset : DensitySet
+            Structures with reference coefficients and overlaps.
+
+        Returns
+        -------
+        float
+        """
+        self._check_dataset(dataset, "dataset")
+        self._check_basis(dataset)
+        residual = deviation = 0.0
+        for atoms, c_ml, c_ref, overlap in zip(dataset.structures, self.predict(dataset), dataset.coefficients,
+                                                dataset.overlaps):
+            delta, spread = c_ml - c_ref, c_ref - self._baseline_of(atoms.numbers)
+            residual += delta @ overlap @ delta
+            deviation += spread @ overlap @ spread
+        return float(1.0 - residual / deviation)
+
+    def error_summary(self, dataset: DensitySet, **grid) -> dict:
+        """Mean errors over the structures of ``dataset`` (see :meth:`errors`), in percent.
+
+        Parameters
+        ----------
+        dataset : DensitySet
+        **grid
+            ``n_radial``, ``n_theta`` of the integration grid (:meth:`errors`).
 
         Returns
         -------
@@ -441,8 +485,14 @@ class DensityModel(BaseEstimator):
                                  f"closed-shell reference")
             closed_shell_electrons(atoms, i, charge=int(np.sum(atoms.numbers)) - int(n_e))
 
+    def _check_basis(self, dataset) -> None:
+        self._check_fitted()
+        if dataset.basis != self.basis_:
+            raise ValueError(f"`dataset` uses auxiliary basis {dataset.basis!r} but the model was "
+                             f"trained on {self.basis_!r}: basis mismatch")
+
     def _check_fitted(self) -> None:
-        if not hasattr(self, "weights_"):
+        if not hasattr(self, "coef_"):
             raise ValueError("this DensityModel is not fitted yet: call fit(dataset) first")
 
 

@@ -75,8 +75,8 @@ class KernelRidge(RegressorMixin, BaseEstimator):
         Cholesky factorisation fails.
     kernel : str or Kernel
         One of "gaussian", "laplacian", "linear", "polynomial", "dot_product"
-        (on vectors) or the same names prefixed with "local_" (on per-atom
-        features, e.g. "local_gaussian"), or a kernel object: a kernelpot
+        (on vectors) or the same names prefixed with ``local_`` (on per-atom
+        features, e.g. ``"local_gaussian"``), or a kernel object: a kernelpot
         vector kernel, a :class:`~kernelpot.kernels.local.LocalKernel`, or a
         scikit-learn kernel. A kernel object ignores ``sigma``, ``zeta``,
         ``degree``, ``coef0`` and ``same_element_only``.

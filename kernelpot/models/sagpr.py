@@ -68,16 +68,19 @@ class SymmetryAdaptedGPR(RegressorMixin, BaseEstimator):
         λ-SOAP cutoff in Å (TENSOAP default).
     n_max, l_max : int, default=8, 6
         Radial and angular basis sizes of λ-SOAP.
-    sigma : float, default=0.3
-        Gaussian width of the atomic densities in Å.
+    sigma : float or sequence of float, default=0.3
+        Gaussian width of the atomic densities in Å. A sequence is a grid
+        searched by ``fit`` (see ``search``); the chosen width is
+        ``best_sigma_``.
     zeta : int, default=2
         Exponent of the scalar kernel in the nonlinearity ``k_0^{ζ-1}``.
-    alpha : float, default=1e-6
+    alpha : float or sequence of float, default=1e-6
         Regulariser: noise variance relative to the mean prior variance of
-        a structure (dimensionless, > 0). Choose it by cross-validation:
-        1e-8 suits smooth targets (monomer polarizabilities, Zundel dipoles),
-        1e-4..1e-3 targets with a part the local kernel cannot see (λ = 2 of
-        water dimers, whose molecules are often farther apart than ``r_cut``).
+        a structure (dimensionless, > 0). 1e-8 suits smooth targets (monomer
+        polarizabilities, Zundel dipoles), 1e-4..1e-3 targets with a part the
+        local kernel cannot see (λ = 2 of water dimers, whose molecules are
+        often farther apart than ``r_cut``). A sequence is a grid searched by
+        ``fit`` together with ``sigma``; the chosen value is ``best_alpha_``.
     centers : sequence of int or str, optional
         Only environments centred on these species enter the kernel (TENSOAP
         ``-c``). Default: all atoms.
@@ -87,6 +90,19 @@ class SymmetryAdaptedGPR(RegressorMixin, BaseEstimator):
         Number of sparse (representative) environments; ``None`` = full GPR.
     selection : {"fps", "cur"}, default="fps"
         How sparse environments are chosen (on the invariant λ = 0 features).
+    search : {"likelihood", "cv"}, default="likelihood"
+        How ``fit`` chooses among the ``sigma`` × ``alpha`` grid (ignored
+        with one value of each): "likelihood" maximises the log marginal
+        likelihood of the training targets, with the prior variance σ² at its
+        maximum-likelihood value (as scikit-learn's
+        ``GaussianProcessRegressor`` chooses its kernel's hyperparameters;
+        one kernel per ``sigma``, one Cholesky factorisation per pair);
+        "cv" minimises the RMSE of ``cv``-fold cross-validation on the
+        training structures (consecutive folds in the given order, as
+        scikit-learn's ``KFold``; about ``cv`` fits per pair). Either way the
+        model is then fitted on all training structures with the chosen pair.
+    cv : int, default=5
+        Number of folds of ``search="cv"``, >= 2.
 
     Attributes
     ----------
@@ -100,17 +116,34 @@ class SymmetryAdaptedGPR(RegressorMixin, BaseEstimator):
         ``s``, the mean diagonal of the training structure kernel.
     prior_variance_ : float
         Maximum-likelihood ``σ²`` of the prior (target units squared).
-    weights_ : ndarray of shape (n_train or n_sparse, 2λ+1)
-        Regression weights on the training structures (or sparse environments).
+    alpha_ : ndarray of shape (n_train or n_sparse, 2λ+1)
+        Dual coefficients, as scikit-learn's ``GaussianProcessRegressor.alpha_``:
+        the weights of the kernel between a structure and each training
+        structure (or sparse environment), so the prediction is
+        ``Σ_B K^λ(A, B) alpha_[B]`` (target units per kernel unit). Named
+        ``weights_`` in kernelpot 0.1.
     sparse_indices_ : ndarray of int
         Environments kept as sparse points (indices into the training atoms
         used as centres); only with ``n_sparse``.
+    best_sigma_, best_alpha_ : float
+        The ``sigma`` and ``alpha`` of the fitted model (the given values, or
+        the ones the search chose).
+    log_marginal_likelihood_value_ : float
+        Log marginal likelihood of the training targets (λ components, after
+        the λ = 0 baseline) under the fitted model, σ² profiled out; for
+        sparse models that of the projected-process (DTC) approximation.
+    search_scores_ : ndarray of shape (n_sigma, n_alpha) or None
+        The score of every grid pair: log marginal likelihood (higher is
+        better) or cross-validated RMSE in target units (lower is better),
+        as ``search`` says; None without a grid.
 
     Examples
     --------
     >>> model = SymmetryAdaptedGPR(lambda_=1)  # doctest: +SKIP
     >>> model.fit(train_atoms, dipoles).predict(test_atoms).shape  # doctest: +SKIP
     (800, 3)
+    >>> tuned = SymmetryAdaptedGPR(1, sigma=[0.3, 0.4, 0.5], alpha=[1e-8, 1e-6, 1e-4])  # doctest: +SKIP
+    >>> tuned.fit(train_atoms, dipoles).best_sigma_  # doctest: +SKIP
     """
 
     _parameter_constraints = {
@@ -119,17 +152,20 @@ class SymmetryAdaptedGPR(RegressorMixin, BaseEstimator):
         "r_cut": [Interval(Real, 1.0, None, closed="neither")],
         "n_max": [Interval(Integral, 1, None, closed="left")],
         "l_max": [Interval(Integral, 0, None, closed="left")],
-        "sigma": [Interval(Real, 0.0, None, closed="neither")],
+        "sigma": [Interval(Real, 0.0, None, closed="neither"), "array-like"],
         "zeta": [Interval(Integral, 1, None, closed="left")],
-        "alpha": [Interval(Real, 0.0, None, closed="neither")],
+        "alpha": [Interval(Real, 0.0, None, closed="neither"), "array-like"],
         "centers": [None, "array-like", str, Integral],
         "same_center_species": ["boolean"],
         "n_sparse": [None, Interval(Integral, 1, None, closed="left")],
         "selection": [StrOptions({"fps", "cur"})],
+        "search": [StrOptions({"likelihood", "cv"})],
+        "cv": [Interval(Integral, 2, None, closed="left")],
     }
 
     def __init__(self, lambda_=1, *, species=None, r_cut=4.0, n_max=8, l_max=6, sigma=0.3, zeta=2,
-                 alpha=1e-6, centers=None, same_center_species=True, n_sparse=None, selection="fps"):
+                 alpha=1e-6, centers=None, same_center_species=True, n_sparse=None, selection="fps",
+                 search="likelihood", cv=5):
         self.lambda_ = lambda_
         self.species = species
         self.r_cut = r_cut
@@ -142,6 +178,8 @@ class SymmetryAdaptedGPR(RegressorMixin, BaseEstimator):
         self.same_center_species = same_center_species
         self.n_sparse = n_sparse
         self.selection = selection
+        self.search = search
+        self.cv = cv
 
     # -- fitting -------------------------------------------------------------
     def fit(self, X, y):
@@ -171,11 +209,32 @@ class SymmetryAdaptedGPR(RegressorMixin, BaseEstimator):
         self.species_ = found if self.species is None else species_numbers(self.species)
         self._check_species(atoms)
         self._centers = None if self.centers is None else species_numbers(self.centers, "centers")
-        env = self._environments(atoms)
+        sigmas, alphas = _grid(self.sigma, "sigma"), _grid(self.alpha, "alpha")
+        n_atoms = np.array([len(a) for a in atoms], dtype=np.float64)
+        self.search_scores_ = None
+        if len(sigmas) * len(alphas) > 1:
+            if self.search == "cv" and len(atoms) < self.cv:
+                raise ValueError(f"`cv`={self.cv} folds need at least {self.cv} training structures; "
+                                 f"got {len(atoms)}")
+            scores = np.empty((len(sigmas), len(alphas)))
+            for i, sigma in enumerate(sigmas):
+                env = self._environments(atoms, sigma)
+                for j, alpha in enumerate(alphas):
+                    self.best_sigma_, self.best_alpha_ = float(sigma), float(alpha)
+                    scores[i, j] = self._cv_rmse(env, t, n_atoms) if self.search == "cv" else \
+                        self._fit_environments(env, t, n_atoms).log_marginal_likelihood_value_
+            best = np.argmax(scores) if self.search == "likelihood" else np.argmin(scores)
+            i, j = np.unravel_index(best, scores.shape)
+            sigmas, alphas = sigmas[i:i + 1], alphas[j:j + 1]
+            self.search_scores_ = scores
+        self.best_sigma_, self.best_alpha_ = float(sigmas[0]), float(alphas[0])
+        return self._fit_environments(self._environments(atoms, self.best_sigma_), t, n_atoms)
+
+    def _fit_environments(self, env, t, n_atoms):
+        """Fit on described structures with ``best_sigma_`` and ``best_alpha_`` (targets before the baseline)."""
         if np.any(np.diff(env["offsets"]) == 0):
             empty = int(np.flatnonzero(np.diff(env["offsets"]) == 0)[0])
             raise ValueError(f"structure {empty} of `X` has no atom of `centers`={self.centers!r}")
-        n_atoms = np.array([len(a) for a in atoms], dtype=np.float64)
         self.baseline_ = float(np.mean(t[:, 0] / n_atoms)) if self.lambda_ == 0 else 0.0
         if self.lambda_ == 0:
             t = t - self.baseline_ * n_atoms[:, None]
@@ -190,15 +249,29 @@ class SymmetryAdaptedGPR(RegressorMixin, BaseEstimator):
             self._fit_sparse(env, t)
         return self
 
+    def _cv_rmse(self, env, t, n_atoms):
+        """RMSE of ``cv``-fold cross-validation (consecutive folds) with ``best_sigma_`` and ``best_alpha_``."""
+        squared, count = 0.0, 0
+        for fold in np.array_split(np.arange(len(t)), self.cv):
+            train = np.setdiff1d(np.arange(len(t)), fold)
+            self._fit_environments(_structures(env, train), t[train], n_atoms[train])
+            predicted, _ = self._predict_environments(_structures(env, fold), n_atoms[fold])
+            squared += float(np.sum((predicted - t[fold]) ** 2))
+            count += t[fold].size
+        return np.sqrt(squared / count)
+
     def _fit_full(self, env, t):
         n_l = 2 * self.lambda_ + 1
         K = self._kernel(env, None).reshape(len(t) * n_l, -1) / self.kernel_scale_
-        K[np.diag_indices_from(K)] += self.alpha
-        self._L = cholesky_with_jitter_hint(K, self.alpha)
+        K[np.diag_indices_from(K)] += self.best_alpha_
+        self._L = cholesky_with_jitter_hint(K, self.best_alpha_)
         flat = cho_solve((self._L, True), t.ravel(), check_finite=False)
         self.prior_variance_ = float(t.ravel() @ flat) / t.size
-        self.weights_ = flat.reshape(len(t), n_l) / self.kernel_scale_
+        self.alpha_ = flat.reshape(len(t), n_l) / self.kernel_scale_
         self._basis = env
+        # log N(t | 0, σ² (K/s + αI)) at the maximum-likelihood σ²
+        log_det = 2.0 * np.sum(np.log(np.diag(self._L)))
+        self.log_marginal_likelihood_value_ = _profiled_log_likelihood(t.size, self.prior_variance_, log_det)
 
     def _fit_sparse(self, env, t):
         n_l = 2 * self.lambda_ + 1
@@ -213,13 +286,15 @@ class SymmetryAdaptedGPR(RegressorMixin, BaseEstimator):
         s = self.kernel_scale_
         K_nm = self._kernel(env, basis).reshape(len(t) * n_l, -1) / s
         K_mm = self._kernel(basis, None).reshape(self.n_sparse * n_l, -1) / s
-        self._L_mm = _jittered_cholesky(K_mm, self.alpha)
-        self._L = _jittered_cholesky(K_nm.T @ K_nm + self.alpha * K_mm, self.alpha)
+        alpha = self.best_alpha_
+        self._L_mm = _jittered_cholesky(K_mm, alpha)
+        self._L = _jittered_cholesky(K_nm.T @ K_nm + alpha * K_mm, alpha)
         flat = cho_solve((self._L, True), K_nm.T @ t.ravel(), check_finite=False)
         residual = t.ravel() - K_nm @ flat
-        self.prior_variance_ = float(t.ravel() @ residual) / (self.alpha * t.size)
-        self.weights_ = flat.reshape(self.n_sparse, n_l) / s
+        self.prior_variance_ = float(t.ravel() @ residual) / (alpha * t.size)
+        self.alpha_ = flat.reshape(self.n_sparse, n_l) / s
         self._basis = basis
+        self.log_marginal_likelihood_value_ = _dtc_log_likelihood(K_nm, K_mm, t.ravel(), alpha)
 
     # -- prediction ------------------------------------------------------------
     def predict(self, X, return_std=False):
@@ -239,25 +314,30 @@ class SymmetryAdaptedGPR(RegressorMixin, BaseEstimator):
             Same form as the training targets, target units.
         std : ndarray of the same shape, only if ``return_std``
         """
-        check_is_fitted(self, "weights_")
+        check_is_fitted(self, "alpha_")
         if not isinstance(return_std, (bool, np.bool_)):
             raise TypeError(f"`return_std` must be a bool; got {return_std!r}")
         atoms = _atoms_list(X, "X")
         self._check_species(atoms)
-        env = self._environments(atoms)
-        n_l = 2 * self.lambda_ + 1
-        K = self._kernel(env, self._basis)
-        mean = np.einsum("imjn,jn->im", K, self.weights_)
+        env = self._environments(atoms, self.best_sigma_)
         n_atoms = np.array([len(a) for a in atoms], dtype=np.float64)
-        mean[:, 0] += self.baseline_ * n_atoms
-        covariance = None
-        if return_std:
-            K = K.reshape(len(atoms) * n_l, -1) / self.kernel_scale_
-            prior = equivariant_kernel_diag(env["X"], zeta=self.zeta, scalar=env["S"], offsets=env["offsets"],
-                                            centers=env["centers"]) / self.kernel_scale_
-            covariance = self.prior_variance_ * (prior - self._explained(K, len(atoms), n_l))
+        mean, covariance = self._predict_environments(env, n_atoms, return_covariance=return_std)
         values, std = _targets.to_cartesian(mean, self.lambda_, self.target_rank_, covariance)
         return (values, std) if return_std else values
+
+    def _predict_environments(self, env, n_atoms, *, return_covariance=False):
+        """Spherical λ components of described structures (and their (2λ+1)² covariances)."""
+        n_l = 2 * self.lambda_ + 1
+        K = self._kernel(env, self._basis)
+        mean = np.einsum("imjn,jn->im", K, self.alpha_)
+        mean[:, 0] += self.baseline_ * n_atoms
+        if not return_covariance:
+            return mean, None
+        n = len(n_atoms)
+        K = K.reshape(n * n_l, -1) / self.kernel_scale_
+        prior = equivariant_kernel_diag(env["X"], zeta=self.zeta, scalar=env["S"], offsets=env["offsets"],
+                                        centers=env["centers"]) / self.kernel_scale_
+        return mean, self.prior_variance_ * (prior - self._explained(K, n, n_l))
 
     def score(self, X, y, sample_weight=None):
         """R² of the predictions against the λ part of ``y``, over all Cartesian components.
@@ -287,7 +367,7 @@ class SymmetryAdaptedGPR(RegressorMixin, BaseEstimator):
         W = solve_triangular(self._L_mm, K.T, lower=True, check_finite=False)
         q = np.einsum("kim,kin->imn", W.reshape(-1, n, n_l), W.reshape(-1, n, n_l))
         v = np.einsum("kim,kin->imn", V.reshape(-1, n, n_l), V.reshape(-1, n, n_l))
-        return q - self.alpha * v
+        return q - self.best_alpha_ * v
 
     # -- helpers ---------------------------------------------------------------
     def _kernel(self, env, basis):
@@ -307,10 +387,10 @@ class SymmetryAdaptedGPR(RegressorMixin, BaseEstimator):
                 raise ValueError(f"species {unknown} in structure {index} are not in the model's "
                                  f"species {sorted(allowed)} (set `species` when fitting to allow them)")
 
-    def _environments(self, atoms):
-        """λ and λ = 0 features of the centre atoms, batch by batch, with structure offsets."""
+    def _environments(self, atoms, sigma):
+        """λ and λ = 0 features (density width ``sigma``) of the centre atoms, batch by batch, with offsets."""
         params = {"species": self.species_.tolist(), "r_cut": self.r_cut, "n_max": self.n_max, "l_max": self.l_max,
-                      "sigma": self.sigma, "periodic": True}
+                  "sigma": float(sigma), "periodic": True}
         descriptor = LambdaSOAP(**params, lambda_=self.lambda_)
         scalar = descriptor if self.lambda_ == 0 else LambdaSOAP(**params, lambda_=0)
         parts, counts = [], []
@@ -336,11 +416,13 @@ class TensorRegressor(RegressorMixin, BaseEstimator):
 
     Parameters
     ----------
-    alpha : float or dict {0: float, 2: float}, default=1e-6
-        Regulariser of each λ model (see :class:`SymmetryAdaptedGPR`).
+    alpha : float, sequence of float or dict {0: ..., 2: ...}, default=1e-6
+        Regulariser of each λ model (see :class:`SymmetryAdaptedGPR`); a
+        sequence is a grid each λ model searches on its own.
     **kwargs of SymmetryAdaptedGPR
         ``species, r_cut, n_max, l_max, sigma, zeta, centers,
-        same_center_species, n_sparse, selection``, shared by both models.
+        same_center_species, n_sparse, selection, search, cv``, shared by
+        both models (a ``sigma`` grid is searched by each λ model).
 
     Attributes
     ----------
@@ -351,10 +433,10 @@ class TensorRegressor(RegressorMixin, BaseEstimator):
     """
 
     _shared = ("species", "r_cut", "n_max", "l_max", "sigma", "zeta", "centers", "same_center_species",
-               "n_sparse", "selection")
+               "n_sparse", "selection", "search", "cv")
 
     def __init__(self, *, alpha=1e-6, species=None, r_cut=4.0, n_max=8, l_max=6, sigma=0.3, zeta=2,
-                 centers=None, same_center_species=True, n_sparse=None, selection="fps"):
+                 centers=None, same_center_species=True, n_sparse=None, selection="fps", search="likelihood", cv=5):
         self.alpha = alpha
         self.species = species
         self.r_cut = r_cut
@@ -366,6 +448,8 @@ class TensorRegressor(RegressorMixin, BaseEstimator):
         self.same_center_species = same_center_species
         self.n_sparse = n_sparse
         self.selection = selection
+        self.search = search
+        self.cv = cv
 
     def fit(self, X, y):
         """Fit ``(n, 3, 3)`` tensors (any units); returns self."""
@@ -387,8 +471,11 @@ class TensorRegressor(RegressorMixin, BaseEstimator):
             if set(self.alpha) != {0, 2}:
                 raise ValueError(f"`alpha` as a dict must have keys {{0, 2}}; got {sorted(self.alpha)}")
             return self.alpha
+        if isinstance(self.alpha, (list, tuple, np.ndarray)):
+            return {0: self.alpha, 2: self.alpha}  # a grid: SymmetryAdaptedGPR checks its values
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, Real) or not self.alpha > 0:
-            raise ValueError(f"`alpha` must be a float > 0 or a dict {{0: float, 2: float}}; got {self.alpha!r}")
+            raise ValueError(f"`alpha` must be a float > 0, a sequence of them or a dict {{0: ..., 2: ...}}; "
+                             f"got {self.alpha!r}")
         return {0: self.alpha, 2: self.alpha}
 
     def score(self, X, y, sample_weight=None):
@@ -447,6 +534,49 @@ def _batches(atoms):
             start, count = index + 1, 0
     if start < len(atoms):
         yield atoms[start:]
+
+
+def _grid(value, name):
+    """The values of a hyperparameter given as a number or a sequence (a grid to search), as floats > 0."""
+    values = np.atleast_1d(np.asarray(value, dtype=np.float64))
+    if values.ndim != 1 or values.size == 0 or not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise ValueError(f"`{name}` must be a number > 0 or a non-empty sequence of them; got {value!r}")
+    return values
+
+
+def _profiled_log_likelihood(n, prior_variance, log_det):
+    """``log N(t | 0, σ² C)`` at ``σ² = tᵀC⁻¹t / n`` (``prior_variance``), with ``log_det = log|C|``."""
+    return float(-0.5 * n * (np.log(2.0 * np.pi * prior_variance) + 1.0) - 0.5 * log_det)
+
+
+def _dtc_log_likelihood(K_nm, K_mm, t, alpha):
+    """Profiled log marginal likelihood of the projected-process (DTC) model, ``cov = σ² (Q + αI)``.
+
+    ``Q = K_nm K_mm⁻¹ K_mn`` through the eigenvectors of ``K_mm`` above 1e-10 of
+    its largest eigenvalue (``Q = ΦΦᵀ``): sparse λ-SOAP environments often give a
+    singular ``K_mm``, whose null space does not enter ``Q`` but would enter
+    ``log|K_mm|`` through whatever jitter a Cholesky factor needs. Then
+    ``log|Q + αI| = (n − r) log α + log|αI + ΦᵀΦ|`` and
+    ``tᵀ(Q + αI)⁻¹t = (tᵀt − tᵀΦ (αI + ΦᵀΦ)⁻¹ Φᵀt) / α``.
+    """
+    values, vectors = np.linalg.eigh(K_mm)
+    keep = values > 1e-10 * values[-1]
+    phi = K_nm @ (vectors[:, keep] / np.sqrt(values[keep]))
+    inner = cholesky(alpha * np.eye(phi.shape[1]) + phi.T @ phi, lower=True, check_finite=False)
+    projected = solve_triangular(inner, phi.T @ t, lower=True, check_finite=False)
+    quadratic = (t @ t - projected @ projected) / alpha
+    log_det = (len(t) - phi.shape[1]) * np.log(alpha) + 2.0 * np.sum(np.log(np.diag(inner)))
+    return _profiled_log_likelihood(len(t), quadratic / len(t), log_det)
+
+
+def _structures(env, indices):
+    """The described environments of structures ``indices`` (with new offsets)."""
+    offsets = env["offsets"]
+    rows = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in indices])
+    counts = np.diff(offsets)[indices]
+    return {"X": env["X"][rows], "S": env["S"][rows],
+            "offsets": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+            "centers": None if env["centers"] is None else env["centers"][rows], "numbers": env["numbers"][rows]}
 
 
 def _subset(env, indices):

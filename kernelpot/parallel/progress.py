@@ -1,7 +1,7 @@
 """Progress bars for the long steps (descriptor passes, sparse selection, fit blocks).
 
-tqdm draws them on stderr when it is installed; a bar appears only once its
-step has run for ``delay`` seconds, so short steps stay silent.
+tqdm (a dependency of kernelpot) draws them on stderr; a bar appears only
+once its step has run for ``delay`` seconds, so short steps stay silent.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ __all__ = ["progress", "progress_bar"]
 
 
 def progress(iterable, *, desc, total=None, enabled=True, delay=2.0):
-    """Wrap ``iterable`` in a tqdm bar when ``enabled`` (and tqdm is importable).
+    """Wrap ``iterable`` in a tqdm bar when ``enabled``.
 
     Parameters
     ----------
@@ -32,10 +32,8 @@ def progress(iterable, *, desc, total=None, enabled=True, delay=2.0):
     """
     if not enabled:
         return iterable
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a runtime dependency
-        return iterable
+    from tqdm.auto import tqdm
+
     return tqdm(iterable, desc=desc, total=total, delay=delay, file=sys.stderr, leave=False,
                 dynamic_ncols=True)
 
@@ -63,8 +61,6 @@ def progress_bar(total, *, desc, enabled=True, delay=2.0):
     """
     if not enabled:
         return _NoBar()
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a runtime dependency
-        return _NoBar()
+    from tqdm.auto import tqdm
+
     return tqdm(total=total, desc=desc, delay=delay, file=sys.stderr, leave=False, dynamic_ncols=True)

@@ -91,7 +91,7 @@ class GAPCalculator(BaseCalculator):
         self._per_thread = threading.local()
         super().__init__()
         if isinstance(model, (str, Path)):
-            model = load_model(model)
+            model = load_model(model, model_type=SparseGPR)
         if not isinstance(model, SparseGPR):
             raise TypeError(f"`model` must be a fitted SparseGPR or a .kpot path; got {type(model).__name__}")
         if not hasattr(model, "alpha_"):

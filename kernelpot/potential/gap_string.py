@@ -6,12 +6,13 @@ descriptor name followed by ``key=value`` pairs, e.g.::
     {distance_2b cutoff=5.0 n_sparse=20 covariance_type=ard_se delta=2.0
      theta_uniform=1.0 sparse_method=uniform : soap l_max=6 n_max=8 ...}
 
-Values may be quoted (``"..."``) or braced lists (``{1 8}``).
+Values may be quoted (``"..."``) or braced lists (``{1 8}``); a key without
+a value (``compact_clusters``) is a logical flag set to true, as in gap_fit.
 """
 
 from __future__ import annotations
 
-__all__ = ["parse_gap_string", "parse_value"]
+__all__ = ["parse_gap_string", "parse_value", "parse_assignments"]
 
 
 def parse_gap_string(text: str) -> list[tuple[str, dict]]:
@@ -32,7 +33,7 @@ def parse_gap_string(text: str) -> list[tuple[str, dict]]:
     ------
     ValueError
         Empty string, unbalanced braces or quotes, a term without a
-        descriptor name, a token without ``=``, or a key given twice.
+        descriptor name, a token starting with ``=``, or a key given twice.
     """
     stripped = text.strip()
     if stripped.startswith("{") and _matching_brace(stripped, 0) == len(stripped) - 1:
@@ -48,16 +49,58 @@ def parse_gap_string(text: str) -> list[tuple[str, dict]]:
         parameters: dict = {}
         for token in assignments:
             key, sep, value = token.partition("=")
-            if not sep or not key:
+            if not key:
                 raise ValueError(f"expected key=value in term {name!r}, got {token!r}")
             key = key.lower()
             if key in parameters:
                 raise ValueError(f"parameter {key!r} given twice in term {name!r}")
-            parameters[key] = parse_value(value)
+            # a bare key is a logical flag set to true, as gap_fit reads `compact_clusters` or `add_species`
+            parameters[key] = parse_value(value) if sep else True
         terms.append((name.lower(), parameters))
     if not terms:
         raise ValueError("the --gap string names no descriptor")
     return terms
+
+
+def parse_assignments(text: str, what: str = "gap_fit command line") -> dict[str, str]:
+    """Split gap_fit's ``key=value key={...} ...`` text into its assignments.
+
+    This is how gap_fit reads its own command line (all arguments joined by
+    spaces, so a braced value may span several shell words) and a
+    ``config_file``: white space separates assignments outside braces and
+    quotes; a key without ``=`` is a logical flag set to ``T``.
+
+    Parameters
+    ----------
+    text : str
+        The assignments, e.g. ``"at_file=train.xyz gap={soap cutoff=5.0} e0={Si:-158.5}"``.
+    what : str, default="gap_fit command line"
+        Where the text comes from, for error messages.
+
+    Returns
+    -------
+    dict of str to str
+        Lower-cased keys (gap_fit's keys are case-insensitive) to the values
+        as written, outer quotes removed, braces kept.
+
+    Raises
+    ------
+    ValueError
+        Unbalanced braces or quotes, an empty key, or a key given twice.
+    """
+    assignments: dict[str, str] = {}
+    for token in _tokenise(text):
+        key, sep, value = token.partition("=")
+        key = key.strip().lower()
+        if not key:
+            raise ValueError(f"{what}: {token!r} has no key before '='")
+        if key in assignments:
+            raise ValueError(f"{what}: {key!r} is given twice")
+        value = value.strip() if sep else "T"
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        assignments[key] = value
+    return assignments
 
 
 def parse_value(value: str):

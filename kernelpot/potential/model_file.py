@@ -141,7 +141,8 @@ def load_model_file(path) -> tuple[dict, dict[str, np.ndarray]]:
     try:
         archive = zipfile.ZipFile(path, "r")
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
-        raise ModelFileError(f"{where} is not a kernelpot model file (not a zip archive; corrupt or truncated?)") from None
+        raise ModelFileError(f"{where} is not a kernelpot model file (not a zip archive; corrupt or "
+                             "truncated?)") from None
     with archive:
         header = _read_header(archive, where)
         names = _array_names(header, where)

@@ -20,7 +20,9 @@ Differences from gap_fit, on purpose or not yet bridged:
   :class:`~kernelpot.descriptors.centre_species.CentreSpecies`). On rMD17 ethanol
   the split did not help at the same total number of sparse points.
 * ``distance_2b``: kernelpot counts each pair once, so its delta is twice
-  gap_fit's for the same model.
+  gap_fit's for the same model. ``distance_Nb order=2`` (with or without
+  ``compact_clusters``) is the same pair term and becomes the same
+  kernelpot term; higher orders are not available.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from ..models.gap import GAPTerm
 from .defaults import DEFAULT_GAP, DEFAULT_SIGMA
 from .gap_string import parse_gap_string
 
-__all__ = ["DEFAULT_GAP", "DEFAULT_SIGMA", "describe_recipe", "describe_terms", "terms_from_gap_string"]
+__all__ = ["DEFAULT_GAP", "DEFAULT_SIGMA", "describe_recipe", "describe_terms", "gap_fit_jitter",
+           "terms_from_gap_string"]
 
 # gap_fit's default width (Å) of the cosine cutoff of its soap descriptor.
 _GAP_SOAP_TRANSITION = 0.5
@@ -116,10 +119,30 @@ def _soap(params: dict, species: list[int], periodic: bool) -> GAPTerm:
                    sparse_method=_sparse(params, name, "cur_points"))
 
 
-_BUILDERS = {"distance_2b": lambda params, species, periodic: _distance_2b(params), "soap": _soap}
+def _distance_nb(params: dict) -> GAPTerm:
+    """gap_fit's ``distance_Nb order=2``: the same pair term as ``distance_2b`` (checked against gap_fit)."""
+    name = "distance_nb"
+    params = dict(params)
+    order = params.pop("order", None)
+    if order != 2:
+        raise ValueError(f"{name}: only order=2 (pairs, the same model as distance_2b) is available in kernelpot; "
+                         f"got order={order!r}")
+    params.pop("compact_clusters", None)  # the same pair term either way for order=2 (test_gap_fit_command)
+    if params.pop("f0", 0.0) != 0.0:
+        raise ValueError(f"{name}: f0 (a prior mean of the local energy) must be 0 in kernelpot")
+    pair = params.pop("z", None)
+    if pair is not None:
+        if not (isinstance(pair, list) and len(pair) == 2):
+            raise ValueError(f"{name}: Z must name the two species of the pair, Z={{a b}}; got {pair!r}")
+        params["z1"], params["z2"] = pair
+    return _distance_2b(params)
 
 
-def terms_from_gap_string(text: str, species, periodic: bool = True) -> list[GAPTerm]:
+_BUILDERS = {"distance_2b": lambda params, species, periodic: _distance_2b(params),
+             "distance_nb": lambda params, species, periodic: _distance_nb(params), "soap": _soap}
+
+
+def terms_from_gap_string(text: str, species, periodic: bool = True, *, add_species: bool = False) -> list[GAPTerm]:
     """Build GAP terms from a gap_fit ``--gap`` string.
 
     Parameters
@@ -131,18 +154,68 @@ def terms_from_gap_string(text: str, species, periodic: bool = True) -> list[GAP
         the string gives ``species_Z``).
     periodic : bool, default=True
         Whether the structures have periodic cells (SOAP's ``periodic``).
+    add_species : bool, default=False
+        gap_fit's behaviour (its ``add_species=T`` default): a
+        ``distance_2b`` term without ``Z1``/``Z2`` becomes one term per pair
+        of species, a ``soap`` term without ``Z`` one term per centre
+        species, each with the string's ``n_sparse`` and ``delta``, unless
+        the term says ``add_species=F``. False (``kernelpot fit``): one term
+        for all species.
 
     Returns
     -------
     list of GAPTerm
     """
+    species = sorted({int(z) for z in species})
     terms = []
     for descriptor_name, params in parse_gap_string(text):
         if descriptor_name not in _BUILDERS:
             raise ValueError(f"descriptor {descriptor_name!r} is not available in kernelpot; "
                              f"available: {sorted(_BUILDERS)}")
-        terms.append(_BUILDERS[descriptor_name](params, [int(z) for z in species], periodic))
+        for one in _split_species(descriptor_name, params, species) if add_species else [params]:
+            terms.append(_BUILDERS[descriptor_name](one, species, periodic))
     return terms
+
+
+def _split_species(name: str, params: dict, species: list[int]) -> list[dict]:
+    """gap_fit's ``add_species=T``: the parameters of one term per species pair (2b) or centre species (SOAP)."""
+    params = dict(params)
+    if params.pop("add_species", True) is False:
+        return [params]
+    if name == "distance_2b" and "z1" not in params and "z2" not in params:
+        return [{**params, "z1": a, "z2": b} for i, a in enumerate(species) for b in species[i:]]
+    if name == "distance_nb" and "z" not in params and params.get("order") == 2:
+        return [{**params, "z": [a, b]} for i, a in enumerate(species) for b in species[i:]]
+    if name == "soap" and "z" not in params:
+        return [{**params, "z": z} for z in species]
+    return [params]
+
+
+def gap_fit_jitter(terms, sparse_jitter: float) -> list[float]:
+    """kernelpot's relative ``jitter`` per term for gap_fit's absolute ``sparse_jitter``.
+
+    gap_fit adds ``sparse_jitter`` (eV²) to the diagonal of the sparse
+    covariance, whose scale is its ``delta²``; kernelpot adds ``jitter ×
+    delta²``. A ``distance_2b`` term has twice gap_fit's delta in kernelpot
+    (each pair counted once), and its coefficients are half gap_fit's, so
+    the same regularised problem needs ``jitter = sparse_jitter /
+    (delta_gap_fit)²`` for every term.
+
+    Parameters
+    ----------
+    terms : list of GAPTerm
+        Terms built by :func:`terms_from_gap_string`.
+    sparse_jitter : float
+        gap_fit's ``sparse_jitter``, eV², >= 0.
+
+    Returns
+    -------
+    list of float
+        One relative jitter per term, for ``SparseGPR(jitter=...)``.
+    """
+    if isinstance(sparse_jitter, bool) or not np.isfinite(sparse_jitter) or sparse_jitter < 0:
+        raise ValueError(f"`sparse_jitter` must be a finite number >= 0 (eV²); got {sparse_jitter!r}")
+    return [float(sparse_jitter) / (t.delta / 2 if _is_pair_term(t.descriptor) else t.delta) ** 2 for t in terms]
 
 
 def _describe_descriptor(descriptor) -> str:

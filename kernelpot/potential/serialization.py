@@ -1,4 +1,5 @@
-"""Saving and loading fitted :class:`~kernelpot.models.gap.SparseGPR` models.
+"""Saving and loading fitted models: :class:`~kernelpot.models.gap.SparseGPR` in its GAP layout, any other
+kernelpot estimator through :mod:`kernelpot.potential.estimator_file`.
 
 The model goes into a ``.kpot`` file (:mod:`kernelpot.potential.model_file`):
 the header records, for every term, the descriptor and covariance classes
@@ -20,7 +21,6 @@ from __future__ import annotations
 import inspect
 
 import numpy as np
-
 from ase.data import chemical_symbols
 
 from ..descriptors import CentreSpecies
@@ -31,6 +31,7 @@ from ..kernels import GaussianCovariance, LinearCovariance, NormalizedDotProduct
 from ..models.gap import FittedTerm, GAPTerm, SparseGPR
 from ..utils.jsonable import jsonable
 from .coulomb_baseline import CoulombBaseline
+from .estimator_file import ESTIMATOR_KIND, load_estimator, save_estimator
 from .model_file import ModelFileError, load_model_file, save_model_file
 
 __all__ = ["save_model", "load_model"]
@@ -70,18 +71,32 @@ def _build(spec: dict, path) -> object:
     return cls(**params)
 
 
-def save_model(model: SparseGPR, path, *, metadata: dict | None = None):
-    """Write a fitted ``SparseGPR`` to ``path`` (``.kpot``), atomically.
+def save_model(model, path, *, metadata: dict | None = None):
+    """Write a fitted model to ``path`` (``.kpot``), atomically and without pickles.
+
+    A ``SparseGPR`` (and its subclasses: an ``IncrementalSparseGPR`` loads as
+    the ``SparseGPR`` it predicts as, ``IncrementalSparseGPR.from_model`` makes
+    it incremental again) is written in the GAP layout that the calculator,
+    ``kernelpot evaluate`` and ``kernelpot md`` read; every other
+    kernelpot estimator (``KernelRidge``, ``GaussianProcessRegressor``,
+    ``SymmetryAdaptedGPR``, ``TensorRegressor``, ``DensityModel``,
+    ``CommitteeSparseGPR``, ``FPS``, ``CUR``) with its complete state
+    (:mod:`kernelpot.potential.estimator_file`). :func:`load_model` reads both.
 
     Parameters
     ----------
-    model : SparseGPR
+    model : SparseGPR or kernelpot estimator
         A fitted model.
     path : str or Path
     metadata : dict, optional
         Extra JSON-serialisable information kept in the header (training
         file, units, calibration, ...).
     """
+    if not isinstance(model, SparseGPR):
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(model)  # NotFittedError (a ValueError) names the estimator
+        return save_estimator(model, path, metadata=metadata)
     if not hasattr(model, "alpha_"):
         raise ValueError("the model is not fitted; call fit before saving it")
     terms, arrays = [], {}
@@ -136,21 +151,45 @@ def _load_baseline(header, path):
         raise ModelFileError(f"{str(path)!r} has an unreadable baseline: {error}") from None
 
 
-def load_model(path) -> SparseGPR:
-    """Read a ``SparseGPR`` saved by :func:`save_model`; it predicts exactly as the saved one.
+def load_model(path, *, model_type: type | None = None):
+    """Read a model saved by :func:`save_model`; it predicts exactly as the saved one.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.kpot`` file.
+    model_type : type, optional
+        The class the caller needs (e.g. ``SparseGPR`` for a calculator): a
+        file holding another model is a :class:`ModelFileError` naming both.
+
+    Returns
+    -------
+    SparseGPR or kernelpot estimator
 
     Raises
     ------
     FileNotFoundError
         No such file.
     ModelFileError
-        Anything that is not a consistent SparseGPR file: besides the
-        checks of :func:`~kernelpot.potential.model_file.load_model_file`,
-        unknown classes or hyperparameters, a malformed ``e0``, and arrays
-        whose shapes do not fit the terms (sparse points, coefficients and
-        factors must agree) or that hold NaN or inf.
+        Anything that is not a consistent model file: besides the checks of
+        :func:`~kernelpot.potential.model_file.load_model_file`, for a
+        SparseGPR unknown classes or hyperparameters, a malformed ``e0``, and
+        arrays whose shapes do not fit the terms (sparse points, coefficients
+        and factors must agree) or that hold NaN or inf; for another
+        estimator a class outside kernelpot or an unreadable state
+        (:mod:`kernelpot.potential.estimator_file`).
     """
     header, arrays = load_model_file(path)
+    if header.get("model") == ESTIMATOR_KIND:
+        model = load_estimator(path, header, arrays)
+    else:
+        model = _load_sparse_gpr(path, header, arrays)
+    if model_type is not None and not isinstance(model, model_type):
+        raise ModelFileError(f"{str(path)!r} holds a {type(model).__name__}, not a {model_type.__name__}")
+    return model
+
+
+def _load_sparse_gpr(path, header, arrays) -> SparseGPR:
     where = repr(str(path))
     if header.get("model") != _MODEL_KIND:
         raise ModelFileError(f"{where} holds a {header.get('model')!r} model, not a {_MODEL_KIND}")

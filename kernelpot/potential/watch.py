@@ -80,7 +80,8 @@ class UncertaintyWatch:
         if isinstance(interval, bool) or not isinstance(interval, (int, np.integer)) or interval < 1:
             raise ValueError(f"`interval` must be an integer >= 1; got {interval!r}")
         if "forces_std" not in getattr(dynamics.atoms.calc, "implemented_properties", ()):
-            raise ValueError("the dynamics' calculator gives no 'forces_std'; use GAPCalculator(model, uncertainty=True)")
+            raise ValueError("the dynamics' calculator gives no 'forces_std'; "
+                             "use GAPCalculator(model, uncertainty=True)")
         self.dynamics = dynamics
         self.threshold = threshold
         self.stop = stop

@@ -236,8 +236,8 @@ class GreedySelector(TransformerMixin, BaseEstimator):
     def _warn_stopped(self, n_selected, n_target):
         warnings.warn(
             f"{type(self).__name__} stopped after {n_selected} of {n_target} "
-            f"selections (n_to_select={n_target} requested, {n_selected} made): {self._stop_reason} The remaining {n_target - n_selected} "
-            f"picks are not made; `selected_idx_` holds {n_selected} indices.",
+            f"selections (n_to_select={n_target} requested, {n_selected} made): {self._stop_reason} "
+            f"The remaining {n_target - n_selected} picks are not made; `selected_idx_` holds {n_selected} indices.",
             SelectionWarning, stacklevel=4)
 
     # -------------------------------------------------------------- transform

@@ -32,10 +32,12 @@ from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 from threadpoolctl import ThreadpoolController
 
 from ._base import GreedySelector
-from ._selection_kernels import (symmetric_rank1_downdate,
-                                 symmetric_rank1_downdate_parallel,
-                                 symmetric_rank2_downdate,
-                                 symmetric_rank2_downdate_parallel)
+from ._selection_kernels import (
+    symmetric_rank1_downdate,
+    symmetric_rank1_downdate_parallel,
+    symmetric_rank2_downdate,
+    symmetric_rank2_downdate_parallel,
+)
 
 # dense LAPACK below this size; Lanczos (ARPACK) with a warm start above
 _DENSE_EIGH_MAX = 256
@@ -106,7 +108,7 @@ class CUR(GreedySelector):
 
     Attributes
     ----------
-    selected_idx_ : ndarray of int64, shape (n_selected_,)
+    selected_idx_ : ndarray of int64, shape (`n_selected_`,)
         Selected indices in selection order.
     n_selected_ : int
         Number of selections made (< n_to_select only if the selection stopped
@@ -119,7 +121,7 @@ class CUR(GreedySelector):
     leverage_ : ndarray of float64, shape (n_candidates,)
         Leverage scores π of all candidates in ``X`` before any selection
         (they sum to k).
-    leverage_at_select_ : ndarray of float64, shape (n_selected_,)
+    leverage_at_select_ : ndarray of float64, shape (`n_selected_`,)
         Leverage score of each selected item in the residual at the time it
         was selected.
     n_samples_in_, n_features_in_ : int

@@ -35,8 +35,7 @@ from sklearn.utils import check_random_state
 
 from . import _fps_lazy_kernels as lazy
 from ._base import GreedySelector
-from ._selection_kernels import (fps_screen, fps_update_kernel,
-                                 fps_update_rows, fps_update_rows_parallel)
+from ._selection_kernels import fps_screen, fps_update_kernel, fps_update_rows, fps_update_rows_parallel
 
 # rows closer than this (relative to the largest squared norm) coincide
 _COINCIDENT = 1e-13
@@ -86,7 +85,7 @@ class FPS(GreedySelector):
 
     Attributes
     ----------
-    selected_idx_ : ndarray of int64, shape (n_selected_,)
+    selected_idx_ : ndarray of int64, shape (`n_selected_`,)
         Selected indices in selection order.
     n_selected_ : int
         Number of selections made (< n_to_select only if the selection stopped
@@ -101,7 +100,7 @@ class FPS(GreedySelector):
         selected item; 0 for the selected items. Its maximum over the
         candidates is the Hausdorff distance between the data set and the
         selection.
-    hausdorff_at_select_ : ndarray of float64, shape (n_selected_,)
+    hausdorff_at_select_ : ndarray of float64, shape (`n_selected_`,)
         Distance of each selected item to the items selected before it, at the
         time it was selected (``inf`` for the initial picks). skmatter stores the
         squared values.

@@ -18,8 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._neighbour_kernels import (_BRUTE_FORCE_MAX_ATOMS, count_pairs, decode_recorded, fill_pairs, moved_pairs,
-                                 record_pairs)
+from ._neighbour_kernels import (
+    _BRUTE_FORCE_MAX_ATOMS,
+    count_pairs,
+    decode_recorded,
+    fill_pairs,
+    moved_pairs,
+    record_pairs,
+)
 from .packing import PackedStructures
 
 __all__ = ["COINCIDENT_DISTANCE", "MAX_NEIGHBOURS", "NeighbourList", "VerletNeighbours", "check_distinct_positions",
@@ -166,7 +172,7 @@ def _refuse_impossible_counts(packed: PackedStructures, cutoff: float, max_neigh
             raise _too_many(packed, int(s), None, bound, cutoff, max_neighbours, at_least=True)
 
 
-def check_distinct_positions(packed: PackedStructures, neighbours: "NeighbourList",
+def check_distinct_positions(packed: PackedStructures, neighbours: NeighbourList,
                              min_distance: float = COINCIDENT_DISTANCE,
                              reason: str = "two atoms at one position: duplicated atoms?") -> None:
     """Raise ``ValueError`` if two atoms (or periodic images) are closer than ``min_distance`` (Å).

@@ -24,7 +24,7 @@ Results are cached per ``(l1, l2, λ)``; the returned arrays are read-only.
 from __future__ import annotations
 
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 from math import factorial, lcm
 
 import numpy as np
@@ -118,7 +118,7 @@ def _check_triangle(l1, l2, lam):
     return int(l1), int(l2), int(lam)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _real_cached(l1: int, l2: int, lam: int) -> np.ndarray:
     complex_cg = np.zeros((2 * l1 + 1, 2 * l2 + 1, 2 * lam + 1))
     for m1 in range(-l1, l1 + 1):
@@ -137,7 +137,7 @@ def _real_cached(l1: int, l2: int, lam: int) -> np.ndarray:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def _sparse_cached(l1: int, l2: int, lam: int):
     dense = _real_cached(l1, l2, lam)
     m1, m2, mu = np.nonzero(dense)

@@ -170,7 +170,7 @@ def fit_std_scale_floor(errors, std):
 
 
 def spearman(std, abs_errors):
-    """Spearman rank correlation of predicted σ and observed |error| (one value per structure, say)."""
+    """Spearman rank correlation of predicted σ and observed ``|error|`` (one value per structure, say)."""
     s, e = np.asarray(std, dtype=np.float64).ravel(), np.asarray(abs_errors, dtype=np.float64).ravel()
     if s.shape != e.shape or s.size < 3:
         raise ValueError(f"`std` and `abs_errors` must have the same size >= 3; got {s.size} and {e.size}")

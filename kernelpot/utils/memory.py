@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 import numpy as np
@@ -40,11 +39,12 @@ def parse_memory(value, name="max_memory"):
 
 
 def resident_bytes():
-    """Resident memory of this process now (bytes; Linux ``/proc``, else the peak so far)."""
-    try:
-        with open("/proc/self/statm") as handle:
-            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError, AttributeError):  # pragma: no cover - not Linux
-        import resource
+    """Resident memory (RSS) of this process now, in bytes, as the operating system reports it (psutil).
 
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    Returns
+    -------
+    int
+    """
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)

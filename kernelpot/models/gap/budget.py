@@ -105,7 +105,10 @@ def fit_estimate(*, n_sparse, max_term_sparse, block_rows, block_atoms, gradient
 
 
 def _reduce(held, method, n_sparse, rng, keys):
-    """``((picks, stop_reason), keys)`` among the held row blocks; ``keys`` (random keys, None = not drawn yet) for "random"."""
+    """``((picks, stop_reason), keys)`` among the held row blocks.
+
+    ``keys`` are the random keys of "random" (None: not drawn yet).
+    """
     rows = np.concatenate(held) if len(held) > 1 else held[0]
     if method != "random":
         return choose_sparse(rows, n_sparse, method, rng), None

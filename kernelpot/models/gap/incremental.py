@@ -66,7 +66,7 @@ class IncrementalSparseGPR(SparseGPR):
     """
 
     @classmethod
-    def from_model(cls, model: SparseGPR) -> "IncrementalSparseGPR":
+    def from_model(cls, model: SparseGPR) -> IncrementalSparseGPR:
         """An incremental copy of a fitted ``SparseGPR`` (e.g. from ``load_model``).
 
         The fitted state is deep-copied; ``model`` is not modified.

@@ -48,8 +48,8 @@ from ...utils.memory import parse_memory, resident_bytes
 from .accumulators import NormalAccumulator, QRAccumulator, accumulate_parallel
 from .budget import SELECTION_COPIES, plan_fit_blocks, select_streamed
 from .design import DesignBuilder
-from .predictor import GAPPredictor, SharedDescriptors, supports_fast_path
 from .labels import check_labels, check_sigma, residual_labels, resolve_e0
+from .predictor import GAPPredictor, SharedDescriptors, supports_fast_path
 from .terms import VIRIAL_COMPONENTS, FittedTerm, GAPTerm, row_weights, structure_of_rows, sum_per_structure
 from .variance import VARIANCES, StdRequest, dtc_variance, std_outputs, term_std_inputs
 
@@ -85,9 +85,11 @@ class SparseGPR(Estimator):
         e.g. salt in water), the energies of one-atom structures in the
         training set, one number for all, or ``{Z or symbol: eV}``. With a
         ``baseline`` it is computed from the energies minus the baseline.
-    jitter : float, default=1e-10
+    jitter : float or sequence of float, default=1e-10
         Added to the diagonal of each term's ``K_MM``, relative to
-        ``delta**2`` (gap_fit's ``sparse_jitter``).
+        ``delta**2``: one value for every term, or one per term.
+        gap_fit's ``sparse_jitter`` is absolute (eV²);
+        :func:`kernelpot.potential.recipe.gap_fit_jitter` converts it.
     solver : {"qr", "cholesky"}, default="qr"
     max_block_memory : float, default=256
         MiB allowed for one block of design-matrix rows; the training set
@@ -198,11 +200,7 @@ class SparseGPR(Estimator):
             term.validate(index)
         if self.solver not in _SOLVERS:
             raise ValueError(f"`solver` must be one of {list(_SOLVERS)}; got {self.solver!r}")
-        jitter = self.jitter
-        if isinstance(jitter, bool) or not isinstance(jitter, (int, float, np.number)) or not (
-            np.isfinite(jitter) and jitter >= 0
-        ):
-            raise ValueError(f"`jitter` must be a finite number >= 0; got {jitter!r}")
+        self._term_jitter(terms)  # validates `jitter`
         mem = self.max_block_memory
         if isinstance(mem, bool) or not isinstance(mem, (int, float, np.number)) or not mem > 0:
             raise ValueError(f"`max_block_memory` must be a number > 0 (MiB); got {mem!r}")
@@ -220,6 +218,19 @@ class SparseGPR(Estimator):
             raise TypeError(f"`baseline` must be None or an object with check, evaluate and to_dict methods "
                             f"(e.g. CoulombBaseline); got {type(self.baseline).__name__}")
         return check_sigma(self.default_sigma, self.config_type_sigma)
+
+    def _term_jitter(self, terms) -> np.ndarray:
+        """``jitter`` as one relative value per term, validated."""
+        jitter = self.jitter
+        values = [jitter] if np.ndim(jitter) == 0 else list(jitter) if isinstance(jitter, (list, tuple, np.ndarray)) \
+            else None
+        if values is None or not all(not isinstance(v, bool) and isinstance(v, (int, float, np.number))
+                                     and np.isfinite(v) and v >= 0 for v in values):
+            raise ValueError(f"`jitter` must be a finite number >= 0 or one such number per term; got {jitter!r}")
+        if len(values) not in (1, len(terms)):
+            raise ValueError(f"`jitter` has {len(values)} values but the model has {len(terms)} terms; give one "
+                             "value, or one per term")
+        return np.broadcast_to(np.asarray(values, dtype=np.float64), (len(terms),))
 
     def _say(self, message):
         logger.info(message)
@@ -292,8 +303,8 @@ class SparseGPR(Estimator):
     def _factor_kmm(self):
         """Block-diagonal K_MM of all terms (+ jitter) and its Cholesky factor."""
         kmm = sla.block_diag(*[t.kmm() for t in self.terms_])
-        kmm[np.diag_indices_from(kmm)] += self.jitter * np.concatenate(
-            [np.full(t.n_sparse, t.delta**2) for t in self.terms_])
+        kmm[np.diag_indices_from(kmm)] += np.concatenate(
+            [np.full(t.n_sparse, j * t.delta**2) for t, j in zip(self.terms_, self._term_jitter(self.terms_))])
         try:
             return kmm, np.linalg.cholesky(kmm)
         except np.linalg.LinAlgError:
@@ -324,8 +335,8 @@ class SparseGPR(Estimator):
             if not keep.any():
                 raise ValueError(f"terms[{index}]: every sparse point has zero cutoff weight")
             if term.sparse_points is None and keep.sum() < term.n_sparse:
-                warn_reduced("n_sparse", int(term.n_sparse), int(keep.sum()),
-                             _shortfall_reason(term.sparse_method, int(term.n_sparse), len(Z), int((~keep).sum()), info),
+                reason = _shortfall_reason(term.sparse_method, int(term.n_sparse), len(Z), int((~keep).sum()), info)
+                warn_reduced("n_sparse", int(term.n_sparse), int(keep.sum()), reason,
                              where=f"terms[{index}] ({type(term.descriptor).__name__})", stacklevel=4)
             fitted.append(FittedTerm(descriptor, copy.deepcopy(term.kernel), float(term.delta),
                                      Z[keep], w[keep]))

@@ -144,7 +144,8 @@ class SharedDescriptors:
         self._outputs = {}
 
     def get(self, descriptor, structures, gradients):
-        root, selector = (descriptor.descriptor, descriptor) if isinstance(descriptor, CentreSpecies) else (descriptor, None)
+        centred = isinstance(descriptor, CentreSpecies)
+        root, selector = (descriptor.descriptor, descriptor) if centred else (descriptor, None)
         key = (_signature(root), bool(gradients))
         if key not in self._outputs:
             self._outputs[key] = root.transform(structures, gradients=True) if gradients else root.transform(structures)

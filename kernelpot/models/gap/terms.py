@@ -30,7 +30,7 @@ VIRIAL_COMPONENTS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 
 
 class GAPTerm:
-    """Specification of one GAP term (GAP's ``{descriptor ... : ...}`` entry).
+    """Specification of one GAP term (one braced entry of gap_fit's ``gap={...}`` string).
 
     Parameters
     ----------

@@ -46,7 +46,7 @@ def main():
         write(f"{tmp}/train.xyz", frames, format="extxyz")
         subprocess.run(
             ["gap_fit", "at_file=train.xyz", f"gap={{{GAP}}}",
-             "default_sigma={%g %g %g 0.0}" % SIGMA, f"e0={{Si:{E0}}}", "energy_parameter_name=energy",
+             "default_sigma={{{:g} {:g} {:g} 0.0}}".format(*SIGMA), f"e0={{Si:{E0}}}", "energy_parameter_name=energy",
              "force_parameter_name=force", "sparse_jitter=1e-10", "gp_file=gap.xml"],
             cwd=tmp, check=True, capture_output=True,
         )

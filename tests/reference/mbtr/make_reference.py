@@ -21,8 +21,8 @@ import json
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
 import ase.io
+import numpy as np
 from ase import Atoms
 from ase.build import bulk, molecule
 from dscribe.descriptors import MBTR

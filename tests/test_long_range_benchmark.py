@@ -19,9 +19,9 @@ def _load():
     return sys.modules["long_range_benchmark"]
 
 
-def test_smoke_run_gives_every_row(capsys):
+def test_smoke_run_gives_every_row(capsys, tmp_path):
     benchmark = _load()
-    results = benchmark.main(["--smoke"])
+    results = benchmark.main(["--smoke", "--markdown", str(tmp_path / "results.md")])
     assert set(results["dimers"]) == set(benchmark.DIMER_ROWS)
     assert set(results["nacl"]) == set(benchmark.NACL_ROWS)
     assert all(math.isfinite(v) for v in results["dimers"].values())
@@ -30,6 +30,9 @@ def test_smoke_run_gives_every_row(capsys):
             assert math.isfinite(row[key]) and row[key] > 0
     out = capsys.readouterr().out
     assert "GAP + fixed-charge baseline" in out and "F Na" in out
+    markdown = (tmp_path / "results.md").read_text()
+    assert "### `python benchmarks/long_range.py --smoke --markdown" in markdown
+    assert "| GAP + fixed-charge baseline |" in markdown and "| F Na |" in markdown
 
 
 def test_dimer_set_and_its_monomer_split():

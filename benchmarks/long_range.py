@@ -113,9 +113,11 @@ every 2nd gen3 frame = 75 frames, 14,250 atoms; ``NACL_GAP``: 4,536 sparse point
 
 The fixed-charge baseline helps where it should: Na and Cl forces 11 % and 7 % better, the energy RMSE on the
 other concentrations and cell of gen3 less than half. The ≤ 50 meV/Å force target is **not met** (120 meV/Å).
-Learning curve of the GAP row on the same 75 gen3 frames: 10 frames 153.2 meV/Å (O 185, H 132, Na 214, Cl 209;
-E 3.55 meV/atom), 40 frames 122.7: slope ≈ N^-0.16, so more frames alone would not reach 50 meV/Å
-with all 799 (the O/H sparse points stay capped at 2,000; 10 frames had ~560 O environments, all of them sparse).
+Learning curve of the GAP row on the same 75 gen3 frames (``--train-every 80, 40, 20``): 10 frames 153.2 meV/Å
+(O 185, H 132, Na 214, Cl 209; E 3.55 meV/atom; fit 266 s), 20 frames 130.6 (O 158, H 113, Na 172, Cl 166;
+E 3.23; fit 775 s), 40 frames 122.7. It flattens (10 → 20: −15 %, 20 → 40: −6 %) as the O/H sparse points hit
+their cap of 2,000 (10 frames: 562 O and 1,124 H environments, all sparse; 40 frames: 2,264 O, 4,528 H): more
+frames alone will not reach 50 meV/Å.
 (The first-session numbers of 286–291 meV/Å were on gen1 validation frames, which are harder than gen3: gen1
 comes from a sampler with longer O–H bonds, and that subset held the 30 eV/Å outlier.)
 

@@ -16,6 +16,7 @@ from kernelpot.descriptors import _radial
 from kernelpot.descriptors.soap import SOAP
 from kernelpot.kernels import NormalizedDotProductCovariance
 from kernelpot.models.gap import GAPTerm, SparseGPR
+from kernelpot.potential.gap_xml import gap_soap_columns
 from kernelpot.potential.recipe import terms_from_gap_string
 from kernelpot.potential.serialization import load_model, save_model
 
@@ -32,22 +33,7 @@ CASES = {
 
 def gap_order(n_species, n_max, l_max):
     """kernelpot's column of each GAP feature (GAP: channel pairs (ia, jb <= ia), l fastest)."""
-    column, i = {}, 0
-    for s1 in range(n_species):
-        for s2 in range(s1, n_species):
-            for l in range(l_max + 1):
-                for n in range(n_max):
-                    for m in range(n, n_max) if s1 == s2 else range(n_max):
-                        column[(s1, s2, l, n, m)] = i
-                        i += 1
-    order = []
-    for ia in range(n_species * n_max):
-        for jb in range(ia + 1):
-            (sa, a), (sb, b) = divmod(ia, n_max), divmod(jb, n_max)
-            for l in range(l_max + 1):
-                key = (sa, sa, l, min(a, b), max(a, b)) if sa == sb else (sb, sa, l, b, a)
-                order.append(column[key])
-    return np.array(order)
+    return gap_soap_columns(list(range(1, n_species + 1)), n_max, l_max)
 
 
 def reference_case(name):

@@ -1,5 +1,5 @@
 """GAP potentials: fitting recipe (gap_fit strings), baselines under the GAP (fixed-charge Coulomb), ASE calculator,
-model files, error metrics, the force-σ watch of MD runs.
+model files (.kpot; QUIP/GAP XML in and out), error metrics, the force-σ watch of MD runs.
 
 Names are imported on first use (:mod:`kernelpot.utils.lazy`).
 """
@@ -13,6 +13,10 @@ _EXPORTS = {
     "load_model": "serialization",
     "save_model": "serialization",
     "ModelFileError": "model_file",
+    "load_gap_xml": "gap_xml",
+    "save_gap_xml": "gap_xml",
+    "load_potential": "gap_xml",
+    "GapXMLError": "gap_xml",
     "DEFAULT_GAP": "defaults",
     "DEFAULT_SIGMA": "defaults",
     "terms_from_gap_string": "recipe",

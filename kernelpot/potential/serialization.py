@@ -106,8 +106,9 @@ def save_model(model, path, *, metadata: dict | None = None):
         arrays[f"term{index}_sparse_X"] = term.sparse_X
         arrays[f"term{index}_sparse_weight"] = term.sparse_weight
         arrays[f"term{index}_alpha"] = term.alpha
-    arrays["factor_L"] = model.kmm_cholesky_
-    arrays["factor_R"] = model.posterior_factor_
+    if model.posterior_factor_ is not None:  # None: imported mean-only model (GAP XML), no variances
+        arrays["factor_L"] = model.kmm_cholesky_
+        arrays["factor_R"] = model.posterior_factor_
     if hasattr(model, "fitc_factor_"):
         arrays["factor_R_fitc"] = model.fitc_factor_
     header = {
@@ -237,7 +238,10 @@ def _model_from(header, arrays, path) -> SparseGPR:
     model.terms_ = fitted
     model.e0_ = _e0(header["e0"], where, "e0")
     model.alpha_ = np.concatenate([t.alpha for t in fitted])
-    model.kmm_cholesky_, model.posterior_factor_ = arrays["factor_L"], arrays["factor_R"]
+    # a mean-only model (imported from GAP XML) has neither factor; a kernelpot fit has both
+    model.kmm_cholesky_, model.posterior_factor_ = arrays.get("factor_L"), arrays.get("factor_R")
+    if (model.kmm_cholesky_ is None) != (model.posterior_factor_ is None):
+        raise KeyError("factor_L" if model.kmm_cholesky_ is None else "factor_R")
     model.memory_estimate_ = {"descriptor_gradients_per_atom": 0}
     if isinstance(header.get("memory_estimate"), dict):  # older files have none
         model.memory_estimate_.update({str(k): float(v) for k, v in header["memory_estimate"].items()})
@@ -258,7 +262,7 @@ def _check_arrays(model, where) -> None:
     for name, value in [("alpha_", model.alpha_), ("kmm_cholesky_", model.kmm_cholesky_),
                         ("posterior_factor_", model.posterior_factor_)] + [
             (f"term {i} sparse points", t.sparse_X) for i, t in enumerate(model.terms_)]:
-        if not np.all(np.isfinite(value)):
+        if value is not None and not np.all(np.isfinite(value)):
             raise ModelFileError(f"{where}: {name} holds NaN or inf")
     for index, term in enumerate(model.terms_):
         X, weight, alpha = term.sparse_X, term.sparse_weight, term.alpha

@@ -468,6 +468,10 @@ class SparseGPR(Estimator):
         """Upper factor R of the weights' posterior precision used by ``variance``."""
         if variance not in VARIANCES:
             raise ValueError(f"`variance` must be one of {list(VARIANCES)}; got {variance!r}")
+        if getattr(self, "posterior_factor_", None) is None:
+            raise ValueError("this model has no posterior covariance (it was imported from a file that stores "
+                             "the mean only, e.g. a GAP XML): predictive standard deviations need a model "
+                             "fitted by kernelpot")
         if variance != "fitc":
             return self.posterior_factor_
         if not hasattr(self, "fitc_factor_"):

@@ -47,9 +47,7 @@ Conventions bridged here:
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -61,6 +59,7 @@ from ..descriptors.distance_2b import Distance2B
 from ..descriptors.soap import SOAP
 from ..kernels import GaussianCovariance, NormalizedDotProductCovariance
 from ..models.gap import FittedTerm, GAPTerm, SparseGPR
+from ..utils.files import atomic_write
 from .gap_string import parse_gap_string
 
 __all__ = ["GapXMLError", "gap_soap_columns", "load_gap_xml", "load_potential", "save_gap_xml"]
@@ -466,18 +465,6 @@ def _number(value) -> str:
     return repr(float(value))
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _refuse(where, what):
     raise GapXMLError(f"{where}: {what}; QUIP's GAP has no such term, so the model cannot be written as GAP XML")
 
@@ -593,7 +580,7 @@ def save_gap_xml(model, path, *, label: str = "GAP_kernelpot") -> list[Path]:
         points = record["sparse_X"]
         sparse_path = path.with_name(f"{path.name}.sparseX.{label}{index}")
         text = "".join(f"{value:.20e}\n" for value in points.ravel())
-        _write_atomic(sparse_path, text)
+        atomic_write(sparse_path, text.encode())
         written.append(sparse_path)
         attributes = {"label": f"{label}{index}", "dimensions": str(points.shape[1]),
                       "signal_variance": _number(record["delta"]), "signal_mean": "0.0", "sparsified": "T",
@@ -611,6 +598,6 @@ def save_gap_xml(model, path, *, label: str = "GAP_kernelpot") -> list[Path]:
         for i, (alpha, weight) in enumerate(zip(record["alpha"], weights), start=1):
             ET.SubElement(coordinates, "sparseX", i=str(i), alpha=_number(alpha), sparseCutoff=_number(weight))
     ET.indent(root)
-    _write_atomic(path, ET.tostring(root, encoding="unicode") + "\n")
+    atomic_write(path, (ET.tostring(root, encoding="unicode") + "\n").encode())
     written.append(path)
     return written

@@ -292,3 +292,14 @@ def test_convert_command_both_ways(tmp_path, capsys):
     assert main(["convert", str(bad), "-o", str(tmp_path / "bad.kpot")]) == 2
     assert "angle_3b" in capsys.readouterr().err
     assert not (tmp_path / "bad.kpot").exists()
+
+
+def test_calculator_runs_an_xml_file_without_uncertainties():
+    from kernelpot.potential import GAPCalculator
+
+    frames, expected = reference_frames("si")
+    with pytest.raises(ValueError, match="uncertainty=False"):
+        GAPCalculator(REFERENCE / "si.xml")
+    atoms = frames[0].copy()
+    atoms.calc = GAPCalculator(REFERENCE / "si.xml", uncertainty=False)
+    np.testing.assert_allclose(atoms.get_forces(), expected["forces"][: len(atoms)], atol=F_TOL)

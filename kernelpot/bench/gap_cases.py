@@ -105,3 +105,68 @@ def gap_vs_gap_fit(quick: bool) -> list[Row]:
             "lower", "gap_fit picks CUR points at random: a few % run to run"),
         Row("quippy gap_fit", task, "test force RMSE", "eV/Å", errors["kernelpot"][1], errors["gap_fit"][1], "lower"),
     ]
+
+
+def _quippy_predictions(potential, frames) -> tuple[list, list, list]:
+    """Energies, forces and stresses (ASE 3×3) of ``frames`` with a quippy ``Potential``."""
+    energies, forces, stresses = [], [], []
+    for atoms in frames:
+        copy = atoms.copy()
+        copy.calc = potential
+        energies.append(copy.get_potential_energy())
+        forces.append(copy.get_forces())
+        stresses.append(copy.get_stress(voigt=False))
+    return energies, forces, stresses
+
+
+def gap_xml_prediction(quick: bool, xml: str | None = None, test_frames=None, repeats: int = 3) -> list[Row]:
+    """Prediction speed of one GAP XML model in quippy's ``Potential`` and in kernelpot (:func:`load_gap_xml`).
+
+    Without ``xml``, gap_fit fits the mlearn Si recipe of :data:`GAP_STRING` (energies and forces) on the
+    bundled training cells first; both codes then predict energies, forces and stresses of the test cells.
+    Throughput is atoms per CPU second (all threads), best of ``repeats``, after one warm-up call each.
+    """
+    from ase.io import read, write
+    from ase.stress import full_3x3_to_voigt_6_stress
+
+    from ..potential.gap_xml import load_gap_xml
+    from .timing import measure
+
+    try:
+        from quippy.potential import Potential
+    except ImportError as error:
+        raise PeerUnavailable(f"quippy is not importable ({error})") from None
+    if test_frames is None:
+        test_frames = read(DATA / "mlearn_Si_test.extxyz", ":")[: 6 if quick else 25]
+    with tempfile.TemporaryDirectory() as tmp:
+        if xml is None:
+            if shutil.which("gap_fit") is None:
+                raise PeerUnavailable("gap_fit is not on PATH (pip install quippy-ase)")
+            train = read(DATA / "mlearn_Si_training.extxyz", ":")[:: 8 if quick else 2]
+            write(f"{tmp}/train.xyz", train)
+            gap = GAP_STRING.format(n_sparse=100 if quick else 1000)
+            env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+            run_measured(["gap_fit", "at_file=train.xyz", f"gap={{{gap}}}", *GAP_FIT_OPTIONS, "gp_file=gap.xml"],
+                         tmp, env)
+            xml = f"{tmp}/gap.xml"
+            task = (f"GAP XML from gap_fit (mlearn Si 2b + SOAP l_max=6 n_max=8, "
+                    f"{gap.split('n_sparse=')[-1].split()[0]} CUR points), E+F+stress of {len(test_frames)} cells")
+        else:
+            task = f"GAP XML {Path(xml).name}, E+F+stress of {len(test_frames)} structures"
+        potential = Potential(param_filename=str(xml))
+        model = load_gap_xml(xml)
+        properties = ("energy", "forces", "stress")
+        _quippy_predictions(potential, test_frames[:1])
+        model.predict(test_frames[:1], properties=properties)
+        quippy = measure(lambda: _quippy_predictions(potential, test_frames), repeats)
+        mine = measure(lambda: model.predict(test_frames, properties=properties), repeats)
+    energies, forces, stresses = quippy.result
+    n_atoms = np.array([len(a) for a in test_frames])
+    de = np.max(np.abs(mine.result["energy"] - energies) / n_atoms)
+    df = np.max(np.abs(mine.result["forces"] - np.concatenate(forces)))
+    ds = np.max(np.abs(mine.result["stress"] - np.array([full_3x3_to_voigt_6_stress(s) for s in stresses])))
+    atoms = float(n_atoms.sum())
+    note = f"same XML; max |ΔE| {de:.1e} eV/atom, |ΔF| {df:.1e} eV/Å, |Δσ| {ds:.1e} eV/Å³ vs quippy"
+    return [Row("quippy Potential", task, "prediction throughput (CPU)", "atoms/s", atoms / mine.cpu,
+                atoms / quippy.cpu, "higher", note),
+            Row("quippy Potential", task, "prediction wall time", "s", mine.wall, quippy.wall, "lower")]

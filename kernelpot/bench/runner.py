@@ -18,6 +18,7 @@ CASES = {
     "selection": (("skmatter",), learning_cases.selection_vs_skmatter, "FPS and CUR vs skmatter"),
     "gpr": (("sklearn",), learning_cases.gpr_vs_sklearn, "GPR vs scikit-learn"),
     "gap": (("quippy",), gap_cases.gap_vs_gap_fit, "GAP fit vs QUIP gap_fit"),
+    "gap_xml": (("quippy",), gap_cases.gap_xml_prediction, "GAP XML model predicted by quippy and by kernelpot"),
     "electrostatics": (("torchpme", "vesin"), electrostatics_cases.pme_vs_torchpme,
                        "smooth PME energy, forces and stress vs torch-pme"),
     "predict": (("quippy",), predict_cases.si_forces_vs_quippy, "GAP forces (and their σ) vs quippy, Si"),

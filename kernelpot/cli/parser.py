@@ -7,12 +7,12 @@ import re
 import sys
 import warnings
 
-from . import bench, convert, evaluate, fit, gap_fit, learn, md
+from . import bench, convert, evaluate, fit, gap_fit, learn, md, serve
 
 __all__ = ["build_parser", "main", "HelpFormatter", "CommandParser"]
 
 # one module per command, in the order ``kernelpot --help`` lists them
-_COMMANDS = (fit, gap_fit, evaluate, md, bench, learn, convert)
+_COMMANDS = (fit, gap_fit, evaluate, md, bench, learn, convert, serve)
 
 
 # Help text that already states the default in words: "(default: ...)", "...; default: 512)".

@@ -11,7 +11,7 @@ from ase.calculators.calculator import BaseCalculator, PropertyNotImplementedErr
 from ..models.gap import SparseGPR
 from ..models.gap.predictor import GAPPredictor, supports_fast_path
 from ..structures.neighbours import VerletNeighbours
-from .serialization import load_model
+from .gap_xml import load_potential
 
 __all__ = ["GAPCalculator"]
 
@@ -26,7 +26,9 @@ class GAPCalculator(BaseCalculator):
     ----------
     model : SparseGPR or str or Path
         A fitted model, or the path of a ``.kpot`` file written by
-        :func:`kernelpot.potential.serialization.save_model`.
+        :func:`kernelpot.potential.serialization.save_model` or of a QUIP/GAP
+        ``.xml`` potential (:func:`kernelpot.potential.gap_xml.load_gap_xml`;
+        it has no uncertainties: pass ``uncertainty=False``).
     uncertainty : bool or "requested", default=True
         True: with every call also compute ``results["energy_std"]`` (eV) and
         ``results["forces_std"]`` (eV/Å, shape (n_atoms, 3)): the DTC
@@ -91,13 +93,16 @@ class GAPCalculator(BaseCalculator):
         self._per_thread = threading.local()
         super().__init__()
         if isinstance(model, (str, Path)):
-            model = load_model(model, model_type=SparseGPR)
+            model = load_potential(model)
         if not isinstance(model, SparseGPR):
             raise TypeError(f"`model` must be a fitted SparseGPR or a .kpot path; got {type(model).__name__}")
         if not hasattr(model, "alpha_"):
             raise ValueError("`model` is not fitted; call fit first or load a .kpot file")
         if uncertainty not in (True, False, "requested"):
             raise ValueError(f"`uncertainty` must be True, False or 'requested'; got {uncertainty!r}")
+        if uncertainty is True and getattr(model, "posterior_factor_", None) is None:
+            raise ValueError("this model stores no posterior covariance (imported from a GAP XML file), so it "
+                             "has no uncertainties: use GAPCalculator(model, uncertainty=False)")
         self.model = model
         self.uncertainty = uncertainty
         VerletNeighbours(skin)  # validates

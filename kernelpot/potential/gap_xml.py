@@ -457,7 +457,7 @@ def load_potential(path, *, label=None) -> SparseGPR:
         return load_gap_xml(path, label=label)
     from .serialization import load_model
 
-    return load_model(path)
+    return load_model(path, model_type=SparseGPR)
 
 
 # ----------------------------------------------------------------------------- writing

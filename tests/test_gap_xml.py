@@ -303,3 +303,15 @@ def test_calculator_runs_an_xml_file_without_uncertainties():
     atoms = frames[0].copy()
     atoms.calc = GAPCalculator(REFERENCE / "si.xml", uncertainty=False)
     np.testing.assert_allclose(atoms.get_forces(), expected["forces"][: len(atoms)], atol=F_TOL)
+
+
+def test_evaluate_reads_a_gap_xml(tmp_path, capsys):
+    import json
+
+    from ase.io import read, write
+
+    frames = read(Path(__file__).parents[1] / "data" / "mlearn_si" / "mlearn_Si_test.extxyz", ":3")
+    write(tmp_path / "test.extxyz", frames)
+    assert main(["evaluate", str(REFERENCE / "si.xml"), str(tmp_path / "test.extxyz"), "--json", "--quiet"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert table["n_structures"] == 3 and 0 < table["forces_rmse"] < 1.0

@@ -12,7 +12,7 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(sub) -> None:
     evaluate = sub.add_parser("evaluate", help="errors of a model on a labelled extxyz file")
-    evaluate.add_argument("model", type=Path, help="model file (.kpot) written by kernelpot fit")
+    evaluate.add_argument("model", type=Path, help="model file: .kpot (kernelpot fit) or a GAP .xml")
     evaluate.add_argument("test", type=Path, help="extxyz file with reference energies (and forces, stresses)")
     evaluate.add_argument("--json", action="store_true", help="print the errors as JSON")
     add_quiet(evaluate)
@@ -21,11 +21,10 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..models.gap import SparseGPR
+    from ..potential.gap_xml import load_potential
     from ..potential.metrics import UNITS, error_table
-    from ..potential.serialization import load_model
 
-    model = load_model(args.model, model_type=SparseGPR)
+    model = load_potential(args.model)
     data = read_labels(args.test, args, required=("energy",))
     report_skips(data, args.quiet)
     table = error_table(model, data, verbose=not args.quiet)

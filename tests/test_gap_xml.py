@@ -243,7 +243,13 @@ def test_kernelpot_fit_written_as_gap_xml_runs_in_quippy(tmp_path):
         GAPTerm(SOAP([1, 6, 8], r_cut=3.5, n_max=2, l_max=2, sigma=0.5, rbf="gap", periodic=True,
                      cutoff_transition_width=0.8, central_weight=0.5),
                 NormalizedDotProductCovariance(2), delta=0.2, n_sparse=8)])
-    for name, model, structures in (("si", silicon, silicon_cells(6)[4:]), ("eth", ethanol, ethanol_frames(6)[4:])):
+    soap = SOAP([1, 6, 8], r_cut=3.5, n_max=2, l_max=2, sigma=0.5, rbf="gap", periodic=True,
+                cutoff_transition_width=0.8)
+    centres = small_fit(ethanol_frames(), [  # GAP's n_Z=2 Z={1 6}, and Z=8
+        GAPTerm(CentreSpecies(soap, [1, 6]), NormalizedDotProductCovariance(2), delta=0.2, n_sparse=8),
+        GAPTerm(CentreSpecies(soap, 8), NormalizedDotProductCovariance(2), delta=0.3, n_sparse=4)])
+    for name, model, structures in (("si", silicon, silicon_cells(6)[4:]), ("eth", ethanol, ethanol_frames(6)[4:]),
+                                    ("centres", centres, ethanol_frames(6)[4:])):
         written = save_gap_xml(model, tmp_path / f"{name}.xml")
         assert [p.name for p in written][-1] == f"{name}.xml" and all(p.is_file() for p in written)
         check_parity(model, structures, quippy_predictions(tmp_path / f"{name}.xml", structures))

@@ -169,6 +169,22 @@ def test_multi_species_soap_with_centre_in_every_density_is_refused(tmp_path):
         load_gap_xml(xml)
 
 
+def test_sparse_points_inside_the_xml_read_as_from_files(tmp_path):
+    """gap_fit's sparse_separate_file=F (and older GAP versions) keep each sparse point in its sparseX element."""
+    import xml.etree.ElementTree as ET
+
+    tree = ET.parse(REFERENCE / "ethanol.xml")
+    for coordinates in tree.getroot().iter("gpCoordinates"):
+        points = np.loadtxt(REFERENCE / coordinates.attrib.pop("sparseX_filename")).reshape(
+            int(coordinates.get("n_sparseX")), -1)
+        del coordinates.attrib["sparseX_md5sum"]
+        for element in coordinates.findall("sparseX"):
+            element.text = " ".join(repr(float(v)) for v in points[int(element.get("i")) - 1])
+    tree.write(tmp_path / "inline.xml")
+    frames, expected = reference_frames("ethanol")
+    check_parity(load_gap_xml(tmp_path / "inline.xml"), frames, expected)
+
+
 def test_missing_files_and_foreign_xml(tmp_path):
     xml = copy_case("si", tmp_path)
     next(tmp_path.glob("si.xml.sparseX.*2")).unlink()

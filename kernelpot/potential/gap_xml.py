@@ -235,12 +235,12 @@ def _sparse_points(coordinates, path, where, n_sparse, dimensions):
                               f"({hashlib.md5(raw).hexdigest()} != {recorded}): wrong or modified file")
         values = _numbers(raw.decode())
     else:
-        rows = []
+        rows = {}  # older files, or sparse_separate_file=F: each sparseX element holds its point
         for element in coordinates.findall("sparseX"):
             slices = element.findall("sparseX_slice")
             text = " ".join(s.text or "" for s in slices) if slices else (element.text or "")
-            rows.append(_numbers(text))
-        values = np.concatenate(rows) if rows else np.zeros(0)
+            rows[_int(element, "i", where)] = _numbers(text)
+        values = np.concatenate([rows[i] for i in sorted(rows)]) if rows else np.zeros(0)
     if values.size != n_sparse * dimensions:
         raise GapXMLError(f"{where}: {values.size} sparse-point values, expected n_sparseX × dimensions = "
                           f"{n_sparse} × {dimensions}")

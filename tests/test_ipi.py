@@ -133,7 +133,7 @@ class VanishingServer:
                 assert protocol.status() == "READY"
                 protocol.sendmsg("POSDATA")
                 connection.sendall(np.zeros(4).tobytes())  # half of the cell, then gone
-        except Exception as error:  # the client hung up (test of a refused structure): recorded, not raised
+        except Exception as error:  # noqa: BLE001 - the client hung up (a refused structure): recorded, not raised
             self.error = error
         finally:
             connection.close()

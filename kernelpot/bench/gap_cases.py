@@ -130,6 +130,7 @@ def gap_xml_prediction(quick: bool, xml: str | None = None, test_frames=None, re
     from ase.io import read, write
     from ase.stress import full_3x3_to_voigt_6_stress
 
+    from ..datasets import data_path
     from ..potential.gap_xml import load_gap_xml
     from .timing import measure
 
@@ -138,12 +139,12 @@ def gap_xml_prediction(quick: bool, xml: str | None = None, test_frames=None, re
     except ImportError as error:
         raise PeerUnavailable(f"quippy is not importable ({error})") from None
     if test_frames is None:
-        test_frames = read(DATA / "mlearn_Si_test.extxyz", ":")[: 6 if quick else 25]
+        test_frames = read(data_path("mlearn_si", "mlearn_Si_test.extxyz"), ":")[: 6 if quick else 25]
     with tempfile.TemporaryDirectory() as tmp:
         if xml is None:
             if shutil.which("gap_fit") is None:
                 raise PeerUnavailable("gap_fit is not on PATH (pip install quippy-ase)")
-            train = read(DATA / "mlearn_Si_training.extxyz", ":")[:: 8 if quick else 2]
+            train = read(data_path("mlearn_si", "mlearn_Si_training.extxyz"), ":")[:: 8 if quick else 2]
             write(f"{tmp}/train.xyz", train)
             gap = GAP_STRING.format(n_sparse=100 if quick else 1000)
             env = dict(os.environ, OPENBLAS_NUM_THREADS="1")

@@ -182,7 +182,10 @@ def _checkout_copy(target: Path) -> None:
         return
     for name in filter(None, listed.stdout.decode().split("\0")):
         source = REPO_ROOT / name
-        if source.is_file():
+        if source.is_symlink():  # kept a link, as a clone keeps it (kernelpot/data -> ../data: the bundled data)
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(os.readlink(source), target / name)
+        elif source.is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target / name)
 

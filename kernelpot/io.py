@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms, units
 
-__all__ = ["LabelledStructures", "LabelWarning", "read_labelled"]
+__all__ = ["LabelledStructures", "LabelWarning", "read_labelled", "read_structures"]
 
 _STRESS_UNITS = {"eV/A^3": 1.0, "eV/Å^3": 1.0, "GPa": units.GPa, "kbar": 0.1 * units.GPa}
 _STRESS_SIGNS = {"ase": 1.0, "pressure": -1.0}
@@ -74,6 +74,62 @@ class LabelledStructures:
         """Keyword arguments of ``SparseGPR.fit`` (without the structures)."""
         return {"energies": self.energies, "forces": self.forces, "virials": self.virials,
                 "config_types": self.config_types}
+
+
+def read_structures(path, index=":"):
+    """Structures of a file (any format ASE reads), or a ``ValueError`` that says what is wrong with it.
+
+    Parameters
+    ----------
+    path : str or Path
+    index : int, str or slice, default=":"
+        Which frames: an integer (negative counts from the end), or a
+        slice (``":"``, ``"2:"``, ``slice(...)``).
+
+    Returns
+    -------
+    list of ase.Atoms, or ase.Atoms for an integer ``index``
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        A folder, an empty file, one ASE cannot parse (the message names
+        the file and ASE's complaint), or an integer ``index`` past the
+        last frame (the message gives the number of frames).
+    """
+    from ase.io import read
+
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{str(path)!r} is a folder, not a structure file")
+    if not path.is_file():
+        raise FileNotFoundError(f"structure file {str(path)!r} does not exist")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{str(path)!r} is empty")
+    if isinstance(index, str):
+        try:
+            index = int(index)
+        except ValueError:
+            pass
+    try:
+        # An integer is taken from the list of all frames: ASE's own lookup raises StopIteration
+        # past the end and wraps some negative indices around.
+        frames = read(path, index=":" if isinstance(index, (int, np.integer)) else index)
+    except (MemoryError, RecursionError):
+        raise
+    except Exception as error:  # each ASE format parser fails in its own way
+        raise ValueError(f"{str(path)!r} cannot be read as structures ({type(error).__name__}: "
+                         f"{str(error)[:200]})") from None
+    frames = [frames] if isinstance(frames, Atoms) else list(frames)
+    if not frames:
+        raise ValueError(f"{str(path)!r} holds no structure for index {index!r}")
+    if isinstance(index, (int, np.integer)):
+        if not -len(frames) <= index < len(frames):
+            raise ValueError(f"{str(path)!r} has {len(frames)} frame(s); frame {index} is past the end")
+        return frames[index]
+    return frames
 
 
 def _lookup(atoms, key, per_atom):
@@ -276,16 +332,12 @@ def read_labelled(source, *, energy_key="energy", forces_key="forces", virial_ke
     if "virial" in required and virial_key is None and stress_key is None:
         raise ValueError("`required` includes 'virial' but `virial_key` and `stress_key` are None (not read)")
     if isinstance(source, (str, Path)):
-        from ase.io import read
-
         from .structures.runner import is_runner_file, read_runner
 
-        if not Path(source).is_file():
-            raise ValueError(f"`source` file not found: {source}")
-        if is_runner_file(source):
+        if Path(source).is_file() and is_runner_file(source):
             frames = read_runner(source, index=index, units=runner_units)
         else:
-            frames = read(source, index=index)
+            frames = read_structures(source, index=index)
     else:
         frames = source
     frames = [frames] if isinstance(frames, Atoms) else list(frames)

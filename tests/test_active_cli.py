@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 import ase.io
 from ase.build import bulk
 from ase.calculators.emt import EMT
@@ -48,8 +50,10 @@ def test_learn_errors(tmp_path, capsys):
     _write_pool(tmp_path / "pool.extxyz", 3, 0)
     assert main(["learn", str(tmp_path / "run"), "--gap", GAP, "--quiet"]) == 2
     assert "exactly one of --pool FILE and --md FILE" in capsys.readouterr().err
-    assert main(["learn", str(tmp_path / "run"), "--pool", str(tmp_path / "pool.extxyz"), "--gap", GAP,
-                 "--budget", "0", "--quiet"]) == 2
-    assert "`budget` must be an integer >= 1; got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as raised:  # refused by the parser
+        main(["learn", str(tmp_path / "run"), "--pool", str(tmp_path / "pool.extxyz"), "--gap", GAP,
+              "--budget", "0", "--quiet"])
+    assert raised.value.code == 2
+    assert "argument --budget: must be an integer >= 1; got '0'" in capsys.readouterr().err
     assert main(["learn", str(tmp_path / "run2"), "--md", str(tmp_path / "pool.extxyz"), "--gap", GAP, "--quiet"]) == 2
     assert "--md needs a real oracle" in capsys.readouterr().err

@@ -143,7 +143,7 @@ def test_option_validation(kwargs, error, match):
 
 
 def test_input_validation(tmp_path):
-    with pytest.raises(ValueError, match=r"`source` file not found"):
+    with pytest.raises(FileNotFoundError, match=r"structure file .*absent.extxyz. does not exist"):
         read_labelled(tmp_path / "absent.extxyz")
     with pytest.raises(TypeError, match=r"structure 1 is a str, not an ase.Atoms"):
         read_labelled([_labelled(0), "x"])

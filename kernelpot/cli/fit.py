@@ -9,7 +9,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .options import add_label_keys, add_model_options, add_quiet, make_model, read_labels, recipe_help, report_skips
+from .options import (
+    add_label_keys,
+    add_model_options,
+    add_quiet,
+    check_output,
+    make_model,
+    read_labels,
+    recipe_help,
+    report_skips,
+)
 
 __all__ = ["add_parser", "run", "fit_and_save"]
 
@@ -19,7 +28,8 @@ def add_parser(sub) -> None:
                          description="Fit a GAP-style sparse GPR potential to the energies, forces and stresses\n"
                                      "(virials) of an extxyz file and write it as a .kpot model.")
     fit.add_argument("train", type=Path, help="extxyz file with energies (eV), forces (eV/Å) and, if any, stresses")
-    fit.add_argument("-o", "--output", type=Path, default=Path("model.kpot"), help="model file to write")
+    fit.add_argument("-o", "--output", type=Path, default=Path("model.kpot"),
+                     help="model file to write; checked before the fit starts")
     add_model_options(fit)
     add_quiet(fit)
     add_label_keys(fit)
@@ -29,6 +39,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..potential.recipe import DEFAULT_GAP
 
+    # Refused now, not after an hour of fitting: an input, a folder, a missing folder, a file that is no model.
+    check_output(args.output, inputs=[args.train], model=True)
     data = read_labels(args.train, args, required=("energy",))
     report_skips(data, args.quiet)
     model = make_model(args, data.atoms)

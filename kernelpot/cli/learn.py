@@ -19,7 +19,18 @@ import importlib
 import json
 from pathlib import Path
 
-from .options import add_label_keys, add_model_options, add_quiet, make_model, read_labels, recipe_help, report_skips
+from .options import (
+    add_label_keys,
+    add_model_options,
+    add_quiet,
+    check_output,
+    make_model,
+    positive_float,
+    positive_int,
+    read_labels,
+    recipe_help,
+    report_skips,
+)
 
 __all__ = ["add_parser", "run", "make_oracle"]
 
@@ -33,23 +44,45 @@ def _schedule(text):
     return stages
 
 
+def _refit_every(text):
+    """``--refit-every``: auto, never, or an integer >= 1."""
+    if text in ("auto", "never"):
+        return {"auto": "auto", "never": None}[text]
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be auto, never or an integer >= 1; got {text!r}") from None
+
+
 def make_oracle(spec, kwargs_json):
     """An ASE calculator from ``"emt"`` or ``"module:Class"`` (called with the JSON keyword arguments)."""
-    kwargs = json.loads(kwargs_json) if kwargs_json else {}
+    try:
+        kwargs = json.loads(kwargs_json) if kwargs_json else {}
+    except ValueError as error:
+        raise ValueError(f"--oracle-kwargs must be a JSON object; got {kwargs_json!r} ({error})") from None
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"--oracle-kwargs must be a JSON object; got {kwargs_json!r}")
     if spec == "emt":
         from ase.calculators.emt import EMT
 
-        return EMT(**kwargs)
-    if ":" not in spec:
+        cls = EMT
+    elif ":" in spec:
+        module, name = spec.split(":", 1)
+        cls = getattr(importlib.import_module(module), name, None)
+        if cls is None:
+            raise ValueError(f"--oracle {spec!r}: module {module} has no {name!r}")
+    else:
         raise ValueError(f"--oracle must be 'stored', 'emt' or 'module:Class'; got {spec!r}")
-    module, name = spec.split(":", 1)
-    return getattr(importlib.import_module(module), name)(**kwargs)
+    try:
+        return cls(**kwargs)
+    except TypeError as error:
+        raise ValueError(f"--oracle {spec!r} does not take --oracle-kwargs {kwargs_json!r}: {error}") from None
 
 
 def _read_plain(path):
-    from ase.io import read
+    from ..io import read_structures
 
-    return list(read(path, index=":"))
+    return read_structures(path, index=":")
 
 
 def run(args) -> int:
@@ -59,6 +92,8 @@ def run(args) -> int:
 
     if (args.pool is None) == (args.md is None):
         raise ValueError("give exactly one of --pool FILE and --md FILE")
+    check_output(args.checkpoint, inputs=[args.pool, args.md, args.validation], option="checkpoint folder",
+                 folder=True)
     if args.pool is not None:
         if args.oracle == "stored":
             data = read_labels(args.pool, args, required=("energy", "forces"))
@@ -113,21 +148,27 @@ def add_parser(sub) -> argparse.ArgumentParser:
                        help="JSON keyword arguments of the oracle class (default: none)")
     learn.add_argument("--strategy", default="variance", choices=sorted(STRATEGIES),
                        help="how candidates are scored and picked")
-    learn.add_argument("--batch-size", type=int, default=1, help="structures labelled per iteration")
-    learn.add_argument("--budget", type=int, default=100, help="oracle calls of the loop")
-    learn.add_argument("--n-initial", type=int, default=2, help="structures labelled before the first fit")
+    learn.add_argument("--batch-size", type=positive_int, default=1, help="structures labelled per iteration")
+    learn.add_argument("--budget", type=positive_int, default=100,
+                       help="oracle calls, all counted: the initial labels, failures and calls a crash cut short")
+    learn.add_argument("--n-initial", type=positive_int, default=2,
+                       help="structures labelled before the first fit")
     learn.add_argument("--validation", type=Path, help="labelled extxyz for the error after each iteration")
-    learn.add_argument("--target-error", type=float, help="stop at this validation error (eV/Å or eV/atom)")
+    learn.add_argument("--target-error", type=positive_float,
+                       help="stop at this validation error (eV/Å or eV/atom)")
     learn.add_argument("--target-metric", default="forces_rmse",
                        choices=["forces_rmse", "forces_mae", "energy_rmse", "energy_mae"],
                        help="validation error compared with --target-error")
-    learn.add_argument("--refit-every", type=int, help="full refit with new sparse points every k iterations")
-    learn.add_argument("--max-candidates", type=int, help="pool: score at most this many per iteration")
+    learn.add_argument("--refit-every", type=_refit_every, default="auto",
+                       help="full refit with new sparse points: auto (when the labelled set has doubled while a "
+                            "term has fewer sparse points than asked for), never, or every k iterations")
+    learn.add_argument("--max-candidates", type=positive_int, help="pool: score at most this many per iteration")
     learn.add_argument("--schedule", type=_schedule, default=[(300.0, 1000), (900.0, 1000)],
                        help="md: temperature:steps stages (default: 300:1000,900:1000)")
-    learn.add_argument("--timestep", type=float, default=2.0, help="md: fs")
-    learn.add_argument("--interval", type=int, default=10, help="md: steps between scored snapshots")
-    learn.add_argument("--segment", type=int, default=100, help="md without threshold: steps per iteration")
+    learn.add_argument("--timestep", type=positive_float, default=2.0, help="md: fs")
+    learn.add_argument("--interval", type=positive_int, default=10, help="md: steps between scored snapshots")
+    learn.add_argument("--segment", type=positive_int, default=100,
+                       help="md without threshold: steps per iteration")
     learn.add_argument("--threshold", type=float, help="md: label when the strategy score exceeds this")
     add_model_options(learn)
     add_quiet(learn)

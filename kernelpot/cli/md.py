@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .options import add_quiet, add_seed
+from .options import add_quiet, add_seed, check_output, non_negative_float, positive_float, positive_int
 
 __all__ = ["add_parser", "run"]
 
@@ -15,17 +15,18 @@ def add_parser(sub) -> None:
     md = sub.add_parser("md", help="molecular dynamics with a fitted model")
     md.add_argument("model", type=Path, help="model file (.kpot) written by kernelpot fit")
     md.add_argument("start", type=Path, help="structure file (any ASE format)")
-    md.add_argument("--frame", default="0", help="which frame of the start file (default: 0)")
-    md.add_argument("--temperature", type=float, default=300.0,
+    md.add_argument("--frame", default="0",
+                    help="which frame of the start file: an index, negative counts from the end (default: 0)")
+    md.add_argument("--temperature", type=non_negative_float, default=300.0,
                     help="K: initial velocities drawn at this temperature; the Langevin thermostat's target")
-    md.add_argument("--steps", type=int, default=1000, help="number of time steps")
-    md.add_argument("--timestep", type=float, default=1.0, help="time step, fs")
+    md.add_argument("--steps", type=positive_int, default=1000, help="number of time steps")
+    md.add_argument("--timestep", type=positive_float, default=1.0, help="time step, fs")
     md.add_argument("--thermostat", choices=["nve", "langevin"], default="nve",
                     help="nve: velocity Verlet, constant energy; langevin: constant temperature")
-    md.add_argument("--friction", type=float, default=0.01, help="Langevin friction, 1/fs")
+    md.add_argument("--friction", type=non_negative_float, default=0.01, help="Langevin friction, 1/fs")
     md.add_argument("--trajectory", type=Path, help="write an ASE .traj file")
-    md.add_argument("--interval", type=int, default=10, help="steps between log lines and frames")
-    md.add_argument("--skin", type=float, default=1.0,
+    md.add_argument("--interval", type=positive_int, default=10, help="steps between log lines and frames")
+    md.add_argument("--skin", type=non_negative_float, default=1.0,
                     help="Verlet skin of the neighbour lists kept between steps, Å (0: search every step)")
     watch = md.add_argument_group("force uncertainty (the model's DTC forces_std, computed with every step's forces)")
     watch.add_argument("--uncertainty", action="store_true",
@@ -44,12 +45,12 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ase import units
-    from ase.io import read
     from ase.io.trajectory import Trajectory
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import Stationary
     from ase.md.verlet import VelocityVerlet
 
+    from ..io import read_structures
     from ..parallel.progress import progress_bar
     from ..potential.calculator import GAPCalculator
     from ..utils.ase_compat import thermalize
@@ -61,7 +62,10 @@ def run(args) -> int:
     if args.std_interval < 1:
         raise ValueError(f"--std-interval must be an integer >= 1; got {args.std_interval}")
     uncertainty = args.uncertainty or args.std_threshold is not None
-    atoms = read(args.start, index=args.frame)
+    for option, path in (("--trajectory", args.trajectory), ("--flagged", args.flagged)):
+        if path is not None:  # refused before the run, not after it
+            check_output(path, inputs=[args.model, args.start], option=option)
+    atoms = read_structures(args.start, index=args.frame)  # a bad file or --frame: one line, not StopIteration
     # With --std-interval N > 1, σ only on the steps the watch reads it; the others take the fast path.
     mode = (True if args.std_interval == 1 else "requested") if uncertainty else False
     atoms.calc = GAPCalculator(args.model, uncertainty=mode, skin=args.skin)

@@ -9,18 +9,25 @@
 * :func:`add_quiet` — ``--quiet`` (every command).
 
 :func:`read_labels` and :func:`make_model` turn the parsed options into the
-labelled structures and the unfitted :class:`~kernelpot.models.gap.SparseGPR`.
+labelled structures and the unfitted :class:`~kernelpot.models.gap.SparseGPR`;
+:func:`check_output` refuses an output path before any work is done;
+:func:`positive_int`, :func:`positive_float` and :func:`non_negative_float`
+are argparse types that name the rule and the value.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import zipfile
+from pathlib import Path
 
 from ..potential.defaults import DEFAULT_SIGMA
 
 __all__ = ["add_label_keys", "add_model_options", "add_quiet", "add_seed", "read_labels", "report_skips",
-           "make_model", "coulomb_baseline", "float_list", "e0_value", "config_type_sigma_value", "recipe_help"]
+           "make_model", "coulomb_baseline", "float_list", "e0_value", "config_type_sigma_value", "recipe_help",
+           "check_output", "positive_int", "positive_float", "non_negative_float", "default_sigma"]
 
 
 
@@ -30,6 +37,93 @@ def float_list(text: str) -> list[float]:
         return [float(v) for v in text.replace("{", "").replace("}", "").replace(",", " ").split()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected numbers separated by commas; got {text!r}") from None
+
+
+def default_sigma(text: str) -> list[float]:
+    """argparse type of ``--default-sigma``: at least 3 numbers >= 0 (energy, force, virial; a 4th is ignored)."""
+    values = float_list(text)
+    if len(values) < 3 or any(not v >= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"needs 3 numbers >= 0: energy (eV/atom), force (eV/Å), virial (eV/atom); "
+                                         f"got {text!r}")
+    return values
+
+
+def _number(text: str, kind, rule: str, test):
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not test(value):
+        raise argparse.ArgumentTypeError(f"must be {rule}; got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _number(text, int, "an integer >= 1", lambda v: v >= 1)
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    return _number(text, float, "a finite number > 0", lambda v: 0 < v < float("inf"))
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    return _number(text, float, "a finite number >= 0", lambda v: 0 <= v < float("inf"))
+
+
+def _is_model_file(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "header.json" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def check_output(path, *, inputs=(), option="-o", model=False, folder=False) -> Path:
+    """Refuse an output path before any work starts, with one line that says why.
+
+    Parameters
+    ----------
+    path : str or Path
+        Where the command will write.
+    inputs : sequence of str or Path
+        The command's input files: the output may not be one of them.
+    option : str
+        The option that gave ``path``, for the message.
+    model : bool
+        The output is a ``.kpot`` model: an existing file that is not a
+        kernelpot model is not overwritten.
+    folder : bool
+        The output is a folder (created if missing): an existing file is refused.
+
+    Raises
+    ------
+    ValueError
+        ``path`` is an input, a folder (a file for ``folder=True``), in a
+        folder that does not exist or cannot be written, or (``model``) an
+        existing file that is not a kernelpot model.
+    """
+    path = Path(path)
+    for source in inputs:
+        if source is not None and Path(source).exists() and path.exists() and os.path.samefile(path, source):
+            raise ValueError(f"{option} {str(path)!r} is the input file {str(source)!r}: it would be overwritten; "
+                             "choose another output path")
+    if folder:
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{option} {str(path)!r} is a file, not a folder")
+    elif path.is_dir():
+        raise ValueError(f"{option} {str(path)!r} is a folder; give a file name, e.g. {str(path / 'model.kpot')!r}")
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise ValueError(f"{option} {str(path)!r}: the folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {str(path)!r}: the folder {str(parent)!r} is not writable")
+    if model and path.is_file() and not _is_model_file(path):
+        raise ValueError(f"{option} {str(path)!r} exists and is not a kernelpot model file: not overwriting it; "
+                         "remove it or choose another output path")
+    return path
 
 
 def e0_value(text: str):
@@ -61,6 +155,7 @@ def config_type_sigma_value(text: str) -> dict:
 
 
 def add_quiet(parser: argparse.ArgumentParser) -> None:
+    """``--quiet``."""
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summaries")
 
 
@@ -89,7 +184,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model and fit")
     group.add_argument("--gap", help="gap_fit descriptor string, e.g. '{distance_2b cutoff=5.0 ... : soap ...}' "
                                      "(default: kernelpot's DEFAULT_GAP, the recipe below)")
-    group.add_argument("--default-sigma", type=float_list, default=list(DEFAULT_SIGMA),
+    group.add_argument("--default-sigma", type=default_sigma, default=list(DEFAULT_SIGMA),
                        help="noise of energies (eV/atom), forces (eV/Å), virials (eV/atom)[, hessian: ignored], "
                             "gap_fit's default_sigma")
     group.add_argument("--config-type-sigma", type=config_type_sigma_value, default=None, metavar="TABLE",
@@ -101,12 +196,12 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                             "composition (least squares on the atom counts of each species: for mixtures such as "
                             "salt in water) | isolated (one-atom structures of the data) | a number in eV | one "
                             "per species, 'Si:-158.54' or 'Na:-1.2 Cl:-3.4' or {Na:-1.2:Cl:-3.4} (default: average)")
-    group.add_argument("--max-block-memory", type=float, default=512.0,
+    group.add_argument("--max-block-memory", type=positive_float, default=512.0,
                        help="MiB for one block of the fit (used without --max-memory)")
     group.add_argument("--max-memory", default=None,
                        help="memory budget of the whole fit, e.g. 4GB or 3500MiB: chooses the block size; "
                             "the estimated peak is printed before the fit")
-    group.add_argument("--n-jobs", type=int, default=None,
+    group.add_argument("--n-jobs", type=positive_int, default=None,
                        help="local processes building the fit's blocks (default: this process, with threads)")
     group.add_argument("--scheduler", default=None,
                        help="Dask scheduler address tcp://HOST:PORT: build the blocks on its workers "
@@ -159,7 +254,8 @@ def make_model(args, structures):
 
     sigma = args.default_sigma[:3]
     if len(sigma) != 3:
-        raise SystemExit("--default-sigma needs at least 3 numbers: energy (eV/atom), force (eV/Å), virial (eV/atom)")
+        raise ValueError(f"--default-sigma needs at least 3 numbers: energy (eV/atom), force (eV/Å), virial "
+                         f"(eV/atom); got {args.default_sigma}")
     species = sorted({int(z) for a in structures for z in a.numbers})
     # SOAP honours a periodic direction only where a structure's pbc has it (a cluster stays a cluster),
     # so one periodic direction anywhere makes the descriptor periodic.

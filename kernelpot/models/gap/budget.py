@@ -20,15 +20,36 @@ import numpy as np
 
 from ...parallel.progress import progress
 from ...structures.packing import atom_budget_groups
+from ...utils.memory import release_freed_memory, resident_bytes, return_large_frees_at_once
 from .sparse import choose_sparse, count_distinct
 
-__all__ = ["fit_estimate", "plan_fit_blocks", "select_streamed",
+__all__ = ["fit_estimate", "plan_fit_blocks", "select_streamed", "warm_up", "budgeted_blocks",
            "SELECTION_COPIES"]
 
 # Copies of the descriptor rows alive while selecting among them: the rows,
 # the rounded copy and the sort buffers of the duplicate filter, and the
-# selector's own working arrays (CUR: the centred rows and their SVD).
-SELECTION_COPIES = 5.0
+# selector's own working arrays (CUR: the centred rows and their SVD), 5 in
+# NumPy arrays; and LAPACK's dgesdd workspace, about one more copy, which
+# NumPy allocates outside its array allocator (measured on mlearn Si's SOAP
+# rows, 13233 x 252: 5.0 copies traced by tracemalloc, 5.9 in resident memory).
+SELECTION_COPIES = 6.0
+
+
+def _huge_pages() -> bool:
+    """Whether NumPy's large arrays get transparent huge pages (it asks for them where the kernel allows)."""
+    try:
+        from numpy._core.multiarray import _get_madvise_hugepage
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as handle:
+            mode = handle.read()
+    except (ImportError, OSError):
+        return False
+    return "[never]" not in mode and _get_madvise_hugepage()
+
+
+# Resident bytes an array may take beyond its size: up to a page at its end, 2 MiB with huge pages.
+PAGE_SLACK = 2 * 2**20 if _huge_pages() else 4096
+# Large arrays alive at once at each peak (counted in the estimate below, each with PAGE_SLACK).
+_BLOCK_ARRAYS, _ACCUMULATE_ARRAYS = 10, 4
 
 
 def fit_estimate(*, n_sparse, max_term_sparse, block_rows, block_atoms, gradient_bytes_per_atom,
@@ -59,8 +80,8 @@ def fit_estimate(*, n_sparse, max_term_sparse, block_rows, block_atoms, gradient
     Returns
     -------
     dict
-        Bytes per component, and ``"fit_peak"``: the larger of the selection
-        and the solve phases.
+        Bytes per component, ``"solve"`` (the blocks and the factors) and
+        ``"fit_peak"``: the larger of the selection and the solve phases.
     """
     M, m, B = n_sparse, max_term_sparse, block_rows
     square = 8.0 * (M + 1) ** 2
@@ -71,16 +92,19 @@ def fit_estimate(*, n_sparse, max_term_sparse, block_rows, block_atoms, gradient
     # scattered sparse-matrix product).
     term_rows = 8.0 * (B + 2 * block_atoms) * m + 4 * 8.0 * 3 * pair_chunk * m
     gradients = gradient_bytes_per_atom * block_atoms
-    building = block + term_rows + gradients
+    # Resident memory rounds each large array up to whole pages: 2 MiB with NumPy's transparent huge pages,
+    # about 1 % of the 0.6 GB budget in which it was measured (the block, the term's rows, the descriptor
+    # features and gradients, the kernel values and 4 derivative temporaries).
+    building = block + term_rows + gradients + _BLOCK_ARRAYS * PAGE_SLACK
     if solver == "qr":
         # L, the running R; adding a block copies [A b] (Fortran order) while
         # the block is still referenced, and LAPACK's dtpqrt updates R in place.
         factor = square
-        accumulate = block + 8.0 * B * (M + 1)
+        accumulate = block + 8.0 * B * (M + 1) + _ACCUMULATE_ARRAYS * PAGE_SLACK
     else:
         # L, H; adding a block forms A^T A next to H.
         factor = square
-        accumulate = block + square
+        accumulate = block + square + _ACCUMULATE_ARRAYS * PAGE_SLACK
     per_worker = factor + max(building, accumulate)
     if workers == 0:
         # Blocks are built on remote workers; here: L, R and the merge of one
@@ -100,8 +124,91 @@ def fit_estimate(*, n_sparse, max_term_sparse, block_rows, block_atoms, gradient
         "block_build": building,
         "block_accumulate": accumulate,
         "selection": selection,
+        "solve": solve,
         "fit_peak": max(selection, solve),
     }
+
+
+def warm_up(terms, atoms_list) -> None:
+    """Before the baseline of a budgeted fit: run what the fit runs on small inputs and free what it leaves.
+
+    Numba's compiled descriptors (loaded from the cache), the stacks and
+    malloc arenas of the descriptor threads, LAPACK's QR, SVD and Cholesky
+    and the first work buffers of the two OpenBLAS libraries (NumPy's and
+    SciPy's) then count in the baseline. The rest of what stays resident
+    once used (OpenBLAS's per-thread buffers keep growing with the size of
+    the products, to 20-30 MB per thread) is measured between the blocks
+    (:func:`budgeted_blocks`). glibc is told to return large freed arrays
+    at once (:func:`kernelpot.utils.memory.return_large_frees_at_once`).
+    """
+    import scipy.linalg as sla
+    from scipy.linalg import lapack
+
+    return_large_frees_at_once()
+    # The largest structure: every Numba thread gets centres, so its stack and its malloc arena exist too.
+    largest = max(atoms_list, key=len)
+    for term in terms:
+        term.descriptor.transform([largest], gradients=True)
+    rng = np.random.default_rng(0)
+    square = rng.random((256, 256)) + 256 * np.eye(256)  # large enough that every BLAS thread takes part
+    narrow = rng.random((512, 256))
+    spd = square @ square.T
+    sla.blas.dgemm(1.0, narrow, square)
+    np.linalg.svd(narrow, full_matrices=False)
+    np.linalg.qr(narrow)
+    np.linalg.cholesky(spd)
+    factor = sla.cholesky(spd, lower=False)
+    sla.solve_triangular(factor, narrow[:256, 0])
+    sla.cho_solve((factor, False), narrow[:256, 0])
+    lapack.dtpqrt(0, 64, np.triu(square), np.asfortranarray(narrow), overwrite_a=1, overwrite_b=1)
+    del square, spd, narrow, factor
+    release_freed_memory()
+
+
+def budgeted_blocks(model, builder, atoms_list, labels, per_atom, budget, first_fraction=0.25):
+    """The blocks of a serial fit under ``budget``, each planned from the memory resident just before it.
+
+    The first plan (:func:`plan_fit_blocks`) starts from the memory resident
+    after the sparse selection. What a process keeps once it has used it
+    (OpenBLAS's per-thread buffers grow with the first large products, the
+    allocator keeps fragments) shows up only while the blocks run, about
+    60 MB on mlearn Si with 2 threads: 5-10 % of a 0.6-3 GB budget, by which
+    the peak used to exceed it. So the first block is ``first_fraction`` of
+    the planned size (the headroom covers what appears then), and before
+    every block the resident memory is measured again (after freed memory
+    is returned, :func:`kernelpot.utils.memory.release_freed_memory`); if it
+    grew, the block size is planned again from it. The factors ``L`` and
+    ``R`` the plan counts are subtracted from the measurement.
+
+    Yields
+    ------
+    list of int
+        The structures of each block, in order, each structure once.
+    """
+    estimate = model.memory_estimate_
+    factors = estimate["sparse_factor_L"] + estimate["accumulator"]
+    start, block_bytes, planned_from, fraction = 0, estimate["block_budget"], estimate["blocks_baseline"], \
+        first_fraction
+    while True:
+        release_freed_memory()
+        baseline = resident_bytes() - factors
+        if baseline > planned_from + 0.01 * budget:  # the process kept more: smaller blocks from now on
+            try:
+                _, replanned, _ = plan_fit_blocks(model, builder, atoms_list, labels, per_atom, budget, baseline)
+                block_bytes = replanned["block_budget"]
+            except ValueError:  # not even the smallest block fits what is resident now
+                block_bytes = 1.0
+            planned_from = baseline
+            estimate["blocks_baseline"] = max(estimate["blocks_baseline"], baseline)
+            estimate["replans"] = estimate.get("replans", 0) + 1
+        blocks, _ = builder.plan_blocks(atoms_list, labels, per_atom[0], block_bytes=block_bytes * fraction,
+                                        start=start)
+        if not blocks:
+            return
+        builder.block_bytes = block_bytes * fraction
+        structures = blocks[0][0]
+        yield structures
+        start, fraction = structures[-1] + 1, 1.0
 
 
 def _reduce(held, method, n_sparse, rng, keys):
@@ -182,7 +289,7 @@ def select_streamed(descriptor, atoms_list, n_sparse, method, rng, budget, *, ve
     return Z, info
 
 
-def plan_fit_blocks(model, builder, atoms_list, labels, per_atom, budget, baseline):
+def plan_fit_blocks(model, builder, atoms_list, labels, per_atom, budget, baseline, selection_baseline=None):
     """Plan the blocks of ``model``'s fit: the largest within ``budget`` bytes, if given.
 
     Parameters
@@ -199,7 +306,11 @@ def plan_fit_blocks(model, builder, atoms_list, labels, per_atom, budget, baseli
         Bytes for the whole process (``max_memory``), or None for blocks of
         ``max_block_memory`` MiB.
     baseline : float
-        Bytes in use before the fit.
+        Bytes in use when the blocks start (after the sparse selection:
+        resident memory then, which includes whatever the selection left).
+    selection_baseline : float or None
+        Bytes in use before the selection (default: ``baseline``); the
+        estimated peak is the larger of the selection's and the blocks'.
 
     Returns
     -------
@@ -229,25 +340,27 @@ def plan_fit_blocks(model, builder, atoms_list, labels, per_atom, budget, baseli
     if budget is not None:
         # Largest block budget whose estimated peak fits (the estimate grows with the block).
         lo, hi = 0.0, np.log2(max(budget, 2.0))
-        if baseline + plan(1.0)[2]["fit_peak"] > budget:
+        if baseline + plan(1.0)[2]["solve"] > budget:
             raise ValueError(
                 f"`max_memory` = {model.max_memory!r} is too small for {n_sparse} sparse points: "
-                f"the fit needs at least {(baseline + plan(1.0)[2]['fit_peak']) / 2**30:.2f} GiB "
+                f"the fit needs at least {(baseline + plan(1.0)[2]['solve']) / 2**30:.2f} GiB "
                 f"({baseline / 2**30:.2f} GiB already in use); give more memory or fewer sparse points")
         for _ in range(40):
             mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if baseline + plan(2.0**mid)[2]["fit_peak"] <= budget else (lo, mid)
+            lo, hi = (mid, hi) if baseline + plan(2.0**mid)[2]["solve"] <= budget else (lo, mid)
         block_bytes = 2.0**lo
     blocks, n_obs, estimate = plan(block_bytes)
+    selection_baseline = baseline if selection_baseline is None else selection_baseline
     memory_estimate = dict(
         estimate, full_K_NM=8 * n_obs * n_sparse, descriptor_gradients_per_atom=int(per_atom),
-        baseline=baseline, peak=baseline + estimate["fit_peak"], block_budget=block_bytes)
+        baseline=selection_baseline, blocks_baseline=baseline, block_budget=block_bytes,
+        peak=max(selection_baseline + estimate["selection"], baseline + estimate["solve"]))
     where = "on the Dask workers" if workers == 0 else f"in {len(blocks)} blocks"
     message = (
         f"SparseGPR: {n_obs} observations x {n_sparse} sparse points (full K_NM would be "
         f"{8 * n_obs * n_sparse / 2**30:.2f} GiB), fitted {where} of <= {estimate['block'] / 2**20:.1f} MiB; "
         f"estimated peak memory {memory_estimate['peak'] / 2**30:.2f} GiB = "
-        f"{baseline / 2**30:.2f} in use + {estimate['fit_peak'] / 2**30:.2f} for the fit "
+        f"{baseline / 2**30:.2f} in use + {estimate['solve'] / 2**30:.2f} for the blocks "
         f"(sparse factors {2 * estimate['sparse_factor_L'] / 2**20:.0f} MiB, {model.solver})")
     return blocks, memory_estimate, message
 

@@ -94,7 +94,7 @@ class DesignBuilder:
         n = max(1, len(probe))
         return total / n, pairs / n
 
-    def plan_blocks(self, atoms_list, labels, bytes_per_atom, block_bytes=None):
+    def plan_blocks(self, atoms_list, labels, bytes_per_atom, block_bytes=None, start=0):
         """Group structures so that design rows and descriptor gradients each fit ``block_bytes``.
 
         Parameters
@@ -105,6 +105,8 @@ class DesignBuilder:
             Descriptor gradient bytes per atom (0 without force or virial labels).
         block_bytes : float, optional
             Defaults to the builder's ``block_bytes``.
+        start : int, default=0
+            Group only structures ``start:`` (the earlier ones are fitted already).
 
         Returns
         -------
@@ -120,7 +122,7 @@ class DesignBuilder:
             n = ((labels.energies[s] is not None) + 3 * len(structure) * (labels.forces[s] is not None)
                  + 6 * (labels.virials[s] is not None))
             total += n
-            if not n:
+            if not n or s < start:
                 continue
             if current and (rows + n > max_rows or atoms + len(structure) > max_atoms):
                 blocks.append((current, rows))

@@ -41,12 +41,12 @@ import scipy.sparse as sp
 
 from ...exceptions import warn_reduced
 from ...parallel.blocks import check_scheduler
-from ...parallel.progress import progress
+from ...parallel.progress import progress_bar
 from ...structures.packing import as_atoms_list, atom_budget_groups, pack
 from ...utils.estimators import Estimator, reset_fitted
-from ...utils.memory import parse_memory, resident_bytes
+from ...utils.memory import parse_memory, release_freed_memory, resident_bytes
 from .accumulators import NormalAccumulator, QRAccumulator, accumulate_parallel
-from .budget import SELECTION_COPIES, plan_fit_blocks, select_streamed
+from .budget import SELECTION_COPIES, budgeted_blocks, plan_fit_blocks, select_streamed, warm_up
 from .design import DesignBuilder
 from .labels import check_labels, check_sigma, residual_labels, resolve_e0
 from .predictor import GAPPredictor, SharedDescriptors, supports_fast_path
@@ -148,8 +148,12 @@ class SparseGPR(Estimator):
         the posterior covariance of the weights is ``(R^T R)^-1``.
     memory_estimate_ : dict
         Bytes of the main arrays of the fit (see :meth:`fit`): ``"baseline"``
-        (resident when ``fit`` started), ``"fit_peak"`` (above it),
-        ``"peak"`` (their sum, the estimated process peak), ``"block_budget"``.
+        (resident when ``fit`` started, after a warm-up of the libraries
+        when ``max_memory`` is set), ``"selection"`` (above it, while sparse
+        points are chosen), ``"blocks_baseline"`` (resident when the blocks
+        start), ``"solve"`` (above that, the blocks and the factors),
+        ``"peak"`` (the larger of the two sums, the estimated process peak),
+        ``"block_budget"``.
     selection_info_ : list of dict
         Per term: descriptor rows seen, features, whether they were reduced
         block by block (``"streamed"``) and the row bytes held at once.
@@ -268,6 +272,8 @@ class SparseGPR(Estimator):
         self.e0_ = resolve_e0(self.e0, atoms_list, labels)
         rng = np.random.default_rng(self.random_state)
         budget = None if self.max_memory is None else parse_memory(self.max_memory, "max_memory")
+        if budget is not None:
+            warm_up(self.terms, atoms_list)  # libraries' lasting memory belongs to the baseline, not the fit
         in_use = resident_bytes()
         # Selection holds descriptor rows (and SELECTION_COPIES working copies) before any M x M array
         # exists; without max_memory it holds all rows (the picks do not depend on the block size).
@@ -277,18 +283,28 @@ class SparseGPR(Estimator):
                                 self.max_block_memory * 2**20)
         want_gradients = any(f is not None for f in labels.forces) or any(v is not None for v in labels.virials)
         per_atom = builder.gradient_bytes_per_atom(atoms_list) if want_gradients else (0.0, 0.0)
+        if budget is not None:
+            # The blocks are planned from the memory resident when they start: the selection's rows are
+            # freed, but an allocator keeps some of what a process has used (thread arenas, fragments).
+            release_freed_memory()
         blocks, self.memory_estimate_, message = plan_fit_blocks(self, builder, atoms_list, labels, per_atom,
-                                                                 budget, in_use)
+                                                                 budget, resident_bytes(), in_use)
         self._say(message)
         builder.block_bytes = self.memory_estimate_["block_budget"]
         kmm, L = self._factor_kmm()
         accumulate = QRAccumulator(L.T) if self.solver == "qr" else NormalAccumulator(kmm)
         del kmm  # the accumulator holds what it needs
         if self.scheduler is None and self.n_jobs in (None, 1):
-            for structures, _ in progress(blocks, desc="SparseGPR fit blocks", enabled=bool(self.verbose)):
+            groups = [b[0] for b in blocks] if budget is None else \
+                budgeted_blocks(self, builder, atoms_list, labels, per_atom, budget)
+            bar = progress_bar(sum(len(b[0]) for b in blocks), desc="SparseGPR fit (structures)",
+                               enabled=bool(self.verbose))
+            for structures in groups:
                 A, y = builder.rows(atoms_list, structures, labels)
                 accumulate.add(A, y)
                 del A, y  # the next block is built without this one alive
+                bar.update(len(structures))
+            bar.close()
         else:
             accumulate_parallel(self, builder, atoms_list, labels, blocks, accumulate)
         self.posterior_factor_, alpha = accumulate.solve()

@@ -580,3 +580,17 @@ def test_cur_sparse_points_beyond_the_feature_rank_are_distinct():
     Z = select_sparse(X, 10, "cur", rng)
     assert Z.shape == (10, 5)
     assert len(np.unique(Z, axis=0)) == 10
+
+
+@pytest.mark.parametrize("method", ["fps", "cur"])
+def test_one_feature_descriptor_with_fps_or_cur(method):
+    """distance_2b rows have one feature; FPS and CUR pick among them as among any rows (found by the fuzz suite:
+    the selectors wanted 2 features)."""
+    structures = [_cu(s, a=3.5 + 0.03 * s) for s in range(3)]
+    energies, forces, _ = _emt_labels(structures)
+    term = GAPTerm(Distance2B(4.0, 1.0), GaussianCovariance(0.5), delta=1.0, n_sparse=6, sparse_method=method)
+    model = SparseGPR([term], random_state=0).fit(structures, energies=energies, forces=forces)
+    points = np.sort(model.terms_[0].sparse_X[:, 0])
+    assert len(points) == 6 and len(np.unique(points)) == 6
+    rows = np.asarray(Distance2B(4.0, 1.0).transform(structures))[:, 0]
+    assert np.all(np.isin(points, rows))  # training rows, not a grid

@@ -80,13 +80,16 @@ def choose_sparse(X, n_sparse, method, rng):
         index = rng.choice(len(distinct), size=n, replace=False)
     elif n == len(distinct):
         index = np.arange(n)
-    elif method == "fps":
-        start = int(rng.integers(len(distinct)))
-        index, stop_reason = _select(selection.FPS(n, initialize=start), Xd)
     else:
-        index, _ = _select(selection.CUR(n), Xd)
-        if len(index) < n:
-            # CUR stops at the numerical rank of the features (often below
-            # n_sparse for SOAP); complete the set by FPS from those picks.
-            index, stop_reason = _select(selection.FPS(n, initialize=[int(i) for i in index]), Xd)
+        # The selectors need 2 features; for 1-feature rows (distance_2b) a zero column changes no distance
+        # (FPS) and no rank (CUR).
+        Xs = Xd if Xd.shape[1] > 1 else np.hstack([Xd, np.zeros_like(Xd)])
+        if method == "fps":
+            index, stop_reason = _select(selection.FPS(n, initialize=int(rng.integers(len(distinct)))), Xs)
+        else:
+            index, _ = _select(selection.CUR(n), Xs)
+            if len(index) < n:
+                # CUR stops at the numerical rank of the features (often below
+                # n_sparse for SOAP); complete the set by FPS from those picks.
+                index, stop_reason = _select(selection.FPS(n, initialize=[int(i) for i in index]), Xs)
     return Xd[np.sort(index)].copy(), stop_reason

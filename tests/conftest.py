@@ -1,16 +1,29 @@
 """Shared test fixtures: locations of the bundled and the shared real datasets."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_DATA = REPO_ROOT / "data"
 # The published datasets beside the repository (../shared/data), or wherever KERNELPOT_SHARED_DATA points
 # (e.g. from a git worktree).
 SHARED_DATA = Path(os.environ.get("KERNELPOT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+# Property-based tests (tests/test_fuzz_*.py). "ci", the default: a fixed, bounded set of examples (derandomized, so
+# every run draws the same ones), no timing limits (the watchdog of tests/_fuzz.py stops a hang). "long"
+# (HYPOTHESIS_PROFILE=long): many more random examples and a 60 s deadline per example, for local runs.
+_FUZZ_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+settings.register_profile("ci", max_examples=25, derandomize=True, database=None, deadline=None, print_blob=True,
+                          suppress_health_check=_FUZZ_HEALTH)
+settings.register_profile("long", max_examples=400, deadline=timedelta(seconds=60), print_blob=True,
+                          suppress_health_check=_FUZZ_HEALTH)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

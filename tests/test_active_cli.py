@@ -2,9 +2,8 @@
 
 import json
 
-import pytest
-
 import ase.io
+import pytest
 from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator

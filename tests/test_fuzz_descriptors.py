@@ -8,10 +8,10 @@ Profiles: tests/conftest.py ("ci" by default, ``HYPOTHESIS_PROFILE=long`` for mo
 
 import numpy as np
 import pytest
+from _fuzz import assert_finite, assert_gradients_match, min_distance, outcome, pair_distances, structures
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from _fuzz import assert_finite, assert_gradients_match, min_distance, outcome, pair_distances, structures
 from kernelpot.descriptors.coulomb_matrix import CoulombMatrix
 from kernelpot.descriptors.distance_2b import Distance2B
 from kernelpot.descriptors.fchl19 import FCHL19

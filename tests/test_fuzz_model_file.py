@@ -11,12 +11,12 @@ import zipfile
 
 import numpy as np
 import pytest
+from _fuzz import assert_finite, watchdog
 from ase.build import bulk
 from hypothesis import given
 from hypothesis import strategies as st
-
-from _fuzz import assert_finite, watchdog
 from test_model_file_hostile import model_path  # noqa: F401 (a fixture)
+
 from kernelpot.potential.model_file import ModelFileError, load_model_file, save_model_file
 from kernelpot.potential.serialization import load_model
 

@@ -10,13 +10,13 @@ FloatingPointError for a non-finite energy. Predicted forces equal finite differ
 
 import numpy as np
 import pytest
+from _fuzz import assert_finite, outcome, structures
 from ase.build import bulk
 from ase.calculators.calculator import PropertyNotImplementedError
 from ase.calculators.emt import EMT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _fuzz import assert_finite, outcome, structures
 from kernelpot.descriptors.distance_2b import Distance2B
 from kernelpot.descriptors.soap import SOAP
 from kernelpot.kernels import GaussianCovariance, NormalizedDotProductCovariance
@@ -31,7 +31,7 @@ FEW = settings(max_examples=max(4, settings().max_examples // 3))
 def _training(seed, n_structures, defect):
     rng = np.random.default_rng(seed)
     frames, energies, forces = [], [], []
-    for s in range(n_structures):
+    for _ in range(n_structures):
         atoms = bulk("Cu", "fcc", a=3.6 + 0.05 * rng.standard_normal(), cubic=True)
         atoms.numbers[rng.integers(0, 4)] = 13
         atoms.rattle(0.05, seed=int(rng.integers(1 << 30)))

@@ -64,6 +64,23 @@ def _crash_at(monkeypatch, owner, name, n, after):
     return lambda: monkeypatch.setattr(owner, name, original)
 
 
+def _crash_then_resume(monkeypatch, make_learner, folder, owner, name, n, after):
+    """Run ``make_learner(oracle, folder)`` until ``owner.name`` crashes at its n-th call, then resume it.
+
+    Returns the oracles of both runs and the resumed learner; the assertion shared by every caller, that the
+    resumed run relabels nothing the crashed one labelled, is made here.
+    """
+    restore = _crash_at(monkeypatch, owner, name, n, after)
+    first = Oracle()
+    with pytest.raises(Crash):
+        make_learner(first, folder).run()
+    restore()
+    second = Oracle()
+    resumed = make_learner(second, folder).run()
+    assert not set(first.labelled) & set(second.labelled)
+    return first, second, resumed
+
+
 def _cu(seed):
     atoms = bulk("Cu", "fcc", a=3.58 + 0.01 * (seed % 5), cubic=True)
     atoms.rattle(0.05, seed=seed)
@@ -127,14 +144,7 @@ def test_a_label_survives_a_crash_right_after_the_oracle_returns(tmp_path, unint
 def test_crash_in_refit_or_commit_resumes_to_the_same_run(tmp_path, uninterrupted, target, monkeypatch):
     """Killed while refitting or committing iteration 2: resumed, it ends exactly as the uninterrupted run."""
     owner = {"partial_fit": IncrementalSparseGPR, "save_model": Checkpoint, "append_log": Checkpoint}[target]
-    restore = _crash_at(monkeypatch, owner, target, 4, after=False)
-    first = Oracle()
-    with pytest.raises(Crash):
-        _learner(first, tmp_path / "run").run()
-    restore()
-    second = Oracle()
-    resumed = _learner(second, tmp_path / "run").run()
-    assert not set(first.labelled) & set(second.labelled)
+    _, _, resumed = _crash_then_resume(monkeypatch, _learner, tmp_path / "run", owner, target, 4, after=False)
     _assert_same(_outcome(resumed), uninterrupted[0])
 
 
@@ -229,12 +239,6 @@ def test_on_the_fly_md_resumes_to_the_same_run(tmp_path, monkeypatch):
         return ActiveLearner(_template(), explorer, oracle, strategy="variance", budget=5, checkpoint=folder)
 
     reference = _outcome(learner(Oracle(), tmp_path / "clean").run())
-    restore = _crash_at(monkeypatch, Checkpoint, "append_labelled", 3, after=True)
-    first = Oracle()
-    with pytest.raises(Crash):
-        learner(first, tmp_path / "run").run()
-    restore()
-    second = Oracle()
-    resumed = learner(second, tmp_path / "run").run()
-    assert not set(first.labelled) & set(second.labelled)
+    _, _, resumed = _crash_then_resume(monkeypatch, learner, tmp_path / "run", Checkpoint, "append_labelled", 3,
+                                       after=True)
     _assert_same(_outcome(resumed), reference)

@@ -38,6 +38,13 @@ def add_parser(sub) -> None:
                        help="steps between σ checks; the steps in between take the fast mean-only path, so σ "
                             "costs 1/N of its per-step price")
     watch.add_argument("--flagged", type=Path, help="write the flagged structures to this extxyz file")
+    md.add_argument("--output", type=Path,
+                    help="extended-XYZ trajectory (.extxyz: positions, momenta, energy, forces, step, time; read by "
+                         "ASE, OVITO, MDAnalysis, kinisi), resumable: the same command continues a killed run from "
+                         "its last frame, a larger --steps extends it")
+    md.add_argument("--min-distance", type=float, default=0.5,
+                    help="with --output: Å; two atoms closer than this stop the run (frames kept, the last ones "
+                         "written to <output>.to_label.extxyz)")
     add_seed(md)
     add_quiet(md)
     md.set_defaults(handler=run)
@@ -68,6 +75,8 @@ def run(args) -> int:
     atoms = read_structures(args.start, index=args.frame)  # a bad file or --frame: one line, not StopIteration
     # With --std-interval N > 1, σ only on the steps the watch reads it; the others take the fast path.
     mode = (True if args.std_interval == 1 else "requested") if uncertainty else False
+    if args.output is not None:
+        return _run_resumable(args, atoms, GAPCalculator(args.model, uncertainty=mode, skin=args.skin), uncertainty)
     atoms.calc = GAPCalculator(args.model, uncertainty=mode, skin=args.skin)
     thermalize(atoms, args.temperature, np.random.default_rng(args.seed))
     Stationary(atoms)
@@ -155,3 +164,29 @@ def _report_uncertainty(args, watch, stopped, flagged_frames) -> None:
         write(temporary, flagged_frames, format="extxyz")
         os.replace(temporary, args.flagged)  # never a half-written file
         print(f"wrote {len(flagged_frames)} flagged structure(s) to {args.flagged}")
+
+
+def _run_resumable(args, atoms, calculator, uncertainty) -> int:
+    """``--output``: the run through :class:`~kernelpot.potential.dynamics.ResumableMD` (the uncertainty watch
+    attached as an observer; its stop ends the run like an explosion: frames kept, the last ones suggested)."""
+    from ..potential.dynamics import ResumableMD
+    from ..potential.watch import UncertaintyExceeded, UncertaintyWatch
+
+    if args.trajectory is not None:
+        raise ValueError("give either --trajectory (ASE .traj) or --output (resumable .extxyz), not both")
+    if args.flagged is not None:
+        raise ValueError("--flagged is for runs without --output; with --output a --stop writes the last frames "
+                         "to <output>.to_label.extxyz")
+    md = ResumableMD(args.output, temperature=args.temperature, timestep=args.timestep, thermostat=args.thermostat,
+                     friction=args.friction, interval=args.interval, min_distance=args.min_distance,
+                     random_state=args.seed, progress=not args.quiet)
+    watches = []
+    observers = [lambda dynamics: watches.append(UncertaintyWatch(
+        dynamics, threshold=args.std_threshold, stop=args.stop, interval=args.std_interval))] if uncertainty else []
+    md.run(atoms, calculator, args.steps, observers=observers, stop_on=(UncertaintyExceeded,))
+    if watches and watches[0].sigma:
+        _report_uncertainty(args, watches[0], md.stopped_, None)
+    if not args.quiet:
+        print(f"{args.output}: step {md.step_} of {args.steps} ({md.step_ * args.timestep / 1000:.3f} ps)"
+              + (f"; {md.seconds_per_step_:.3g} s per step" if np.isfinite(md.seconds_per_step_) else ""))
+    return 1 if md.stopped_ else 0

@@ -1,0 +1,429 @@
+"""Resumable molecular dynamics with any ASE calculator, written as extended XYZ, guarded against explosions.
+
+Long runs here (hours of GFN2-xTB, days of GAP MD on two shared cores) are killed and resumed.
+:class:`ResumableMD` appends a frame every ``interval`` steps to an extended-XYZ file (positions, momenta,
+masses when set, the calculator's energy/forces/stress, ``info["step"]``/``info["time_fs"]``, read by ASE,
+OVITO, MDAnalysis and kinisi) and, after each frame, atomically rewrites a small JSON sidecar
+``<trajectory>.state.json`` (step, byte length of the complete frames, the thermostat's random-generator
+state, the run's parameters). Calling :meth:`ResumableMD.run` again with a larger ``steps`` continues from
+the last complete frame; a frame torn by a kill is cut off. At most ``interval`` steps are repeated.
+
+:class:`GeometryGuard` stops a run that explodes: two atoms closer than ``min_distance`` or a non-finite
+energy/force. The run then ends with :class:`MDExplosion`; the frames so far stay in the trajectory and the
+last ``n_suggest`` of them are written to ``<trajectory>.to_label.extxyz``, ready to be labelled (e.g. as
+a ``kernelpot learn --pool``) before the model is refitted and the run resumed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from ase import units
+
+from ..utils.jsonable import jsonable
+
+__all__ = ["GeometryGuard", "MDExplosion", "ResumableMD", "closest_pair", "read_frames"]
+
+_THERMOSTATS = ("langevin", "nve")
+#: Parameters a resumed run must share with the run that wrote the trajectory.
+_FIXED = ("timestep", "thermostat", "interval", "numbers")
+
+
+class MDExplosion(RuntimeError):
+    """A run left the region where its forces can be trusted.
+
+    Attributes
+    ----------
+    step : int
+        Dynamics step at which it was detected.
+    reason : str
+    """
+
+    def __init__(self, step, reason):
+        super().__init__(f"step {step}: {reason}")
+        self.step, self.reason = int(step), reason
+
+
+def closest_pair(atoms, cutoff):
+    """The closest pair of atoms within ``cutoff`` (Å), minimum image, as ``(i, j, distance)``; None if none.
+
+    Parameters
+    ----------
+    atoms : ase.Atoms
+    cutoff : float
+        Å.
+    """
+    from ase.neighborlist import neighbor_list
+
+    if len(atoms) < 2:
+        return None
+    i, j, d = neighbor_list("ijd", atoms, float(cutoff))
+    if d.size == 0:
+        return None
+    k = int(np.argmin(d))
+    return int(i[k]), int(j[k]), float(d[k])
+
+
+class GeometryGuard:
+    """ASE dynamics observer raising :class:`MDExplosion` when the structure is no longer physical.
+
+    Parameters
+    ----------
+    dynamics : ase.md.md.MolecularDynamics
+        The guard attaches itself to it.
+    min_distance : float, default=0.5
+        Å. Two atoms closer than this (minimum image) end the run. Bonded H–H in water is 1.5 Å, O–H 0.96 Å;
+        0.5 Å is never reached by a sound potential at room temperature.
+    interval : int, default=1
+        Steps between checks (a check costs one neighbour search with a cutoff of ``min_distance``).
+    """
+
+    def __init__(self, dynamics, *, min_distance=0.5, interval=1):
+        if not (isinstance(min_distance, (int, float, np.number)) and min_distance > 0):
+            raise ValueError(f"`min_distance` must be a number > 0 Å; got {min_distance!r}")
+        self.dynamics = dynamics
+        self.min_distance = float(min_distance)
+        dynamics.attach(self, interval=int(interval))
+
+    def __call__(self):
+        atoms = self.dynamics.atoms
+        step = int(self.dynamics.nsteps)
+        results = getattr(atoms.calc, "results", {}) if atoms.calc is not None else {}
+        for name in ("energy", "forces"):
+            if name in results and not np.all(np.isfinite(results[name])):
+                raise MDExplosion(step, f"non-finite {name} from the calculator")
+        if not np.all(np.isfinite(atoms.positions)):
+            raise MDExplosion(step, "non-finite positions")
+        pair = closest_pair(atoms, self.min_distance)
+        if pair is not None:
+            i, j, d = pair
+            raise MDExplosion(step, f"atoms {i} ({atoms.get_chemical_symbols()[i]}) and {j} "
+                                    f"({atoms.get_chemical_symbols()[j]}) are {d:.3f} Å apart, closer than the "
+                                    f"minimum distance {self.min_distance} Å")
+
+
+def _atomic_write_text(path, text):
+    from ..active.checkpoint import atomic_write
+
+    atomic_write(path, text.encode())
+
+
+def read_frames(path, index=":"):
+    """Frames of a trajectory written by :class:`ResumableMD`, up to its last complete frame.
+
+    Parameters
+    ----------
+    path : str or Path
+    index : str or int, default=":"
+        ASE index syntax.
+
+    Returns
+    -------
+    list of ase.Atoms or ase.Atoms
+    """
+    import ase.io
+
+    path = Path(path)
+    state_path = ResumableMD.state_path_of(path)
+    if state_path.is_file():
+        length = json.loads(state_path.read_text())["bytes"]
+        with open(path, "rb") as stream:
+            text = stream.read(length).decode()
+        return ase.io.read(io.StringIO(text), index=index, format="extxyz")
+    return ase.io.read(path, index=index, format="extxyz")
+
+
+class ResumableMD:
+    """Molecular dynamics (Langevin or NVE velocity Verlet) written frame by frame and resumable.
+
+    Parameters
+    ----------
+    trajectory : str or Path
+        Extended-XYZ file the frames are appended to; its sidecar ``<trajectory>.state.json`` holds the
+        state. An existing trajectory without a sidecar is refused (never overwritten).
+    temperature : float, default=300.0
+        K: initial velocities (Maxwell–Boltzmann, centre of mass at rest) and the Langevin target. A resumed
+        run may change it (e.g. a heating schedule).
+    timestep : float, default=1.0
+        fs.
+    thermostat : {"langevin", "nve"}, default="langevin"
+    friction : float, default=0.01
+        Langevin friction, 1/fs.
+    interval : int, default=10
+        Steps between frames (and between state saves).
+    min_distance : float or None, default=0.5
+        Å, for the :class:`GeometryGuard` (checked every step); None: no guard.
+    n_suggest : int, default=5
+        Frames written to ``<trajectory>.to_label.extxyz`` when the run explodes.
+    random_state : int, default=0
+        Seeds the initial velocities and the Langevin noise; the generator's state is saved with each frame.
+    fixcm : bool, default=True
+        Keep the centre of mass at rest (Langevin; by an ``ase.constraints.FixCom`` on the working copy).
+    progress : bool, default=True
+        Progress bar (tqdm, with the remaining time) and a log line every ``log_every`` frames.
+    log_every : int, default=10
+        Frames between log lines (printed, flushed: readable in a background job's log).
+
+    Attributes
+    ----------
+    step_ : int
+        Steps done so far (all runs of this trajectory).
+    stopped_ : str or None
+        Why the last call stopped early (an explosion), else None.
+    seconds_per_step_ : float
+        Wall time per step of the last call.
+    """
+
+    def __init__(self, trajectory, *, temperature=300.0, timestep=1.0, thermostat="langevin", friction=0.01,
+                 interval=10, min_distance=0.5, n_suggest=5, random_state=0, fixcm=True, progress=True,
+                 log_every=10):
+        self.trajectory = Path(trajectory)
+        self.temperature = temperature
+        self.timestep = timestep
+        self.thermostat = thermostat
+        self.friction = friction
+        self.interval = interval
+        self.min_distance = min_distance
+        self.n_suggest = n_suggest
+        self.random_state = random_state
+        self.fixcm = fixcm
+        self.progress = progress
+        self.log_every = log_every
+
+    @staticmethod
+    def state_path_of(trajectory):
+        trajectory = Path(trajectory)
+        return trajectory.with_name(trajectory.name + ".state.json")
+
+    @property
+    def state_path(self):
+        return self.state_path_of(self.trajectory)
+
+    @property
+    def suggest_path(self):
+        return self.trajectory.with_name(self.trajectory.stem + ".to_label.extxyz")
+
+    def _check_params(self):
+        if self.thermostat not in _THERMOSTATS:
+            raise ValueError(f"`thermostat` must be one of {list(_THERMOSTATS)}; got {self.thermostat!r}")
+        for name in ("temperature", "timestep", "friction"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float, np.number)) and np.isfinite(value) and value > 0):
+                raise ValueError(f"`{name}` must be a number > 0; got {value!r}")
+        for name in ("interval", "n_suggest", "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"`{name}` must be an integer >= 1; got {value!r}")
+        if self.trajectory.suffix not in (".xyz", ".extxyz"):
+            raise ValueError(f"`trajectory` must be an extended-XYZ file (.extxyz or .xyz); got {self.trajectory}")
+        if not self.trajectory.parent.is_dir():
+            raise FileNotFoundError(f"the folder of `trajectory` does not exist: {self.trajectory.parent}")
+
+    # ------------------------------------------------------------------ state
+    def load_state(self):
+        """The sidecar's content, or None for a new trajectory."""
+        if not self.state_path.is_file():
+            if self.trajectory.exists() and self.trajectory.stat().st_size > 0:
+                raise FileExistsError(f"{self.trajectory} exists but has no {self.state_path.name}: it was not "
+                                      "written by ResumableMD (or its state was removed); refusing to overwrite "
+                                      "it. Move it away or choose another trajectory path")
+            return None
+        return json.loads(self.state_path.read_text())
+
+    def _restore(self, state, atoms):
+        import ase.io
+
+        if list(atoms.numbers) != list(state["numbers"]):
+            raise ValueError(f"{self.trajectory} holds a different system ({len(state['numbers'])} atoms, "
+                             f"{_formula(state['numbers'])}) than the structure given ({len(atoms)} atoms, "
+                             f"{atoms.get_chemical_formula()})")
+        for name in ("timestep", "thermostat", "interval"):
+            if state["parameters"][name] != getattr(self, name):
+                raise ValueError(f"{self.trajectory} was run with {name}={state['parameters'][name]!r}; resuming "
+                                 f"with {name}={getattr(self, name)!r} would mix two runs in one file")
+        with open(self.trajectory, "r+b") as stream:
+            stream.seek(state["last_frame"])
+            text = stream.read(state["bytes"] - state["last_frame"]).decode()
+            stream.truncate(state["bytes"])  # a frame torn by a kill
+        frame = ase.io.read(io.StringIO(text), format="extxyz")
+        restored = atoms.copy()
+        restored.positions = frame.positions
+        restored.cell = frame.cell
+        restored.set_masses(frame.get_masses())
+        restored.set_momenta(frame.get_momenta())
+        return restored
+
+    def _write_frame(self, atoms, step, offsets):
+        import ase.io
+        from ase.calculators.singlepoint import SinglePointCalculator
+
+        frame = atoms.copy()
+        frame.constraints = []
+        frame.info = {"step": int(step), "time_fs": float(step * self.timestep),
+                      "temperature_K": float(atoms.get_temperature())}
+        results = {k: v for k, v in atoms.calc.results.items() if k in ("energy", "forces", "stress", "free_energy")}
+        frame.calc = SinglePointCalculator(frame, **results)
+        if "forces_std" in atoms.calc.results:
+            frame.arrays["forces_std"] = np.asarray(atoms.calc.results["forces_std"], dtype=np.float64)
+        buffer = io.StringIO()
+        ase.io.write(buffer, frame, format="extxyz")
+        data = buffer.getvalue().encode()
+        with open(self.trajectory, "ab") as stream:
+            stream.seek(0, os.SEEK_END)
+            start = stream.tell()
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        offsets["last_frame"], offsets["bytes"] = start, start + len(data)
+
+    def _save_state(self, atoms, step, offsets, rng, n_frames, calls, seconds):
+        state = {"step": int(step), "n_frames": int(n_frames), "bytes": offsets["bytes"],
+                 "last_frame": offsets["last_frame"], "numbers": atoms.numbers.tolist(),
+                 "rng": rng.bit_generator.state, "calculator_calls": int(calls), "wall_seconds": float(seconds),
+                 "parameters": {"timestep": self.timestep, "thermostat": self.thermostat, "interval": self.interval,
+                                "temperature": self.temperature, "friction": self.friction,
+                                "random_state": self.random_state}}
+        _atomic_write_text(self.state_path, json.dumps(jsonable(state), indent=1))
+
+    # -------------------------------------------------------------------- run
+    def run(self, atoms, calculator, steps, *, observers=(), stop_on=()):
+        """Run (or continue) the dynamics until ``steps`` steps in total have been done.
+
+        Parameters
+        ----------
+        atoms : ase.Atoms
+            Starting structure (Å; masses and, if set, momenta are used). On a resumed run only its atomic
+            numbers are checked: the dynamics continue from the trajectory's last frame.
+        calculator : ase calculator
+        steps : int
+            Total number of steps of the trajectory (not of this call): a resumed run does the rest, and a
+            finished run with a larger ``steps`` is extended.
+        observers : sequence of callables, default=()
+            Each is called with the dynamics object before the run (e.g. to attach a
+            :class:`~kernelpot.potential.watch.UncertaintyWatch`).
+        stop_on : tuple of exception types, default=()
+            Besides :class:`MDExplosion`, exceptions raised by observers that end the run the same way
+            (frames kept, last frames suggested for labelling).
+
+        Returns
+        -------
+        self
+        """
+        from ase.md.langevin import Langevin
+        from ase.md.velocitydistribution import Stationary
+        from ase.md.verlet import VelocityVerlet
+
+        from ..parallel.progress import progress_bar
+        from ..utils.ase_compat import thermalize
+
+        self._check_params()
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+            raise ValueError(f"`steps` must be an integer >= 0; got {steps!r}")
+        state = self.load_state()
+        rng = np.random.default_rng(self.random_state)
+        offsets = {"bytes": 0, "last_frame": 0}
+        if state is None:
+            work = atoms.copy()
+            done, n_frames, calls, seconds = 0, 0, 0, 0.0
+            if not np.any(work.get_momenta()):
+                thermalize(work, float(self.temperature), rng)
+                Stationary(work)
+        else:
+            work = self._restore(state, atoms)
+            done, n_frames = int(state["step"]), int(state["n_frames"])
+            calls, seconds = int(state["calculator_calls"]), float(state["wall_seconds"])
+            rng.bit_generator.state = state["rng"]
+            offsets = {"bytes": state["bytes"], "last_frame": state["last_frame"]}
+        self.step_, self.stopped_, self.seconds_per_step_ = done, None, float("nan")
+        if done >= steps and state is not None:
+            return self
+        work.calc = calculator
+        if self.thermostat == "nve":
+            dynamics = VelocityVerlet(work, timestep=self.timestep * units.fs)
+        else:
+            if self.fixcm:  # ASE >= 3.28: FixCom samples NVT correctly, Langevin(fixcm=True) does not quite
+                from ase.constraints import FixCom
+
+                if not any(isinstance(c, FixCom) for c in work.constraints):
+                    work.set_constraint(list(work.constraints) + [FixCom()])
+            dynamics = Langevin(work, timestep=self.timestep * units.fs, temperature_K=float(self.temperature),
+                                friction=float(self.friction) / units.fs, fixcm=False, rng=rng)
+        dynamics.nsteps = done  # frames and observers keep the trajectory's global step numbers
+        if self.min_distance is not None:
+            GeometryGuard(dynamics, min_distance=self.min_distance)
+        for observer in observers:
+            observer(dynamics)
+        bar = progress_bar(int(steps), desc=f"MD {self.trajectory.name}", enabled=self.progress)
+        bar.update(done)
+        clock = {"start": time.perf_counter(), "steps": 0, "base": seconds}
+
+        def on_frame():
+            nonlocal n_frames
+            step = int(dynamics.nsteps)
+            if state is not None and step == done:
+                return  # the frame the run resumed from is already written
+            self._write_frame(work, step, offsets)
+            n_frames += 1
+            elapsed = time.perf_counter() - clock["start"]
+            self._save_state(work, step, offsets, rng, n_frames, calls + step - done, clock["base"] + elapsed)
+            if self.progress and n_frames % int(self.log_every) == 0 and step > done:
+                rate = elapsed / (step - done)
+                print(f"step {step}/{steps} ({step * self.timestep / 1000:.3f} ps)  Epot "
+                      f"{work.get_potential_energy():.4f} eV  T {work.get_temperature():.0f} K  {rate:.3g} s/step  "
+                      f"remaining ~{_duration(rate * (steps - step))}", flush=True)
+
+        def on_step():
+            if dynamics.nsteps > done:
+                bar.update(1)
+
+        dynamics.attach(on_frame, interval=int(self.interval))
+        dynamics.attach(on_step, interval=1)
+        try:
+            dynamics.run(int(steps) - done)
+        except (MDExplosion, *stop_on) as error:
+            self.stopped_ = str(error)
+            self._suggest(error)
+        finally:
+            bar.close()
+            self.step_ = int(dynamics.nsteps)
+            if self.step_ > done:
+                self.seconds_per_step_ = (time.perf_counter() - clock["start"]) / (self.step_ - done)
+        return self
+
+    def _suggest(self, error):
+        """Write the last frames before the explosion for labelling; print what to do."""
+        import ase.io
+
+        frames = read_frames(self.trajectory, index=f"-{int(self.n_suggest)}:") if self.trajectory.exists() else []
+        if frames:
+            buffer = io.StringIO()
+            ase.io.write(buffer, frames, format="extxyz")
+            _atomic_write_text(self.suggest_path, buffer.getvalue())
+        print(f"MD stopped: {error}. The {_count(frames)} before it are kept in {self.trajectory}"
+              + (f"; the last {len(frames)} are in {self.suggest_path}: label them (e.g. kernelpot learn CHECKPOINT "
+                 f"--pool {self.suggest_path} --oracle ...), refit, and run again to resume from the last frame"
+                 if frames else ""), flush=True)
+
+
+def _count(frames):
+    return f"{len(frames)} frame(s)" if frames else "frames written"
+
+
+def _formula(numbers):
+    from ase import Atoms
+
+    return Atoms(numbers=numbers).get_chemical_formula()
+
+
+def _duration(seconds):
+    seconds = float(seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

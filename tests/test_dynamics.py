@@ -1,0 +1,149 @@
+"""ResumableMD: frames as extended XYZ, resume after a kill (same trajectory as an unbroken run), torn frames,
+explosions kept and suggested for labelling, refusal to mix runs or overwrite foreign files."""
+
+import json
+
+import ase.io
+import numpy as np
+import pytest
+from ase.build import bulk
+from ase.calculators.emt import EMT
+
+from kernelpot.potential.dynamics import (
+    GeometryGuard,
+    MDExplosion,
+    ResumableMD,
+    closest_pair,
+    read_frames,
+)
+
+
+def _cu():
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True) * (2, 2, 2)
+    atoms.rattle(0.05, seed=1)
+    return atoms
+
+
+def _md(path, **kwargs):
+    args = {"temperature": 300.0, "timestep": 2.0, "interval": 5, "random_state": 3, "progress": False}
+    args.update(kwargs)
+    return ResumableMD(path, **args)
+
+
+def test_frames_are_extxyz_with_labels_steps_and_momenta(tmp_path):
+    path = tmp_path / "run.extxyz"
+    md = _md(path).run(_cu(), EMT(), 20)
+    frames = ase.io.read(path, index=":")  # plain ASE reads it
+    assert [f.info["step"] for f in frames] == [0, 5, 10, 15, 20]
+    np.testing.assert_allclose([f.info["time_fs"] for f in frames], [0, 10, 20, 30, 40])
+    assert md.step_ == 20 and md.stopped_ is None
+    last = frames[-1]
+    reference = last.copy()
+    reference.calc = EMT()
+    np.testing.assert_allclose(last.get_forces(), reference.get_forces(), atol=1e-5)
+    assert np.any(last.get_momenta() != 0)
+    state = json.loads(md.state_path.read_text())
+    assert state["step"] == 20 and state["n_frames"] == 5 and state["bytes"] == path.stat().st_size
+
+
+def test_a_killed_run_resumes_on_the_unbroken_trajectory(tmp_path):
+    straight = _md(tmp_path / "a.extxyz").run(_cu(), EMT(), 30)
+    _md(tmp_path / "b.extxyz").run(_cu(), EMT(), 15)
+    # A kill mid-frame leaves a torn frame after the last complete one: it is cut off on resume.
+    with open(tmp_path / "b.extxyz", "a") as stream:
+        stream.write("32\nLattice=\"7.2 0 0 0 7.2 0 0 0 7.2\" Properties=species:S:1:pos:R:3\nCu 0.0 0.")
+    resumed = _md(tmp_path / "b.extxyz").run(_cu(), EMT(), 30)
+    a, b = read_frames(tmp_path / "a.extxyz"), read_frames(tmp_path / "b.extxyz")
+    assert [f.info["step"] for f in b] == [0, 5, 10, 15, 20, 25, 30]
+    assert len(ase.io.read(tmp_path / "b.extxyz", index=":")) == 7  # the torn text is gone from the file
+    # Positions/momenta go through the text file (8+ significant digits): the same trajectory to round-off.
+    np.testing.assert_allclose(b[-1].positions, a[-1].positions, atol=1e-5)
+    assert straight.step_ == resumed.step_ == 30
+    # A finished run does nothing; a larger total extends it.
+    _md(tmp_path / "b.extxyz").run(_cu(), EMT(), 30)
+    assert len(read_frames(tmp_path / "b.extxyz")) == 7
+    _md(tmp_path / "b.extxyz").run(_cu(), EMT(), 40)
+    assert read_frames(tmp_path / "b.extxyz")[-1].info["step"] == 40
+
+
+def test_explosion_stops_keeps_frames_and_suggests_the_last_ones(tmp_path, capsys):
+    path = tmp_path / "hot.extxyz"
+    # Cu neighbours are 2.55 Å apart; with a 2.45 Å minimum distance the first close contact of a hot run stops it.
+    md = _md(path, temperature=3000.0, min_distance=2.3, n_suggest=2, interval=2).run(_cu(), EMT(), 400)
+    assert md.stopped_ is not None and "closer than the minimum distance 2.3" in md.stopped_
+    assert 0 < md.step_ < 400
+    frames = read_frames(path)
+    assert len(frames) >= 1 and frames[-1].info["step"] <= md.step_
+    suggested = ase.io.read(md.suggest_path, index=":")
+    assert len(suggested) == min(2, len(frames))
+    np.testing.assert_allclose(suggested[-1].positions, frames[-1].positions)
+    assert "label them" in capsys.readouterr().out
+
+
+def test_guard_rejects_non_finite_forces():
+    from ase.calculators.calculator import Calculator, all_changes
+    from ase.md.verlet import VelocityVerlet
+
+    class NaNForces(Calculator):
+        implemented_properties = ["energy", "forces"]
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            self.results = {"energy": 0.0, "forces": np.full((len(atoms), 3), np.nan)}
+
+    atoms = _cu()
+    atoms.calc = NaNForces()
+    dynamics = VelocityVerlet(atoms, timestep=1.0)
+    GeometryGuard(dynamics, min_distance=0.5)
+    with pytest.raises(MDExplosion, match="non-finite forces"):
+        dynamics.run(3)
+    assert closest_pair(_cu(), 0.5) is None and closest_pair(_cu(), 3.0)[2] < 3.0
+
+
+def test_bad_input_and_refusals(tmp_path):
+    foreign = tmp_path / "foreign.extxyz"
+    ase.io.write(foreign, _cu())
+    with pytest.raises(FileExistsError, match="not written by ResumableMD"):
+        _md(foreign).run(_cu(), EMT(), 5)
+    path = tmp_path / "run.extxyz"
+    _md(path).run(_cu(), EMT(), 5)
+    with pytest.raises(ValueError, match="timestep"):
+        _md(path, timestep=1.0).run(_cu(), EMT(), 10)
+    with pytest.raises(ValueError, match="different system"):
+        _md(path).run(bulk("Cu", "fcc", a=3.6, cubic=True), EMT(), 10)
+    with pytest.raises(ValueError, match="thermostat"):
+        _md(tmp_path / "x.extxyz", thermostat="berendsen").run(_cu(), EMT(), 5)
+    with pytest.raises(ValueError, match="extended-XYZ"):
+        _md(tmp_path / "x.traj").run(_cu(), EMT(), 5)
+    with pytest.raises(ValueError, match="steps"):
+        _md(tmp_path / "y.extxyz").run(_cu(), EMT(), -1)
+    with pytest.raises(FileNotFoundError, match="folder"):
+        _md(tmp_path / "missing" / "z.extxyz").run(_cu(), EMT(), 5)
+
+
+def test_cli_md_output_is_resumable_extxyz(tmp_path):
+    from kernelpot.cli import main
+    from kernelpot.descriptors.distance_2b import Distance2B
+    from kernelpot.kernels import GaussianCovariance
+    from kernelpot.models.gap import GAPTerm, SparseGPR
+    from kernelpot.potential.serialization import save_model
+
+    data = []
+    for seed in range(3):
+        atoms = _cu()
+        atoms.rattle(0.1, seed=seed + 10)
+        atoms.calc = EMT()
+        atoms.get_forces()
+        data.append(atoms)
+    model = SparseGPR([GAPTerm(Distance2B(4.0, 1.0), GaussianCovariance(1.0), delta=1.0, n_sparse=8,
+                               sparse_method="uniform")]).fit(
+        data, energies=[a.get_potential_energy() for a in data], forces=[a.get_forces() for a in data])
+    save_model(model, tmp_path / "cu.kpot")
+    ase.io.write(tmp_path / "start.extxyz", _cu())
+    command = ["md", str(tmp_path / "cu.kpot"), str(tmp_path / "start.extxyz"), "--thermostat", "langevin",
+               "--interval", "5", "--quiet", "--output", str(tmp_path / "md.extxyz")]
+    assert main(command + ["--steps", "10"]) == 0
+    assert main(command + ["--steps", "20"]) == 0  # resumes at step 10
+    frames = ase.io.read(tmp_path / "md.extxyz", index=":")
+    assert [f.info["step"] for f in frames] == [0, 5, 10, 15, 20]
+    assert frames[-1].get_forces().shape == (32, 3)

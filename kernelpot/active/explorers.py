@@ -107,7 +107,7 @@ class MDExplorer:
     Parameters
     ----------
     atoms : ase.Atoms
-        Starting structure (Å).
+        Starting structure (Å; its masses are used, e.g. deuterium for a longer time step).
     schedule : sequence of (float, int), default=((300.0, 1000), (900.0, 1000))
         ``(temperature in K, number of steps)`` stages, run in order.
     timestep : float, default=2.0
@@ -124,10 +124,18 @@ class MDExplorer:
     segment : int, default=100
         Steps per call when not thresholded.
     min_pair_distance : float, default=0.7
-        Å. A snapshot with two atoms closer than this, or non-finite
-        model energies, ends the call: the model has failed there; the
-        snapshot is offered and the dynamics restart from it with fresh
-        velocities.
+        Å. A snapshot with two atoms closer than this, or non-finite model
+        energies or forces, is an explosion (below).
+    max_score : float or None, default=None
+        A snapshot whose strategy score exceeds this (the σ far beyond the
+        calibrated range, in ``score_units``) is an explosion too. Scoring
+        every snapshot costs a σ prediction each; None: not checked.
+        Ignored for strategies without thresholds (random).
+    n_keep : int, default=3
+        Sane snapshots offered after an explosion.
+    max_explosions : int, default=3
+        Explosions in a row (no sane snapshot between them) after which the
+        explorer gives up: ``stop_reason`` says why and the loop stops.
     every_step : bool, default=False
         With a threshold and the ``"variance"`` strategy on forces: check
         the model's force σ at every MD step, computed with that step's
@@ -139,21 +147,34 @@ class MDExplorer:
     Notes
     -----
     Candidate keys are ``"md:<global step>"``.
+
+    An explosion never offers the exploded structure (an oracle would fail on
+    it or return forces that wreck the fit). The call ends with a warning
+    (logged, and kept in ``explosions``); the last ``n_keep`` sane snapshots
+    before it are offered for labelling (the loop labels the best of them),
+    and the dynamics restart from the last sane one with fresh velocities,
+    so the refitted model learns the region where it failed.
     """
 
     def __init__(self, atoms, *, schedule=((300.0, 1000), (900.0, 1000)), timestep=2.0, friction=0.02,
-                 interval=10, threshold=None, segment=100, min_pair_distance=0.7, every_step=False,
-                 random_state=None):
+                 interval=10, threshold=None, segment=100, min_pair_distance=0.7, max_score=None, n_keep=3,
+                 max_explosions=3, every_step=False, random_state=None):
         if not isinstance(atoms, Atoms):
             raise TypeError(f"`atoms` must be an ase.Atoms; got {type(atoms).__name__}")
         stages = [(float(t), int(n)) for t, n in schedule]
         if not stages or any(t <= 0 or n < 1 for t, n in stages):
             raise ValueError(f"`schedule` must be (temperature K > 0, steps >= 1) pairs; got {schedule!r}")
-        for name, value in (("interval", interval), ("segment", segment)):
+        for name, value in (("interval", interval), ("segment", segment), ("n_keep", n_keep),
+                            ("max_explosions", max_explosions)):
             if isinstance(value, bool) or int(value) < 1:
                 raise ValueError(f"`{name}` must be an integer >= 1; got {value!r}")
         if not timestep > 0:
             raise ValueError(f"`timestep` must be > 0 fs; got {timestep!r}")
+        if max_score is not None and not (isinstance(max_score, (int, float, np.number)) and max_score > 0):
+            raise ValueError(f"`max_score` must be None or a number > 0; got {max_score!r}")
+        if max_score is not None and threshold is not None and max_score <= threshold:
+            raise ValueError(f"`max_score` ({max_score}) must exceed `threshold` ({threshold}): it marks a σ far "
+                             "beyond the one that asks for a label")
         self.atoms = _bare(atoms)
         self.schedule = stages
         self.timestep = float(timestep)
@@ -162,14 +183,19 @@ class MDExplorer:
         self.threshold = threshold
         self.segment = int(segment)
         self.min_pair_distance = float(min_pair_distance)
+        self.max_score = max_score
+        self.n_keep = int(n_keep)
+        self.max_explosions = int(max_explosions)
         self.every_step = bool(every_step)
         self.random_state = random_state
         self.stage, self.step_in_stage, self.total_steps = 0, 0, 0
         self.velocities_set = False
+        self.explosions, self.explosions_in_row, self.stop_reason, self.labelled_keys = [], 0, None, []
+        self.atoms_key = "md:0"  # key of the structure the dynamics continue from
 
     @property
     def exhausted(self):
-        return self.stage >= len(self.schedule)
+        return self.stage >= len(self.schedule) or self.stop_reason is not None
 
     def check_batch(self, batch_size):
         if batch_size > 1 and self.threshold is not None:
@@ -185,24 +211,56 @@ class MDExplorer:
             frames.append(frame)
         return [f"init:{i}" for i in range(n)], frames
 
-    def _sane(self, atoms, energy):
-        if not np.isfinite(energy):
-            return False
-        if len(atoms) < 2:
-            return True
-        from ase.neighborlist import neighbor_list
+    def _failure(self, atoms):
+        """Why the model's dynamics have failed at this snapshot (non-finite output, atoms too close), or None."""
+        from ..potential.dynamics import closest_pair
 
-        d = neighbor_list("d", atoms, self.min_pair_distance)
-        return d.size == 0
+        results = atoms.calc.results
+        for name in ("energy", "forces"):
+            if name in results and not np.all(np.isfinite(results[name])):
+                return f"non-finite model {name}"
+        if not np.all(np.isfinite(atoms.positions)):
+            return "non-finite positions"
+        pair = closest_pair(atoms, self.min_pair_distance)
+        if pair is not None:
+            i, j, d = pair
+            symbols = atoms.get_chemical_symbols()
+            return (f"atoms {i} ({symbols[i]}) and {j} ({symbols[j]}) {d:.3f} Å apart, closer than "
+                    f"min_pair_distance {self.min_pair_distance} Å")
+        return None
+
+    def _exploded(self, reason, sane):
+        """Record an explosion, restart from the last sane snapshot; the snapshots to offer."""
+        import logging
+
+        self.explosions_in_row += 1
+        offered = [(key, frame) for key, frame in sane[-self.n_keep:] if key not in self.labelled_keys]
+        restart_key, self.atoms, self.velocities_set = sane[-1][0], sane[-1][1], False
+        self.atoms_key = restart_key
+        self.explosions.append({"step": self.total_steps, "reason": reason,
+                                "offered": [key for key, _ in offered]})
+        message = (f"MD with the current model exploded at step {self.total_steps}: {reason}. The structure is "
+                   f"dropped; {len(offered)} sane snapshot(s) before it are offered for labelling and the dynamics "
+                   f"restart from {restart_key} with fresh velocities")
+        if self.explosions_in_row >= self.max_explosions:
+            self.stop_reason = (f"MD exploded {self.explosions_in_row} times in a row (last at step "
+                                f"{self.total_steps}: {reason}); label the last sane snapshots "
+                                f"({', '.join(k for k, _ in sane[-self.n_keep:])}), lower the temperature or time "
+                                "step, or start from more labelled structures")
+            message += "; giving up: " + self.stop_reason
+        logging.getLogger(__name__).warning(message)
+        self.last_message = message
+        return [k for k, _ in offered], [f for _, f in offered]
 
     def candidates(self, model, strategy, rng):
-        """Run dynamics until a trigger, a failure, the segment end or the schedule end."""
+        """Run dynamics until a trigger, an explosion, the segment end or the schedule end."""
         from ase.md.langevin import Langevin
         from ase.md.velocitydistribution import Stationary
 
         from ..potential.calculator import GAPCalculator
         from ..utils.ase_compat import thermalize
 
+        self.last_message = None
         thresholded = self.threshold is not None and strategy.thresholded
         watched = self.every_step and thresholded
         if watched and (getattr(strategy, "name", None) != "variance"
@@ -213,7 +271,9 @@ class MDExplorer:
         if not self.velocities_set and not self.exhausted:
             thermalize(atoms, self.schedule[self.stage][0], rng)
             Stationary(atoms)
+        watch_score = self.max_score is not None and strategy.thresholded
         keys, frames, steps = [], [], 0
+        sane = [(self.atoms_key, _bare(self.atoms))]  # the start is sane
         while not self.exhausted:
             temperature, n_steps = self.schedule[self.stage]
             dynamics = Langevin(atoms, timestep=self.timestep * units.fs, temperature_K=temperature,
@@ -236,41 +296,69 @@ class MDExplorer:
             steps += chunk
             if self.step_in_stage >= n_steps:
                 self.stage, self.step_in_stage = self.stage + 1, 0
+            atoms.get_potential_energy()
             frame = _bare(atoms)
-            keys.append(f"md:{self.total_steps}")
-            frames.append(frame)
-            self.atoms, self.velocities_set = frame, True
-            if not self._sane(atoms, atoms.get_potential_energy()):
-                # Restart from here with fresh velocities once the model has learnt it.
-                self.velocities_set = False
-                return keys[-1:], frames[-1:]
-            if watched:
+            key = f"md:{self.total_steps}"
+            reason = self._failure(atoms)
+            score = None
+            if reason is None and (watch_score or (thresholded and not watched)):
+                score = float(strategy.score([frame])[0])
+                if watch_score and score > float(self.max_score):
+                    reason = (f"score {score:.4g} > max_score {self.max_score} ({strategy.score_units}): σ far "
+                              "beyond the calibrated range")
+            if reason is not None:
+                keys, frames = self._exploded(reason, sane)
+                if keys or self.exhausted:
+                    return keys, frames
+                # Only an already labelled start was sane: restart from it at once.
+                atoms = self.atoms.copy()
+                atoms.calc = GAPCalculator(model, uncertainty=watched)
+                thermalize(atoms, self.schedule[self.stage][0], rng)
+                Stationary(atoms)
+                sane = sane[-1:]
+                continue
+            self.explosions_in_row = 0
+            sane = (sane + [(key, frame)])[-self.n_keep:]
+            self.atoms, self.atoms_key, self.velocities_set = frame, key, True
+            if watched:  # the watch checked σ at every step with that step's forces
                 if triggered:
-                    return keys[-1:], frames[-1:]
-                keys, frames = [], []
-            elif thresholded:
-                strategy_score = float(strategy.score([frame])[0])
-                if strategy_score > float(self.threshold):
-                    return keys[-1:], frames[-1:]
-                keys, frames = [], []
-            elif steps >= self.segment:
+                    return [key], [frame]
+                continue
+            if thresholded:
+                if score > float(self.threshold):
+                    return [key], [frame]
+                continue
+            keys.append(key)
+            frames.append(frame)
+            if steps >= self.segment:
                 break
         return keys, frames
 
     def mark(self, key, labelled):
-        """Nothing to do: the dynamics continue from the last snapshot."""
+        """Remember the labelled keys (an explosion never offers them again); the dynamics go on."""
+        if labelled:
+            self.labelled_keys = (self.labelled_keys + [str(key)])[-self.n_keep - 1:]
 
     def state(self):
         return {"kind": "md", "stage": self.stage, "step_in_stage": self.step_in_stage,
                 "total_steps": self.total_steps, "velocities_set": self.velocities_set,
                 "numbers": self.atoms.numbers.tolist(), "positions": self.atoms.positions.tolist(),
-                "momenta": self.atoms.get_momenta().tolist(), "cell": self.atoms.cell.array.tolist(),
-                "pbc": self.atoms.pbc.tolist()}
+                "momenta": self.atoms.get_momenta().tolist(), "masses": self.atoms.get_masses().tolist(),
+                "cell": self.atoms.cell.array.tolist(), "pbc": self.atoms.pbc.tolist(),
+                "explosions": self.explosions, "explosions_in_row": self.explosions_in_row,
+                "stop_reason": self.stop_reason, "labelled_keys": self.labelled_keys, "atoms_key": self.atoms_key}
 
     def restore(self, state):
         self.stage, self.step_in_stage = int(state["stage"]), int(state["step_in_stage"])
         self.total_steps, self.velocities_set = int(state["total_steps"]), bool(state["velocities_set"])
         atoms = Atoms(numbers=state["numbers"], positions=state["positions"], cell=state["cell"],
                       pbc=state["pbc"])
+        if "masses" in state:
+            atoms.set_masses(np.array(state["masses"]))
         atoms.set_momenta(np.array(state["momenta"]))
         self.atoms = atoms
+        self.explosions = list(state.get("explosions", []))
+        self.explosions_in_row = int(state.get("explosions_in_row", 0))
+        self.stop_reason = state.get("stop_reason")
+        self.labelled_keys = list(state.get("labelled_keys", []))
+        self.atoms_key = state.get("atoms_key", f"md:{self.total_steps}")

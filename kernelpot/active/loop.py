@@ -14,7 +14,9 @@
    asks for, so the sparse set grows with the data);
 5. the run stops at the label budget (every oracle call counts, the
    initial labels and failed calls included), at the target validation
-   error or when the explorer has nothing left.
+   error, when every candidate's score is at most ``stop_score`` (the
+   model is sure of everything its MD visits), or when the explorer has
+   nothing left or gives up (an MD that keeps exploding).
 
 Nothing paid for is lost (:mod:`kernelpot.active.checkpoint`): each oracle
 call is logged before it is made, each label journaled and fsynced the
@@ -111,6 +113,10 @@ class ActiveLearner:
         Stop when the validation ``target_metric`` is at or below it
         (eV/Å for forces, eV/atom for energies). Needs ``validation``.
     target_metric : {"forces_rmse", "forces_mae", "energy_rmse", "energy_mae"}, default="forces_rmse"
+    stop_score : float or None, default=None
+        Stop when the largest score among an iteration's candidates is at or
+        below it (the strategy's ``score_units``, e.g. eV/Å of calibrated
+        force σ): no oracle is needed to decide that the model is done.
     refit_every : "auto", int or None, default="auto"
         When to refit fully, choosing the sparse points anew; otherwise the
         refit is incremental on the current sparse set. ``"auto"``: when a
@@ -145,7 +151,7 @@ class ActiveLearner:
 
     def __init__(self, model, explorer, oracle, *, strategy="variance", batch_size=1, budget=100, n_initial=2,
                  initial=None, validation=None, target_error=None, target_metric="forces_rmse",
-                 refit_every="auto", min_distance="auto", checkpoint=None, random_state=0, verbose=False):
+                 stop_score=None, refit_every="auto", min_distance="auto", checkpoint=None, random_state=0, verbose=False):
         self.model = model
         self.explorer = explorer
         self.oracle = oracle
@@ -157,6 +163,7 @@ class ActiveLearner:
         self.validation = validation
         self.target_error = target_error
         self.target_metric = target_metric
+        self.stop_score = stop_score
         self.refit_every = refit_every
         self.min_distance = min_distance
         self.checkpoint = checkpoint
@@ -184,6 +191,9 @@ class ActiveLearner:
                 raise ValueError(f"`target_error` must be a number > 0; got {self.target_error!r}")
             if self.validation is None:
                 raise ValueError("`target_error` needs `validation` structures to measure the error on")
+        if self.stop_score is not None and not (isinstance(self.stop_score, (int, float, np.number))
+                                                and self.stop_score > 0):
+            raise ValueError(f"`stop_score` must be None or a number > 0; got {self.stop_score!r}")
         if not (self.min_distance == "auto" or (isinstance(self.min_distance, (int, float, np.number))
                                                  and self.min_distance >= 0)):
             raise ValueError(f"`min_distance` must be 'auto' or a number >= 0; got {self.min_distance!r}")
@@ -231,6 +241,12 @@ class ActiveLearner:
             value = last["validation"].get(self.target_metric)
             if value is not None and value <= self.target_error:
                 return f"target {self.target_metric} <= {self.target_error} reached ({value:.4g})"
+        if self.stop_score is not None and last is not None and last.get("max_score") is not None \
+                and last["max_score"] <= self.stop_score:
+            return (f"largest candidate score {last['max_score']:.4g} <= stop_score {self.stop_score} "
+                    f"({last.get('score_units', '')})")
+        if getattr(self.explorer, "stop_reason", None):
+            return f"explorer stopped: {self.explorer.stop_reason}"
         if self.explorer.exhausted:
             return "explorer exhausted"
         if last is not None and last.get("n_candidates") == 0:
@@ -379,6 +395,12 @@ class ActiveLearner:
                 kind = "incremental"
         record = self._record(it, picked_keys, scores, kind, time.perf_counter() - start,
                               n_candidates=len(candidates))
+        if candidates:
+            record["max_score"] = float(np.max(all_scores))
+        explosion = getattr(self.explorer, "last_message", None)
+        if explosion:
+            record["explorer_message"] = explosion
+            self._say(explosion)
         self._commit(store, record)
 
     def _full_refit_due(self, iteration):

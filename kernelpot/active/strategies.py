@@ -159,7 +159,7 @@ class Strategy:
 
 
 class PredictiveVariance(Strategy):
-    """The model's own predictive standard deviation.
+    """The model's own predictive standard deviation, optionally calibrated on the loop's own labels.
 
     Parameters
     ----------
@@ -168,15 +168,59 @@ class PredictiveVariance(Strategy):
         ``"energy"``: ``"energy_std"`` per atom (eV/atom, cheaper);
         ``"auto"``: forces when the model's ``predict(..., return_std=True)``
         provides ``"forces_std"``, else energy. ``score_units`` tells which.
+    calibrate : bool, default=False
+        Forces only. Calibrate σ online, at no oracle cost: every scored
+        candidate keeps the model's force prediction and σ in its
+        ``arrays["predicted_forces"]``/``arrays["predicted_forces_std"]``
+        (so they travel with a labelled structure into the checkpoint), and
+        after each refit the labelled structures that carry them are a
+        held-out set: their errors before they joined the fit against the σ
+        then predicted. ``σ -> sqrt(s² σ² + f²)`` per component is fitted on
+        them by maximum likelihood
+        (:func:`kernelpot.uncertainty.calibration.fit_std_scale_floor`), so
+        the scores (and thresholds on them) are calibrated eV/Å. Until a
+        structure scored this way has been labelled, the raw σ is used.
     random_state : int or None
+
+    Attributes
+    ----------
+    std_scale_, std_floor_ : float
+        ``s`` and ``f`` (eV/Å) of the online calibration (1 and 0 before it).
+    n_calibration_ : int
+        Labelled structures the calibration was fitted on.
     """
 
     name = "variance"
     _QUANTITIES = ("auto", "forces", "energy")
 
-    def __init__(self, quantity="auto", random_state=None):
+    def __init__(self, quantity="auto", calibrate=False, random_state=None):
         super().__init__(random_state)
         self.quantity = quantity
+        self.calibrate = calibrate
+
+    def prepare(self, model, labelled):
+        super().prepare(model, labelled)
+        self.std_scale_, self.std_floor_, self.n_calibration_ = 1.0, 0.0, 0
+        if self.calibrate:
+            self._fit_calibration(labelled)
+        return self
+
+    def _fit_calibration(self, labelled):
+        from ..uncertainty.calibration import fit_std_scale_floor
+
+        errors, stds = [], []
+        for atoms in labelled:
+            if "predicted_forces_std" not in atoms.arrays or atoms.calc is None:
+                continue
+            errors.append(atoms.arrays["predicted_forces"] - np.asarray(atoms.calc.results["forces"]))
+            stds.append(atoms.arrays["predicted_forces_std"])
+        if not errors:
+            return
+        errors, stds = np.concatenate(errors).ravel(), np.concatenate(stds).ravel()
+        if not np.any(errors != 0):
+            return
+        self.std_scale_, self.std_floor_ = fit_std_scale_floor(errors, stds)
+        self.n_calibration_ = len(stds) // 3
 
     def score(self, candidates):
         if self.quantity not in self._QUANTITIES:
@@ -185,13 +229,24 @@ class PredictiveVariance(Strategy):
         if self.quantity == "auto":
             probe = self.model_.predict(candidates[:1], properties=("forces",), return_std=True)
             use_forces = "forces_std" in probe
+        if self.calibrate and not use_forces:
+            raise ValueError("`calibrate=True` calibrates force σ; it needs quantity 'forces' (or 'auto' with a "
+                             "model that predicts forces_std)")
         if use_forces:
             out = self.model_.predict(candidates, properties=("forces",), return_std=True)
             if "forces_std" not in out:
                 raise ValueError("quantity='forces' needs a model whose predict gives 'forces_std'")
-            self.score_units = "eV/Å (max over atoms of |forces_std|)"
-            norms = np.linalg.norm(out["forces_std"], axis=1)
             offsets = np.cumsum([0] + [len(a) for a in candidates])
+            std = out["forces_std"]
+            if self.calibrate:
+                for k, atoms in enumerate(candidates):  # the held-out record of this prediction
+                    atoms.arrays["predicted_forces"] = out["forces"][offsets[k]:offsets[k + 1]].copy()
+                    atoms.arrays["predicted_forces_std"] = std[offsets[k]:offsets[k + 1]].copy()
+                self.score_units = "eV/Å (max over atoms of calibrated |forces_std|)"
+                norms = np.sqrt(self.std_scale_**2 * (std**2).sum(1) + 3.0 * self.std_floor_**2)
+            else:
+                self.score_units = "eV/Å (max over atoms of |forces_std|)"
+                norms = np.linalg.norm(std, axis=1)
             return np.maximum.reduceat(norms, offsets[:-1])
         out = self.model_.predict(candidates, return_std=True)
         self.score_units = "eV/atom (energy_std / n_atoms)"

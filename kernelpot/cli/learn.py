@@ -111,16 +111,24 @@ def run(args) -> int:
         oracle = make_oracle(args.oracle, args.oracle_kwargs)
         explorer = MDExplorer(structures[0], schedule=args.schedule, timestep=args.timestep,
                               interval=args.interval, threshold=args.threshold, segment=args.segment,
-                              random_state=args.seed)
+                              max_score=args.max_score, random_state=args.seed)
     validation = None
     if args.validation is not None:
         validation = read_labels(args.validation, args, required=("energy", "forces"))
         report_skips(validation, args.quiet)
     model = make_model(args, structures)
     model.set_params(verbose=False)  # the loop reports progress itself
-    learner = ActiveLearner(model, explorer, oracle, strategy=args.strategy, batch_size=args.batch_size,
+    strategy = args.strategy
+    if args.calibrate:
+        if args.strategy != "variance":
+            raise ValueError(f"--calibrate calibrates the force σ of --strategy variance; got --strategy {strategy}")
+        from ..active.strategies import PredictiveVariance
+
+        strategy = PredictiveVariance(quantity="forces", calibrate=True, random_state=args.seed)
+    learner = ActiveLearner(model, explorer, oracle, strategy=strategy, batch_size=args.batch_size,
                             budget=args.budget, n_initial=args.n_initial, validation=validation,
                             target_error=args.target_error, target_metric=args.target_metric,
+                            stop_score=args.stop_score,
                             refit_every=args.refit_every, checkpoint=args.checkpoint, random_state=args.seed,
                             verbose=not args.quiet)
     learner.run()
@@ -159,6 +167,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     learn.add_argument("--target-metric", default="forces_rmse",
                        choices=["forces_rmse", "forces_mae", "energy_rmse", "energy_mae"],
                        help="validation error compared with --target-error")
+    learn.add_argument("--stop-score", type=float,
+                       help="stop when no candidate scores above this (strategy units, e.g. eV/Å of force σ)")
+    learn.add_argument("--calibrate", action="store_true",
+                       help="variance strategy: calibrate the force σ online on the loop's own labels")
     learn.add_argument("--refit-every", type=_refit_every, default="auto",
                        help="full refit with new sparse points: auto (when the labelled set has doubled while a "
                             "term has fewer sparse points than asked for), never, or every k iterations")
@@ -170,6 +182,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     learn.add_argument("--segment", type=positive_int, default=100,
                        help="md without threshold: steps per iteration")
     learn.add_argument("--threshold", type=float, help="md: label when the strategy score exceeds this")
+    learn.add_argument("--max-score", type=float,
+                       help="md: a snapshot scoring above this is an explosion (σ far beyond the calibrated range)")
     add_model_options(learn)
     add_quiet(learn)
     add_label_keys(learn)

@@ -26,5 +26,9 @@ _EXPORTS = {
     "error_table": "metrics",
     "UncertaintyWatch": "watch",
     "UncertaintyExceeded": "watch",
+    "ResumableMD": "dynamics",
+    "MDExplosion": "dynamics",
+    "GeometryGuard": "dynamics",
+    "read_frames": "dynamics",
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

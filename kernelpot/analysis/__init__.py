@@ -1,0 +1,21 @@
+"""Analysis of MD trajectories: liquid structure (RDFs, solvation shells, coordination) and transport
+(self-diffusion with uncertainties, Yeh–Hummer correction, Nernst–Einstein conductivity), with plots.
+
+Names are imported on first use (:mod:`kernelpot.utils.lazy`).
+"""
+
+from ..utils.lazy import lazy_exports
+
+_EXPORTS = {
+    "RDF": "structure",
+    "radial_distribution": "structure",
+    "rdf_table": "structure",
+    "Diffusion": "transport",
+    "self_diffusion": "transport",
+    "yeh_hummer_correction": "transport",
+    "nernst_einstein_conductivity": "transport",
+    "YEH_HUMMER_XI": "transport",
+    "plot_rdfs": "plots",
+    "plot_msds": "plots",
+}
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

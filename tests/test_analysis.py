@@ -1,0 +1,145 @@
+"""kernelpot.analysis on physics with known answers: an ideal gas (g = 1, n(r) = ρ 4πr³/3), a crystal's shells,
+a brute-force histogram, a random walk's diffusion coefficient, the Yeh–Hummer and Nernst–Einstein formulas
+against hand-computed numbers and the measured limiting molar conductivity of NaCl."""
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+
+from kernelpot.analysis import (
+    nernst_einstein_conductivity,
+    plot_msds,
+    plot_rdfs,
+    radial_distribution,
+    rdf_table,
+    self_diffusion,
+    yeh_hummer_correction,
+)
+
+
+def _gas(seed, n=(60, 40), length=12.0):
+    rng = np.random.default_rng(seed)
+    symbols = ["Na"] * n[0] + ["Cl"] * n[1]
+    return Atoms(symbols, positions=rng.uniform(0, length, (sum(n), 3)), cell=[length] * 3, pbc=True)
+
+
+def test_ideal_gas_rdf_is_one_and_coordination_grows_as_the_volume():
+    frames = [_gas(seed) for seed in range(40)]
+    rdf = radial_distribution(frames, ("Na", "Cl"), r_max=5.5, n_bins=55)
+    assert rdf.pair == ("Na", "Cl") and rdf.n_frames == 40 and rdf.n_centres == 60
+    np.testing.assert_allclose(rdf.density, 40 / 12.0**3)
+    far = rdf.r > 2.0
+    assert abs(rdf.g[far].mean() - 1.0) < 0.03 and np.abs(rdf.g[far] - 1.0).max() < 0.25
+    for r in (3.0, 5.0):
+        expected = rdf.density * 4.0 * np.pi * r**3 / 3.0
+        assert rdf.coordination(r) == pytest.approx(expected, rel=0.06)
+    same = radial_distribution(frames, ("Cl", "Na"), r_max=5.5, n_bins=55)
+    np.testing.assert_allclose(same.g, rdf.g, rtol=1e-12)  # g_ab = g_ba
+
+
+def test_rdf_equals_a_brute_force_minimum_image_histogram():
+    atoms = _gas(3, n=(8, 6), length=9.0)
+    rdf = radial_distribution(atoms, ("Na", "Cl"), r_max=4.4, n_bins=22)
+    na, cl = atoms.positions[atoms.numbers == 11], atoms.positions[atoms.numbers == 17]
+    delta = na[:, None, :] - cl[None, :, :]
+    delta -= 9.0 * np.round(delta / 9.0)
+    counts, _ = np.histogram(np.linalg.norm(delta, axis=-1), bins=rdf.edges)
+    shells = 4.0 * np.pi / 3.0 * (rdf.edges[1:] ** 3 - rdf.edges[:-1] ** 3)
+    np.testing.assert_allclose(rdf.g, counts / (8 * (6 / 9.0**3) * shells), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(rdf.running_coordination()[-1], counts.sum() / 8, rtol=1e-10)
+
+
+def test_fcc_first_shell_is_twelve_neighbours_at_a_over_root_two():
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True) * (3, 3, 3)
+    atoms.rattle(0.02, seed=0)
+    rdf = radial_distribution(atoms, ("Cu", "Cu"), n_bins=250)
+    shell = rdf.first_shell(window=1.0, smooth=1)
+    assert shell["peak"] == pytest.approx(3.6 / np.sqrt(2), abs=0.05)
+    assert 2.6 < shell["minimum"] < 3.5
+    assert shell["coordination"] == pytest.approx(12.0, abs=1e-9)
+    rows = rdf_table([rdf])
+    assert rows[0]["pair"] == "Cu–Cu" and rows[0]["coordination"] == pytest.approx(12.0)
+
+
+def test_random_walk_diffusion_coefficient_within_its_error_bar():
+    rng = np.random.default_rng(0)
+    n, steps, length, step_std, interval_fs = 64, 300, 20.0, 0.1, 10.0
+    positions = rng.uniform(0, length, (n, 3)) + np.cumsum(rng.normal(0, step_std, (steps, n, 3)), axis=0)
+    frames = []
+    for k, p in enumerate(positions):
+        atoms = Atoms(["O"] * n, positions=p, cell=[length] * 3, pbc=True)
+        atoms.wrap()  # kinisi unwraps
+        atoms.info["time_fs"] = k * interval_fs
+        frames.append(atoms)
+    expected = step_std**2 / (2.0 * interval_fs * 1e-15) * 1e-20  # σ² per axis / (2 Δt), m²/s: 5e-9
+    result = self_diffusion(frames, "O", n_samples=500)
+    assert result.n_atoms == n and result.duration == pytest.approx((steps - 1) * interval_fs / 1000)
+    assert result.D_std > 0 and result.D_interval[0] < result.D < result.D_interval[1]
+    assert abs(result.D - expected) < max(4 * result.D_std, 0.1 * expected), (result.D, result.D_std, expected)
+    # the MSD itself: 6 D t at short times
+    np.testing.assert_allclose(result.msd[:5], 6 * expected * 1e20 * result.time[:5] * 1e-12, rtol=0.1)
+    # the same frames with the interval given instead of info["time_fs"]
+    for atoms in frames:
+        del atoms.info["time_fs"]
+    again = self_diffusion(frames, "O", frame_interval=interval_fs, n_samples=500)
+    assert again.D == pytest.approx(result.D, rel=1e-12)
+    shifted = result.corrected(1e-9)
+    assert shifted.D == pytest.approx(result.D + 1e-9) and shifted.samples.mean() == pytest.approx(result.D + 1e-9)
+
+
+def test_yeh_hummer_correction_by_hand():
+    # k_B T ξ / (6 π η L): water (η = 0.89 mPa s) at 298 K in a 10.18 Å box: 0.684e-9 m²/s
+    value = yeh_hummer_correction(10.18, 298.0, 0.89e-3)
+    assert value == pytest.approx(1.380649e-23 * 298.0 * 2.837297 / (6 * np.pi * 0.89e-3 * 10.18e-10), rel=1e-12)
+    assert value == pytest.approx(0.684e-9, rel=0.01)
+    assert yeh_hummer_correction(20.36, 298.0, 0.89e-3) == pytest.approx(value / 2)
+    with pytest.raises(ValueError, match="viscosity"):
+        yeh_hummer_correction(10.0, 298.0, 0.0)
+
+
+def test_nernst_einstein_gives_the_limiting_molar_conductivity_of_nacl():
+    # Λ0 = F²/(RT) (D+ + D-) with the measured infinite-dilution D (1.334, 2.032 × 10⁻⁹ m²/s):
+    # 126.4 S cm²/mol measured (CRC handbook) -> the formula and its units are right.
+    volume = 1.0e5  # Å³: one NaCl pair
+    sigma = nernst_einstein_conductivity({"Na": 1.334e-9, "Cl": 2.032e-9}, {"Na": 1, "Cl": 1},
+                                         {"Na": 1, "Cl": -1}, volume, 298.15)
+    concentration = 1.0 / (6.02214076e23 * volume * 1e-30)  # mol/m³
+    assert sigma / concentration * 1e4 == pytest.approx(126.4, rel=0.01)  # S cm²/mol
+    samples = nernst_einstein_conductivity({"Na": np.full(5, 1.334e-9), "Cl": np.full(5, 2.032e-9)},
+                                           {"Na": 1, "Cl": 1}, {"Na": 1, "Cl": -1}, volume, 298.15)
+    np.testing.assert_allclose(samples, sigma)
+    with pytest.raises(ValueError, match=r"no count or charge for species \['K'\]"):
+        nernst_einstein_conductivity({"K": 1e-9}, {}, {}, volume, 298.15)
+
+
+def test_bad_input_is_named():
+    gas = _gas(0)
+    with pytest.raises(ValueError, match="r_max"):
+        radial_distribution(gas, ("Na", "Cl"), r_max=7.0)
+    with pytest.raises(ValueError, match="has no O"):
+        radial_distribution(gas, ("Na", "O"))
+    with pytest.raises(ValueError, match="unknown chemical symbol 'Xx'"):
+        radial_distribution(gas, ("Na", "Xx"))
+    open_box = gas.copy()
+    open_box.pbc = False
+    with pytest.raises(ValueError, match="not periodic"):
+        radial_distribution(open_box, ("Na", "Cl"))
+    frames = [_gas(s) for s in range(12)]
+    with pytest.raises(ValueError, match="time_fs"):
+        self_diffusion(frames, "Na")
+    with pytest.raises(ValueError, match="species 'O' is not in the frames"):
+        self_diffusion(frames, "O", frame_interval=10.0)
+    with pytest.raises(ValueError, match="at least 10"):
+        self_diffusion(frames[:5], "Na", frame_interval=10.0)
+
+
+def test_plots_are_written(tmp_path):
+    frames = [_gas(seed) for seed in range(3)]
+    rdfs = [radial_distribution(frames, pair) for pair in (("Na", "Cl"), ("Na", "Na"))]
+    assert plot_rdfs(rdfs, tmp_path / "rdf.png", title="gas").stat().st_size > 1000
+    rng = np.random.default_rng(1)
+    walk = np.cumsum(rng.normal(0, 0.1, (40, 20, 3)), axis=0)
+    frames = [Atoms(["Na"] * 20, positions=p, cell=[15.0] * 3, pbc=True) for p in walk]
+    diffusion = self_diffusion(frames, "Na", frame_interval=10.0, n_samples=200)
+    assert plot_msds([diffusion], tmp_path / "msd.png").stat().st_size > 1000

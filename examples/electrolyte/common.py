@@ -163,3 +163,25 @@ def work_parser(description):
     parser.add_argument("--oracle", default=None, choices=["xtb", "standin"],
                         help="labels: GFN2-xTB (tblite) or the CI stand-in (default: xtb if tblite is installed)")
     return parser
+
+
+def force_errors(model, frames, *, chunk=10):
+    """Force RMSE (eV/Å, all Cartesian components) overall and per species, of ``model`` on labelled frames.
+
+    Energies are left out on purpose: the test frames (188 atoms) and the loop's box (98) differ, and a per-atom
+    energy offset is not what an MD run feels.
+    """
+    predicted, reference, numbers = [], [], []
+    for k in range(0, len(frames), chunk):
+        block = frames[k:k + chunk]
+        predicted.append(np.asarray(model.predict(block, properties=("forces",))["forces"]))
+        reference.extend(a.get_forces() for a in block)
+        numbers.extend(a.numbers for a in block)
+    error = np.concatenate(predicted) - np.concatenate(reference)
+    numbers = np.concatenate(numbers)
+    from ase.data import chemical_symbols
+
+    out = {"forces_rmse": float(np.sqrt(np.mean(error**2)))}
+    for z in np.unique(numbers):
+        out[f"forces_rmse_{chemical_symbols[z]}"] = float(np.sqrt(np.mean(error[numbers == z] ** 2)))
+    return out

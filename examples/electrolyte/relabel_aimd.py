@@ -37,9 +37,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import default_oracle, make_oracle, work_parser
 
-#: Shared-data path of the source frames (KERNELPOT_SHARED_DATA or /work/shared/data).
-SOURCE = Path("electrolytes") / "nacl_water" / "revPBE0-D3_gen1e.data"
-
 
 def source_frames(path):
     """Frames of the RuNNer file with their MD time (from the ``comment ... time = t`` line)."""
@@ -47,9 +44,9 @@ def source_frames(path):
 
     frames = read_runner(path)
     times = []
-    for atoms in frames:
+    for k, atoms in enumerate(frames):
         match = re.search(r"time\s*=\s*([-0-9.eE+]+)", str(atoms.info.get("comment", "")))
-        times.append(float(match.group(1)) if match else np.nan)
+        times.append(float(match.group(1)) if match else float(k))  # no time stamp: the block order
     return frames, np.array(times)
 
 
@@ -134,16 +131,16 @@ def label_interleaved(jobs, oracle):
 
 
 def main(argv=None):
-    import os
-
     parser = work_parser(__doc__)
-    parser.add_argument("--source", type=Path, default=None, help="RuNNer file (default: the shared gen1e file)")
+    parser.add_argument("--source", type=Path, default=None, help="RuNNer file (default: the shared gen1e file, else the bundled subset)")
     parser.add_argument("--n-test", type=int, default=40)
     parser.add_argument("--spacing", type=float, default=400.0, help="minimum MD-time spacing of test frames")
     parser.add_argument("--n-pool", type=int, default=40)
     parser.add_argument("--exclude", type=float, default=100.0, help="pool frames keep this far from test frames")
     args = parser.parse_args(argv)
-    source = args.source or Path(os.environ.get("KERNELPOT_SHARED_DATA", "/work/shared/data")) / SOURCE
+    from production import source_path
+
+    source = args.source or source_path()
     frames, times = source_frames(source)
     for i, atoms in enumerate(frames):
         atoms.info = {"source_index": i, "md_time": float(times[i])}

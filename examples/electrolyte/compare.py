@@ -1,0 +1,133 @@
+"""Step 2b: learning curves — force RMSE on the xTB test set against oracle calls, per strategy and seed.
+
+For every learning run in ``<work>/learn/`` (``<strategy>_seed<k>``) and every number of calls n in
+``--calls``, the example's GAP recipe is fitted afresh on the first n structures the run labelled (the order
+of its checkpoint journal; failed oracle calls count as calls but give no structure), and so is the (c)
+control on the first n frames of the relabelled AIMD pool (``relabel_aimd.py``; a prefix of its van der
+Corput order is n nearly equally spaced frames). A fresh full fit at every n treats all arms alike (the loop
+itself refits incrementally). Writes ``<work>/compare/curves.json``, ``curves.md`` and ``curves.png``.
+
+    python examples/electrolyte/compare.py --calls 4,10,20,30,40
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import force_errors, gap_template, work_parser
+
+LABELS = {"variance": "(a) σ-driven (calibrated force σ)", "random": "(b) random frames of the model's MD",
+          "committee": "committee disagreement", "distance": "descriptor distance",
+          "pool": "(c) equally spaced AIMD frames"}
+
+
+def _read(path):
+    import ase.io
+
+    return list(ase.io.read(path, index=":")) if path.is_file() and path.stat().st_size else []
+
+
+def runs(work):
+    """``{run name: (labelled structures in labelling order, oracle calls, failures)}`` of each learning run."""
+    from kernelpot.active.checkpoint import Checkpoint
+
+    out = {}
+    for folder in sorted((work / "learn").glob("*_seed*")):
+        if not (folder / "labelled.extxyz").is_file():
+            continue
+        labelled = Checkpoint(folder).load_labelled()
+        failures = [r for r in Checkpoint(folder).read_log() if r.get("kind") == "failure"]
+        out[folder.name] = (labelled, len(labelled) + len(failures), len(failures))
+    return out
+
+
+def curve(frames, calls, test, *, n_sparse, seed):
+    rows = []
+    for n in calls:
+        if n > len(frames):
+            break
+        train = frames[:n]
+        started = time.process_time()
+        model = gap_template(n_sparse=n_sparse, random_state=seed).fit(
+            train, energies=[a.get_potential_energy() for a in train], forces=[a.get_forces() for a in train])
+        rows.append({"calls": n, "atoms_labelled": int(sum(len(a) for a in train)),
+                     "fit_cpu_seconds": time.process_time() - started, **force_errors(model, test)})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def plot(curves, path, *, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots(figsize=(5.8, 4.2))
+    colours = {"variance": "C0", "random": "C1", "pool": "C2", "committee": "C3", "distance": "C4"}
+    for name, rows in sorted(curves.items()):
+        if not rows:
+            continue
+        strategy = name.split("_seed")[0]
+        ax.plot([r["calls"] for r in rows], [r["forces_rmse"] * 1000 for r in rows], "o-",
+                color=colours.get(strategy, "k"), alpha=0.85,
+                label=f"{LABELS.get(strategy, strategy)}{'' if strategy == 'pool' else ', ' + name.split('_')[-1]}")
+    ax.axhline(100, color="0.6", ls=":", lw=1)
+    ax.set_xlabel("oracle calls (GFN2-xTB)")
+    ax.set_ylabel("force RMSE on the test set (meV/Å)")
+    ax.set_yscale("log")
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main(argv=None):
+    parser = work_parser(__doc__)
+    parser.add_argument("--calls", default="4,10,20,30,40", help="numbers of oracle calls to evaluate")
+    parser.add_argument("--test", type=Path, default=None, help="test set (default: reference/test_aimd.extxyz, "
+                        "else reference/test.extxyz)")
+    parser.add_argument("--pool", type=Path, default=None, help="(c) pool (default: reference/pool_aimd.extxyz)")
+    parser.add_argument("--n-sparse", type=int, default=400)
+    args = parser.parse_args(argv)
+    calls = [int(c) for c in args.calls.split(",")]
+    reference = args.work / "reference"
+    test_path = args.test or next((p for p in (reference / "test_aimd.extxyz", reference / "test.extxyz")
+                                   if p.is_file()), None)
+    if test_path is None:
+        raise SystemExit(f"no test set in {reference}; run relabel_aimd.py (or make_reference.py) first")
+    test = _read(test_path)
+    pool = _read(args.pool or reference / "pool_aimd.extxyz")
+    out = args.work / "compare"
+    out.mkdir(parents=True, exist_ok=True)
+    curves, meta = {}, {}
+    for name, (labelled, n_calls, n_failures) in runs(args.work).items():
+        print(f"{name}: {len(labelled)} labelled, {n_calls} oracle calls ({n_failures} failed)", flush=True)
+        curves[name] = curve(labelled, calls, test, n_sparse=args.n_sparse, seed=0)
+        meta[name] = {"labelled": len(labelled), "oracle_calls": n_calls, "failures": n_failures}
+    if pool:
+        print(f"pool: {len(pool)} relabelled AIMD frames", flush=True)
+        curves["pool"] = curve(pool, calls, test, n_sparse=args.n_sparse, seed=0)
+    summary = {"test": str(test_path), "n_test": len(test), "test_atoms": int(sum(len(a) for a in test)),
+               "calls": calls, "curves": curves, "runs": meta, "load_average": os.getloadavg()[0]}
+    (out / "curves.json").write_text(json.dumps(summary, indent=1))
+    lines = ["| run | " + " | ".join(f"{n} calls" for n in calls) + " |", "|---|" + "---|" * len(calls)]
+    for name, rows in sorted(curves.items()):
+        by_calls = {r["calls"]: r["forces_rmse"] * 1000 for r in rows}
+        lines.append(f"| {name} | " + " | ".join(f"{by_calls[n]:.0f}" if n in by_calls else "–" for n in calls)
+                     + " |")
+    table = "\n".join(lines)
+    (out / "curves.md").write_text(f"Force RMSE (meV/Å) on {len(test)} test frames ({test_path.name})\n\n{table}\n")
+    print(table)
+    plot(curves, out / "curves.png", title=f"NaCl + water, GFN2-xTB labels; test: {len(test)} frames "
+         f"({test_path.name})")
+    print(f"wrote {out / 'curves.png'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""The electrolyte example's chain in miniature (issue 16 §3): relabel -> learn -> compare -> production MD -> analyse.
+
+A tiny NaCl + 8 H2O box, the Lennard-Jones stand-in oracle instead of GFN2-xTB, the bundled revPBE0-D3 subset
+instead of the shared data, a few MD steps: the numbers mean nothing, the chain must not break. Each step is
+the script a user runs, in a subprocess, and each is run twice where it resumes (the second run adds nothing).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import ase.io
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "electrolyte"
+
+
+def _run(script, *args, work):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), KERNELPOT_SHARED_DATA=str(work / "no_shared_data"),
+               OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    result = subprocess.run([sys.executable, str(EXAMPLE / script), "--work", str(work), "--oracle", "standin",
+                             *map(str, args)], capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode == 0, f"{script} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("electrolyte")
+
+
+def test_the_chain_runs_and_resumes(work):
+    out = _run("relabel_aimd.py", "--n-test", 3, "--n-pool", 3, "--spacing", 0, work=work)
+    assert "bundled subset" in out
+    test = ase.io.read(work / "reference" / "test_aimd.extxyz", index=":")
+    assert len(test) == 3 and all("source_index" in a.info for a in test)
+    _run("relabel_aimd.py", "--n-test", 3, "--n-pool", 3, "--spacing", 0, work=work)  # resumes: nothing new
+    assert len(ase.io.read(work / "reference" / "test_aimd.extxyz", index=":")) == 3
+
+    learn = ("--strategy", "variance", "--budget", 7, "--n-initial", 4, "--batch-size", 3, "--n-water", 8,
+             "--n-sparse", 30, "--schedule", "300:20,360:20", "--segment", 10, "--interval", 5, "--refit-every", 2,
+             "--no-validation", "--quiet")
+    _run("learn.py", *learn, work=work)
+    summary = json.loads((work / "learn" / "variance_seed0" / "summary.json").read_text())
+    assert summary["n_labelled"] + summary["n_failures"] <= 4 + 7  # initial frames + budget
+    before = (work / "learn" / "variance_seed0" / "labelled.extxyz").read_text()
+    _run("learn.py", *learn, work=work)  # a finished run resumes without relabelling
+    assert (work / "learn" / "variance_seed0" / "labelled.extxyz").read_text() == before
+    cli = _run("learn.py", *learn, "--print-cli", work=work)
+    assert cli.startswith("kernelpot learn") and "--calibrate" in cli
+
+    _run("compare.py", "--calls", "4,7", "--n-sparse", 30, work=work)
+    curves = json.loads((work / "compare" / "curves.json").read_text())
+    assert curves["n_test"] == 3 and [r["calls"] for r in curves["curves"]["pool"]] == []  # 3 pool frames < 4
+    assert curves["curves"]["variance_seed0"][0]["calls"] == 4
+    assert (work / "compare" / "curves.png").stat().st_size > 1000
+
+    model = work / "learn" / "variance_seed0" / "model.kpot"
+    start = work / "learn" / "start.extxyz"
+    production = ("--model", model, "--start-file", start, "--interval", 2, "--timestep", 1.0, "--quiet")
+    _run("production.py", *production, "--ps", 0.024, work=work)
+    assert len(ase.io.read(work / "md" / "model.extxyz", index=":")) == 13
+    _run("production.py", *production, "--ps", 0.03, work=work)  # extended
+    frames = ase.io.read(work / "md" / "model.extxyz", index=":")
+    assert [f.info["step"] for f in frames][-1] == 30 and len(frames) == 16
+
+    out = _run("analyse.py", "--name", "model", "--skip", 0, work=work)
+    results = json.loads((work / "analysis" / "results.json").read_text())
+    assert set(results["diffusion_1e-9_m2_s"]) == {"O", "Na", "Cl"} and "Na–O" in results["rdf"]
+    assert (work / "analysis" / "rdf.png").is_file() and (work / "analysis" / "msd.png").is_file()
+    assert "Yeh–Hummer" in out

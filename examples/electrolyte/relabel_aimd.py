@@ -137,6 +137,9 @@ def main(argv=None):
     parser.add_argument("--spacing", type=float, default=400.0, help="minimum MD-time spacing of test frames")
     parser.add_argument("--n-pool", type=int, default=40)
     parser.add_argument("--exclude", type=float, default=100.0, help="pool frames keep this far from test frames")
+    parser.add_argument("--label-test", type=int, default=None,
+                        help="label only the first k test frames of their spread-out order (default: all)")
+    parser.add_argument("--label-pool", type=int, default=None, help="label only the first k pool frames")
     args = parser.parse_args(argv)
     from production import source_path
 
@@ -158,8 +161,8 @@ def main(argv=None):
     print(f"test: {len(test)} frames, times {times[test].min():.0f}..{times[test].max():.0f}; pool: {len(pool)}",
           flush=True)
     oracle = make_oracle(args.oracle or default_oracle())
-    label_interleaved([(folder / "test_aimd.extxyz", [frames[i] for i in test], "test"),
-                       (folder / "pool_aimd.extxyz", [frames[i] for i in pool], "pool")], oracle)
+    label_interleaved([(folder / "test_aimd.extxyz", [frames[i] for i in test[:args.label_test]], "test"),
+                       (folder / "pool_aimd.extxyz", [frames[i] for i in pool[:args.label_pool]], "pool")], oracle)
 
 
 if __name__ == "__main__":

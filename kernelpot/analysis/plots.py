@@ -20,6 +20,14 @@ def _pyplot():
     return plt
 
 
+def _save(plt, figure, path):
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
 def plot_rdfs(rdfs, path, *, title=None):
     """One panel per RDF: g(r) (left axis) and the running coordination number (right axis, dashed).
 
@@ -54,11 +62,7 @@ def plot_rdfs(rdfs, path, *, title=None):
         ax.axis("off")
     if title:
         figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, path)
 
 
 def plot_msds(diffusions, path, *, title=None):
@@ -93,8 +97,4 @@ def plot_msds(diffusions, path, *, title=None):
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
-    figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return _save(plt, figure, path)

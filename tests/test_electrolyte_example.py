@@ -7,6 +7,7 @@ the script a user runs, in a subprocess, and each is run twice where it resumes 
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ def _run(script, *args, work):
     env = dict(os.environ, PYTHONPATH=str(ROOT), KERNELPOT_SHARED_DATA=str(work / "no_shared_data"),
                OMP_NUM_THREADS="1", MPLBACKEND="Agg")
     result = subprocess.run([sys.executable, str(EXAMPLE / script), "--work", str(work), "--oracle", "standin",
-                             *map(str, args)], capture_output=True, text=True, env=env, timeout=900)
+                             *map(str, args)], check=False, capture_output=True, text=True, env=env, timeout=900)
     assert result.returncode == 0, f"{script} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result.stdout
 
@@ -51,6 +52,12 @@ def test_the_chain_runs_and_resumes(work):
     assert (work / "learn" / "variance_seed0" / "labelled.extxyz").read_text() == before
     cli = _run("learn.py", *learn, "--print-cli", work=work)
     assert cli.startswith("kernelpot learn") and "--calibrate" in cli
+    # ... and that command runs the same loop through the CLI
+    command = shlex.split(cli.strip())[2:]
+    result = subprocess.run([sys.executable, "-m", "kernelpot.cli", "learn", *command, "--quiet"], check=False,
+                            capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout)["oracle_calls"] <= 7
 
     _run("compare.py", "--calls", "4,7", "--n-sparse", 30, work=work)
     curves = json.loads((work / "compare" / "curves.json").read_text())

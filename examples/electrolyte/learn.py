@@ -71,7 +71,7 @@ def cli_command(args, start_path, run):
             f"{args.timestep} --interval {args.interval} --segment {args.segment} --batch-size {args.batch_size} "
             f"--budget {args.budget} --n-initial {args.n_initial} --refit-every {args.refit_every} --seed {args.seed} "
             f"--gap '{gap_string(cutoff=args.cutoff, n_sparse=args.n_sparse)}' --default-sigma "
-            f"{' '.join(map(str, SIGMA))}{coulomb}")
+            f"{','.join(map(str, SIGMA))}{coulomb}")
 
 
 def schedule_arg(text):

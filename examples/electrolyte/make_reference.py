@@ -42,7 +42,7 @@ def start_structure(folder, oracle, *, name, n_water, seed, relax_steps):
     import ase.io
     from ase.optimize import FIRE
 
-    from kernelpot.active.checkpoint import atomic_write
+    from kernelpot.utils.files import atomic_write
 
     path = folder / f"start_{name}.extxyz"
     if path.is_file():

@@ -108,7 +108,7 @@ class GeometryGuard:
 
 
 def _atomic_write_text(path, text):
-    from ..active.checkpoint import atomic_write
+    from ..utils.files import atomic_write
 
     atomic_write(path, text.encode())
 

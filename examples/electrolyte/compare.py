@@ -46,17 +46,28 @@ def runs(work):
     return out
 
 
-def curve(frames, calls, test, *, n_sparse, seed):
+def curve(frames, calls, test, *, n_sparse, seed, cache=None, fit=True):
+    """Rows ``{calls, atoms_labelled, forces_rmse, ...}``; each is cached in ``cache/<n>.json`` (resumable, and
+    several processes may share the work: ``--runs``)."""
     rows = []
     for n in calls:
         if n > len(frames):
             break
+        path = None if cache is None else cache / f"{n}.json"
+        if path is not None and path.is_file():
+            rows.append(json.loads(path.read_text()))
+            continue
+        if not fit:
+            continue
         train = frames[:n]
         started = time.process_time()
         model = gap_template(n_sparse=n_sparse, random_state=seed).fit(
             train, energies=[a.get_potential_energy() for a in train], forces=[a.get_forces() for a in train])
-        rows.append({"calls": n, "atoms_labelled": int(sum(len(a) for a in train)),
+        rows.append({"calls": n, "atoms_labelled": int(sum(len(a) for a in train)), "n_test": len(test),
                      "fit_cpu_seconds": time.process_time() - started, **force_errors(model, test)})
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(rows[-1]))
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -94,6 +105,9 @@ def main(argv=None):
                         "else reference/test.extxyz)")
     parser.add_argument("--pool", type=Path, default=None, help="(c) pool (default: reference/pool_aimd.extxyz)")
     parser.add_argument("--n-sparse", type=int, default=400)
+    parser.add_argument("--runs", default=None,
+                        help="comma-separated runs to fit (names in learn/, or 'pool'); others are only read from "
+                             "the cache (so several processes can share the work)")
     args = parser.parse_args(argv)
     calls = [int(c) for c in args.calls.split(",")]
     reference = args.work / "reference"
@@ -106,13 +120,17 @@ def main(argv=None):
     out = args.work / "compare"
     out.mkdir(parents=True, exist_ok=True)
     curves, meta = {}, {}
+    chosen = None if args.runs is None else set(args.runs.split(","))
+    cache = out / "cache" / f"test{len(test)}_sparse{args.n_sparse}"
     for name, (labelled, n_calls, n_failures) in runs(args.work).items():
         print(f"{name}: {len(labelled)} labelled, {n_calls} oracle calls ({n_failures} failed)", flush=True)
-        curves[name] = curve(labelled, calls, test, n_sparse=args.n_sparse, seed=0)
+        curves[name] = curve(labelled, calls, test, n_sparse=args.n_sparse, seed=0, cache=cache / name,
+                             fit=chosen is None or name in chosen)
         meta[name] = {"labelled": len(labelled), "oracle_calls": n_calls, "failures": n_failures}
     if pool:
         print(f"pool: {len(pool)} relabelled AIMD frames", flush=True)
-        curves["pool"] = curve(pool, calls, test, n_sparse=args.n_sparse, seed=0)
+        curves["pool"] = curve(pool, calls, test, n_sparse=args.n_sparse, seed=0, cache=cache / "pool",
+                               fit=chosen is None or "pool" in chosen)
     summary = {"test": str(test_path), "n_test": len(test), "test_atoms": int(sum(len(a) for a in test)),
                "calls": calls, "curves": curves, "runs": meta, "load_average": os.getloadavg()[0]}
     (out / "curves.json").write_text(json.dumps(summary, indent=1))

@@ -42,28 +42,37 @@ def runs(work):
             continue
         labelled = Checkpoint(folder).load_labelled()
         failures = [r for r in Checkpoint(folder).read_log() if r.get("kind") == "failure"]
-        out[folder.name] = (labelled, len(labelled) + len(failures), len(failures))
+        # Oracle calls spent when each structure was labelled: its rank plus the failed calls of its own and
+        # earlier iterations (a failure of the same iteration is counted as made before it: conservative).
+        failed_by = [sum(int(f.get("iteration", 0)) <= int(a.info.get("active_iteration", 0)) for f in failures)
+                     for a in labelled]
+        spent = [k + 1 + failed for k, failed in enumerate(failed_by)]
+        out[folder.name] = (labelled, spent, len(labelled) + len(failures), len(failures))
     return out
 
 
-def curve(frames, calls, test, *, n_sparse, seed, cache=None, fit=True):
+def curve(frames, calls, test, *, n_sparse, seed, cache=None, fit=True, spent=None):
     """Rows ``{calls, atoms_labelled, forces_rmse, ...}``; each is cached in ``cache/<n>.json`` (resumable, and
-    several processes may share the work: ``--runs``)."""
+    several processes may share the work: ``--runs``). ``spent[k]``: oracle calls made when ``frames[k]`` was
+    labelled (default k + 1: no failures); n calls give the frames labelled within them."""
+    spent = list(range(1, len(frames) + 1)) if spent is None else spent
     rows = []
     for n in calls:
-        if n > len(frames):
+        if not spent or n > spent[-1]:
             break
+        n_frames = sum(c <= n for c in spent)
         path = None if cache is None else cache / f"{n}.json"
         if path is not None and path.is_file():
             rows.append(json.loads(path.read_text()))
             continue
         if not fit:
             continue
-        train = frames[:n]
+        train = frames[:n_frames]
         started = time.process_time()
         model = gap_template(n_sparse=n_sparse, random_state=seed).fit(
             train, energies=[a.get_potential_energy() for a in train], forces=[a.get_forces() for a in train])
-        rows.append({"calls": n, "atoms_labelled": int(sum(len(a) for a in train)), "n_test": len(test),
+        rows.append({"calls": n, "labelled": n_frames, "atoms_labelled": int(sum(len(a) for a in train)),
+                     "n_test": len(test),
                      "fit_cpu_seconds": time.process_time() - started, **force_errors(model, test)})
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -122,10 +131,10 @@ def main(argv=None):
     curves, meta = {}, {}
     chosen = None if args.runs is None else set(args.runs.split(","))
     cache = out / "cache" / f"test{len(test)}_sparse{args.n_sparse}"
-    for name, (labelled, n_calls, n_failures) in runs(args.work).items():
+    for name, (labelled, spent, n_calls, n_failures) in runs(args.work).items():
         print(f"{name}: {len(labelled)} labelled, {n_calls} oracle calls ({n_failures} failed)", flush=True)
         curves[name] = curve(labelled, calls, test, n_sparse=args.n_sparse, seed=0, cache=cache / name,
-                             fit=chosen is None or name in chosen)
+                             fit=chosen is None or name in chosen, spent=spent)
         meta[name] = {"labelled": len(labelled), "oracle_calls": n_calls, "failures": n_failures}
     if pool:
         print(f"pool: {len(pool)} relabelled AIMD frames", flush=True)

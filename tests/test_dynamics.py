@@ -147,3 +147,10 @@ def test_cli_md_output_is_resumable_extxyz(tmp_path):
     frames = ase.io.read(tmp_path / "md.extxyz", index=":")
     assert [f.info["step"] for f in frames] == [0, 5, 10, 15, 20]
     assert frames[-1].get_forces().shape == (32, 3)
+    # the force-σ watch plugs in as an observer: --stop ends the run like an explosion, frames kept
+    stop = ["md", str(tmp_path / "cu.kpot"), str(tmp_path / "start.extxyz"), "--thermostat", "langevin",
+            "--interval", "5", "--quiet", "--output", str(tmp_path / "watched.extxyz"), "--steps", "20",
+            "--std-threshold", "1e-12", "--stop"]
+    assert main(stop) == 1
+    assert (tmp_path / "watched.to_label.extxyz").is_file()
+    assert ase.io.read(tmp_path / "watched.extxyz", index=-1).info["step"] < 20

@@ -354,10 +354,8 @@ class ResumableMD:
             dynamics = Langevin(work, timestep=self.timestep * units.fs, temperature_K=float(self.temperature),
                                 friction=float(self.friction) / units.fs, fixcm=False, rng=rng)
         dynamics.nsteps = done  # frames and observers keep the trajectory's global step numbers
-        if self.min_distance is not None:
+        if self.min_distance is not None:  # first: an exploded structure is never written
             GeometryGuard(dynamics, min_distance=self.min_distance)
-        for observer in observers:
-            observer(dynamics)
         bar = progress_bar(int(steps), desc=f"MD {self.trajectory.name}", enabled=self.progress)
         bar.update(done)
         clock = {"start": time.perf_counter(), "steps": 0, "base": seconds}
@@ -383,6 +381,8 @@ class ResumableMD:
 
         dynamics.attach(on_frame, interval=int(self.interval))
         dynamics.attach(on_step, interval=1)
+        for observer in observers:  # after the frame writer: a frame a watch stops at is kept (to be labelled)
+            observer(dynamics)
         try:
             dynamics.run(int(steps) - done)
         except (MDExplosion, *stop_on) as error:

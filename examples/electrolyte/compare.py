@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import force_errors, gap_template, work_parser
 
@@ -81,7 +83,7 @@ def curve(frames, calls, test, *, n_sparse, seed, cache=None, fit=True, spent=No
     return rows
 
 
-def plot(curves, path, *, title):
+def plot(curves, path, *, title, zero_forces=None):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -97,6 +99,8 @@ def plot(curves, path, *, title):
                 color=colours.get(strategy, "k"), alpha=0.85,
                 label=f"{LABELS.get(strategy, strategy)}{'' if strategy == 'pool' else ', ' + name.split('_')[-1]}")
     ax.axhline(100, color="0.6", ls=":", lw=1)
+    if zero_forces is not None:  # the error of predicting F = 0: a model above it has learnt nothing usable
+        ax.axhline(zero_forces * 1000, color="0.3", ls="--", lw=1, label="F = 0 (RMS force of the test set)")
     ax.set_xlabel("oracle calls (GFN2-xTB)")
     ax.set_ylabel("force RMSE on the test set (meV/Å)")
     ax.set_yscale("log")
@@ -140,7 +144,9 @@ def main(argv=None):
         print(f"pool: {len(pool)} relabelled AIMD frames", flush=True)
         curves["pool"] = curve(pool, calls, test, n_sparse=args.n_sparse, seed=0, cache=cache / "pool",
                                fit=chosen is None or "pool" in chosen)
+    zero_forces = float(np.sqrt(np.mean(np.concatenate([a.get_forces() for a in test]) ** 2)))
     summary = {"test": str(test_path), "n_test": len(test), "test_atoms": int(sum(len(a) for a in test)),
+               "test_rms_force": zero_forces,
                "calls": calls, "curves": curves, "runs": meta, "load_average": os.getloadavg()[0]}
     (out / "curves.json").write_text(json.dumps(summary, indent=1))
     lines = ["| run | " + " | ".join(f"{n} calls" for n in calls) + " |", "|---|" + "---|" * len(calls)]
@@ -149,10 +155,11 @@ def main(argv=None):
         lines.append(f"| {name} | " + " | ".join(f"{by_calls[n]:.0f}" if n in by_calls else "–" for n in calls)
                      + " |")
     table = "\n".join(lines)
-    (out / "curves.md").write_text(f"Force RMSE (meV/Å) on {len(test)} test frames ({test_path.name})\n\n{table}\n")
+    (out / "curves.md").write_text(f"Force RMSE (meV/Å) on {len(test)} test frames ({test_path.name}); predicting "
+                                   f"F = 0 gives {zero_forces * 1000:.0f}\n\n{table}\n")
     print(table)
     plot(curves, out / "curves.png", title=f"NaCl + water, GFN2-xTB labels; test: {len(test)} frames "
-         f"({test_path.name})")
+         f"({test_path.name})", zero_forces=zero_forces)
     print(f"wrote {out / 'curves.png'}")
 
 

@@ -109,7 +109,8 @@ def main(argv=None):
         ref_text = f"{ref['peak']} Å, {ref['coordination']}" if ref else ""
         lines.append(f"| {label} | {shell['peak']:.2f} | {shell['minimum']:.2f} | {shell['coordination']:.2f} | "
                      f"{ref_text} |")
-    lines += ["", "| species | D (PBC) | 95 % interval | D + Yeh–Hummer | experiment (298 K) |", "|---|---|---|---|---|"]
+    lines += ["", "| species | D (PBC) | 95 % interval | D + Yeh–Hummer | experiment (298 K) |",
+              "|---|---|---|---|---|"]
     for s, d in results["diffusion_1e-9_m2_s"].items():
         lines.append(f"| {s} | {d['D_pbc']:.2f} ± {d['std']:.2f} | {d['interval95'][0]:.2f}–{d['interval95'][1]:.2f}"
                      f" | {d['D_yeh_hummer']:.2f} | {d['experiment']} |")

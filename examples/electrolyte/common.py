@@ -53,7 +53,6 @@ def nacl_water_box(n_water=32, n_pairs=1, *, density=1.0, seed=0, min_heavy=2.5,
         atoms += Atoms("NaCl", positions=[centre, centre + 0.5 * length])
     water = molecule("H2O")
     water.positions -= water.positions[0]
-    heavy = lambda a: a.numbers > 1
     tries = 0
     while (atoms.numbers == 8).sum() < n_water:
         tries += 1
@@ -65,7 +64,7 @@ def nacl_water_box(n_water=32, n_pairs=1, *, density=1.0, seed=0, min_heavy=2.5,
         delta = atoms.positions[None, :, :] - candidate.positions[:, None, :]
         delta -= length * np.round(delta / length)
         distance = np.linalg.norm(delta, axis=-1)  # (3, n)
-        if distance.size and (distance.min() < min_any or distance[0][heavy(atoms)].min(initial=9) < min_heavy):
+        if distance.size and (distance.min() < min_any or distance[0][atoms.numbers > 1].min(initial=9) < min_heavy):
             continue
         atoms += candidate
     atoms.wrap()

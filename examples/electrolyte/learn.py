@@ -82,7 +82,8 @@ def main(argv=None):
     parser = work_parser(__doc__)
     parser.add_argument("--strategy", default="variance", choices=["variance", "random", "committee", "distance"])
     parser.add_argument("--seed", type=int, default=0, help="MD, rattling and selection seed (the box is seed 0)")
-    parser.add_argument("--budget", type=int, default=150, help="oracle calls in all (the --n-initial frames and failed calls included)")
+    parser.add_argument("--budget", type=int, default=150,
+                        help="oracle calls in all (the --n-initial frames and failed calls included)")
     parser.add_argument("--n-initial", type=int, default=4, help="labelled frames before the first fit")
     parser.add_argument("--batch-size", type=int, default=3, help="frames labelled per iteration")
     parser.add_argument("--schedule", type=schedule_arg, default=[(300.0, 1500), (360.0, 3000)],

@@ -91,7 +91,8 @@ def split(folder, *, test_from, pool_from, equilibrate, n_test, test_spacing, ga
                "pool_trajectory_ps": float(pool_time[-1]), "n_frames": len(frames), "n_test": len(test_index),
                "test_span_ps": [float(time_ps[test_index[0]]), float(time_ps[test_index[-1]])] if test_index else None,
                "test_spacing_ps": test_spacing, "n_pool": len(pool_index),
-               "pool_span_ps": [float(pool_time[pool_index[0]]), float(pool_time[pool_index[-1]])] if pool_index else None,
+               "pool_span_ps": ([float(pool_time[pool_index[0]]), float(pool_time[pool_index[-1]])]
+                                if pool_index else None),
                "complete": len(test_index) == n_test and len(pool_index) > 0}
     (folder / "split.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))

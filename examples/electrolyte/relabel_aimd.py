@@ -132,7 +132,8 @@ def label_interleaved(jobs, oracle):
 
 def main(argv=None):
     parser = work_parser(__doc__)
-    parser.add_argument("--source", type=Path, default=None, help="RuNNer file (default: the shared gen1e file, else the bundled subset)")
+    parser.add_argument("--source", type=Path, default=None,
+                        help="RuNNer file (default: the shared gen1e file, else the bundled subset)")
     parser.add_argument("--n-test", type=int, default=40)
     parser.add_argument("--spacing", type=float, default=400.0, help="minimum MD-time spacing of test frames")
     parser.add_argument("--n-pool", type=int, default=40)

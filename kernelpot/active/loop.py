@@ -151,7 +151,8 @@ class ActiveLearner:
 
     def __init__(self, model, explorer, oracle, *, strategy="variance", batch_size=1, budget=100, n_initial=2,
                  initial=None, validation=None, target_error=None, target_metric="forces_rmse",
-                 stop_score=None, refit_every="auto", min_distance="auto", checkpoint=None, random_state=0, verbose=False):
+                 stop_score=None, refit_every="auto", min_distance="auto", checkpoint=None, random_state=0,
+                 verbose=False):
         self.model = model
         self.explorer = explorer
         self.oracle = oracle

@@ -107,8 +107,9 @@ def test_fit_on_a_file_that_holds_no_structures(files, capsys, train, pattern):
     (["--interval", "0"], r"argument --interval: must be an integer >= 1; got '0'"),
     (["--temperature", "-1"], r"argument --temperature: must be a finite number >= 0; got '-1'"),
     (["--trajectory", "train.extxyz"], r"--trajectory '.*train.extxyz' is the input file"),
+    (["--output", "train.extxyz"], r"--output '.*train.extxyz' is the input file"),
 ], ids=["frame-past-end", "negative-frame", "negative-steps", "zero-steps", "zero-timestep", "nan-timestep",
-        "zero-interval", "negative-temperature", "trajectory-is-input"])
+        "zero-interval", "negative-temperature", "trajectory-is-input", "output-is-input"])
 def test_md_input_errors(files, capsys, monkeypatch, extra, pattern):
     monkeypatch.chdir(files)
     argv = ["md", "cu.kpot", "train.extxyz", *extra, "--quiet"]

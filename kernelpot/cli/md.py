@@ -69,7 +69,7 @@ def run(args) -> int:
     if args.std_interval < 1:
         raise ValueError(f"--std-interval must be an integer >= 1; got {args.std_interval}")
     uncertainty = args.uncertainty or args.std_threshold is not None
-    for option, path in (("--trajectory", args.trajectory), ("--flagged", args.flagged)):
+    for option, path in (("--trajectory", args.trajectory), ("--flagged", args.flagged), ("--output", args.output)):
         if path is not None:  # refused before the run, not after it
             check_output(path, inputs=[args.model, args.start], option=option)
     atoms = read_structures(args.start, index=args.frame)  # a bad file or --frame: one line, not StopIteration

@@ -6,6 +6,7 @@ accuracy tolerance. Units: Å, e, eV (:data:`COULOMB_CONSTANT`).
 
 - :func:`coulomb` — energy, forces, virial/stress, site potentials (``CoulombResult``)
 - :func:`coulomb_matrix` — the matrix A of ``E = ½ qᵀAq`` for charge equilibration
+- :class:`QEqSystem` — charge equilibration of one structure (charges minimising the QEq energy)
 - :class:`Ewald`, :class:`PME` — reusable engines for one cell (e.g. an NVT run)
 - :mod:`.parameters` — error estimates and parameter choice
 
@@ -23,6 +24,8 @@ _EXPORTS = {
     "coulomb_matrix": "coulomb",
     "Ewald": "ewald",
     "PME": "pme",
+    "QEqSystem": "equilibration",
+    "declared_charges": "equilibration",
     "EwaldParameters": "parameters",
     "PMEParameters": "parameters",
     "ewald_parameters": "parameters",

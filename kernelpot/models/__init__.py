@@ -1,4 +1,4 @@
-"""Regressors: kernel ridge, Gaussian processes, GAP-style sparse GPR, symmetry-adapted GPR for tensors, densities.
+"""Regressors: kernel ridge, Gaussian processes, GAP-style sparse GPR, symmetry-adapted GPR for tensors, densities, kQEq charges.
 
 Names are imported on first use (PEP 562, :mod:`kernelpot.utils.lazy`), so importing one model does not load
 the others. GAP (:class:`SparseGPR` and its parts) is the subpackage :mod:`kernelpot.models.gap`.
@@ -17,5 +17,7 @@ _EXPORTS = {
     "SymmetryAdaptedGPR": "sagpr",
     "TensorRegressor": "sagpr",
     "DensityModel": "density",
+    "KernelChargeEquilibration": "charges",
+    "KQEqPotential": "charges",
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

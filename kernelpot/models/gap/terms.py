@@ -177,7 +177,7 @@ class FittedTerm:
                 out[s] = self.delta**2 * self.kernel.quadratic_form(Xs, w[a:b])
         return out
 
-    def design_rows(self, X, G, n_atoms, want_forces, want_virials, pair_chunk):
+    def design_rows(self, X, G, n_atoms, want_forces, want_virials, pair_chunk, row_scale=None):
         """Design-matrix rows of one block of structures for this term.
 
         Parameters
@@ -189,6 +189,10 @@ class FittedTerm:
         want_forces, want_virials : bool
         pair_chunk : int
             Gradient pairs processed at once (bounds the (chunk, 3, m) temporary).
+        row_scale : ndarray of shape (n_rows,), optional
+            Multiplies each row's local energy: the rows are then those of
+            ``sum_i row_scale[i] * varepsilon(x_i)`` (kernel charge
+            equilibration, whose energy at fixed charges is ``sum_i q_i chi_i``).
 
         Returns
         -------
@@ -203,6 +207,10 @@ class FittedTerm:
         n_structures = len(offsets) - 1
         Xa = np.asarray(X)
         w, dw = row_weights(self.descriptor, Xa)
+        if row_scale is not None:
+            # every use of a row's weight below is linear in it: scaling w and dw scales the row
+            w = w * row_scale
+            dw = None if dw is None else dw * row_scale[:, None]
         Kw, K = self.knm(Xa, w)
         row_structure = structure_of_rows(offsets)
         energy = sum_per_structure(Kw, offsets)
@@ -277,8 +285,12 @@ class FittedTerm:
         gradients = w[:, None] * gradients + dw * values[:, None]
         return w * values, gradients
 
-    def predict_block(self, X, G, n_atoms, want_gradient):
+    def predict_block(self, X, G, n_atoms, want_gradient, row_scale=None):
         """Local energies and position gradients of one block.
+
+        ``row_scale`` (n_rows,), if given, weights each row in the gradients:
+        ``dE_dr`` and ``pair_dE`` are then those of ``sum_i row_scale[i] *
+        varepsilon(x_i)`` (``local`` stays unscaled).
 
         Returns
         -------
@@ -300,6 +312,8 @@ class FittedTerm:
         g = w[:, None] * self.kernel.gradient_dot(Xa, self.sparse_X, coef, K=K)
         if dw is not None:
             g += dw * (K @ (self.delta**2 * self.alpha * self.sparse_weight))[:, None]
+        if row_scale is not None:
+            g *= row_scale[:, None]
         pair_dE = np.einsum("pak,pk->pa", G.values, g[G.center])
         dE_dr = np.stack([np.bincount(G.neighbour, weights=pair_dE[:, a], minlength=n_atoms)
                           for a in range(3)], axis=1)

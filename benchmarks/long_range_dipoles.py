@@ -21,7 +21,36 @@ Hyperparameters are chosen once per method and dataset on a validation split of 
 ``KQEQ_SPARSE`` per species (CUR beyond that).
 
 Output: one table (RMSE in the file's units, e·bohr, and as % of the RMS test dipole; fit seconds) and a
-learning-curve PNG (``--plot``).
+learning-curve PNG (``--plot``; ``benchmarks/figures/long_range_dipoles.png``).
+
+Results (``python benchmarks/long_range_dipoles.py --plot benchmarks/figures/long_range_dipoles.png``, one thread,
+load average 14 on 2 cores; seed 0; log in the commit that added this text)::
+
+    dataset          N train          kQEq      SA-GPR λ=1   (test RMSE, e·bohr, and % of the RMS test dipole)
+    water dimers          50   0.0488 (3.8 %)   0.1184 (9.2 %)
+    water dimers         100   0.0414 (3.2 %)   0.0820 (6.4 %)
+    water dimers         200   0.0340 (2.6 %)   0.0641 (5.0 %)
+    water dimers         400   0.0285 (2.2 %)   0.0324 (2.5 %)
+    water dimers         800   0.0257 (2.0 %)   0.0167 (1.3 %)
+    Zundel cations        50   0.0149 (2.3 %)   0.0095 (1.5 %)
+    Zundel cations       100   0.0117 (1.8 %)   0.0047 (0.7 %)
+    Zundel cations       200   0.0089 (1.4 %)   0.0019 (0.3 %)
+    Zundel cations       400   0.0069 (1.1 %)   0.0009 (0.1 %)
+    Zundel cations       800   0.0057 (0.9 %)   0.0003 (0.05 %)
+    QM7-X CHNO            10   0.2216 (28.9 %)  0.2029 (26.5 %)
+    QM7-X CHNO            20   0.1856 (24.2 %)  0.1733 (22.6 %)
+    QM7-X CHNO            40   0.1668 (21.8 %)  0.1636 (21.3 %)
+    QM7-X CHNO            80   0.1440 (18.8 %)  0.1581 (20.6 %)
+
+Chosen on validation: kQEq ``dipole_sigma`` 0.003 e·Å (dimers, Zundel) and 0.03 (QM7-X), hardness 5 eV/e²
+(dimers, QM7-X) and 0 (Zundel); SA-GPR ``alpha`` 1e-4 (dimers), 1e-8 (Zundel, QM7-X).
+
+Reading: charges alone carry a molecule's dipole well when it is made of charge transfer between atoms and
+molecules (water dimers: kQEq is 2.4× more accurate than SA-GPR at 50 structures and better up to 400; QM7-X:
+equal within the noise of 20 test molecules, kQEq ahead at 80). They cannot carry atomic polarisation, which
+dominates the Zundel cation's dipole variations around its shared proton: there kQEq levels off near 1 % while
+SA-GPR, which learns the vector directly, reaches 0.05 %. kQEq also gives what SA-GPR does not: charges that
+add up to the net charge, and a QEq energy with forces for a potential.
 
 Usage::
 
@@ -163,6 +192,7 @@ def print_table(rows):
 
 def plot(rows, path):
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -175,6 +205,12 @@ def plot(rows, path):
                             and r["method"] == method)
             if points:
                 axis.loglog(*zip(*points), marker=marker, label=method)
+        sizes = sorted({r["n_train"] for r in rows if r["dataset"] == dataset})
+        axis.set_xticks(sizes, [str(n) for n in sizes])
+        axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        axis.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        axis.yaxis.set_minor_locator(matplotlib.ticker.LogLocator(subs=(2.0, 5.0)))
+        axis.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         axis.set_title(dataset)
         axis.set_xlabel("training structures")
         axis.set_ylabel("dipole RMSE (% of RMS dipole)")

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..gap.terms import VIRIAL_COMPONENTS
 
-__all__ = ["StructureEnvironments"]
+__all__ = ["RowBuffer", "StructureEnvironments"]
 
 
 class StructureEnvironments:
@@ -104,3 +104,36 @@ class StructureEnvironments:
             if virial:
                 virial_rows[:, columns] = v[0]
         return energy, dE_dr, virial_rows
+
+
+class RowBuffer:
+    """Design rows collected and handed to a :class:`~kernelpot.models.gap.accumulators.QRAccumulator` in blocks.
+
+    kQEq produces a few rows per structure (3 dipole components, or one row per charge); one QR update per
+    structure costs ``O(M²)`` each however few the rows, so rows are stacked until a block of at least
+    ``min(M, 2²² / M)`` rows (≤ 32 MiB) is ready.
+    """
+
+    def __init__(self, accumulator):
+        self.accumulator = accumulator
+        m = accumulator.m
+        self.block_rows = max(64, min(m, (1 << 22) // max(m, 1)))
+        self.rows, self.targets, self.count = [], [], 0
+
+    def add(self, rows, targets):
+        if len(targets):
+            self.rows.append(rows)
+            self.targets.append(targets)
+            self.count += len(targets)
+        if self.count >= self.block_rows:
+            self.flush()
+
+    def flush(self):
+        if self.count:
+            self.accumulator.add(np.vstack(self.rows), np.concatenate(self.targets))
+        self.rows, self.targets, self.count = [], [], 0
+
+    def solve(self):
+        """``(R, coefficients)`` of all rows added (see ``QRAccumulator.solve``)."""
+        self.flush()
+        return self.accumulator.solve()

@@ -73,7 +73,7 @@ from ...structures.packing import as_atoms_list
 from ..gap.accumulators import QRAccumulator
 from ..gap.sparse import select_sparse
 from ..gap.terms import VIRIAL_COMPONENTS, FittedTerm, row_weights
-from .environments import StructureEnvironments
+from .environments import RowBuffer, StructureEnvironments
 
 __all__ = ["KernelChargeEquilibration", "PROPERTIES"]
 
@@ -303,7 +303,7 @@ class KernelChargeEquilibration(BaseEstimator):
         rng = np.random.default_rng(self.random_state)
         self.terms_ = self._choose_sparse(atoms_list, kernel, n_sparse, delta, rng)
         L = self._factor_kmm()
-        accumulate = QRAccumulator(L.T)
+        accumulate = RowBuffer(QRAccumulator(L.T))
         for index, atoms in enumerate(atoms_list):
             rows, targets = self.closed_form_rows(atoms, index, None if dipoles is None else dipoles[index],
                                                   None if charges is None else charges[index])

@@ -58,6 +58,7 @@ from ..gap.accumulators import QRAccumulator
 from ..gap.design import DesignBuilder
 from ..gap.labels import check_labels
 from ..gap.model import SparseGPR
+from .environments import RowBuffer
 from .model import KernelChargeEquilibration
 
 __all__ = ["KQEqPotential", "SCHEMES"]
@@ -210,7 +211,7 @@ class KQEqPotential(BaseEstimator):
         kqeq = self.charge_model_
         m_gap = builder.n_sparse
         residual = 0.0
-        accumulate = QRAccumulator(L.T)
+        accumulate = RowBuffer(QRAccumulator(L.T))
         shifted, extra = self._fixed_charge_labels(atoms_list, labels)
         want = any(f is not None for f in labels.forces)
         per_atom = builder.gradient_bytes_per_atom(atoms_list)[0] if want else 0.0

@@ -183,7 +183,7 @@ def print_table(rows):
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         for n in sorted({r["n_train"] for r in rows if r["dataset"] == dataset}):
             k, s = keyed.get((dataset, "kQEq", n)), keyed.get((dataset, "SA-GPR λ=1", n))
-            cell = lambda r: "-" if r is None else f"{r['rmse']:.4f} ({r['percent']:.1f} %)"  # noqa: E731
+            cell = lambda r: "-" if r is None else f"{r['rmse']:.4f} ({r['percent']:.1f} %)"
             print(f"{dataset:<16}{n:>8}  {cell(k):>18}  {cell(s):>18}  "
                   f"{'-' if k is None else format(k['fit_seconds'], '.1f'):>9}  "
                   f"{'-' if s is None else format(s['fit_seconds'], '.1f'):>10}")

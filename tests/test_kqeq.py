@@ -3,6 +3,7 @@ known electronegativity model, and bad input."""
 
 import numpy as np
 import pytest
+from _finite_differences import strain_derivative
 from ase import Atoms
 from ase.build import molecule
 from sklearn.base import clone
@@ -10,8 +11,6 @@ from sklearn.base import clone
 from kernelpot.descriptors import SOAP
 from kernelpot.electrostatics import QEqSystem, coulomb_matrix, declared_charges
 from kernelpot.models.charges import KernelChargeEquilibration
-
-from _finite_differences import strain_derivative
 
 # Tight Ewald sums, so that finite differences test the derivation rather than the sum's accuracy.
 TOLERANCE = 1e-10

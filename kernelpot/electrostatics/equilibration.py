@@ -180,7 +180,7 @@ class QEqSystem:
         return float(electronegativity @ charges + 0.5 * charges @ (self.matrix @ charges))
 
     def chemical_potentials(self, electronegativity, charges) -> np.ndarray:
-        """``∂E/∂q_i = χ_i + (Āq)_i`` averaged over each constraint group (V); equal on all its atoms at the minimum."""
+        """``∂E/∂q_i = χ_i + (Āq)_i`` averaged per constraint group (V); equal on the group at the minimum."""
         gradient = np.asarray(electronegativity) + self.matrix @ charges
         counts = np.bincount(self.groups, minlength=len(self.totals))
         return np.bincount(self.groups, weights=gradient, minlength=len(self.totals)) / counts

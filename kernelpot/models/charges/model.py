@@ -75,7 +75,7 @@ from ..gap.sparse import select_sparse
 from ..gap.terms import VIRIAL_COMPONENTS, FittedTerm, row_weights
 from .environments import RowBuffer, StructureEnvironments
 
-__all__ = ["KernelChargeEquilibration", "PROPERTIES"]
+__all__ = ["PROPERTIES", "KernelChargeEquilibration"]
 
 #: What :meth:`KernelChargeEquilibration.predict` can return.
 PROPERTIES = ("charges", "dipole", "electronegativity", "energy", "forces", "virial", "stress", "local_energy")

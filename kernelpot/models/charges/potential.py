@@ -61,7 +61,7 @@ from ..gap.model import SparseGPR
 from .environments import RowBuffer
 from .model import KernelChargeEquilibration
 
-__all__ = ["KQEqPotential", "SCHEMES"]
+__all__ = ["SCHEMES", "KQEqPotential"]
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,8 @@ class KQEqPotential(BaseEstimator):
 
     def _check_params(self):
         if not isinstance(self.charge_model, KernelChargeEquilibration):
-            raise TypeError(f"`charge_model` must be a KernelChargeEquilibration; got {type(self.charge_model).__name__}")
+            raise TypeError("`charge_model` must be a KernelChargeEquilibration; got "
+                            f"{type(self.charge_model).__name__}")
         if not isinstance(self.short_range, SparseGPR):
             raise TypeError(f"`short_range` must be a SparseGPR; got {type(self.short_range).__name__}")
         if self.scheme not in SCHEMES:
@@ -233,7 +234,7 @@ class KQEqPotential(BaseEstimator):
         return accumulate.solve()[1], residual
 
     def _fixed_charge_labels(self, atoms_list, labels):
-        """Labels minus the α-independent part of the QEq energy at the current charges, ``½ qᵀĀq``, and its forces."""
+        """Labels minus the α-independent QEq energy at the current charges (``½ qᵀĀq``) and its forces."""
         kqeq = self.charge_model_
         energies, forces, all_charges = [], [], []
         for index, atoms in enumerate(atoms_list):

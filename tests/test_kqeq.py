@@ -273,3 +273,90 @@ def test_refusals(open_model, periodic_model):
         _model().fit([_waters(1, 0)])
     with pytest.raises(ValueError, match="`properties` must be among"):
         open_model.predict(_waters(1, 0), properties="polarizability")
+
+
+def test_description_round_trip_predicts_the_same(open_model):
+    import json
+
+    spec = json.loads(json.dumps(open_model.to_dict()))
+    arrays = {name: value.copy() for name, value in open_model.arrays().items()}
+    copy = KernelChargeEquilibration.from_dict(spec, arrays, descriptor=_soap(), kernel=open_model.terms_[0].kernel)
+    atoms = _hydronium_water(8)
+    expected = open_model.predict(atoms, properties=("charges", "energy", "forces"))
+    got = copy.predict(atoms, properties=("charges", "energy", "forces"))
+    for key in expected:
+        assert got[key] == pytest.approx(expected[key], rel=1e-12, abs=1e-12)
+    arrays["term1_alpha"] = arrays["term1_alpha"][:-1]
+    with pytest.raises(ValueError, match="species O: sparse points .* do not fit together"):
+        KernelChargeEquilibration.from_dict(spec, arrays, descriptor=_soap(), kernel=open_model.terms_[0].kernel)
+    with pytest.raises(ValueError, match="version 2 is not supported"):
+        KernelChargeEquilibration.from_dict({**spec, "version": 2}, arrays, descriptor=_soap(), kernel=None)
+
+
+# ------------------------------------------------------------------------------------- kQEq + short-range GAP
+def _kqeq_gap_data():
+    """Waters whose energies and forces are those of a known kQEq model plus Lennard-Jones."""
+    from ase.calculators.lj import LennardJones
+
+    structures = [_waters(2, 200 + s, spread=2.8) for s in range(8)]
+    truth = _model(n_sparse=6).fit(structures, charges=_reference_charges(structures, seed=3))
+    truth.set_alpha(truth.alpha_ * 1.5)
+    qeq = truth.predict(structures, properties=("energy", "forces"))
+    energies, forces, start = [], [], 0
+    for index, atoms in enumerate(structures):
+        lj = atoms.copy()
+        lj.calc = LennardJones(sigma=1.0, epsilon=0.05, rc=5.0, smooth=True)
+        energies.append(qeq["energy"][index] + lj.get_potential_energy())
+        forces.append(qeq["forces"][start:start + len(atoms)] + lj.get_forces())
+        start += len(atoms)
+    return structures, np.array(energies), forces
+
+
+def _potential(scheme):
+    from kernelpot.descriptors.distance_2b import Distance2B
+    from kernelpot.kernels import GaussianCovariance
+    from kernelpot.models.charges import KQEqPotential
+    from kernelpot.models.gap import GAPTerm, SparseGPR
+
+    gap = SparseGPR([GAPTerm(Distance2B(cutoff=5.0, cutoff_transition_width=1.0), GaussianCovariance(0.5),
+                             delta=1.0, n_sparse=15, sparse_method="uniform")],
+                    default_sigma=(0.002, 0.02, 0.05), e0="composition")
+    return KQEqPotential(_model(n_sparse=6, charge_sigma=0.2), gap, scheme=scheme, max_iterations=3)
+
+
+@pytest.fixture(scope="module")
+def kqeq_gap_data():
+    return _kqeq_gap_data()
+
+
+@pytest.fixture(scope="module")
+def fitted_potentials(kqeq_gap_data):
+    structures, energies, forces = kqeq_gap_data
+    anchor = _reference_charges(structures, seed=9)  # not the truth's charges: energies must move them
+    return {scheme: _potential(scheme).fit(structures, energies=energies, forces=forces, charges=anchor)
+            for scheme in ("sequential", "joint")}
+
+
+@pytest.mark.parametrize("scheme", ["sequential", "joint"])
+def test_kqeq_gap_predicts_the_sum_and_its_forces(fitted_potentials, scheme):
+    potential = fitted_potentials[scheme]
+    test = _waters(2, 999, spread=2.8)
+    both = potential.predict(test, properties=("energy", "forces", "charges"))
+    gap = potential.short_range_.predict(test, properties=("energy", "forces"))
+    qeq = potential.charge_model_.predict(test, properties=("energy", "forces", "charges"))
+    assert both["energy"] == pytest.approx(gap["energy"] + qeq["energy"], rel=1e-12)
+    assert both["charges"] == pytest.approx(qeq["charges"])
+    numerical = _numerical_forces(potential, test)
+    assert np.abs(both["forces"] - numerical).max() < 1e-5 * max(1.0, np.abs(numerical).max())
+
+
+def test_joint_fit_lowers_the_objective_and_the_training_errors(kqeq_gap_data, fitted_potentials):
+    structures, energies, forces = kqeq_gap_data
+    history = fitted_potentials["joint"].history_
+    assert history[0]["step"] == 1.0 and min(h["objective"] for h in history) < 0.9 * history[0]["objective"]
+    errors = {}
+    for scheme, potential in fitted_potentials.items():
+        predicted = potential.predict(structures, properties=("energy", "forces"))
+        errors[scheme] = (np.sqrt(np.mean((predicted["energy"] - energies) ** 2)),
+                          np.sqrt(np.mean((predicted["forces"] - np.concatenate(forces)) ** 2)))
+    assert errors["joint"][0] < errors["sequential"][0] and errors["joint"][1] < errors["sequential"][1]

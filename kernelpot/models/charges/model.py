@@ -80,6 +80,9 @@ __all__ = ["PROPERTIES", "KernelChargeEquilibration"]
 #: What :meth:`KernelChargeEquilibration.predict` can return.
 PROPERTIES = ("charges", "dipole", "electronegativity", "energy", "forces", "virial", "stress", "local_energy")
 _SPARSE_METHODS = ("cur", "fps", "random")
+# Constructor parameters a model file keeps (the descriptor and kernel are described separately).
+_SAVED_PARAMETERS = ("n_sparse", "sparse_method", "delta", "hardness", "widths", "dipole_sigma", "charge_sigma",
+                     "jitter", "tolerance", "random_state")
 
 
 def _species_table(value, species, name, unit, default):
@@ -91,7 +94,7 @@ def _species_table(value, species, name, unit, default):
     if isinstance(value, dict):
         table = {}
         for key, item in value.items():
-            z = atomic_numbers.get(key) if isinstance(key, str) else key
+            z = (int(key) if key.isdigit() else atomic_numbers.get(key)) if isinstance(key, str) else key
             if isinstance(z, bool) or not isinstance(z, numbers.Integral) or not 0 < z < len(chemical_symbols):
                 raise ValueError(f"`{name}` has an unknown species {key!r}")
             table[int(z)] = item
@@ -113,6 +116,15 @@ def _positive(value, name, unit):
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (np.isfinite(value) and value > 0):
         raise ValueError(f"`{name}` must be a finite number > 0 ({unit}); got {value!r}")
     return float(value)
+
+
+def _plain(value):
+    """A parameter as JSON keeps it: dicts keyed by str, a random Generator as None (it is not stored)."""
+    if isinstance(value, dict):
+        return {str(key): item for key, item in value.items()}
+    if isinstance(value, np.random.Generator):
+        return None
+    return value
 
 
 def dipole_origin(atoms):
@@ -464,6 +476,74 @@ class KernelChargeEquilibration(BaseEstimator):
         reference = np.asarray(dipoles if dipoles is not None else np.concatenate(
             [np.asarray(c, dtype=float) for c in charges]), dtype=np.float64)
         return float(r2_score(reference.ravel(), predicted.ravel()))
+
+    # ------------------------------------------------------------------ model files
+    def to_dict(self) -> dict:
+        """JSON description of the fitted model except the descriptor, kernel and arrays (see :meth:`arrays`).
+
+        The ``.kpot`` writer (:func:`kernelpot.potential.serialization.save_model`) adds the descriptor and
+        kernel descriptions and stores :meth:`arrays`; :meth:`from_dict` rebuilds the model from all three.
+        """
+        self._check_fitted()
+        return {"kind": "kqeq", "version": 1, "species": [int(z) for z in self.species_],
+                "hardness": {str(z): v for z, v in self.hardness_.items()},
+                "widths": {str(z): v for z, v in self.widths_.items()},
+                "delta": [float(t.delta) for t in self.terms_],
+                "parameters": {name: _plain(getattr(self, name)) for name in _SAVED_PARAMETERS}}
+
+    def arrays(self) -> dict:
+        """The learned arrays: per species ``term<i>_sparse_X``, ``term<i>_sparse_weight``, ``term<i>_alpha``."""
+        self._check_fitted()
+        out = {}
+        for index, term in enumerate(self.terms_):
+            out[f"term{index}_sparse_X"] = term.sparse_X
+            out[f"term{index}_sparse_weight"] = term.sparse_weight
+            out[f"term{index}_alpha"] = term.alpha
+        return out
+
+    @classmethod
+    def from_dict(cls, spec, arrays, *, descriptor, kernel):
+        """A fitted model from :meth:`to_dict`, :meth:`arrays` and the rebuilt descriptor and kernel.
+
+        Raises
+        ------
+        ValueError
+            A description of another kind or a newer version, or arrays whose sizes do not fit
+            together (number of species, features, sparse points).
+        """
+        if not isinstance(spec, dict) or spec.get("kind") != "kqeq":
+            raise ValueError(f"not a kQEq description: kind {spec.get('kind') if isinstance(spec, dict) else spec!r}")
+        if spec.get("version") != 1:
+            raise ValueError(f"kQEq description version {spec.get('version')!r} is not supported (this kernelpot "
+                             "reads version 1); upgrade kernelpot")
+        species = [int(z) for z in spec["species"]]
+        parameters = dict(spec["parameters"])
+        model = cls(descriptor, kernel=kernel, **parameters)
+        model.species_ = np.array(species, dtype=np.int64)
+        model.hardness_ = {int(z): float(v) for z, v in spec["hardness"].items()}
+        model.widths_ = {int(z): float(v) for z, v in spec["widths"].items()}
+        deltas = spec["delta"]
+        if len(deltas) != len(species) or set(model.hardness_) != set(species) or set(model.widths_) != set(species):
+            raise ValueError(f"kQEq description: {len(species)} species but {len(deltas)} deltas, hardness for "
+                             f"{sorted(model.hardness_)}, widths for {sorted(model.widths_)}")
+        terms, n_features = [], None
+        for index, z in enumerate(species):
+            try:
+                X = np.asarray(arrays[f"term{index}_sparse_X"], dtype=np.float64)
+                weight = np.asarray(arrays[f"term{index}_sparse_weight"], dtype=np.float64)
+                alpha = np.asarray(arrays[f"term{index}_alpha"], dtype=np.float64)
+            except KeyError as missing:
+                raise ValueError(f"kQEq arrays: {missing} is missing") from None
+            n_features = X.shape[1] if n_features is None and X.ndim == 2 else n_features
+            if X.ndim != 2 or X.shape[1] != n_features or weight.shape != (len(X),) or alpha.shape != (len(X),):
+                raise ValueError(f"kQEq arrays of species {chemical_symbols[z]}: sparse points {X.shape}, weights "
+                                 f"{weight.shape} and coefficients {alpha.shape} do not fit together "
+                                 f"({n_features} features)")
+            terms.append(FittedTerm(CentreSpecies(copy.deepcopy(descriptor), z), copy.deepcopy(kernel),
+                                    float(deltas[index]), X, weight, alpha))
+        model.terms_ = terms
+        model.alpha_ = np.concatenate([t.alpha for t in terms])
+        return model
 
     # ------------------------------------------------------------- baseline protocol
     def evaluate(self, atoms_list, *, forces=True, virial=False, local_energy=False):

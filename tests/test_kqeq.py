@@ -342,9 +342,11 @@ def test_kqeq_gap_predicts_the_sum_and_its_forces(fitted_potentials, scheme):
     potential = fitted_potentials[scheme]
     test = _waters(2, 999, spread=2.8)
     both = potential.predict(test, properties=("energy", "forces", "charges"))
-    gap = potential.short_range_.predict(test, properties=("energy", "forces"))
+    gap = clone(potential.short_range_).set_params(baseline=None)  # the same GAP without kQEq underneath
+    gap.__dict__.update({k: v for k, v in potential.short_range_.__dict__.items() if k.endswith("_")})
+    alone = gap.predict(test, properties=("energy", "forces"))
     qeq = potential.charge_model_.predict(test, properties=("energy", "forces", "charges"))
-    assert both["energy"] == pytest.approx(gap["energy"] + qeq["energy"], rel=1e-12)
+    assert both["energy"] == pytest.approx(alone["energy"] + qeq["energy"], rel=1e-12)
     assert both["charges"] == pytest.approx(qeq["charges"])
     numerical = _numerical_forces(potential, test)
     assert np.abs(both["forces"] - numerical).max() < 1e-5 * max(1.0, np.abs(numerical).max())
@@ -360,3 +362,20 @@ def test_joint_fit_lowers_the_objective_and_the_training_errors(kqeq_gap_data, f
         errors[scheme] = (np.sqrt(np.mean((predicted["energy"] - energies) ** 2)),
                           np.sqrt(np.mean((predicted["forces"] - np.concatenate(forces)) ** 2)))
     assert errors["joint"][0] < errors["sequential"][0] and errors["joint"][1] < errors["sequential"][1]
+
+
+def test_kqeq_gap_model_file_and_calculator(fitted_potentials, tmp_path):
+    from kernelpot.potential.calculator import GAPCalculator
+    from kernelpot.potential.serialization import load_model, save_model
+
+    model = fitted_potentials["joint"].short_range_
+    path = save_model(model, tmp_path / "kqeq.kpot")
+    loaded = load_model(path)
+    test = _waters(2, 321, spread=2.8)
+    expected = model.predict(test, properties=("energy", "forces"))
+    got = loaded.predict(test, properties=("energy", "forces"))
+    assert got["energy"] == pytest.approx(expected["energy"], rel=1e-12)
+    assert got["forces"] == pytest.approx(expected["forces"], rel=1e-10, abs=1e-12)
+    test.calc = GAPCalculator(path, uncertainty=False)
+    assert test.get_potential_energy() == pytest.approx(expected["energy"][0], rel=1e-12)
+    assert test.get_forces() == pytest.approx(expected["forces"], rel=1e-10, abs=1e-12)

@@ -10,14 +10,17 @@ the factors needed for predictive variances. Only classes listed in
 arbitrary code; files written before the covariances were renamed
 (``SquaredExponential(theta)``, ``NormalisedDotProduct``) load through
 :data:`_RENAMED`. A model with a ``baseline`` (a fixed-charge Coulomb model,
-:class:`~kernelpot.potential.coulomb_baseline.CoulombBaseline`) stores its
-description in the header (``"baseline"``, format version 2); loading
-rebuilds it, so the loaded model (and a calculator or ``kernelpot
-evaluate``/``md`` using it) predicts baseline + GAP as the saved one did.
+:class:`~kernelpot.potential.coulomb_baseline.CoulombBaseline`, or learned kQEq
+charges, :class:`~kernelpot.models.charges.KernelChargeEquilibration`) stores its
+description in the header (``"baseline"``, format version 2) and, for kQEq, its
+arrays as ``baseline_*``; loading rebuilds it, so the loaded model (and a
+calculator or ``kernelpot evaluate``/``md`` using it) predicts baseline + GAP as
+the saved one did.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 
 import numpy as np
@@ -46,7 +49,18 @@ _RENAMED = {
     "NormalisedDotProduct": (NormalizedDotProductCovariance, {}),
 }
 #: Baselines a file can name (``header["baseline"]["kind"]``): loading builds only these.
-_BASELINES = {"coulomb": CoulombBaseline}
+#: A learned baseline (kQEq) also stores its descriptor and kernel in the header and its arrays as
+#: ``baseline_<name>`` (``baseline.arrays()``), and is rebuilt by ``from_dict(spec, arrays, descriptor=, kernel=)``.
+#: kQEq is named by module path and imported only when a file holds one (it loads the electrostatics).
+_BASELINES = {"coulomb": CoulombBaseline, "kqeq": "kernelpot.models.charges:KernelChargeEquilibration"}
+
+
+def _baseline_class(kind):
+    cls = _BASELINES[kind]
+    if isinstance(cls, str):
+        module, name = cls.split(":")
+        cls = getattr(importlib.import_module(module), name)
+    return cls
 _MODEL_PARAMS = ("default_sigma", "config_type_sigma", "sigma_per_atom", "e0", "jitter", "solver")
 
 
@@ -131,11 +145,15 @@ def save_model(model, path, *, metadata: dict | None = None):
     if model.baseline is not None:
         # Format 2: a version-1 reader would drop the baseline and predict the residual alone.
         header["baseline"] = jsonable(model.baseline.to_dict())
+        if callable(getattr(model.baseline, "arrays", None)):
+            header["baseline"]["descriptor"] = _describe(model.baseline.descriptor)
+            header["baseline"]["kernel"] = _describe(model.baseline.kernel_)
+            arrays.update({f"baseline_{name}": value for name, value in model.baseline.arrays().items()})
         return save_model_file(path, header, arrays, format_version=2)
     return save_model_file(path, header, arrays, format_version=1)
 
 
-def _load_baseline(header, path):
+def _load_baseline(header, arrays, path):
     """The baseline a header describes (None if it has none); an unknown kind is a ModelFileError."""
     spec = header.get("baseline")
     if spec is None:
@@ -147,7 +165,11 @@ def _load_baseline(header, path):
         raise ModelFileError(f"{str(path)!r} has a baseline of unknown kind "
                              f"{spec.get('kind') if isinstance(spec, dict) else spec!r}; known: {sorted(_BASELINES)}")
     try:
-        return _BASELINES[spec["kind"]].from_dict(spec)
+        if "descriptor" in spec:  # a learned baseline
+            own = {name[len("baseline_"):]: value for name, value in arrays.items() if name.startswith("baseline_")}
+            return _baseline_class(spec["kind"]).from_dict(spec, own, descriptor=_build(spec["descriptor"], path),
+                                                           kernel=_build(spec["kernel"], path))
+        return _baseline_class(spec["kind"]).from_dict(spec)
     except (ValueError, TypeError, KeyError) as error:
         raise ModelFileError(f"{str(path)!r} has an unreadable baseline: {error}") from None
 
@@ -234,7 +256,7 @@ def _model_from(header, arrays, path) -> SparseGPR:
     params = dict(header["parameters"])
     if isinstance(params.get("e0"), dict):
         params["e0"] = _e0(params["e0"], where, "parameters.e0", symbols=True)
-    model = SparseGPR(specs, baseline=_load_baseline(header, path), **params)
+    model = SparseGPR(specs, baseline=_load_baseline(header, arrays, path), **params)
     model.terms_ = fitted
     model.e0_ = _e0(header["e0"], where, "e0")
     model.alpha_ = np.concatenate([t.alpha for t in fitted])

@@ -177,6 +177,8 @@ class KernelChargeEquilibration(BaseEstimator):
         All coefficients, species side by side.
     hardness_, widths_ : dict
         ``{Z: J in eV/e²}``, ``{Z: σ in Å}`` used.
+    kernel_ : covariance
+        The kernel used (``kernel`` or the default).
     kmm_cholesky_ : ndarray of shape (n_sparse_total, n_sparse_total)
         Lower Cholesky factor of ``K_MM`` + jitter.
     posterior_factor_ : ndarray of shape (n_sparse_total, n_sparse_total)
@@ -311,7 +313,7 @@ class KernelChargeEquilibration(BaseEstimator):
         species = np.array(sorted({int(z) for a in atoms_list for z in a.numbers}), dtype=np.int64)
         kernel, n_sparse, delta, hardness, widths = self._resolved_parameters(species)
         dipoles, charges = self._check_targets(atoms_list, dipoles, charges)
-        self.species_, self.hardness_, self.widths_ = species, hardness, widths
+        self.species_, self.hardness_, self.widths_, self.kernel_ = species, hardness, widths, kernel
         rng = np.random.default_rng(self.random_state)
         self.terms_ = self._choose_sparse(atoms_list, kernel, n_sparse, delta, rng)
         L = self._factor_kmm()
@@ -520,6 +522,7 @@ class KernelChargeEquilibration(BaseEstimator):
         parameters = dict(spec["parameters"])
         model = cls(descriptor, kernel=kernel, **parameters)
         model.species_ = np.array(species, dtype=np.int64)
+        model.kernel_ = kernel
         model.hardness_ = {int(z): float(v) for z, v in spec["hardness"].items()}
         model.widths_ = {int(z): float(v) for z, v in spec["widths"].items()}
         deltas = spec["delta"]

@@ -90,7 +90,9 @@ class KQEqPotential(BaseEstimator):
     charge_model_ : KernelChargeEquilibration
         The fitted kQEq model.
     short_range_ : SparseGPR
-        The fitted GAP (of ``E - E_QEq``).
+        The fitted GAP with ``baseline=charge_model_``: it learns ``E - E_QEq`` and predicts the whole
+        potential (kQEq + GAP), so it is what :func:`~kernelpot.potential.serialization.save_model`, the
+        :class:`~kernelpot.potential.calculator.GAPCalculator` and ``kernelpot evaluate``/``md`` take.
     history_ : list of dict
         Joint scheme: per iteration the objective of the iterate (``"objective"``, its
         data part ``"residual"``), the step fraction and seconds.
@@ -158,13 +160,9 @@ class KQEqPotential(BaseEstimator):
         return self
 
     def _fit_short_range(self, model, atoms_list, labels):
-        """The GAP fitted to the labels minus the current kQEq energies and forces."""
-        qeq = self.charge_model_.evaluate(atoms_list, forces=any(f is not None for f in labels.forces))
-        offsets = np.cumsum([0] + [len(a) for a in atoms_list])
-        energies = [None if e is None else e - qeq["energy"][s] for s, e in enumerate(labels.energies)]
-        forces = [None if f is None else f - qeq["forces"][offsets[s]:offsets[s + 1]]
-                  for s, f in enumerate(labels.forces)]
-        return model.fit(atoms_list, energies=energies, forces=forces, config_types=labels.config_types)
+        """The GAP with the current kQEq model as its ``baseline``: fitted to the labels minus kQEq's."""
+        model.set_params(baseline=self.charge_model_)
+        return model.fit(atoms_list, energies=labels.energies, forces=labels.forces, config_types=labels.config_types)
 
     def _fit_jointly(self, atoms_list, labels, dipoles, charges):
         """Fixed-charge Gauss–Newton iterations on (GAP weights, α); see the module docstring."""
@@ -277,21 +275,20 @@ class KQEqPotential(BaseEstimator):
         -------
         dict
             As :meth:`SparseGPR.predict` for ``"energy"``, ``"forces"``, ``"virial"``,
-            ``"stress"``, ``"local_energy"`` (sums of both parts), plus ``"charges"`` (e) and
-            ``"dipole"`` (e·Å) of the kQEq model when asked for.
+            ``"stress"``, ``"local_energy"`` (kQEq + GAP), plus ``"charges"`` (e), ``"dipole"``
+            (e·Å) and ``"electronegativity"`` (eV/e) of the kQEq model when asked for.
         """
         self._check_fitted()
         properties = (properties,) if isinstance(properties, str) else tuple(properties)
         atoms_list = as_atoms_list(atoms_list)
-        gap_properties = tuple(p for p in properties if p in ("energy", "forces", "virial", "stress", "local_energy"))
-        out = self.short_range_.predict(atoms_list, properties=gap_properties or ("energy",))
-        qeq = self.charge_model_.predict(atoms_list, properties=tuple(set(properties) | {"energy"}))
-        for key in properties:
-            if key in gap_properties:
-                out[key] = out[key] + qeq[key]
-            else:
-                out[key] = qeq[key]
-        return {key: out[key] for key in set(properties) | {"energy"}}
+        own = ("charges", "dipole", "electronegativity")
+        wanted = tuple(p for p in properties if p in own)
+        out = {}
+        if len(wanted) < len(properties) or not wanted:
+            out = self.short_range_.predict(atoms_list, properties=tuple(p for p in properties if p not in own))
+        if wanted:
+            out.update(self.charge_model_.predict(atoms_list, properties=wanted))
+        return out
 
     def score(self, atoms_list, energies) -> float:
         """Coefficient of determination R² of the energies."""

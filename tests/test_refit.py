@@ -149,6 +149,32 @@ def _density_case():
     return (lambda: DensityModel(n_max=3, l_max=2, n_sparse=15, random_state=0)), fit, None, outputs
 
 
+def _charges_case(potential):
+    """kQEq alone (fitted on dipoles) or kQEq + a 2-body GAP (energies, charges as the anchor)."""
+    from kernelpot.models.charges import KernelChargeEquilibration, KQEqPotential
+
+    def make():
+        charges = KernelChargeEquilibration(SOAP(species=["H", "O"], **SAGPR), n_sparse=6, random_state=0)
+        if not potential:
+            return charges
+        gap = SparseGPR([GAPTerm(Distance2B(cutoff=3.0), GaussianCovariance(0.5), delta=1.0, n_sparse=6,
+                                 sparse_method="uniform")], e0="composition")
+        return KQEqPotential(charges, gap, scheme="joint", max_iterations=2)
+
+    def fit(model, part):
+        frames, dipoles, _ = WATER[part]
+        if potential:
+            energies = [float(np.sum(a.get_all_distances())) for a in frames]
+            model.fit(frames, energies=energies, charges=[np.array([-0.8, 0.4, 0.4])] * len(frames))
+        else:
+            model.fit(frames, dipoles=dipoles)
+
+    def outputs(model):
+        return model.predict(WATER["test"][0], properties=("energy", "charges"))
+
+    return make, fit, None, outputs
+
+
 def _selector_case(cls):
     data = {"A": RNG.normal(size=(60, 5)), "B": RNG.normal(size=(25, 5))}
 
@@ -172,6 +198,8 @@ CASES = {
         lambda: SymmetryAdaptedGPR(1, **SAGPR, alpha=1e-6, n_sparse=8), "dipole"),
     "TensorRegressor": lambda: _tensor_case(lambda: TensorRegressor(**SAGPR, alpha=1e-6), "polarizability"),
     "DensityModel": _density_case,
+    "KernelChargeEquilibration": lambda: _charges_case(potential=False),
+    "KQEqPotential": lambda: _charges_case(potential=True),
     "FPS": lambda: _selector_case(FPS),
     "CUR": lambda: _selector_case(CUR),
 }

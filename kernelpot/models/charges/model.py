@@ -70,6 +70,7 @@ from ...electrostatics.equilibration import QEqSystem, declared_charges
 from ...electrostatics.result import COULOMB_CONSTANT
 from ...kernels import GaussianCovariance, NormalizedDotProductCovariance
 from ...structures.packing import as_atoms_list
+from ...utils.estimators import reset_fitted
 from ..gap.accumulators import QRAccumulator
 from ..gap.sparse import select_sparse
 from ..gap.terms import VIRIAL_COMPONENTS, FittedTerm, row_weights
@@ -313,6 +314,7 @@ class KernelChargeEquilibration(BaseEstimator):
         species = np.array(sorted({int(z) for a in atoms_list for z in a.numbers}), dtype=np.int64)
         kernel, n_sparse, delta, hardness, widths = self._resolved_parameters(species)
         dipoles, charges = self._check_targets(atoms_list, dipoles, charges)
+        reset_fitted(self)
         self.species_, self.hardness_, self.widths_, self.kernel_ = species, hardness, widths, kernel
         rng = np.random.default_rng(self.random_state)
         self.terms_ = self._choose_sparse(atoms_list, kernel, n_sparse, delta, rng)

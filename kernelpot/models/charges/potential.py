@@ -54,6 +54,7 @@ from sklearn.base import BaseEstimator, clone
 
 from ...electrostatics.coulomb import coulomb
 from ...structures.packing import as_atoms_list
+from ...utils.estimators import reset_fitted
 from ..gap.accumulators import QRAccumulator
 from ..gap.design import DesignBuilder
 from ..gap.labels import check_labels
@@ -150,11 +151,12 @@ class KQEqPotential(BaseEstimator):
         self._check_params()
         atoms_list = as_atoms_list(atoms_list)
         labels = check_labels(atoms_list, energies, forces, None, config_types)
+        reset_fitted(self)
         start = time.perf_counter()
         self.charge_model_ = clone(self.charge_model).fit(atoms_list, dipoles=dipoles, charges=charges)
         self.short_range_ = self._fit_short_range(clone(self.short_range), atoms_list, labels)
         self._say(f"sequential kQEq + GAP fitted in {time.perf_counter() - start:.1f} s")
-        self.history_ = []
+        self.history_ = []  # joint iterations (none for the sequential scheme)
         if self.scheme == "joint":
             self._fit_jointly(atoms_list, labels, dipoles, charges)
         return self

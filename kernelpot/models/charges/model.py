@@ -60,7 +60,6 @@ import copy
 import numbers
 
 import numpy as np
-import scipy.linalg as sla
 from ase.data import atomic_numbers, chemical_symbols, covalent_radii
 from sklearn.base import BaseEstimator
 
@@ -73,7 +72,7 @@ from ...structures.packing import as_atoms_list
 from ...utils.estimators import reset_fitted
 from ..gap.accumulators import QRAccumulator
 from ..gap.sparse import select_sparse
-from ..gap.terms import VIRIAL_COMPONENTS, FittedTerm, row_weights
+from ..gap.terms import VIRIAL_COMPONENTS, FittedTerm, factor_kmm, row_weights
 from .environments import RowBuffer, StructureEnvironments
 
 __all__ = ["PROPERTIES", "KernelChargeEquilibration"]
@@ -318,7 +317,7 @@ class KernelChargeEquilibration(BaseEstimator):
         self.species_, self.hardness_, self.widths_, self.kernel_ = species, hardness, widths, kernel
         rng = np.random.default_rng(self.random_state)
         self.terms_ = self._choose_sparse(atoms_list, kernel, n_sparse, delta, rng)
-        L = self._factor_kmm()
+        L = factor_kmm(self.terms_, self.jitter)[1]
         accumulate = RowBuffer(QRAccumulator(L.T))
         for index, atoms in enumerate(atoms_list):
             rows, targets = self.closed_form_rows(atoms, index, None if dipoles is None else dipoles[index],
@@ -376,17 +375,6 @@ class KernelChargeEquilibration(BaseEstimator):
             descriptor = CentreSpecies(copy.deepcopy(self.descriptor), int(z))
             terms.append(FittedTerm(descriptor, copy.deepcopy(kernel), delta[int(z)], Z, row_weights(descriptor, Z)[0]))
         return terms
-
-    def _factor_kmm(self):
-        kmm = sla.block_diag(*[t.kmm() for t in self.terms_])
-        kmm[np.diag_indices_from(kmm)] += self.jitter * np.concatenate(
-            [np.full(t.n_sparse, t.delta**2) for t in self.terms_])
-        try:
-            return np.linalg.cholesky(kmm)
-        except np.linalg.LinAlgError:
-            raise np.linalg.LinAlgError(
-                f"K_MM of the sparse environments is not positive definite; increase `jitter` (now {self.jitter})"
-            ) from None
 
     def set_alpha(self, alpha):
         """Install coefficients (n_sparse_total,) into the terms (used by the fits)."""

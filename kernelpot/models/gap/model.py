@@ -36,7 +36,6 @@ import copy
 import logging
 
 import numpy as np
-import scipy.linalg as sla
 import scipy.sparse as sp
 
 from ...exceptions import warn_reduced
@@ -50,7 +49,15 @@ from .budget import SELECTION_COPIES, budgeted_blocks, plan_fit_blocks, select_s
 from .design import DesignBuilder
 from .labels import check_labels, check_sigma, residual_labels, resolve_e0
 from .predictor import GAPPredictor, SharedDescriptors, supports_fast_path
-from .terms import VIRIAL_COMPONENTS, FittedTerm, GAPTerm, row_weights, structure_of_rows, sum_per_structure
+from .terms import (
+    VIRIAL_COMPONENTS,
+    FittedTerm,
+    GAPTerm,
+    factor_kmm,
+    row_weights,
+    structure_of_rows,
+    sum_per_structure,
+)
 from .variance import VARIANCES, StdRequest, dtc_variance, std_outputs, term_std_inputs
 
 __all__ = ["SparseGPR"]
@@ -291,7 +298,7 @@ class SparseGPR(Estimator):
                                                                  budget, resident_bytes(), in_use)
         self._say(message)
         builder.block_bytes = self.memory_estimate_["block_budget"]
-        kmm, L = self._factor_kmm()
+        kmm, L = factor_kmm(self.terms_, self._term_jitter(self.terms_))
         accumulate = QRAccumulator(L.T) if self.solver == "qr" else NormalAccumulator(kmm)
         del kmm  # the accumulator holds what it needs
         if self.scheduler is None and self.n_jobs in (None, 1):
@@ -315,19 +322,6 @@ class SparseGPR(Estimator):
             term.alpha = alpha[start : start + term.n_sparse]
             start += term.n_sparse
         return self
-
-    def _factor_kmm(self):
-        """Block-diagonal K_MM of all terms (+ jitter) and its Cholesky factor."""
-        kmm = sla.block_diag(*[t.kmm() for t in self.terms_])
-        kmm[np.diag_indices_from(kmm)] += np.concatenate(
-            [np.full(t.n_sparse, j * t.delta**2) for t, j in zip(self.terms_, self._term_jitter(self.terms_))])
-        try:
-            return kmm, np.linalg.cholesky(kmm)
-        except np.linalg.LinAlgError:
-            raise np.linalg.LinAlgError(
-                "K_MM (covariance of the sparse points) is not positive definite; increase `jitter` "
-                f"(now {self.jitter}) or use fewer / more distinct sparse points"
-            ) from None
 
     def _choose_sparse(self, atoms_list, rng, budget=None):
         """Sparse points of every term, holding at most ``budget`` bytes (default: all) of descriptor rows."""

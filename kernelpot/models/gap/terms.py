@@ -17,12 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg as sla
 import scipy.sparse as sp
 
 from ...kernels import GaussianCovariance, LinearCovariance, NormalizedDotProductCovariance
 from ._design_kernels import accumulate_pair_rows
 
-__all__ = ["GAPTerm", "FittedTerm", "VIRIAL_COMPONENTS", "sum_per_structure"]
+__all__ = ["GAPTerm", "FittedTerm", "VIRIAL_COMPONENTS", "sum_per_structure", "factor_kmm"]
 
 _SPARSE_METHODS = ("cur", "fps", "uniform", "random")
 # Order of the 6 independent virial components used as observations.
@@ -318,3 +319,23 @@ class FittedTerm:
         dE_dr = np.stack([np.bincount(G.neighbour, weights=pair_dE[:, a], minlength=n_atoms)
                           for a in range(3)], axis=1)
         return local, dE_dr, pair_dE
+
+
+def factor_kmm(terms, jitter):
+    """Block-diagonal ``K_MM`` of fitted terms (+ ``jitter`` × delta² on the diagonal) and its lower Cholesky factor.
+
+    ``jitter`` is one relative value or one per term. Raises ``LinAlgError`` naming it when the sparse points'
+    covariance is not positive definite.
+    """
+    per_term = np.broadcast_to(np.asarray(jitter, dtype=np.float64), (len(terms),))
+    kmm = sla.block_diag(*[t.kmm() for t in terms])
+    kmm[np.diag_indices_from(kmm)] += np.concatenate([np.full(t.n_sparse, j * t.delta**2)
+                                                      for t, j in zip(terms, per_term)])
+    try:
+        return kmm, np.linalg.cholesky(kmm)
+    except np.linalg.LinAlgError:
+        shown = per_term[0] if np.ndim(jitter) == 0 else per_term.tolist()
+        raise np.linalg.LinAlgError(
+            "K_MM (covariance of the sparse points) is not positive definite; increase `jitter` "
+            f"(now {shown}) or use fewer / more distinct sparse points"
+        ) from None

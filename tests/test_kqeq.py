@@ -1,6 +1,11 @@
 """Kernel charge equilibration: the QEq solve, forces and stress by finite differences, symmetries, recovery of a
 known electronegativity model, and bad input."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from _finite_differences import strain_derivative
@@ -11,6 +16,8 @@ from sklearn.base import clone
 from kernelpot.descriptors import SOAP
 from kernelpot.electrostatics import QEqSystem, coulomb_matrix, declared_charges
 from kernelpot.models.charges import KernelChargeEquilibration
+
+ROOT = str(Path(__file__).resolve().parents[1])
 
 # Tight Ewald sums, so that finite differences test the derivation rather than the sum's accuracy.
 TOLERANCE = 1e-10
@@ -105,6 +112,15 @@ def _numerical_forces(model, atoms, h=1e-4):
 
 
 # ------------------------------------------------------------------------------------------------- the QEq solve
+def test_coulomb_is_the_function_whatever_was_imported_first():
+    # The function once shared its name with its submodule: importing the submodule first
+    # (as kQEq did) left the package attribute `coulomb` bound to the module.
+    code = ("import kernelpot.models.charges, kernelpot.electrostatics as e; "
+            "from kernelpot.electrostatics import coulomb_matrix, coulomb; "
+            "assert callable(coulomb) and coulomb is e.coulomb, coulomb")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": ROOT})
+
+
 def test_qeq_two_atoms_matches_the_closed_form():
     # Two atoms, Σq = 0: q1 = -q2 = (χ2 - χ1) / (Ā11 + Ā22 - 2 Ā12).
     atoms = Atoms("HO", positions=[[0, 0, 0], [0, 0, 1.3]])

@@ -20,8 +20,8 @@ from ..utils.lazy import lazy_exports
 _EXPORTS = {
     "COULOMB_CONSTANT": "result",
     "CoulombResult": "result",
-    "coulomb": "coulomb",
-    "coulomb_matrix": "coulomb",
+    "coulomb": "dispatch",
+    "coulomb_matrix": "dispatch",
     "Ewald": "ewald",
     "PME": "pme",
     "QEqSystem": "equilibration",

@@ -64,7 +64,7 @@ from ase.data import atomic_numbers, chemical_symbols, covalent_radii
 from sklearn.base import BaseEstimator
 
 from ...descriptors.centre_species import CentreSpecies
-from ...electrostatics.coulomb import coulomb, coulomb_matrix
+from ...electrostatics import coulomb, coulomb_matrix
 from ...electrostatics.equilibration import QEqSystem, declared_charges
 from ...electrostatics.result import COULOMB_CONSTANT
 from ...kernels import GaussianCovariance, NormalizedDotProductCovariance

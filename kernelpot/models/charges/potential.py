@@ -52,7 +52,7 @@ import numpy as np
 import scipy.linalg as sla
 from sklearn.base import BaseEstimator, clone
 
-from ...electrostatics.coulomb import coulomb
+from ...electrostatics import coulomb
 from ...structures.packing import as_atoms_list
 from ...utils.estimators import reset_fitted
 from ..gap.accumulators import QRAccumulator

@@ -31,9 +31,10 @@ How the two are trained (``scheme``)
     minimum, the energy rows are the exact Jacobian ``dE*/dα = Kᵀq*``: for energies and
     dipoles/charges this is Gauss–Newton. For forces it leaves out the response of the
     charges to the positions (``dF/dα`` through ``∂q*/∂r``), so it is an approximate
-    Gauss–Newton step; the objective is evaluated exactly at every iterate (the rows of
-    the next iteration give the residual of the current model for free) and a step that
-    increases it is halved. At the end the GAP is refitted given the final α (the
+    Gauss–Newton step that can go uphill. A backtracking line search therefore evaluates the
+    exact objective (kQEq re-equilibrated at the trial α, the GAP's design rows of the pass
+    times the trial weights) at step fractions 1, ½, ¼, … ≥ 1/32 and takes the first that
+    lowers it; when none does, the iterations stop. The objective never increases. At the end the GAP is refitted given the final α (the
     ``v``-block of the joint optimum is exactly that conditional fit), keeping its
     sparse points and ``e0``. Energies alone cannot fix the sign of charges in
     neutral structures (``E_QEq`` is even in α), so the joint scheme too starts from
@@ -95,8 +96,10 @@ class KQEqPotential(BaseEstimator):
         potential (kQEq + GAP), so it is what :func:`~kernelpot.potential.serialization.save_model`, the
         :class:`~kernelpot.potential.calculator.GAPCalculator` and ``kernelpot evaluate``/``md`` take.
     history_ : list of dict
-        Joint scheme: per iteration the objective of the iterate (``"objective"``, its
-        data part ``"residual"``), the step fraction and seconds.
+        Joint scheme, one entry per iterate: its exact objective (``"objective"``, data part
+        ``"residual"``; ``None`` when the iterate was not linearised again), the same objective as the line
+        search that chose the iterate measured it (``"line_search_objective"``), the line-search trials
+        ``"steps"`` as (step fraction, objective) and seconds. The objectives decrease strictly.
     """
 
     def __init__(self, charge_model, short_range, *, scheme="joint", max_iterations=5, tol=1e-3, verbose=False):
@@ -167,90 +170,78 @@ class KQEqPotential(BaseEstimator):
         return model.fit(atoms_list, energies=labels.energies, forces=labels.forces, config_types=labels.config_types)
 
     def _fit_jointly(self, atoms_list, labels, dipoles, charges):
-        """Fixed-charge Gauss–Newton iterations on (GAP weights, α); see the module docstring."""
+        """Fixed-charge Gauss–Newton iterations on (GAP weights, α) with a backtracking line search."""
         kqeq = self.charge_model_
-        gap_factor = self.short_range_.kmm_cholesky_
-        L = sla.block_diag(gap_factor, kqeq.kmm_cholesky_)
+        L = sla.block_diag(self.short_range_.kmm_cholesky_, kqeq.kmm_cholesky_)
         builder = DesignBuilder.from_model(self.short_range_)
         m_gap = builder.n_sparse
         dipoles, charges = kqeq._check_targets(atoms_list, dipoles, charges)
         current = np.concatenate([self.short_range_.alpha_, kqeq.alpha_])
-        best = None  # (objective, iterate, the solution of its linearised problem)
-        step = 1.0
+        searched = None  # the objective of `current` as the last line search measured it
         for iteration in range(self.max_iterations + 1):
             tick = time.perf_counter()
-            solution, residual = self._joint_step(atoms_list, labels, dipoles, charges, builder, L, current)
-            objective = residual + float(np.sum((L.T @ current) ** 2))
-            self.history_.append({"iteration": iteration, "objective": objective, "residual": residual, "step": step,
-                                  "seconds": time.perf_counter() - tick})
-            self._say(f"joint kQEq + GAP, iterate {iteration}: objective {objective:.6g} (data {residual:.6g}), "
-                      f"step {step:g}, {self.history_[-1]['seconds']:.0f} s")
-            if best is not None and objective > best[0]:
-                # the approximate Gauss–Newton step went uphill: try half of it, from the best iterate
-                step *= 0.5
-                if step < 1 / 16:
-                    break
-                current = best[1] + step * (best[2] - best[1])
-                kqeq.set_alpha(current[m_gap:])
-                continue
-            converged = best is not None and best[0] - objective < self.tol * best[0]
-            best = (objective, current, solution)
-            if converged or iteration == self.max_iterations:
+            problem = _JointProblem(self, atoms_list, labels, dipoles, charges, builder, L, current)
+            entry = {"iteration": iteration, "objective": problem.objective, "residual": problem.residual,
+                     "line_search_objective": searched, "steps": [], "seconds": 0.0}
+            self.history_.append(entry)
+            if iteration == self.max_iterations:
+                entry["seconds"] = time.perf_counter() - tick
                 break
+            # Backtracking: the force rows leave out the charges' response to positions, so the full
+            # step can go uphill; take the longest of 1, 1/2, 1/4, ... that lowers the exact objective.
+            accepted = None
             step = 1.0
-            current = solution
-            kqeq.set_alpha(current[m_gap:])
-        kqeq.set_alpha(best[1][m_gap:])
-        # The GAP given the final α: the v-block of the joint optimum, with the same sparse points and e0.
+            while step >= _SMALLEST_STEP:
+                trial = current + step * (problem.solution - current)
+                value = problem.objective_at(trial)
+                entry["steps"].append((step, value))
+                if value < problem.objective:
+                    accepted = (trial, value)
+                    break
+                step *= 0.5
+            entry["seconds"] = time.perf_counter() - tick
+            self._say(f"joint kQEq + GAP, iterate {iteration}: objective {problem.objective:.6g} "
+                      f"(data {problem.residual:.6g}); line search "
+                      + ", ".join(f"{t:g}: {v:.6g}" for t, v in entry["steps"]) + f"; {entry['seconds']:.0f} s")
+            if accepted is None:  # no descent along the step: `current` is as good as this method gets
+                break
+            current, searched = accepted
+            if problem.objective - searched < self.tol * problem.objective:
+                self.history_.append({"iteration": iteration + 1, "objective": searched, "residual": None,
+                                      "line_search_objective": searched, "steps": [], "seconds": 0.0})
+                break
+        kqeq.set_alpha(current[m_gap:])
+        # The GAP given the final α: the v-block of the joint optimum, with the same sparse points and e0
+        # (it can only lower the objective further).
         template = clone(self.short_range).set_params(e0=dict(self.short_range_.e0_))
         template.set_params(terms=[_with_points(term, fitted) for term, fitted in
                                    zip(template.terms, self.short_range_.terms_)])
         self.short_range_ = self._fit_short_range(template, atoms_list, labels)
 
-    def _joint_step(self, atoms_list, labels, dipoles, charges, builder, L, current):
-        """Accumulate the fixed-charge linear problem; return its solution and the data misfit of ``current``."""
-        kqeq = self.charge_model_
-        m_gap = builder.n_sparse
-        residual = 0.0
-        accumulate = RowBuffer(QRAccumulator(L.T))
-        shifted, extra = self._fixed_charge_labels(atoms_list, labels)
-        want = any(f is not None for f in labels.forces)
-        per_atom = builder.gradient_bytes_per_atom(atoms_list)[0] if want else 0.0
-        blocks, _ = builder.plan_blocks(atoms_list, shifted, per_atom)
-        for structures, _ in blocks:
-            A_gap, b = builder.rows(atoms_list, structures, shifted)
-            sigma = builder.row_sigmas(atoms_list, structures, shifted)
-            A_chi = self._charge_rows(atoms_list, structures, shifted, extra["charges"]) / sigma[:, None]
-            A = np.hstack([A_gap, A_chi])
-            residual += float(np.sum((b - A @ current) ** 2))
-            accumulate.add(A, b)
-        for index, atoms in enumerate(atoms_list):
-            rows, targets = kqeq.closed_form_rows(atoms, index, None if dipoles is None else dipoles[index],
-                                                  None if charges is None else charges[index])
-            if len(targets):
-                A = np.hstack([np.zeros((len(targets), m_gap)), rows])
-                residual += float(np.sum((targets - A @ current) ** 2))
-                accumulate.add(A, targets)
-        return accumulate.solve()[1], residual
-
     def _fixed_charge_labels(self, atoms_list, labels):
-        """Labels minus the α-independent QEq energy at the current charges (``½ qᵀĀq``) and its forces."""
+        """Labels minus the α-independent QEq energy at the current charges (``½ qᵀĀq``) and its forces.
+
+        Returns the shifted labels and, per structure, the charges, that energy and those forces.
+        """
         kqeq = self.charge_model_
-        energies, forces, all_charges = [], [], []
+        energies, forces, all_charges, constants, coulomb_forces = [], [], [], [], []
         for index, atoms in enumerate(atoms_list):
             system = kqeq.qeq_system(atoms, index)
             q = system.charges(kqeq.environments(atoms).electronegativity())
             all_charges.append(q)
             constant = 0.5 * q @ (system.matrix @ q)
+            constants.append(constant)
             energies.append(None if labels.energies[index] is None else labels.energies[index] - constant)
             if labels.forces[index] is None:
                 forces.append(None)
+                coulomb_forces.append(None)
             else:
                 result = coulomb(atoms, q, widths=kqeq._per_atom(kqeq.widths_, atoms), tolerance=kqeq.tolerance,
                                  total_charge=float(system.totals.sum()), compute_stress=False)
                 forces.append(labels.forces[index] - result.forces)
+                coulomb_forces.append(result.forces)
         shifted = type(labels)(energies, forces, labels.virials, labels.config_types)
-        return shifted, {"charges": all_charges}
+        return shifted, {"charges": all_charges, "energies": constants, "forces": coulomb_forces}
 
     def _charge_rows(self, atoms_list, structures, labels, charges):
         """kQEq design rows at fixed charges, in the GAP rows' order: energies, then forces (dE/dr)."""
@@ -297,6 +288,90 @@ class KQEqPotential(BaseEstimator):
         from sklearn.metrics import r2_score
 
         return float(r2_score(np.asarray(energies, dtype=float), self.predict(atoms_list)["energy"]))
+
+
+# Above this many bytes of GAP design rows the line search rebuilds them per trial instead of keeping them.
+_CACHED_ROW_BYTES = 2**30
+# The shortest step the line search tries (fraction of the Gauss–Newton step).
+_SMALLEST_STEP = 1 / 32
+
+
+class _JointProblem:
+    """The joint fit linearised at fixed charges around ``current``, and its exact objective anywhere.
+
+    Building it is one pass over the data: the GAP's design rows beside the charge-weighted kQEq rows
+    (QR-accumulated; :attr:`solution` is the linearised optimum) and the exact objective of ``current``
+    (at ``current`` the fixed-charge rows give the exact QEq energies and forces). :meth:`objective_at`
+    evaluates the exact objective elsewhere: kQEq re-equilibrated at the trial α (one kQEq prediction
+    pass) plus the GAP rows times the trial weights (kept from the pass while they fit in
+    ``_CACHED_ROW_BYTES``, else rebuilt).
+    """
+
+    def __init__(self, potential, atoms_list, labels, dipoles, charges, builder, L, current):
+        self.potential, self.atoms_list, self.labels, self.builder, self.L = potential, atoms_list, labels, builder, L
+        kqeq = potential.charge_model_
+        m_gap = builder.n_sparse
+        accumulate = RowBuffer(QRAccumulator(L.T))
+        shifted, extra = potential._fixed_charge_labels(atoms_list, labels)
+        want = any(f is not None for f in labels.forces)
+        per_atom = builder.gradient_bytes_per_atom(atoms_list)[0] if want else 0.0
+        self.blocks, _ = builder.plan_blocks(atoms_list, shifted, per_atom)
+        self.targets, self.sigmas, self.gap_rows = [], [], []
+        cached_bytes = 0
+        residual = 0.0
+        for structures, _ in self.blocks:
+            A_gap, b = builder.rows(atoms_list, structures, shifted)
+            sigma = builder.row_sigmas(atoms_list, structures, shifted)
+            A_chi = potential._charge_rows(atoms_list, structures, shifted, extra["charges"]) / sigma[:, None]
+            A = np.hstack([A_gap, A_chi])
+            residual += float(np.sum((b - A @ current) ** 2))
+            accumulate.add(A, b)
+            # the unshifted targets: add back the fixed-charge QEq energy and forces taken out of the labels
+            offsets = self._rows(structures, [extra["energies"][s] for s in structures],
+                                 [None if extra["forces"][s] is None else -extra["forces"][s] for s in structures])
+            self.targets.append(b + offsets / sigma)
+            self.sigmas.append(sigma)
+            cached_bytes += A_gap.nbytes
+            self.gap_rows.append(A_gap if cached_bytes <= _CACHED_ROW_BYTES else None)
+        self.closed_form = []
+        for index, atoms in enumerate(atoms_list):
+            rows, targets = kqeq.closed_form_rows(atoms, index, None if dipoles is None else dipoles[index],
+                                                  None if charges is None else charges[index])
+            if len(targets):
+                A = np.hstack([np.zeros((len(targets), m_gap)), rows])
+                residual += float(np.sum((targets - A @ current) ** 2))
+                accumulate.add(A, targets)
+                self.closed_form.append((rows, targets))
+        self.solution = accumulate.solve()[1]
+        self.residual = residual
+        self.objective = residual + float(np.sum((L.T @ current) ** 2))
+
+    def _rows(self, structures, energies, forces):
+        """Values of ``structures`` (``energies[i]``, ``forces[i]`` of ``structures[i]``) laid out as the
+        design rows: energies, then forces (atom-major, x y z)."""
+        labels = self.labels
+        parts = [np.array([e for s, e in zip(structures, energies) if labels.energies[s] is not None], dtype=float)]
+        parts += [np.asarray(f, dtype=float).ravel() for s, f in zip(structures, forces) if labels.forces[s] is not None]
+        return np.concatenate(parts)
+
+    def objective_at(self, x):
+        """The exact joint objective at weights ``x`` (GAP's, then kQEq's); leaves kQEq's α at ``x``."""
+        kqeq = self.potential.charge_model_
+        m_gap = self.builder.n_sparse
+        kqeq.set_alpha(x[m_gap:])
+        value = float(np.sum((self.L.T @ x) ** 2))
+        for (structures, _), targets, sigma, A_gap in zip(self.blocks, self.targets, self.sigmas, self.gap_rows):
+            if A_gap is None:
+                A_gap = self.builder.rows(self.atoms_list, structures, self.labels)[0]
+            want_forces = any(self.labels.forces[s] is not None for s in structures)
+            predicted = kqeq.evaluate([self.atoms_list[s] for s in structures], forces=want_forces)
+            split = np.cumsum([len(self.atoms_list[s]) for s in structures])[:-1]
+            forces = np.split(-predicted["forces"], split) if want_forces else [None] * len(structures)
+            qeq = self._rows(structures, predicted["energy"], forces)
+            value += float(np.sum((targets - A_gap @ x[:m_gap] - qeq / sigma) ** 2))
+        for rows, targets in self.closed_form:
+            value += float(np.sum((targets - rows @ x[m_gap:]) ** 2))
+        return value
 
 
 def _with_points(term, fitted):

@@ -376,7 +376,7 @@ def test_joint_fit_lowers_the_objective_and_the_training_errors(kqeq_gap_data, f
     for entry in history:
         # the line search's exact objective of an iterate = the one its linearisation measures
         if entry["line_search_objective"] is not None:
-            assert entry["objective"] == pytest.approx(entry["line_search_objective"], rel=1e-9)
+            assert entry["objective"] == pytest.approx(entry["line_search_objective"], rel=1e-7)
         # it never accepts a step that goes uphill
         accepted = [value for _, value in entry["steps"] if value < entry["objective"]]
         assert len(accepted) <= 1 and all(value >= entry["objective"] for _, value in entry["steps"][:-1])

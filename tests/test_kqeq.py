@@ -1,6 +1,7 @@
 """Kernel charge equilibration: the QEq solve, forces and stress by finite differences, symmetries, recovery of a
 known electronegativity model, and bad input."""
 
+import itertools
 import os
 import subprocess
 import sys
@@ -372,7 +373,7 @@ def test_joint_fit_lowers_the_objective_and_the_training_errors(kqeq_gap_data, f
     structures, energies, forces = kqeq_gap_data
     history = fitted_potentials["joint"].history_
     objectives = [h["objective"] for h in history]
-    assert all(b < a for a, b in zip(objectives, objectives[1:])) and objectives[-1] < 0.9 * objectives[0]
+    assert all(b < a for a, b in itertools.pairwise(objectives)) and objectives[-1] < 0.9 * objectives[0]
     for entry in history:
         # the line search's exact objective of an iterate = the one its linearisation measures
         if entry["line_search_objective"] is not None:

@@ -476,7 +476,8 @@ def dimer_fixed_charge_long_range_features(train, test, settings):
 #: dimer_select_monomers_s2.log, final/dimers_total_val.log): group spread, charge_sigma 0.1 e: r_cut 3/4/5 Å
 #: 0.225/**0.140**/0.158; charge_sigma 1 e: 0.368/0.171/0.161; uniform spread, 0.1 e: r_cut 3/4 Å 0.520/0.232;
 #: constraint "total" (r_cut 4, group, 0.1 e): 0.174.
-DIMER_KQEQ = {"charge_sigma": 0.1, "constraint": "fragments", "soap": {"r_cut": 3.0, "n_max": 4, "l_max": 3, "sigma": 0.4}, "n_sparse": 50,
+DIMER_KQEQ = {"charge_sigma": 0.1, "constraint": "fragments",
+              "soap": {"r_cut": 3.0, "n_max": 4, "l_max": 3, "sigma": 0.4}, "n_sparse": 50,
               "max_iterations": 6}
 
 

@@ -34,12 +34,11 @@ How the two are trained (``scheme``)
     Gauss–Newton step that can go uphill. A backtracking line search therefore evaluates the
     exact objective (kQEq re-equilibrated at the trial α, the GAP's design rows of the pass
     times the trial weights) at step fractions 1, ½, ¼, … ≥ 1/32 and takes the first that
-    lowers it; when none does, the iterations stop. The objective never increases. At the end the GAP is refitted given the final α (the
-    ``v``-block of the joint optimum is exactly that conditional fit), keeping its
-    sparse points and ``e0``. Energies alone cannot fix the sign of charges in
-    neutral structures (``E_QEq`` is even in α), so the joint scheme too starts from
-    reference dipoles or charges; pass a large ``charge_sigma`` on the charge model to
-    use them only as a weak anchor.
+    lowers it; when none does, the iterations stop. The objective never increases. At the end the GAP is refitted
+    given the final α (the ``v``-block of the joint optimum is exactly that conditional fit), keeping its sparse
+    points and ``e0``. Energies alone cannot fix the sign of charges in neutral structures (``E_QEq`` is even in α),
+    so the joint scheme too starts from reference dipoles or charges; pass a large ``charge_sigma`` on the charge
+    model to use them only as a weak anchor.
 
 Which is better is measured in ``benchmarks/long_range.py`` (NaCl in water; charged dimers).
 """
@@ -351,7 +350,8 @@ class _JointProblem:
         design rows: energies, then forces (atom-major, x y z)."""
         labels = self.labels
         parts = [np.array([e for s, e in zip(structures, energies) if labels.energies[s] is not None], dtype=float)]
-        parts += [np.asarray(f, dtype=float).ravel() for s, f in zip(structures, forces) if labels.forces[s] is not None]
+        parts += [np.asarray(f, dtype=float).ravel() for s, f in zip(structures, forces)
+                  if labels.forces[s] is not None]
         return np.concatenate(parts)
 
     def objective_at(self, x):

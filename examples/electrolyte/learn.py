@@ -14,6 +14,7 @@ with new sparse points every ``--refit-every`` iterations). Stops at the oracle 
 An xTB failure (tblite raises or returns NaN) is logged, counted and skipped; an MD explosion (atoms closer
 than 0.7 Å) drops the exploded frame, offers the last sane snapshots for labelling and restarts from them.
 Kill it any time: the same command resumes from ``<work>/learn/<strategy>_seed<k>/`` without relabelling.
+The loop from Python and from the command line::
 
     OMP_NUM_THREADS=1 nice -n 19 python examples/electrolyte/learn.py --strategy variance --seed 0
     kernelpot learn <work>/learn/cli --md start.extxyz --oracle tblite.ase:TBLite \\

@@ -174,6 +174,11 @@ def run_dataset(name, sizes=None, n_test=None, log=print):
     return rows
 
 
+def _cell(row):
+    """One table cell: RMSE (percent of the RMS dipole), or a dash when the run is missing."""
+    return "-" if row is None else f"{row['rmse']:.4f} ({row['percent']:.1f} %)"
+
+
 def print_table(rows):
     print("\nBenchmark 3: dipoles from charges (kQEq) vs SA-GPR λ=1; test RMSE in e·bohr (% of the RMS test "
           "dipole); fit seconds")
@@ -183,8 +188,7 @@ def print_table(rows):
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         for n in sorted({r["n_train"] for r in rows if r["dataset"] == dataset}):
             k, s = keyed.get((dataset, "kQEq", n)), keyed.get((dataset, "SA-GPR λ=1", n))
-            cell = lambda r: "-" if r is None else f"{r['rmse']:.4f} ({r['percent']:.1f} %)"
-            print(f"{dataset:<16}{n:>8}  {cell(k):>18}  {cell(s):>18}  "
+            print(f"{dataset:<16}{n:>8}  {_cell(k):>18}  {_cell(s):>18}  "
                   f"{'-' if k is None else format(k['fit_seconds'], '.1f'):>9}  "
                   f"{'-' if s is None else format(s['fit_seconds'], '.1f'):>10}")
     print(f"load average {os.getloadavg()[0]:.1f}")

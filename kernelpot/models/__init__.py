@@ -1,4 +1,4 @@
-"""Regressors: kernel ridge, Gaussian processes, GAP-style sparse GPR, symmetry-adapted GPR for tensors, densities, kQEq charges.
+"""Regressors: kernel ridge, Gaussian processes, GAP-style sparse GPR, symmetry-adapted GPR (tensors), densities, kQEq.
 
 Names are imported on first use (PEP 562, :mod:`kernelpot.utils.lazy`), so importing one model does not load
 the others. GAP (:class:`SparseGPR` and its parts) is the subpackage :mod:`kernelpot.models.gap`.

@@ -143,6 +143,23 @@ def test_ruff_configuration_is_the_one_in_pyproject():
     assert "ruff check" in (REPO / ".ci" / "run").read_text()
 
 
+def _build_isolation():
+    """pip's build-isolation flags: none (reuse this interpreter's setuptools, nothing downloaded) when it meets
+    pyproject's build requirements, else pip's default isolated build (a fresh ``python -m venv`` ships
+    setuptools 65, older than the PEP 639 license field needs)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.requirements import Requirement
+
+    for requirement in map(Requirement, PYPROJECT["build-system"]["requires"]):
+        try:
+            if version(requirement.name) not in requirement.specifier:
+                return []
+        except PackageNotFoundError:
+            return []
+    return ["--no-build-isolation"]
+
+
 def _run(command, **kwargs):
     result = subprocess.run(command, capture_output=True, text=True, **kwargs)
     assert result.returncode == 0, f"{' '.join(map(str, command))} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
@@ -160,7 +177,7 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     shutil.copytree(REPO, source, symlinks=True, ignore=shutil.ignore_patterns(
         ".git", "build", "*.egg-info", "__pycache__", "_build", ".benchmarks", "*.kpot", "tmp"))
     wheels = tmp_path / "wheels"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", *_build_isolation(), "-q", "-w", str(wheels),
           str(source)], cwd=tmp_path)
     (wheel,) = wheels.glob("kernelpot-*.whl")
     names = zipfile.ZipFile(wheel).namelist()

@@ -28,7 +28,6 @@ from ase.data import chemical_symbols
 
 from ..descriptors import CentreSpecies
 from ..descriptors.distance_2b import Distance2B
-from ..descriptors.lode import LODE
 from ..descriptors.soap import SOAP
 from ..kernels import GaussianCovariance, LinearCovariance, NormalizedDotProductCovariance
 from ..models.gap import FittedTerm, GAPTerm, SparseGPR
@@ -40,8 +39,11 @@ from .model_file import ModelFileError, load_model_file, save_model_file
 __all__ = ["save_model", "load_model"]
 
 _MODEL_KIND = "SparseGPR"
-_CLASSES = {cls.__name__: cls for cls in (SOAP, Distance2B, CentreSpecies, LODE, GaussianCovariance,
+#: Classes a file can name. An entry may be a ``"module:Class"`` path, imported only when a file names it
+#: (LODE loads the electrostatics engine, which a SOAP model never needs at start-up).
+_CLASSES = {cls.__name__: cls for cls in (SOAP, Distance2B, CentreSpecies, GaussianCovariance,
                                           NormalizedDotProductCovariance, LinearCovariance)}
+_CLASSES["LODE"] = "kernelpot.descriptors.lode:LODE"
 # Class names written by kernelpot 0.1.0 before the GAP covariances moved to kernelpot.kernels and took the
 # naming scheme of the vector kernels: old name -> (class, {old parameter: new parameter}).
 _RENAMED = {
@@ -55,12 +57,16 @@ _RENAMED = {
 _BASELINES = {"coulomb": CoulombBaseline, "kqeq": "kernelpot.models.charges:KernelChargeEquilibration"}
 
 
+def _resolve(entry):
+    """A registry entry as a class: itself, or the class a ``"module:Class"`` path names (imported now)."""
+    if isinstance(entry, str):
+        module, name = entry.split(":")
+        entry = getattr(importlib.import_module(module), name)
+    return entry
+
+
 def _baseline_class(kind):
-    cls = _BASELINES[kind]
-    if isinstance(cls, str):
-        module, name = cls.split(":")
-        cls = getattr(importlib.import_module(module), name)
-    return cls
+    return _resolve(_BASELINES[kind])
 _MODEL_PARAMS = ("default_sigma", "config_type_sigma", "sigma_per_atom", "e0", "jitter", "solver")
 
 
@@ -78,6 +84,7 @@ def _describe(obj) -> dict:
 def _build(spec: dict, path) -> object:
     name = spec.get("class")
     cls, renamed = _RENAMED.get(name, (_CLASSES.get(name), {}))
+    cls = _resolve(cls)
     if cls is None:
         raise ModelFileError(f"{str(path)!r} names an unknown class {name!r}; known: {sorted(_CLASSES)}")
     params = {renamed.get(p, p): _build(v, path) if isinstance(v, dict) and "class" in v else v

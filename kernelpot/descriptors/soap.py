@@ -234,6 +234,18 @@ class SOAP(Descriptor):
         if values is not None:
             values *= weights
 
+    def feature_blocks(self) -> np.ndarray:
+        """First column of each species-pair block of the features, ascending; ndarray (n_blocks,) of int64.
+
+        In a row, the block of species pair (a, b) is all zero exactly when a or b has no atom within the
+        neighbour-search radius of the centre (the centre counts, unless ``central_weight=0``), and then so are
+        its position derivatives. Reverse-mode callers (:class:`~kernelpot.models.gap.predictor.GAPPredictor`) skip such
+        blocks: in a dilute electrolyte most centres see only H and O, and their dot products with the sparse
+        points run over a quarter of the features.
+        """
+        offsets, _ = feature_block_offsets(len(self._check_parameters()), int(self.n_max), int(self.l_max))
+        return np.unique(offsets)
+
     @property
     def n_features(self) -> int:
         """Number of features, ``(S n_max)(S n_max + 1)/2 (l_max + 1)`` for S species."""

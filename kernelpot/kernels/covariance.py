@@ -492,3 +492,47 @@ class _DotProductSum:
         dot_power_weights(c, self.weights, self.zeta, values, A)   # A = ζ w c^(ζ-1), values = Σ w c^ζ
         # Σ_m A_im c_im = ζ values_i
         return values, (A @ self.Zh - (self.zeta * values)[:, None] * Xh) / norm[:, None]
+
+    def blocked(self, X, starts, active):
+        """The same for rows whose feature blocks are partly all zero, skipping those blocks' products.
+
+        ``starts`` (n_blocks,): first column of each block; ``active`` (n, n_blocks) bool: block non-zero in
+        the row. Each block's cosine and gradient products run over the rows where it is active (one pass
+        over the block's columns of the sparse points, so the work is the active fraction of the features).
+        The values equal ``self(X)`` to round-off; the gradients too on the active blocks and are zero on the
+        others (where the exact gradient is ``Σ_m A_im ẑ_m / |x_i|``: callers use this only where those
+        features have zero position derivatives, e.g. :meth:`SOAP.feature_blocks
+        <kernelpot.descriptors.soap.SOAP.feature_blocks>`).
+        """
+        Xh, norm = NormalizedDotProductCovariance._unit(X)
+        ends = np.append(starts[1:], X.shape[1])
+        blocks = []                               # (columns, rows or None for all), neighbours with equal rows merged
+        for b in range(len(starts)):
+            rows = np.flatnonzero(active[:, b])
+            if len(rows) == 0:
+                continue
+            rows = None if len(rows) == len(X) else rows
+            if blocks and blocks[-1][0].stop == starts[b] and (
+                    rows is None and blocks[-1][1] is None
+                    or rows is not None and blocks[-1][1] is not None and np.array_equal(rows, blocks[-1][1])):
+                blocks[-1] = (slice(blocks[-1][0].start, ends[b]), rows)
+            else:
+                blocks.append((slice(starts[b], ends[b]), rows))
+        c = np.zeros((len(X), self.Zh.shape[0]))
+        for columns, rows in blocks:
+            Zb = self.Zh[:, columns]
+            if rows is None:
+                c += Xh[:, columns] @ Zb.T
+            else:
+                c[rows] += Xh[rows, columns] @ Zb.T
+        values = np.empty(c.shape[0])
+        A = np.empty_like(c)
+        dot_power_weights(c, self.weights, self.zeta, values, A)
+        gradients = -(self.zeta * values)[:, None] * Xh
+        for columns, rows in blocks:
+            Zb = self.Zh[:, columns]
+            if rows is None:
+                gradients[:, columns] += A @ Zb
+            else:
+                gradients[rows, columns] += A[rows] @ Zb
+        return values, gradients / norm[:, None]

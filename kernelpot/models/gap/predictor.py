@@ -32,6 +32,7 @@ from __future__ import annotations
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 
@@ -112,6 +113,20 @@ def _rows_in_parallel(function, X, n_threads):
     bounds = np.linspace(0, len(X), n_chunks + 1).astype(int)
     parts = list(pool.map(lambda k: function(X[bounds[k]:bounds[k + 1]]), range(n_chunks)))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _block_starts(root):
+    """First column of each feature block whose absence (all zero in a row) fixes it (``feature_blocks``), or None."""
+    blocks = getattr(root, "feature_blocks", None)
+    return None if blocks is None else np.asarray(blocks(), dtype=np.int64)
+
+
+def _local_energies(term, starts, X):
+    """``term.local_energies(X)``, told which feature blocks of each row are all zero (when ``starts`` is known)."""
+    if starts is None or len(X) == 0:
+        return term.local_energies(X)
+    active = np.logical_or.reduceat(X != 0, starts, axis=1)        # (n_rows, n_blocks)
+    return term.local_energies(X, blocks=None if active.all() else (starts, active))
 
 
 def supports_fast_path(model) -> bool:
@@ -269,10 +284,11 @@ class GAPPredictor:
                                  f"{X.shape[0]} rows for {n_atoms} atoms")
             row_structure = structure_of_rows(X.offsets)
             adjoint = np.zeros(X.shape) if need_gradient else None
+            starts = _block_starts(root)
             for term, selector in terms:
                 rows = None if selector is None else selector.kept_rows(X)
-                values, gradients = _rows_in_parallel(term.local_energies, X if rows is None else np.asarray(X)[rows],
-                                                      n_threads)
+                X_term = np.asarray(X) if rows is None else np.asarray(X)[rows]
+                values, gradients = _rows_in_parallel(partial(_local_energies, term, starts), X_term, n_threads)
                 structure = row_structure if rows is None else row_structure[rows]
                 energy += np.bincount(structure, weights=values, minlength=n_structures)
                 if need_local:

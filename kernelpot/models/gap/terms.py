@@ -272,14 +272,25 @@ class FittedTerm:
             self.__dict__["_contraction"] = cached
         return cached[1]
 
-    def local_energies(self, X):
+    def local_energies(self, X, blocks=None):
         """Local energies (n_rows,) in eV and their feature gradients (n_rows, n_features) of rows ``X``.
 
         ``ε(x) = w(x) Σ_s δ² α_s w(x_s) k(x, x_s)`` (module docstring) and
         ``∂ε/∂x = w ∇Σ + ∇w Σ``, from :meth:`energy_contraction`.
+
+        ``blocks``, if given, is ``(starts, active)``: the first column of each feature block (n_blocks,) and
+        which blocks are non-zero in each row (n_rows, n_blocks) bool, for descriptors whose all-zero blocks
+        have zero position derivatives (:meth:`SOAP.feature_blocks
+        <kernelpot.descriptors.soap.SOAP.feature_blocks>`). Contractions that can (the dot-product one with
+        ζ > 2) then skip the inactive blocks and leave their gradients at zero; the values are unchanged to
+        round-off.
         """
         X = np.asarray(X)
-        values, gradients = self.energy_contraction()(X)
+        contraction = self.energy_contraction()
+        if blocks is not None and hasattr(contraction, "blocked"):
+            values, gradients = contraction.blocked(X, *blocks)
+        else:
+            values, gradients = contraction(X)
         w, dw = row_weights(self.descriptor, X)
         if dw is None:
             return values, gradients

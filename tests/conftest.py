@@ -1,9 +1,11 @@
 """Shared test fixtures: locations of the bundled and the shared real datasets."""
 
+import importlib.util
 import os
 from datetime import timedelta
 from pathlib import Path
 
+import ase
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
@@ -14,6 +16,28 @@ BUNDLED_DATA = REPO_ROOT / "data"
 # (e.g. from a git worktree).
 SHARED_DATA = Path(os.environ.get("KERNELPOT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
+
+# What the `analysis` extra adds over the runtime requirements (pyproject.toml): ASE's partial RDFs as LAMMPS
+# normalises them (ase >= 3.27) and kinisi's diffusion. At the declared minimum versions these tests skip, saying why.
+_ASE_VERSION = tuple(int(part) for part in ase.__version__.split(".")[:2])
+requires_ase_rdf = pytest.mark.skipif(_ASE_VERSION < (3, 27), reason=(
+    f"needs ase >= 3.27 (the analysis extra) for partial RDFs; found {ase.__version__}"))
+requires_kinisi = pytest.mark.skipif(importlib.util.find_spec("kinisi") is None, reason=(
+    "needs kinisi (the analysis extra: pip install 'kernelpot[analysis]')"))
+requires_ase_fd = pytest.mark.skipif(importlib.util.find_spec("ase.calculators.fd") is None, reason=(
+    f"needs ase >= 3.24 for ase.calculators.fd; found {ase.__version__}"))
+
+
+def ase_numerical_stress(atoms, eps):
+    """ASE's own finite-difference stress of ``atoms.calc``: ``ase.calculators.fd`` (ase >= 3.24), else the
+    ``Calculator`` method it replaced, bypassing any override by the calculator under test."""
+    try:
+        from ase.calculators.fd import calculate_numerical_stress
+    except ImportError:
+        from ase.calculators.calculator import Calculator
+
+        return Calculator.calculate_numerical_stress(atoms.calc, atoms, d=eps)
+    return calculate_numerical_stress(atoms, eps=eps)
 
 # Property-based tests (tests/test_fuzz_*.py). "ci", the default: a fixed, bounded set of examples (derandomized, so
 # every run draws the same ones), no timing limits (the watchdog of tests/_fuzz.py stops a hang). "long"

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk
+from conftest import requires_ase_rdf, requires_kinisi
 
 from kernelpot.analysis import (
     nernst_einstein_conductivity,
@@ -24,6 +25,7 @@ def _gas(seed, n=(60, 40), length=12.0):
     return Atoms(symbols, positions=rng.uniform(0, length, (sum(n), 3)), cell=[length] * 3, pbc=True)
 
 
+@requires_ase_rdf
 def test_ideal_gas_rdf_is_one_and_coordination_grows_as_the_volume():
     frames = [_gas(seed) for seed in range(40)]
     rdf = radial_distribution(frames, ("Na", "Cl"), r_max=5.5, n_bins=55)
@@ -38,6 +40,7 @@ def test_ideal_gas_rdf_is_one_and_coordination_grows_as_the_volume():
     np.testing.assert_allclose(same.g, rdf.g, rtol=1e-12)  # g_ab = g_ba
 
 
+@requires_ase_rdf
 def test_rdf_equals_a_brute_force_minimum_image_histogram():
     atoms = _gas(3, n=(8, 6), length=9.0)
     rdf = radial_distribution(atoms, ("Na", "Cl"), r_max=4.4, n_bins=22)
@@ -50,6 +53,7 @@ def test_rdf_equals_a_brute_force_minimum_image_histogram():
     np.testing.assert_allclose(rdf.running_coordination()[-1], counts.sum() / 8, rtol=1e-10)
 
 
+@requires_ase_rdf
 def test_fcc_first_shell_is_twelve_neighbours_at_a_over_root_two():
     atoms = bulk("Cu", "fcc", a=3.6, cubic=True) * (3, 3, 3)
     atoms.rattle(0.02, seed=0)
@@ -62,6 +66,7 @@ def test_fcc_first_shell_is_twelve_neighbours_at_a_over_root_two():
     assert rows[0]["pair"] == "Cu–Cu" and rows[0]["coordination"] == pytest.approx(12.0)
 
 
+@requires_kinisi
 def test_random_walk_diffusion_coefficient_within_its_error_bar():
     rng = np.random.default_rng(0)
     n, steps, length, step_std, interval_fs = 64, 300, 20.0, 0.1, 10.0
@@ -113,6 +118,7 @@ def test_nernst_einstein_gives_the_limiting_molar_conductivity_of_nacl():
         nernst_einstein_conductivity({"K": 1e-9}, {}, {}, volume, 298.15)
 
 
+@requires_ase_rdf
 def test_bad_input_is_named():
     gas = _gas(0)
     with pytest.raises(ValueError, match="r_max"):
@@ -134,6 +140,8 @@ def test_bad_input_is_named():
         self_diffusion(frames[:5], "Na", frame_interval=10.0)
 
 
+@requires_ase_rdf
+@requires_kinisi
 def test_plots_are_written(tmp_path):
     frames = [_gas(seed) for seed in range(3)]
     rdfs = [radial_distribution(frames, pair) for pair in (("Na", "Cl"), ("Na", "Na"))]

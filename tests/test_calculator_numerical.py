@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from ase.build import bulk
+from conftest import ase_numerical_stress, requires_ase_fd
 from test_potential import model, si_train  # noqa: F401  (fixtures: a small fitted Si model)
 
 from kernelpot.potential.calculator import GAPCalculator
@@ -38,18 +39,17 @@ def test_numerical_forces_match_the_analytic_forces(model):  # noqa: F811
 
 
 def test_numerical_stress_matches_the_analytic_stress_and_ase_fd(model):  # noqa: F811
-    from ase.calculators.fd import calculate_numerical_stress
-
     calc, atoms, analytic, numerical = _analytic_and_numerical(model, "stress", d=1e-4)
     assert np.abs(analytic).max() > 1e-3
     np.testing.assert_allclose(numerical, analytic, rtol=0, atol=2e-6 * np.abs(analytic).max())
     # The same strains as ASE's helper: the two agree to round-off.
-    np.testing.assert_allclose(numerical, calculate_numerical_stress(atoms, eps=1e-4), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(numerical, ase_numerical_stress(atoms, eps=1e-4), rtol=0, atol=1e-9)
     full = calc.calculate_numerical_stress(atoms, d=1e-4, voigt=False)
     np.testing.assert_allclose(full, full.T)
     np.testing.assert_allclose(full.flat[[0, 4, 8, 5, 2, 1]], numerical)
 
 
+@requires_ase_fd
 def test_ase_finite_difference_calculator_wraps_gap_calculator(model):  # noqa: F811
     from ase.calculators.fd import FiniteDifferenceCalculator
 

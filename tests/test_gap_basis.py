@@ -10,6 +10,7 @@ import pytest
 import scipy.special
 from ase import Atoms
 from ase.build import bulk, molecule
+from scipy.integrate import trapezoid
 from test_soap import check_gradients
 
 from kernelpot.descriptors import _radial
@@ -139,7 +140,7 @@ def test_coefficients_are_orthonormal_in_the_radial_metric():
     assert np.allclose(np.triu(cholesky, 1), 0.0, atol=1e-12)
     r = np.linspace(0.0, 20.0, 40001)
     gaussians = np.exp(-eta * (r[None, :] - centres[:, None]) ** 2)
-    overlap = np.trapezoid(r**2 * gaussians[:, None] * gaussians[None, :], r, axis=-1)
+    overlap = trapezoid(r**2 * gaussians[:, None] * gaussians[None, :], r, axis=-1)
     np.testing.assert_allclose(cholesky @ cholesky.T, overlap, rtol=1e-7, atol=1e-12)
     np.testing.assert_allclose(centres[1], (5.0 + 0.5 * math.sqrt(20 * math.log(10))) / 6, rtol=1e-15)
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import molecule
+from scipy.integrate import trapezoid
 
 from kernelpot.descriptors import LODE, SOAP
 from kernelpot.descriptors._expansion import expand_density
@@ -136,7 +137,7 @@ def test_matches_featomic_live():
 
 def _moments(basis, power):
     r = np.linspace(0.0, 40.0, 40001)
-    return np.trapezoid(r[:, None] ** power * basis.values(r), r, axis=0)
+    return trapezoid(r[:, None] ** power * basis.values(r), r, axis=0)
 
 
 def test_open_and_periodic_differ_by_the_k0_terms_of_a_cubic_box():

@@ -50,6 +50,10 @@ def _huge_pages() -> bool:
 PAGE_SLACK = 2 * 2**20 if _huge_pages() else 4096
 # Large arrays alive at once at each peak (counted in the estimate below, each with PAGE_SLACK).
 _BLOCK_ARRAYS, _ACCUMULATE_ARRAYS = 10, 4
+# Share of the memory above the baseline kept free for what the estimate does not model: the allocator's
+# fragmentation, small temporaries, library versions that copy once more (NumPy 1.24 peaked 0.4 % of the
+# budget above the estimate where NumPy 2 stays under it). The blocks are planned within the rest.
+UNMODELLED_HEADROOM = 0.03
 
 
 def fit_estimate(*, n_sparse, max_term_sparse, block_rows, block_atoms, gradient_bytes_per_atom,
@@ -340,6 +344,7 @@ def plan_fit_blocks(model, builder, atoms_list, labels, per_atom, budget, baseli
     if budget is not None:
         # Largest block budget whose estimated peak fits (the estimate grows with the block).
         lo, hi = 0.0, np.log2(max(budget, 2.0))
+        budget = budget - UNMODELLED_HEADROOM * max(budget - baseline, 0.0)
         if baseline + plan(1.0)[2]["solve"] > budget:
             raise ValueError(
                 f"`max_memory` = {model.max_memory!r} is too small for {n_sparse} sparse points: "

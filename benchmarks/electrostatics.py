@@ -37,9 +37,6 @@ import json
 import math
 import os
 import resource
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +48,7 @@ from kernelpot.bench.electrostatics_cases import (
     threads,
 )
 from kernelpot.bench.results import machine
-from kernelpot.bench.timing import measure
+from kernelpot.bench.timing import first_calls, measure
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 NACL_FRAME = REPOSITORY / "data" / "nacl_water" / "revPBE0-D3_gen3_subset.data"
@@ -85,14 +82,8 @@ def load_average() -> str:
 
 def compile_times() -> dict:
     """Seconds (wall and CPU) for import and for the first calls of every kernel: cold cache, then warm."""
-    out = {}
-    with tempfile.TemporaryDirectory() as cache:
-        environment = {**os.environ, "NUMBA_CACHE_DIR": cache, "PYTHONPATH": str(REPOSITORY)}
-        for label in ("cold (compile)", "warm (load from cache)"):
-            run = subprocess.run([sys.executable, "-c", _COMPILE_SCRIPT], env=environment, capture_output=True,
-                                 text=True, check=True)
-            out[label] = json.loads(run.stdout.strip().splitlines()[-1])
-    return out
+    lines = first_calls(_COMPILE_SCRIPT, env={"PYTHONPATH": str(REPOSITORY)})
+    return {label: json.loads(line) for label, line in zip(("cold (compile)", "warm (load from cache)"), lines)}
 
 
 def ewald_vs_pme(sizes, tolerance, max_ewald_seconds):

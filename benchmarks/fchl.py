@@ -24,10 +24,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,6 +32,7 @@ import numba
 import numpy as np
 from ase.io import read
 
+from kernelpot.bench.timing import first_calls
 from kernelpot.descriptors.fchl19 import FCHL19
 
 QM7 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "qm" / "qm7_qml" / "qm7_pbe0_7101.extxyz"
@@ -113,17 +111,12 @@ def report(title: str, rates: dict) -> None:
 
 
 def first_call_times() -> None:
-    with tempfile.TemporaryDirectory() as cache:
-        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-        for label in ("cold (empty cache)", "warm (cache filled)"):
-            result = subprocess.run(
-                [sys.executable, "-c", _FIRST_CALL], env=env, capture_output=True, text=True, check=True
-            )
-            imports, neighbours, values, gradients = map(float, result.stdout.split())
-            print(
-                f"  {label:20s} import {imports:6.2f} s, neighbour list {neighbours:6.2f} s, "
-                f"FCHL19 transform {values:6.2f} s, with gradients {gradients:6.2f} s"
-            )
+    for label, line in zip(("cold (empty cache)", "warm (cache filled)"), first_calls(_FIRST_CALL)):
+        imports, neighbours, values, gradients = map(float, line.split())
+        print(
+            f"  {label:20s} import {imports:6.2f} s, neighbour list {neighbours:6.2f} s, "
+            f"FCHL19 transform {values:6.2f} s, with gradients {gradients:6.2f} s"
+        )
 
 
 def kernel_section(args) -> None:

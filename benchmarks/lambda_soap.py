@@ -19,16 +19,13 @@ atomic units: lengths are taken as they are).
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import ase.io
 import numpy as np
 
-from kernelpot.bench.timing import measure
+from kernelpot.bench.timing import first_calls, measure
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data/tensors/tensoap/water_zundel_coords_1000.xyz"
 PARAMS = dict(species=["H", "O"], r_cut=4.0, n_max=8, l_max=6, sigma=0.3)
@@ -80,11 +77,8 @@ def main(n_structures: int = 1000) -> None:
         atoms.pbc = False
     print(f"{len(frames)} Zundel cations, {sum(len(a) for a in frames)} atoms; {PARAMS}")
 
-    with tempfile.TemporaryDirectory() as cache:
-        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-        code = COLD_START.format(path=str(DATA), params=PARAMS)
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-        print(f"cold start (import + compile all kernels + 2 structures): {out.stdout.strip()} s")
+    cold = first_calls(COLD_START.format(path=str(DATA), params=PARAMS), runs=1)[0]
+    print(f"cold start (import + compile all kernels + 2 structures): {cold} s")
 
     dscribe = DscribeSOAP(**PARAMS, rbf="gto", periodic=False)
     t_dscribe, cpu_dscribe, _ = _best_of(lambda: dscribe.create(frames, n_jobs=1))

@@ -29,16 +29,13 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 os.environ.setdefault("RAYON_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
 import textwrap  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from kernelpot.bench.systems import water_box  # noqa: E402
-from kernelpot.bench.timing import measure  # noqa: E402
+from kernelpot.bench.timing import first_calls, measure  # noqa: E402
 
 SETTINGS = dict(r_cut=3.0, n_max=4, l_max=3, smearing=1.5)
 SPECIES = [1, 8]
@@ -105,15 +102,11 @@ def compile_times() -> None:
         print(f"{imported - start:.2f} {features - imported:.2f} {gradients - features:.2f} {periodic - gradients:.2f}")
         """
     )
-    with tempfile.TemporaryDirectory() as cache:
-        environment = dict(os.environ, NUMBA_CACHE_DIR=cache)
-        for label in ("cold cache", "warm cache"):
-            output = subprocess.run(
-                [sys.executable, "-c", script], env=environment, capture_output=True, text=True, check=True
-            ).stdout.split()
-            print(f"first call, {label}: import {output[0]} s, open-boundary invariants {output[1]} s, "
-                  f"+ gradients {output[2]} s, periodic expansion with gradients {output[3]} s "
-                  "(the warm-cache times are the radial tables: ~0.5-1 s per new hyperparameter set)")
+    for label, line in zip(("cold cache", "warm cache"), first_calls(script)):
+        output = line.split()
+        print(f"first call, {label}: import {output[0]} s, open-boundary invariants {output[1]} s, "
+              f"+ gradients {output[2]} s, periodic expansion with gradients {output[3]} s "
+              "(the warm-cache times are the radial tables: ~0.5-1 s per new hyperparameter set)")
 
 
 def main() -> None:

@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from kernelpot.bench.timing import measure
+from kernelpot.bench.timing import first_calls, measure
 
 REPO = Path(__file__).resolve().parents[1]
 QM7 = REPO.parent / "shared" / "data" / "qm" / "qm7_qml" / "qm7_pbe0_7101.extxyz"
@@ -99,11 +97,7 @@ def _time_kernelpot(structures, repeats):
 
 
 def _cold_compile():
-    with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-        done = subprocess.run([sys.executable, "-c", _COLD_SIDE, json.dumps(SETTINGS)],
-                              capture_output=True, text=True, env=env, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(first_calls(_COLD_SIDE, json.dumps(SETTINGS), runs=1)[0])
 
 
 def _time_dscribe(python, n_molecules, repeats):

@@ -16,10 +16,6 @@ the packed list. Run: ``python benchmarks/neighbours.py [--repeat N]``.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 from ase import Atoms
@@ -27,7 +23,7 @@ from ase.io import read
 from ase.neighborlist import neighbor_list
 
 from kernelpot.bench.systems import water_box
-from kernelpot.bench.timing import best_time
+from kernelpot.bench.timing import best_time, first_calls
 from kernelpot.structures.neighbours import neighbour_list
 from kernelpot.structures.packing import pack
 
@@ -53,7 +49,7 @@ t0 = time.perf_counter()
 from ase.build import bulk, molecule
 from kernelpot.structures.packing import pack
 from kernelpot.bench.systems import water_box
-from kernelpot.bench.timing import best_time
+from kernelpot.bench.timing import best_time, first_calls
 from kernelpot.structures.neighbours import neighbour_list
 t1 = time.perf_counter()
 c1 = time.process_time()
@@ -64,13 +60,10 @@ print(f"{t1 - t0:.2f} {t2 - t1:.2f} {time.process_time() - c1:.2f}")
 
 
 def first_call_times() -> None:
-    with tempfile.TemporaryDirectory() as cache:
-        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-        for label in ("cold (empty Numba cache)", "warm (cache on disk)"):
-            out = subprocess.run([sys.executable, "-c", FIRST_CALL], env=env, check=True,
-                                 capture_output=True, text=True).stdout.split()
-            print(f"first call, {label:26s}: import {float(out[0]):5.2f} s, "
-                  f"first neighbour_list {float(out[1]):6.2f} s wall, {float(out[2]):6.2f} s CPU")
+    for label, line in zip(("cold (empty Numba cache)", "warm (cache on disk)"), first_calls(FIRST_CALL)):
+        out = line.split()
+        print(f"first call, {label:26s}: import {float(out[0]):5.2f} s, "
+              f"first neighbour_list {float(out[1]):6.2f} s wall, {float(out[2]):6.2f} s CPU")
 
 
 def main() -> None:

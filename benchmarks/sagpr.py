@@ -20,14 +20,12 @@ Parameters: TENSOAP defaults n_max=8, l_max=6, r_cut=4 Å, sigma=0.3 Å, ζ=2.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from kernelpot.bench.timing import first_calls
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data/tensors/tensoap/water_zundel_coords_1000.xyz"
 PARAMS = {"species": [1, 8], "r_cut": 4.0, "n_max": 8, "l_max": 6, "sigma": 0.3}
@@ -51,11 +49,8 @@ def _timed(function):
 
 
 def _cold_compile_seconds() -> tuple[float, float]:
-    with tempfile.TemporaryDirectory() as cache:
-        env = dict(os.environ, NUMBA_CACHE_DIR=cache, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
-        out = subprocess.run([sys.executable, "-c", COLD_START], env=env, capture_output=True, text=True,
-                             check=True)
-    wall, cpu = out.stdout.strip().splitlines()[-1].split()
+    line = first_calls(COLD_START, runs=1, env={"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"})[0]
+    wall, cpu = line.split()
     return float(wall), float(cpu)
 
 

@@ -31,15 +31,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from kernelpot.bench.timing import first_calls
 from kernelpot.selection.cur import CUR
 from kernelpot.selection.fps import FPS
 
@@ -103,13 +101,10 @@ print(f"{t1 - t0:.2f} {t2 - t1:.2f} {t3 - t2:.2f}")
 
 
 def first_call_times() -> None:
-    with tempfile.TemporaryDirectory() as cache:
-        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-        for label in ("cold (compile)", "warm (cache) "):
-            out = subprocess.run([sys.executable, "-c", FIRST_CALL], env=env, check=True,
-                                 capture_output=True, text=True).stdout.split()
-            print(f"first call, {label}: import {out[0]} s, FPS {out[1]} s, "
-                  f"CUR {out[2]} s", flush=True)
+    for label, line in zip(("cold (compile)", "warm (cache) "), first_calls(FIRST_CALL)):
+        out = line.split()
+        print(f"first call, {label}: import {out[0]} s, FPS {out[1]} s, "
+              f"CUR {out[2]} s", flush=True)
 
 
 def main() -> None:

@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
-import tempfile
 import textwrap
 
 import numpy as np
 
 from kernelpot.bench.systems import water_box
-from kernelpot.bench.timing import measure
+from kernelpot.bench.timing import first_calls, measure
 
 SETTINGS = dict(r_cut=5.0, n_max=8, l_max=6, sigma=0.5, rbf="gto")
 SPECIES = ["H", "O"]
@@ -64,19 +61,15 @@ def compile_times() -> None:
         print(f"{imported - start:.2f} {features - imported:.2f} {gradients - features:.2f}")
         """
     )
-    with tempfile.TemporaryDirectory() as cache:
-        environment = dict(os.environ, NUMBA_CACHE_DIR=cache)
-        for label in ("cold cache", "warm cache"):
-            output = subprocess.run(
-                [sys.executable, "-c", script], env=environment, capture_output=True, text=True, check=True
-            ).stdout.split()
-            startup = float(output[0]) + float(output[1])
-            print(
-                f"first call, {label}: import {output[0]} s, features {output[1]} s, "
-                f"+ gradients {output[2]} s (includes the neighbour-list kernels); "
-                f"start-up (import + construct + first transform) {startup:.2f} s"
-                + (" [target < 2 s]" if label == "warm cache" else "")
-            )
+    for label, line in zip(("cold cache", "warm cache"), first_calls(script)):
+        output = line.split()
+        startup = float(output[0]) + float(output[1])
+        print(
+            f"first call, {label}: import {output[0]} s, features {output[1]} s, "
+            f"+ gradients {output[2]} s (includes the neighbour-list kernels); "
+            f"start-up (import + construct + first transform) {startup:.2f} s"
+            + (" [target < 2 s]" if label == "warm cache" else "")
+        )
 
 
 def main() -> None:

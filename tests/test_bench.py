@@ -75,6 +75,17 @@ def test_unknown_case_is_an_error(tmp_path):
         runner.run(_args(tmp_path, ["nope"]))
 
 
+def test_a_bad_output_is_refused_before_any_case_runs(tmp_path, monkeypatch):
+    def must_not_run(quick):
+        raise AssertionError("a case ran")
+
+    monkeypatch.setattr(runner, "CASES", {"a": ((), must_not_run, "case a")})
+    for output, message in [(tmp_path / "missing" / "r.md", "does not exist"), (tmp_path, "is a folder")]:
+        args = argparse.Namespace(quick=True, only=["a"], output=output)
+        with pytest.raises(ValueError, match=f"--output .*{message}"):
+            runner.run(args)
+
+
 def test_cli_parses_bench_options(tmp_path):
     args = build_parser().parse_args(["bench", "--quick", "--only", "gpr,selection", "--output", str(tmp_path / "r.md")])
     assert args.quick and args.only == ["gpr", "selection"] and args.handler is runner.run

@@ -29,11 +29,14 @@ CASES = {
 }
 
 
+DEFAULT_OUTPUT = Path("benchmarks") / "RESULTS.md"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="small inputs: the whole run takes a few minutes")
     parser.add_argument("--only", type=lambda s: s.split(","), default=list(CASES),
                         help=f"comma-separated cases among {','.join(CASES)} (default: all)")
-    parser.add_argument("--output", type=Path, default=Path("benchmarks") / "RESULTS.md",
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
                         help="Markdown report to write (default: benchmarks/RESULTS.md)")
     parser.add_argument("--update", action="store_true",
                         help="keep the existing report and add (or replace) a section for the cases run, with "
@@ -55,6 +58,10 @@ def run(args) -> int:
     unknown = sorted(set(args.only) - set(CASES))
     if unknown:
         raise ValueError(f"unknown benchmark case(s) {unknown}; choose among {list(CASES)}")
+    if args.output != DEFAULT_OUTPUT or args.output.parent.is_dir():  # the default's folder is created
+        from ..cli.options import check_output
+
+        check_output(args.output, option="--output")  # before the cases run, not after
     start = time.perf_counter()
     rows, skips = [], []
     for name in args.only:

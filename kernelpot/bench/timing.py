@@ -8,10 +8,14 @@ fairer measure; the wall time is what a user waits.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
-__all__ = ["Timing", "measure", "best_time"]
+__all__ = ["Timing", "measure", "best_time", "first_calls"]
 
 
 @dataclass(frozen=True)
@@ -50,3 +54,36 @@ def measure(function, repeat: int = 1) -> Timing:
 def best_time(function, repeat: int = 2) -> float:
     """Smallest wall time (s) of ``repeat`` calls of ``function()``."""
     return measure(function, repeat).wall
+
+
+def first_calls(code: str, *arguments: str, runs: int = 2, env: dict | None = None) -> list[str]:
+    """Numba's first-call cost: run ``python -c code *arguments`` ``runs`` times in fresh processes sharing one
+    new, empty ``NUMBA_CACHE_DIR``, so the first run compiles every kernel it calls (cold) and later runs load
+    them from the on-disk cache (warm).
+
+    Parameters
+    ----------
+    code : str
+        A script that times what it measures and prints the result on its last line of output.
+    *arguments : str
+        Its command-line arguments (``sys.argv[1:]``).
+    runs : int, default=2
+        1: the cold run only; 2: cold, then warm.
+    env : dict or None
+        Extra environment variables (e.g. thread counts) over this process's.
+
+    Returns
+    -------
+    list of str
+        The last line each run printed, cold first.
+    """
+    lines = []
+    with tempfile.TemporaryDirectory(prefix="kernelpot-numba-") as cache:
+        environment = {**os.environ, **(env or {}), "NUMBA_CACHE_DIR": cache}
+        for _ in range(runs):
+            done = subprocess.run([sys.executable, "-c", code, *map(str, arguments)], env=environment,
+                                  capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"the first-call script failed:\n{done.stderr[-2000:]}")
+            lines.append(done.stdout.strip().splitlines()[-1])
+    return lines

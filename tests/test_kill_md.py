@@ -6,12 +6,15 @@ from its last complete frame. Single-threaded, the resumed trajectory must equal
 for frame (positions, momenta, energies), with no torn frame and no temporary file left behind.
 """
 
+import json
 import random
 
 import numpy as np
 import pytest
 from ase.io import read
 from test_kill import _fit_args, _kill_repeatedly, _run, _temporaries, data  # noqa: F401 (data: a fixture)
+
+from kernelpot.potential.dynamics import ResumableMD
 
 
 def _md_args(model, output):
@@ -36,4 +39,9 @@ def test_md_killed_and_resumed(data, tmp_path, seed, kills):  # noqa: F811 (the 
         np.testing.assert_array_equal(x.positions, y.positions)
         np.testing.assert_array_equal(x.get_momenta(), y.get_momenta())
         assert x.get_potential_energy() == y.get_potential_energy()
+    # The frames keep 8 decimals; the states keep the last frame's exact floats: bit for bit.
+    exact_a, exact_b = (json.loads(ResumableMD.state_path_of(path).read_text())["exact"]
+                        for path in (tmp_path / "a.extxyz", output))
+    for name in ("positions", "momenta", "cell"):
+        np.testing.assert_array_equal(exact_b[name], exact_a[name])
     assert _temporaries(tmp_path) == []

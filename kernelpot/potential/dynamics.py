@@ -252,10 +252,13 @@ class ResumableMD:
             stream.truncate(state["bytes"])  # a frame torn by a kill
         frame = ase.io.read(io.StringIO(text), format="extxyz")
         restored = atoms.copy()
-        restored.positions = frame.positions
-        restored.cell = frame.cell
         restored.set_masses(frame.get_masses())
-        restored.set_momenta(frame.get_momenta())
+        # The frame's text keeps 8 decimals; the state keeps the exact floats of the same frame, so a resumed
+        # run continues bit for bit (a state written before exact positions were kept: the frame's values).
+        exact = state.get("exact", {})
+        restored.positions = np.asarray(exact.get("positions", frame.positions), dtype=np.float64)
+        restored.cell = np.asarray(exact.get("cell", frame.cell[:]), dtype=np.float64)
+        restored.set_momenta(np.asarray(exact.get("momenta", frame.get_momenta()), dtype=np.float64))
         return restored
 
     def _write_frame(self, atoms, step, offsets):
@@ -285,6 +288,8 @@ class ResumableMD:
         state = {"step": int(step), "n_frames": int(n_frames), "bytes": offsets["bytes"],
                  "last_frame": offsets["last_frame"], "numbers": atoms.numbers.tolist(),
                  "rng": rng.bit_generator.state, "calculator_calls": int(calls), "wall_seconds": float(seconds),
+                 # JSON writes each float's shortest exact repr: the last frame's state, unrounded
+                 "exact": {"positions": atoms.positions, "momenta": atoms.get_momenta(), "cell": atoms.cell[:]},
                  "parameters": {"timestep": self.timestep, "thermostat": self.thermostat, "interval": self.interval,
                                 "temperature": self.temperature, "friction": self.friction,
                                 "random_state": self.random_state}}

@@ -442,6 +442,12 @@ class _GaussianSum:
         values = A.sum(1)
         return values, -(values[:, None] * X - A @ self.Z) * self.inverse_sigma2
 
+    def split(self, bounds):
+        """The contractions of consecutive slices ``bounds[k]:bounds[k + 1]`` of the sparse points (they sum to
+        this one: values and gradients are linear in the sum over sparse points)."""
+        return [_GaussianSum(self.covariance, self.Z[a:b], self.weights[a:b], self.inverse_sigma2)
+                for a, b in zip(bounds[:-1], bounds[1:])]
+
 
 class _LinearSum:
     """``Σ_m w_m x·z_m = x·u`` and its gradient ``u``."""
@@ -492,6 +498,11 @@ class _DotProductSum:
         dot_power_weights(c, self.weights, self.zeta, values, A)   # A = ζ w c^(ζ-1), values = Σ w c^ζ
         # Σ_m A_im c_im = ζ values_i
         return values, (A @ self.Zh - (self.zeta * values)[:, None] * Xh) / norm[:, None]
+
+    def split(self, bounds):
+        """The contractions of consecutive slices ``bounds[k]:bounds[k + 1]`` of the sparse points (they sum to
+        this one)."""
+        return [_DotProductSum(self.zeta, self.Zh[a:b], self.weights[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
     def blocked(self, X, starts, active):
         """The same for rows whose feature blocks are partly all zero, skipping those blocks' products.

@@ -288,3 +288,29 @@ def test_blocked_contraction_skips_only_all_zero_blocks():
     columns = np.repeat(active, np.diff(np.append(starts, X.shape[1])), axis=1)
     assert _relative(blocked_gradients[columns], gradients[columns]) < 1e-12
     assert np.all(blocked_gradients[~columns] == 0.0)
+
+
+def test_sparse_point_slices_in_threads_sum_to_one_call(monkeypatch):
+    """Two threads each contracting half of the sparse points give the one-thread numbers (to round-off)."""
+    from kernelpot.models.gap import predictor
+
+    train = [_metal(s, size=(2, 2, 2)) for s in range(5)]
+    energies, forces = _labelled(train)
+    terms = [GAPTerm(_soap([29], rbf="gap", cutoff_transition_width=1.0), NormalizedDotProductCovariance(4),
+                     delta=0.2, n_sparse=140),
+             GAPTerm(Distance2B(cutoff=3.5, cutoff_transition_width=0.5), GaussianCovariance(0.5), n_sparse=10,
+                     sparse_method="uniform")]
+    model = SparseGPR(terms, e0="average", random_state=0).fit(train, energies=energies, forces=forces)
+    test = [_metal(11, size=(2, 2, 1), amp=0.15)]
+    soap_term, pair_term = model.terms_
+    assert pair_term.energy_contraction_parts(2) is None     # too few sparse points to be worth a thread each
+    parts = soap_term.energy_contraction_parts(2)
+    assert len(parts) == 2
+    X = np.asarray(soap_term.descriptor.transform(test))
+    for a, b in zip(soap_term.local_energies(X, parts=parts), soap_term.local_energies(X)):
+        assert _relative(a, b) < 1e-12
+    one = GAPPredictor(model).predict(test, ("energy", "forces", "virial"))
+    monkeypatch.setattr(predictor, "_thread_count", lambda: 2)
+    two = GAPPredictor(model).predict(test, ("energy", "forces", "virial"))
+    for key in one:
+        assert _relative(two[key], one[key]) < 1e-12, key

@@ -414,7 +414,7 @@ def worker_neighbours(quick: bool, repeats: int) -> list:
 
 def neighbours_vs_vesin(quick: bool) -> list[Row]:
     """Full neighbour lists with vectors and distances, 1 thread, CPU time."""
-    results = run_worker("worker_neighbours", {"quick": quick, "repeats": 3 if quick else 5}, 1)
+    results = run_worker("worker_neighbours", {"quick": quick, "repeats": 3 if quick else 9}, 1)
     rows = []
     for r in results:
         task = f"neighbour list, {r['name']} box, {r['n_atoms']} atoms, cutoff 5 Å ({r['n_pairs']} pairs)"

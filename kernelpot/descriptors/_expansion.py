@@ -90,6 +90,14 @@ class DensityExpansion:
 
 
 @njit(cache=True, nogil=True)
+def runtime_flag(value):
+    """``value`` as a run-time boolean rather than a literal constant: Numba compiles a callee once per
+    literal argument value, so the forward kernels (False) and the gradient kernels (True) would each compile
+    their own copy of :func:`center_expansion` and everything below it (about 4 s of the cold start)."""
+    return bool(value)
+
+
+@njit(cache=True, nogil=True)
 def make_workspace(first, last, pair_offsets, l_max, n_max, n_species, with_gradients):
     """Scratch arrays for :func:`center_expansion`, sized for the centres first..last-1.
 
@@ -296,12 +304,12 @@ def coefficients_kernel(
     """Fill ``out[first:last]`` (of shape (n_centers, n_species, n_max, (l_max+1)**2))."""
     prefactors = harmonic_prefactors(l_max)
     n_species = out.shape[1]
-    workspace = make_workspace(first, last, pair_offsets, l_max, n_max, n_species, False)
+    workspace = make_workspace(first, last, pair_offsets, l_max, n_max, n_species, runtime_flag(False))
     for i in range(first, last):
         c = center_expansion(
             i, vectors, pair_offsets, pair_species, center_species,
             kind, eta, table_a, table_b, spline, inv_spacing, self_density, 0.0, 0.0,
-            l_max, n_max, n_species, prefactors, False, workspace,
+            l_max, n_max, n_species, prefactors, runtime_flag(False), workspace,
         )[0]
         for a in range(n_species):
             for lm in range(c.shape[1]):
@@ -318,12 +326,12 @@ def pair_gradients_kernel(
     n_centers = pair_offsets.shape[0] - 1
     dummy_species = np.zeros(vectors.shape[0], dtype=np.int64)
     dummy_center = np.zeros(n_centers, dtype=np.int64)
-    workspace = make_workspace(first, last, pair_offsets, l_max, n_max, 1, True)
+    workspace = make_workspace(first, last, pair_offsets, l_max, n_max, 1, runtime_flag(True))
     for i in range(first, last):
         _, harmonics, grad, rho, drho, position = center_expansion(
             i, vectors, pair_offsets, dummy_species, dummy_center,
             kind, eta, table_a, table_b, spline, inv_spacing, np.zeros(n_max), 0.0, 0.0,
-            l_max, n_max, 1, prefactors, True, workspace,
+            l_max, n_max, 1, prefactors, runtime_flag(True), workspace,
         )
         write_pair_gradients(i, vectors, pair_offsets, harmonics, grad, rho, drho, position, l_max, n_max, out)
 

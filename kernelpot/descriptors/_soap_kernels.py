@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit, uint64
 
 from ..symmetry.harmonics import harmonic_prefactors
-from ._expansion import _accumulate, center_expansion, make_workspace
+from ._expansion import _accumulate, center_expansion, make_workspace, runtime_flag
 
 __all__ = ["feature_block_offsets", "power_spectrum_row", "power_spectrum_kernel", "soap_gradients_kernel"]
 
@@ -80,12 +80,12 @@ def power_spectrum_kernel(
 ):
     """SOAP features ``out[first:last]`` (arguments as :func:`soap_gradients_kernel`)."""
     prefactors = harmonic_prefactors(l_max)
-    workspace = make_workspace(first, last, pair_offsets, l_max, n_max, n_species, False)
+    workspace = make_workspace(first, last, pair_offsets, l_max, n_max, n_species, runtime_flag(False))
     for i in range(first, last):
         c = center_expansion(
             i, vectors, pair_offsets, pair_species, center_species,
             kind, eta, table_a, table_b, spline, inv_spacing, self_density, r_cut, transition_width,
-            l_max, n_max, n_species, prefactors, False, workspace,
+            l_max, n_max, n_species, prefactors, runtime_flag(False), workspace,
         )[0]
         power_spectrum_row(c, n_max, l_max, out[i])
 
@@ -328,7 +328,7 @@ def soap_gradients_kernel(
     """
     prefactors = harmonic_prefactors(l_max)
     n_species = block_offsets.shape[0]
-    workspace = make_workspace(first, last, pair_offsets, l_max, n_max, n_species, True)
+    workspace = make_workspace(first, last, pair_offsets, l_max, n_max, n_species, runtime_flag(True))
     n_lm = (l_max + 1) ** 2
     weighted = np.empty(workspace[2].shape[0])
     summed = np.empty((3, n_species, n_lm, n_max))
@@ -345,7 +345,7 @@ def soap_gradients_kernel(
         c, harmonics, grad, rho, drho, position = center_expansion(
             i, vectors, pair_offsets, pair_species, center_species,
             kind, eta, table_a, table_b, spline, inv_spacing, self_density, r_cut, transition_width,
-            l_max, n_max, n_species, prefactors, True, workspace,
+            l_max, n_max, n_species, prefactors, runtime_flag(True), workspace,
         )
         power_spectrum_row(c, n_max, l_max, features[i])
         start = pair_offsets[i]

@@ -32,7 +32,7 @@ import numpy as np
 from numba import njit, uint64
 
 from ..symmetry.harmonics import harmonic_prefactors
-from ._expansion import center_expansion, make_workspace
+from ._expansion import center_expansion, make_workspace, runtime_flag
 
 __all__ = ["soap_vjp_kernel"]
 
@@ -145,7 +145,7 @@ def soap_vjp_kernel(
         the pair's neighbour image (eV/Å), in the pair list's order.
     """
     prefactors = harmonic_prefactors(l_max)
-    workspace = make_workspace(first, last, pair_offsets, l_max, n_max, n_species, True)
+    workspace = make_workspace(first, last, pair_offsets, l_max, n_max, n_species, runtime_flag(True))
     max_pairs = workspace[1].shape[0]
     n_lm = (l_max + 1) ** 2
     n_channels = n_species * n_max
@@ -177,7 +177,7 @@ def soap_vjp_kernel(
         c, harmonics, grad, rho, drho, position = center_expansion(
             i, vectors, pair_offsets, pair_species, center_species,
             kind, eta, table_a, table_b, spline, inv_spacing, self_density, r_cut, transition_width,
-            l_max, n_max, n_species, prefactors, True, workspace,
+            l_max, n_max, n_species, prefactors, runtime_flag(True), workspace,
         )
         _channel_matrices(row, kappa, n_species, n_max, l_max, channels)
         _coefficient_adjoint(channels, c, n_species, n_max, l_max, scratch, dc)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 
 import numpy as np
 
@@ -96,6 +95,17 @@ def _thread_count():
     return get_num_threads()
 
 
+def _pool(n_workers):
+    """The shared thread pool, grown to at least ``n_workers`` workers."""
+    with _EXECUTOR_LOCK:
+        if _EXECUTOR["workers"] < n_workers:
+            if _EXECUTOR["pool"] is not None:
+                _EXECUTOR["pool"].shutdown(wait=False)
+            _EXECUTOR["pool"] = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="kernelpot-rows")
+            _EXECUTOR["workers"] = n_workers
+        return _EXECUTOR["pool"]
+
+
 def _rows_in_parallel(function, X, n_threads):
     """``function(X) -> (values, gradients)`` on row chunks in ``n_threads`` Python threads (BLAS releases the
     GIL), concatenated; the same numbers as one call (each row's result depends on that row only)."""
@@ -103,13 +113,7 @@ def _rows_in_parallel(function, X, n_threads):
     n_chunks = min(n_threads, len(X) // _MIN_ROWS_PER_THREAD)
     if n_chunks <= 1:
         return function(X)
-    with _EXECUTOR_LOCK:
-        if _EXECUTOR["workers"] < n_chunks:
-            if _EXECUTOR["pool"] is not None:
-                _EXECUTOR["pool"].shutdown(wait=False)
-            _EXECUTOR["pool"] = ThreadPoolExecutor(max_workers=n_chunks, thread_name_prefix="kernelpot-rows")
-            _EXECUTOR["workers"] = n_chunks
-        pool = _EXECUTOR["pool"]
+    pool = _pool(n_chunks)
     bounds = np.linspace(0, len(X), n_chunks + 1).astype(int)
     parts = list(pool.map(lambda k: function(X[bounds[k]:bounds[k + 1]]), range(n_chunks)))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
@@ -121,12 +125,25 @@ def _block_starts(root):
     return None if blocks is None else np.asarray(blocks(), dtype=np.int64)
 
 
-def _local_energies(term, starts, X):
-    """``term.local_energies(X)``, told which feature blocks of each row are all zero (when ``starts`` is known)."""
+def _active_blocks(X, starts):
+    """``(starts, active)`` for :meth:`FittedTerm.local_energies`, or None when every block is non-zero."""
     if starts is None or len(X) == 0:
-        return term.local_energies(X)
+        return None
     active = np.logical_or.reduceat(X != 0, starts, axis=1)        # (n_rows, n_blocks)
-    return term.local_energies(X, blocks=None if active.all() else (starts, active))
+    return None if active.all() else (starts, active)
+
+
+def _term_local_energies(term, starts, X, n_threads):
+    """Local energies and adjoints of one term's rows in ``n_threads`` threads.
+
+    Where the cost grows with the sparse points (ζ > 2, Gaussian), each thread takes a slice of them for all
+    rows (:meth:`FittedTerm.energy_contraction_parts`): one structure has few rows per term and many sparse
+    points, and so each thread reads only its part of them. Otherwise the rows are split between threads.
+    """
+    parts = term.energy_contraction_parts(n_threads) if n_threads > 1 and len(X) else None
+    if parts is not None:
+        return term.local_energies(X, _active_blocks(X, starts), parts=parts, run=_pool(len(parts)).map)
+    return _rows_in_parallel(lambda rows: term.local_energies(rows, _active_blocks(rows, starts)), X, n_threads)
 
 
 def supports_fast_path(model) -> bool:
@@ -288,7 +305,7 @@ class GAPPredictor:
             for term, selector in terms:
                 rows = None if selector is None else selector.kept_rows(X)
                 X_term = np.asarray(X) if rows is None else np.asarray(X)[rows]
-                values, gradients = _rows_in_parallel(partial(_local_energies, term, starts), X_term, n_threads)
+                values, gradients = _term_local_energies(term, starts, X_term, n_threads)
                 structure = row_structure if rows is None else row_structure[rows]
                 energy += np.bincount(structure, weights=values, minlength=n_structures)
                 if need_local:

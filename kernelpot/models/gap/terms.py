@@ -272,7 +272,24 @@ class FittedTerm:
             self.__dict__["_contraction"] = cached
         return cached[1]
 
-    def local_energies(self, X, blocks=None):
+    def energy_contraction_parts(self, n_parts):
+        """:meth:`energy_contraction` as ``n_parts`` contractions over slices of the sparse points, or None.
+
+        Their values and gradients sum to the whole (to round-off), so threads can share one block of rows
+        with every thread streaming only its slice of the sparse points. None when the contraction cost does
+        not grow with the sparse points (ζ = 1, 2 matrix route, linear) or there are fewer than 64 per part.
+        """
+        whole = self.energy_contraction()
+        if n_parts < 2 or not hasattr(whole, "split") or self.n_sparse < 64 * n_parts:
+            return None
+        cached = self.__dict__.get("_contraction_parts")
+        if cached is None or cached[0] is not whole or len(cached[1]) != n_parts:
+            bounds = np.linspace(0, self.n_sparse, n_parts + 1).astype(np.int64)
+            cached = (whole, whole.split(bounds))
+            self.__dict__["_contraction_parts"] = cached
+        return cached[1]
+
+    def local_energies(self, X, blocks=None, parts=None, run=map):
         """Local energies (n_rows,) in eV and their feature gradients (n_rows, n_features) of rows ``X``.
 
         ``ε(x) = w(x) Σ_s δ² α_s w(x_s) k(x, x_s)`` (module docstring) and
@@ -284,13 +301,23 @@ class FittedTerm:
         <kernelpot.descriptors.soap.SOAP.feature_blocks>`). Contractions that can (the dot-product one with
         ζ > 2) then skip the inactive blocks and leave their gradients at zero; the values are unchanged to
         round-off.
+
+        ``parts`` (from :meth:`energy_contraction_parts`), if given, are evaluated with ``run`` (e.g. a
+        thread pool's ``map``) and summed.
         """
         X = np.asarray(X)
-        contraction = self.energy_contraction()
-        if blocks is not None and hasattr(contraction, "blocked"):
-            values, gradients = contraction.blocked(X, *blocks)
+
+        def contract(contraction):
+            if blocks is not None and hasattr(contraction, "blocked"):
+                return contraction.blocked(X, *blocks)
+            return contraction(X)
+
+        if parts is None:
+            values, gradients = contract(self.energy_contraction())
         else:
-            values, gradients = contraction(X)
+            outputs = list(run(contract, parts))
+            values = np.sum([v for v, _ in outputs], axis=0)
+            gradients = np.sum([g for _, g in outputs], axis=0)
         w, dw = row_weights(self.descriptor, X)
         if dw is None:
             return values, gradients

@@ -14,7 +14,9 @@ from kernelpot.potential.dynamics import (
     MDExplosion,
     ResumableMD,
     closest_pair,
+    pair_limits,
     read_frames,
+    too_close,
 )
 
 
@@ -158,3 +160,65 @@ def test_cli_md_output_is_resumable_extxyz(tmp_path):
     assert main(stop) == 1
     assert (tmp_path / "watched.to_label.extxyz").is_file()
     assert ase.io.read(tmp_path / "watched.extxyz", index=-1).info["step"] < 20
+
+
+def _water_pair(distance):
+    """Two waters whose oxygens are ``distance`` Å apart (every other pair further than its usual minimum)."""
+    from ase import Atoms
+    from ase.build import molecule
+
+    first = molecule("H2O")
+    second = molecule("H2O")
+    second.rotate(180, "z")
+    second.positions += [distance, 0, 0]
+    return Atoms(first + second, cell=[12, 12, 12], pbc=True)
+
+
+def test_limits_per_species_pair_catch_what_one_limit_misses():
+    squeezed = _water_pair(1.4)  # no liquid has two oxygens this close; every pair is still > 0.7 Å apart
+    assert too_close(squeezed, 0.7) is None
+    limits = {"O-O": 2.0, ("H", "H"): 1.0, (8, 1): 0.75, "*": 0.5}
+    i, j, d, limit = too_close(squeezed, limits)
+    assert {squeezed.numbers[i], squeezed.numbers[j]} == {8} and d == pytest.approx(1.4) and limit == 2.0
+    assert too_close(_water_pair(2.8), limits) is None
+    assert pair_limits(limits) == (0.5, {(8, 8): 2.0, (1, 1): 1.0, (1, 8): 0.75})
+    assert pair_limits(0.7) == (0.7, {})
+
+    from ase.md.verlet import VelocityVerlet
+
+    from kernelpot.potential.dynamics import GeometryGuard
+
+    atoms = squeezed.copy()
+    atoms.calc = EMT()
+    dynamics = VelocityVerlet(atoms, timestep=0.1)
+    GeometryGuard(dynamics, min_distance=limits)
+    with pytest.raises(MDExplosion, match=r"closer than the minimum distance 2 Å for O–O"):
+        dynamics.run(1)
+
+
+@pytest.mark.parametrize("table, message", [
+    ({"O-O-H": 2.0}, "keys are species pairs"),
+    ({"O-Xx": 2.0}, "unknown species 'Xx'"),
+    ({"O-O": -1.0}, "must be a number >= 0"),
+    ({"O-O": "2"}, "must be a number >= 0"),
+])
+def test_bad_limit_tables_fail_at_once(table, message):
+    from kernelpot.active import MDExplorer
+
+    with pytest.raises(ValueError, match=message):
+        pair_limits(table)
+    with pytest.raises(ValueError, match=message):  # when the explorer is built, not at its first snapshot
+        MDExplorer(_cu(), min_pair_distance=table)
+
+
+def test_min_distance_option_reads_a_number_or_a_table():
+    import argparse
+
+    from kernelpot.cli.options import min_distance_value
+
+    assert min_distance_value("0.6") == 0.6
+    assert min_distance_value("O-O:2.0,H-H:1,*:0.7") == {"O-O": 2.0, "H-H": 1.0, "*": 0.7}
+    for text, message in (("O-O", "entries like"), ("O-O:x", "entries like"), ("0", "> 0"),
+                          ("O-Xx:2", "unknown species")):
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            min_distance_value(text)

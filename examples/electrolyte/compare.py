@@ -12,6 +12,7 @@ itself refits incrementally). Writes ``<work>/compare/curves.json``, ``curves.md
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import force_errors, gap_template, work_parser
+from common import force_errors, gap_string, gap_template, work_parser
 
 LABELS = {"variance": "(a) σ-driven (calibrated force σ)", "random": "(b) random frames of the model's MD",
           "committee": "committee disagreement", "distance": "descriptor distance",
@@ -117,7 +118,7 @@ def main(argv=None):
     parser.add_argument("--test", type=Path, default=None, help="test set (default: reference/test_aimd.extxyz, "
                         "else reference/test.extxyz)")
     parser.add_argument("--pool", type=Path, default=None, help="(c) pool (default: reference/pool_aimd.extxyz)")
-    parser.add_argument("--n-sparse", type=int, default=400)
+    parser.add_argument("--n-sparse", type=int, default=1000)
     parser.add_argument("--runs", default=None,
                         help="comma-separated runs to fit (names in learn/, or 'pool'); others are only read from "
                              "the cache (so several processes can share the work)")
@@ -134,7 +135,9 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     curves, meta = {}, {}
     chosen = None if args.runs is None else set(args.runs.split(","))
-    cache = out / "cache" / f"test{len(test)}_sparse{args.n_sparse}"
+    # The cache is keyed by the recipe too: results of another GAP string are never reused.
+    recipe = hashlib.sha1(gap_string(n_sparse=args.n_sparse).encode()).hexdigest()[:8]
+    cache = out / "cache" / f"test{len(test)}_sparse{args.n_sparse}_{recipe}"
     for name, (labelled, spent, n_calls, n_failures) in runs(args.work).items():
         print(f"{name}: {len(labelled)} labelled, {n_calls} oracle calls ({n_failures} failed)", flush=True)
         curves[name] = curve(labelled, calls, test, n_sparse=args.n_sparse, seed=0, cache=cache / name,

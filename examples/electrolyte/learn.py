@@ -11,8 +11,9 @@ with new sparse points every ``--refit-every`` iterations). Stops at the oracle 
 * ``random``: random snapshots of the same MD (the control (b));
 * ``committee``, ``distance``: committee disagreement, descriptor distance.
 
-An xTB failure (tblite raises or returns NaN) is logged, counted and skipped; an MD explosion (atoms closer
-than 0.7 Å) drops the exploded frame, offers the last sane snapshots for labelling and restarts from them.
+An xTB failure (tblite raises or returns NaN) is logged, counted and skipped; an MD explosion (a pair of atoms
+closer than its limit in ``common.MIN_DISTANCES``, e.g. O–O 2.0 Å, H–H 1.0 Å) drops the exploded frame, offers
+the last sane snapshots for labelling and restarts from them.
 Kill it any time: the same command resumes from ``<work>/learn/<strategy>_seed<k>/`` without relabelling.
 The loop from Python and from the command line::
 
@@ -38,6 +39,7 @@ from common import (
     gap_string,
     gap_template,
     make_oracle,
+    min_distances,
     nacl_water_box,
     work_parser,
 )
@@ -68,11 +70,13 @@ def cli_command(args, start_path, run):
               '"rc": 4.0, "smooth": true}\'')
     strategy = "--strategy variance --calibrate" if args.strategy == "variance" else f"--strategy {args.strategy}"
     coulomb = ' --coulomb "Na:+1 Cl:-1 O:-0.834 H:0.417"' if args.coulomb else ""
+    limits = min_distances(args.oracle or default_oracle())
+    limits = ",".join(f"{k}:{v:g}" for k, v in limits.items()) if isinstance(limits, dict) else f"{limits:g}"
     return (f"kernelpot learn {run} --md {start_path} {oracle} {strategy} --schedule {schedule} --timestep "
             f"{args.timestep} --interval {args.interval} --segment {args.segment} --batch-size {args.batch_size} "
             f"--budget {args.budget} --n-initial {args.n_initial} --refit-every {args.refit_every} --seed {args.seed} "
-            f"--gap '{gap_string(cutoff=args.cutoff, n_sparse=args.n_sparse)}' --default-sigma "
-            f"{','.join(map(str, SIGMA))}{coulomb}")
+            f"--min-distance '{limits}' --gap '{gap_string(cutoff=args.cutoff, n_sparse=args.n_sparse)}' --default-sigma "
+            f"{','.join(map(str, SIGMA))} --e0 composition{coulomb}")
 
 
 def schedule_arg(text):
@@ -94,8 +98,8 @@ def main(argv=None):
     parser.add_argument("--segment", type=int, default=60, help="MD steps per iteration")
     parser.add_argument("--refit-every", type=int, default=8, help="full refit (new sparse points) every k iterations")
     parser.add_argument("--stop-score", type=float, help="stop when no snapshot's calibrated force σ exceeds this")
-    parser.add_argument("--n-sparse", type=int, default=400, help="sparse points of the SOAP term")
-    parser.add_argument("--cutoff", type=float, default=4.5, help="SOAP cutoff, Å")
+    parser.add_argument("--n-sparse", type=int, default=1000, help="sparse points of the SOAP term")
+    parser.add_argument("--cutoff", type=float, default=3.0, help="SOAP cutoff, Å (the pair terms reach 4.5 Å)")
     parser.add_argument("--coulomb", action="store_true", help="fit on top of a fixed-charge Coulomb baseline")
     parser.add_argument("--n-water", type=int, default=32)
     parser.add_argument("--no-validation", action="store_true", help="do not evaluate on the test set as it runs")
@@ -117,9 +121,11 @@ def main(argv=None):
     if args.print_cli:
         print(cli_command(args, start_path, args.work / "learn" / f"cli_{name}"))
         return None
-    oracle = make_oracle(args.oracle or default_oracle())
+    oracle_name = args.oracle or default_oracle()
+    oracle = make_oracle(oracle_name)
     explorer = MDExplorer(start, schedule=args.schedule, timestep=args.timestep, friction=0.02,
-                          interval=args.interval, segment=args.segment, min_pair_distance=0.7, random_state=args.seed)
+                          interval=args.interval, segment=args.segment, min_pair_distance=min_distances(oracle_name),
+                          random_state=args.seed)
     test = None if args.no_validation else read_test(args.work)
     template = gap_template(cutoff=args.cutoff, n_sparse=args.n_sparse, coulomb=args.coulomb, random_state=args.seed)
     started = time.perf_counter()

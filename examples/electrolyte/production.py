@@ -14,7 +14,8 @@ kill it and run the same command to continue; a larger ``--ps`` extends it). The
 (already liquid); ``analyse.py --skip`` drops the equilibration. Equivalent command line for a saved model::
 
     kernelpot md MODEL.kpot start.extxyz --thermostat langevin --temperature 300 --timestep 1 \\
-        --friction 0.002 --interval 10 --steps 50000 --output md.extxyz
+        --friction 0.002 --interval 10 --steps 50000 --output md.extxyz \
+        --min-distance 'O-O:2.0,H-H:1.0,H-O:0.75,Na-O:1.7,Cl-O:2.2,H-Na:1.6,Cl-H:1.3,Cl-Na:1.9,*:0.7'
 
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 nohup nice -n 10 python examples/electrolyte/production.py --ps 50 &
 """
@@ -30,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SPECIES, force_errors, work_parser
+from common import SPECIES, default_oracle, force_errors, min_distances, work_parser
 
 SOURCE = Path("electrolytes") / "nacl_water" / "revPBE0-D3_gen1e.data"
 #: GAP of the revPBE0-D3 model: a species-blind pair term (short-range repulsion keeps MD sane where SOAP
@@ -121,7 +122,7 @@ def main(argv=None):
     name = args.name or Path(args.model).stem
     md = ResumableMD(folder / f"{name}.extxyz", temperature=args.temperature, timestep=args.timestep,
                      friction=args.friction, interval=args.interval, random_state=args.seed,
-                     progress=not args.quiet, log_every=10)
+                     min_distance=min_distances(args.oracle or default_oracle()), progress=not args.quiet, log_every=10)
     steps = int(round(args.ps * 1000.0 / args.timestep))
     md.run(start, GAPCalculator(model, uncertainty=False), steps)
     print(f"{md.trajectory}: step {md.step_} of {steps} ({md.step_ * args.timestep / 1000:.3f} ps); "

@@ -16,7 +16,7 @@ Both sets are labelled in van der Corput order (0, n/2, n/4, 3n/4, ...), one fra
 first k frames of either are k nearly equally spaced frames of its span: stopped early, the run still leaves
 a spread-out test set and a pool whose prefixes are the (c) control at any number of calls.
 
-The model is local (SOAP cutoff 4.5 Å), so a model learned on the 98-atom box is tested on these 188-atom
+The model is local (SOAP 3 Å, pair terms 4.5 Å), so a model learned on the 98-atom box is tested on these 188-atom
 boxes as is (forces; energies differ by the box). Resumable: each labelled frame is appended at once; an
 xTB failure (tblite raises or returns NaN) is logged in ``<file>.failures.json``, counted and skipped.
 

@@ -123,9 +123,13 @@ class MDExplorer:
         steps and offer all their snapshots.
     segment : int, default=100
         Steps per call when not thresholded.
-    min_pair_distance : float, default=0.7
+    min_pair_distance : float or dict, default=0.7
         Å. A snapshot with two atoms closer than this, or non-finite model
-        energies or forces, is an explosion (below).
+        energies or forces, is an explosion (below). A dict sets a limit per
+        species pair (:func:`kernelpot.potential.dynamics.pair_limits`), e.g.
+        ``{"O-O": 2.0, "H-H": 1.0, "*": 0.7}``: without it, a model that lets
+        two water oxygens meet at 1.1 Å passes a single 0.7 Å limit, and the
+        loop labels (and fits) geometries no liquid ever visits.
     max_score : float or None, default=None
         A snapshot whose strategy score exceeds this (the σ far beyond the
         calibrated range, in ``score_units``) is an explosion too. Scoring
@@ -182,7 +186,11 @@ class MDExplorer:
         self.interval = int(interval)
         self.threshold = threshold
         self.segment = int(segment)
-        self.min_pair_distance = float(min_pair_distance)
+        from ..potential.dynamics import pair_limits
+
+        pair_limits(min_pair_distance)  # a bad table fails here
+        self.min_pair_distance = (min_pair_distance if isinstance(min_pair_distance, dict)
+                                  else float(min_pair_distance))
         self.max_score = max_score
         self.n_keep = int(n_keep)
         self.max_explosions = int(max_explosions)
@@ -213,7 +221,7 @@ class MDExplorer:
 
     def _failure(self, atoms):
         """Why the model's dynamics have failed at this snapshot (non-finite output, atoms too close), or None."""
-        from ..potential.dynamics import closest_pair
+        from ..potential.dynamics import describe_close_pair, too_close
 
         results = atoms.calc.results
         for name in ("energy", "forces"):
@@ -221,12 +229,10 @@ class MDExplorer:
                 return f"non-finite model {name}"
         if not np.all(np.isfinite(atoms.positions)):
             return "non-finite positions"
-        pair = closest_pair(atoms, self.min_pair_distance)
-        if pair is not None:
-            i, j, d = pair
-            symbols = atoms.get_chemical_symbols()
-            return (f"atoms {i} ({symbols[i]}) and {j} ({symbols[j]}) {d:.3f} Å apart, closer than "
-                    f"min_pair_distance {self.min_pair_distance} Å")
+        found = too_close(atoms, self.min_pair_distance)
+        if found is not None:
+            return describe_close_pair(atoms, found, name="min_pair_distance",
+                                       per_pair=isinstance(self.min_pair_distance, dict))
         return None
 
     def _exploded(self, reason, sane):

@@ -25,6 +25,7 @@ from .options import (
     add_quiet,
     check_output,
     make_model,
+    min_distance_value,
     positive_float,
     positive_int,
     read_labels,
@@ -111,7 +112,8 @@ def run(args) -> int:
         oracle = make_oracle(args.oracle, args.oracle_kwargs)
         explorer = MDExplorer(structures[0], schedule=args.schedule, timestep=args.timestep,
                               interval=args.interval, threshold=args.threshold, segment=args.segment,
-                              max_score=args.max_score, random_state=args.seed)
+                              max_score=args.max_score, min_pair_distance=args.min_distance,
+                              random_state=args.seed)
     validation = None
     if args.validation is not None:
         validation = read_labels(args.validation, args, required=("energy", "forces"))
@@ -184,6 +186,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     learn.add_argument("--threshold", type=float, help="md: label when the strategy score exceeds this")
     learn.add_argument("--max-score", type=float,
                        help="md: a snapshot scoring above this is an explosion (σ far beyond the calibrated range)")
+    learn.add_argument("--min-distance", type=min_distance_value, default=0.7,
+                       help="md: Å; a snapshot with two atoms closer than this is an explosion (never labelled). Or "
+                            "a limit per species pair, e.g. 'O-O:2.0,H-H:1.0,*:0.7' ('*': the pairs not named)")
     add_model_options(learn)
     add_quiet(learn)
     add_label_keys(learn)

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .options import add_quiet, add_seed, check_output, non_negative_float, positive_float, positive_int
+from .options import (
+    add_quiet,
+    add_seed,
+    check_output,
+    min_distance_value,
+    non_negative_float,
+    positive_float,
+    positive_int,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -42,9 +50,10 @@ def add_parser(sub) -> None:
                     help="extended-XYZ trajectory (.extxyz: positions, momenta, energy, forces, step, time; read by "
                          "ASE, OVITO, MDAnalysis, kinisi), resumable: the same command continues a killed run from "
                          "its last frame, a larger --steps extends it")
-    md.add_argument("--min-distance", type=float, default=0.5,
+    md.add_argument("--min-distance", type=min_distance_value, default=0.5,
                     help="with --output: Å; two atoms closer than this stop the run (frames kept, the last ones "
-                         "written to <output>.to_label.extxyz)")
+                         "written to <output>.to_label.extxyz). Or a limit per species pair, e.g. "
+                         "'O-O:2.0,H-H:1.0,Cl-O:2.2,*:0.7' ('*': the pairs not named)")
     add_seed(md)
     add_quiet(md)
     md.set_defaults(handler=run)

@@ -27,7 +27,8 @@ from ..potential.defaults import DEFAULT_SIGMA
 
 __all__ = ["add_label_keys", "add_model_options", "add_quiet", "add_seed", "read_labels", "report_skips",
            "make_model", "coulomb_baseline", "float_list", "e0_value", "config_type_sigma_value", "recipe_help",
-           "check_output", "positive_int", "positive_float", "non_negative_float", "default_sigma"]
+           "check_output", "positive_int", "positive_float", "non_negative_float", "default_sigma",
+           "min_distance_value"]
 
 
 
@@ -71,6 +72,33 @@ def positive_float(text: str) -> float:
 def non_negative_float(text: str) -> float:
     """argparse type: a finite number >= 0."""
     return _number(text, float, "a finite number >= 0", lambda v: 0 <= v < float("inf"))
+
+
+def min_distance_value(text: str):
+    """``--min-distance``: a number (Å) or ``pair:Å`` entries, e.g. ``O-O:2.0,H-H:1.0,*:0.7``."""
+    from ..potential.dynamics import pair_limits
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = {}
+        for item in text.split(","):
+            pair, sep, number = item.rpartition(":")
+            try:
+                value[pair.strip()] = float(number)
+            except ValueError:
+                sep = ""
+            if not sep or not pair.strip():
+                raise argparse.ArgumentTypeError(
+                    f"expected a number of Å or entries like 'O-O:2.0,H-H:1.0,*:0.7'; got {text!r}") from None
+    else:
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be a number > 0 Å; got {text!r}")
+    try:
+        pair_limits(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).replace("`min_distance`: ", "")) from None
+    return value
 
 
 def _is_model_file(path: Path) -> bool:

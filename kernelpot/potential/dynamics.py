@@ -27,7 +27,7 @@ from ase import units
 
 from ..utils.jsonable import jsonable
 
-__all__ = ["GeometryGuard", "MDExplosion", "ResumableMD", "closest_pair", "read_frames"]
+__all__ = ["GeometryGuard", "MDExplosion", "ResumableMD", "closest_pair", "pair_limits", "read_frames", "too_close"]
 
 _THERMOSTATS = ("langevin", "nve")
 #: Parameters a resumed run must share with the run that wrote the trajectory.
@@ -69,6 +69,98 @@ def closest_pair(atoms, cutoff):
     return int(i[k]), int(j[k]), float(d[k])
 
 
+def pair_limits(min_distance):
+    """Minimum distances per species pair from a number or a table.
+
+    Parameters
+    ----------
+    min_distance : float or dict
+        Å. A number: one limit for every pair. A dict: species pairs to limits, keys ``"O-O"``,
+        ``("Na", "O")`` or ``(11, 8)`` in either order, plus an optional ``"*"`` for the pairs it does not
+        name (default 0: not checked). Liquid water is the reason for a table: an O–O pair at 1.5 Å is as
+        unphysical as an H–H pair at 0.5 Å, yet a single limit low enough for bonded O–H (0.96 Å) never sees it.
+
+    Returns
+    -------
+    default : float
+        Å, for pairs the table does not name.
+    table : dict
+        ``{(z1, z2): Å}`` with ``z1 <= z2``.
+    """
+    from ase.data import atomic_numbers
+
+    def number(species):
+        if isinstance(species, (int, np.integer)) and not isinstance(species, bool) and 0 < species < 119:
+            return int(species)
+        if isinstance(species, str) and species.strip() in atomic_numbers:
+            return atomic_numbers[species.strip()]
+        raise ValueError(f"`min_distance`: unknown species {species!r} (a chemical symbol or atomic number)")
+
+    def limit(value, key):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not value >= 0:
+            raise ValueError(f"`min_distance`: the limit of {key!r} must be a number >= 0 Å; got {value!r}")
+        return float(value)
+
+    if not isinstance(min_distance, dict):
+        return limit(min_distance, "every pair"), {}
+    default, table = 0.0, {}
+    for key, value in min_distance.items():
+        if key == "*":
+            default = limit(value, key)
+            continue
+        pair = key.split("-") if isinstance(key, str) else key
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"`min_distance`: keys are species pairs like 'O-O', ('Na', 'O') or (11, 8), or '*'; "
+                             f"got {key!r}")
+        a, b = sorted(number(z) for z in pair)
+        table[(a, b)] = limit(value, key)
+    return default, table
+
+
+def too_close(atoms, min_distance):
+    """The pair of atoms furthest below its minimum distance (minimum image), or None if none is.
+
+    Parameters
+    ----------
+    atoms : ase.Atoms
+    min_distance : float or dict
+        Å; see :func:`pair_limits`.
+
+    Returns
+    -------
+    tuple or None
+        ``(i, j, distance, limit)`` of the pair with the smallest ``distance / limit`` below 1.
+    """
+    default, table = pair_limits(min_distance)
+    if not table:
+        pair = closest_pair(atoms, default) if default > 0 else None
+        return None if pair is None else (*pair, default)
+    cutoff = max([default, *table.values()])
+    if len(atoms) < 2 or cutoff <= 0:
+        return None
+    from ase.neighborlist import neighbor_list
+
+    i, j, d = neighbor_list("ijd", atoms, cutoff)
+    zi, zj = atoms.numbers[i], atoms.numbers[j]
+    lo, hi = np.minimum(zi, zj), np.maximum(zi, zj)
+    limits = np.full(d.shape, default)
+    for (a, b), value in table.items():
+        limits[(lo == a) & (hi == b)] = value
+    ratio = np.where(limits > 0, d / np.where(limits > 0, limits, 1.0), np.inf)
+    if not ratio.size or ratio.min() >= 1.0:
+        return None
+    k = int(np.argmin(ratio))
+    return int(i[k]), int(j[k]), float(d[k]), float(limits[k])
+
+
+def describe_close_pair(atoms, found, name="the minimum distance", per_pair=False):
+    """One line naming the pair :func:`too_close` found: ``atoms 3 (O) and 7 (O) are 1.520 Å apart, ...``."""
+    i, j, d, limit = found
+    symbols = atoms.get_chemical_symbols()
+    pair = f" for {symbols[i]}–{symbols[j]}" if per_pair else ""
+    return f"atoms {i} ({symbols[i]}) and {j} ({symbols[j]}) are {d:.3f} Å apart, closer than {name} {limit:g} Å{pair}"
+
+
 class GeometryGuard:
     """ASE dynamics observer raising :class:`MDExplosion` when the structure is no longer physical.
 
@@ -76,18 +168,23 @@ class GeometryGuard:
     ----------
     dynamics : ase.md.md.MolecularDynamics
         The guard attaches itself to it.
-    min_distance : float, default=0.5
+    min_distance : float or dict, default=0.5
         Å. Two atoms closer than this (minimum image) end the run. Bonded H–H in water is 1.5 Å, O–H 0.96 Å;
-        0.5 Å is never reached by a sound potential at room temperature.
+        0.5 Å is never reached by a sound potential at room temperature. A dict gives a limit per species
+        pair (:func:`pair_limits`), e.g. ``{"O-O": 2.0, "Cl-O": 2.2, "*": 0.7}``: a water model that lets two
+        oxygens meet at 1.5 Å has failed long before any pair reaches 0.5 Å.
     interval : int, default=1
         Steps between checks (a check costs one neighbour search with a cutoff of ``min_distance``).
     """
 
     def __init__(self, dynamics, *, min_distance=0.5, interval=1):
-        if not (isinstance(min_distance, (int, float, np.number)) and min_distance > 0):
-            raise ValueError(f"`min_distance` must be a number > 0 Å; got {min_distance!r}")
+        if not isinstance(min_distance, dict) and not (
+                isinstance(min_distance, (int, float, np.number)) and min_distance > 0):
+            raise ValueError(f"`min_distance` must be a number > 0 Å or a table per species pair; got "
+                             f"{min_distance!r}")
+        pair_limits(min_distance)  # a bad table fails here, not at the first step
         self.dynamics = dynamics
-        self.min_distance = float(min_distance)
+        self.min_distance = min_distance if isinstance(min_distance, dict) else float(min_distance)
         dynamics.attach(self, interval=int(interval))
 
     def __call__(self):
@@ -99,12 +196,9 @@ class GeometryGuard:
                 raise MDExplosion(step, f"non-finite {name} from the calculator")
         if not np.all(np.isfinite(atoms.positions)):
             raise MDExplosion(step, "non-finite positions")
-        pair = closest_pair(atoms, self.min_distance)
-        if pair is not None:
-            i, j, d = pair
-            raise MDExplosion(step, f"atoms {i} ({atoms.get_chemical_symbols()[i]}) and {j} "
-                                    f"({atoms.get_chemical_symbols()[j]}) are {d:.3f} Å apart, closer than the "
-                                    f"minimum distance {self.min_distance} Å")
+        found = too_close(atoms, self.min_distance)
+        if found is not None:
+            raise MDExplosion(step, describe_close_pair(atoms, found, per_pair=isinstance(self.min_distance, dict)))
 
 
 def _atomic_write_text(path, text):
@@ -156,8 +250,9 @@ class ResumableMD:
         Langevin friction, 1/fs.
     interval : int, default=10
         Steps between frames (and between state saves).
-    min_distance : float or None, default=0.5
-        Å, for the :class:`GeometryGuard` (checked every step); None: no guard.
+    min_distance : float, dict or None, default=0.5
+        Å, for the :class:`GeometryGuard` (checked every step): one limit, or one per species pair
+        (:func:`pair_limits`); None: no guard.
     n_suggest : int, default=5
         Frames written to ``<trajectory>.to_label.extxyz`` when the run explodes.
     random_state : int, default=0

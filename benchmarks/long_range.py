@@ -636,33 +636,47 @@ def load_nacl(paths, every=1):
 def nacl_gap_string(*, r_cut=5.0, n_max=6, l_max=4, soap_delta=0.2, zeta=4, n_sparse=None, two_body_delta=1.0,
                     two_body_theta=1.0, two_body_cutoff=5.0, two_body_sparse=20, transition=1.0, pairs=None,
                     bonds=False):
-    """``distance_2b`` per species pair (``pairs``, default all 10) and one SOAP term per centre species.
+    """``distance_2b`` per species pair (``pairs``, default all 10) and one SOAP term per centre species
+    (:func:`kernelpot.potential.recipe.species_gap_string`); ``bonds``: with its ``WATER_BOND_TERMS`` (stiff O–H
+    and H–H pair terms for water's intramolecular geometry)."""
+    from kernelpot.potential.recipe import WATER_BOND_TERMS, species_gap_string
 
-    ``bonds``: two more, short and stiff pair terms for water's intramolecular geometry (O–H within 1.6 Å,
-    θ 0.15 Å, δ 10 eV; H–H within 2.2 Å, θ 0.2 Å, δ 5 eV): the all-pairs 2b (θ 1 Å) and a SOAP density of
-    0.5 Å Gaussians are too smooth for the O–H stretch (about 45 eV/Å²).
-    """
     n_sparse = n_sparse or {"O": 1500, "H": 1500, "Na": 500, "Cl": 500}
-    numbers = {"O": 8, "H": 1, "Na": 11, "Cl": 17}
-    pairs = pairs or [(a, b) for i, a in enumerate(NACL_SPECIES) for b in NACL_SPECIES[i:]]
-    parts = [f"distance_2b cutoff={two_body_cutoff} cutoff_transition_width={transition} covariance_type=ard_se "
-             f"delta={two_body_delta} theta_uniform={two_body_theta} n_sparse={two_body_sparse} sparse_method=uniform "
-             f"Z1={numbers[a]} Z2={numbers[b]}" for a, b in pairs]
-    if bonds:
-        parts += [("distance_2b cutoff=1.6 cutoff_transition_width=0.3 covariance_type=ard_se delta=10.0 "
-                   "theta_uniform=0.15 n_sparse=20 sparse_method=uniform Z1=8 Z2=1"),
-                  ("distance_2b cutoff=2.2 cutoff_transition_width=0.4 covariance_type=ard_se delta=5.0 "
-                   "theta_uniform=0.2 n_sparse=20 sparse_method=uniform Z1=1 Z2=1")]
-    parts += [f"soap l_max={l_max} n_max={n_max} atom_sigma=0.5 cutoff={r_cut} cutoff_transition_width={transition} "
-              f"delta={soap_delta} covariance_type=dot_product zeta={zeta} n_sparse={n_sparse[s]} "
-              f"sparse_method=cur_points Z={numbers[s]}" for s in NACL_SPECIES]
-    return "{" + " : ".join(parts) + "}"
+    return species_gap_string({s: n_sparse[s] for s in NACL_SPECIES}, pairs=pairs, r_cut=r_cut, n_max=n_max,
+                              l_max=l_max, zeta=zeta, soap_delta=soap_delta, transition=transition,
+                              two_body_cutoff=two_body_cutoff, two_body_delta=two_body_delta,
+                              two_body_theta=two_body_theta, two_body_sparse=two_body_sparse,
+                              extra_terms=WATER_BOND_TERMS if bonds else ())
 
 
 #: The benchmark's recipe (see "NaCl recipe" in the docstring): bond terms + SOAP δ 1 eV were the best of the
 #: candidates tried on gen1 validation; 4,600 SOAP sparse points (more fit the training forces better, the
 #: learning-curve limit) + 240 pair points.
-NACL_GAP = nacl_gap_string(bonds=True, soap_delta=1.0, n_sparse={"O": 2000, "H": 2000, "Na": 300, "Cl": 300})
+NACL_RECIPE = {"bonds": True, "soap_delta": 1.0, "n_sparse": {"O": 2000, "H": 2000, "Na": 300, "Cl": 300}}
+NACL_GAP = nacl_gap_string(**NACL_RECIPE)
+#: "All environments" as a sparse count: more than any training set here holds (the fit uses every row).
+ALL_ENVIRONMENTS = 10**6
+
+
+def nacl_recipe_gap(text):
+    """The gap string of ``--recipe "n_max=8 l_max=6 r_cut=5.5 sparse=all"``: :data:`NACL_RECIPE` with
+    :func:`nacl_gap_string` keywords changed; ``sparse=N`` (or ``all``) sets the O and H SOAP sparse points
+    (Na and Cl keep theirs, ``all`` makes them all too)."""
+    kwargs = {**NACL_RECIPE, "n_sparse": dict(NACL_RECIPE["n_sparse"])}
+    for entry in text.split():
+        key, _, value = entry.partition("=")
+        if key == "sparse":
+            count = ALL_ENVIRONMENTS if value == "all" else int(value)
+            kwargs["n_sparse"].update({"O": count, "H": count})
+            if value == "all":
+                kwargs["n_sparse"].update({"Na": count, "Cl": count})
+        elif key in ("n_max", "l_max", "zeta", "two_body_sparse"):
+            kwargs[key] = int(value)
+        elif key in ("r_cut", "soap_delta", "two_body_delta", "two_body_theta", "two_body_cutoff", "transition"):
+            kwargs[key] = float(value)
+        else:
+            raise SystemExit(f"--recipe: unknown key {key!r} in {text!r}")
+    return nacl_gap_string(**kwargs)
 NACL_SIGMA = (0.001, 0.04, 0.05)
 
 
@@ -753,13 +767,13 @@ def nacl_errors(model, test, chunk=8):
 
 def _nacl_table(title):
     return Table(title, ["row", "E RMSE (meV/atom)", "F O", "F H", "F Na", "F Cl", "F all (meV/Å)", "fit (s)",
-                         "predict (atoms/s)"])
+                         "fit CPU (s)", "predict (atoms/s)"])
 
 
-def _add_nacl(table, name, errors, fit_seconds):
+def _add_nacl(table, name, errors, fit_seconds, fit_cpu=None):
     table.add(name, [errors["energy_rmse"]] + [errors[f"forces_rmse_{s}"] for s in NACL_SPECIES]
-              + [errors["forces_rmse"], fit_seconds, errors["atoms_per_s"]],
-              ["{:.2f}", "{:.1f}", "{:.1f}", "{:.1f}", "{:.1f}", "{:.1f}", "{:.0f}", "{:.0f}"])
+              + [errors["forces_rmse"], fit_seconds, fit_cpu, errors["atoms_per_s"]],
+              ["{:.2f}", "{:.1f}", "{:.1f}", "{:.1f}", "{:.1f}", "{:.1f}", "{:.0f}", "{:.0f}", "{:.0f}"])
 
 
 def run_nacl(train, test, settings, rows=None, save_dir=None, title=None):
@@ -775,22 +789,26 @@ def run_nacl(train, test, settings, rows=None, save_dir=None, title=None):
                    "train_energy_sum": round(float(train.energies.sum()), 6)}
     for name, row in rows.items():
         path = None if save_dir is None else Path(save_dir) / (name.replace(" ", "_").replace("+", "plus") + ".kpot")
-        model, fit_seconds = None, None
+        model, fit_seconds, fit_cpu = None, None, None
         if path is not None and path.is_file():
             stored = load_model(path)
             if stored.metadata_.get("fingerprint") == fingerprint:
                 model, fit_seconds = stored, stored.metadata_["fit_seconds"]
+                fit_cpu = stored.metadata_.get("fit_cpu_seconds")
                 print(f"{name}: loaded the fitted model from {path}", flush=True)
         if model is None:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             model = row(train, settings)
-            fit_seconds = time.perf_counter() - start
-            print(f"{name}: fitted in {fit_seconds:.0f} s (load average {load_average():.1f})", flush=True)
+            fit_seconds, fit_cpu = time.perf_counter() - start, time.process_time() - cpu
+            print(f"{name}: fitted in {fit_seconds:.0f} s, {fit_cpu:.0f} s CPU (load average {load_average():.1f})",
+                  flush=True)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                save_model(model, path, metadata={"fingerprint": fingerprint, "fit_seconds": fit_seconds})
-        results[name] = {**nacl_errors(model, test), "fit_seconds": fit_seconds}
-        _add_nacl(table, name, results[name], fit_seconds)
+                save_model(model, path, metadata={"fingerprint": fingerprint, "fit_seconds": fit_seconds,
+                                                  "fit_cpu_seconds": fit_cpu})
+        results[name] = {**nacl_errors(model, test), "fit_seconds": fit_seconds, "fit_cpu_seconds": fit_cpu,
+                         "n_sparse": int(sum(t.n_sparse for t in model.terms_))}
+        _add_nacl(table, name, results[name], fit_seconds, fit_cpu)
     table.notes.append(f"load average {load_average():.1f}; NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')}")
     table.print()
     return results
@@ -805,6 +823,126 @@ def nacl_validation_split(data_by_file, fraction=0.8):
         val_index += list(range(offset + cut, offset + count))
         offset += count
     return fit_index, val_index
+
+
+# --------------------------------------------------------------------------- NaCl: a model for MD (issue 16)
+#: The MD model's GAP: the benchmark's terms (pair terms, water bonds, per-species SOAP l 4 n 6, δ 1 eV) with
+#: 1,500 O/H SOAP sparse points (prediction ~3,000 atoms/s on one core).
+NACL_MD_GAP = nacl_gap_string(bonds=True, soap_delta=1.0, n_sparse={"O": 1500, "H": 1500, "Na": 300, "Cl": 300})
+#: Its training frames, from every generation (compositions 1–8 NaCl, both cells, both samplers): every 20th
+#: frame of each gen1 file and gen3 frames 1, 11, 21, ... (odd: the benchmark tests on the even ones).
+NACL_MD_TRAIN = {"gen1_every": 20, "gen3": slice(1, None, 10)}
+#: Validation frames, disjoint from the training ones: gen1 frames 10, 50, 90, ... of each file, gen3 0, 6, 12, ...
+NACL_MD_VALIDATION = {"gen1": slice(10, None, 40), "gen3": slice(0, None, 6)}
+
+
+def _nacl_frames(names, index):
+    data = [load_nacl([NACL_DIR / f"revPBE0-D3_{name}.data"]) for name in names]
+    data = [d.subset(np.arange(len(d.atoms))[index]) for d in data]
+    return NaClData([a for d in data for a in d.atoms], np.concatenate([d.energies for d in data]),
+                    [f for d in data for f in d.forces])
+
+
+def _joined(*parts):
+    return NaClData([a for p in parts for a in p.atoms], np.concatenate([p.energies for p in parts]),
+                    [f for p in parts for f in p.forces])
+
+
+def nacl_md_data():
+    """(training, gen1 validation, gen3 validation) frames of the MD model (:data:`NACL_MD_TRAIN`,
+    :data:`NACL_MD_VALIDATION`)."""
+    train = _joined(load_nacl([NACL_DIR / f"revPBE0-D3_{name}.data" for name in NACL_TRAIN],
+                              every=NACL_MD_TRAIN["gen1_every"]),
+                    _nacl_frames([NACL_TEST], NACL_MD_TRAIN["gen3"]))
+    return (train, _nacl_frames(NACL_TRAIN, NACL_MD_VALIDATION["gen1"]),
+            _nacl_frames([NACL_TEST], NACL_MD_VALIDATION["gen3"]))
+
+
+def fit_nacl_md_model(train, gap=NACL_MD_GAP, sigma=NACL_SIGMA, max_memory=None, verbose=False):
+    """The MD model: the authors' fixed charges + a repulsive core at the training data's closest pairs
+    (:func:`kernelpot.potential.recipe.stable_baseline`) under a GAP fitted to the residual."""
+    from kernelpot.potential.recipe import stable_baseline
+
+    model = _nacl_model(gap, sigma, stable_baseline(train.atoms, NACL_CHARGES), max_memory, verbose)
+    return model.fit(train.atoms, energies=list(train.energies), forces=list(train.forces))
+
+
+def nacl_md_stability(model, atoms, trajectory, steps=4000, *, timestep=0.5, temperature=300.0, friction=0.002,
+                      interval=10):
+    """NVT Langevin MD of ``model`` from ``atoms`` (:class:`kernelpot.potential.ResumableMD`, resumable), then the
+    temperature along the run and the closest distance of each species pair over all frames.
+
+    Returns
+    -------
+    dict
+        ``"temperatures"`` (K, one per frame), ``"closest"`` ({"Na-O": Å, ...}), ``"stopped"`` (None or why the
+        geometry guard ended the run), ``"steps"``, ``"cpu_seconds_per_step"`` (this call).
+    """
+    from kernelpot.potential.calculator import GAPCalculator
+    from kernelpot.potential.dynamics import ResumableMD, read_frames
+
+    md = ResumableMD(trajectory, temperature=temperature, timestep=timestep, friction=friction, interval=interval,
+                     min_distance=0.5, random_state=0, progress=False, log_every=20)
+    start = md.load_state()
+    done = 0 if start is None else start.get("step", 0)
+    cpu = time.process_time()
+    md.run(atoms, GAPCalculator(model, uncertainty=False), steps)
+    cpu = time.process_time() - cpu
+    frames = read_frames(trajectory)
+    symbols = np.array(frames[0].get_chemical_symbols())
+    closest = {}
+    for frame in frames:
+        distances = frame.get_all_distances(mic=True)
+        np.fill_diagonal(distances, np.inf)
+        for i, a in enumerate(NACL_SPECIES):
+            for b in NACL_SPECIES[i:]:
+                block = distances[np.ix_(symbols == a, symbols == b)]
+                if block.size:
+                    key = f"{a}-{b}"
+                    closest[key] = min(closest.get(key, np.inf), float(block.min()))
+    return {"temperatures": [float(f.get_temperature()) for f in frames], "closest": closest,
+            "stopped": md.stopped_, "steps": int(md.step_),
+            "cpu_seconds_per_step": cpu / max(1, md.step_ - done)}
+
+
+def _nacl_md_main(args):
+    """``--md-model PATH``: fit the MD model, its validation errors, save it, and (``--md-steps``) the MD check."""
+    from kernelpot.potential.serialization import load_model, save_model
+
+    train, val1, val3 = nacl_md_data()
+    path = Path(args.md_model)
+    if path.is_file():
+        model = load_model(path)
+        fit_seconds, cpu = model.metadata_.get("fit_seconds"), model.metadata_.get("fit_cpu_seconds")
+        print(f"MD model: loaded {path}", flush=True)
+    else:
+        start, cpu = time.perf_counter(), time.process_time()
+        model = fit_nacl_md_model(train, max_memory=args.max_memory, verbose=args.verbose)
+        fit_seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        print(f"MD model: fitted in {fit_seconds:.0f} s ({cpu:.0f} s CPU, load average {load_average():.1f})")
+        save_model(model, path, metadata={"gap": NACL_MD_GAP, "fit_seconds": fit_seconds, "fit_cpu_seconds": cpu,
+                                          "training": f"{len(train.atoms)} frames: {NACL_MD_TRAIN}"})
+    table = _nacl_table(f"NaCl MD model: train {len(train.atoms)} frames ({train.n_atoms} atoms, gen1a–e + gen3); "
+                        "validation on held-out frames")
+    results = {}
+    for name, data in ((f"gen1 validation ({len(val1.atoms)} frames)", val1),
+                       (f"gen3 validation ({len(val3.atoms)} frames)", val3)):
+        results[name] = nacl_errors(model, data)
+        _add_nacl(table, name, results[name], fit_seconds, cpu)
+    table.notes.append(f"load average {load_average():.1f}; NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')}")
+    table.print()
+    if args.md_steps:
+        box = _nacl_frames([NACL_TEST], slice(0, 1)).atoms[0]
+        check = nacl_md_stability(model, box, path.with_suffix(".md.extxyz"), args.md_steps)
+        temperatures = np.array(check["temperatures"])
+        half = len(temperatures) // 2
+        print(f"MD check, {len(box)} atoms, {check['steps']} steps of 0.5 fs, Langevin 300 K: stopped "
+              f"{check['stopped']}; T mean {temperatures.mean():.0f} K (first half {temperatures[:half].mean():.0f}, "
+              f"second {temperatures[half:].mean():.0f}, max {temperatures.max():.0f}); "
+              f"{check['cpu_seconds_per_step']:.3f} s CPU/step")
+        print("closest pairs (Å): " + ", ".join(f"{k} {v:.2f}" for k, v in check["closest"].items()))
+        results["md"] = check
+    return results
 
 
 # ------------------------------------------------------------------------------------------------------ main
@@ -836,6 +974,8 @@ def main(argv=None):
     parser.add_argument("--learning-curve", default=None,
                         help="NaCl: comma-separated numbers of training frames, errors on the gen1 validation part")
     parser.add_argument("--gap", default=None, help="NaCl: gap string (default NACL_GAP)")
+    parser.add_argument("--recipe", default=None,
+                        help="NaCl: NACL_GAP with changes, e.g. 'n_max=8 l_max=6 sparse=all' (see nacl_recipe_gap)")
     parser.add_argument("--select-frames", type=int, default=8, help="NaCl --select: training frames")
     parser.add_argument("--candidates", default=None, help="NaCl --select: comma-separated candidate names")
     parser.add_argument("--rows", default=None, help="comma-separated row names (default: all)")
@@ -844,10 +984,16 @@ def main(argv=None):
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     parser.add_argument("--markdown", type=Path, default=None,
                         help="also append the printed tables as Markdown to this file (with the command and date)")
+    parser.add_argument("--md-model", type=Path, default=None,
+                        help="NaCl: fit (or load) the MD model to this .kpot, print its validation errors")
+    parser.add_argument("--md-steps", type=int, default=0,
+                        help="with --md-model: steps of the 300 K Langevin stability check (0.5 fs)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     if args.smoke:
         results = _smoke(args)
+    elif args.md_model:
+        results = {"nacl_md": _nacl_md_main(args)}
     else:
         results = {}
         if args.benchmark in ("dimers", "all"):
@@ -911,7 +1057,10 @@ def _nacl_main(args):
     if not NACL_DIR.is_dir():
         raise SystemExit(f"NaCl data not found at {NACL_DIR}; set KERNELPOT_SHARED_DATA")
     rows = _pick(NACL_ROWS, args.rows)
-    settings = {"gap": args.gap or NACL_GAP, "sigma": NACL_SIGMA, "max_memory": args.max_memory,
+    if args.gap and args.recipe:
+        raise SystemExit("give --gap or --recipe, not both")
+    gap = args.gap or (nacl_recipe_gap(args.recipe) if args.recipe else NACL_GAP)
+    settings = {"gap": gap, "sigma": NACL_SIGMA, "max_memory": args.max_memory,
                 "verbose": args.verbose}
     paths = [NACL_DIR / f"revPBE0-D3_{name}.data" for name in NACL_TRAIN]
     if args.select:

@@ -10,6 +10,8 @@ _EXPORTS = {
     "GAPCalculator": "calculator",
     "CoulombBaseline": "coulomb_baseline",
     "parse_charge_table": "coulomb_baseline",
+    "CoreRepulsion": "core_repulsion",
+    "BaselineSum": "core_repulsion",
     "load_model": "serialization",
     "save_model": "serialization",
     "ModelFileError": "model_file",

@@ -80,8 +80,8 @@ class CoreRepulsion:
     --------
     >>> from ase.build import molecule
     >>> core = CoreRepulsion.from_structures([molecule("H2O")])
-    >>> core.onsets  # the closest pairs of the data: the wall is zero on them
-    {'H-H': 1.51..., 'H-O': 0.96...}
+    >>> core.onsets  # the closest pairs of the data (O-O: never closer than ``search``)
+    {'H-H': 1.526478, 'H-O': 0.968565, 'O-O': 4.0}
     """
 
     def __init__(self, onsets, *, stiffness=1000.0):

@@ -344,18 +344,21 @@ def species_gap_string(n_sparse, *, pairs=None, r_cut=5.0, n_max=6, l_max=4, zet
     return "{" + " : ".join(parts) + "}"
 
 
-def stable_baseline(structures, charges=None, *, widths=None, margin=0.0, stiffness=1000.0):
+def stable_baseline(structures, charges=None, *, widths=None, margin=0.1, stiffness=1000.0):
     """The baseline of an MD-ready GAP: fixed-charge Coulomb (if ``charges``) + a repulsive core from the data.
 
-    The core (:class:`~kernelpot.potential.core_repulsion.CoreRepulsion`) starts at each species pair's closest
-    distance in ``structures`` (the training set): it is zero on the training data, so the GAP fitted over it is
-    the one fitted without it, and it keeps MD out of the distances the GAP never saw, where point charges of
-    opposite sign would otherwise pull atoms together.
+    The core (:class:`~kernelpot.potential.core_repulsion.CoreRepulsion`) starts ``margin`` Å below each species
+    pair's closest distance in ``structures``: give the training set, or better every reference structure you have
+    (the training set included). The core is then zero on the training data, so the GAP fitted over it is the one
+    fitted without it, and it keeps MD out of the distances the reference never sampled, where point charges of
+    opposite sign would otherwise pull atoms together. A core at the training set's own closest pairs is too
+    tight: on NaCl–water (55 training frames) held-out frames of the same data came 0.45 Å closer (an H–Na pair)
+    and met a wall of hundreds of eV/Å.
 
     Parameters
     ----------
     structures : list of ase.Atoms
-        Training structures.
+        Reference structures whose closest pairs set the onsets (include the training structures).
     charges : dict or None
         ``{species: e}`` of the Coulomb baseline (e.g. ``{"Na": 1, "Cl": -1, "O": -0.834, "H": 0.417}``);
         None: the core alone.

@@ -102,3 +102,29 @@ def test_bad_tables_are_refused_by_name(onsets, stiffness, match):
 def test_a_pair_without_onset_is_named():
     with pytest.raises(ValueError, match="O-O"):
         CoreRepulsion({"H-H": 1.0, "H-O": 0.9}).check([_water_box()])
+
+
+def test_pair_barrier_sits_in_the_data_gap_and_its_forces_are_derivatives():
+    from kernelpot.potential.core_repulsion import PairBarrier
+
+    box = _water_box(2)
+    barrier = PairBarrier.from_structures([box], ["H-O"], r_max=3.5, margin=0.02)
+    (a, b), = barrier.bands.values()
+    d = box.get_all_distances(mic=True)
+    symbols = np.array(box.get_chemical_symbols())
+    oh = np.sort(d[np.ix_(symbols == "O", symbols == "H")].ravel())
+    assert not ((oh > a - 0.02) & (oh < b + 0.02)).any() and b - a > 0.5  # bond ... first intermolecular O–H
+    assert not barrier.evaluate([box])["energy"].any()
+    pair = PairBarrier({("O", "H"): (1.0, 1.4)}, height=2.0)
+    middle = Atoms("OH", positions=[[0, 0, 0], [1.2, 0, 0]])
+    assert pair.evaluate([middle])["energy"][0] == pytest.approx(2.0)
+    probe = Atoms("OH", positions=[[0, 0, 0], [1.1, 0.05, 0.02]])
+    forces = pair.evaluate([probe])["forces"]
+    h = 1e-6
+    for axis in range(3):
+        plus, minus = probe.copy(), probe.copy()
+        plus.positions[1, axis] += h
+        minus.positions[1, axis] -= h
+        numeric = -(pair.evaluate([plus])["energy"][0] - pair.evaluate([minus])["energy"][0]) / (2 * h)
+        assert forces[1, axis] == pytest.approx(numeric, rel=1e-5, abs=1e-8)
+    assert PairBarrier.from_dict(pair.to_dict()) == pair

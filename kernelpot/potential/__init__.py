@@ -12,6 +12,7 @@ _EXPORTS = {
     "parse_charge_table": "coulomb_baseline",
     "CoreRepulsion": "core_repulsion",
     "BaselineSum": "core_repulsion",
+    "PairBarrier": "core_repulsion",
     "load_model": "serialization",
     "save_model": "serialization",
     "ModelFileError": "model_file",

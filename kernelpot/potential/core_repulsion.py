@@ -35,7 +35,7 @@ import numbers
 import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
 
-__all__ = ["BaselineSum", "CoreRepulsion"]
+__all__ = ["BaselineSum", "CoreRepulsion", "PairBarrier"]
 
 
 def _pair_key(a, b) -> str:
@@ -160,44 +160,16 @@ class CoreRepulsion:
             eV, ``"forces"`` (n_atoms_total, 3) eV/Å, ``"virial"`` (n_structures, 3, 3) eV (``-stress * volume``),
             ``"local_energy"`` (n_atoms_total,) eV.
         """
-        from ..structures.neighbours import neighbour_list
-        from ..structures.packing import pack
-
         table = self._table()
         atoms_list = list(atoms_list)
         self.check(atoms_list)
-        packed = pack(atoms_list)
-        n_atoms = len(packed.numbers)
-        out = {"energy": np.zeros(len(atoms_list))}
-        if forces:
-            out["forces"] = np.zeros((n_atoms, 3))
-        if virial:
-            out["virial"] = np.zeros((len(atoms_list), 3, 3))
-        if local_energy:
-            out["local_energy"] = np.zeros(n_atoms)
-        pairs = neighbour_list(packed, max(table.values()))
-        symbols = np.array(chemical_symbols)[packed.numbers]
-        onset = np.array([table[_pair_key(a, b)] for a, b in zip(symbols[pairs.center], symbols[pairs.neighbour])])
-        inside = pairs.distances < onset
-        if not inside.any():
-            return out
-        center, r, vectors = pairs.center[inside], pairs.distances[inside], pairs.vectors[inside]
-        depth = onset[inside] - r
         k = float(self.stiffness)
-        # Both directions of every pair are listed: each carries half the pair's energy and virial.
-        half_energy = 0.5 * k * depth**3
-        d_energy = -3.0 * k * depth**2                    # dE/dr of the pair
-        structure = np.searchsorted(packed.offsets, center, side="right") - 1
-        out["energy"] += np.bincount(structure, half_energy, minlength=len(atoms_list))
-        if forces:
-            # F_i = -dE/dr_i = dE/dr * (r_j - r_i) / r, from the pairs centred on i.
-            np.add.at(out["forces"], center, (d_energy / r)[:, None] * vectors)
-        if virial:
-            pair_virial = -0.5 * (d_energy / r)[:, None, None] * vectors[:, :, None] * vectors[:, None, :]
-            np.add.at(out["virial"], structure, pair_virial)
-        if local_energy:
-            np.add.at(out["local_energy"], center, half_energy)
-        return out
+
+        def pair_energy(keys, r):
+            depth = np.clip(np.array([table[key] for key in keys]) - r, 0.0, None)
+            return k * depth**3, -3.0 * k * depth**2
+
+        return _pair_sum(atoms_list, max(table.values()), pair_energy, forces, virial, local_energy)
 
     # ---------------------------------------------------------- persistence
     def to_dict(self) -> dict:
@@ -220,6 +192,156 @@ class CoreRepulsion:
 
     def __eq__(self, other):
         return isinstance(other, CoreRepulsion) and self.to_dict() == other.to_dict()
+
+
+class PairBarrier:
+    r"""Smooth energy barriers over pair-distance bands the reference data never visited (a baseline).
+
+    .. math::
+
+        E = \sum_{i<j} h \, u^3, \quad u = \frac{4 (r_{ij} - a)(b - r_{ij})}{(b - a)^2} \quad (a < r_{ij} < b),
+
+    zero outside the band ``(a, b)`` of the species pair, ``h`` at its middle, continuous with two derivatives at
+    both ends. Water is the example: over 949 NaCl–water frames (revPBE0-D3) no O–H distance lies between 1.136 Å
+    (the longest bond) and 1.373 Å (the shortest hydrogen bond). A GAP knows nothing there; with a fixed-charge
+    Coulomb baseline pulling O and H together, MD moved protons into that band, waters shared them and the box
+    heated. The barrier keeps MD where the data are and, built by :meth:`from_structures` with a margin, is zero on
+    every reference structure (so a GAP fitted without it is the GAP fitted with it).
+
+    Parameters
+    ----------
+    bands : dict
+        ``{pair: (a, b)}`` in Å, pairs as ``"H-O"`` or ``("O", "H")``; pairs without a band get none.
+    height : float, default=2.0
+        h in eV.
+    """
+
+    def __init__(self, bands, *, height=2.0):
+        self.bands = bands
+        self.height = height
+
+    @classmethod
+    def from_structures(cls, atoms_list, pairs, *, r_max=2.0, min_width=0.1, margin=0.02, height=2.0):
+        """Barriers over the widest empty distance band of each of ``pairs`` (below ``r_max`` Å) in the data.
+
+        A band narrower than ``min_width`` Å once ``margin`` Å is taken off each side gets no barrier.
+        """
+        from ..structures.neighbours import neighbour_list
+        from ..structures.packing import pack
+
+        packed = pack(atoms_list)
+        found = neighbour_list(packed, float(r_max))
+        symbols = np.array(chemical_symbols)[packed.numbers]
+        keys = np.array([_pair_key(a, b) for a, b in zip(symbols[found.center], symbols[found.neighbour])])
+        bands = {}
+        for pair in pairs:
+            pair = _parse_pair(pair)
+            distances = np.unique(found.distances[keys == pair])
+            if len(distances) < 2:
+                continue
+            k = int(np.argmax(np.diff(distances)))  # the widest gap between two distances of the data
+            a, b = distances[k] + margin, distances[k + 1] - margin
+            if b - a >= min_width:
+                bands[pair] = (float(np.ceil(a * 1e6) / 1e6), float(np.floor(b * 1e6) / 1e6))
+        return cls(bands, height=height)
+
+    def _table(self) -> dict:
+        if not isinstance(self.bands, dict):
+            raise TypeError(f"`bands` must be a {{pair: (a, b)}} dict; got {self.bands!r}")
+        table = {}
+        for key, band in self.bands.items():
+            pair = _parse_pair(key)
+            try:
+                a, b = (float(v) for v in band)
+            except (TypeError, ValueError):
+                raise ValueError(f"`bands` value of {pair!r} must be (a, b) in Å; got {band!r}") from None
+            if not (np.isfinite(a) and np.isfinite(b) and 0 <= a < b):
+                raise ValueError(f"`bands` value of {pair!r} must satisfy 0 <= a < b; got {band!r}")
+            table[pair] = (a, b)
+        h = self.height
+        if isinstance(h, bool) or not isinstance(h, numbers.Real) or not (np.isfinite(h) and h > 0):
+            raise ValueError(f"`height` must be a number > 0 (eV); got {h!r}")
+        return table
+
+    def check(self, atoms_list):
+        self._table()
+
+    def evaluate(self, atoms_list, *, forces=True, virial=False, local_energy=False):
+        """As :meth:`CoreRepulsion.evaluate`."""
+        table = self._table()
+        atoms_list = list(atoms_list)
+
+        def pair_energy(keys, r):
+            lower = np.array([table.get(k, (0.0, 0.0))[0] for k in keys])
+            upper = np.array([table.get(k, (0.0, 0.0))[1] for k in keys])
+            inside = (r > lower) & (r < upper)
+            width2 = np.where(inside, (upper - lower) ** 2, 1.0)
+            u = np.where(inside, 4.0 * (r - lower) * (upper - r) / width2, 0.0)
+            du = np.where(inside, 4.0 * (lower + upper - 2.0 * r) / width2, 0.0)
+            h = float(self.height)
+            return h * u**3, 3.0 * h * u**2 * du
+
+        cutoff = max((b for _, b in table.values()), default=0.0)
+        return _pair_sum(atoms_list, cutoff, pair_energy, forces, virial, local_energy)
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable description, read back by :meth:`from_dict`."""
+        return {"kind": "pair_barrier", "version": 1, "bands": {k: list(v) for k, v in self._table().items()},
+                "height": float(self.height)}
+
+    @classmethod
+    def from_dict(cls, spec: dict) -> PairBarrier:
+        if not isinstance(spec, dict) or spec.get("kind") != "pair_barrier" or spec.get("version") != 1:
+            raise ValueError(f"not a version-1 pair-barrier description: {spec!r}")
+        barrier = cls({k: tuple(v) for k, v in spec["bands"].items()}, height=spec["height"])
+        barrier._table()
+        return barrier
+
+    def __repr__(self):
+        return f"PairBarrier({self.bands!r}, height={self.height!r})"
+
+    def __eq__(self, other):
+        return isinstance(other, PairBarrier) and self.to_dict() == other.to_dict()
+
+
+
+def _pair_sum(atoms_list, cutoff, pair_energy, forces, virial, local_energy):
+    """Energies and derivatives of a pair potential ``pair_energy(pair_keys, r) -> (e, de/dr)`` (per pair)."""
+    from ..structures.neighbours import neighbour_list
+    from ..structures.packing import pack
+
+    packed = pack(atoms_list)
+    n_atoms = len(packed.numbers)
+    out = {"energy": np.zeros(len(atoms_list))}
+    if forces:
+        out["forces"] = np.zeros((n_atoms, 3))
+    if virial:
+        out["virial"] = np.zeros((len(atoms_list), 3, 3))
+    if local_energy:
+        out["local_energy"] = np.zeros(n_atoms)
+    if cutoff <= 0:
+        return out
+    pairs = neighbour_list(packed, cutoff)
+    symbols = np.array(chemical_symbols)[packed.numbers]
+    keys = [_pair_key(a, b) for a, b in zip(symbols[pairs.center], symbols[pairs.neighbour])]
+    energy, d_energy = pair_energy(keys, pairs.distances)
+    active = (energy != 0) | (d_energy != 0)
+    if not active.any():
+        return out
+    center, r, vectors = pairs.center[active], pairs.distances[active], pairs.vectors[active]
+    # Both directions of every pair are listed: each carries half the pair's energy and virial.
+    half_energy, d_energy = 0.5 * energy[active], d_energy[active]
+    structure = np.searchsorted(packed.offsets, center, side="right") - 1
+    out["energy"] += np.bincount(structure, half_energy, minlength=len(atoms_list))
+    if forces:
+        # F_i = -dE/dr_i = dE/dr * (r_j - r_i) / r, from the pairs centred on i.
+        np.add.at(out["forces"], center, (d_energy / r)[:, None] * vectors)
+    if virial:
+        np.add.at(out["virial"], structure,
+                  -0.5 * (d_energy / r)[:, None, None] * vectors[:, :, None] * vectors[:, None, :])
+    if local_energy:
+        np.add.at(out["local_energy"], center, half_energy)
+    return out
 
 
 class BaselineSum:

@@ -344,7 +344,8 @@ def species_gap_string(n_sparse, *, pairs=None, r_cut=5.0, n_max=6, l_max=4, zet
     return "{" + " : ".join(parts) + "}"
 
 
-def stable_baseline(structures, charges=None, *, widths=None, margin=0.1, stiffness=1000.0):
+def stable_baseline(structures, charges=None, *, widths=None, margin=0.1, stiffness=1000.0, barrier_pairs=(),
+                    barrier_height=2.0):
     """The baseline of an MD-ready GAP: fixed-charge Coulomb (if ``charges``) + a repulsive core from the data.
 
     The core (:class:`~kernelpot.potential.core_repulsion.CoreRepulsion`) starts ``margin`` Å below each species
@@ -364,15 +365,20 @@ def stable_baseline(structures, charges=None, *, widths=None, margin=0.1, stiffn
         None: the core alone.
     widths, margin, stiffness
         Gaussian charge widths (Å, None: point charges); Å subtracted from the core's onsets; its k (eV/Å³).
+    barrier_pairs : sequence of str
+        Species pairs (e.g. ``("H-O",)`` for water) that also get a
+        :class:`~kernelpot.potential.core_repulsion.PairBarrier` of ``barrier_height`` eV over the widest distance
+        band below 2 Å that ``structures`` never visit (for O–H: between the bond and the hydrogen bond).
 
     Returns
     -------
     BaselineSum or CoreRepulsion
     """
-    from .core_repulsion import BaselineSum, CoreRepulsion
+    from .core_repulsion import BaselineSum, CoreRepulsion, PairBarrier
     from .coulomb_baseline import CoulombBaseline
 
-    core = CoreRepulsion.from_structures(structures, margin=margin, stiffness=stiffness)
-    if charges is None:
-        return core
-    return BaselineSum([CoulombBaseline(charges, widths=widths), core])
+    parts = [] if charges is None else [CoulombBaseline(charges, widths=widths)]
+    parts.append(CoreRepulsion.from_structures(structures, margin=margin, stiffness=stiffness))
+    if barrier_pairs:
+        parts.append(PairBarrier.from_structures(structures, barrier_pairs, height=barrier_height))
+    return parts[0] if len(parts) == 1 else BaselineSum(parts)

@@ -875,13 +875,15 @@ def nacl_md_data():
 
 def fit_nacl_md_model(train, gap=NACL_MD_GAP, sigma=NACL_SIGMA, max_memory=None, verbose=False, reference=None):
     """The MD model: the authors' fixed charges + a repulsive core 0.1 Å below the closest pairs of ``reference``
+    + a 2 eV barrier over the O–H distances between bond and hydrogen bond that ``reference`` never visits
     (default: the training frames; the MD model uses :func:`nacl_reference_structures`, every frame of the data:
     held-out frames come closer than the training ones) under a GAP fitted to the residual
     (:func:`kernelpot.potential.recipe.stable_baseline`)."""
     from kernelpot.potential.recipe import stable_baseline
 
     reference = train.atoms if reference is None else list(reference) + list(train.atoms)
-    model = _nacl_model(gap, sigma, stable_baseline(reference, NACL_CHARGES), max_memory, verbose)
+    baseline = stable_baseline(reference, NACL_CHARGES, barrier_pairs=("H-O",))
+    model = _nacl_model(gap, sigma, baseline, max_memory, verbose)
     return model.fit(train.atoms, energies=list(train.energies), forces=list(train.forces))
 
 

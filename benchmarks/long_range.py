@@ -168,6 +168,30 @@ Closing the gap to ≤ 50 meV/Å needs what the CPU here did not allow (2 cores 
 more frames *and* sparse points growing with them (the training error falls only as the basis grows), a finer SOAP
 (n_max 8–12, l_max 6–8, r_c 6 Å, as water GAPs use), and a 3-body term for the H–O–H angle.
 
+NaCl MD model (issue 16 §2): what kept MD stable
+------------------------------------------------
+``--md-model FILE [--md-steps N]`` fits (or loads) a model for molecular dynamics and checks it: ``NACL_MD_GAP``
+(the pair terms and per-species SOAP l 4, n 6, δ 1 eV of ``NACL_GAP``, 1,500 O/H sparse points, no water bond
+terms) over :func:`kernelpot.potential.recipe.stable_baseline` = the authors' fixed charges + a
+:class:`~kernelpot.potential.core_repulsion.CoreRepulsion` 0.1 Å below each species pair's closest distance in all
+949 frames + a :class:`~kernelpot.potential.core_repulsion.PairBarrier` (2 eV) over the O–H distances no frame
+visits (1.156–1.353 Å: between the longest bond, 1.136 Å, and the shortest hydrogen bond, 1.373 Å). Training:
+55 frames of every generation (every 20th of each gen1 file, gen3 frames 1, 11, ...), ``NACL_MD_TRAIN``; then a
+Langevin run (300 K, 0.5 fs, friction 0.002/fs) from gen3 frame 0 (194 atoms). What each piece fixed (1 thread,
+load 8–15; logs in /work/notes/nacl/s3/):
+
+* *Core at the training frames' own closest pairs*: held-out frames of the same data come closer (an H–Na pair
+  0.45 Å closer) and met a wall of hundreds of eV/Å (validation F Na 66,682 meV/Å). Onsets from every reference
+  frame, 0.1 Å inside: the wall is zero on all data.
+* *With the water bond terms* (``WATER_BOND_TERMS``, the benchmark's recipe): the O–H term (cutoff 1.6 Å, δ 10 eV,
+  θ 0.15 Å) has no data between 1.136 and 1.373 Å and a hole there. Protons moved in (422 O–H pairs at 1.2–1.3 Å
+  per 55 frames after 1.4 ps, none in the data), waters shared them, the term's energy fell by 15 eV and the box
+  heated to 460 K; with the barrier added it still exploded (H–H 0.67 Å, 1.1 ps). Dropped: 140 instead of 128
+  meV/Å on validation frames.
+* *Without them, without the barrier*: waters collapsed into shared-proton pairs (O–O 2.16 Å, 19 of 64 O with
+  three H within 1.25 Å) and the box reached 400 K in 0.47 ps: the fixed charges pull O and H together where the
+  GAP has no data to push back. The barrier over the empty band stops it.
+
 Do the NaCl files hold raw DFT labels? Yes
 -------------------------------------------
 The authors add a fixed-charge Coulomb term (CP2K FIST, SPME, the charges above, no exclusions given) to their
@@ -202,6 +226,7 @@ Usage::
     python benchmarks/long_range.py --benchmark nacl --train-every 20 --test-every 2 --save-dir fitted
     python benchmarks/long_range.py --select             # the validation runs behind DIMER_* and NACL_GAP
     python benchmarks/long_range.py --smoke              # CI: bundled data, tiny models, < 1 min
+    python benchmarks/long_range.py --md-model md.kpot --md-steps 4000   # the MD model + a 2 ps stability run
 """
 
 from __future__ import annotations

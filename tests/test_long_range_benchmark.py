@@ -66,3 +66,26 @@ def test_binding_of_a_potential_vanishes_beyond_its_cutoff():
     assert abs(benchmark.predict_binding(model, far)[0]) < 1e-8
     # ... and nonzero where the partner is in range.
     assert abs(benchmark.predict_binding(model, data.subset([0]))[0]) > 0.1
+
+
+def test_md_model_recipe_keeps_a_short_run_physical(tmp_path):
+    """The MD recipe (Coulomb + core under a GAP) on bundled frames: the core is zero on the training data, a
+    short Langevin run from a training frame stays above its onsets, and the model file keeps the core."""
+    from kernelpot.potential.serialization import load_model, save_model
+
+    benchmark = _load()
+    train = benchmark.load_nacl([benchmark.BUNDLED / "nacl_water" / "revPBE0-D3_gen1_subset.data"])
+    train = train.subset([0, 3, 6])
+    gap = benchmark.nacl_gap_string(r_cut=3.0, n_max=3, l_max=2, n_sparse={"O": 30, "H": 30, "Na": 3, "Cl": 3},
+                                    two_body_sparse=5, bonds=True)
+    model = benchmark.fit_nacl_md_model(train, gap=gap)
+    coulomb, core = model.baseline.parts[:2]
+    assert not core.evaluate(train.atoms)["energy"].any()
+    save_model(model, tmp_path / "md.kpot")
+    loaded = load_model(tmp_path / "md.kpot")
+    assert loaded.baseline == model.baseline
+    check = benchmark.nacl_md_stability(loaded, train.atoms[0], tmp_path / "md.extxyz", steps=20, interval=5)
+    assert check["stopped"] is None and check["steps"] == 20 and len(check["temperatures"]) == 5
+    onsets = {tuple(sorted(k.split("-"))): v for k, v in core.onsets.items()}
+    for pair, closest in check["closest"].items():
+        assert closest > onsets[tuple(sorted(pair.split("-")))] - 0.1, pair

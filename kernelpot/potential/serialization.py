@@ -32,6 +32,7 @@ from ..descriptors.soap import SOAP
 from ..kernels import GaussianCovariance, LinearCovariance, NormalizedDotProductCovariance
 from ..models.gap import FittedTerm, GAPTerm, SparseGPR
 from ..utils.jsonable import jsonable
+from .core_repulsion import BaselineSum, CoreRepulsion, PairBarrier
 from .coulomb_baseline import CoulombBaseline
 from .estimator_file import ESTIMATOR_KIND, load_estimator, save_estimator
 from .model_file import ModelFileError, load_model_file, save_model_file
@@ -54,7 +55,9 @@ _RENAMED = {
 #: A learned baseline (kQEq) also stores its descriptor and kernel in the header and its arrays as
 #: ``baseline_<name>`` (``baseline.arrays()``), and is rebuilt by ``from_dict(spec, arrays, descriptor=, kernel=)``.
 #: kQEq is named by module path and imported only when a file holds one (it loads the electrostatics).
-_BASELINES = {"coulomb": CoulombBaseline, "kqeq": "kernelpot.models.charges:KernelChargeEquilibration"}
+#: ``"sum"`` (:class:`BaselineSum`) holds a list of fixed baselines of the other kinds.
+_BASELINES = {"coulomb": CoulombBaseline, "kqeq": "kernelpot.models.charges:KernelChargeEquilibration",
+              "core_repulsion": CoreRepulsion, "pair_barrier": PairBarrier, "sum": BaselineSum}
 
 
 def _resolve(entry):
@@ -176,9 +179,19 @@ def _load_baseline(header, arrays, path):
             own = {name[len("baseline_"):]: value for name, value in arrays.items() if name.startswith("baseline_")}
             return _baseline_class(spec["kind"]).from_dict(spec, own, descriptor=_build(spec["descriptor"], path),
                                                            kernel=_build(spec["kernel"], path))
-        return _baseline_class(spec["kind"]).from_dict(spec)
+        return _fixed_baseline(spec)
     except (ValueError, TypeError, KeyError) as error:
         raise ModelFileError(f"{str(path)!r} has an unreadable baseline: {error}") from None
+
+
+def _fixed_baseline(spec):
+    """A fixed (array-free) baseline from its description; a sum's parts the same way."""
+    kind = spec.get("kind") if isinstance(spec, dict) else None
+    if kind not in _BASELINES or kind == "kqeq":
+        raise ValueError(f"unknown fixed baseline kind {kind!r}")
+    if kind == "sum":
+        return BaselineSum.from_dict(spec, _fixed_baseline)
+    return _baseline_class(kind).from_dict(spec)
 
 
 def load_model(path, *, model_type: type | None = None):

@@ -1,0 +1,399 @@
+r"""A repulsive core under a GAP where its training data end, and a sum of baselines.
+
+A GAP knows the potential only where its training structures went. Closer
+than the closest pair of a species pair in the data, its pair and SOAP terms
+relax to their prior mean (zero), so nothing stops two atoms from falling
+through each other, and a fixed-charge Coulomb baseline underneath
+(:class:`~kernelpot.potential.coulomb_baseline.CoulombBaseline`) even pulls
+oppositely charged atoms together without bound. An MD run that strays there
+gains energy from nothing: it heats up and ends with atoms at unphysical
+distances. QUIP's GAPs carry a "core" potential for this reason (a ZBL or
+tabulated pair repulsion summed with the GAP).
+
+:class:`CoreRepulsion` is that core, built from the data:
+
+.. math::
+
+    E = \sum_{i<j} k \, (r_{ab} - r_{ij})^3 \quad (r_{ij} < r_{ab}),
+
+zero beyond the onset :math:`r_{ab}` of the species pair :math:`(a, b)`,
+which :meth:`CoreRepulsion.from_structures` sets to the closest distance of
+that pair in the training structures. The wall is then exactly zero on every
+training structure, so fitting a GAP over it (or attaching it after the fit)
+gives the same GAP, and it is continuous with its first and second
+derivatives at the onset (smooth forces for MD). With the default stiffness
+:math:`k = 1000` eV/Å³ an atom 0.1 Å inside the onset pays 1 eV.
+
+:class:`BaselineSum` adds several fixed baselines (e.g. Coulomb + core), so a
+``SparseGPR(baseline=...)`` and its ``.kpot`` file carry both.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from ase.data import atomic_numbers, chemical_symbols
+
+__all__ = ["BaselineSum", "CoreRepulsion", "PairBarrier"]
+
+
+def _pair_key(a, b) -> str:
+    """``"Na-O"``-style key of an unordered species pair (symbols sorted by atomic number)."""
+    za, zb = sorted((a, b), key=lambda s: atomic_numbers[s])
+    return f"{za}-{zb}"
+
+
+def _parse_pair(key) -> str:
+    if isinstance(key, str):
+        parts = key.split("-")
+    elif isinstance(key, tuple):
+        parts = list(key)
+    else:
+        parts = []
+    symbols = []
+    for part in parts:
+        if isinstance(part, numbers.Integral) or (isinstance(part, str) and part.isdigit()):
+            z = int(part)
+            part = chemical_symbols[z] if 0 < z < len(chemical_symbols) else None
+        if not isinstance(part, str) or part not in atomic_numbers or part == "X":
+            symbols = []
+            break
+        symbols.append(part)
+    if len(symbols) != 2:
+        raise ValueError(f"`onsets` keys must be species pairs like 'Na-O' or ('Na', 'O'); got {key!r}")
+    return _pair_key(*symbols)
+
+
+class CoreRepulsion:
+    """Cubic repulsive wall below a per-species-pair onset distance (a baseline for ``SparseGPR``).
+
+    Parameters
+    ----------
+    onsets : dict
+        ``{pair: r_ab in Å}``, pairs as ``"Na-O"`` or ``("Na", "O")`` (order free). Structures holding a species
+        pair without an onset are refused (:meth:`check`); build the table with :meth:`from_structures`.
+    stiffness : float, default=1000.0
+        k in eV/Å³: the energy of a pair 0.1 Å inside its onset is ``k / 1000`` eV.
+
+    Examples
+    --------
+    >>> from ase.build import molecule
+    >>> core = CoreRepulsion.from_structures([molecule("H2O")])
+    >>> core.onsets  # the closest pairs of the data (O-O: never closer than ``search``)
+    {'H-H': 1.526478, 'H-O': 0.968565, 'O-O': 4.0}
+    """
+
+    def __init__(self, onsets, *, stiffness=1000.0):
+        self.onsets = onsets
+        self.stiffness = stiffness
+
+    @classmethod
+    def from_structures(cls, atoms_list, *, search=4.0, margin=0.0, stiffness=1000.0):
+        """The wall that starts at each species pair's closest distance in ``atoms_list``.
+
+        Parameters
+        ----------
+        atoms_list : ase.Atoms or list of ase.Atoms
+            Training structures (minimum-image and periodic images counted).
+        search : float, default=4.0
+            Å. Pairs of species present in the data but never closer than this get the onset ``search``.
+        margin : float, default=0.0
+            Å subtracted from every onset (a wall farther inside the data's range).
+        stiffness : float, default=1000.0
+            eV/Å³.
+        """
+        from ..structures.neighbours import neighbour_list
+        from ..structures.packing import pack
+
+        packed = pack(atoms_list)
+        pairs = neighbour_list(packed, float(search))
+        symbols = np.array(chemical_symbols)[packed.numbers]
+        onsets = {}
+        present = sorted(set(symbols.tolist()), key=lambda s: atomic_numbers[s])
+        for i, a in enumerate(present):
+            for b in present[i:]:
+                onsets[_pair_key(a, b)] = float(search)
+        for key, distance in zip((_pair_key(a, b) for a, b in zip(symbols[pairs.center], symbols[pairs.neighbour])),
+                                 pairs.distances):
+            onsets[key] = min(onsets[key], float(distance))
+        # rounded down to 1e-6 Å: short in a file header, and never above a training distance
+        return cls({key: float(np.floor((value - margin) * 1e6) / 1e6) for key, value in onsets.items()},
+                   stiffness=stiffness)
+
+    # ------------------------------------------------------------ validation
+    def _table(self) -> dict:
+        if not isinstance(self.onsets, dict) or not self.onsets:
+            raise TypeError(f"`onsets` must be a non-empty {{pair: Å}} dict; got {self.onsets!r}")
+        table = {}
+        for key, value in self.onsets.items():
+            pair = _parse_pair(key)
+            if pair in table:
+                raise ValueError(f"`onsets` gives the pair {pair!r} twice")
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (np.isfinite(value) and value > 0):
+                raise ValueError(f"`onsets` value of {pair!r} must be a number > 0 (Å); got {value!r}")
+            table[pair] = float(value)
+        k = self.stiffness
+        if isinstance(k, bool) or not isinstance(k, numbers.Real) or not (np.isfinite(k) and k > 0):
+            raise ValueError(f"`stiffness` must be a number > 0 (eV/Å³); got {k!r}")
+        return table
+
+    def check(self, atoms_list):
+        """Raise a ``ValueError`` naming the first structure with a species pair that has no onset."""
+        table = self._table()
+        for index, atoms in enumerate(atoms_list):
+            present = sorted(set(atoms.get_chemical_symbols()), key=lambda s: atomic_numbers[s])
+            missing = [_pair_key(a, b) for i, a in enumerate(present) for b in present[i:]
+                       if _pair_key(a, b) not in table]
+            if missing:
+                raise ValueError(f"structure {index} ({atoms.get_chemical_formula()}) has species pairs {missing} "
+                                 f"without a core-repulsion onset; the table covers {sorted(table)}")
+
+    # ------------------------------------------------------------ evaluation
+    def evaluate(self, atoms_list, *, forces=True, virial=False, local_energy=False):
+        """Energies and, on request, forces, virials and per-atom energies of the wall.
+
+        Returns
+        -------
+        dict
+            As :meth:`kernelpot.potential.coulomb_baseline.CoulombBaseline.evaluate`: ``"energy"`` (n_structures,)
+            eV, ``"forces"`` (n_atoms_total, 3) eV/Å, ``"virial"`` (n_structures, 3, 3) eV (``-stress * volume``),
+            ``"local_energy"`` (n_atoms_total,) eV.
+        """
+        table = self._table()
+        atoms_list = list(atoms_list)
+        self.check(atoms_list)
+        k = float(self.stiffness)
+
+        def pair_energy(keys, r):
+            depth = np.clip(np.array([table[key] for key in keys]) - r, 0.0, None)
+            return k * depth**3, -3.0 * k * depth**2
+
+        return _pair_sum(atoms_list, max(table.values()), pair_energy, forces, virial, local_energy)
+
+    # ---------------------------------------------------------- persistence
+    def to_dict(self) -> dict:
+        """JSON-serialisable description, read back by :meth:`from_dict` (stored in ``.kpot`` headers)."""
+        return {"kind": "core_repulsion", "version": 1, "onsets": self._table(), "stiffness": float(self.stiffness)}
+
+    @classmethod
+    def from_dict(cls, spec: dict) -> CoreRepulsion:
+        if not isinstance(spec, dict) or spec.get("kind") != "core_repulsion":
+            raise ValueError(f"not a core-repulsion description: {spec!r}")
+        if spec.get("version") != 1:
+            raise ValueError(f"core-repulsion description version {spec.get('version')!r} is not supported (this "
+                             "kernelpot reads version 1); upgrade kernelpot")
+        core = cls(dict(spec["onsets"]), stiffness=spec["stiffness"])
+        core._table()
+        return core
+
+    def __repr__(self):
+        return f"CoreRepulsion({self.onsets!r}, stiffness={self.stiffness!r})"
+
+    def __eq__(self, other):
+        return isinstance(other, CoreRepulsion) and self.to_dict() == other.to_dict()
+
+
+class PairBarrier:
+    r"""Smooth energy barriers over pair-distance bands the reference data never visited (a baseline).
+
+    .. math::
+
+        E = \sum_{i<j} h \, u^3, \quad u = \frac{4 (r_{ij} - a)(b - r_{ij})}{(b - a)^2} \quad (a < r_{ij} < b),
+
+    zero outside the band ``(a, b)`` of the species pair, ``h`` at its middle, continuous with two derivatives at
+    both ends. Water is the example: over 949 NaCl–water frames (revPBE0-D3) no O–H distance lies between 1.136 Å
+    (the longest bond) and 1.373 Å (the shortest hydrogen bond). A GAP knows nothing there; with a fixed-charge
+    Coulomb baseline pulling O and H together, MD moved protons into that band, waters shared them and the box
+    heated. The barrier keeps MD where the data are and, built by :meth:`from_structures` with a margin, is zero on
+    every reference structure (so a GAP fitted without it is the GAP fitted with it).
+
+    Parameters
+    ----------
+    bands : dict
+        ``{pair: (a, b)}`` in Å, pairs as ``"H-O"`` or ``("O", "H")``; pairs without a band get none.
+    height : float, default=2.0
+        h in eV.
+    """
+
+    def __init__(self, bands, *, height=2.0):
+        self.bands = bands
+        self.height = height
+
+    @classmethod
+    def from_structures(cls, atoms_list, pairs, *, r_max=2.0, min_width=0.1, margin=0.02, height=2.0):
+        """Barriers over the widest empty distance band of each of ``pairs`` (below ``r_max`` Å) in the data.
+
+        A band narrower than ``min_width`` Å once ``margin`` Å is taken off each side gets no barrier.
+        """
+        from ..structures.neighbours import neighbour_list
+        from ..structures.packing import pack
+
+        packed = pack(atoms_list)
+        found = neighbour_list(packed, float(r_max))
+        symbols = np.array(chemical_symbols)[packed.numbers]
+        keys = np.array([_pair_key(a, b) for a, b in zip(symbols[found.center], symbols[found.neighbour])])
+        bands = {}
+        for pair in pairs:
+            pair = _parse_pair(pair)
+            distances = np.unique(found.distances[keys == pair])
+            if len(distances) < 2:
+                continue
+            k = int(np.argmax(np.diff(distances)))  # the widest gap between two distances of the data
+            a, b = distances[k] + margin, distances[k + 1] - margin
+            if b - a >= min_width:
+                bands[pair] = (float(np.ceil(a * 1e6) / 1e6), float(np.floor(b * 1e6) / 1e6))
+        return cls(bands, height=height)
+
+    def _table(self) -> dict:
+        if not isinstance(self.bands, dict):
+            raise TypeError(f"`bands` must be a {{pair: (a, b)}} dict; got {self.bands!r}")
+        table = {}
+        for key, band in self.bands.items():
+            pair = _parse_pair(key)
+            try:
+                a, b = (float(v) for v in band)
+            except (TypeError, ValueError):
+                raise ValueError(f"`bands` value of {pair!r} must be (a, b) in Å; got {band!r}") from None
+            if not (np.isfinite(a) and np.isfinite(b) and 0 <= a < b):
+                raise ValueError(f"`bands` value of {pair!r} must satisfy 0 <= a < b; got {band!r}")
+            table[pair] = (a, b)
+        h = self.height
+        if isinstance(h, bool) or not isinstance(h, numbers.Real) or not (np.isfinite(h) and h > 0):
+            raise ValueError(f"`height` must be a number > 0 (eV); got {h!r}")
+        return table
+
+    def check(self, atoms_list):
+        self._table()
+
+    def evaluate(self, atoms_list, *, forces=True, virial=False, local_energy=False):
+        """As :meth:`CoreRepulsion.evaluate`."""
+        table = self._table()
+        atoms_list = list(atoms_list)
+
+        def pair_energy(keys, r):
+            lower = np.array([table.get(k, (0.0, 0.0))[0] for k in keys])
+            upper = np.array([table.get(k, (0.0, 0.0))[1] for k in keys])
+            inside = (r > lower) & (r < upper)
+            width2 = np.where(inside, (upper - lower) ** 2, 1.0)
+            u = np.where(inside, 4.0 * (r - lower) * (upper - r) / width2, 0.0)
+            du = np.where(inside, 4.0 * (lower + upper - 2.0 * r) / width2, 0.0)
+            h = float(self.height)
+            return h * u**3, 3.0 * h * u**2 * du
+
+        cutoff = max((b for _, b in table.values()), default=0.0)
+        return _pair_sum(atoms_list, cutoff, pair_energy, forces, virial, local_energy)
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable description, read back by :meth:`from_dict`."""
+        return {"kind": "pair_barrier", "version": 1, "bands": {k: list(v) for k, v in self._table().items()},
+                "height": float(self.height)}
+
+    @classmethod
+    def from_dict(cls, spec: dict) -> PairBarrier:
+        if not isinstance(spec, dict) or spec.get("kind") != "pair_barrier" or spec.get("version") != 1:
+            raise ValueError(f"not a version-1 pair-barrier description: {spec!r}")
+        barrier = cls({k: tuple(v) for k, v in spec["bands"].items()}, height=spec["height"])
+        barrier._table()
+        return barrier
+
+    def __repr__(self):
+        return f"PairBarrier({self.bands!r}, height={self.height!r})"
+
+    def __eq__(self, other):
+        return isinstance(other, PairBarrier) and self.to_dict() == other.to_dict()
+
+
+
+def _pair_sum(atoms_list, cutoff, pair_energy, forces, virial, local_energy):
+    """Energies and derivatives of a pair potential ``pair_energy(pair_keys, r) -> (e, de/dr)`` (per pair)."""
+    from ..structures.neighbours import neighbour_list
+    from ..structures.packing import pack
+
+    packed = pack(atoms_list)
+    n_atoms = len(packed.numbers)
+    out = {"energy": np.zeros(len(atoms_list))}
+    if forces:
+        out["forces"] = np.zeros((n_atoms, 3))
+    if virial:
+        out["virial"] = np.zeros((len(atoms_list), 3, 3))
+    if local_energy:
+        out["local_energy"] = np.zeros(n_atoms)
+    if cutoff <= 0:
+        return out
+    pairs = neighbour_list(packed, cutoff)
+    symbols = np.array(chemical_symbols)[packed.numbers]
+    keys = [_pair_key(a, b) for a, b in zip(symbols[pairs.center], symbols[pairs.neighbour])]
+    energy, d_energy = pair_energy(keys, pairs.distances)
+    active = (energy != 0) | (d_energy != 0)
+    if not active.any():
+        return out
+    center, r, vectors = pairs.center[active], pairs.distances[active], pairs.vectors[active]
+    # Both directions of every pair are listed: each carries half the pair's energy and virial.
+    half_energy, d_energy = 0.5 * energy[active], d_energy[active]
+    structure = np.searchsorted(packed.offsets, center, side="right") - 1
+    out["energy"] += np.bincount(structure, half_energy, minlength=len(atoms_list))
+    if forces:
+        # F_i = -dE/dr_i = dE/dr * (r_j - r_i) / r, from the pairs centred on i.
+        np.add.at(out["forces"], center, (d_energy / r)[:, None] * vectors)
+    if virial:
+        np.add.at(out["virial"], structure,
+                  -0.5 * (d_energy / r)[:, None, None] * vectors[:, :, None] * vectors[:, None, :])
+    if local_energy:
+        np.add.at(out["local_energy"], center, half_energy)
+    return out
+
+
+class BaselineSum:
+    """Several fixed baselines added together, e.g. ``BaselineSum([CoulombBaseline(q), CoreRepulsion(...)])``.
+
+    Parameters
+    ----------
+    parts : list
+        Baselines with ``check``, ``evaluate`` and ``to_dict`` (fixed ones: a learned baseline such as kQEq,
+        which stores arrays, is refused when the model is saved).
+    """
+
+    def __init__(self, parts):
+        self.parts = parts
+
+    def _parts(self):
+        parts = list(self.parts) if isinstance(self.parts, (list, tuple)) else None
+        if not parts:
+            raise TypeError(f"`parts` must be a non-empty list of baselines; got {self.parts!r}")
+        for part in parts:
+            if not all(callable(getattr(part, name, None)) for name in ("check", "evaluate", "to_dict")):
+                raise TypeError(f"every part must have check, evaluate and to_dict; got {type(part).__name__}")
+        return parts
+
+    def check(self, atoms_list):
+        for part in self._parts():
+            part.check(atoms_list)
+
+    def evaluate(self, atoms_list, *, forces=True, virial=False, local_energy=False):
+        """The parts' results added (same keys and shapes as each part's)."""
+        total = None
+        for part in self._parts():
+            result = part.evaluate(atoms_list, forces=forces, virial=virial, local_energy=local_energy)
+            total = result if total is None else {key: total[key] + result[key] for key in total}
+        return total
+
+    def to_dict(self) -> dict:
+        parts = self._parts()
+        learned = [type(p).__name__ for p in parts if callable(getattr(p, "arrays", None))]
+        if learned:
+            raise TypeError(f"a BaselineSum can only save fixed baselines; {learned} store learned arrays")
+        return {"kind": "sum", "version": 1, "parts": [p.to_dict() for p in parts]}
+
+    @classmethod
+    def from_dict(cls, spec: dict, build_part) -> BaselineSum:
+        """Rebuild from :meth:`to_dict` output; ``build_part(part_spec)`` builds each part (the file loader's)."""
+        if not isinstance(spec, dict) or spec.get("kind") != "sum" or spec.get("version") != 1:
+            raise ValueError(f"not a version-1 baseline sum: {spec!r}")
+        return cls([build_part(part) for part in spec["parts"]])
+
+    def __repr__(self):
+        return f"BaselineSum({self.parts!r})"
+
+    def __eq__(self, other):
+        return isinstance(other, BaselineSum) and self.to_dict() == other.to_dict()

@@ -1,0 +1,130 @@
+"""CoreRepulsion (a cubic wall below the data's closest pairs) and BaselineSum: physics, files, bad input."""
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import molecule
+
+from kernelpot.potential.core_repulsion import BaselineSum, CoreRepulsion
+from kernelpot.potential.coulomb_baseline import CoulombBaseline
+
+
+def _water_box(seed=0):
+    rng = np.random.default_rng(seed)
+    atoms = Atoms(cell=np.diag([6.0, 6.5, 7.0]), pbc=True)
+    for corner in [(0, 0, 0), (3, 3.2, 0), (0, 3.2, 3.5), (3, 0, 3.5)]:  # molecules ~3 Å apart
+        w = molecule("H2O")
+        w.rotate(rng.uniform(0, 360), rng.normal(size=3))
+        w.positions += np.array(corner) + rng.uniform(-0.3, 0.3, 3)
+        atoms += w
+    return atoms
+
+
+def test_onsets_are_the_closest_pairs_and_the_wall_vanishes_on_the_data():
+    box = _water_box()
+    core = CoreRepulsion.from_structures([box])
+    d = box.get_all_distances(mic=True)
+    symbols = np.array(box.get_chemical_symbols())
+    oh = d[np.ix_(symbols == "H", symbols == "O")].min()
+    assert core.onsets["H-O"] == pytest.approx(oh, abs=1e-6)
+    result = core.evaluate([box], virial=True, local_energy=True)
+    assert result["energy"][0] == 0.0 and not result["forces"].any() and not result["virial"].any()
+
+
+def test_forces_and_virial_are_derivatives_of_the_energy():
+    box = _water_box(1)
+    core = CoreRepulsion.from_structures([box], margin=-0.4, stiffness=50.0)  # onsets 0.4 Å beyond the data
+    result = core.evaluate([box], virial=True, local_energy=True)
+    assert result["energy"][0] > 0
+    assert result["local_energy"].sum() == pytest.approx(result["energy"][0])
+    h = 1e-5
+    for atom, axis in [(0, 0), (1, 2), (5, 1)]:
+        plus, minus = box.copy(), box.copy()
+        plus.positions[atom, axis] += h
+        minus.positions[atom, axis] -= h
+        numeric = -(core.evaluate([plus])["energy"][0] - core.evaluate([minus])["energy"][0]) / (2 * h)
+        assert result["forces"][atom, axis] == pytest.approx(numeric, rel=1e-6, abs=1e-8)
+    assert np.abs(result["forces"].sum(axis=0)).max() < 1e-10
+    # virial = -dE/dε (homogeneous strain of cell and positions)
+    for a, b in [(0, 0), (1, 2)]:
+        def strained(e, a=a, b=b):
+            strain = np.eye(3)
+            strain[a, b] += e
+            s = box.copy()
+            s.set_cell(box.cell @ strain, scale_atoms=True)
+            return core.evaluate([s])["energy"][0]
+        numeric = -(strained(h) - strained(-h)) / (2 * h)
+        sym = 0.5 * (result["virial"][0][a, b] + result["virial"][0][b, a])
+        assert sym == pytest.approx(numeric, rel=1e-5, abs=1e-8)
+
+
+def test_wall_repels_below_the_onset_and_is_smooth_at_it():
+    core = CoreRepulsion({"H-H": 1.0}, stiffness=1000.0)
+    energies = [core.evaluate([Atoms("H2", positions=[[0, 0, 0], [r, 0, 0]])])["energy"][0] for r in (0.9, 0.99, 1.0)]
+    assert energies[0] == pytest.approx(1.0) and energies[1] == pytest.approx(1e-3) and energies[2] == 0.0
+    forces = core.evaluate([Atoms("H2", positions=[[0, 0, 0], [0.9, 0, 0]])])["forces"]
+    assert forces[0, 0] < 0 < forces[1, 0]  # pushed apart
+
+
+def test_sum_adds_parts_and_survives_a_model_file(tmp_path):
+    from kernelpot.models.gap import SparseGPR
+    from kernelpot.potential.recipe import terms_from_gap_string
+    from kernelpot.potential.serialization import load_model, save_model
+
+    boxes = [_water_box(s) for s in range(3)]
+    coulomb = CoulombBaseline({"O": -0.8, "H": 0.4})
+    core = CoreRepulsion.from_structures(boxes, margin=-0.3)
+    total = BaselineSum([coulomb, core])
+    parts = [coulomb.evaluate(boxes, virial=True), core.evaluate(boxes, virial=True)]
+    summed = total.evaluate(boxes, virial=True)
+    for key in ("energy", "forces", "virial"):
+        np.testing.assert_allclose(summed[key], parts[0][key] + parts[1][key])
+    gap = ("distance_2b cutoff=3.0 covariance_type=ard_se delta=1.0 theta_uniform=1.0 n_sparse=5 "
+           "sparse_method=uniform")
+    energies = [float(-14.0 * len(b) / 3) for b in boxes]
+    model = SparseGPR(terms_from_gap_string(gap, [1, 8]), baseline=total, e0=0.0).fit(boxes, energies=energies)
+    save_model(model, tmp_path / "m.kpot")
+    loaded = load_model(tmp_path / "m.kpot")
+    assert loaded.baseline == total
+    np.testing.assert_allclose(loaded.predict(boxes, properties=("energy", "forces"))["forces"],
+                               model.predict(boxes, properties=("energy", "forces"))["forces"], atol=1e-10)
+
+
+@pytest.mark.parametrize("onsets, stiffness, match", [
+    ({"H-Xx": 1.0}, 1.0, "species pairs"), ({"H-H": -1.0}, 1.0, "> 0"), ({"H-H": 1.0}, 0.0, "stiffness"),
+    ({"H-H": 1.0, ("H", "H"): 2.0}, 1.0, "twice"),
+])
+def test_bad_tables_are_refused_by_name(onsets, stiffness, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        CoreRepulsion(onsets, stiffness=stiffness).to_dict()
+
+
+def test_a_pair_without_onset_is_named():
+    with pytest.raises(ValueError, match="O-O"):
+        CoreRepulsion({"H-H": 1.0, "H-O": 0.9}).check([_water_box()])
+
+
+def test_pair_barrier_sits_in_the_data_gap_and_its_forces_are_derivatives():
+    from kernelpot.potential.core_repulsion import PairBarrier
+
+    box = _water_box(2)
+    barrier = PairBarrier.from_structures([box], ["H-O"], r_max=3.5, margin=0.02)
+    (a, b), = barrier.bands.values()
+    d = box.get_all_distances(mic=True)
+    symbols = np.array(box.get_chemical_symbols())
+    oh = np.sort(d[np.ix_(symbols == "O", symbols == "H")].ravel())
+    assert not ((oh > a - 0.02) & (oh < b + 0.02)).any() and b - a > 0.5  # bond ... first intermolecular O–H
+    assert not barrier.evaluate([box])["energy"].any()
+    pair = PairBarrier({("O", "H"): (1.0, 1.4)}, height=2.0)
+    middle = Atoms("OH", positions=[[0, 0, 0], [1.2, 0, 0]])
+    assert pair.evaluate([middle])["energy"][0] == pytest.approx(2.0)
+    probe = Atoms("OH", positions=[[0, 0, 0], [1.1, 0.05, 0.02]])
+    forces = pair.evaluate([probe])["forces"]
+    h = 1e-6
+    for axis in range(3):
+        plus, minus = probe.copy(), probe.copy()
+        plus.positions[1, axis] += h
+        minus.positions[1, axis] -= h
+        numeric = -(pair.evaluate([plus])["energy"][0] - pair.evaluate([minus])["energy"][0]) / (2 * h)
+        assert forces[1, axis] == pytest.approx(numeric, rel=1e-5, abs=1e-8)
+    assert PairBarrier.from_dict(pair.to_dict()) == pair

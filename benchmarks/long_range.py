@@ -38,7 +38,7 @@ So the zero labels on the isolated monomers are wrong by up to ~0.6 eV for some 
 physically right at infinite separation cannot be exact on the test. The alternative, ``--pair-offsets``, adds a
 free binding at infinite separation per monomer pair (:class:`RigidPairOffset`: one weight per rigid pair, prior
 1 eV, fitted with the rest): right for the data, but open to the artefact above. Fitted that way, the short-range
-row puts −2.3 … −2.8 eV into the offsets (its binding at 60 Å separation; the fixed-charge row's is +0.23 … −0.70,
+row puts −0.9 … −2.8 eV into the offsets (its binding at 60 Å separation; the fixed-charge row's is +0.23 … −0.70,
 the LODE row's −0.02 … −0.82 eV) and reaches 0.094 eV without ever seeing the partner. The default keeps the zero
 labels, which cost every long-range row the same constants; the ``--pair-offsets`` table is below.
 

@@ -89,3 +89,74 @@ def test_md_model_recipe_keeps_a_short_run_physical(tmp_path):
     onsets = {tuple(sorted(k.split("-"))): v for k, v in core.onsets.items()}
     for pair, closest in check["closest"].items():
         assert closest > onsets[tuple(sorted(pair.split("-")))] - 0.1, pair
+
+def test_file_monomer_energies_are_not_those_of_the_dimers_monomers():
+    """Why the binding need not vanish at infinite separation: monomers are rigid inside a family, but the same
+    molecule has another geometry in another family while the file gives it one energyA/energyB."""
+    from ase.io import read
+
+    benchmark = _load()
+    data = benchmark.load_dimers()
+    frames = read(benchmark.DIMER_FILE, ":")
+    fingerprint = benchmark.RigidPairOffset.fingerprint
+    first = {}
+    for k, (atoms, monomer, family) in enumerate(zip(data.dimers, data.monomer, data.family)):
+        parts = [fingerprint(atoms[monomer == label])[1] for label in (0, 1)]
+        if family in first:  # rigid along the scan
+            assert all(np.abs(p - q).max() < 1e-6 for p, q in zip(parts, first[family][0]))
+        else:
+            first[family] = (parts, frames[k].info["energyA"] + frames[k].info["energyB"])
+    shared = [f for f in first if abs(first[f][1] - first[1][1]) < 1e-3]
+    assert len(shared) >= 4
+    differences = [max(np.abs(p - q).max() for p, q in zip(first[f][0], first[shared[0]][0])) for f in shared[1:]]
+    assert min(differences) > 0.05  # Å: other geometries, one monomer energy
+
+
+def test_inner_split_validates_each_familys_largest_separations():
+    benchmark = _load()
+    data = benchmark.load_dimers()
+    train = data.subset(np.where(data.distance < 6.0)[0])
+    fit, val = benchmark.inner_split(train, holdout=3)
+    assert len(fit.dimers) + len(val.dimers) == len(train.dimers)
+    for f in np.unique(train.family):
+        fitted, validated = fit.distance[fit.family == f], val.distance[val.family == f]
+        assert len(fitted) >= 1 and len(validated) == min(3, (train.family == f).sum() - 1)
+        assert fitted.max() < validated.min()
+
+
+def test_pair_offset_is_the_binding_of_a_known_pair_beyond_the_cutoff():
+    """With pair offsets a known rigid pair tends to its fitted offset at infinite separation, an isolated monomer
+    or an unknown pair gets none, and the binding of an unknown pair vanishes beyond the cutoff."""
+    benchmark = _load()
+    data = benchmark.load_dimers()
+    train = data.subset(np.where(data.distance < 6.0)[0][::2])
+    model = benchmark.fit_binding_gap(train, train.binding, {"r_cut": 3.0, "delta": 1.0, "offsets": True})
+    family = data.family[0]
+    pulled = data.subset(np.where(data.family == family)[0][[0, -1]])
+    for k in range(2):
+        atoms = pulled.dimers[k].copy()
+        atoms.positions[pulled.monomer[k] == 1] += [40.0 + 10 * k, 0.0, 0.0]
+        pulled.dimers[k] = atoms
+    offset = benchmark.predict_binding(model, pulled)
+    assert abs(offset[0] - offset[1]) < 1e-8 and abs(offset[0]) > 1e-3
+    offsets = benchmark.RigidPairOffset.of(train)
+    assert not offsets.transform([pulled.dimers[0][pulled.monomer[0] == 0]]).any()
+    assert offsets.transform([pulled.dimers[0]]).sum() == 1.0
+    unknown = pulled.subset([0])
+    atoms = unknown.dimers[0].copy()
+    atoms.positions[unknown.monomer[0] == 0] *= 1.02  # another geometry of the cation
+    unknown.dimers[0] = atoms
+    assert not offsets.transform([atoms]).any()
+    assert abs(benchmark.predict_binding(model, unknown)[0]) < 1e-8
+
+
+def test_best_long_range_row_meets_the_dimer_targets():
+    """The benchmark's claim, at its settings: the fixed-charge + LODE row extrapolates to >= 6 Å within 0.05 eV
+    (the short-range row misses by 0.65 eV, the number in the docstring's table)."""
+    benchmark = _load()
+    data = benchmark.load_dimers()
+    train = data.subset(np.where(data.distance < 6.0)[0])
+    test = data.subset(np.where(data.distance >= 6.0)[0])
+    name = "+ fixed-charge baseline + long-range features"
+    predicted = benchmark.DIMER_ROWS[name](train, test, benchmark.DIMER_SETTINGS[name])
+    assert np.mean(np.abs(predicted - test.binding)) <= 0.05

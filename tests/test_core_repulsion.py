@@ -128,3 +128,20 @@ def test_pair_barrier_sits_in_the_data_gap_and_its_forces_are_derivatives():
         numeric = -(pair.evaluate([plus])["energy"][0] - pair.evaluate([minus])["energy"][0]) / (2 * h)
         assert forces[1, axis] == pytest.approx(numeric, rel=1e-5, abs=1e-8)
     assert PairBarrier.from_dict(pair.to_dict()) == pair
+
+
+def test_foreign_or_newer_descriptions_are_refused():
+    from kernelpot.potential.core_repulsion import PairBarrier
+
+    core = CoreRepulsion({"O-H": 0.8})
+    barrier = PairBarrier({"O-H": (1.2, 1.4)}, height=1.0)
+    total = BaselineSum([CoulombBaseline({"O": -0.8, "H": 0.4}), core])
+    for obj, read in ((core, CoreRepulsion.from_dict), (barrier, PairBarrier.from_dict),
+                      (total, lambda spec: BaselineSum.from_dict(spec, CoreRepulsion.from_dict))):
+        newer = {**obj.to_dict(), "version": 2}
+        with pytest.raises(ValueError, match="version 2 is not supported .* upgrade kernelpot"):
+            read(newer)
+        with pytest.raises(ValueError, match="description: kind 'coulomb'"):
+            read({"kind": "coulomb", "version": 1})
+        with pytest.raises(ValueError, match="description: kind \\[1, 2\\]"):
+            read([1, 2])

@@ -75,7 +75,8 @@ def cli_command(args, start_path, run):
     return (f"kernelpot learn {run} --md {start_path} {oracle} {strategy} --schedule {schedule} --timestep "
             f"{args.timestep} --interval {args.interval} --segment {args.segment} --batch-size {args.batch_size} "
             f"--budget {args.budget} --n-initial {args.n_initial} --refit-every {args.refit_every} --seed {args.seed} "
-            f"--min-distance '{limits}' --gap '{gap_string(cutoff=args.cutoff, n_sparse=args.n_sparse)}' --default-sigma "
+            f"--min-distance '{limits}' --gap '{gap_string(cutoff=args.cutoff, n_sparse=args.n_sparse)}' "
+            "--default-sigma "
             f"{','.join(map(str, SIGMA))} --e0 composition{coulomb}")
 
 

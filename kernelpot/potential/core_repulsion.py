@@ -35,6 +35,8 @@ import numbers
 import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
 
+from ..utils.description import check_description
+
 __all__ = ["BaselineSum", "CoreRepulsion", "PairBarrier"]
 
 
@@ -178,11 +180,7 @@ class CoreRepulsion:
 
     @classmethod
     def from_dict(cls, spec: dict) -> CoreRepulsion:
-        if not isinstance(spec, dict) or spec.get("kind") != "core_repulsion":
-            raise ValueError(f"not a core-repulsion description: {spec!r}")
-        if spec.get("version") != 1:
-            raise ValueError(f"core-repulsion description version {spec.get('version')!r} is not supported (this "
-                             "kernelpot reads version 1); upgrade kernelpot")
+        check_description(spec, "core_repulsion", "core-repulsion")
         core = cls(dict(spec["onsets"]), stiffness=spec["stiffness"])
         core._table()
         return core
@@ -291,8 +289,7 @@ class PairBarrier:
 
     @classmethod
     def from_dict(cls, spec: dict) -> PairBarrier:
-        if not isinstance(spec, dict) or spec.get("kind") != "pair_barrier" or spec.get("version") != 1:
-            raise ValueError(f"not a version-1 pair-barrier description: {spec!r}")
+        check_description(spec, "pair_barrier", "pair-barrier")
         barrier = cls({k: tuple(v) for k, v in spec["bands"].items()}, height=spec["height"])
         barrier._table()
         return barrier
@@ -388,8 +385,7 @@ class BaselineSum:
     @classmethod
     def from_dict(cls, spec: dict, build_part) -> BaselineSum:
         """Rebuild from :meth:`to_dict` output; ``build_part(part_spec)`` builds each part (the file loader's)."""
-        if not isinstance(spec, dict) or spec.get("kind") != "sum" or spec.get("version") != 1:
-            raise ValueError(f"not a version-1 baseline sum: {spec!r}")
+        check_description(spec, "sum", "baseline sum")
         return cls([build_part(part) for part in spec["parts"]])
 
     def __repr__(self):

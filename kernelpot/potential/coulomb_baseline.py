@@ -40,6 +40,8 @@ import numbers
 import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
 
+from ..utils.description import check_description
+
 __all__ = ["CoulombBaseline", "parse_charge_table"]
 
 #: Net charges (e) closer than this to the declared total charge count as equal.
@@ -263,11 +265,7 @@ class CoulombBaseline:
     @classmethod
     def from_dict(cls, spec: dict) -> CoulombBaseline:
         """Rebuild a baseline from :meth:`to_dict` output; a foreign or newer description is an error."""
-        if not isinstance(spec, dict) or spec.get("kind") != "coulomb":
-            raise ValueError(f"not a Coulomb baseline description: {spec!r}")
-        if spec.get("version") != 1:
-            raise ValueError(f"Coulomb baseline description version {spec.get('version')!r} is not supported "
-                             "(this kernelpot reads version 1); upgrade kernelpot")
+        check_description(spec, "coulomb", "Coulomb baseline")
         baseline = cls(spec["charges"], widths=spec.get("widths"), tolerance=spec.get("tolerance", 1e-6))
         baseline._tables()  # validates
         return baseline

@@ -69,6 +69,7 @@ from ...electrostatics.equilibration import QEqSystem, declared_charges
 from ...electrostatics.result import COULOMB_CONSTANT
 from ...kernels import GaussianCovariance, NormalizedDotProductCovariance
 from ...structures.packing import as_atoms_list
+from ...utils.description import check_description
 from ...utils.estimators import reset_fitted
 from ..gap.accumulators import QRAccumulator
 from ..gap.sparse import select_sparse
@@ -503,11 +504,7 @@ class KernelChargeEquilibration(BaseEstimator):
             A description of another kind or a newer version, or arrays whose sizes do not fit
             together (number of species, features, sparse points).
         """
-        if not isinstance(spec, dict) or spec.get("kind") != "kqeq":
-            raise ValueError(f"not a kQEq description: kind {spec.get('kind') if isinstance(spec, dict) else spec!r}")
-        if spec.get("version") != 1:
-            raise ValueError(f"kQEq description version {spec.get('version')!r} is not supported (this kernelpot "
-                             "reads version 1); upgrade kernelpot")
+        check_description(spec, "kqeq", "kQEq")
         species = [int(z) for z in spec["species"]]
         parameters = dict(spec["parameters"])
         model = cls(descriptor, kernel=kernel, **parameters)

@@ -44,13 +44,15 @@ def runs(work):
         if not (folder / "labelled.extxyz").is_file():
             continue
         labelled = Checkpoint(folder).load_labelled()
-        failures = [r for r in Checkpoint(folder).read_log() if r.get("kind") == "failure"]
-        # Oracle calls spent when each structure was labelled: its rank plus the failed calls of its own and
-        # earlier iterations (a failure of the same iteration is counted as made before it: conservative).
-        failed_by = [sum(int(f.get("iteration", 0)) <= int(a.info.get("active_iteration", 0)) for f in failures)
-                     for a in labelled]
-        spent = [k + 1 + failed for k, failed in enumerate(failed_by)]
-        out[folder.name] = (labelled, spent, len(labelled) + len(failures), len(failures))
+        log = Checkpoint(folder).read_log()
+        failures = [r for r in log if r.get("kind") == "failure"]
+        # Oracle calls spent when each structure was labelled: the rank of its call in the journal, which records
+        # every call before it is made (failed calls, and a call cut off by a kill and made again, count too).
+        calls = [r["key"] for r in log if r.get("kind") == "call"]
+        rank = {key: k + 1 for k, key in enumerate(calls)}  # the last call of a key is the one that labelled it
+        spent = [rank.get(a.info.get("active_key"), k + 1) for k, a in enumerate(labelled)]
+        n_calls = max(len(calls), len(labelled) + len(failures))
+        out[folder.name] = (labelled, spent, n_calls, len(failures))
     return out
 
 

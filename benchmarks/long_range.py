@@ -1063,7 +1063,7 @@ def fit_nacl_md_model(train, gap=NACL_MD_GAP, sigma=NACL_SIGMA, max_memory=None,
     return model.fit(train.atoms, energies=list(train.energies), forces=list(train.forces))
 
 
-def nacl_md_stability(model, atoms, trajectory, steps=4000, *, timestep=0.5, temperature=300.0, friction=0.002,
+def nacl_md_stability(model, atoms, trajectory, steps=4000, *, timestep=0.5, temperature=300.0, friction=0.01,
                       interval=10):
     """NVT Langevin MD of ``model`` from ``atoms`` (:class:`kernelpot.potential.ResumableMD`, resumable), then the
     temperature along the run and the closest distance of each species pair over all frames.
@@ -1130,10 +1130,12 @@ def _nacl_md_main(args):
     table.print()
     if args.md_steps:
         box = _nacl_frames([NACL_TEST], slice(0, 1)).atoms[0]
-        check = nacl_md_stability(model, box, path.with_suffix(".md.extxyz"), args.md_steps)
+        check = nacl_md_stability(model, box, path.with_suffix(".md.extxyz"), args.md_steps,
+                                  friction=args.md_friction)
         temperatures = np.array(check["temperatures"])
         half = len(temperatures) // 2
-        print(f"MD check, {len(box)} atoms, {check['steps']} steps of 0.5 fs, Langevin 300 K: stopped "
+        print(f"MD check, {len(box)} atoms, {check['steps']} steps of 0.5 fs, Langevin 300 K "
+              f"(friction {args.md_friction}/fs): stopped "
               f"{check['stopped']}; T mean {temperatures.mean():.0f} K (first half {temperatures[:half].mean():.0f}, "
               f"second {temperatures[half:].mean():.0f}, max {temperatures.max():.0f}); "
               f"{check['cpu_seconds_per_step']:.3f} s CPU/step")
@@ -1187,6 +1189,7 @@ def main(argv=None):
                         help="NaCl: fit (or load) the MD model to this .kpot, print its validation errors")
     parser.add_argument("--md-steps", type=int, default=0,
                         help="with --md-model: steps of the 300 K Langevin stability check (0.5 fs)")
+    parser.add_argument("--md-friction", type=float, default=0.01, help="with --md-steps: Langevin friction (1/fs)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     if args.smoke:

@@ -202,9 +202,13 @@ frames alone will not reach 50 meV/Å.
 (The first-session numbers of 286–291 meV/Å were on gen1 validation frames, which are harder than gen3: gen1
 comes from a sampler with longer O–H bonds, and that subset held the 30 eV/Å outlier.)
 
-Closing the gap to ≤ 50 meV/Å needs what the CPU here did not allow (2 cores at load 12–16 during this work):
-more frames *and* sparse points growing with them (the training error falls only as the basis grows), a finer SOAP
-(n_max 8–12, l_max 6–8, r_c 6 Å, as water GAPs use), and a 3-body term for the H–O–H angle.
+Session 3 (``--recipe``, same 75 gen3 frames, 1 thread, load 8–12; table in RESULTS_long_range.md): sparse points
+growing with the data (``sparse=all``) and a finer SOAP (n_max 8, l_max 6) bend the curve: 40 frames, n 6 l 4 all
+sparse 109.5 meV/Å; n 8 l 6 all sparse: 10 frames 152.7, 20 frames 99.3, 40 frames **82.2** (O 98.8, H 70.3,
+Na 127.5, Cl 128.6; 7,328 sparse points, fit 668 s CPU); a 6 Å cutoff was worse at 10 frames (198.7). The ≤ 50 meV/Å
+target is still **not met**; the n 8 l 6 curve (∝ N^−0.27 from 20 to 40 frames) reaches it at about 250 gen1 frames,
+~47,000 sparse points: ~4–45 CPU-h and more memory than this machine has for an all-sparse solve (K_MM alone 18 GB),
+so a CUR cap and n_max 10–12 / a 3-body term are the next things to measure.
 
 NaCl MD model (issue 16 §2): what kept MD stable, and what did not
 ------------------------------------------------------------------

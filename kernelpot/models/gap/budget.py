@@ -344,15 +344,17 @@ def plan_fit_blocks(model, builder, atoms_list, labels, per_atom, budget, baseli
     if budget is not None:
         # Largest block budget whose estimated peak fits (the estimate grows with the block).
         lo, hi = 0.0, np.log2(max(budget, 2.0))
-        budget = budget - UNMODELLED_HEADROOM * max(budget - baseline, 0.0)
-        if baseline + plan(1.0)[2]["solve"] > budget:
+        planned = budget - UNMODELLED_HEADROOM * max(budget - baseline, 0.0)  # what the blocks may use, with baseline
+        smallest = plan(1.0)[2]["solve"]
+        if baseline + smallest > planned:
+            needed = baseline + smallest / (1.0 - UNMODELLED_HEADROOM)  # the budget whose planned share fits it
             raise ValueError(
                 f"`max_memory` = {model.max_memory!r} is too small for {n_sparse} sparse points: "
-                f"the fit needs at least {(baseline + plan(1.0)[2]['solve']) / 2**30:.2f} GiB "
+                f"the fit needs at least {needed / 2**30:.2f} GiB "
                 f"({baseline / 2**30:.2f} GiB already in use); give more memory or fewer sparse points")
         for _ in range(40):
             mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if baseline + plan(2.0**mid)[2]["solve"] <= budget else (lo, mid)
+            lo, hi = (mid, hi) if baseline + plan(2.0**mid)[2]["solve"] <= planned else (lo, mid)
         block_bytes = 2.0**lo
     blocks, n_obs, estimate = plan(block_bytes)
     selection_baseline = baseline if selection_baseline is None else selection_baseline

@@ -19,11 +19,15 @@ SHARED_DATA = Path(os.environ.get("KERNELPOT_SHARED_DATA", REPO_ROOT.parent / "s
 
 # What the `analysis` extra adds over the runtime requirements (pyproject.toml): ASE's partial RDFs as LAMMPS
 # normalises them (ase >= 3.27) and kinisi's diffusion. At the declared minimum versions these tests skip, saying why.
+# ANALYSIS_EXTRA_MISSING: why not (the first missing part), or None when the extra is installed.
 _ASE_VERSION = tuple(int(part) for part in ase.__version__.split(".")[:2])
-requires_ase_rdf = pytest.mark.skipif(_ASE_VERSION < (3, 27), reason=(
-    f"needs ase >= 3.27 (the analysis extra) for partial RDFs; found {ase.__version__}"))
-requires_kinisi = pytest.mark.skipif(importlib.util.find_spec("kinisi") is None, reason=(
-    "needs kinisi (the analysis extra: pip install 'kernelpot[analysis]')"))
+_ASE_RDF_MISSING = (None if _ASE_VERSION >= (3, 27) else
+                    f"needs ase >= 3.27 (the analysis extra) for partial RDFs; found {ase.__version__}")
+_KINISI_MISSING = (None if importlib.util.find_spec("kinisi") else
+                   "needs kinisi (the analysis extra: pip install 'kernelpot[analysis]')")
+ANALYSIS_EXTRA_MISSING = _ASE_RDF_MISSING or _KINISI_MISSING
+requires_ase_rdf = pytest.mark.skipif(_ASE_RDF_MISSING is not None, reason=str(_ASE_RDF_MISSING))
+requires_kinisi = pytest.mark.skipif(_KINISI_MISSING is not None, reason=str(_KINISI_MISSING))
 requires_ase_fd = pytest.mark.skipif(importlib.util.find_spec("ase.calculators.fd") is None, reason=(
     f"needs ase >= 3.24 for ase.calculators.fd; found {ase.__version__}"))
 

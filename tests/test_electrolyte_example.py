@@ -14,12 +14,10 @@ from pathlib import Path
 
 import ase.io
 import pytest
-from conftest import requires_ase_rdf, requires_kinisi
+from conftest import ANALYSIS_EXTRA_MISSING
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "electrolyte"
-ANALYSIS_MISSING = next((mark.kwargs["reason"] for mark in (requires_ase_rdf.mark, requires_kinisi.mark)
-                         if mark.args[0]), None)
 
 
 def _run(script, *args, work):
@@ -77,8 +75,8 @@ def test_the_chain_runs_and_resumes(work):
     frames = ase.io.read(work / "md" / "model.extxyz", index=":")
     assert [f.info["step"] for f in frames][-1] == 30 and len(frames) == 16
 
-    if ANALYSIS_MISSING:  # everything above ran; the last step needs the analysis extra
-        pytest.skip(f"analyse.py: {ANALYSIS_MISSING}")
+    if ANALYSIS_EXTRA_MISSING:  # everything above ran; the last step needs the analysis extra
+        pytest.skip(f"analyse.py: {ANALYSIS_EXTRA_MISSING}")
     out = _run("analyse.py", "--name", "model", "--skip", 0, work=work)
     results = json.loads((work / "analysis" / "results.json").read_text())
     assert set(results["diffusion_1e-9_m2_s"]) == {"O", "Na", "Cl"} and "Na–O" in results["rdf"]

@@ -8,7 +8,9 @@ Public names (imported on first use):
 * :class:`IncrementalSparseGPR`, :func:`frozen_sparse_terms`
   (:mod:`.incremental`) — adding labelled structures without a refit;
 * :func:`fitc_factor` (:mod:`.variance`) — the FITC variance factor of a
-  fitted model.
+  fitted model;
+* :class:`AutoChoice` (:mod:`.auto`) — ``SparseGPR(auto=...)``: sparse counts
+  and noise chosen on a validation split of the training data.
 
 Inside the package: labels and noise (:mod:`.labels`), sparse-point
 selection (:mod:`.sparse`), the design builder (:mod:`.design`: the one
@@ -29,5 +31,6 @@ _EXPORTS = {
     "IncrementalSparseGPR": "incremental",
     "frozen_sparse_terms": "incremental",
     "fitc_factor": "variance",
+    "AutoChoice": "auto",
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

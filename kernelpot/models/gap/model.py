@@ -135,6 +135,14 @@ class SparseGPR(Estimator):
         a dict of ``"energy"`` (n_structures,) eV, ``"forces"`` (n_atoms, 3)
         eV/Å, ``"virial"`` (n_structures, 3, 3) eV and ``"local_energy"``
         (n_atoms,) eV, and ``to_dict()`` to be saved in a ``.kpot`` file.
+    auto : AutoChoice or None, default=None
+        Choose the number of sparse points of every "fps"/"cur" term (its
+        ``n_sparse`` is then the upper bound) and the energy and force noise
+        (multipliers of ``default_sigma``), optionally the dot-product ζ, on
+        a seeded validation split of the training structures, then refit on
+        all of them (:mod:`kernelpot.models.gap.auto`; the plan and its
+        cost are printed with ``verbose``). Serial only (``n_jobs`` and
+        ``scheduler`` are not used); ``max_memory`` bounds the stages.
     random_state : int, Generator or None, default=None
         Seeds ``sparse_method`` "random" and the first FPS point.
     verbose : bool, default=False
@@ -164,6 +172,15 @@ class SparseGPR(Estimator):
     selection_info_ : list of dict
         Per term: descriptor rows seen, features, whether they were reduced
         block by block (``"streamed"``) and the row bytes held at once.
+    auto_choice_ : dict
+        With ``auto``: the chosen ``"n_sparse"`` (per term),
+        ``"default_sigma"``, ``"zeta"``, their validation errors, why growth
+        stopped, the validation structures and the CPU seconds.
+    auto_table_ : list of dict
+        With ``auto``: every candidate tried (sparse points, ζ, noise,
+        validation force MAE eV/Å and energy MAE eV/structure).
+    auto_plan_ : dict
+        With ``auto``: the planned stages with their estimated cost.
 
     Examples
     --------
@@ -182,7 +199,7 @@ class SparseGPR(Estimator):
     def __init__(self, terms, *, default_sigma=(0.002, 0.1, 0.05), config_type_sigma=None,
                  sigma_per_atom=True, e0="average", jitter=1e-10, solver="qr",
                  max_block_memory=256.0, max_memory=None, n_jobs=None, scheduler=None, baseline=None,
-                 random_state=None, verbose=False):
+                 auto=None, random_state=None, verbose=False):
         self.terms = terms
         self.default_sigma = default_sigma
         self.config_type_sigma = config_type_sigma
@@ -195,6 +212,7 @@ class SparseGPR(Estimator):
         self.n_jobs = n_jobs
         self.scheduler = scheduler
         self.baseline = baseline
+        self.auto = auto
         self.random_state = random_state
         self.verbose = verbose
 
@@ -222,6 +240,8 @@ class SparseGPR(Estimator):
                                    or not (n_jobs >= 1 or n_jobs == -1)):
             raise ValueError(f"`n_jobs` must be None, -1 or an integer >= 1; got {n_jobs!r}")
         check_scheduler(self.scheduler)
+        if self.auto is not None and not callable(getattr(self.auto, "validate", None)):
+            raise TypeError(f"`auto` must be None or an AutoChoice; got {type(self.auto).__name__}")
         if not isinstance(self.sigma_per_atom, (bool, np.bool_)):
             raise TypeError(f"`sigma_per_atom` must be a bool; got {self.sigma_per_atom!r}")
         if self.baseline is not None and not all(
@@ -276,9 +296,13 @@ class SparseGPR(Estimator):
         labels = residual_labels(check_labels(atoms_list, energies, forces, virials, config_types), atoms_list,
                                  self.baseline)
         reset_fitted(self)  # a refit keeps nothing of an earlier fit, FITC factor and recalibration included
+        budget = None if self.max_memory is None else parse_memory(self.max_memory, "max_memory")
+        if self.auto is not None:
+            from .auto import fit_auto
+
+            return fit_auto(self, atoms_list, labels, sigma_table, memory_budget=budget, in_use=resident_bytes())
         self.e0_ = resolve_e0(self.e0, atoms_list, labels)
         rng = np.random.default_rng(self.random_state)
-        budget = None if self.max_memory is None else parse_memory(self.max_memory, "max_memory")
         if budget is not None:
             warm_up(self.terms, atoms_list)  # libraries' lasting memory belongs to the baseline, not the fit
         in_use = resident_bytes()

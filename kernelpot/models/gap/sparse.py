@@ -40,7 +40,7 @@ def select_sparse(X, n_sparse, method, rng):
     return choose_sparse(X, n_sparse, method, rng)[0]
 
 
-def choose_sparse(X, n_sparse, method, rng):
+def choose_sparse(X, n_sparse, method, rng, *, keep_order=False):
     """Pick sparse points among the rows of ``X``, and say why there are fewer than ``n_sparse``.
 
     Parameters
@@ -50,6 +50,10 @@ def choose_sparse(X, n_sparse, method, rng):
     n_sparse : int
     method : {"cur", "fps", "uniform", "random"}
     rng : numpy.random.Generator
+    keep_order : bool, default=False
+        Return the points in the order they were picked (FPS and CUR are
+        greedy, so the first ``k`` are the selection of ``k`` points: nested
+        sets for :mod:`kernelpot.models.gap.auto`); otherwise in row order.
 
     Returns
     -------
@@ -92,4 +96,4 @@ def choose_sparse(X, n_sparse, method, rng):
                 # CUR stops at the numerical rank of the features (often below
                 # n_sparse for SOAP); complete the set by FPS from those picks.
                 index, stop_reason = _select(selection.FPS(n, initialize=[int(i) for i in index]), Xs)
-    return Xd[np.sort(index)].copy(), stop_reason
+    return Xd[np.asarray(index) if keep_order else np.sort(index)].copy(), stop_reason

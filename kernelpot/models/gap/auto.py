@@ -1,0 +1,702 @@
+"""Automatic choice of the sparse points and the noise of a GAP fit, from the training data alone.
+
+:class:`AutoChoice` is the ``auto`` parameter of
+:class:`~kernelpot.models.gap.SparseGPR`. With it, ``fit``:
+
+1. carves a validation split from the training structures (a seeded random
+   ``validation_fraction`` of them; the test set is never seen, since ``fit``
+   is never given it);
+2. orders each term's candidate sparse points once, by FPS or CUR in pick
+   order, among the descriptor rows of the fitting part, so that the set of
+   ``k`` points is the first ``k`` of the set of ``k' > k`` (nested);
+3. grows the sparse set along ``sparse_ladder`` (total points of the grown
+   terms, shared among them in proportion to their ``n_sparse``, which is each
+   term's upper bound) in *stages*: a stage accumulates the QR factors of the
+   fitting part's design rows once at its largest count, separately for
+   energies, forces and virials, and from them every smaller ladder count and
+   every noise candidate is a cheap solve (the R factor of the first ``k``
+   columns is the leading block of the R factor of all columns;
+   energy/force noise factors rescale the group factors before they are
+   stacked and re-triangularised). A stage ends with one pass over the
+   validation structures that predicts with every candidate at once;
+4. stops at the first ladder count whose successor improves the validation
+   force MAE (best noise at each count) by no more than ``tolerance``
+   (relative), or when the next stage would exceed ``budget_minutes`` or
+   the model's ``max_memory``, or the terms' ``n_sparse`` are reached;
+5. optionally first compares ``zetas`` (dot-product kernel exponents) at the
+   first stage and continues with the best;
+6. refits on all training structures with the choice: the validation
+   structures' rows are added to the stage's factors (exact: the same
+   least-squares problem as a plain fit on all structures with the chosen
+   sparse points and noise), so the refit costs one triangular solve.
+
+The cost is planned before any fit (:func:`plan_auto`: a probe times the
+design rows of a few structures and one QR update, and the plan scales them
+with the counts; estimates in CPU minutes of this process) and printed; a
+``budget_minutes`` that cannot cover even the first stage is refused.
+
+Choices made on purpose:
+
+* The reference energies ``e0`` are computed from the fitting part only and
+  kept in the final model, so no validation label enters the candidates.
+* The sparse points are chosen among the fitting part's environments; the
+  final model keeps them (the validation structures contribute rows, not
+  points).
+* With one grown term (the usual SOAP term) the counts are exact prefixes;
+  with several, each ladder count keeps the same share per term and the
+  candidate's factor is re-triangularised from the stage's (still exact).
+* The learned noise is reported in ``auto_choice_["default_sigma"]``; the
+  model's ``default_sigma`` parameter is never changed by ``fit``
+  (scikit-learn's rule). :meth:`AutoChoice.chosen_parameters` gives the
+  parameters of the equivalent plain fit.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import numpy as np
+import scipy.linalg as sla
+
+from ...kernels import NormalizedDotProductCovariance
+from ...utils.estimators import Estimator
+from .accumulators import QRAccumulator
+from .design import DesignBuilder
+from .labels import Labels, check_sigma, resolve_e0
+from .sparse import choose_sparse
+from .terms import FittedTerm, factor_kmm, row_weights
+
+__all__ = ["AutoChoice", "choose_count", "plan_auto", "fit_auto", "format_auto_table"]
+
+#: Total sparse points of the grown terms tried, in order (capped by the terms' ``n_sparse``).
+DEFAULT_LADDER = (250, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6500, 8000, 10000, 13000, 16000)
+_GROWN = ("fps", "cur")
+
+
+class AutoChoice(Estimator):
+    """Settings of the automatic choice of sparse counts and noise (``SparseGPR(auto=AutoChoice())``).
+
+    Parameters
+    ----------
+    validation_fraction : float, default=0.2
+        Share of the training structures held out for validation (at least
+        one structure; at least one must remain to fit).
+    sparse_ladder : sequence of int, default=DEFAULT_LADDER
+        Increasing total numbers of sparse points of the grown terms (those
+        with ``sparse_method`` "fps" or "cur" and no ``sparse_points``) to
+        try; counts above the sum of their ``n_sparse`` are dropped and that
+        sum is the last count.
+    stage_growth : float, default=2.0
+        A stage's largest count is the first ladder count at least this
+        times the previous stage's: larger values mean fewer, bigger stages.
+    tolerance : float, default=0.02
+        A count improves when its validation force MAE (best noise) is below
+        ``1 - tolerance`` times the best of the smaller counts.
+    patience : int, default=2
+        Growth stops after this many counts in a row that do not improve;
+        the last count that did is chosen (:func:`choose_count`).
+    force_sigma_factors, energy_sigma_factors : sequence of float, default=(0.5, 1, 2)
+        Multipliers of the model's ``default_sigma`` force and energy noise
+        tried at every count (all combinations). Virial noise is not varied.
+    zetas : sequence of int or None, default=None
+        Exponents of the dot-product kernels compared at the first stage
+        (None: keep the terms' own).
+    budget_minutes : float or None, default=None
+        CPU minutes (of this process, as planned) for the whole choice and
+        refit; stages that would exceed it are not run, and a budget below
+        the first stage is refused with the minutes it needs.
+    random_state : int, default=0
+        Seed of the validation split.
+    """
+
+    def __init__(self, *, validation_fraction=0.2, sparse_ladder=DEFAULT_LADDER, stage_growth=2.0, tolerance=0.02,
+                 patience=2, force_sigma_factors=(0.5, 1.0, 2.0), energy_sigma_factors=(0.5, 1.0, 2.0), zetas=None,
+                 budget_minutes=None, random_state=0):
+        self.validation_fraction = validation_fraction
+        self.sparse_ladder = sparse_ladder
+        self.stage_growth = stage_growth
+        self.tolerance = tolerance
+        self.patience = patience
+        self.force_sigma_factors = force_sigma_factors
+        self.energy_sigma_factors = energy_sigma_factors
+        self.zetas = zetas
+        self.budget_minutes = budget_minutes
+        self.random_state = random_state
+
+    def validate(self):
+        """Check the settings; errors name the parameter."""
+        fraction = self.validation_fraction
+        if not (isinstance(fraction, (int, float, np.number)) and 0 < fraction < 1):
+            raise ValueError(f"`auto.validation_fraction` must be in (0, 1); got {fraction!r}")
+        ladder = list(self.sparse_ladder)
+        if not ladder or any(int(k) != k or k < 1 for k in ladder) or any(b <= a for a, b in zip(ladder, ladder[1:])):
+            raise ValueError(f"`auto.sparse_ladder` must be increasing integers >= 1; got {self.sparse_ladder!r}")
+        if not (isinstance(self.stage_growth, (int, float)) and self.stage_growth > 1):
+            raise ValueError(f"`auto.stage_growth` must be a number > 1; got {self.stage_growth!r}")
+        if not (isinstance(self.tolerance, (int, float)) and 0 <= self.tolerance < 1):
+            raise ValueError(f"`auto.tolerance` must be in [0, 1); got {self.tolerance!r}")
+        if isinstance(self.patience, bool) or not isinstance(self.patience, (int, np.integer)) or self.patience < 1:
+            raise ValueError(f"`auto.patience` must be an integer >= 1; got {self.patience!r}")
+        for name in ("force_sigma_factors", "energy_sigma_factors"):
+            values = list(getattr(self, name))
+            if not values or not all(isinstance(v, (int, float, np.number)) and v > 0 for v in values):
+                raise ValueError(f"`auto.{name}` must be numbers > 0; got {getattr(self, name)!r}")
+        if self.zetas is not None and (not list(self.zetas) or any(int(z) != z or z < 1 for z in self.zetas)):
+            raise ValueError(f"`auto.zetas` must be None or integers >= 1; got {self.zetas!r}")
+        budget = self.budget_minutes
+        if budget is not None and not (isinstance(budget, (int, float, np.number)) and budget > 0):
+            raise ValueError(f"`auto.budget_minutes` must be None or a number > 0; got {budget!r}")
+
+    def split(self, n_structures):
+        """(fit, validation) structure indices, each sorted: a seeded random ``validation_fraction``."""
+        n_val = int(round(self.validation_fraction * n_structures))
+        n_val = min(max(n_val, 1), n_structures - 1)
+        if n_structures < 2:
+            raise ValueError(f"auto mode needs at least 2 training structures (one to validate); got {n_structures}")
+        order = np.random.default_rng(self.random_state).permutation(n_structures)
+        return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+    @staticmethod
+    def chosen_parameters(model):
+        """Parameters of a plain ``SparseGPR`` fit equivalent to ``model``'s auto fit (after ``fit``).
+
+        ``{"default_sigma": ..., "n_sparse": [per term], "zeta": ...}``.
+        """
+        choice = model.auto_choice_
+        return {"default_sigma": tuple(choice["default_sigma"]), "n_sparse": list(choice["n_sparse"]),
+                "zeta": choice["zeta"]}
+
+
+def choose_count(errors, tolerance, patience=2):
+    """Index of the chosen ladder count, and whether growth stopped on the tolerance.
+
+    A count *improves* when its error is below ``(1 - tolerance)`` times the
+    best error of the smaller counts. Growth stops after ``patience``
+    consecutive counts that do not improve; the chosen count is the last one
+    that did (the first count when none did).
+
+    Parameters
+    ----------
+    errors : sequence of float
+        Validation errors at increasing counts (the best noise at each).
+    tolerance : float
+        Relative improvement at or below which a count does not count as better.
+    patience : int, default=2
+        Non-improving counts in a row that stop the growth.
+
+    Returns
+    -------
+    index : int
+        The chosen count.
+    stopped : bool
+        Whether growth stopped on the tolerance (False: it ran out of counts,
+        so larger counts might still help).
+    """
+    chosen, best, waiting = 0, errors[0], 0
+    for i in range(1, len(errors)):
+        if errors[i] < (1.0 - tolerance) * best:
+            chosen, best, waiting = i, errors[i], 0
+        else:
+            waiting += 1
+            if waiting >= patience:
+                return chosen, True
+    return chosen, False
+
+
+def _subset_labels(labels, index):
+    return Labels(*[[getattr(labels, field)[s] for s in index]
+                    for field in ("energies", "forces", "virials", "config_types")])
+
+
+class _GroupFactor:
+    """Rows ``[A b]`` of one observation group, kept as rows while fewer than ``m + 1``, else as their R factor."""
+
+    def __init__(self, m):
+        self.m = m
+        self.rows = np.zeros((0, m + 1))
+        self.qr = None
+
+    def add(self, A, b):
+        if A.shape[0] == 0:
+            return
+        if self.qr is None and self.rows.shape[0] + A.shape[0] <= self.m + 1:
+            self.rows = np.vstack([self.rows, np.column_stack([A, b])])
+            return
+        if self.qr is None:
+            self.qr = QRAccumulator.empty(self.m)
+            self.qr.add(self.rows[:, : self.m], self.rows[:, self.m])
+            self.rows = None
+        self.qr.add(A, b)
+
+    def stacked(self):
+        """ndarray (r, m + 1): rows with the same ``[A b]^T [A b]`` as everything added."""
+        return self.rows if self.qr is None else self.qr.R
+
+    @property
+    def nbytes(self):
+        return self.stacked().nbytes
+
+
+def _group_slices(builder, structures, labels, atoms_list):
+    """Row ranges of energies, forces and virials in a block of :meth:`DesignBuilder.rows`."""
+    has_e, has_f, has_v = builder.observed(structures, labels)
+    n_e = int(has_e.sum())
+    n_f = 3 * int(sum(len(atoms_list[s]) for s, f in zip(structures, has_f) if f))
+    return slice(0, n_e), slice(n_e, n_e + n_f), slice(n_e + n_f, None)
+
+
+def _combined_factor(Lt, groups, factors, start=None):
+    """Upper R (m + 1, m + 1) of ``[[L^T 0]; [A_g b_g] / c_g ...]``: the stage's problem for one noise candidate.
+
+    ``groups`` are lists of :class:`_GroupFactor` (fitting part, validation part) with one factor ``c_g``
+    each; ``start``, if given, is a factor already holding ``L^T`` and some groups (its R is copied).
+    """
+    accumulator = QRAccumulator(Lt) if start is None else QRAccumulator.empty(Lt.shape[0])
+    if start is not None:
+        accumulator.R = np.array(start, order="F")
+    for group, factor in zip(groups, factors):
+        for part in group:
+            rows = part.stacked()
+            if rows.shape[0]:
+                accumulator.add(rows[:, :-1] / factor, rows[:, -1] / factor)
+    return accumulator.R
+
+
+def _solve_subset(R, columns):
+    """Coefficients and upper factor (positive diagonal) of the columns ``columns`` of a combined factor."""
+    m = R.shape[0] - 1
+    if np.array_equal(columns, np.arange(len(columns))):
+        Rs, z = R[: len(columns), : len(columns)], R[: len(columns), m]
+    else:  # not a prefix: re-triangularise those columns (and the targets) of R
+        r = sla.qr(R[:, np.append(columns, m)], mode="r")[0]
+        Rs, z = r[: len(columns), : len(columns)], r[: len(columns), len(columns)]
+    sign = np.where(np.diag(Rs) < 0, -1.0, 1.0)
+    Rs, z = Rs * sign[:, None], z * sign
+    return sla.solve_triangular(Rs, z), Rs
+
+
+class _Problem:
+    """The data of one auto fit: the split, the ordered candidate points of every term, the builders."""
+
+    def __init__(self, model, atoms_list, labels, sigma_table, auto):
+        self.model, self.auto = model, auto
+        self.fit_index, self.val_index = auto.split(len(atoms_list))
+        self.fit_atoms = [atoms_list[s] for s in self.fit_index]
+        self.val_atoms = [atoms_list[s] for s in self.val_index]
+        self.fit_labels = _subset_labels(labels, self.fit_index)
+        self.val_labels = _subset_labels(labels, self.val_index)
+        self.e0 = resolve_e0(model.e0, self.fit_atoms, self.fit_labels)
+        self.sigma_table = sigma_table
+        self.unit_sigma = check_sigma((1.0, 1.0, 1.0), None)
+        self.jitter = model._term_jitter(model.terms)
+        self.block_bytes = model.max_block_memory * 2**20
+        rng = np.random.default_rng(model.random_state)
+        self.points, self.weights, self.grown, self.selection_info = [], [], [], []
+        for index, term in enumerate(model.terms):
+            descriptor = term.descriptor
+            grown = term.sparse_points is None and term.sparse_method in _GROWN
+            if term.sparse_points is not None:
+                Z = np.array(term.sparse_points, dtype=np.float64)
+            else:
+                X = np.asarray(descriptor.transform(self.fit_atoms), dtype=np.float64)
+                Z, _ = choose_sparse(X, int(term.n_sparse), term.sparse_method, rng, keep_order=grown)
+                self.selection_info.append({"n_rows": len(X), "n_features": X.shape[1], "streamed": False,
+                                            "held_bytes": X.nbytes})
+                del X
+            w = row_weights(descriptor, Z)[0]
+            keep = w > 0
+            if not keep.any():
+                raise ValueError(f"terms[{index}]: every sparse point has zero cutoff weight")
+            self.points.append(Z[keep])
+            self.weights.append(w[keep])
+            self.grown.append(grown)
+        if not any(self.grown):
+            raise ValueError("auto mode grows terms with sparse_method 'fps' or 'cur' (and no sparse_points); "
+                             "the model has none")
+        self.ladder = self._ladder()
+
+    def _ladder(self):
+        """Per-term counts of every ladder step: list of tuples (one count per term)."""
+        caps = [len(p) for p in self.points]
+        grown_total = sum(c for c, g in zip(caps, self.grown) if g)
+        totals = [int(k) for k in self.auto.sparse_ladder if k < grown_total] + [grown_total]
+        steps = []
+        for total in totals:
+            counts = tuple(max(1, min(cap, int(round(total * cap / grown_total)))) if g else cap
+                           for cap, g in zip(caps, self.grown))
+            if not steps or counts != steps[-1]:
+                steps.append(counts)
+        return steps
+
+    def stage_tops(self):
+        """Ladder indices at which stages accumulate."""
+        tops, previous = [], 0
+        totals = [self.grown_total(step) for step in self.ladder]
+        for i, total in enumerate(totals):
+            if not tops and i == min(2, len(totals) - 1) or tops and total >= self.auto.stage_growth * previous:
+                tops.append(i)
+                previous = total
+        if tops[-1] != len(totals) - 1:
+            tops.append(len(totals) - 1)
+        return tops
+
+    def grown_total(self, counts):
+        return sum(c for c, g in zip(counts, self.grown) if g)
+
+    def fitted_terms(self, counts, kernels=None):
+        """FittedTerm of every term with the first ``counts[t]`` of its ordered points."""
+        terms = []
+        for t, term in enumerate(self.model.terms):
+            kernel = copy.deepcopy(term.kernel if kernels is None else kernels[t])
+            terms.append(FittedTerm(copy.deepcopy(term.descriptor), kernel, float(term.delta),
+                                    self.points[t][: counts[t]], self.weights[t][: counts[t]]))
+        return terms
+
+    def columns(self, stage_counts, counts):
+        """Column indices, in the stage's layout, of a candidate's sparse points."""
+        offsets = np.concatenate([[0], np.cumsum(stage_counts)])
+        return np.concatenate([offsets[t] + np.arange(c) for t, c in enumerate(counts)]).astype(np.int64)
+
+    def builder(self, terms, whitened):
+        table = self.sigma_table if whitened else self.unit_sigma
+        return DesignBuilder(terms, self.e0, table, self.model.sigma_per_atom if whitened else False,
+                             self.block_bytes)
+
+
+def _accumulate(problem, terms, atoms_list, labels, whitened_builder, m, progress=None):
+    """Group factors (energies, forces, virials) of the whitened design rows of ``atoms_list``."""
+    groups = [_GroupFactor(m) for _ in range(3)]
+    per_atom = whitened_builder.gradient_bytes_per_atom(atoms_list)[0]
+    blocks, _ = whitened_builder.plan_blocks(atoms_list, labels, per_atom)
+    for structures, _ in blocks:
+        A, b = whitened_builder.rows(atoms_list, structures, labels)
+        for group, rows in zip(groups, _group_slices(whitened_builder, structures, labels, atoms_list)):
+            group.add(A[rows], b[rows])
+        del A, b
+        if progress is not None:
+            progress(len(structures))
+    return groups
+
+
+def _validate(problem, terms, coefficients, m):
+    """Validation energy MAE (eV/structure) and force MAE (eV/Å) of every coefficient column, and the val groups.
+
+    ``coefficients`` is (m, n_candidates) in the stage's column layout.
+    """
+    plain = problem.builder(terms, whitened=False)
+    whitened = problem.builder(terms, whitened=True)
+    atoms_list, labels = problem.val_atoms, problem.val_labels
+    groups = [_GroupFactor(m) for _ in range(3)]
+    per_atom = plain.gradient_bytes_per_atom(atoms_list)[0]
+    blocks, _ = plain.plan_blocks(atoms_list, labels, per_atom)
+    n_candidates = coefficients.shape[1]
+    abs_e, abs_f, n_e, n_f = np.zeros(n_candidates), np.zeros(n_candidates), 0, 0
+    for structures, _ in blocks:
+        A, b = plain.rows(atoms_list, structures, labels)
+        e_rows, f_rows, _ = _group_slices(plain, structures, labels, atoms_list)
+        residual = A @ coefficients - b[:, None]
+        abs_e += np.abs(residual[e_rows]).sum(axis=0)
+        abs_f += np.abs(residual[f_rows]).sum(axis=0)
+        n_e += residual[e_rows].shape[0]
+        n_f += residual[f_rows].shape[0]
+        del residual
+        sigma = whitened.row_sigmas(atoms_list, structures, labels)
+        A /= sigma[:, None]
+        b /= sigma
+        for group, rows in zip(groups, _group_slices(plain, structures, labels, atoms_list)):
+            group.add(A[rows], b[rows])
+        del A, b
+    energy = abs_e / n_e if n_e else np.full(n_candidates, np.nan)
+    forces = abs_f / n_f if n_f else np.full(n_candidates, np.nan)
+    return energy, forces, groups
+
+
+def _sigma_candidates(auto, sigma_table):
+    base = sigma_table["default"]
+    return [(float(fe), float(ff)) for ff in auto.force_sigma_factors for fe in auto.energy_sigma_factors], \
+        [float(v) for v in base]
+
+
+def _run_stage(problem, stage_counts, steps, kernels, say):
+    """Accumulate one stage and evaluate every (ladder step <= it, noise) candidate. Returns rows and state."""
+    auto = problem.auto
+    terms = problem.fitted_terms(stage_counts, kernels)
+    m = sum(stage_counts)
+    start = time.process_time()
+    whitened = problem.builder(terms, whitened=True)
+    fit_groups = _accumulate(problem, terms, problem.fit_atoms, problem.fit_labels, whitened, m)
+    kmm, L = factor_kmm(terms, problem.jitter)
+    del kmm
+    Lt = np.ascontiguousarray(L.T)
+    candidates, base = _sigma_candidates(auto, problem.sigma_table)
+    columns = [problem.columns(stage_counts, counts) for counts in steps]
+    coefficients = np.zeros((m, len(candidates) * len(steps)))
+    energy_rows, force_rows, virial_rows = fit_groups
+    shared = {}  # the forces and virials (the large factor) once per force noise; energies (few rows) per pair
+    for c, (fe, ff) in enumerate(candidates):
+        if ff not in shared:
+            shared.clear()
+            shared[ff] = _combined_factor(Lt, [[force_rows], [virial_rows]], (ff, 1.0))
+        R = _combined_factor(Lt, [[energy_rows]], (fe,), start=shared[ff])
+        for s, cols in enumerate(columns):
+            coefficients[cols, c * len(steps) + s] = _solve_subset(R, cols)[0]
+        del R
+    shared.clear()
+    energy, forces, val_groups = _validate(problem, terms, coefficients, m)
+    seconds = time.process_time() - start
+    rows = []
+    for c, (fe, ff) in enumerate(candidates):
+        for s, counts in enumerate(steps):
+            rows.append({"n_sparse": list(counts), "n_sparse_total": int(sum(counts)),
+                         "zeta": _zeta(kernels), "sigma_energy": base[0] * fe, "sigma_forces": base[1] * ff,
+                         "val_force_mae": float(forces[c * len(steps) + s]),
+                         "val_energy_mae": float(energy[c * len(steps) + s]), "stage_top": int(m)})
+    say(f"auto: stage with {m} sparse points{'' if kernels is None else f' (zeta {_zeta(kernels)})'}: "
+        f"{len(rows)} candidates in {seconds:.0f} s CPU; best validation force MAE "
+        f"{1e3 * np.nanmin(forces):.2f} meV/Å")
+    state = {"terms": terms, "Lt": Lt, "fit_groups": fit_groups, "val_groups": val_groups, "m": m,
+             "stage_counts": stage_counts, "seconds": seconds}
+    return rows, state
+
+
+def _zeta(kernels):
+    if kernels is None:
+        return None
+    zetas = {int(k.zeta) for k in kernels if isinstance(k, NormalizedDotProductCovariance)}
+    return zetas.pop() if len(zetas) == 1 else None
+
+
+def _kernels_with_zeta(model, zeta):
+    kernels = []
+    for term in model.terms:
+        kernel = copy.deepcopy(term.kernel)
+        if zeta is not None and isinstance(kernel, NormalizedDotProductCovariance):
+            kernel = NormalizedDotProductCovariance(int(zeta))
+        kernels.append(kernel)
+    return kernels
+
+
+def _best_per_step(rows, steps):
+    """Best (lowest validation force MAE) row of every ladder step, in ladder order."""
+    best = []
+    for counts in steps:
+        matching = [r for r in rows if tuple(r["n_sparse"]) == tuple(counts)]
+        best.append(min(matching, key=lambda r: (np.nan_to_num(r["val_force_mae"], nan=np.inf),
+                                                 r["val_energy_mae"])))
+    return best
+
+
+# ---------------------------------------------------------------------------------------------- planning
+def _probe(problem):
+    """CPU seconds per (structure x sparse point) of design rows, and per flop of the QR update."""
+    n_probe = min(4, len(problem.fit_atoms))
+    counts = problem.ladder[0]
+    terms = problem.fitted_terms(counts)
+    builder = problem.builder(terms, whitened=True)
+    structures = list(range(n_probe))
+    builder.rows(problem.fit_atoms, structures, problem.fit_labels)  # first call: compilation, caches
+    start = time.process_time()
+    A, b = builder.rows(problem.fit_atoms, structures, problem.fit_labels)
+    row_seconds = (time.process_time() - start) / (n_probe * max(1, sum(counts)))
+    m = 384
+    rng = np.random.default_rng(0)
+    accumulator = QRAccumulator(np.triu(rng.random((m, m))) + m * np.eye(m))
+    block = rng.random((2 * m, m))
+    start = time.process_time()
+    accumulator.add(block, block[:, 0])
+    flop_seconds = max(time.process_time() - start, 1e-4) / (2.0 * 2 * m * m * m)
+    return row_seconds, flop_seconds, A.shape[0] / n_probe
+
+
+def plan_auto(problem, kernels_count=1):
+    """The stages the choice may run, each with its estimated CPU seconds and memory (bytes).
+
+    Returns
+    -------
+    dict
+        ``"stages"``: list of dicts (``"n_sparse_total"``, ``"seconds"``,
+        ``"bytes"``, ``"candidates"``), ``"n_fits"`` (candidate solutions),
+        ``"seconds"`` and ``"bytes"`` (all stages: the most the choice can
+        cost), ``"budget_seconds"``, ``"first_stage_seconds"``.
+    """
+    auto = problem.auto
+    row_seconds, flop_seconds, rows_per_structure = _probe(problem)
+    n_sigma = len(auto.force_sigma_factors) * len(auto.energy_sigma_factors)
+    n_fit, n_val = len(problem.fit_atoms), len(problem.val_atoms)
+    fit_rows, val_rows = rows_per_structure * n_fit, rows_per_structure * n_val
+    stages, previous = [], 0
+    for i, top in enumerate(problem.stage_tops()):
+        m = sum(problem.ladder[top])
+        n_steps = top + 1 - previous
+        previous = top + 1
+        seconds = (row_seconds * m * (n_fit + n_val)
+                   + flop_seconds * (2.0 * (fit_rows + val_rows) * m * m
+                                     + len(auto.force_sigma_factors) * 2.0 * m**3
+                                     + n_sigma * (2.0 * n_fit * m * m + 2.0 * val_rows * m * n_steps)))
+        if i == 0:
+            seconds *= kernels_count
+        square = 8.0 * (m + 1) ** 2
+        block = 8.0 * m * min(fit_rows, max(1.0, problem.block_bytes / (8.0 * m)))
+        # L, the fitting part's force factor, one combined factor and its copy in the QR, the validation
+        # rows (as rows or a factor), the energy rows, one block, the coefficients
+        val_bytes = min(8.0 * val_rows * (m + 1), square)
+        nbytes = 4 * square + val_bytes + 8.0 * rows_per_structure * n_fit / 3 * (m + 1) / 10 + block \
+            + 8.0 * m * n_sigma * n_steps
+        stages.append({"n_sparse_total": int(m), "seconds": float(seconds), "bytes": float(nbytes),
+                       "candidates": int(n_sigma * n_steps * (kernels_count if i == 0 else 1))})
+    budget = None if auto.budget_minutes is None else 60.0 * float(auto.budget_minutes)
+    return {"stages": stages, "n_fits": int(sum(s["candidates"] for s in stages)),
+            "seconds": float(sum(s["seconds"] for s in stages)), "bytes": float(max(s["bytes"] for s in stages)),
+            "budget_seconds": budget, "first_stage_seconds": stages[0]["seconds"]}
+
+
+def _affordable(plan, memory_budget, in_use):
+    """How many stages fit the time and memory budgets; raises if not even the first does."""
+    spent, n = 0.0, 0
+    for stage in plan["stages"]:
+        over_time = plan["budget_seconds"] is not None and spent + stage["seconds"] > plan["budget_seconds"]
+        over_memory = memory_budget is not None and in_use + stage["bytes"] > memory_budget
+        if over_time or over_memory:
+            if n == 0:
+                first = plan["stages"][0]
+                if over_time:
+                    raise ValueError(
+                        f"`auto.budget_minutes` = {plan['budget_seconds'] / 60:.3g} cannot be met: the first stage "
+                        f"({first['n_sparse_total']} sparse points, {first['candidates']} candidate fits) needs "
+                        f"about {first['seconds'] / 60:.2f} CPU minutes; give a larger budget or a shorter "
+                        f"`sparse_ladder`")
+                raise ValueError(
+                    f"`max_memory` cannot hold the first stage of the auto choice ({first['n_sparse_total']} sparse "
+                    f"points): it needs about {(in_use + first['bytes']) / 2**30:.2f} GiB")
+            break
+        spent += stage["seconds"]
+        n += 1
+    return n
+
+
+def describe_plan(plan, n_affordable):
+    """The plan in words, printed before any fit."""
+    lines = [f"auto: up to {len(plan['stages'])} stages, {plan['n_fits']} candidate fits, about "
+             f"{plan['seconds'] / 60:.1f} CPU minutes and {plan['bytes'] / 2**30:.2f} GiB at most "
+             f"(estimated from a probe)" + ("" if plan["budget_seconds"] is None else
+                                            f"; budget {plan['budget_seconds'] / 60:.1f} CPU minutes")]
+    for i, stage in enumerate(plan["stages"]):
+        note = "" if i < n_affordable else "  (over budget: not run)"
+        lines.append(f"  stage {i + 1}: {stage['n_sparse_total']:>6} sparse points, {stage['candidates']:>3} "
+                     f"candidates, ~{stage['seconds'] / 60:.1f} min, ~{stage['bytes'] / 2**30:.2f} GiB{note}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- the fit
+def fit_auto(model, atoms_list, labels, sigma_table, *, memory_budget=None, in_use=0.0):
+    """Fill ``model``'s fitted attributes by the auto choice (called by :meth:`SparseGPR.fit`)."""
+    auto = model.auto
+    auto.validate()
+    clock = time.process_time()
+    problem = _Problem(model, atoms_list, labels, sigma_table, auto)
+    zetas = [None] if auto.zetas is None else list(auto.zetas)
+    if auto.zetas is not None and not any(isinstance(t.kernel, NormalizedDotProductCovariance)
+                                          for t in model.terms):
+        raise ValueError("`auto.zetas` needs a term with a NormalizedDotProductCovariance kernel")
+    plan = plan_auto(problem, kernels_count=len(zetas))
+    n_affordable = _affordable(plan, memory_budget, in_use)
+    model._say(describe_plan(plan, n_affordable))
+    tops = problem.stage_tops()[:n_affordable]
+    table, stop_reason, previous = [], None, 0
+    kernels = None
+    state = None
+    for i, top in enumerate(tops):
+        steps = problem.ladder[previous : top + 1]
+        stage_counts = problem.ladder[top]
+        if i == 0 and len(zetas) > 1:
+            results = []
+            for zeta in zetas:
+                rows, st = _run_stage(problem, stage_counts, steps, _kernels_with_zeta(model, zeta), model._say)
+                table.extend(rows)
+                results.append((min(r["val_force_mae"] for r in rows), zeta, rows, st))
+            _, zeta, _, state = min(results, key=lambda r: r[0])
+            kernels = _kernels_with_zeta(model, zeta)
+        else:
+            if i == 0 and zetas[0] is not None:
+                kernels = _kernels_with_zeta(model, zetas[0])
+            rows, state = _run_stage(problem, stage_counts, steps, kernels, model._say)
+            table.extend(rows)
+        previous = top + 1
+        evaluated = problem.ladder[: top + 1]
+        chosen_zeta = _zeta(kernels)
+        best = _best_per_step([r for r in table if r["zeta"] == chosen_zeta], evaluated)
+        index, stopped = choose_count([r["val_force_mae"] for r in best], auto.tolerance, auto.patience)
+        if stopped:
+            stop_reason = (f"the next {auto.patience} larger counts did not improve the validation force MAE by "
+                           f"more than {100 * auto.tolerance:g} %")
+            break
+    else:
+        if n_affordable < len(problem.stage_tops()):
+            stop_reason = "the time or memory budget was reached"
+        else:
+            stop_reason = "the largest sparse count (the terms' n_sparse) was reached"
+    chosen = best[index]
+    _refit(model, problem, state, chosen, kernels)
+    for row in table:
+        row["chosen"] = row is chosen
+    model.auto_table_ = table
+    model.auto_plan_ = plan
+    model.auto_choice_ = {
+        "n_sparse": [int(c) for c in chosen["n_sparse"]], "n_sparse_total": chosen["n_sparse_total"],
+        "default_sigma": [chosen["sigma_energy"], chosen["sigma_forces"], float(sigma_table["default"][2])],
+        "zeta": chosen["zeta"], "val_force_mae": chosen["val_force_mae"], "val_energy_mae": chosen["val_energy_mae"],
+        "stop_reason": stop_reason, "validation_structures": [int(s) for s in problem.val_index],
+        "n_fit": len(problem.fit_index), "n_validation": len(problem.val_index),
+        "settings": auto.get_params(), "cpu_seconds": time.process_time() - clock,
+    }
+    model._say(format_auto_table(model))
+    return model
+
+
+def _refit(model, problem, state, chosen, kernels):
+    """The final model: the stage's factors plus the validation rows, with the chosen noise and points."""
+    sigma = problem.sigma_table["default"]
+    factors = (chosen["sigma_energy"] / sigma[0], chosen["sigma_forces"] / sigma[1], 1.0)
+    groups = [[fit, val] for fit, val in zip(state["fit_groups"], state["val_groups"])]
+    R = _combined_factor(state["Lt"], groups, factors)
+    stage_counts = state["stage_counts"]
+    state.clear()  # the stage's factors are no longer needed
+    counts = tuple(chosen["n_sparse"])
+    columns = problem.columns(stage_counts, counts)
+    alpha, Rs = _solve_subset(R, columns)
+    del R
+    terms = problem.fitted_terms(counts, kernels)
+    _, L = factor_kmm(terms, problem.jitter)
+    start = 0
+    for term in terms:
+        term.alpha = alpha[start : start + term.n_sparse]
+        start += term.n_sparse
+    model.terms_ = terms
+    model.e0_ = problem.e0
+    model.alpha_ = alpha
+    model.kmm_cholesky_ = L
+    model.posterior_factor_ = Rs
+    model.selection_info_ = problem.selection_info
+    builder = DesignBuilder(terms, problem.e0, problem.sigma_table, model.sigma_per_atom, problem.block_bytes)
+    model.memory_estimate_ = {"descriptor_gradients_per_atom": int(builder.gradient_bytes_per_atom(
+        problem.fit_atoms)[0]), "block_budget": float(problem.block_bytes)}
+
+
+def format_auto_table(model):
+    """The candidates of ``model``'s auto fit as a text table (force MAE meV/Å, energy MAE meV/structure)."""
+    table = model.auto_table_
+    lines = [f"{'sparse':>8}{'zeta':>6}{'sigma_E':>10}{'sigma_F':>10}{'val F MAE':>11}{'val E MAE':>11}",
+             f"{'':>8}{'':>6}{'eV/atom':>10}{'eV/Å':>10}{'meV/Å':>11}{'meV':>11}"]
+    for row in sorted(table, key=lambda r: (r["zeta"] or 0, r["n_sparse_total"], r["sigma_forces"],
+                                            r["sigma_energy"])):
+        mark = "  <- chosen" if row.get("chosen") else ""
+        zeta = "-" if row["zeta"] is None else str(row["zeta"])
+        lines.append(f"{row['n_sparse_total']:>8}{zeta:>6}{row['sigma_energy']:>10.4g}{row['sigma_forces']:>10.4g}"
+                     f"{1e3 * row['val_force_mae']:>11.2f}{1e3 * row['val_energy_mae']:>11.2f}{mark}")
+    choice = getattr(model, "auto_choice_", None)
+    if choice:
+        lines.append(f"chosen: {choice['n_sparse']} sparse points, default_sigma {choice['default_sigma']}"
+                     + ("" if choice["zeta"] is None else f", zeta {choice['zeta']}")
+                     + f"; stopped because {choice['stop_reason']}")
+    return "\n".join(lines)

@@ -22,7 +22,8 @@ def _option_help(parser, option: str) -> str:
 
 
 def test_every_command_is_checked():
-    assert set(_commands()) == {"fit", "gap_fit", "evaluate", "md", "bench", "learn", "convert", "serve"}
+    assert set(_commands()) == {"fit", "gap_fit", "evaluate", "learning-curve", "md", "bench", "learn", "convert",
+                                  "serve"}
 
 
 @pytest.mark.parametrize("command", sorted(_commands()))

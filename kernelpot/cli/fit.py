@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from .options import (
+    add_auto_options,
     add_label_keys,
     add_model_options,
     add_quiet,
@@ -31,6 +32,7 @@ def add_parser(sub) -> None:
     fit.add_argument("-o", "--output", type=Path, default=Path("model.kpot"),
                      help="model file to write; checked before the fit starts")
     add_model_options(fit)
+    add_auto_options(fit)
     add_quiet(fit)
     add_label_keys(fit)
     fit.set_defaults(handler=run)

@@ -6,6 +6,9 @@
   ``--default-sigma``, ``--e0``, the memory and parallel options, the
   fixed-charge Coulomb baseline (``--coulomb``, ``--coulomb-widths``) and
   ``--seed`` (``fit``, ``learn``);
+* :func:`add_auto_options` — ``--auto`` and its settings: sparse counts and
+  noise chosen on a validation split of the training data (``fit``,
+  ``learning-curve``);
 * :func:`add_quiet` — ``--quiet`` (every command).
 
 :func:`read_labels` and :func:`make_model` turn the parsed options into the
@@ -25,8 +28,9 @@ from pathlib import Path
 
 from ..potential.defaults import DEFAULT_SIGMA
 
-__all__ = ["add_label_keys", "add_model_options", "add_quiet", "add_seed", "read_labels", "report_skips",
-           "make_model", "coulomb_baseline", "float_list", "e0_value", "config_type_sigma_value", "recipe_help",
+__all__ = ["add_label_keys", "add_model_options", "add_auto_options", "auto_choice", "add_quiet", "add_seed",
+           "read_labels", "report_skips", "make_model", "coulomb_baseline", "float_list", "e0_value",
+           "config_type_sigma_value", "recipe_help",
            "check_output", "positive_int", "positive_float", "non_negative_float", "default_sigma",
            "min_distance_value"]
 
@@ -246,6 +250,48 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     add_seed(group)
 
 
+def add_auto_options(parser: argparse.ArgumentParser) -> None:
+    """``--auto`` and its settings (:class:`kernelpot.models.gap.AutoChoice`)."""
+    group = parser.add_argument_group("automatic choice (--auto), from the training file only")
+    group.add_argument("--auto", action="store_true",
+                       help="choose the sparse count of every fps/cur term (its n_sparse, or --max-sparse, is the "
+                            "upper bound) and the energy/force noise (factors of --default-sigma) on a seeded "
+                            "validation split of the training structures, then refit on all of them; prints the "
+                            "plan first and the candidates' table after, and saves both in the model")
+    group.add_argument("--budget-minutes", type=positive_float, default=None,
+                       help="--auto: CPU minutes for the choice; stages beyond it are not run, and a budget below "
+                            "the first stage is refused (default: no limit)")
+    group.add_argument("--max-sparse", type=positive_int, default=None,
+                       help="--auto: upper bound of the sparse points of every fps/cur term (default: its n_sparse)")
+    group.add_argument("--validation-fraction", type=positive_float, default=0.2,
+                       help="--auto: share of the training structures held out (seeded by --seed)")
+    group.add_argument("--sparse-ladder", type=float_list, default=None,
+                       help="--auto: total sparse points tried, increasing, comma-separated (default: "
+                            "kernelpot.models.gap.auto.DEFAULT_LADDER, 250 to 16000)")
+    group.add_argument("--auto-tolerance", type=non_negative_float, default=0.02,
+                       help="--auto: a larger count must lower the validation force MAE by more than this fraction")
+    group.add_argument("--zetas", type=float_list, default=None,
+                       help="--auto: dot-product kernel exponents compared at the first stage, e.g. 2,3,4 "
+                            "(default: the --gap string's)")
+
+
+def auto_choice(args):
+    """The :class:`~kernelpot.models.gap.AutoChoice` of the ``--auto`` options of ``args`` (None without ``--auto``)."""
+    if not getattr(args, "auto", False):
+        for option in ("budget_minutes", "max_sparse", "zetas"):
+            if getattr(args, option, None) is not None:
+                raise ValueError(f"--{option.replace('_', '-')} needs --auto")
+        return None
+    from ..models.gap import AutoChoice
+
+    if not 0 < args.validation_fraction < 1:
+        raise ValueError(f"--validation-fraction must be between 0 and 1; got {args.validation_fraction}")
+    ladder = {} if args.sparse_ladder is None else {"sparse_ladder": tuple(int(k) for k in args.sparse_ladder)}
+    return AutoChoice(validation_fraction=args.validation_fraction, **ladder, tolerance=args.auto_tolerance,
+                      zetas=None if args.zetas is None else tuple(int(z) for z in args.zetas),
+                      budget_minutes=args.budget_minutes, random_state=args.seed)
+
+
 def recipe_help() -> str:
     """The default recipe as the code builds it: the epilog of ``fit --help`` and ``learn --help``.
 
@@ -289,13 +335,18 @@ def make_model(args, structures):
     # so one periodic direction anywhere makes the descriptor periodic.
     periodic = bool(any(a.pbc.any() for a in structures))
     terms = terms_from_gap_string(args.gap or DEFAULT_GAP, species, periodic=periodic)
+    auto = auto_choice(args)
+    if auto is not None and args.max_sparse is not None:
+        for term in terms:
+            if term.sparse_points is None and term.sparse_method in ("fps", "cur"):
+                term.n_sparse = args.max_sparse
     baseline = coulomb_baseline(args.coulomb, args.coulomb_widths)
     if baseline is not None:
         baseline.check(structures)  # before any fitting: a missing species or net charge fails now
     return SparseGPR(terms, default_sigma=tuple(sigma), config_type_sigma=args.config_type_sigma, e0=args.e0,
                      max_block_memory=args.max_block_memory,
                      max_memory=args.max_memory, n_jobs=args.n_jobs, scheduler=args.scheduler, baseline=baseline,
-                     random_state=args.seed, verbose=not args.quiet)
+                     auto=auto, random_state=args.seed, verbose=not args.quiet)
 
 
 def coulomb_baseline(charges, widths):

@@ -152,6 +152,9 @@ def save_model(model, path, *, metadata: dict | None = None):
         header["std_scale"] = float(model.std_scale_)  # recalibration of predicted σ
     if getattr(model, "std_floor_", None):
         header["std_floor"] = {key: float(value) for key, value in model.std_floor_.items()}  # σ floors
+    if hasattr(model, "auto_choice_"):  # SparseGPR(auto=...): what it chose, every candidate, the plan
+        header["auto"] = jsonable({"settings": model.auto.get_params(), "choice": model.auto_choice_,
+                                   "table": model.auto_table_, "plan": model.auto_plan_})
     if model.baseline is not None:
         # Format 2: a version-1 reader would drop the baseline and predict the residual alone.
         header["baseline"] = jsonable(model.baseline.to_dict())
@@ -276,6 +279,12 @@ def _model_from(header, arrays, path) -> SparseGPR:
     params = dict(header["parameters"])
     if isinstance(params.get("e0"), dict):
         params["e0"] = _e0(params["e0"], where, "parameters.e0", symbols=True)
+    auto = header.get("auto")
+    if auto is not None:
+        from ..models.gap import AutoChoice
+
+        params["auto"] = AutoChoice(**{key: tuple(value) if isinstance(value, list) else value
+                                       for key, value in auto["settings"].items()})
     model = SparseGPR(specs, baseline=_load_baseline(header, arrays, path), **params)
     model.terms_ = fitted
     model.e0_ = _e0(header["e0"], where, "e0")
@@ -296,6 +305,8 @@ def _model_from(header, arrays, path) -> SparseGPR:
         model.std_floor_ = {str(key): float(value) for key, value in header["std_floor"].items()}
     if "factor_R_fitc" in arrays:
         model.fitc_factor_ = arrays["factor_R_fitc"]
+    if auto is not None:
+        model.auto_choice_, model.auto_table_, model.auto_plan_ = auto["choice"], auto["table"], auto["plan"]
     return model
 
 

@@ -45,6 +45,12 @@ Choices made on purpose:
 * With one grown term (the usual SOAP term) the counts are exact prefixes;
   with several, each ladder count keeps the same share per term and the
   candidate's factor is re-triangularised from the stage's (still exact).
+* δ (a term's energy scale) is not searched separately: with one term the
+  mean depends on δ and the noise only through their ratio, which the
+  noise candidates already vary.
+* With several grown terms (e.g. one per centre species, gap_fit's ``Z=``)
+  their counts keep the proportions of their ``n_sparse``; the table gives
+  the per-term counts.
 * The learned noise is reported in ``auto_choice_["default_sigma"]``; the
   model's ``default_sigma`` parameter is never changed by ``fit``
   (scikit-learn's rule). :meth:`AutoChoice.chosen_parameters` gives the
@@ -233,10 +239,6 @@ class _GroupFactor:
         """ndarray (r, m + 1): rows with the same ``[A b]^T [A b]`` as everything added."""
         return self.rows if self.qr is None else self.qr.R
 
-    @property
-    def nbytes(self):
-        return self.stacked().nbytes
-
 
 def _group_slices(builder, structures, labels, atoms_list):
     """Row ranges of energies, forces and virials in a block of :meth:`DesignBuilder.rows`."""
@@ -298,6 +300,8 @@ class _Problem:
             grown = term.sparse_points is None and term.sparse_method in _GROWN
             if term.sparse_points is not None:
                 Z = np.array(term.sparse_points, dtype=np.float64)
+                self.selection_info.append({"n_rows": None, "n_features": Z.shape[1], "streamed": False,
+                                            "held_bytes": 0})
             else:
                 X = np.asarray(descriptor.transform(self.fit_atoms), dtype=np.float64)
                 Z, _ = choose_sparse(X, int(term.n_sparse), term.sparse_method, rng, keep_order=grown)
@@ -562,8 +566,9 @@ def _affordable(plan, memory_budget, in_use):
                 first = plan["stages"][0]
                 if over_time:
                     raise ValueError(
-                        f"`auto.budget_minutes` = {plan['budget_seconds'] / 60:.3g} cannot be met: the first stage "
-                        f"({first['n_sparse_total']} sparse points, {first['candidates']} candidate fits) needs "
+                        f"`budget_minutes` (--budget-minutes) = {plan['budget_seconds'] / 60:.3g} cannot be met: "
+                        f"the first stage ({first['n_sparse_total']} sparse points, {first['candidates']} candidate "
+                        f"fits) needs "
                         f"about {first['seconds'] / 60:.2f} CPU minutes; give a larger budget or a shorter "
                         f"`sparse_ladder`")
                 raise ValueError(

@@ -1,0 +1,270 @@
+"""SparseGPR(auto=...) and ``kernelpot fit --auto``: sparse counts and noise chosen from the training data alone;
+``kernelpot learning-curve``.
+
+Small and fast: the bundled rMD17 ethanol frames (40 training, 41 test; ``data/rmd17_subset``) with a small SOAP,
+and Lennard-Jones clusters for the learning curve.
+"""
+
+import json
+
+import ase.io
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.calculators.morse import MorsePotential
+from ase.calculators.singlepoint import SinglePointCalculator
+from conftest import rmd17
+
+from kernelpot.cli import main
+from kernelpot.descriptors.distance_2b import Distance2B
+from kernelpot.descriptors.soap import SOAP
+from kernelpot.kernels import GaussianCovariance, NormalizedDotProductCovariance
+from kernelpot.models.gap import AutoChoice, GAPTerm, SparseGPR
+from kernelpot.models.gap.auto import choose_count
+from kernelpot.potential.serialization import load_model, save_model
+
+EV_PER_KCAL_MOL = 0.0433641153
+LADDER = (8, 16, 32, 64, 96)
+SIGMA = (0.0005, 0.01, 0.05)
+GAP = ("{soap l_max=2 n_max=3 atom_sigma=0.5 cutoff=4.0 delta=1.0 covariance_type=dot_product zeta=4 "
+       "n_sparse=96 sparse_method=fps}")
+
+
+def _ethanol(part):
+    data = rmd17(f"rmd17_ethanol_{part}_01")
+    frames = np.flatnonzero(~np.isnan(data["energies"]))
+    atoms = [Atoms(numbers=data["nuclear_charges"], positions=data["coords"][f]) for f in frames]
+    return atoms, data["energies"][frames] * EV_PER_KCAL_MOL, [f * EV_PER_KCAL_MOL for f in data["forces"][frames]]
+
+
+@pytest.fixture(scope="module")
+def ethanol():
+    return _ethanol("train")
+
+
+def _model(auto, n_sparse=96, zeta=4):
+    soap = SOAP(species=[1, 6, 8], r_cut=4.0, n_max=3, l_max=2, sigma=0.5)
+    term = GAPTerm(soap, NormalizedDotProductCovariance(zeta), n_sparse=n_sparse, sparse_method="fps")
+    return SparseGPR([term], default_sigma=SIGMA, random_state=0, auto=auto)
+
+
+@pytest.fixture(scope="module")
+def auto_model(ethanol):
+    atoms, energies, forces = ethanol
+    return _model(AutoChoice(sparse_ladder=LADDER)).fit(atoms, energies=energies, forces=forces)
+
+
+def _best_per_count(table):
+    counts = sorted({row["n_sparse_total"] for row in table})
+    return counts, [min(row["val_force_mae"] for row in table if row["n_sparse_total"] == k) for k in counts]
+
+
+def test_choose_count_grows_while_the_error_drops_and_stops_after_patience():
+    # improves, improves, then two counts within 5 %: stop, keep the last improving count
+    assert choose_count([10.0, 8.0, 6.0, 5.9, 5.95, 1.0], 0.05, patience=2) == (2, True)
+    # a plateau of one count is waited out when the next count drops again
+    assert choose_count([10.0, 9.9, 5.0, 4.0], 0.05, patience=2) == (3, False)
+    assert choose_count([10.0, 9.9, 5.0, 4.0], 0.05, patience=1) == (0, True)
+    # every count better: the last, and "not stopped" (larger counts might still help)
+    assert choose_count([4.0, 3.0, 2.0], 0.05) == (2, False)
+
+
+def test_auto_grows_the_sparse_set_while_the_validation_error_drops(auto_model):
+    choice, table = auto_model.auto_choice_, auto_model.auto_table_
+    counts, errors = _best_per_count(table)
+    assert errors[-1] < 0.7 * errors[0]  # on real forces more points help a lot at these sizes
+    index, _ = choose_count(errors, 0.02, patience=2)
+    assert choice["n_sparse_total"] == counts[index] > counts[0]
+    assert choice["val_force_mae"] == pytest.approx(errors[index])
+    assert sum(row["chosen"] for row in table) == 1
+    assert auto_model.alpha_.size == choice["n_sparse_total"]
+
+
+def test_auto_stops_growing_when_the_error_does_not_drop_enough(ethanol):
+    atoms, energies, forces = ethanol
+    # nothing counts as an improvement: growth stops after `patience` counts, within the first stage
+    model = _model(AutoChoice(sparse_ladder=LADDER, tolerance=0.99, patience=2))
+    model.fit(atoms, energies=energies, forces=forces)
+    assert model.auto_choice_["n_sparse_total"] == LADDER[0]
+    assert "did not improve" in model.auto_choice_["stop_reason"]
+    assert {row["stage_top"] for row in model.auto_table_} == {LADDER[2]}  # later stages never ran
+
+
+def test_auto_refit_equals_a_plain_fit_with_the_chosen_points_and_noise(auto_model, ethanol):
+    atoms, energies, forces = ethanol
+    choice = auto_model.auto_choice_
+    fitted = auto_model.terms_[0]
+    term = GAPTerm(fitted.descriptor, NormalizedDotProductCovariance(4), n_sparse=fitted.n_sparse,
+                   sparse_points=fitted.sparse_X)
+    plain = SparseGPR([term], default_sigma=tuple(choice["default_sigma"]), e0=auto_model.e0_, random_state=0)
+    plain.fit(atoms, energies=energies, forces=forces)
+    test, *_ = _ethanol("test")
+    a = auto_model.predict(test[:6], properties=("energy", "forces"))
+    b = plain.predict(test[:6], properties=("energy", "forces"))
+    np.testing.assert_allclose(a["forces"], b["forces"], atol=1e-8)
+    np.testing.assert_allclose(a["energy"], b["energy"], atol=1e-8)
+    np.testing.assert_allclose(auto_model.posterior_factor_, plain.posterior_factor_, atol=1e-6)
+
+
+def test_auto_with_a_fixed_term_after_the_grown_one_equals_a_plain_fit(ethanol):
+    # columns [SOAP (grown), pairs (fixed)]: a smaller SOAP count is not a prefix of the stage's columns,
+    # so its factor is re-triangularised from the stage's
+    atoms, energies, forces = ethanol
+    soap = SOAP(species=[1, 6, 8], r_cut=4.0, n_max=3, l_max=2, sigma=0.5)
+    pairs = GAPTerm(Distance2B(cutoff=4.0), GaussianCovariance(0.5), delta=0.5, n_sparse=10, sparse_method="uniform")
+    grown = GAPTerm(soap, NormalizedDotProductCovariance(4), n_sparse=64, sparse_method="fps")
+    model = SparseGPR([grown, pairs], default_sigma=SIGMA, random_state=0,
+                      auto=AutoChoice(sparse_ladder=(8, 16, 32, 48), tolerance=0.0, patience=5,
+                                      force_sigma_factors=(1.0,), energy_sigma_factors=(1.0,)))
+    model.fit(atoms, energies=energies, forces=forces)
+    assert model.auto_choice_["n_sparse"] == [64, 10]  # every count improved: the largest
+    plain = SparseGPR([GAPTerm(t.descriptor, t.kernel, delta=t.delta, n_sparse=t.n_sparse, sparse_points=t.sparse_X)
+                       for t in model.terms_], default_sigma=SIGMA, e0=model.e0_).fit(atoms, energies=energies,
+                                                                                       forces=forces)
+    np.testing.assert_allclose(model.alpha_, plain.alpha_, rtol=1e-6, atol=1e-8)
+    # a candidate below the stage's top (16 SOAP points + the 10 pair points) against its own plain fit
+    row = next(r for r in model.auto_table_ if r["n_sparse"] == [16, 10])
+    small = SparseGPR([GAPTerm(t.descriptor, t.kernel, delta=t.delta, n_sparse=n, sparse_points=t.sparse_X[:n])
+                       for t, n in zip(model.terms_, (16, 10))], default_sigma=SIGMA, e0=model.e0_)
+    fit_part = sorted(set(range(len(atoms))) - set(model.auto_choice_["validation_structures"]))
+    small.fit([atoms[s] for s in fit_part], energies=energies[fit_part], forces=[forces[s] for s in fit_part])
+    validation = model.auto_choice_["validation_structures"]
+    predicted = small.predict([atoms[s] for s in validation], properties=("forces",))["forces"]
+    mae = np.abs(predicted - np.concatenate([forces[s] for s in validation])).mean()
+    assert row["val_force_mae"] == pytest.approx(mae, rel=1e-6)
+
+
+def test_auto_chooses_the_noise_and_the_zeta_by_validation(ethanol):
+    atoms, energies, forces = ethanol
+    model = _model(AutoChoice(sparse_ladder=(16, 32), zetas=(1, 4), force_sigma_factors=(1.0, 8.0),
+                              energy_sigma_factors=(1.0,)))
+    model.fit(atoms, energies=energies, forces=forces)
+    table, choice = model.auto_table_, model.auto_choice_
+    assert {row["zeta"] for row in table} == {1, 4}
+    assert {row["sigma_forces"] for row in table} == {SIGMA[1], 8 * SIGMA[1]}
+    best = min((row for row in table if row["zeta"] == choice["zeta"]), key=lambda r: r["val_force_mae"])
+    first_stage = min(table, key=lambda r: r["val_force_mae"])
+    assert choice["zeta"] == first_stage["zeta"]
+    assert choice["default_sigma"][1] == best["sigma_forces"]
+    assert model.terms_[0].kernel.zeta == choice["zeta"]
+    assert model.auto.zetas == (1, 4)  # parameters untouched by fit
+
+
+def test_auto_refuses_a_budget_it_cannot_meet(ethanol):
+    atoms, energies, forces = ethanol
+    model = _model(AutoChoice(sparse_ladder=LADDER, budget_minutes=1e-7))
+    with pytest.raises(ValueError, match=r"budget-minutes\) = 1e-07 cannot be met: the first stage \(32 sparse"):
+        model.fit(atoms, energies=energies, forces=forces)
+
+
+@pytest.mark.parametrize(("settings", "match"), [
+    ({"validation_fraction": 1.0}, "validation_fraction"), ({"sparse_ladder": (10, 5)}, "sparse_ladder"),
+    ({"tolerance": -0.1}, "tolerance"), ({"patience": 0}, "patience"), ({"zetas": (0,)}, "zetas"),
+    ({"force_sigma_factors": ()}, "force_sigma_factors"), ({"budget_minutes": 0}, "budget_minutes"),
+    ({"stage_growth": 1.0}, "stage_growth")])
+def test_auto_settings_are_checked(ethanol, settings, match):
+    atoms, energies, forces = ethanol
+    with pytest.raises(ValueError, match=match):
+        _model(AutoChoice(**settings)).fit(atoms[:4], energies=energies[:4], forces=forces[:4])
+
+
+def test_auto_needs_a_term_it_can_grow(ethanol):
+    atoms, energies, _ = ethanol
+    term = GAPTerm(Distance2B(cutoff=4.0), GaussianCovariance(0.5), n_sparse=10, sparse_method="uniform")
+    with pytest.raises(ValueError, match="grows terms with sparse_method 'fps' or 'cur'"):
+        SparseGPR([term], auto=AutoChoice()).fit(atoms, energies=energies)
+
+
+def test_auto_choices_round_trip_through_the_model_file(auto_model, tmp_path):
+    path = tmp_path / "auto.kpot"
+    save_model(auto_model, path)
+    loaded = load_model(path)
+    assert loaded.auto_choice_ == json.loads(json.dumps(auto_model.auto_choice_))
+    assert loaded.auto_table_ == json.loads(json.dumps(auto_model.auto_table_))
+    assert loaded.auto.get_params() == auto_model.auto.get_params()
+    test, *_ = _ethanol("test")
+    np.testing.assert_array_equal(loaded.predict(test[:3], properties=("forces",))["forces"],
+                                  auto_model.predict(test[:3], properties=("forces",))["forces"])
+
+
+def _write(path, atoms, energies, forces):
+    for a, e, f in zip(atoms, energies, forces):
+        a.calc = SinglePointCalculator(a, energy=float(e), forces=f)
+    ase.io.write(path, atoms)
+
+
+def test_cli_choices_do_not_depend_on_the_test_file(tmp_path, ethanol, capsys):
+    _write(tmp_path / "train.xyz", *[list(x) for x in ethanol])
+    test_atoms, test_energies, test_forces = _ethanol("test")
+    _write(tmp_path / "test_a.xyz", test_atoms[:20], test_energies[:20], test_forces[:20])
+    rng = np.random.default_rng(1)  # a different "test set": other frames, rattled, with other labels
+    _write(tmp_path / "test_b.xyz", [a.copy() for a in test_atoms[20:]], test_energies[20:] + 1.0,
+           [f + rng.normal(0, 0.1, f.shape) for f in test_forces[20:]])
+    fit = ["fit", str(tmp_path / "train.xyz"), "--gap", GAP, "--default-sigma", "0.0005,0.01,0.05", "--auto",
+           "--sparse-ladder", "8,16,32,64"]
+    choices = []
+    for name, test in (("a", "test_a.xyz"), ("b", "test_b.xyz")):
+        assert main([*fit, "-o", str(tmp_path / f"{name}.kpot"), "--quiet"]) == 0
+        before = (tmp_path / f"{name}.kpot").read_bytes()
+        assert main(["evaluate", str(tmp_path / f"{name}.kpot"), str(tmp_path / test), "--json", "--quiet"]) == 0
+        assert (tmp_path / f"{name}.kpot").read_bytes() == before  # evaluate reads the model, never changes it
+        model = load_model(tmp_path / f"{name}.kpot")
+        choices.append((model.auto_choice_, model.auto_table_))
+    capsys.readouterr()
+    (choice_a, table_a), (choice_b, table_b) = choices
+    for choice in (choice_a, choice_b):
+        choice.pop("cpu_seconds")
+    assert choice_a == choice_b and table_a == table_b
+    assert set(choice_a["validation_structures"]) < set(range(len(ethanol[0])))  # drawn from the training file
+
+
+def test_cli_prints_the_plan_and_the_table_and_refuses_a_small_budget(tmp_path, ethanol, capsys):
+    _write(tmp_path / "train.xyz", *[list(x[:20]) for x in ethanol])
+    fit = ["fit", str(tmp_path / "train.xyz"), "--gap", GAP, "--auto", "--sparse-ladder", "8,16,32"]
+    assert main([*fit, "-o", str(tmp_path / "m.kpot")]) == 0
+    out = capsys.readouterr().out
+    assert out.index("auto: up to") < out.index("val F MAE") < out.index("<- chosen")
+    assert main([*fit, "-o", str(tmp_path / "m2.kpot"), "--budget-minutes", "1e-7"]) == 2
+    assert "cannot be met" in capsys.readouterr().err
+    assert not (tmp_path / "m2.kpot").exists()
+    assert main(["fit", str(tmp_path / "train.xyz"), "--gap", GAP, "--budget-minutes", "5",
+                 "-o", str(tmp_path / "m3.kpot")]) == 2
+    assert "--budget-minutes needs --auto" in capsys.readouterr().err
+
+
+def _morse_clusters(n, seed):
+    """A learnable toy: rattled 4-atom clusters of a Morse pair potential (eV, Å)."""
+    rng = np.random.default_rng(seed)
+    structures, energies, forces = [], [], []
+    base = np.array([[0, 0, 0], [1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]])
+    while len(structures) < n:
+        atoms = Atoms("Ar4", positions=base + rng.normal(0, 0.05, base.shape))
+        atoms.calc = MorsePotential(epsilon=1.0, r0=1.0, rho0=3.0, rcut1=2.0, rcut2=2.5)
+        structures.append(atoms)
+        energies.append(atoms.get_potential_energy())
+        forces.append(atoms.get_forces())
+    return structures, energies, forces
+
+
+def test_learning_curve_writes_a_png_whose_errors_decrease(tmp_path, capsys):
+    _write(tmp_path / "train.xyz", *_morse_clusters(120, 0))
+    _write(tmp_path / "test.xyz", *_morse_clusters(40, 1))
+    gap = "{distance_2b cutoff=2.6 n_sparse=30 covariance_type=ard_se delta=0.5 theta_uniform=0.2 sparse_method=uniform}"
+    png, rows = tmp_path / "curve.png", tmp_path / "curve.json"
+    assert main(["learning-curve", str(tmp_path / "train.xyz"), "--test", str(tmp_path / "test.xyz"),
+                 "--sizes", "3,12,48,120", "--gap", gap, "--default-sigma", "0.00001,0.001,0.1", "--e0", "0",
+                 "-o", str(png), "--json", str(rows)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    curve = json.loads(rows.read_text())
+    assert [row["n_train"] for row in curve] == [3, 12, 48, 120]
+    for key in ("forces_mae", "energy_mae"):
+        values = [row[key] for row in curve]
+        assert all(b < a for a, b in zip(values, values[1:])), (key, values)
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_learning_curve_refuses_sizes_beyond_the_training_set(tmp_path, capsys):
+    _write(tmp_path / "train.xyz", *_morse_clusters(10, 0))
+    assert main(["learning-curve", str(tmp_path / "train.xyz"), "--sizes", "2,9", "-o",
+                 str(tmp_path / "c.png")]) == 2
+    assert "exceeds the 8 training structures left after the hold-out" in capsys.readouterr().err

@@ -1,5 +1,5 @@
 """SparseGPR(auto=...) and ``kernelpot fit --auto``: sparse counts and noise chosen from the training data alone;
-``kernelpot learning-curve``.
+``kernelpot learning_curve``.
 
 Small and fast: the bundled rMD17 ethanol frames (40 training, 41 test; ``data/rmd17_subset``) with a small SOAP,
 and Lennard-Jones clusters for the learning curve.
@@ -251,7 +251,7 @@ def test_learning_curve_writes_a_png_whose_errors_decrease(tmp_path, capsys):
     _write(tmp_path / "test.xyz", *_morse_clusters(40, 1))
     gap = "{distance_2b cutoff=2.6 n_sparse=30 covariance_type=ard_se delta=0.5 theta_uniform=0.2 sparse_method=uniform}"
     png, rows = tmp_path / "curve.png", tmp_path / "curve.json"
-    assert main(["learning-curve", str(tmp_path / "train.xyz"), "--test", str(tmp_path / "test.xyz"),
+    assert main(["learning_curve", str(tmp_path / "train.xyz"), "--test", str(tmp_path / "test.xyz"),
                  "--sizes", "3,12,48,120", "--gap", gap, "--default-sigma", "0.00001,0.001,0.1", "--e0", "0",
                  "-o", str(png), "--json", str(rows)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
@@ -265,6 +265,6 @@ def test_learning_curve_writes_a_png_whose_errors_decrease(tmp_path, capsys):
 
 def test_learning_curve_refuses_sizes_beyond_the_training_set(tmp_path, capsys):
     _write(tmp_path / "train.xyz", *_morse_clusters(10, 0))
-    assert main(["learning-curve", str(tmp_path / "train.xyz"), "--sizes", "2,9", "-o",
+    assert main(["learning_curve", str(tmp_path / "train.xyz"), "--sizes", "2,9", "-o",
                  str(tmp_path / "c.png")]) == 2
     assert "exceeds the 8 training structures left after the hold-out" in capsys.readouterr().err

@@ -22,7 +22,7 @@ def _option_help(parser, option: str) -> str:
 
 
 def test_every_command_is_checked():
-    assert set(_commands()) == {"fit", "gap_fit", "evaluate", "learning-curve", "md", "bench", "learn", "convert",
+    assert set(_commands()) == {"fit", "gap_fit", "evaluate", "learning_curve", "md", "bench", "learn", "convert",
                                   "serve"}
 
 

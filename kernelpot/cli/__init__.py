@@ -1,7 +1,7 @@
-"""The ``kernelpot`` command line: ``fit | gap_fit | evaluate | learning-curve | md | bench | learn``.
+"""The ``kernelpot`` command line: ``fit | gap_fit | evaluate | learning_curve | md | bench | learn``.
 
 One module per command (:mod:`.fit`, :mod:`.gap_fit` — gap_fit's own
-``key=value`` command line —, :mod:`.evaluate`, :mod:`.curve` (``learning-curve``), :mod:`.md`,
+``key=value`` command line —, :mod:`.evaluate`, :mod:`.learning_curve`, :mod:`.md`,
 :mod:`.bench`, :mod:`.learn`), each with ``add_parser(subparsers)`` and
 ``run(args)``; options shared between commands (label keys, the model and its
 memory, seeds, ``--quiet``) are defined once in :mod:`.options`, with the same

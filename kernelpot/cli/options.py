@@ -8,7 +8,7 @@
   ``--seed`` (``fit``, ``learn``);
 * :func:`add_auto_options` — ``--auto`` and its settings: sparse counts and
   noise chosen on a validation split of the training data (``fit``,
-  ``learning-curve``);
+  ``learning_curve``);
 * :func:`add_quiet` — ``--quiet`` (every command).
 
 :func:`read_labels` and :func:`make_model` turn the parsed options into the

@@ -8,12 +8,12 @@ import sys
 import traceback
 import warnings
 
-from . import bench, convert, curve, evaluate, fit, gap_fit, learn, md, serve
+from . import bench, convert, evaluate, fit, gap_fit, learn, learning_curve, md, serve
 
 __all__ = ["build_parser", "main", "HelpFormatter", "CommandParser"]
 
 # one module per command, in the order ``kernelpot --help`` lists them
-_COMMANDS = (fit, gap_fit, evaluate, curve, md, bench, learn, convert, serve)
+_COMMANDS = (fit, gap_fit, evaluate, learning_curve, md, bench, learn, convert, serve)
 
 # Errors that come from the user's input or environment (a file that is not there or not readable, a full disk,
 # a value out of range, an unreadable model file, a missing optional dependency, too little memory): one line.

@@ -1,4 +1,4 @@
-"""``kernelpot learning-curve``: test errors of one recipe at several training-set sizes, as a log–log PNG."""
+"""``kernelpot learning_curve``: test errors of one recipe at several training-set sizes, as a log–log PNG."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def _sizes(text: str) -> list[int]:
 
 def add_parser(sub) -> None:
     curve = sub.add_parser(
-        "learning-curve", help="fit at several training-set sizes and plot the test errors (log-log PNG)",
+        "learning_curve", help="fit at several training-set sizes and plot the test errors (log-log PNG)",
         epilog=recipe_help,
         description="Fit the same recipe (the model options below, --auto included) on nested subsets of the\n"
                     "training file and measure each fit on the test file (or on a held-out share of the\n"

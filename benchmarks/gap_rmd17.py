@@ -24,9 +24,10 @@ its sparse count (FPS, nested, up to AUTO_MAX_SPARSE) and the energy and force n
 of ``--default-sigma``) chosen on a seeded 20 % validation split of the training frames
 (:class:`kernelpot.models.gap.AutoChoice`), then refitted on all training frames; the test frames are
 read only after the fit. The table adds the chosen count and noise and the CPU time of fit + prediction.
-The full ten-molecule run (about 2 CPU-hours per molecule at most, the largest ~10 GB):
+The full ten-molecule run (at most ``--budget-minutes`` = 100 CPU minutes of choice per molecule plus the
+prediction; two molecules at a time on two cores; resumable through its --json file):
 
-    python benchmarks/gap_rmd17.py --auto --all --data-dir DIR --json results.json
+    python benchmarks/gap_rmd17.py --auto --all --data-dir DIR --processes 2 --json rmd17_auto.json
 
 One SOAP term (dscribe-equal SOAP, r_cut 5 Å, n_max 8, l_max 6, atom_sigma 0.4 Å), normalised
 dot-product kernel ζ = 4, δ = 1 eV, farthest-point sparse points, energy and force noise
@@ -40,7 +41,10 @@ frames (the last 200 of the 1000), never on the test frames. Prints one table, a
 
 import argparse
 import json
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -124,7 +128,7 @@ def run(molecule, args):
     return row
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("molecules", nargs="*", choices=sorted(PUBLISHED_SOAP_GAP), default=list(HAND_SET),
                         help="default: the four of ../shared/data; --all: all ten")
@@ -137,7 +141,11 @@ def main():
                         help="--auto: CPU minutes for the choice of one molecule")
     parser.add_argument("--max-memory", default=None, help="memory budget of each fit, e.g. 12GB")
     parser.add_argument("--save-dir", type=Path, default=None, help="--auto: write each model here")
-    parser.add_argument("--json", type=Path, default=None, help="also write the rows (with the auto tables) here")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="also write the rows (with the auto tables) here, after every molecule; a rerun with the "
+                             "same file and settings skips the molecules it already holds (resume)")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="molecules fitted at once, each in its own process with one thread")
     parser.add_argument("--n-train", type=int, default=1000)
     parser.add_argument("--n-test", type=int, default=1000)
     parser.add_argument("--n-sparse", type=int, default=None, help="default: N_SPARSE of the molecule")
@@ -151,19 +159,48 @@ def main():
     # QR: with 5000 FPS points of ethanol the normal equations (Cholesky, jitter 1e-8 δ²) were not
     # positive definite; at 1000 points both solvers gave the same validation error.
     parser.add_argument("--solver", choices=("qr", "cholesky"), default="qr")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     molecules = sorted(PUBLISHED_SOAP_GAP) if args.all else args.molecules
     if not args.auto:
         unknown = [m for m in molecules if m not in N_SPARSE and not args.n_sparse]
         if unknown:
             parser.error(f"no hand-set N_SPARSE for {unknown}: use --auto or --n-sparse")
-    rows = []
-    for molecule in molecules:
-        rows.append(run(molecule, args))
+    settings = {key: str(value) for key, value in sorted(vars(args).items())
+                if key not in ("molecules", "all", "json", "processes", "save_dir", "data_dir")}
+    rows = _resumed(args.json, settings, molecules)
+    todo = [m for m in molecules if m not in {r["molecule"] for r in rows}]
+    if args.processes > 1:
+        # one BLAS/Numba thread per process, set before the workers import NumPy
+        for name in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[name] = "1"
+        pool = ProcessPoolExecutor(args.processes, mp_context=multiprocessing.get_context("spawn"))
+        results = as_completed([pool.submit(run, molecule, args) for molecule in todo])
+        results = (future.result() for future in results)
+    else:
+        results = (run(molecule, args) for molecule in todo)
+    for row in results:
+        rows.append({**row, "settings": settings})
         _print_table(rows)  # after every molecule: a long run shows what it has
         if args.json:
-            args.json.write_text(json.dumps(rows, indent=1))
-    print(json.dumps([{k: v for k, v in r.items() if k != "auto_table"} for r in rows]))
+            _write_atomically(args.json, json.dumps(rows, indent=1))
+    print(json.dumps([{k: v for k, v in r.items() if k not in ("auto_table", "settings")} for r in rows]))
+    return rows
+
+
+def _resumed(path, settings, molecules):
+    """Rows of ``path`` (a previous run's --json) made with the same settings, for molecules asked for now."""
+    if path is None or not path.is_file():
+        return []
+    rows = [r for r in json.loads(path.read_text()) if r.get("settings") == settings and r["molecule"] in molecules]
+    if rows:
+        print(f"resuming: {[r['molecule'] for r in rows]} already in {path}", flush=True)
+    return rows
+
+
+def _write_atomically(path, text):
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
 
 
 def _print_table(rows):

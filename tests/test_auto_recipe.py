@@ -268,3 +268,43 @@ def test_learning_curve_refuses_sizes_beyond_the_training_set(tmp_path, capsys):
     assert main(["learning_curve", str(tmp_path / "train.xyz"), "--sizes", "2,9", "-o",
                  str(tmp_path / "c.png")]) == 2
     assert "exceeds the 8 training structures left after the hold-out" in capsys.readouterr().err
+
+
+def _benchmark():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if "gap_rmd17_benchmark" not in sys.modules:
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / "gap_rmd17.py"
+        spec = importlib.util.spec_from_file_location("gap_rmd17_benchmark", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    return sys.modules["gap_rmd17_benchmark"]
+
+
+def test_rmd17_benchmark_auto_reads_the_test_frames_only_after_the_fit(monkeypatch, tmp_path, capsys, bundled_data):
+    benchmark = _benchmark()
+    events = []
+    load, fit = benchmark.load, SparseGPR.fit
+
+    def recording_load(molecule, part, data_dir):
+        events.append(part)
+        return load(molecule, part, data_dir)
+
+    def recording_fit(self, *args, **kwargs):
+        events.append("fit")
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(benchmark, "load", recording_load)
+    monkeypatch.setattr(SparseGPR, "fit", recording_fit)
+    # the bundled split files hold 40 training and 41 test frames of ethanol
+    rows = benchmark.main(["ethanol", "--auto", "--data-dir", str(bundled_data / "rmd17_subset"), "--n-train", "40",
+                           "--n-test", "41", "--n-max", "3", "--l-max", "2", "--n-sparse", "64",
+                           "--json", str(tmp_path / "rows.json")])
+    assert events == ["train", "fit", "test"]
+    (row,) = rows
+    assert row["n_test"] == 41 and row["force_mae_meV_A"] > 0 and row["auto_table"]
+    assert "ethanol" in capsys.readouterr().out
+    assert json.loads((tmp_path / "rows.json").read_text())[0]["molecule"] == "ethanol"

@@ -69,6 +69,21 @@ def test_choose_count_grows_while_the_error_drops_and_stops_after_patience():
     assert choose_count([4.0, 3.0, 2.0], 0.05) == (2, False)
 
 
+@pytest.mark.parametrize("method", ["fps", "cur"])
+@pytest.mark.parametrize("n_rows", [40, 60])
+def test_ordered_sparse_points_are_nested_even_when_every_row_is_taken(method, n_rows):
+    from kernelpot.models.gap.sparse import choose_sparse
+
+    X = np.random.default_rng(0).random((n_rows, 5))
+    every, _ = choose_sparse(X, 60, method, np.random.default_rng(1), keep_order=True)
+    assert len(every) == min(60, n_rows)
+    for k in (1, 7, 20):
+        first, _ = choose_sparse(X, k, method, np.random.default_rng(1), keep_order=True)
+        np.testing.assert_array_equal(every[:k], first)
+    # the first k of all rows are a spread-out selection, not the first rows of the data
+    assert not np.array_equal(every[:20], X[:20])
+
+
 def test_auto_grows_the_sparse_set_while_the_validation_error_drops(auto_model):
     choice, table = auto_model.auto_choice_, auto_model.auto_table_
     counts, errors = _best_per_count(table)

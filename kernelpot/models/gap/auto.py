@@ -494,7 +494,7 @@ def _best_per_step(rows, steps):
 # ---------------------------------------------------------------------------------------------- planning
 def _probe(problem):
     """CPU seconds per (structure x sparse point) of design rows, and per flop of the QR update."""
-    n_probe = min(4, len(problem.fit_atoms))
+    n_probe = min(16, len(problem.fit_atoms))  # enough structures that the per-call overhead is small
     counts = problem.ladder[0]
     terms = problem.fitted_terms(counts)
     builder = problem.builder(terms, whitened=True)

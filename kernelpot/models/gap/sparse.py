@@ -82,7 +82,7 @@ def choose_sparse(X, n_sparse, method, rng, *, keep_order=False):
     stop_reason = None
     if method == "random":
         index = rng.choice(len(distinct), size=n, replace=False)
-    elif n == len(distinct):
+    elif n == len(distinct) and not keep_order:
         index = np.arange(n)
     else:
         # The selectors need 2 features; for 1-feature rows (distance_2b) a zero column changes no distance

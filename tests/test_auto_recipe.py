@@ -119,6 +119,16 @@ def test_auto_refit_equals_a_plain_fit_with_the_chosen_points_and_noise(auto_mod
     np.testing.assert_allclose(a["forces"], b["forces"], atol=1e-8)
     np.testing.assert_allclose(a["energy"], b["energy"], atol=1e-8)
     np.testing.assert_allclose(auto_model.posterior_factor_, plain.posterior_factor_, atol=1e-6)
+    # what uses the fitted model's rows afterwards (FITC, incremental learning) sees the chosen noise too
+    from kernelpot.models.gap import IncrementalSparseGPR, fitc_factor
+
+    fitc_factor(auto_model, atoms[:10], energies=energies[:10], forces=forces[:10])
+    fitc_factor(plain, atoms[:10], energies=energies[:10], forces=forces[:10])
+    np.testing.assert_allclose(auto_model.fitc_factor_, plain.fitc_factor_, atol=1e-6)
+    del auto_model.fitc_factor_
+    grown = [IncrementalSparseGPR.from_model(m).partial_fit(test[:3], energies=[-97000.0] * 3,
+                                                           forces=[np.zeros((9, 3))] * 3) for m in (auto_model, plain)]
+    np.testing.assert_allclose(grown[0].alpha_, grown[1].alpha_, rtol=1e-6, atol=1e-8)
 
 
 def test_auto_with_a_fixed_term_after_the_grown_one_equals_a_plain_fit(ethanol):

@@ -650,6 +650,9 @@ def fit_auto(model, atoms_list, labels, sigma_table, *, memory_budget=None, in_u
     model.auto_choice_ = {
         "n_sparse": [int(c) for c in chosen["n_sparse"]], "n_sparse_total": chosen["n_sparse_total"],
         "default_sigma": [chosen["sigma_energy"], chosen["sigma_forces"], float(sigma_table["default"][2])],
+        # multipliers of every energy and force sigma (config types too): DesignBuilder.from_model applies them
+        "sigma_factors": [chosen["sigma_energy"] / sigma_table["default"][0],
+                          chosen["sigma_forces"] / sigma_table["default"][1]],
         "zeta": chosen["zeta"], "val_force_mae": chosen["val_force_mae"], "val_energy_mae": chosen["val_energy_mae"],
         "stop_reason": stop_reason, "validation_structures": [int(s) for s in problem.val_index],
         "n_fit": len(problem.fit_index), "n_validation": len(problem.val_index),

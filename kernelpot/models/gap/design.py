@@ -61,13 +61,19 @@ class DesignBuilder:
     def from_model(cls, model, block_bytes=None):
         """The builder of a SparseGPR whose ``terms_`` and ``e0_`` are chosen (fitted or being fitted).
 
+        The noise is the model's ``default_sigma`` and ``config_type_sigma``, with the energy and force
+        noise scaled as an auto fit chose them (``auto_choice_["sigma_factors"]``).
+
         ``block_bytes`` defaults to the block budget its last fit chose
         (``memory_estimate_["block_budget"]``), else ``max_block_memory`` MiB.
         """
         if block_bytes is None:
             block_bytes = getattr(model, "memory_estimate_", {}).get("block_budget", model.max_block_memory * 2**20)
-        return cls(model.terms_, model.e0_, check_sigma(model.default_sigma, model.config_type_sigma),
-                   model.sigma_per_atom, block_bytes)
+        table = check_sigma(model.default_sigma, model.config_type_sigma)
+        factors = getattr(model, "auto_choice_", {}).get("sigma_factors")
+        if factors is not None:  # SparseGPR(auto=...) chose the energy and force noise: rows as its fit built them
+            table = {key: (e * factors[0], f * factors[1], v) for key, (e, f, v) in table.items()}
+        return cls(model.terms_, model.e0_, table, model.sigma_per_atom, block_bytes)
 
     @property
     def n_sparse(self) -> int:

@@ -144,6 +144,8 @@ def main(argv=None):
     parser.add_argument("--json", type=Path, default=None,
                         help="also write the rows (with the auto tables) here, after every molecule; a rerun with the "
                              "same file and settings skips the molecules it already holds (resume)")
+    parser.add_argument("--plan-only", action="store_true",
+                        help="--auto: print each molecule's planned stages and CPU estimate, fit nothing")
     parser.add_argument("--processes", type=int, default=1,
                         help="molecules fitted at once, each in its own process with one thread")
     parser.add_argument("--n-train", type=int, default=1000)
@@ -165,6 +167,8 @@ def main(argv=None):
         unknown = [m for m in molecules if m not in N_SPARSE and not args.n_sparse]
         if unknown:
             parser.error(f"no hand-set N_SPARSE for {unknown}: use --auto or --n-sparse")
+    if args.plan_only:
+        return [_plan(molecule, args) for molecule in molecules]
     settings = {key: str(value) for key, value in sorted(vars(args).items())
                 if key not in ("molecules", "all", "json", "processes", "save_dir", "data_dir")}
     rows = _resumed(args.json, settings, molecules)
@@ -185,6 +189,19 @@ def main(argv=None):
             _write_atomically(args.json, json.dumps(rows, indent=1))
     print(json.dumps([{k: v for k, v in r.items() if k not in ("auto_table", "settings")} for r in rows]))
     return rows
+
+
+def _plan(molecule, args):
+    """The auto choice's plan for one molecule (the sparse points are ordered and a probe timed; no fit)."""
+    from kernelpot.models.gap.auto import plan_fit
+
+    train, energies, forces = load(molecule, "train", args.data_dir)
+    train, energies, forces = train[: args.n_train], energies[: args.n_train], forces[: args.n_train]
+    model = model_for(sorted(set(train[0].numbers.tolist())), args.n_sparse or AUTO_MAX_SPARSE, args)
+    cpu = time.process_time()
+    plan, text = plan_fit(model, train, energies=energies, forces=list(forces))
+    print(f"{molecule} (planning took {time.process_time() - cpu:.0f} s CPU):\n{text}", flush=True)
+    return {"molecule": molecule, **plan}
 
 
 def _resumed(path, settings, molecules):

@@ -20,7 +20,7 @@ from kernelpot.descriptors.distance_2b import Distance2B
 from kernelpot.descriptors.soap import SOAP
 from kernelpot.kernels import GaussianCovariance, NormalizedDotProductCovariance
 from kernelpot.models.gap import AutoChoice, GAPTerm, SparseGPR
-from kernelpot.models.gap.auto import choose_count
+from kernelpot.models.gap.auto import choose_count, plan_fit
 from kernelpot.potential.serialization import load_model, save_model
 
 EV_PER_KCAL_MOL = 0.0433641153
@@ -178,8 +178,30 @@ def test_auto_chooses_the_noise_and_the_zeta_by_validation(ethanol):
 def test_auto_refuses_a_budget_it_cannot_meet(ethanol):
     atoms, energies, forces = ethanol
     model = _model(AutoChoice(sparse_ladder=LADDER, budget_minutes=1e-7))
-    with pytest.raises(ValueError, match=r"budget-minutes\) = 1e-07 cannot be met: the first stage \(32 sparse"):
+    refusal = r"budget-minutes\) = 1e-07 cannot be met: the first stage \(32 sparse"
+    with pytest.raises(ValueError, match=refusal):
         model.fit(atoms, energies=energies, forces=forces)
+    with pytest.raises(ValueError, match=refusal):
+        plan_fit(model, atoms, energies=energies, forces=forces)
+    assert not hasattr(model, "alpha_")
+
+
+def test_plan_fit_plans_the_stages_the_fit_runs(auto_model, ethanol):
+    atoms, energies, forces = ethanol
+    plan, text = plan_fit(_model(AutoChoice(sparse_ladder=LADDER)), atoms, energies=energies, forces=forces)
+    assert [s["n_sparse_total"] for s in plan["stages"]] == [32, 64, 96]
+    assert [s["n_sparse_total"] for s in plan["stages"]] == [s["n_sparse_total"] for s in auto_model.auto_plan_["stages"]]
+    assert plan["n_affordable"] == 3 and plan["n_fits"] == 9 * len(LADDER)
+    assert all(s["seconds"] > 0 and s["bytes"] > 0 for s in plan["stages"])
+    assert text.startswith("auto: up to 3 stage(s), 45 candidate fits")
+    # a budget between the first stage and all of them: the later stages are planned but not run
+    # (each plan times its own probe: 2x the first stage leaves room for the timing's spread, while the first
+    # two stages together cost about 3x the first)
+    assert plan["stages"][0]["seconds"] + plan["stages"][1]["seconds"] > 2.6 * plan["stages"][0]["seconds"]
+    budget = 2.0 * plan["stages"][0]["seconds"] / 60
+    partial, text = plan_fit(_model(AutoChoice(sparse_ladder=LADDER, budget_minutes=budget)), atoms,
+                             energies=energies, forces=forces)
+    assert partial["n_affordable"] == 1 and "(over budget: not run)" in text
 
 
 @pytest.mark.parametrize(("settings", "match"), [

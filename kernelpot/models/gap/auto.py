@@ -73,7 +73,7 @@ from .labels import Labels, check_sigma, resolve_e0
 from .sparse import choose_sparse
 from .terms import FittedTerm, factor_kmm, row_weights
 
-__all__ = ["AutoChoice", "choose_count", "plan_auto", "fit_auto", "format_auto_table"]
+__all__ = ["AutoChoice", "choose_count", "plan_auto", "plan_fit", "fit_auto", "format_auto_table", "describe_plan"]
 
 #: Total sparse points of the grown terms tried, in order (capped by the terms' ``n_sparse``).
 DEFAULT_LADDER = (250, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6500, 8000, 10000, 13000, 16000)
@@ -582,7 +582,7 @@ def _affordable(plan, memory_budget, in_use):
 
 def describe_plan(plan, n_affordable):
     """The plan in words, printed before any fit."""
-    lines = [f"auto: up to {len(plan['stages'])} stages, {plan['n_fits']} candidate fits, about "
+    lines = [f"auto: up to {len(plan['stages'])} stage(s), {plan['n_fits']} candidate fits, about "
              f"{plan['seconds'] / 60:.1f} CPU minutes and {plan['bytes'] / 2**30:.2f} GiB at most "
              f"(estimated from a probe)" + ("" if plan["budget_seconds"] is None else
                                             f"; budget {plan['budget_seconds'] / 60:.1f} CPU minutes")]
@@ -594,18 +594,57 @@ def describe_plan(plan, n_affordable):
 
 
 # ---------------------------------------------------------------------------------------------- the fit
-def fit_auto(model, atoms_list, labels, sigma_table, *, memory_budget=None, in_use=0.0):
-    """Fill ``model``'s fitted attributes by the auto choice (called by :meth:`SparseGPR.fit`)."""
+def _prepare(model, atoms_list, labels, sigma_table, memory_budget, in_use):
+    """The problem, the ζ candidates, the plan and how many of its stages the budgets allow (or a refusal)."""
     auto = model.auto
     auto.validate()
-    clock = time.process_time()
     problem = _Problem(model, atoms_list, labels, sigma_table, auto)
     zetas = [None] if auto.zetas is None else list(auto.zetas)
     if auto.zetas is not None and not any(isinstance(t.kernel, NormalizedDotProductCovariance)
                                           for t in model.terms):
         raise ValueError("`auto.zetas` needs a term with a NormalizedDotProductCovariance kernel")
     plan = plan_auto(problem, kernels_count=len(zetas))
-    n_affordable = _affordable(plan, memory_budget, in_use)
+    return problem, zetas, plan, _affordable(plan, memory_budget, in_use)
+
+
+def plan_fit(model, atoms_list, *, energies=None, forces=None, virials=None, config_types=None):
+    """What ``model.fit`` (with ``auto``) would run on these data, without fitting.
+
+    Orders the sparse points and times the probe as the fit does (a few
+    percent of its cost), then stops.
+
+    Returns
+    -------
+    plan : dict
+        As :func:`plan_auto`, with ``"n_affordable"``: the stages the budgets allow.
+    text : str
+        The plan as the fit prints it.
+
+    Raises
+    ------
+    ValueError
+        The budget cannot cover the first stage (as ``fit`` would).
+    """
+    from ...structures.packing import as_atoms_list
+    from ...utils.memory import parse_memory, resident_bytes
+    from .labels import check_labels, residual_labels
+
+    if model.auto is None:
+        raise ValueError("plan_fit needs a SparseGPR with `auto` set (an AutoChoice)")
+    sigma_table = model._check_params()
+    atoms_list = as_atoms_list(atoms_list)
+    labels = residual_labels(check_labels(atoms_list, energies, forces, virials, config_types), atoms_list,
+                             model.baseline)
+    budget = None if model.max_memory is None else parse_memory(model.max_memory, "max_memory")
+    _, _, plan, n_affordable = _prepare(model, atoms_list, labels, sigma_table, budget, resident_bytes())
+    return {**plan, "n_affordable": n_affordable}, describe_plan(plan, n_affordable)
+
+
+def fit_auto(model, atoms_list, labels, sigma_table, *, memory_budget=None, in_use=0.0):
+    """Fill ``model``'s fitted attributes by the auto choice (called by :meth:`SparseGPR.fit`)."""
+    auto = model.auto
+    clock = time.process_time()
+    problem, zetas, plan, n_affordable = _prepare(model, atoms_list, labels, sigma_table, memory_budget, in_use)
     model._say(describe_plan(plan, n_affordable))
     tops = problem.stage_tops()[:n_affordable]
     table, stop_reason, previous = [], None, 0

@@ -109,9 +109,11 @@ class AutoChoice(Estimator):
         Exponents of the dot-product kernels compared at the first stage
         (None: keep the terms' own).
     budget_minutes : float or None, default=None
-        CPU minutes (of this process, as planned) for the whole choice and
-        refit; stages that would exceed it are not run, and a budget below
-        the first stage is refused with the minutes it needs.
+        CPU minutes (of this process) for the whole choice and refit: the
+        descriptors and the ordering of the sparse points (measured) plus
+        the planned stages (estimated from a probe); stages that would
+        exceed it are not run, and a budget below the first stage is refused
+        with the minutes it needs.
     random_state : int, default=0
         Seed of the validation split.
     """
@@ -557,7 +559,7 @@ def plan_auto(problem, kernels_count=1):
 
 def _affordable(plan, memory_budget, in_use):
     """How many stages fit the time and memory budgets; raises if not even the first does."""
-    spent, n = 0.0, 0
+    spent, n = plan.get("setup_seconds", 0.0), 0
     for stage in plan["stages"]:
         over_time = plan["budget_seconds"] is not None and spent + stage["seconds"] > plan["budget_seconds"]
         over_memory = memory_budget is not None and in_use + stage["bytes"] > memory_budget
@@ -568,9 +570,9 @@ def _affordable(plan, memory_budget, in_use):
                     raise ValueError(
                         f"`budget_minutes` (--budget-minutes) = {plan['budget_seconds'] / 60:.3g} cannot be met: "
                         f"the first stage ({first['n_sparse_total']} sparse points, {first['candidates']} candidate "
-                        f"fits) needs "
-                        f"about {first['seconds'] / 60:.2f} CPU minutes; give a larger budget or a shorter "
-                        f"`sparse_ladder`")
+                        f"fits) needs about {first['seconds'] / 60:.2f} CPU minutes after "
+                        f"{plan.get('setup_seconds', 0.0) / 60:.2f} spent on the descriptors and sparse points; give "
+                        f"a larger budget or a shorter `sparse_ladder`")
                 raise ValueError(
                     f"`max_memory` cannot hold the first stage of the auto choice ({first['n_sparse_total']} sparse "
                     f"points): it needs about {(in_use + first['bytes']) / 2**30:.2f} GiB")
@@ -584,8 +586,9 @@ def describe_plan(plan, n_affordable):
     """The plan in words, printed before any fit."""
     lines = [f"auto: up to {len(plan['stages'])} stage(s), {plan['n_fits']} candidate fits, about "
              f"{plan['seconds'] / 60:.1f} CPU minutes and {plan['bytes'] / 2**30:.2f} GiB at most "
-             f"(estimated from a probe)" + ("" if plan["budget_seconds"] is None else
-                                            f"; budget {plan['budget_seconds'] / 60:.1f} CPU minutes")]
+             f"(estimated from a probe; {plan.get('setup_seconds', 0.0) / 60:.1f} min spent on descriptors and "
+             f"ordering the sparse points)" + ("" if plan["budget_seconds"] is None else
+                                               f"; budget {plan['budget_seconds'] / 60:.1f} CPU minutes")]
     for i, stage in enumerate(plan["stages"]):
         note = "" if i < n_affordable else "  (over budget: not run)"
         lines.append(f"  stage {i + 1}: {stage['n_sparse_total']:>6} sparse points, {stage['candidates']:>3} "
@@ -598,12 +601,15 @@ def _prepare(model, atoms_list, labels, sigma_table, memory_budget, in_use):
     """The problem, the ζ candidates, the plan and how many of its stages the budgets allow (or a refusal)."""
     auto = model.auto
     auto.validate()
-    problem = _Problem(model, atoms_list, labels, sigma_table, auto)
-    zetas = [None] if auto.zetas is None else list(auto.zetas)
     if auto.zetas is not None and not any(isinstance(t.kernel, NormalizedDotProductCovariance)
                                           for t in model.terms):
         raise ValueError("`auto.zetas` needs a term with a NormalizedDotProductCovariance kernel")
+    start = time.process_time()
+    problem = _Problem(model, atoms_list, labels, sigma_table, auto)
+    zetas = [None] if auto.zetas is None else list(auto.zetas)
     plan = plan_auto(problem, kernels_count=len(zetas))
+    # the descriptors, the ordering of the sparse points and the probe are spent already: they count too
+    plan["setup_seconds"] = time.process_time() - start
     return problem, zetas, plan, _affordable(plan, memory_budget, in_use)
 
 

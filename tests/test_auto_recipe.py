@@ -95,6 +95,19 @@ def test_auto_grows_the_sparse_set_while_the_validation_error_drops(auto_model):
     assert auto_model.alpha_.size == choice["n_sparse_total"]
 
 
+def test_each_stage_centres_the_noise_grid_on_the_previous_stage_best(auto_model):
+    table = auto_model.auto_table_
+    stages = sorted({row["stage_top"] for row in table})
+    assert len(stages) == 3
+    assert {row["sigma_forces"] for row in table if row["stage_top"] == stages[0]} == {
+        f * SIGMA[1] for f in (0.5, 1.0, 2.0)}
+    for previous, stage in zip(stages, stages[1:]):
+        best = min((r for r in table if r["stage_top"] == previous), key=lambda r: r["val_force_mae"])
+        for key in ("sigma_forces", "sigma_energy"):
+            grid = sorted({row[key] for row in table if row["stage_top"] == stage})
+            assert grid == pytest.approx([f * best[key] for f in (0.5, 1.0, 2.0)])
+
+
 def test_auto_stops_growing_when_the_error_does_not_drop_enough(ethanol):
     atoms, energies, forces = ethanol
     # nothing counts as an improvement: growth stops after `patience` counts, within the first stage

@@ -104,7 +104,10 @@ class AutoChoice(Estimator):
         the last count that did is chosen (:func:`choose_count`).
     force_sigma_factors, energy_sigma_factors : sequence of float, default=(0.5, 1, 2)
         Multipliers of the model's ``default_sigma`` force and energy noise
-        tried at every count (all combinations). Virial noise is not varied.
+        tried at every count (all combinations); from the second stage on
+        they multiply the previous stage's best noise instead, so a best
+        value at the edge of the grid moves the grid. Virial noise is not
+        varied.
     zetas : sequence of int or None, default=None
         Exponents of the dot-product kernels compared at the first stage
         (None: keep the terms' own).
@@ -418,13 +421,14 @@ def _validate(problem, terms, coefficients, m):
     return energy, forces, groups
 
 
-def _sigma_candidates(auto, sigma_table):
+def _sigma_candidates(auto, sigma_table, center):
+    """(energy, force) noise factors of a stage: the grid times ``center``, and the base ``default_sigma``."""
     base = sigma_table["default"]
-    return [(float(fe), float(ff)) for ff in auto.force_sigma_factors for fe in auto.energy_sigma_factors], \
-        [float(v) for v in base]
+    return [(float(fe * center[0]), float(ff * center[1])) for ff in auto.force_sigma_factors
+            for fe in auto.energy_sigma_factors], [float(v) for v in base]
 
 
-def _run_stage(problem, stage_counts, steps, kernels, say):
+def _run_stage(problem, stage_counts, steps, kernels, say, center=(1.0, 1.0)):
     """Accumulate one stage and evaluate every (ladder step <= it, noise) candidate. Returns rows and state."""
     auto = problem.auto
     terms = problem.fitted_terms(stage_counts, kernels)
@@ -435,7 +439,7 @@ def _run_stage(problem, stage_counts, steps, kernels, say):
     kmm, L = factor_kmm(terms, problem.jitter)
     del kmm
     Lt = np.ascontiguousarray(L.T)
-    candidates, base = _sigma_candidates(auto, problem.sigma_table)
+    candidates, base = _sigma_candidates(auto, problem.sigma_table, center)
     columns = [problem.columns(stage_counts, counts) for counts in steps]
     coefficients = np.zeros((m, len(candidates) * len(steps)))
     energy_rows, force_rows, virial_rows = fit_groups
@@ -654,8 +658,8 @@ def fit_auto(model, atoms_list, labels, sigma_table, *, memory_budget=None, in_u
     model._say(describe_plan(plan, n_affordable))
     tops = problem.stage_tops()[:n_affordable]
     table, stop_reason, previous = [], None, 0
-    kernels = None
-    state = None
+    kernels, state, center = None, None, (1.0, 1.0)
+    base = sigma_table["default"]
     for i, top in enumerate(tops):
         steps = problem.ladder[previous : top + 1]
         stage_counts = problem.ladder[top]
@@ -665,13 +669,16 @@ def fit_auto(model, atoms_list, labels, sigma_table, *, memory_budget=None, in_u
                 rows, st = _run_stage(problem, stage_counts, steps, _kernels_with_zeta(model, zeta), model._say)
                 table.extend(rows)
                 results.append((min(r["val_force_mae"] for r in rows), zeta, rows, st))
-            _, zeta, _, state = min(results, key=lambda r: r[0])
+            _, zeta, rows, state = min(results, key=lambda r: r[0])
             kernels = _kernels_with_zeta(model, zeta)
         else:
             if i == 0 and zetas[0] is not None:
                 kernels = _kernels_with_zeta(model, zetas[0])
-            rows, state = _run_stage(problem, stage_counts, steps, kernels, model._say)
+            rows, state = _run_stage(problem, stage_counts, steps, kernels, model._say, center)
             table.extend(rows)
+        # the next stage's noise grid is centred on this stage's best, so a best value at an edge moves the grid
+        best_row = min(rows, key=lambda r: np.nan_to_num(r["val_force_mae"], nan=np.inf))
+        center = (best_row["sigma_energy"] / base[0], best_row["sigma_forces"] / base[1])
         previous = top + 1
         evaluated = problem.ladder[: top + 1]
         chosen_zeta = _zeta(kernels)

@@ -124,7 +124,9 @@ def test_auto_refit_equals_a_plain_fit_with_the_chosen_points_and_noise(auto_mod
     fitted = auto_model.terms_[0]
     term = GAPTerm(fitted.descriptor, NormalizedDotProductCovariance(4), n_sparse=fitted.n_sparse,
                    sparse_points=fitted.sparse_X)
-    plain = SparseGPR([term], default_sigma=tuple(choice["default_sigma"]), e0=auto_model.e0_, random_state=0)
+    chosen = AutoChoice.chosen_parameters(auto_model)
+    assert chosen == {"default_sigma": tuple(choice["default_sigma"]), "n_sparse": [fitted.n_sparse], "zeta": None}
+    plain = SparseGPR([term], default_sigma=chosen["default_sigma"], e0=auto_model.e0_, random_state=0)
     plain.fit(atoms, energies=energies, forces=forces)
     test, *_ = _ethanol("test")
     a = auto_model.predict(test[:6], properties=("energy", "forces"))

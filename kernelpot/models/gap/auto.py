@@ -172,7 +172,8 @@ class AutoChoice(Estimator):
     def chosen_parameters(model):
         """Parameters of a plain ``SparseGPR`` fit equivalent to ``model``'s auto fit (after ``fit``).
 
-        ``{"default_sigma": ..., "n_sparse": [per term], "zeta": ...}``.
+        ``{"default_sigma": (E, F, V), "n_sparse": [per term], "zeta": int or None}``; ``zeta`` is None
+        when ``zetas`` was not searched (the terms keep their own).
         """
         choice = model.auto_choice_
         return {"default_sigma": tuple(choice["default_sigma"]), "n_sparse": list(choice["n_sparse"]),

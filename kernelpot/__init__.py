@@ -35,6 +35,7 @@ _EXPORTS = {
     "SparseGPR": "models",
     "GAPTerm": "models",
     "IncrementalSparseGPR": "models",
+    "AutoChoice": "models",
     "SymmetryAdaptedGPR": "models",
     "TensorRegressor": "models",
     "DensityModel": "models",

@@ -14,6 +14,7 @@ _EXPORTS = {
     "SparseGPR": "gap",
     "GAPTerm": "gap",
     "IncrementalSparseGPR": "gap",
+    "AutoChoice": "gap",
     "SymmetryAdaptedGPR": "sagpr",
     "TensorRegressor": "sagpr",
     "DensityModel": "density",

@@ -210,15 +210,15 @@ def test_plan_fit_plans_the_stages_the_fit_runs(auto_model, ethanol):
     assert all(s["seconds"] > 0 and s["bytes"] > 0 for s in plan["stages"])
     assert text.startswith("auto: up to 3 stage(s), 45 candidate fits") and plan["setup_seconds"] > 0
     # a budget between the first stage and all of them: the later stages are planned but not run
-    from kernelpot.models.gap.auto import _affordable, describe_plan
+    from kernelpot.models.gap.auto_plan import affordable_stages, describe_plan
 
     assert plan["stages"][0]["seconds"] + plan["stages"][1]["seconds"] > 2.6 * plan["stages"][0]["seconds"]
     plan["budget_seconds"] = plan["setup_seconds"] + 2.0 * plan["stages"][0]["seconds"]
-    assert _affordable(plan, None, 0.0) == 1
+    assert affordable_stages(plan, None, 0.0) == 1
     assert describe_plan(plan, 1).count("(over budget: not run)") == 2
-    assert _affordable({**plan, "budget_seconds": None}, plan["stages"][1]["bytes"] + 1, 0.0) == 2  # memory too
+    assert affordable_stages({**plan, "budget_seconds": None}, plan["stages"][1]["bytes"] + 1, 0.0) == 2  # memory too
     with pytest.raises(ValueError, match="`max_memory` cannot hold the first stage"):
-        _affordable({**plan, "budget_seconds": None}, plan["stages"][0]["bytes"] / 2, 0.0)
+        affordable_stages({**plan, "budget_seconds": None}, plan["stages"][0]["bytes"] / 2, 0.0)
 
 
 @pytest.mark.parametrize(("settings", "match"), [

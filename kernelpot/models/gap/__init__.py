@@ -16,10 +16,10 @@ Inside the package: labels and noise (:mod:`.labels`), sparse-point
 selection (:mod:`.sparse`), the design builder (:mod:`.design`: the one
 interface to the whitened design rows, used by the fit, its workers, the
 memory plan, FITC, incremental learning and the active-learning
-strategies), the block-by-block solvers (:mod:`.accumulators`), the memory
-plan (:mod:`.budget`) and the predictive variances (:mod:`.variance`). The
-covariances are in :mod:`kernelpot.kernels.covariance`, the per-species
-descriptor wrapper in :mod:`kernelpot.descriptors.centre_species`.
+strategies), the block-by-block solvers (:mod:`.accumulators`), the cost plan
+of the auto choice (:mod:`.auto_plan`), the memory plan (:mod:`.budget`) and
+the predictive variances (:mod:`.variance`). The covariances are in
+:mod:`kernelpot.kernels.covariance`, the per-species descriptor wrapper in :mod:`kernelpot.descriptors.centre_species`.
 """
 
 from ...utils.lazy import lazy_exports

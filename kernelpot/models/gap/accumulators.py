@@ -6,6 +6,11 @@ the number of observations. A worker (a local process or a Dask worker)
 builds the blocks of some structures into a partial state
 (:func:`partial_factor`), and the caller merges the partial states in task
 order: a sum of normal equations, or the QR of the stacked R factors (TSQR).
+
+The auto choice (:mod:`kernelpot.models.gap.auto`) keeps one factor per
+group of observations (:class:`GroupFactor`: energies, forces, virials),
+stacks them rescaled per noise candidate (:func:`combined_factor`) and
+solves for any subset of the sparse points (:func:`solve_columns`).
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from .labels import Labels
 # column block size of dtpqrt (LAPACK recommends 32-64)
 _TPQRT_BLOCK = 64
 
-__all__ = ["QRAccumulator", "NormalAccumulator", "partial_factor", "accumulate_parallel"]
+__all__ = ["QRAccumulator", "NormalAccumulator", "partial_factor", "accumulate_parallel", "GroupFactor",
+           "combined_factor", "solve_columns"]
 
 
 class QRAccumulator:
@@ -201,3 +207,60 @@ def accumulate_parallel(model, builder, atoms_list, labels, blocks, accumulate):
                                  desc="SparseGPR fit blocks", verbose=bool(model.verbose)):
             accumulate.merge(state)
             del state
+
+
+# The stage factors of the auto choice (kernelpot.models.gap.auto): one group of observations per factor,
+# rescaled and stacked per noise candidate, solved for any subset of the sparse points.
+class GroupFactor:
+    """Rows ``[A b]`` of one observation group, kept as rows while fewer than ``m + 1``, else as their R factor."""
+
+    def __init__(self, m):
+        self.m = m
+        self.rows = np.zeros((0, m + 1))
+        self.qr = None
+
+    def add(self, A, b):
+        if A.shape[0] == 0:
+            return
+        if self.qr is None and self.rows.shape[0] + A.shape[0] <= self.m + 1:
+            self.rows = np.vstack([self.rows, np.column_stack([A, b])])
+            return
+        if self.qr is None:
+            self.qr = QRAccumulator.empty(self.m)
+            self.qr.add(self.rows[:, : self.m], self.rows[:, self.m])
+            self.rows = None
+        self.qr.add(A, b)
+
+    def stacked(self):
+        """ndarray (r, m + 1): rows with the same ``[A b]^T [A b]`` as everything added."""
+        return self.rows if self.qr is None else self.qr.R
+
+
+def combined_factor(Lt, groups, factors, start=None):
+    """Upper R (m + 1, m + 1) of ``[[L^T 0]; [A_g b_g] / c_g ...]``: the stage's problem for one noise candidate.
+
+    ``groups`` are lists of :class:`GroupFactor` (fitting part, validation part) with one factor ``c_g``
+    each; ``start``, if given, is a factor already holding ``L^T`` and some groups (its R is copied).
+    """
+    accumulator = QRAccumulator(Lt) if start is None else QRAccumulator.empty(Lt.shape[0])
+    if start is not None:
+        accumulator.R = np.array(start, order="F")
+    for group, factor in zip(groups, factors):
+        for part in group:
+            rows = part.stacked()
+            if rows.shape[0]:
+                accumulator.add(rows[:, :-1] / factor, rows[:, -1] / factor)
+    return accumulator.R
+
+
+def solve_columns(R, columns):
+    """Coefficients and upper factor (positive diagonal) of the columns ``columns`` of a combined factor."""
+    m = R.shape[0] - 1
+    if np.array_equal(columns, np.arange(len(columns))):
+        Rs, z = R[: len(columns), : len(columns)], R[: len(columns), m]
+    else:  # not a prefix: re-triangularise those columns (and the targets) of R
+        r = sla.qr(R[:, np.append(columns, m)], mode="r")[0]
+        Rs, z = r[: len(columns), : len(columns)], r[: len(columns), len(columns)]
+    sign = np.where(np.diag(Rs) < 0, -1.0, 1.0)
+    Rs, z = Rs * sign[:, None], z * sign
+    return sla.solve_triangular(Rs, z), Rs

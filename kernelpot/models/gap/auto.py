@@ -30,7 +30,7 @@
    least-squares problem as a plain fit on all structures with the chosen
    sparse points and noise), so the refit costs one triangular solve.
 
-The cost is planned before any fit (:func:`plan_auto`: a probe times the
+The cost is planned before any fit (:mod:`.auto_plan`: a probe times the
 design rows of a few structures and one QR update, and the plan scales them
 with the counts; estimates in CPU minutes of this process) and printed; a
 ``budget_minutes`` that cannot cover even the first stage is refused.
@@ -63,17 +63,17 @@ import copy
 import time
 
 import numpy as np
-import scipy.linalg as sla
 
 from ...kernels import NormalizedDotProductCovariance
 from ...utils.estimators import Estimator
-from .accumulators import QRAccumulator
+from .accumulators import GroupFactor, combined_factor, solve_columns
+from .auto_plan import affordable_stages, describe_plan, plan_auto
 from .design import DesignBuilder
 from .labels import Labels, check_sigma, resolve_e0
 from .sparse import choose_sparse
 from .terms import FittedTerm, factor_kmm, row_weights
 
-__all__ = ["AutoChoice", "choose_count", "plan_auto", "plan_fit", "fit_auto", "format_auto_table", "describe_plan"]
+__all__ = ["AutoChoice", "choose_count", "plan_fit", "fit_auto", "format_auto_table"]
 
 #: Total sparse points of the grown terms tried, in order (capped by the terms' ``n_sparse``).
 DEFAULT_LADDER = (250, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6500, 8000, 10000, 13000, 16000)
@@ -221,67 +221,12 @@ def _subset_labels(labels, index):
                     for field in ("energies", "forces", "virials", "config_types")])
 
 
-class _GroupFactor:
-    """Rows ``[A b]`` of one observation group, kept as rows while fewer than ``m + 1``, else as their R factor."""
-
-    def __init__(self, m):
-        self.m = m
-        self.rows = np.zeros((0, m + 1))
-        self.qr = None
-
-    def add(self, A, b):
-        if A.shape[0] == 0:
-            return
-        if self.qr is None and self.rows.shape[0] + A.shape[0] <= self.m + 1:
-            self.rows = np.vstack([self.rows, np.column_stack([A, b])])
-            return
-        if self.qr is None:
-            self.qr = QRAccumulator.empty(self.m)
-            self.qr.add(self.rows[:, : self.m], self.rows[:, self.m])
-            self.rows = None
-        self.qr.add(A, b)
-
-    def stacked(self):
-        """ndarray (r, m + 1): rows with the same ``[A b]^T [A b]`` as everything added."""
-        return self.rows if self.qr is None else self.qr.R
-
-
 def _group_slices(builder, structures, labels, atoms_list):
     """Row ranges of energies, forces and virials in a block of :meth:`DesignBuilder.rows`."""
     has_e, has_f, has_v = builder.observed(structures, labels)
     n_e = int(has_e.sum())
     n_f = 3 * int(sum(len(atoms_list[s]) for s, f in zip(structures, has_f) if f))
     return slice(0, n_e), slice(n_e, n_e + n_f), slice(n_e + n_f, None)
-
-
-def _combined_factor(Lt, groups, factors, start=None):
-    """Upper R (m + 1, m + 1) of ``[[L^T 0]; [A_g b_g] / c_g ...]``: the stage's problem for one noise candidate.
-
-    ``groups`` are lists of :class:`_GroupFactor` (fitting part, validation part) with one factor ``c_g``
-    each; ``start``, if given, is a factor already holding ``L^T`` and some groups (its R is copied).
-    """
-    accumulator = QRAccumulator(Lt) if start is None else QRAccumulator.empty(Lt.shape[0])
-    if start is not None:
-        accumulator.R = np.array(start, order="F")
-    for group, factor in zip(groups, factors):
-        for part in group:
-            rows = part.stacked()
-            if rows.shape[0]:
-                accumulator.add(rows[:, :-1] / factor, rows[:, -1] / factor)
-    return accumulator.R
-
-
-def _solve_subset(R, columns):
-    """Coefficients and upper factor (positive diagonal) of the columns ``columns`` of a combined factor."""
-    m = R.shape[0] - 1
-    if np.array_equal(columns, np.arange(len(columns))):
-        Rs, z = R[: len(columns), : len(columns)], R[: len(columns), m]
-    else:  # not a prefix: re-triangularise those columns (and the targets) of R
-        r = sla.qr(R[:, np.append(columns, m)], mode="r")[0]
-        Rs, z = r[: len(columns), : len(columns)], r[: len(columns), len(columns)]
-    sign = np.where(np.diag(Rs) < 0, -1.0, 1.0)
-    Rs, z = Rs * sign[:, None], z * sign
-    return sla.solve_triangular(Rs, z), Rs
 
 
 class _Problem:
@@ -376,7 +321,7 @@ class _Problem:
 
 def _accumulate(problem, terms, atoms_list, labels, whitened_builder, m, progress=None):
     """Group factors (energies, forces, virials) of the whitened design rows of ``atoms_list``."""
-    groups = [_GroupFactor(m) for _ in range(3)]
+    groups = [GroupFactor(m) for _ in range(3)]
     per_atom = whitened_builder.gradient_bytes_per_atom(atoms_list)[0]
     blocks, _ = whitened_builder.plan_blocks(atoms_list, labels, per_atom)
     for structures, _ in blocks:
@@ -397,7 +342,7 @@ def _validate(problem, terms, coefficients, m):
     plain = problem.builder(terms, whitened=False)
     whitened = problem.builder(terms, whitened=True)
     atoms_list, labels = problem.val_atoms, problem.val_labels
-    groups = [_GroupFactor(m) for _ in range(3)]
+    groups = [GroupFactor(m) for _ in range(3)]
     per_atom = plain.gradient_bytes_per_atom(atoms_list)[0]
     blocks, _ = plain.plan_blocks(atoms_list, labels, per_atom)
     n_candidates = coefficients.shape[1]
@@ -448,10 +393,10 @@ def _run_stage(problem, stage_counts, steps, kernels, say, center=(1.0, 1.0)):
     for c, (fe, ff) in enumerate(candidates):
         if ff not in shared:
             shared.clear()
-            shared[ff] = _combined_factor(Lt, [[force_rows], [virial_rows]], (ff, 1.0))
-        R = _combined_factor(Lt, [[energy_rows]], (fe,), start=shared[ff])
+            shared[ff] = combined_factor(Lt, [[force_rows], [virial_rows]], (ff, 1.0))
+        R = combined_factor(Lt, [[energy_rows]], (fe,), start=shared[ff])
         for s, cols in enumerate(columns):
-            coefficients[cols, c * len(steps) + s] = _solve_subset(R, cols)[0]
+            coefficients[cols, c * len(steps) + s] = solve_columns(R, cols)[0]
         del R
     shared.clear()
     energy, forces, val_groups = _validate(problem, terms, coefficients, m)
@@ -498,114 +443,6 @@ def _best_per_step(rows, steps):
     return best
 
 
-# ---------------------------------------------------------------------------------------------- planning
-def _best_time(function, repeats=3):
-    """The least CPU seconds of ``repeats`` calls (timeit's rule: the others were slowed by something else)."""
-    best = np.inf
-    for _ in range(repeats):
-        start = time.process_time()
-        function()
-        best = min(best, time.process_time() - start)
-    return max(best, 1e-6)
-
-
-def _probe(problem):
-    """CPU seconds per (structure x sparse point) of design rows, per flop of the QR update, rows per structure."""
-    n_probe = min(16, len(problem.fit_atoms))  # enough structures that the per-call overhead is small
-    counts = problem.ladder[0]
-    builder = problem.builder(problem.fitted_terms(counts), whitened=True)
-    structures = list(range(n_probe))
-    rows_per_structure = builder.rows(problem.fit_atoms, structures, problem.fit_labels)[0].shape[0] / n_probe
-    row_seconds = _best_time(lambda: builder.rows(problem.fit_atoms, structures, problem.fit_labels)) / (
-        n_probe * max(1, sum(counts)))
-    m = 512  # large enough for BLAS to run near the speed of the stages' updates
-    rng = np.random.default_rng(0)
-    triangle, block = np.triu(rng.random((m, m))) + m * np.eye(m), rng.random((2 * m, m))
-    flop_seconds = _best_time(lambda: QRAccumulator(triangle).add(block, block[:, 0])) / (2.0 * 2 * m * m * m)
-    return row_seconds, flop_seconds, rows_per_structure
-
-
-def plan_auto(problem, kernels_count=1):
-    """The stages the choice may run, each with its estimated CPU seconds and memory (bytes).
-
-    Returns
-    -------
-    dict
-        ``"stages"``: list of dicts (``"n_sparse_total"``, ``"seconds"``,
-        ``"bytes"``, ``"candidates"``), ``"n_fits"`` (candidate solutions),
-        ``"seconds"`` and ``"bytes"`` (all stages: the most the choice can
-        cost), ``"budget_seconds"``, ``"first_stage_seconds"``.
-    """
-    auto = problem.auto
-    row_seconds, flop_seconds, rows_per_structure = _probe(problem)
-    n_sigma = len(auto.force_sigma_factors) * len(auto.energy_sigma_factors)
-    n_fit, n_val = len(problem.fit_atoms), len(problem.val_atoms)
-    fit_rows, val_rows = rows_per_structure * n_fit, rows_per_structure * n_val
-    stages, previous = [], 0
-    for i, top in enumerate(problem.stage_tops()):
-        m = sum(problem.ladder[top])
-        n_steps = top + 1 - previous
-        previous = top + 1
-        seconds = (row_seconds * m * (n_fit + n_val)
-                   + flop_seconds * (2.0 * (fit_rows + val_rows) * m * m
-                                     + len(auto.force_sigma_factors) * 2.0 * m**3
-                                     + n_sigma * (2.0 * n_fit * m * m + 2.0 * val_rows * m * n_steps)))
-        if i == 0:
-            seconds *= kernels_count
-        square = 8.0 * (m + 1) ** 2
-        block = 8.0 * m * min(fit_rows, max(1.0, problem.block_bytes / (8.0 * m)))
-        # L, the fitting part's force factor, one combined factor and its copy in the QR, the validation
-        # rows (as rows or a factor), the energy rows, one block, the coefficients
-        val_bytes = min(8.0 * val_rows * (m + 1), square)
-        nbytes = 4 * square + val_bytes + 8.0 * rows_per_structure * n_fit / 3 * (m + 1) / 10 + block \
-            + 8.0 * m * n_sigma * n_steps
-        stages.append({"n_sparse_total": int(m), "seconds": float(seconds), "bytes": float(nbytes),
-                       "candidates": int(n_sigma * n_steps * (kernels_count if i == 0 else 1))})
-    budget = None if auto.budget_minutes is None else 60.0 * float(auto.budget_minutes)
-    return {"stages": stages, "n_fits": int(sum(s["candidates"] for s in stages)),
-            "seconds": float(sum(s["seconds"] for s in stages)), "bytes": float(max(s["bytes"] for s in stages)),
-            "budget_seconds": budget, "first_stage_seconds": stages[0]["seconds"]}
-
-
-def _affordable(plan, memory_budget, in_use):
-    """How many stages fit the time and memory budgets; raises if not even the first does."""
-    spent, n = plan.get("setup_seconds", 0.0), 0
-    for stage in plan["stages"]:
-        over_time = plan["budget_seconds"] is not None and spent + stage["seconds"] > plan["budget_seconds"]
-        over_memory = memory_budget is not None and in_use + stage["bytes"] > memory_budget
-        if over_time or over_memory:
-            if n == 0:
-                first = plan["stages"][0]
-                if over_time:
-                    raise ValueError(
-                        f"`budget_minutes` (--budget-minutes) = {plan['budget_seconds'] / 60:.3g} cannot be met: "
-                        f"the first stage ({first['n_sparse_total']} sparse points, {first['candidates']} candidate "
-                        f"fits) needs about {first['seconds'] / 60:.2f} CPU minutes after "
-                        f"{plan.get('setup_seconds', 0.0) / 60:.2f} spent on the descriptors and sparse points; give "
-                        f"a larger budget or a shorter `sparse_ladder`")
-                raise ValueError(
-                    f"`max_memory` cannot hold the first stage of the auto choice ({first['n_sparse_total']} sparse "
-                    f"points): it needs about {(in_use + first['bytes']) / 2**30:.2f} GiB")
-            break
-        spent += stage["seconds"]
-        n += 1
-    return n
-
-
-def describe_plan(plan, n_affordable):
-    """The plan in words, printed before any fit."""
-    lines = [f"auto: up to {len(plan['stages'])} stage(s), {plan['n_fits']} candidate fits, about "
-             f"{plan['seconds'] / 60:.1f} CPU minutes and {plan['bytes'] / 2**30:.2f} GiB at most "
-             f"(estimated from a probe; {plan.get('setup_seconds', 0.0) / 60:.1f} min spent on descriptors and "
-             f"ordering the sparse points)" + ("" if plan["budget_seconds"] is None else
-                                               f"; budget {plan['budget_seconds'] / 60:.1f} CPU minutes")]
-    for i, stage in enumerate(plan["stages"]):
-        note = "" if i < n_affordable else "  (over budget: not run)"
-        lines.append(f"  stage {i + 1}: {stage['n_sparse_total']:>6} sparse points, {stage['candidates']:>3} "
-                     f"candidates, ~{stage['seconds'] / 60:.1f} min, ~{stage['bytes'] / 2**30:.2f} GiB{note}")
-    return "\n".join(lines)
-
-
 # ---------------------------------------------------------------------------------------------- the fit
 def _prepare(model, atoms_list, labels, sigma_table, memory_budget, in_use):
     """The problem, the ζ candidates, the plan and how many of its stages the budgets allow (or a refusal)."""
@@ -620,7 +457,7 @@ def _prepare(model, atoms_list, labels, sigma_table, memory_budget, in_use):
     plan = plan_auto(problem, kernels_count=len(zetas))
     # the descriptors, the ordering of the sparse points and the probe are spent already: they count too
     plan["setup_seconds"] = time.process_time() - start
-    return problem, zetas, plan, _affordable(plan, memory_budget, in_use)
+    return problem, zetas, plan, affordable_stages(plan, memory_budget, in_use)
 
 
 def plan_fit(model, atoms_list, *, energies=None, forces=None, virials=None, config_types=None):
@@ -725,12 +562,12 @@ def _refit(model, problem, state, chosen, kernels):
     sigma = problem.sigma_table["default"]
     factors = (chosen["sigma_energy"] / sigma[0], chosen["sigma_forces"] / sigma[1], 1.0)
     groups = [[fit, val] for fit, val in zip(state["fit_groups"], state["val_groups"])]
-    R = _combined_factor(state["Lt"], groups, factors)
+    R = combined_factor(state["Lt"], groups, factors)
     stage_counts = state["stage_counts"]
     state.clear()  # the stage's factors are no longer needed
     counts = tuple(chosen["n_sparse"])
     columns = problem.columns(stage_counts, counts)
-    alpha, Rs = _solve_subset(R, columns)
+    alpha, Rs = solve_columns(R, columns)
     del R
     terms = problem.fitted_terms(counts, kernels)
     _, L = factor_kmm(terms, problem.jitter)

@@ -20,7 +20,7 @@ from kernelpot.descriptors.distance_2b import Distance2B
 from kernelpot.descriptors.soap import SOAP
 from kernelpot.kernels import GaussianCovariance, NormalizedDotProductCovariance
 from kernelpot.models.gap import AutoChoice, GAPTerm, SparseGPR
-from kernelpot.models.gap.auto import choose_count, plan_fit
+from kernelpot.models.gap.auto import FORCE_TIE, _best_row, choose_count, plan_fit
 from kernelpot.potential.serialization import load_model, save_model
 
 EV_PER_KCAL_MOL = 0.0433641153
@@ -56,7 +56,16 @@ def auto_model(ethanol):
 
 def _best_per_count(table):
     counts = sorted({row["n_sparse_total"] for row in table})
-    return counts, [min(row["val_force_mae"] for row in table if row["n_sparse_total"] == k) for k in counts]
+    return counts, [_best_row([row for row in table if row["n_sparse_total"] == k])["val_force_mae"] for k in counts]
+
+
+def test_force_ties_are_broken_by_the_energy_error():
+    rows = [{"val_force_mae": 1.0, "val_energy_mae": 5.0}, {"val_force_mae": 1.0 + FORCE_TIE / 2,
+                                                             "val_energy_mae": 1.0},
+            {"val_force_mae": 1.0 + 2 * FORCE_TIE, "val_energy_mae": 0.1}]
+    assert _best_row(rows) is rows[1]  # within the tie: lower energy error; beyond it: forces decide
+    assert _best_row(rows[:1] + rows[2:]) is rows[0]
+    assert _best_row([{"val_force_mae": float("nan"), "val_energy_mae": 0.0}, rows[2]]) is rows[2]
 
 
 def test_choose_count_grows_while_the_error_drops_and_stops_after_patience():
@@ -102,7 +111,7 @@ def test_each_stage_centres_the_noise_grid_on_the_previous_stage_best(auto_model
     assert {row["sigma_forces"] for row in table if row["stage_top"] == stages[0]} == {
         f * SIGMA[1] for f in (0.5, 1.0, 2.0)}
     for previous, stage in zip(stages, stages[1:]):
-        best = min((r for r in table if r["stage_top"] == previous), key=lambda r: r["val_force_mae"])
+        best = _best_row([r for r in table if r["stage_top"] == previous])
         for key in ("sigma_forces", "sigma_energy"):
             grid = sorted({row[key] for row in table if row["stage_top"] == stage})
             assert grid == pytest.approx([f * best[key] for f in (0.5, 1.0, 2.0)])

@@ -433,14 +433,23 @@ def _kernels_with_zeta(model, zeta):
     return kernels
 
 
+# Force MAEs within this fraction of the best count as a tie, broken by the energy MAE: the energy noise
+# hardly changes the forces (one energy row per structure against 3 per atom), so without this its choice (and
+# the grid of the next stage, centred on it) would follow round-off-level differences of the force MAE.
+FORCE_TIE = 0.002
+
+
+def _best_row(rows):
+    """The row with the lowest validation force MAE, ties (within FORCE_TIE) broken by the energy MAE."""
+    forces = np.array([np.nan_to_num(r["val_force_mae"], nan=np.inf) for r in rows])
+    energies = np.array([np.nan_to_num(r["val_energy_mae"], nan=np.inf) for r in rows])
+    tied = np.flatnonzero(forces <= (1.0 + FORCE_TIE) * forces.min())
+    return rows[int(tied[np.argmin(energies[tied])])]
+
+
 def _best_per_step(rows, steps):
-    """Best (lowest validation force MAE) row of every ladder step, in ladder order."""
-    best = []
-    for counts in steps:
-        matching = [r for r in rows if tuple(r["n_sparse"]) == tuple(counts)]
-        best.append(min(matching, key=lambda r: (np.nan_to_num(r["val_force_mae"], nan=np.inf),
-                                                 r["val_energy_mae"])))
-    return best
+    """Best row (:func:`_best_row`) of every ladder step, in ladder order."""
+    return [_best_row([r for r in rows if tuple(r["n_sparse"]) == tuple(counts)]) for counts in steps]
 
 
 # ---------------------------------------------------------------------------------------------- the fit
@@ -511,7 +520,7 @@ def fit_auto(model, atoms_list, labels, sigma_table, *, memory_budget=None, in_u
             for zeta in zetas:
                 rows, st = _run_stage(problem, stage_counts, steps, _kernels_with_zeta(model, zeta), model._say)
                 table.extend(rows)
-                results.append((min(r["val_force_mae"] for r in rows), zeta, rows, st))
+                results.append((_best_row(rows)["val_force_mae"], zeta, rows, st))
             _, zeta, rows, state = min(results, key=lambda r: r[0])
             kernels = _kernels_with_zeta(model, zeta)
         else:
@@ -520,7 +529,7 @@ def fit_auto(model, atoms_list, labels, sigma_table, *, memory_budget=None, in_u
             rows, state = _run_stage(problem, stage_counts, steps, kernels, model._say, center)
             table.extend(rows)
         # the next stage's noise grid is centred on this stage's best, so a best value at an edge moves the grid
-        best_row = min(rows, key=lambda r: np.nan_to_num(r["val_force_mae"], nan=np.inf))
+        best_row = _best_row(rows)
         center = (best_row["sigma_energy"] / base[0], best_row["sigma_forces"] / base[1])
         previous = top + 1
         evaluated = problem.ladder[: top + 1]

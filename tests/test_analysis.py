@@ -103,6 +103,26 @@ def test_yeh_hummer_correction_by_hand():
         yeh_hummer_correction(10.0, 298.0, 0.0)
 
 
+def test_yeh_hummer_for_any_box_shape_is_the_ewald_self_potential():
+    from kernelpot.analysis import periodic_self_potential
+
+    # A cube reproduces Yeh & Hummer's constant (the Wigner/Madelung sum of the simple cubic lattice)
+    assert periodic_self_potential([1.0, 1.0, 1.0]) == pytest.approx(-2.837297, abs=2e-6)
+    assert yeh_hummer_correction(np.eye(3) * 10.18, 298.0, 0.89e-3) == pytest.approx(
+        yeh_hummer_correction(10.18, 298.0, 0.89e-3), rel=1e-6)
+    # 1/L scaling, independent of axis order and of the cell's orientation
+    box = periodic_self_potential([20.0, 10.0, 10.0])
+    assert periodic_self_potential([40.0, 20.0, 20.0]) == pytest.approx(box / 2, rel=1e-9)
+    assert periodic_self_potential([10.0, 20.0, 10.0]) == pytest.approx(box, rel=1e-9)
+    c, s = np.cos(0.3), np.sin(0.3)
+    rotated = np.diag([20.0, 10.0, 10.0]) @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]).T
+    assert periodic_self_potential(rotated) == pytest.approx(box, rel=1e-9)
+    # A 2:1:1 box corrects less than the cube of its volume (12.6 Å side: 0.225 1/Å): 0.1806 1/Å, a 15.7 Å cube
+    assert -box == pytest.approx(0.180584, abs=1e-5) and -box < 2.837297 / np.cbrt(2000.0)
+    with pytest.raises(ValueError, match="cell"):
+        periodic_self_potential(np.zeros((3, 3)))
+
+
 def test_nernst_einstein_gives_the_limiting_molar_conductivity_of_nacl():
     # Λ0 = F²/(RT) (D+ + D-) with the measured infinite-dilution D (1.334, 2.032 × 10⁻⁹ m²/s):
     # 126.4 S cm²/mol measured (CRC handbook) -> the formula and its units are right.

@@ -145,3 +145,25 @@ def test_foreign_or_newer_descriptions_are_refused():
             read({"kind": "coulomb", "version": 1})
         with pytest.raises(ValueError, match="description: kind \\[1, 2\\]"):
             read([1, 2])
+
+
+def test_stable_baseline_soft_wall_acts_on_its_pair_only_and_survives_a_file():
+    from kernelpot.potential.recipe import stable_baseline
+    box = _water_box(2)
+    symbols = np.array(box.get_chemical_symbols())
+    d = box.get_all_distances(mic=True)
+    oo = d[np.ix_(symbols == "O", symbols == "O")][np.triu_indices(4, 1)]
+    onset, k = float(oo.min()) + 0.5, 1.85  # inside the data's O-O range: not zero on the data, by design
+    plain = stable_baseline([box], {"O": -0.834, "H": 0.417})
+    walled = stable_baseline([box], {"O": -0.834, "H": 0.417}, soft_walls={("O", "O"): (onset, k)})
+    extra = walled.evaluate([box])["energy"][0] - plain.evaluate([box])["energy"][0]
+    from ase.neighborlist import neighbor_list
+
+    i, j, r = neighbor_list("ijd", box, onset)  # every periodic image, each pair twice
+    both_o = (symbols[i] == "O") & (symbols[j] == "O")
+    assert extra == pytest.approx(k * np.sum((onset - r[both_o]) ** 3) / 2, rel=1e-9) and extra > 0
+    wall = walled.parts[-1]
+    assert wall.onsets["O-O"] == onset and max(v for key, v in wall.onsets.items() if key != "O-O") < 0.01
+    assert CoreRepulsion.from_dict(wall.to_dict()) == wall
+    with pytest.raises(ValueError, match="species pairs"):
+        stable_baseline([box], soft_walls={"O+O": (2.9, 1.0)})

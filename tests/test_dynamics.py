@@ -72,6 +72,33 @@ def test_a_killed_run_resumes_on_the_unbroken_trajectory(tmp_path):
     assert read_frames(tmp_path / "b.extxyz")[-1].info["step"] == 40
 
 
+def test_bussi_thermostat_reaches_its_target_rescales_only_and_resumes_bit_for_bit(tmp_path):
+    # Heat from 100 K (momenta given) to a 600 K target with taut = 20 fs: after 20 taut the kinetic temperature
+    # sits at the target (32 Cu atoms: canonical spread 600 * sqrt(2 / 93) = 88 K per frame; mean of 20 frames).
+    from ase.md.velocitydistribution import Stationary
+
+    from kernelpot.utils.ase_compat import thermalize
+
+    cold = _cu()
+    thermalize(cold, 100.0, np.random.default_rng(0))
+    Stationary(cold)
+    bussi = {"thermostat": "bussi", "taut": 20.0, "temperature": 600.0, "interval": 10}
+    md = _md(tmp_path / "hot.extxyz", **bussi).run(cold, EMT(), 400)
+    temperatures = [f.info["temperature_K"] for f in read_frames(tmp_path / "hot.extxyz")]
+    assert abs(np.mean(temperatures[-20:]) - 600.0) < 100.0 and temperatures[0] < 150.0
+    assert json.loads(md.state_path.read_text())["parameters"]["taut"] == 20.0
+    # Rescaling only: the centre of mass stays at rest (Langevin noise on each atom would move it without FixCom).
+    last = read_frames(tmp_path / "hot.extxyz")[-1]
+    assert np.abs(last.get_momenta().sum(axis=0)).max() < 1e-6  # the frame keeps 8 decimals
+    # A stop and resume continues the same trajectory (the thermostat's generator state is restored).
+    straight = read_frames(_md(tmp_path / "a.extxyz", **bussi).run(_cu(), EMT(), 60).trajectory)
+    _md(tmp_path / "b.extxyz", **bussi).run(_cu(), EMT(), 30)
+    resumed = read_frames(_md(tmp_path / "b.extxyz", **bussi).run(_cu(), EMT(), 60).trajectory)
+    np.testing.assert_array_equal(straight[-1].positions, resumed[-1].positions)
+    with pytest.raises(ValueError, match="taut"):
+        _md(tmp_path / "c.extxyz", thermostat="bussi", taut=0.0).run(_cu(), EMT(), 5)
+
+
 def test_explosion_stops_keeps_frames_and_suggests_the_last_ones(tmp_path, capsys):
     path = tmp_path / "hot.extxyz"
     # Cu neighbours are 2.55 Å apart; with a 2.45 Å minimum distance the first close contact of a hot run stops it.

@@ -90,6 +90,22 @@ def test_md_model_recipe_keeps_a_short_run_physical(tmp_path):
     for pair, closest in check["closest"].items():
         assert closest > onsets[tuple(sorted(pair.split("-")))] - 0.1, pair
 
+def test_md_recipe_s4_puts_its_soft_oo_wall_in_the_baseline():
+    """The production recipe's O-O wall is part of the baseline the GAP is fitted over: the model file keeps it,
+    and it repels O-O pairs below 2.95 Å, where the core (zero on the data) does not."""
+    benchmark = _load()
+    recipe = benchmark.NACL_MD_RECIPES["s4"]
+    assert "n_max=8" in recipe["gap"] and "l_max=6" in recipe["gap"] and recipe["soft_walls"] == {"O-O": (2.95, 1.85)}
+    train = benchmark.load_nacl([benchmark.BUNDLED / "nacl_water" / "revPBE0-D3_gen1_subset.data"]).subset([0, 5])
+    gap = benchmark.nacl_gap_string(r_cut=3.0, n_max=3, l_max=2, n_sparse={"O": 20, "H": 20, "Na": 3, "Cl": 3},
+                                    two_body_sparse=5)
+    model = benchmark.fit_nacl_md_model(train, gap=gap, soft_walls=recipe["soft_walls"])
+    wall = model.baseline.parts[-1]
+    assert wall.onsets["O-O"] == 2.95 and wall.stiffness == 1.85
+    assert wall.evaluate(train.atoms)["energy"].min() > 0  # liquid water has O-O pairs below 2.95 Å
+    assert not model.baseline.parts[1].evaluate(train.atoms)["energy"].any()  # the core stays zero on the data
+
+
 def test_file_monomer_energies_are_not_those_of_the_dimers_monomers():
     """Why the binding need not vanish at infinite separation: monomers are rigid inside a family, but the same
     molecule has another geometry in another family while the file gives it one energyA/energyB."""

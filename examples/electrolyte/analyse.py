@@ -80,7 +80,8 @@ def main(argv=None):
     shells = {rdf.label: rdf.first_shell(r_min=1.2 if rdf.pair[1] == "H" else 0.0) for rdf in rdfs}
     plot_rdfs(rdfs, out / "rdf.png", title=f"{args.name}: {len(frames)} frames, {duration:.1f} ps, "
               f"{temperature:.0f} K")
-    shift = yeh_hummer_correction(length, temperature, args.viscosity)
+    # the cell, not a cube of its volume: the gen3 boxes are 20 x 10 x 10 Å, which corrects like a 15.7 Å cube
+    shift = yeh_hummer_correction(np.asarray(cell[:]), temperature, args.viscosity)
     diffusion = {}
     for symbol in ("O", "Na", "Cl"):
         if symbol in species:
@@ -92,7 +93,8 @@ def main(argv=None):
     conductivity = nernst_einstein_conductivity(ions, counts, {"Na": 1, "Cl": -1}, cell.volume, temperature) \
         if ions else None
     results = {"trajectory": args.name, "frames": len(frames), "duration_ps": duration, "temperature_K": temperature,
-               "box_length_A": length, "yeh_hummer_shift_1e-9_m2_s": shift * 1e9, "viscosity_Pa_s": args.viscosity,
+               "box_length_A": length, "cell_lengths_A": [float(v) for v in cell.lengths()],
+               "yeh_hummer_shift_1e-9_m2_s": shift * 1e9, "viscosity_Pa_s": args.viscosity,
                "rdf": shells,
                "diffusion_1e-9_m2_s": {s: {"D_pbc": d.D * 1e9, "std": d.D_std * 1e9,
                                            "interval95": [v * 1e9 for v in d.D_interval],
@@ -102,7 +104,8 @@ def main(argv=None):
                    "mean": float(np.mean(conductivity)), "std": float(np.std(conductivity))},
                "load_average": os.getloadavg()[0]}
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    lines = [f"{args.name}: {len(frames)} frames over {duration:.2f} ps at {temperature:.0f} K, box {length:.2f} Å",
+    lines = [f"{args.name}: {len(frames)} frames over {duration:.2f} ps at {temperature:.0f} K, cell "
+             f"{' × '.join(f'{v:.2f}' for v in cell.lengths())} Å",
              "", "| pair | first peak (Å) | first minimum (Å) | coordination | experiment |", "|---|---|---|---|---|"]
     for label, shell in shells.items():
         ref = EXPERIMENT.get(label)
@@ -116,7 +119,8 @@ def main(argv=None):
                      f" | {d['D_yeh_hummer']:.2f} | {d['experiment']} |")
     lines.append("")
     lines.append("D in 10⁻⁹ m²/s (O: water oxygens). Yeh–Hummer shift "
-                 f"{shift * 1e9:.2f} × 10⁻⁹ m²/s (η = {args.viscosity} Pa s, L = {length:.2f} Å).")
+                 f"{shift * 1e9:.2f} × 10⁻⁹ m²/s (η = {args.viscosity} Pa s, cell "
+                 f"{' × '.join(f'{v:.2f}' for v in cell.lengths())} Å).")
     if conductivity is not None:
         lines.append(f"Nernst–Einstein conductivity: {np.mean(conductivity):.2f} ± {np.std(conductivity):.2f} S/m "
                      f"({counts['Na']} NaCl in {cell.volume:.0f} Å³).")

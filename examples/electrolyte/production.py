@@ -7,8 +7,10 @@ revPBE0-D3 data set of O'Neill et al. (1 NaCl + 62 H2O, 12.42 Å cubic; shared d
 with dispersion); the xTB model is the workflow test. The fit is cached in ``<work>/md/revpbe0.kpot`` with its
 validation errors on held-out frames in ``revpbe0.json``.
 
-MD: Langevin at ``--temperature`` (300 K), ``--timestep`` fs with protium masses (diffusion depends on
-them), weak friction (``--friction`` 1/fs: 0.002 = 0.5 ps damping, a few % slower diffusion than NVE), a
+MD: NVT at ``--temperature`` (300 K), ``--timestep`` fs with protium masses (diffusion depends on them).
+``--thermostat langevin`` (default) with weak friction (``--friction`` 1/fs: 0.002 = 0.5 ps damping, a few %
+slower diffusion than NVE), or ``--thermostat bussi``: stochastic velocity rescaling (``--taut`` fs), one global
+noise on the kinetic energy, which leaves single-particle dynamics, hence diffusion, essentially as in NVE. A
 frame every ``--interval`` steps in ``<work>/md/<name>.extxyz`` (:class:`kernelpot.potential.ResumableMD`:
 kill it and run the same command to continue; a larger ``--ps`` extends it). The start is a revPBE0-D3 frame
 (already liquid); ``analyse.py --skip`` drops the equilibration. Equivalent command line for a saved model::
@@ -92,7 +94,9 @@ def main(argv=None):
     parser.add_argument("--ps", type=float, default=50.0, help="total length, ps (extendable)")
     parser.add_argument("--temperature", type=float, default=300.0)
     parser.add_argument("--timestep", type=float, default=1.0, help="fs")
+    parser.add_argument("--thermostat", default="langevin", choices=["langevin", "bussi"])
     parser.add_argument("--friction", type=float, default=0.002, help="Langevin friction, 1/fs")
+    parser.add_argument("--taut", type=float, default=100.0, help="Bussi time constant, fs")
     parser.add_argument("--interval", type=int, default=10, help="steps between frames")
     parser.add_argument("--n-train", type=int, default=40, help="revpbe0: training frames")
     parser.add_argument("--n-valid", type=int, default=20, help="revpbe0: validation frames")
@@ -121,8 +125,9 @@ def main(argv=None):
     start.calc = None
     name = args.name or Path(args.model).stem
     md = ResumableMD(folder / f"{name}.extxyz", temperature=args.temperature, timestep=args.timestep,
-                     friction=args.friction, interval=args.interval, random_state=args.seed,
-                     min_distance=min_distances(args.oracle or default_oracle()), progress=not args.quiet, log_every=10)
+                     thermostat=args.thermostat, friction=args.friction, taut=args.taut, interval=args.interval,
+                     random_state=args.seed, min_distance=min_distances(args.oracle or default_oracle()),
+                     progress=not args.quiet, log_every=10)
     steps = int(round(args.ps * 1000.0 / args.timestep))
     md.run(start, GAPCalculator(model, uncertainty=False), steps)
     print(f"{md.trajectory}: step {md.step_} of {steps} ({md.step_ * args.timestep / 1000:.3f} ps); "

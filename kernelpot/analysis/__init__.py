@@ -13,6 +13,7 @@ _EXPORTS = {
     "Diffusion": "transport",
     "self_diffusion": "transport",
     "yeh_hummer_correction": "transport",
+    "periodic_self_potential": "transport",
     "nernst_einstein_conductivity": "transport",
     "YEH_HUMMER_XI": "transport",
     "plot_rdfs": "plots",

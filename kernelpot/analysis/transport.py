@@ -8,7 +8,8 @@ MSD does not. kernelpot only picks the frames and the fitting window and convert
 
 Finite periodic boxes slow diffusion down by the hydrodynamic self-interaction; Yeh & Hummer (J. Phys.
 Chem. B 108, 15873 (2004)) give ``D_∞ = D_PBC + k_B T ξ / (6 π η L)`` for a cubic box of side ``L`` and
-shear viscosity ``η``, ξ = 2.837297. (kinisi's ``YehHummer`` fits ``D_∞`` and η from several box sizes; with one
+shear viscosity ``η``, ξ = 2.837297; for other box shapes ``ξ / L`` is the Ewald self-potential of the lattice
+(:func:`periodic_self_potential`). (kinisi's ``YehHummer`` fits ``D_∞`` and η from several box sizes; with one
 box η has to be known.) The Nernst–Einstein conductivity ``σ = e² / (V k_B T) Σ_i N_i z_i² D_i`` neglects
 ion–ion velocity correlations (the distinct terms), which an ideal, dilute solution does not have.
 """
@@ -23,6 +24,7 @@ __all__ = [
     "YEH_HUMMER_XI",
     "Diffusion",
     "nernst_einstein_conductivity",
+    "periodic_self_potential",
     "self_diffusion",
     "yeh_hummer_correction",
 ]
@@ -165,22 +167,70 @@ def self_diffusion(frames, species, *, frame_interval=None, start=None, max_inte
                      duration=float(times[-1] - times[0]), fit=np.asarray(analyzer.distributions).T)
 
 
-def yeh_hummer_correction(box_length, temperature, viscosity):
-    """``k_B T ξ / (6 π η L)``: add it to a diffusion coefficient from a cubic periodic box, m²/s.
+def periodic_self_potential(cell):
+    """Potential (1/Å) that a unit point charge feels from its own periodic images in a neutralising background.
+
+    ``ψ = lim_{r→0} [φ_periodic(r) - 1/r]`` by Ewald summation (real-space images, reciprocal lattice, the
+    self term and the background term; independent of the splitting parameter). For a cube of side ``L``
+    ``ψ = -2.837297 / L`` (:data:`YEH_HUMMER_XI`). The same lattice sum is the trace of the periodic Oseen tensor's
+    self term (Hasimoto 1959), so ``-ψ`` replaces ``ξ / L`` in the Yeh–Hummer correction of any box shape.
 
     Parameters
     ----------
-    box_length : float
-        Å (cube side).
+    cell : array-like, (3, 3) or (3,)
+        Cell vectors as rows, Å, or the three lengths of an orthorhombic cell.
+    """
+    from scipy.special import erfc
+
+    cell = np.asarray(cell, dtype=float)
+    cell = np.diag(cell) if cell.shape == (3,) else cell
+    if cell.shape != (3, 3) or not np.all(np.isfinite(cell)) or abs(np.linalg.det(cell)) < 1e-12:
+        raise ValueError(f"`cell` must be three lengths or a (3, 3) matrix of a non-degenerate cell, Å; got {cell!r}")
+    volume = abs(np.linalg.det(cell))
+    alpha = np.sqrt(np.pi) / np.cbrt(volume)  # balances the two sums; the result does not depend on it
+    reciprocal = 2.0 * np.pi * np.linalg.inv(cell).T
+    # erfc(alpha r) and exp(-k^2 / 4 alpha^2) below 1e-16 beyond these many cells along each vector
+    reach = 6.0 / alpha
+    n_real = np.ceil(reach * np.linalg.norm(np.linalg.inv(cell), axis=0)).astype(int)
+    n_reci = np.ceil(2.0 * alpha * 6.0 / (2.0 * np.pi) * np.linalg.norm(cell, axis=1)).astype(int)
+
+    def lattice(vectors, n):
+        grid = np.stack(np.meshgrid(*[np.arange(-m, m + 1) for m in n], indexing="ij"), -1).reshape(-1, 3)
+        points = grid[np.any(grid != 0, axis=1)] @ vectors
+        return np.linalg.norm(points, axis=1)
+
+    r = lattice(cell, n_real)
+    k = lattice(reciprocal, n_reci)
+    real = np.sum(erfc(alpha * r) / r)
+    recip = 4.0 * np.pi / volume * np.sum(np.exp(-(k**2) / (4.0 * alpha**2)) / k**2)
+    return float(real + recip - 2.0 * alpha / np.sqrt(np.pi) - np.pi / (alpha**2 * volume))
+
+
+def yeh_hummer_correction(box, temperature, viscosity):
+    """``k_B T ξ / (6 π η L)``: add it to a diffusion coefficient from a periodic box, m²/s.
+
+    Parameters
+    ----------
+    box : float or array-like
+        Å: the side of a cube, or a cell ((3, 3) rows or three orthorhombic lengths). For a box that is not a
+        cube, ``ξ / L`` becomes ``-ψ`` of :func:`periodic_self_potential`: the correction of the
+        direction-averaged D (the MSD of all three directions) for that box shape (Kikugawa et al., J. Chem.
+        Phys. 143, 024507 (2015), give the per-direction corrections).
     temperature : float
         K.
     viscosity : float
         Shear viscosity η, Pa·s (water at 298 K: 0.89e-3; use the model's own η when known).
     """
-    for name, value in (("box_length", box_length), ("temperature", temperature), ("viscosity", viscosity)):
+    for name, value in (("temperature", temperature), ("viscosity", viscosity)):
         if not (isinstance(value, (int, float, np.number)) and np.isfinite(value) and value > 0):
             raise ValueError(f"`{name}` must be a number > 0; got {value!r}")
-    return _BOLTZMANN * temperature * YEH_HUMMER_XI / (6.0 * np.pi * viscosity * box_length * 1e-10)
+    if np.ndim(box) == 0:
+        if not (isinstance(box, (int, float, np.number)) and np.isfinite(box) and box > 0):
+            raise ValueError(f"`box` must be a cube side > 0 (Å) or a cell; got {box!r}")
+        inverse_length = YEH_HUMMER_XI / float(box)
+    else:
+        inverse_length = -periodic_self_potential(box)
+    return _BOLTZMANN * temperature * inverse_length / (6.0 * np.pi * viscosity * 1e-10)
 
 
 def nernst_einstein_conductivity(diffusion, counts, charges, volume, temperature):

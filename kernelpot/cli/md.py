@@ -29,9 +29,12 @@ def add_parser(sub) -> None:
                     help="K: initial velocities drawn at this temperature; the Langevin thermostat's target")
     md.add_argument("--steps", type=positive_int, default=1000, help="number of time steps")
     md.add_argument("--timestep", type=positive_float, default=1.0, help="time step, fs")
-    md.add_argument("--thermostat", choices=["nve", "langevin"], default="nve",
-                    help="nve: velocity Verlet, constant energy; langevin: constant temperature")
+    md.add_argument("--thermostat", choices=["nve", "langevin", "bussi"], default="nve",
+                    help="nve: velocity Verlet, constant energy; langevin: constant temperature, friction on every "
+                         "atom; bussi: constant temperature by stochastic velocity rescaling (one global noise: "
+                         "diffusion barely disturbed)")
     md.add_argument("--friction", type=non_negative_float, default=0.01, help="Langevin friction, 1/fs")
+    md.add_argument("--taut", type=positive_float, default=100.0, help="Bussi time constant, fs")
     md.add_argument("--trajectory", type=Path, help="write an ASE .traj file")
     md.add_argument("--interval", type=positive_int, default=10, help="steps between log lines and frames")
     md.add_argument("--skin", type=non_negative_float, default=1.0,
@@ -91,6 +94,11 @@ def run(args) -> int:
     Stationary(atoms)
     if args.thermostat == "nve":
         dynamics = VelocityVerlet(atoms, timestep=args.timestep * units.fs)
+    elif args.thermostat == "bussi":
+        from ase.md.bussi import Bussi
+
+        dynamics = Bussi(atoms, timestep=args.timestep * units.fs, temperature_K=args.temperature,
+                         taut=args.taut * units.fs, rng=np.random.default_rng(args.seed))
     else:
         dynamics = Langevin(atoms, timestep=args.timestep * units.fs, temperature_K=args.temperature,
                             friction=args.friction / units.fs, rng=np.random.default_rng(args.seed))
@@ -187,7 +195,7 @@ def _run_resumable(args, atoms, calculator, uncertainty) -> int:
         raise ValueError("--flagged is for runs without --output; with --output a --stop writes the last frames "
                          "to <output>.to_label.extxyz")
     md = ResumableMD(args.output, temperature=args.temperature, timestep=args.timestep, thermostat=args.thermostat,
-                     friction=args.friction, interval=args.interval, min_distance=args.min_distance,
+                     friction=args.friction, taut=args.taut, interval=args.interval, min_distance=args.min_distance,
                      random_state=args.seed, progress=not args.quiet)
     watches = []
     observers = [lambda dynamics: watches.append(UncertaintyWatch(

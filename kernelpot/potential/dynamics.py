@@ -29,7 +29,7 @@ from ..utils.jsonable import jsonable
 
 __all__ = ["GeometryGuard", "MDExplosion", "ResumableMD", "closest_pair", "pair_limits", "read_frames", "too_close"]
 
-_THERMOSTATS = ("langevin", "nve")
+_THERMOSTATS = ("langevin", "bussi", "nve")
 #: Parameters a resumed run must share with the run that wrote the trajectory.
 _FIXED = ("timestep", "thermostat", "interval", "numbers")
 
@@ -233,7 +233,7 @@ def read_frames(path, index=":"):
 
 
 class ResumableMD:
-    """Molecular dynamics (Langevin or NVE velocity Verlet) written frame by frame and resumable.
+    """Molecular dynamics (Langevin, Bussi or NVE velocity Verlet) written frame by frame and resumable.
 
     Parameters
     ----------
@@ -241,13 +241,18 @@ class ResumableMD:
         Extended-XYZ file the frames are appended to; its sidecar ``<trajectory>.state.json`` holds the
         state. An existing trajectory without a sidecar is refused (never overwritten).
     temperature : float, default=300.0
-        K: initial velocities (Maxwell–Boltzmann, centre of mass at rest) and the Langevin target. A resumed
+        K: initial velocities (Maxwell–Boltzmann, centre of mass at rest) and the thermostat's target. A resumed
         run may change it (e.g. a heating schedule).
     timestep : float, default=1.0
         fs.
-    thermostat : {"langevin", "nve"}, default="langevin"
+    thermostat : {"langevin", "bussi", "nve"}, default="langevin"
+        ``"bussi"``: stochastic velocity rescaling (Bussi, Donadio & Parrinello, J. Chem. Phys. 126, 014101
+        (2007); ASE's ``Bussi``): canonical sampling with one global noise on the kinetic energy, so single-particle
+        dynamics (diffusion) are barely disturbed, unlike Langevin friction on every atom.
     friction : float, default=0.01
         Langevin friction, 1/fs.
+    taut : float, default=100.0
+        Bussi time constant, fs.
     interval : int, default=10
         Steps between frames (and between state saves).
     min_distance : float, dict or None, default=0.5
@@ -256,9 +261,9 @@ class ResumableMD:
     n_suggest : int, default=5
         Frames written to ``<trajectory>.to_label.extxyz`` when the run explodes.
     random_state : int, default=0
-        Seeds the initial velocities and the Langevin noise; the generator's state is saved with each frame.
+        Seeds the initial velocities and the thermostat's noise; the generator's state is saved with each frame.
     fixcm : bool, default=True
-        Keep the centre of mass at rest (Langevin; by an ``ase.constraints.FixCom`` on the working copy).
+        Keep the centre of mass at rest (Langevin and Bussi; by an ``ase.constraints.FixCom`` on the working copy).
     progress : bool, default=True
         Progress bar (tqdm, with the remaining time) and a log line every ``log_every`` frames.
     log_every : int, default=10
@@ -275,13 +280,14 @@ class ResumableMD:
     """
 
     def __init__(self, trajectory, *, temperature=300.0, timestep=1.0, thermostat="langevin", friction=0.01,
-                 interval=10, min_distance=0.5, n_suggest=5, random_state=0, fixcm=True, progress=True,
+                 taut=100.0, interval=10, min_distance=0.5, n_suggest=5, random_state=0, fixcm=True, progress=True,
                  log_every=10):
         self.trajectory = Path(trajectory)
         self.temperature = temperature
         self.timestep = timestep
         self.thermostat = thermostat
         self.friction = friction
+        self.taut = taut
         self.interval = interval
         self.min_distance = min_distance
         self.n_suggest = n_suggest
@@ -306,7 +312,7 @@ class ResumableMD:
     def _check_params(self):
         if self.thermostat not in _THERMOSTATS:
             raise ValueError(f"`thermostat` must be one of {list(_THERMOSTATS)}; got {self.thermostat!r}")
-        for name in ("temperature", "timestep", "friction"):
+        for name in ("temperature", "timestep", "friction", "taut"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float, np.number)) and np.isfinite(value) and value > 0):
                 raise ValueError(f"`{name}` must be a number > 0; got {value!r}")
@@ -386,7 +392,7 @@ class ResumableMD:
                  # JSON writes each float's shortest exact repr: the last frame's state, unrounded
                  "exact": {"positions": atoms.positions, "momenta": atoms.get_momenta(), "cell": atoms.cell[:]},
                  "parameters": {"timestep": self.timestep, "thermostat": self.thermostat, "interval": self.interval,
-                                "temperature": self.temperature, "friction": self.friction,
+                                "temperature": self.temperature, "friction": self.friction, "taut": self.taut,
                                 "random_state": self.random_state}}
         _atomic_write_text(self.state_path, json.dumps(jsonable(state), indent=1))
 
@@ -450,9 +456,16 @@ class ResumableMD:
                 from ase.constraints import FixCom
 
                 if not any(isinstance(c, FixCom) for c in work.constraints):
+                    # before Bussi is built: it counts 3N - 3 degrees of freedom for its target kinetic energy
                     work.set_constraint(list(work.constraints) + [FixCom()])
-            dynamics = Langevin(work, timestep=self.timestep * units.fs, temperature_K=float(self.temperature),
-                                friction=float(self.friction) / units.fs, fixcm=False, rng=rng)
+            if self.thermostat == "bussi":
+                from ase.md.bussi import Bussi
+
+                dynamics = Bussi(work, timestep=self.timestep * units.fs, temperature_K=float(self.temperature),
+                                 taut=float(self.taut) * units.fs, rng=rng)
+            else:
+                dynamics = Langevin(work, timestep=self.timestep * units.fs, temperature_K=float(self.temperature),
+                                    friction=float(self.friction) / units.fs, fixcm=False, rng=rng)
         dynamics.nsteps = done  # frames and observers keep the trajectory's global step numbers
         if self.min_distance is not None:  # first: an exploded structure is never written
             GeometryGuard(dynamics, min_distance=self.min_distance)

@@ -13,7 +13,7 @@ import scipy.linalg as sla
 from test_fast_predict import CASES, _model
 
 from kernelpot.descriptors import CentreSpecies
-from kernelpot.models.gap.local_variance import LocalEnergyVariance
+from kernelpot.models.gap.local_variance import LocalEnergyVariance, _ldl, _quadratic_form
 from kernelpot.models.gap.predictor import GAPPredictor
 from kernelpot.models.gap.terms import row_weights
 
@@ -108,3 +108,13 @@ def test_a_model_without_posterior_has_no_local_energy_std():
     model.posterior_factor_ = None
     with pytest.raises(ValueError, match="no posterior covariance"):
         GAPPredictor(model).predict(test, ("energy", "local_energy_std"))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_quadratic_forms_through_the_symmetric_indefinite_factor(seed):
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(30, 30))
+    for B in (A + A.T, A @ A.T):     # indefinite (2x2 pivots) and positive definite (1x1 only)
+        K = rng.normal(size=(5, 30))
+        np.testing.assert_allclose(_quadratic_form(_ldl(B), K), np.einsum("ij,jk,ik->i", K, B, K),
+                                   rtol=1e-10, atol=1e-10 * np.abs(B).max())

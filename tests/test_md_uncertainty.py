@@ -193,6 +193,13 @@ def test_md_cli_local_energy_sigma(si_model, tmp_path, capsys):
     assert "0 step(s) above 1e-09 eV whose exact |forces_std| exceeds 1000.0 eV/Å (7 checked)" in out
     assert main(["md", str(tmp_path / "si.kpot"), str(tmp_path / "start.xyz"), "--force-threshold", "0.1",
                  "--std-threshold", "0.1", "--quiet"]) == 2
+    # the resumable trajectory keeps every written frame's local σ
+    assert main(["md", str(tmp_path / "si.kpot"), str(tmp_path / "start.xyz"), "--steps", "4", "--interval", "2",
+                 "--std-kind", "local_energy", "--uncertainty", "--output", str(tmp_path / "run.extxyz"),
+                 "--quiet"]) == 0
+    frames = read(tmp_path / "run.extxyz", ":")
+    assert len(frames) >= 2 and all(f.arrays["local_energy_std"].shape == (len(f),) for f in frames)
+    assert frames[-1].arrays["local_energy_std"].max() > 0
     code = main(["md", str(tmp_path / "si.kpot"), str(tmp_path / "start.xyz"), "--steps", "6", "--interval", "3",
                  "--uncertainty", "--std-interval", "3"])
     assert code == 0

@@ -187,19 +187,20 @@ def gaussian_quadratic_form(X, inverse_sigma2, w):
 @njit(cache=True, nogil=True)
 def gaussian_grouped_quadratic_forms(X, inverse_sigma2, w, indptr, members, out):
     """``out[g] = Σ_{a, b ∈ group g} w_a w_b exp(-|x_a - x_b|²_S / 2)``, group ``g`` being the rows
-    ``members[indptr[g]:indptr[g + 1]]`` (a row may appear twice: it then counts twice)."""
+    ``members[indptr[g]:indptr[g + 1]]`` (a row may appear twice: it then counts twice). Each unordered pair
+    of entries once (the kernel is symmetric and 1 on the diagonal)."""
     d = X.shape[1]
     for g in range(len(indptr) - 1):
         total = 0.0
         for p in range(indptr[g], indptr[g + 1]):
             a = members[p]
             row = 0.0
-            for q in range(indptr[g], indptr[g + 1]):
+            for q in range(p + 1, indptr[g + 1]):
                 b = members[q]
                 square = 0.0
                 for k in range(d):
                     diff = X[a, k] - X[b, k]
                     square += inverse_sigma2[k] * diff * diff
                 row += w[b] * math.exp(-0.5 * square)
-            total += w[a] * row
+            total += w[a] * (2.0 * row + w[a])
         out[g] = total

@@ -44,6 +44,7 @@ import weakref
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
+from scipy.linalg.blas import dtrmm
 
 from ...descriptors.base import species_numbers
 from ...descriptors.centre_species import CentreSpecies
@@ -75,6 +76,34 @@ def _inverse(L, a, b):
     return inverse.T @ inverse
 
 
+def _ldl(B):
+    """``(perm, T, D)`` with ``kᵀ B k = yᵀ D y``, ``y = Tᵀ k[perm]`` (Bunch–Kaufman, ``scipy.linalg.ldl``:
+    ``T`` unit lower triangular in Fortran order, ``D`` block-diagonal with 1×1 and 2×2 blocks: its diagonal
+    when all blocks are 1×1, else a sparse matrix).
+
+    ``B`` is positive semi-definite in exact arithmetic, but round-off leaves eigenvalues of ±1e-6 against a
+    largest of ~1e6 (NaCl–water), so a Cholesky factor need not exist; this one does, and a product with a
+    triangle costs half of the full ``K B``.
+    """
+    if len(B) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 0), order="F"), np.zeros(0)
+    lu, d, perm = sla.ldl(B, lower=True)            # B = lu d luᵀ, lu[perm] triangular
+    T = np.asfortranarray(lu[perm])
+    D = np.diag(d).copy() if not np.any(np.diag(d, -1)) else sp.csr_matrix(d)
+    return perm, T, D
+
+
+def _quadratic_form(factor, K):
+    """``diag(K B Kᵀ)`` (n,) of rows ``K`` (n, J) from :func:`_ldl`'s factor of ``B``."""
+    perm, T, D = factor
+    if T.shape[0] == 0:
+        return np.zeros(len(K))
+    Y = dtrmm(1.0, T, K[:, perm].T, side=0, lower=1, trans_a=1, diag=1)   # Tᵀ Pᵀ Kᵀ, (J, n)
+    if isinstance(D, np.ndarray):
+        return np.einsum("jn,j,jn->n", Y, D, Y)
+    return np.einsum("jn,jn->n", np.asarray(D @ Y), Y)
+
+
 def _is_block_diagonal(L, offsets):
     """Whether the lower factor ``L`` has no entries coupling different terms' sparse points."""
     return all(not np.any(L[a:b, :a]) for a, b in zip(offsets[:-1], offsets[1:]))
@@ -95,8 +124,9 @@ class LocalEnergyVariance:
     ----------
     columns : dict
         ``{Z: [(term index, first column in B_Z), ...]}``: the terms that touch atoms of species ``Z``.
-    matrices : dict
-        ``{Z: ndarray (J_Z, J_Z)}``, eV⁻².
+    factors : dict
+        ``{Z: (perm, T, D)}``: the symmetric indefinite factor of ``B_Z`` (J_Z × J_Z, eV⁻²; with the
+        whitened terms' rows and columns in their whitened coordinates), see :func:`_ldl`.
     """
 
     def __init__(self, model):
@@ -121,7 +151,7 @@ class LocalEnergyVariance:
             transformed[offsets[t]:offsets[t + 1]] = factor.T @ r_inverse[offsets[t]:offsets[t + 1]]
         del r_inverse
         species = sorted(int(z) for z in model.e0_)
-        self.columns, self.matrices = {}, {}
+        self.columns, self.factors = {}, {}
         kmm_inverse = {}
         for z in species:
             touching = [t for t, term in enumerate(terms) if (_term_species(term) or {z}) >= {z}]
@@ -133,7 +163,7 @@ class LocalEnergyVariance:
                                                                                           offsets[t + 1])
             B = sla.block_diag(*[kmm_inverse[t] for t in touching]) if touching else np.zeros((0, 0))
             B -= transformed[J] @ transformed[J].T
-            self.matrices[z] = np.ascontiguousarray(0.5 * (B + B.T))
+            self.factors[z] = _ldl(0.5 * (B + B.T))
             self.columns[z] = list(zip(touching, np.concatenate([[0], np.cumsum([sizes[t] for t in touching])])))
 
     @classmethod
@@ -195,10 +225,10 @@ class LocalEnergyVariance:
             atoms = np.flatnonzero(numbers == z)
             if len(atoms) == 0:
                 continue
-            B = self.matrices[z]
+            perm = self.factors[z][0]
             position = np.full(n_atoms, -1, dtype=np.int64)
             position[atoms] = np.arange(len(atoms))
-            K = np.zeros((len(atoms), B.shape[0]))
+            K = np.zeros((len(atoms), len(perm)))
             for t, column in layout:
                 if t not in rows:
                     continue
@@ -217,8 +247,8 @@ class LocalEnergyVariance:
                                       shape=(len(atoms), len(first)))
                 K[:, block] += share @ k_star
 
-            def quadratic(chunk, B=B):
-                return np.einsum("ij,ij->i", chunk @ B, chunk)
+            def quadratic(chunk, factor=self.factors[z]):
+                return _quadratic_form(factor, chunk)
 
             explained[atoms] = quadratic(K) if rows_in_parallel is None else rows_in_parallel(quadratic, K)
         return np.maximum(prior - explained, 0.0)

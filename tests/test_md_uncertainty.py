@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from ase import units
 from ase.build import bulk
+from ase.calculators.calculator import PropertyNotImplementedError
 from ase.io import read, write
 from ase.md.velocitydistribution import Stationary
-from ase.calculators.calculator import PropertyNotImplementedError
 from ase.md.verlet import VelocityVerlet
 
 from kernelpot.active.explorers import MDExplorer
@@ -71,9 +71,9 @@ def test_watch_stops_at_the_first_step_above_the_threshold(si_model):
     assert stopped.value.sigma == pytest.approx(sigma0)
 
 
-def test_requested_mode_computes_sigma_only_when_asked(si_model, monkeypatch):
-    atoms = _hot_si()
-    atoms.calc = GAPCalculator(si_model, uncertainty="requested")
+def _count_explicit_calls(monkeypatch):
+    """Record ``return_std`` of every ``SparseGPR.predict`` call (the explicit path; the fast path does not call
+    it); returns the list and the original method."""
     calls = []
     original = SparseGPR.predict
 
@@ -82,6 +82,13 @@ def test_requested_mode_computes_sigma_only_when_asked(si_model, monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(SparseGPR, "predict", counting)
+    return calls, original
+
+
+def test_requested_mode_computes_sigma_only_when_asked(si_model, monkeypatch):
+    atoms = _hot_si()
+    atoms.calc = GAPCalculator(si_model, uncertainty="requested")
+    calls, original = _count_explicit_calls(monkeypatch)
     forces = atoms.get_forces()
     stress = atoms.get_stress()
     assert calls == [] and "forces_std" not in atoms.calc.results   # the fast path, no σ
@@ -113,14 +120,7 @@ def test_watch_interval_reads_sigma_on_its_steps_only(si_model):
 def test_local_energy_mode_screens_every_step_and_confirms_with_the_force_sigma(si_model, monkeypatch):
     atoms = _hot_si(seed=3)
     atoms.calc = GAPCalculator(si_model, uncertainty="local_energy")
-    explicit_calls = []
-    original = SparseGPR.predict
-
-    def counting(self, *args, **kwargs):
-        explicit_calls.append(kwargs.get("return_std", False))
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(SparseGPR, "predict", counting)
+    explicit_calls, original = _count_explicit_calls(monkeypatch)
     dynamics = VelocityVerlet(atoms, timestep=1.0 * units.fs)
     frames = []
     dynamics.attach(lambda: frames.append(atoms.copy()), interval=1)

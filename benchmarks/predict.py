@@ -26,9 +26,24 @@ posterior part of σ² median 0.57 (0.29–0.74); relative σ error, samples alo
 exact K** − Q** added: median 0.18 / 0.13 / 0.06 / 0.016, worst 1.78 / 1.03 / 0.55 / 0.11, largest-σ atom
 right in 5 / 4 / 7 / 16 of 20 draws. Within 2x the mean cost (S <= 2) no estimator of this kind is usable.
 
+* ``localsigma``: the exact DTC σ of every atom's local energy (``GAPCalculator(uncertainty="local_energy")``,
+  FLARE's on-the-fly trigger) against the exact force σ and the actual force errors, per frame, on held-out
+  labelled frames, rattled copies and short MD of the NaCl–water and Si models; and whether computing the
+  exact ``forces_std`` only on the frames the local σ flags keeps the decision "max |σF| > τ".
+
+Result of ``localsigma`` (session 4, load 8, 18 frames per model; the σE cost is in the ``si``/``nacl`` rows:
+1.44–1.53x the mean forces in CPU time, 1 and 2 threads, against 30x (Si) and 58x (NaCl) for the exact
+``forces_std``): per atom, Spearman(σE, |σF|) median 0.09 on NaCl–water (within one species -0.47) and 0.30
+on Si, top-10 % overlap 0.16 / 0.25 (chance: 0.10); against the actual force errors of held-out frames, σE
+-0.00 / 0.10 and the exact σF 0.53 / 0.16. Per frame, Spearman(max σE, max |σF|) 0.49 / 0.96: on NaCl the
+largest σE stays at 0.15–0.17 eV on every in-domain frame while the largest σF ranges 0.07–0.29 eV/Å, and both
+jump together when the MD leaves the training domain (σE 0.6–1.3 eV, σF 2–4.5 eV/Å). Screening with σE keeps
+every "max |σF| > median" decision only at thresholds that skip 6 % (NaCl) / 50 % (Si) of the exact
+evaluations. The local-energy σ is a cheap extrapolation alarm, not a per-atom force σ.
+
 Usage::
 
-    python benchmarks/predict.py [--quick] [--cases si,nacl,featomic,neighbours,startup,lowrank,sampling]
+    python benchmarks/predict.py [--quick] [--cases si,nacl,featomic,neighbours,startup,lowrank,sampling,localsigma]
 
 Fitted models are cached in ``$KERNELPOT_BENCH_CACHE`` (default ``~/.cache/kernelpot/bench``); the first run
 fits them (gap_fit's Si fit takes several minutes).

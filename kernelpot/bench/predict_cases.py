@@ -430,7 +430,7 @@ def worker_neighbours(quick: bool, repeats: int) -> list:
         calls = {"kernelpot": lambda: neighbour_list(packed, cutoff),
                  "vesin": lambda: vesin.compute(points=atoms.positions, box=atoms.cell.array, periodic=True,
                                                 quantities="ijSDd")}
-        samples = interleaved_cpu(calls, repeats if len(atoms) < 50000 else max(3, repeats // 3))
+        samples = interleaved_cpu(calls, repeats if len(atoms) < 50000 else max(3, repeats // 2))
         cpu = {key: float(np.median(values)) for key, values in samples.items()}
         ratios = np.array(samples["vesin"]) / np.array(samples["kernelpot"])   # > 1: kernelpot faster
         if len(atoms) <= 20000:   # ASE is 10-30x slower: one timed call (after a warm one) is enough

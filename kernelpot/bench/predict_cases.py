@@ -2,7 +2,8 @@
 
 * ``si_forces_vs_quippy``: forces of a rattled 216-atom Si cell from the same gap_fit recipe (2-body + SOAP,
   1,000 CUR points) fitted by kernelpot and by ``gap_fit`` on 60 bundled mlearn Si structures; kernelpot's
-  ASE calculator against quippy's ``Potential``, mean forces and forces with their DTC σ, 1 and 2 threads.
+  ASE calculator against quippy's ``Potential``, mean forces, and forces with the exact DTC ``forces_std`` or
+  with the exact σ of every atom's local energy (``uncertainty="local_energy"``), 1 and 2 threads.
 * ``nacl_forces``: a 4-species NaCl–water model shaped like the electrolyte recipe (a ``distance_2b`` term per
   species pair, one SOAP term per centre species, > 4,000 sparse points) on the bundled 194-atom box.
 * ``soap_vs_featomic``: SOAP features and features + gradients on 64-water boxes, featomic's
@@ -12,10 +13,11 @@
 
 Every timing of a comparison runs both codes in one process (a fresh subprocess per thread count, pinned with
 ``sched_setaffinity`` and the thread variables set before anything is imported), interleaved, best of N, by
-:mod:`kernelpot.bench.timing`. MD-like calls: each call moves every atom by ~0.005 Å, so caches keyed on
-positions never serve a result and kernelpot's calculator keeps its Verlet neighbour list (skin 1 Å) as in MD.
-Fitted models are cached (``$KERNELPOT_BENCH_CACHE``, default ``~/.cache/kernelpot/bench``): fitting is not
-what these cases measure.
+:mod:`kernelpot.bench.timing`; the neighbour lists (a few ms per call, where a shared machine's spikes are as
+large as the differences) as medians of interleaved rounds (:func:`~kernelpot.bench.timing.interleaved_cpu`).
+MD-like calls: each call moves every atom by ~0.005 Å, so caches keyed on positions never serve a result and
+kernelpot's calculator keeps its Verlet neighbour list (skin 1 Å) as in MD. Fitted models are cached
+(``$KERNELPOT_BENCH_CACHE``, default ``~/.cache/kernelpot/bench``): fitting is not what these cases measure.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import numpy as np
 
 from ..datasets import data_path
 from .results import PeerUnavailable, Row
-from .timing import measure
+from .timing import interleaved_cpu, measure
 
 SI_FRAMES = 60
 NACL_SPECIES = {"H": 1, "O": 8, "Na": 11, "Cl": 17}
@@ -388,29 +390,6 @@ def neighbour_boxes(quick: bool):
     for repeat in ((1, 2) if quick else (1, 2, 4, 8)):
         boxes.append(("water", water_box() * ((repeat,) * 3)))
     return boxes
-
-
-def interleaved_cpu(calls: dict, repeats: int, target: float = 0.02) -> dict:
-    """CPU seconds per call of each function in each of ``repeats`` rounds: ``{name: [s, ...]}``.
-
-    Every round times every function once, in alternating order (so neither always runs right after the
-    other); a timing repeats its function enough times to last about ``target`` s, so that small boxes are
-    not measured at the clock's resolution. Medians over rounds of these are robust to the spikes a shared
-    machine adds to single calls.
-    """
-    loops = {}
-    for name, call in calls.items():
-        call()                                        # warm: compile, caches
-        loops[name] = max(1, int(np.ceil(target / max(measure(call).cpu, 1e-6))))
-    samples = {name: [] for name in calls}
-    names = list(calls)
-    for round_ in range(repeats):
-        for name in names if round_ % 2 == 0 else names[::-1]:
-            start = time.process_time()
-            for _ in range(loops[name]):
-                calls[name]()
-            samples[name].append((time.process_time() - start) / loops[name])
-    return samples
 
 
 def worker_neighbours(quick: bool, repeats: int) -> list:

@@ -529,18 +529,14 @@ def fill_pairs(positions, cells, pbc, offsets, cutoff, pair_offsets, keys,
 
 @njit(cache=True, nogil=True)
 def moved_pairs(positions, cells, atom_structure, center, neighbour, shifts, vectors, distances):
-    """``vectors[p] = r_j + S_p @ cell - r_i`` and its norm at new positions, for stored pairs (a Verlet list)."""
+    """``vectors[p] = r_j + S_p @ cell - r_i`` and its norm at new positions, for stored pairs (a Verlet list).
+
+    Through :func:`_vector`, the same operations in the same order as a fresh search: a kept list and a new
+    one give bit-identical vectors, so an MD run resumed with a fresh list repeats an uninterrupted one.
+    """
     for p in range(center.shape[0]):
-        i = center[p]
-        j = neighbour[p]
-        cell = cells[atom_structure[i]]
-        total = 0.0
-        for x in range(3):
-            value = (positions[j, x] - positions[i, x] + shifts[p, 0] * cell[0, x]
-                     + shifts[p, 1] * cell[1, x] + shifts[p, 2] * cell[2, x])
-            vectors[p, x] = value
-            total += value * value
-        distances[p] = math.sqrt(total)
+        distances[p] = _vector(positions, cells[atom_structure[center[p]]], center[p], neighbour[p],
+                               shifts[p, 0], shifts[p, 1], shifts[p, 2], vectors[p])
 
 
 @njit(cache=True, nogil=True)

@@ -75,6 +75,9 @@ def test_local_energy_std_scales_with_the_recalibration_and_is_cached(case):
     predictor = GAPPredictor(model)
     before = predictor.predict(test[:1], ("local_energy_std",))["local_energy_std"]
     assert LocalEnergyVariance.for_model(model) is LocalEnergyVariance.for_model(model)
+    cached = LocalEnergyVariance.for_model(model)
+    model.posterior_factor_ = model.posterior_factor_.copy()   # a refit replaces the factor: built again
+    assert LocalEnergyVariance.for_model(model) is not cached
     model.std_scale_ = 2.0
     try:
         after = predictor.predict(test[:1], ("local_energy_std",))["local_energy_std"]

@@ -176,10 +176,12 @@ class LocalEnergyVariance:
     @classmethod
     def for_model(cls, model):
         """The instance of ``model`` in its current fitted state (built on first use, then cached)."""
-        key = (id(model.posterior_factor_), id(model.kmm_cholesky_), tuple(id(t) for t in model.terms_))
+        # The objects themselves, compared by identity: held here, they cannot be freed and their ids reused by
+        # the arrays of a refit (IncrementalSparseGPR.update replaces posterior_factor_ with a new array).
+        key = (model.posterior_factor_, model.kmm_cholesky_, *model.terms_)
         with _CACHE_LOCK:
             cached = _CACHE.get(model)
-            if cached is not None and cached[0] == key:
+            if cached is not None and len(cached[0]) == len(key) and all(a is b for a, b in zip(cached[0], key)):
                 return cached[1]
         built = cls(model)
         with _CACHE_LOCK:

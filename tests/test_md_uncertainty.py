@@ -217,6 +217,17 @@ def test_md_explorer_watches_every_step(si_model):
     # the perfect crystal of step 0 has σ = 0 by symmetry; step 1 is above 1e-6 eV/Å: it stops there, not at
     # the end of the 10-step interval
     assert len(frames) == 1 and keys == ["md:1"]
+    # a local-energy screen below every step's σ: the exact force σ is checked at every step, same stop
+    screened = MDExplorer(_hot_si(), schedule=((600.0, 30),), timestep=1.0, interval=10, threshold=1e-6,
+                          every_step=True, local_screen=1e-9, random_state=0)
+    assert screened.candidates(si_model, strategy, np.random.default_rng(0))[0] == ["md:1"]
+    # a screen above every step's local σ never asks for the force σ: the schedule runs out, nothing offered
+    unscreened = MDExplorer(_hot_si(), schedule=((600.0, 30),), timestep=1.0, interval=10, threshold=1e-6,
+                            every_step=True, local_screen=1e3, random_state=0)
+    assert unscreened.candidates(si_model, strategy, np.random.default_rng(0))[0] == []
+    assert unscreened.exhausted and unscreened.total_steps == 30
+    with pytest.raises(ValueError, match="local_screen"):
+        MDExplorer(_hot_si(), threshold=1.0, local_screen=0.1)
     other = make_strategy("variance")
     other.quantity = "energy"
     other.prepare(si_model, [])

@@ -98,3 +98,15 @@ def test_gpr_case_matches_scikit_learn(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| scikit-learn"))
     lml_ours, lml_theirs = (float(v) for v in row.split("LML ")[1].split(";")[0].split(" vs "))
     assert lml_ours == pytest.approx(lml_theirs, rel=1e-6)
+
+
+def test_interleaved_cpu_alternates_the_order_and_times_every_round():
+    from kernelpot.bench.timing import interleaved_cpu
+
+    order = []
+    calls = {"a": lambda: order.append("a"), "b": lambda: order.append("b")}
+    samples = interleaved_cpu(calls, repeats=4, target=0.0)   # target 0: one call per timing
+    assert {k: len(v) for k, v in samples.items()} == {"a": 4, "b": 4}
+    assert all(t >= 0 for v in samples.values() for t in v)
+    # two warm-up calls each (one plain, one timed to size the loop), then a b, b a, a b, b a
+    assert order[4:] == ["a", "b", "b", "a", "a", "b", "b", "a"]

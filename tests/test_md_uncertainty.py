@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from ase import units
 from ase.build import bulk
+from ase.calculators.calculator import PropertyNotImplementedError
 from ase.io import read, write
 from ase.md.velocitydistribution import Stationary
 from ase.md.verlet import VelocityVerlet
@@ -19,6 +20,7 @@ from kernelpot.potential.watch import (
     UncertaintyExceeded,
     UncertaintyWatch,
     max_force_std,
+    max_local_energy_std,
 )
 from kernelpot.utils.ase_compat import thermalize
 
@@ -69,9 +71,9 @@ def test_watch_stops_at_the_first_step_above_the_threshold(si_model):
     assert stopped.value.sigma == pytest.approx(sigma0)
 
 
-def test_requested_mode_computes_sigma_only_when_asked(si_model, monkeypatch):
-    atoms = _hot_si()
-    atoms.calc = GAPCalculator(si_model, uncertainty="requested")
+def _count_explicit_calls(monkeypatch):
+    """Record ``return_std`` of every ``SparseGPR.predict`` call (the explicit path; the fast path does not call
+    it); returns the list and the original method."""
     calls = []
     original = SparseGPR.predict
 
@@ -80,6 +82,13 @@ def test_requested_mode_computes_sigma_only_when_asked(si_model, monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(SparseGPR, "predict", counting)
+    return calls, original
+
+
+def test_requested_mode_computes_sigma_only_when_asked(si_model, monkeypatch):
+    atoms = _hot_si()
+    atoms.calc = GAPCalculator(si_model, uncertainty="requested")
+    calls, original = _count_explicit_calls(monkeypatch)
     forces = atoms.get_forces()
     stress = atoms.get_stress()
     assert calls == [] and "forces_std" not in atoms.calc.results   # the fast path, no σ
@@ -108,8 +117,51 @@ def test_watch_interval_reads_sigma_on_its_steps_only(si_model):
     assert with_std == [False] * 8
 
 
+def test_local_energy_mode_screens_every_step_and_confirms_with_the_force_sigma(si_model, monkeypatch):
+    atoms = _hot_si(seed=3)
+    atoms.calc = GAPCalculator(si_model, uncertainty="local_energy")
+    explicit_calls, original = _count_explicit_calls(monkeypatch)
+    dynamics = VelocityVerlet(atoms, timestep=1.0 * units.fs)
+    frames = []
+    dynamics.attach(lambda: frames.append(atoms.copy()), interval=1)
+    # a local threshold below every step's σ: each step is screened in, then confirmed by its exact force σ
+    watch = UncertaintyWatch(dynamics, quantity="local_energy", threshold=1e-9, force_threshold=1e3)
+    dynamics.run(3)
+    assert explicit_calls == [True] * 4                # one exact force σ per screened-in step, nothing else
+    assert watch.flagged == [] and sorted(watch.force_sigma) == [0, 1, 2, 3]
+    monkeypatch.setattr(SparseGPR, "predict", original)
+    for frame, sigma, step in zip(frames, watch.sigma, watch.steps):
+        expected = si_model.predict([frame], properties=("local_energy",), return_std=True)
+        # σ² here is ~1e-5 of the prior: the two evaluations agree to round-off of that size
+        assert sigma == pytest.approx(max_local_energy_std(expected["local_energy_std"]), rel=1e-4)
+        exact = si_model.predict([frame], properties=("forces",), return_std=True)["forces_std"]
+        assert watch.force_sigma[step] == pytest.approx(max_force_std(exact), rel=1e-10)
+    # stop on the local σ alone
+    watch = UncertaintyWatch(dynamics, quantity="local_energy", threshold=0.5 * watch.sigma[-1], stop=True)
+    with pytest.raises(UncertaintyExceeded, match="local_energy_std .* eV > threshold"):
+        dynamics.run(2)
+
+
+def test_local_energy_calculator_results(si_model):
+    atoms = _hot_si(seed=4)
+    atoms.calc = GAPCalculator(si_model, uncertainty="local_energy")
+    forces = atoms.get_forces()
+    sigma = atoms.calc.results["local_energy_std"]
+    expected = si_model.predict([atoms], properties=("forces", "local_energy"), return_std=True)
+    np.testing.assert_allclose(forces, expected["forces"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(sigma, expected["local_energy_std"], rtol=1e-4)
+    assert "forces_std" not in atoms.calc.results
+    np.testing.assert_allclose(atoms.calc.get_property("forces_std", atoms), expected["forces_std"], rtol=1e-10)
+    off = _hot_si(seed=4)
+    off.calc = GAPCalculator(si_model, uncertainty=False)
+    off.get_forces()
+    with pytest.raises(PropertyNotImplementedError, match="local_energy_std was switched off"):
+        off.calc.get_property("local_energy_std", off)
+
+
 @pytest.mark.parametrize("kwargs, message", [({"threshold": -1.0}, "threshold"), ({"stop": True}, "needs a"),
-                                             ({"interval": 0}, "interval")])
+                                             ({"interval": 0}, "interval"), ({"quantity": "energy"}, "quantity"),
+                                             ({"threshold": 1.0, "force_threshold": 0.1}, "force_threshold")])
 def test_watch_rejects_bad_settings(si_model, kwargs, message):
     atoms = _hot_si()
     atoms.calc = GAPCalculator(si_model, uncertainty=True)
@@ -128,6 +180,26 @@ def test_md_cli_flags_and_stops(si_model, tmp_path, capsys):
     assert "stopped: step 1:" in out and "1 flagged structure(s)" in out
     assert len(read(tmp_path / "flagged.xyz", ":")) == 1
     assert main(["md", str(tmp_path / "si.kpot"), str(tmp_path / "start.xyz"), "--stop", "--quiet"]) == 2
+
+
+def test_md_cli_local_energy_sigma(si_model, tmp_path, capsys):
+    save_model(si_model, tmp_path / "si.kpot")
+    write(tmp_path / "start.xyz", bulk("Si", "diamond", a=5.43, cubic=True))
+    code = main(["md", str(tmp_path / "si.kpot"), str(tmp_path / "start.xyz"), "--steps", "6", "--interval", "3",
+                 "--std-kind", "local_energy", "--std-threshold", "1e-9", "--force-threshold", "1e3", "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "largest per-atom local_energy_std over 7 steps" in out
+    assert "0 step(s) above 1e-09 eV whose exact |forces_std| exceeds 1000.0 eV/Å (7 checked)" in out
+    assert main(["md", str(tmp_path / "si.kpot"), str(tmp_path / "start.xyz"), "--force-threshold", "0.1",
+                 "--std-threshold", "0.1", "--quiet"]) == 2
+    # the resumable trajectory keeps every written frame's local σ
+    assert main(["md", str(tmp_path / "si.kpot"), str(tmp_path / "start.xyz"), "--steps", "4", "--interval", "2",
+                 "--std-kind", "local_energy", "--uncertainty", "--output", str(tmp_path / "run.extxyz"),
+                 "--quiet"]) == 0
+    frames = read(tmp_path / "run.extxyz", ":")
+    assert len(frames) >= 2 and all(f.arrays["local_energy_std"].shape == (len(f),) for f in frames)
+    assert frames[-1].arrays["local_energy_std"].max() > 0
     code = main(["md", str(tmp_path / "si.kpot"), str(tmp_path / "start.xyz"), "--steps", "6", "--interval", "3",
                  "--uncertainty", "--std-interval", "3"])
     assert code == 0
@@ -145,6 +217,17 @@ def test_md_explorer_watches_every_step(si_model):
     # the perfect crystal of step 0 has σ = 0 by symmetry; step 1 is above 1e-6 eV/Å: it stops there, not at
     # the end of the 10-step interval
     assert len(frames) == 1 and keys == ["md:1"]
+    # a local-energy screen below every step's σ: the exact force σ is checked at every step, same stop
+    screened = MDExplorer(_hot_si(), schedule=((600.0, 30),), timestep=1.0, interval=10, threshold=1e-6,
+                          every_step=True, local_screen=1e-9, random_state=0)
+    assert screened.candidates(si_model, strategy, np.random.default_rng(0))[0] == ["md:1"]
+    # a screen above every step's local σ never asks for the force σ: the schedule runs out, nothing offered
+    unscreened = MDExplorer(_hot_si(), schedule=((600.0, 30),), timestep=1.0, interval=10, threshold=1e-6,
+                            every_step=True, local_screen=1e3, random_state=0)
+    assert unscreened.candidates(si_model, strategy, np.random.default_rng(0))[0] == []
+    assert unscreened.exhausted and unscreened.total_steps == 30
+    with pytest.raises(ValueError, match="local_screen"):
+        MDExplorer(_hot_si(), threshold=1.0, local_screen=0.1)
     other = make_strategy("variance")
     other.quantity = "energy"
     other.prepare(si_model, [])

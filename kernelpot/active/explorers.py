@@ -146,6 +146,16 @@ class MDExplorer:
         forces (:class:`~kernelpot.potential.watch.UncertaintyWatch`), and
         stop at the first step above the threshold, instead of scoring a
         snapshot every ``interval`` steps with a separate prediction.
+    local_screen : float or None, default=None
+        With ``every_step``: eV. Every step computes only the exact σ of each
+        atom's local energy (about 1.5x a mean-force step,
+        :mod:`kernelpot.models.gap.local_variance`); the exact force σ is
+        computed, and compared with ``threshold``, only on the steps whose
+        largest local-energy σ exceeds this — FLARE's use of it. Steps below
+        it are never checked: a screen that is too high misses steps the force
+        σ would stop at (on NaCl–water the two σ agree loosely:
+        ``benchmarks/predict.py --cases localsigma``). None: the exact force σ
+        every step.
     random_state : int or None
 
     Notes
@@ -162,7 +172,7 @@ class MDExplorer:
 
     def __init__(self, atoms, *, schedule=((300.0, 1000), (900.0, 1000)), timestep=2.0, friction=0.02,
                  interval=10, threshold=None, segment=100, min_pair_distance=0.7, max_score=None, n_keep=3,
-                 max_explosions=3, every_step=False, random_state=None):
+                 max_explosions=3, every_step=False, local_screen=None, random_state=None):
         if not isinstance(atoms, Atoms):
             raise TypeError(f"`atoms` must be an ase.Atoms; got {type(atoms).__name__}")
         stages = [(float(t), int(n)) for t, n in schedule]
@@ -179,6 +189,12 @@ class MDExplorer:
         if max_score is not None and threshold is not None and max_score <= threshold:
             raise ValueError(f"`max_score` ({max_score}) must exceed `threshold` ({threshold}): it marks a σ far "
                              "beyond the one that asks for a label")
+        if local_screen is not None and not (isinstance(local_screen, (int, float, np.number))
+                                             and not isinstance(local_screen, bool) and local_screen > 0):
+            raise ValueError(f"`local_screen` must be None or a number > 0 eV; got {local_screen!r}")
+        if local_screen is not None and not (every_step and threshold is not None):
+            raise ValueError("`local_screen` screens the steps of `every_step=True` before their force σ is "
+                             "compared with `threshold`: it needs both")
         self.atoms = _bare(atoms)
         self.schedule = stages
         self.timestep = float(timestep)
@@ -195,6 +211,7 @@ class MDExplorer:
         self.n_keep = int(n_keep)
         self.max_explosions = int(max_explosions)
         self.every_step = bool(every_step)
+        self.local_screen = local_screen
         self.random_state = random_state
         self.stage, self.step_in_stage, self.total_steps = 0, 0, 0
         self.velocities_set = False
@@ -272,8 +289,10 @@ class MDExplorer:
         if watched and (getattr(strategy, "name", None) != "variance"
                         or getattr(strategy, "quantity", "auto") == "energy"):
             raise ValueError("every_step=True watches the force σ: it needs the 'variance' strategy on forces")
+        # what the calculator computes with every step's forces: the screen's σ, the force σ, or nothing
+        mode = ("local_energy" if self.local_screen is not None else True) if watched else False
         atoms = self.atoms.copy()
-        atoms.calc = GAPCalculator(model, uncertainty=watched)
+        atoms.calc = GAPCalculator(model, uncertainty=mode)
         if not self.velocities_set and not self.exhausted:
             thermalize(atoms, self.schedule[self.stage][0], rng)
             Stationary(atoms)
@@ -289,7 +308,11 @@ class MDExplorer:
             if watched:
                 from ..potential.watch import UncertaintyExceeded, UncertaintyWatch
 
-                UncertaintyWatch(dynamics, threshold=float(self.threshold), stop=True)
+                if self.local_screen is None:
+                    UncertaintyWatch(dynamics, threshold=float(self.threshold), stop=True)
+                else:
+                    UncertaintyWatch(dynamics, threshold=float(self.local_screen), quantity="local_energy",
+                                     force_threshold=float(self.threshold), stop=True)
                 try:
                     dynamics.run(chunk)
                 except UncertaintyExceeded:
@@ -318,7 +341,7 @@ class MDExplorer:
                     return keys, frames
                 # Only an already labelled start was sane: restart from it at once.
                 atoms = self.atoms.copy()
-                atoms.calc = GAPCalculator(model, uncertainty=watched)
+                atoms.calc = GAPCalculator(model, uncertainty=mode)
                 thermalize(atoms, self.schedule[self.stage][0], rng)
                 Stationary(atoms)
                 sane = sane[-1:]

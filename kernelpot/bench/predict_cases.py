@@ -2,7 +2,8 @@
 
 * ``si_forces_vs_quippy``: forces of a rattled 216-atom Si cell from the same gap_fit recipe (2-body + SOAP,
   1,000 CUR points) fitted by kernelpot and by ``gap_fit`` on 60 bundled mlearn Si structures; kernelpot's
-  ASE calculator against quippy's ``Potential``, mean forces and forces with their DTC σ, 1 and 2 threads.
+  ASE calculator against quippy's ``Potential``, mean forces, and forces with the exact DTC ``forces_std`` or
+  with the exact σ of every atom's local energy (``uncertainty="local_energy"``), 1 and 2 threads.
 * ``nacl_forces``: a 4-species NaCl–water model shaped like the electrolyte recipe (a ``distance_2b`` term per
   species pair, one SOAP term per centre species, > 4,000 sparse points) on the bundled 194-atom box.
 * ``soap_vs_featomic``: SOAP features and features + gradients on 64-water boxes, featomic's
@@ -12,10 +13,11 @@
 
 Every timing of a comparison runs both codes in one process (a fresh subprocess per thread count, pinned with
 ``sched_setaffinity`` and the thread variables set before anything is imported), interleaved, best of N, by
-:mod:`kernelpot.bench.timing`. MD-like calls: each call moves every atom by ~0.005 Å, so caches keyed on
-positions never serve a result and kernelpot's calculator keeps its Verlet neighbour list (skin 1 Å) as in MD.
-Fitted models are cached (``$KERNELPOT_BENCH_CACHE``, default ``~/.cache/kernelpot/bench``): fitting is not
-what these cases measure.
+:mod:`kernelpot.bench.timing`; the neighbour lists (a few ms per call, where a shared machine's spikes are as
+large as the differences) as medians of interleaved rounds (:func:`~kernelpot.bench.timing.interleaved_cpu`).
+MD-like calls: each call moves every atom by ~0.005 Å, so caches keyed on positions never serve a result and
+kernelpot's calculator keeps its Verlet neighbour list (skin 1 Å) as in MD. Fitted models are cached
+(``$KERNELPOT_BENCH_CACHE``, default ``~/.cache/kernelpot/bench``): fitting is not what these cases measure.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import numpy as np
 
 from ..datasets import data_path
 from .results import PeerUnavailable, Row
-from .timing import measure
+from .timing import interleaved_cpu, measure
 
 SI_FRAMES = 60
 NACL_SPECIES = {"H": 1, "O": 8, "Na": 11, "Cl": 17}
@@ -171,8 +173,9 @@ def worker_si(kpot: str, xml: str, repeats: int) -> dict:
     model = load_model(kpot)
     atoms = rattled_si()
     calculators = {"quippy": Potential(param_filename=xml), "kernelpot": GAPCalculator(model, uncertainty=False),
+                   "kernelpot_local": GAPCalculator(model, uncertainty="local_energy"),
                    "kernelpot_std": GAPCalculator(model, uncertainty=True)}
-    times = _md_like(atoms, {k: calculators[k] for k in ("quippy", "kernelpot")}, repeats)
+    times = _md_like(atoms, {k: calculators[k] for k in ("quippy", "kernelpot", "kernelpot_local")}, repeats)
     times.update(_md_like(atoms, {"kernelpot_std": calculators["kernelpot_std"]}, max(2, repeats // 4)))
     reference = atoms.copy()
     reference.calc = calculators["quippy"]
@@ -188,6 +191,22 @@ def _rates(result, name):
     return result["n_atoms"] / wall, result["n_atoms"] / cpu
 
 
+def _sigma_rows(task, threads, result):
+    """Cost of each σ with the forces over the forces alone (same worker, interleaved with the mean)."""
+    n_atoms, mean = result["n_atoms"], _rates(result, "kernelpot")
+    rows = []
+    for name, metric, note in (
+            ("kernelpot_std", "forces + forces_std (DTC, exact)", "the exact force σ"),
+            ("kernelpot_local", "forces + local_energy_std (DTC, exact)",
+             "σ of every atom's local energy (FLARE's trigger), not a force σ")):
+        rate = _rates(result, name)
+        rows.append(Row("kernelpot mean forces", task, f"{metric}, {threads} thread(s)", "s per call",
+                        n_atoms / rate[0], n_atoms / mean[0], "lower",
+                        f"ratio = cost with {note} over the forces alone (target <= 2); in CPU time "
+                        f"{mean[1] / rate[1]:.2f}"))
+    return rows
+
+
 def si_forces_vs_quippy(quick: bool) -> list[Row]:
     """Mean forces (and with σ) of the Si GAP, kernelpot's calculator vs quippy's, 1 and 2 threads."""
     kpot, xml = si_models(quick)
@@ -198,16 +217,12 @@ def si_forces_vs_quippy(quick: bool) -> list[Row]:
         result = run_worker("worker_si", {"kpot": str(kpot), "xml": str(xml), "repeats": 3 if quick else 10},
                             threads)
         ours, theirs = _rates(result, "kernelpot"), _rates(result, "quippy")
-        with_std = _rates(result, "kernelpot_std")
         rate[threads] = ours[0]
         note = (f"CPU-time rates {ours[1]:.0f} vs {theirs[1]:.0f}; max |ΔF| vs quippy "
                 f"{result['max_force_difference']:.1e} eV/Å (independent fits); load {result['load']:.1f}")
         rows.append(Row("quippy Potential", task, f"mean forces, {threads} thread(s)", "atoms/s", ours[0],
                         theirs[0], "higher", note))
-        rows.append(Row("kernelpot mean forces", task, f"forces + forces_std (DTC), {threads} thread(s)",
-                        "s per call", result["n_atoms"] / with_std[0], result["n_atoms"] / ours[0], "lower",
-                        ("ratio = cost of σ with the forces over the forces alone (target <= 2); in CPU time "
-                         f"{ours[1] / with_std[1]:.1f}")))
+        rows += _sigma_rows(task, threads, result)
     rows.append(Row("ideal: 2 x kernelpot 1 thread", task, "2 threads: parallel efficiency", "atoms/s", rate[2],
                     2 * rate[1], "higher", "ratio = (rate at 2 threads) / (2 x rate at 1 thread)"))
     return rows
@@ -288,7 +303,8 @@ def worker_nacl(kpot: str, repeats: int) -> dict:
 
     model = load_model(kpot)
     atoms = nacl_box()
-    times = _md_like(atoms, {"kernelpot": GAPCalculator(model, uncertainty=False)}, repeats)
+    times = _md_like(atoms, {"kernelpot": GAPCalculator(model, uncertainty=False),
+                             "kernelpot_local": GAPCalculator(model, uncertainty="local_energy")}, repeats)
     times.update(_md_like(atoms, {"kernelpot_std": GAPCalculator(model, uncertainty=True)}, max(2, repeats // 5)))
     return {"n_atoms": len(atoms), "times": times, "load": os.getloadavg()[0],
             "n_sparse": int(sum(t.n_sparse for t in model.terms_))}
@@ -301,16 +317,12 @@ def nacl_forces(quick: bool) -> list[Row]:
     for threads in (1, 2):
         result = run_worker("worker_nacl", {"kpot": str(kpot), "repeats": 3 if quick else 10}, threads)
         ours = _rates(result, "kernelpot")
-        with_std = _rates(result, "kernelpot_std")
         rate[threads] = ours[0]
         task = (f"forces, 194-atom NaCl-water box (H, O, Na, Cl), 10 distance_2b + 4 SOAP l4 n6 terms, "
                 f"{result['n_sparse']} sparse points, MD-like calls")
         rows.append(Row("target (issue 17, 2 threads)", task, f"mean forces, {threads} thread(s)", "atoms/s",
                         ours[0], 5000.0, "higher", f"CPU-time rate {ours[1]:.0f}; load {result['load']:.1f}"))
-        rows.append(Row("kernelpot mean forces", task, f"forces + forces_std (DTC), {threads} thread(s)",
-                        "s per call", result["n_atoms"] / with_std[0], result["n_atoms"] / ours[0], "lower",
-                        ("ratio = cost of σ with the forces over the forces alone (target <= 2); in CPU time "
-                         f"{ours[1] / with_std[1]:.1f}")))
+        rows += _sigma_rows(task, threads, result)
     rows.append(Row("ideal: 2 x kernelpot 1 thread", task, "2 threads: parallel efficiency", "atoms/s", rate[2],
                     2 * rate[1], "higher", "ratio = (rate at 2 threads) / (2 x rate at 1 thread)"))
     return rows
@@ -397,32 +409,34 @@ def worker_neighbours(quick: bool, repeats: int) -> list:
         calls = {"kernelpot": lambda: neighbour_list(packed, cutoff),
                  "vesin": lambda: vesin.compute(points=atoms.positions, box=atoms.cell.array, periodic=True,
                                                 quantities="ijSDd")}
-        if len(atoms) <= 20000:
-            calls["ase"] = lambda: ase_neighbor_list("ijSDd", atoms, cutoff)
-        for call in calls.values():
-            call()
-        best = {k: np.inf for k in calls}
-        for _ in range(repeats if len(atoms) < 50000 else 2):
-            for key, call in calls.items():
-                if key == "ase" and best[key] < np.inf and len(atoms) > 2000:
-                    continue  # ASE is 10-30x slower: one timed call is enough
-                best[key] = min(best[key], measure(call).cpu)
+        samples = interleaved_cpu(calls, repeats if len(atoms) < 50000 else max(3, repeats // 2))
+        cpu = {key: float(np.median(values)) for key, values in samples.items()}
+        ratios = np.array(samples["vesin"]) / np.array(samples["kernelpot"])   # > 1: kernelpot faster
+        if len(atoms) <= 20000:   # ASE is 10-30x slower: one timed call (after a warm one) is enough
+            ase_neighbor_list("ijSDd", atoms, cutoff)
+            cpu["ase"] = measure(lambda: ase_neighbor_list("ijSDd", atoms, cutoff)).cpu
         n_pairs = neighbour_list(packed, cutoff).n_pairs
-        out.append({"name": name, "n_atoms": len(atoms), "n_pairs": n_pairs, "cpu": best})
+        out.append({"name": name, "n_atoms": len(atoms), "n_pairs": n_pairs, "cpu": cpu, "rounds": len(ratios),
+                    "ratio_quartiles": np.quantile(ratios, [0.25, 0.5, 0.75]).tolist()})
     return out
 
 
 def neighbours_vs_vesin(quick: bool) -> list[Row]:
-    """Full neighbour lists with vectors and distances, 1 thread, CPU time."""
-    results = run_worker("worker_neighbours", {"quick": quick, "repeats": 3 if quick else 9}, 1)
+    """Full neighbour lists with vectors and distances, 1 thread, CPU time: medians of interleaved rounds."""
+    results = run_worker("worker_neighbours", {"quick": quick, "repeats": 5 if quick else 15}, 1)
     rows = []
     for r in results:
         task = f"neighbour list, {r['name']} box, {r['n_atoms']} atoms, cutoff 5 Å ({r['n_pairs']} pairs)"
+        low, middle, high = r["ratio_quartiles"]
         for peer in ("vesin", "ase"):
             if peer in r["cpu"]:
+                note = "same output: i, j, S, vectors, distances; kernelpot's sorted by (i, j, S)"
+                if peer == "vesin":
+                    note += (f"; median CPU time of {r['rounds']} interleaved rounds, per-round ratio median "
+                             f"{middle:.2f} (quartiles {low:.2f}-{high:.2f})")
                 rows.append(Row(peer if peer == "vesin" else "ASE", task, "throughput, 1 thread (CPU time)",
                                 "atoms/s", r["n_atoms"] / r["cpu"]["kernelpot"], r["n_atoms"] / r["cpu"][peer],
-                                "higher", "same output: i, j, S, vectors, distances; kernelpot's sorted by (i, j, S)"))
+                                "higher", note))
     return rows
 
 

@@ -3,11 +3,14 @@
 Both codes of a comparison run in the same process and are timed the same
 way: the best of ``repeat`` calls, as wall time and as process CPU time (all
 threads). On a shared machine the CPU time of a single-threaded call is the
-fairer measure; the wall time is what a user waits.
+fairer measure; the wall time is what a user waits. Calls of a few ms, whose
+differences are as small as a shared machine's spikes, are compared through
+the medians of interleaved rounds (:func:`interleaved_cpu`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -15,7 +18,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-__all__ = ["Timing", "measure", "best_time", "first_calls"]
+__all__ = ["Timing", "measure", "best_time", "first_calls", "interleaved_cpu"]
 
 
 @dataclass(frozen=True)
@@ -87,3 +90,26 @@ def first_calls(code: str, *arguments: str, runs: int = 2, env: dict | None = No
                 raise RuntimeError(f"the first-call script failed:\n{done.stderr[-2000:]}")
             lines.append(done.stdout.strip().splitlines()[-1])
     return lines
+
+
+def interleaved_cpu(calls: dict, repeats: int, target: float = 0.02) -> dict:
+    """CPU seconds per call of each function in each of ``repeats`` rounds: ``{name: [s, ...]}``.
+
+    Every round times every function once, in alternating order (so neither always runs right after the
+    other); a timing repeats its function enough times to last about ``target`` s, so that small boxes are
+    not measured at the clock's resolution. Medians over rounds of these are robust to the spikes a shared
+    machine adds to single calls.
+    """
+    loops = {}
+    for name, call in calls.items():
+        call()                                        # warm: compile, caches
+        loops[name] = max(1, math.ceil(target / max(measure(call).cpu, 1e-6)))
+    samples = {name: [] for name in calls}
+    names = list(calls)
+    for round_ in range(repeats):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            start = time.process_time()
+            for _ in range(loops[name]):
+                calls[name]()
+            samples[name].append((time.process_time() - start) / loops[name])
+    return samples

@@ -39,11 +39,19 @@ def add_parser(sub) -> None:
     md.add_argument("--interval", type=positive_int, default=10, help="steps between log lines and frames")
     md.add_argument("--skin", type=non_negative_float, default=1.0,
                     help="Verlet skin of the neighbour lists kept between steps, Å (0: search every step)")
-    watch = md.add_argument_group("force uncertainty (the model's DTC forces_std, computed with every step's forces)")
+    watch = md.add_argument_group("uncertainty (the model's DTC σ, computed with every step's forces)")
     watch.add_argument("--uncertainty", action="store_true",
-                       help="record the largest per-atom |forces_std| of every step (eV/Å)")
+                       help="record the largest per-atom σ of every step (see --std-kind)")
+    watch.add_argument("--std-kind", choices=["forces", "local_energy"], default="forces",
+                       help="forces: exact |forces_std| (eV/Å; tens of times the cost of a step); local_energy: "
+                            "exact σ of every atom's local energy (eV; about 1.5x a step; FLARE's trigger, not a "
+                            "force σ)")
     watch.add_argument("--std-threshold", type=float,
-                       help="flag steps whose largest |forces_std| exceeds this, eV/Å (implies --uncertainty)")
+                       help="flag steps whose largest σ exceeds this, in the unit of --std-kind (implies "
+                            "--uncertainty)")
+    watch.add_argument("--force-threshold", type=float,
+                       help="with --std-kind local_energy: a step above --std-threshold is flagged only if its exact "
+                            "largest |forces_std| (computed for that step only) also exceeds this, eV/Å")
     watch.add_argument("--stop", action="store_true", help="stop at the first flagged step (needs --std-threshold)")
     watch.add_argument("--std-interval", type=int, default=1,
                        help="steps between σ checks; the steps in between take the fast mean-only path, so σ "
@@ -76,8 +84,14 @@ def run(args) -> int:
 
     if args.stop and args.std_threshold is None:
         raise ValueError("--stop needs --std-threshold")
+    unit = "eV/Å" if args.std_kind == "forces" else "eV"
     if args.std_threshold is not None and not args.std_threshold > 0:
-        raise ValueError(f"--std-threshold must be > 0 eV/Å; got {args.std_threshold}")
+        raise ValueError(f"--std-threshold must be > 0 {unit}; got {args.std_threshold}")
+    if args.force_threshold is not None and (args.std_kind != "local_energy" or args.std_threshold is None):
+        raise ValueError("--force-threshold confirms the steps the local-energy σ flags: it needs --std-kind "
+                         "local_energy and --std-threshold")
+    if args.force_threshold is not None and not args.force_threshold > 0:
+        raise ValueError(f"--force-threshold must be > 0 eV/Å; got {args.force_threshold}")
     if args.std_interval < 1:
         raise ValueError(f"--std-interval must be an integer >= 1; got {args.std_interval}")
     uncertainty = args.uncertainty or args.std_threshold is not None
@@ -86,7 +100,10 @@ def run(args) -> int:
             check_output(path, inputs=[args.model, args.start], option=option)
     atoms = read_structures(args.start, index=args.frame)  # a bad file or --frame: one line, not StopIteration
     # With --std-interval N > 1, σ only on the steps the watch reads it; the others take the fast path.
-    mode = (True if args.std_interval == 1 else "requested") if uncertainty else False
+    if args.std_kind == "local_energy":
+        mode = ("local_energy" if args.std_interval == 1 else "requested") if uncertainty else False
+    else:
+        mode = (True if args.std_interval == 1 else "requested") if uncertainty else False
     if args.output is not None:
         return _run_resumable(args, atoms, GAPCalculator(args.model, uncertainty=mode, skin=args.skin), uncertainty)
     atoms.calc = GAPCalculator(args.model, uncertainty=mode, skin=args.skin)
@@ -110,8 +127,7 @@ def run(args) -> int:
     if uncertainty:
         from ..potential.watch import UncertaintyWatch
 
-        watch = UncertaintyWatch(dynamics, threshold=args.std_threshold, stop=args.stop,
-                                 interval=args.std_interval)
+        watch = UncertaintyWatch(dynamics, **_watch_options(args))
         flagged_frames = []
         if args.flagged is not None:
             def keep_flagged():
@@ -124,7 +140,8 @@ def run(args) -> int:
         epot, ekin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
         log.append((dynamics.nsteps, epot, ekin, ekin / (1.5 * units.kB * len(atoms))))
         if not args.quiet:
-            sigma = f"  max|σF| {watch.sigma[-1]:.4f} eV/Å" if watch is not None and watch.sigma else ""
+            sigma = (f"  max {'|σF|' if args.std_kind == 'forces' else 'σE'} {watch.sigma[-1]:.4f} {unit}"
+                     if watch is not None and watch.sigma else "")
             print(f"step {dynamics.nsteps:>7}  Epot {epot:.5f} eV  Etot {epot + ekin:.5f} eV  "
                   f"T {log[-1][3]:.1f} K{sigma}", flush=True)
 
@@ -163,12 +180,21 @@ def run(args) -> int:
     return 0
 
 
+def _watch_options(args) -> dict:
+    """The :class:`~kernelpot.potential.watch.UncertaintyWatch` keywords of the command line."""
+    return {"threshold": args.std_threshold, "stop": args.stop, "interval": args.std_interval,
+            "quantity": args.std_kind, "force_threshold": args.force_threshold}
+
+
 def _report_uncertainty(args, watch, stopped, flagged_frames) -> None:
     sigma = np.array(watch.sigma)
-    print(f"largest per-atom |forces_std| over {len(sigma)} steps: mean {sigma.mean():.4f}, max {sigma.max():.4f} "
-          f"eV/Å (step {watch.steps[int(sigma.argmax())]})")
+    name, unit = ("|forces_std|", "eV/Å") if args.std_kind == "forces" else ("local_energy_std", "eV")
+    print(f"largest per-atom {name} over {len(sigma)} steps: mean {sigma.mean():.4f}, max {sigma.max():.4f} "
+          f"{unit} (step {watch.steps[int(sigma.argmax())]})")
     if args.std_threshold is not None:
-        print(f"{len(watch.flagged)} step(s) above {args.std_threshold} eV/Å"
+        confirmed = (f" whose exact |forces_std| exceeds {args.force_threshold} eV/Å ({len(watch.force_sigma)} "
+                     "checked)" if args.force_threshold is not None else "")
+        print(f"{len(watch.flagged)} step(s) above {args.std_threshold} {unit}{confirmed}"
               + (f", first {watch.flagged[0]}" if watch.flagged else ""))
     if stopped is not None:
         print(f"stopped: {stopped}")
@@ -198,8 +224,8 @@ def _run_resumable(args, atoms, calculator, uncertainty) -> int:
                      friction=args.friction, taut=args.taut, interval=args.interval, min_distance=args.min_distance,
                      random_state=args.seed, progress=not args.quiet)
     watches = []
-    observers = [lambda dynamics: watches.append(UncertaintyWatch(
-        dynamics, threshold=args.std_threshold, stop=args.stop, interval=args.std_interval))] if uncertainty else []
+    observers = [lambda dynamics: watches.append(UncertaintyWatch(dynamics, **_watch_options(args)))] \
+        if uncertainty else []
     md.run(atoms, calculator, args.steps, observers=observers, stop_on=(UncertaintyExceeded,))
     if watches and watches[0].sigma:
         _report_uncertainty(args, watches[0], md.stopped_, None)

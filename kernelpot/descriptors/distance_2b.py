@@ -230,7 +230,10 @@ class Distance2B(Descriptor):
         vjp : callable
             ``vjp(adjoint, *, virial=False) -> (dE_dr, virial)`` with
             ``adjoint`` (n_rows, 1) = ``∂E/∂r_q`` of every pair row: each row
-            pushes ``±adjoint_q r̂_q`` onto its two atoms.
+            pushes ``±adjoint_q r̂_q`` onto its two atoms. ``vjp.pair_atoms``
+            is ``(first, second)``, each (n_rows,): the two atoms (indices into
+            the packed structures) of every row, for splitting a row's local
+            energy (and its covariances) between them.
         """
         packed = pack(X)
         features, center, neighbour, vectors, distances = self._rows(
@@ -243,4 +246,5 @@ class Distance2B(Descriptor):
             pair_dE = vectors * (adjoint[:, 0] / distances)[:, None]
             return sum_pair_derivatives(center, neighbour, vectors, pair_dE, packed, virial)
 
+        vjp.pair_atoms = (center, neighbour)
         return features, vjp

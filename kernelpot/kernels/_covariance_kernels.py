@@ -8,7 +8,8 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["dot_power_weights", "dot_product_gradient_prior", "gaussian_gradient_prior", "gaussian_quadratic_form"]
+__all__ = ["dot_power_weights", "dot_powers", "dot_product_gradient_prior", "gaussian_gradient_prior",
+           "gaussian_grouped_quadratic_forms", "gaussian_quadratic_form"]
 
 
 @njit(cache=True, nogil=True)
@@ -34,6 +35,25 @@ def dot_power_weights(c, weights, zeta, values, out):
             total += w * power * x
             out[i, j] = zeta * w * power
         values[i] = total
+
+
+@njit(cache=True, nogil=True)
+def dot_powers(c, zeta, out):
+    """``out[i, m] = c_im^ζ`` of cosines already clipped to [-1, 1] (by :func:`dot_power_weights`); integer
+    ζ <= 8 by repeated products (the same numbers as its values), else ``pow``."""
+    n, m = c.shape
+    integer = zeta == math.floor(zeta) and 1.0 <= zeta <= 8.0
+    k = int(zeta)
+    for i in range(n):
+        for j in range(m):
+            x = c[i, j]
+            if integer:
+                power = 1.0
+                for _ in range(k):
+                    power *= x
+            else:
+                power = x ** zeta
+            out[i, j] = power
 
 
 @njit(cache=True, nogil=True)
@@ -162,3 +182,25 @@ def gaussian_quadratic_form(X, inverse_sigma2, w):
         total_c += (total - t) + value if abs(total) >= abs(value) else (value - t) + total
         total = t
     return total + total_c
+
+
+@njit(cache=True, nogil=True)
+def gaussian_grouped_quadratic_forms(X, inverse_sigma2, w, indptr, members, out):
+    """``out[g] = Σ_{a, b ∈ group g} w_a w_b exp(-|x_a - x_b|²_S / 2)``, group ``g`` being the rows
+    ``members[indptr[g]:indptr[g + 1]]`` (a row may appear twice: it then counts twice). Each unordered pair
+    of entries once (the kernel is symmetric and 1 on the diagonal)."""
+    d = X.shape[1]
+    for g in range(len(indptr) - 1):
+        total = 0.0
+        for p in range(indptr[g], indptr[g + 1]):
+            a = members[p]
+            row = 0.0
+            for q in range(p + 1, indptr[g + 1]):
+                b = members[q]
+                square = 0.0
+                for k in range(d):
+                    diff = X[a, k] - X[b, k]
+                    square += inverse_sigma2[k] * diff * diff
+                row += w[b] * math.exp(-0.5 * square)
+            total += w[a] * (2.0 * row + w[a])
+        out[g] = total

@@ -43,8 +43,10 @@ import numpy as np
 
 from ._covariance_kernels import (
     dot_power_weights,
+    dot_powers,
     dot_product_gradient_prior,
     gaussian_gradient_prior,
+    gaussian_grouped_quadratic_forms,
     gaussian_quadratic_form,
 )
 
@@ -200,6 +202,18 @@ class GaussianCovariance:
         if len(X) <= 2048:
             return float(weights @ self(X, X) @ weights)
         return float(gaussian_quadratic_form(X, np.ascontiguousarray(self.inverse_sigma2(X.shape[1])), weights))
+
+    def grouped_quadratic_forms(self, X, weights, indptr, members):
+        """``Σ_{a,b ∈ g} w_a w_b k(x_a, x_b)`` of every group ``g = members[indptr[g]:indptr[g + 1]]`` (rows of
+        ``X``; a row listed twice counts twice), (n_groups,): the prior variances of per-atom shares of pair
+        energies, in one compiled pass."""
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        out = np.zeros(len(indptr) - 1)
+        gaussian_grouped_quadratic_forms(X, np.ascontiguousarray(self.inverse_sigma2(X.shape[1])),
+                                         np.ascontiguousarray(weights, dtype=np.float64),
+                                         np.asarray(indptr, dtype=np.int64), np.asarray(members, dtype=np.int64),
+                                         out)
+        return out
 
     def grouped_gradient_prior(self, X, U, item_rows, order, offsets, weights=None, weight_gradients=None):
         """``Σ_ij u_i^T ∂_x∂_z^T [w(x_i) w(x_j) k(x_i, x_j)] u_j`` per group and component (see
@@ -458,13 +472,18 @@ class LinearCovariance:
 class _GaussianSum:
     """``Σ_m w_m exp(-|x - z_m|²_S / 2)`` and its gradient ``-Σ_m w_m k_m S (x - z_m)``."""
 
+    gives_covariance = True  # __call__(X, covariance=True) also returns the kernel values
+
     def __init__(self, covariance, Z, weights, inverse_sigma2):
         self.covariance, self.Z, self.weights, self.inverse_sigma2 = covariance, Z, weights, inverse_sigma2
 
-    def __call__(self, X):
-        A = self.covariance(X, self.Z) * self.weights
+    def __call__(self, X, covariance=False):
+        """``(values, gradients)``, and with ``covariance`` also the (n, m) kernel values ``k(x_i, z_m)``."""
+        K = self.covariance(X, self.Z)
+        A = K * self.weights
         values = A.sum(1)
-        return values, -(values[:, None] * X - A @ self.Z) * self.inverse_sigma2
+        gradients = -(values[:, None] * X - A @ self.Z) * self.inverse_sigma2
+        return (values, gradients, K) if covariance else (values, gradients)
 
     def split(self, bounds):
         """The contractions of consecutive slices ``bounds[k]:bounds[k + 1]`` of the sparse points (they sum to
@@ -511,24 +530,35 @@ class _DotProductQuadratic:
 class _DotProductSum:
     """Any ζ: the (n, m) cosines, then two matrix products."""
 
+    gives_covariance = True  # __call__ / blocked(..., covariance=True) also return the kernel values
+
     def __init__(self, zeta, Zh, weights):
         self.zeta, self.Zh, self.weights = zeta, Zh, weights
 
-    def __call__(self, X):
+    def __call__(self, X, covariance=False):
+        """``(values, gradients)``, and with ``covariance`` also the kernel values ``c^ζ`` (n, m) from the same
+        cosines (what a local-energy variance needs, :mod:`kernelpot.models.gap.local_variance`)."""
         Xh, norm = NormalizedDotProductCovariance._unit(X)
         c = Xh @ self.Zh.T
         values = np.empty(c.shape[0])
         A = np.empty_like(c)
         dot_power_weights(c, self.weights, self.zeta, values, A)   # A = ζ w c^(ζ-1), values = Σ w c^ζ
         # Σ_m A_im c_im = ζ values_i
-        return values, (A @ self.Zh - (self.zeta * values)[:, None] * Xh) / norm[:, None]
+        gradients = (A @ self.Zh - (self.zeta * values)[:, None] * Xh) / norm[:, None]
+        return (values, gradients, self._powers(c)) if covariance else (values, gradients)
+
+    def _powers(self, c):
+        """``c^ζ`` of the cosines clipped by :func:`dot_power_weights` (the raw kernel values)."""
+        out = np.empty_like(c)
+        dot_powers(c, self.zeta, out)
+        return out
 
     def split(self, bounds):
         """The contractions of consecutive slices ``bounds[k]:bounds[k + 1]`` of the sparse points (they sum to
         this one)."""
         return [_DotProductSum(self.zeta, self.Zh[a:b], self.weights[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
-    def blocked(self, X, starts, active):
+    def blocked(self, X, starts, active, covariance=False):
         """The same for rows whose feature blocks are partly all zero, skipping those blocks' products.
 
         ``starts`` (n_blocks,): first column of each block; ``active`` (n, n_blocks) bool: block non-zero in
@@ -570,4 +600,5 @@ class _DotProductSum:
                 gradients[:, columns] += A @ Zb
             else:
                 gradients[rows, columns] += A[rows] @ Zb
-        return values, gradients / norm[:, None]
+        gradients /= norm[:, None]
+        return (values, gradients, self._powers(c)) if covariance else (values, gradients)

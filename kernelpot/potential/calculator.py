@@ -13,8 +13,10 @@ from ..models.gap.predictor import GAPPredictor, supports_fast_path
 from ..structures.neighbours import VerletNeighbours
 from .gap_xml import load_potential
 
-__all__ = ["GAPCalculator"]
+__all__ = ["GAPCalculator", "UNCERTAINTY_MODES"]
 
+#: Values of ``GAPCalculator(uncertainty=...)``.
+UNCERTAINTY_MODES = (True, False, "requested", "local_energy")
 # Atoms of displaced copies predicted per model call by the finite-difference helpers.
 _FD_BATCH_ATOMS = 20000
 
@@ -49,7 +51,15 @@ class GAPCalculator(BaseCalculator):
         compute them; the others take the fast path. MD that checks σ
         every N steps (``UncertaintyWatch(..., interval=N)``,
         ``kernelpot md --std-interval N``) then pays for σ on those steps
-        only. False: never (asking for them raises
+        only. ``"local_energy"``: every call also gives
+        ``results["local_energy_std"]`` (eV, shape (n_atoms,)), the exact
+        DTC σ of every atom's **local energy** (FLARE's on-the-fly trigger;
+        :mod:`kernelpot.models.gap.local_variance`), on the fast path at
+        about 1.5x the cost of the forces alone; ``energy_std`` and the
+        exact ``forces_std`` are computed only for calls that ask for them,
+        as with ``"requested"`` (screen every step with the local σ, confirm
+        with the force σ: ``UncertaintyWatch(..., quantity="local_energy",
+        force_threshold=...)``). False: never (asking for them raises
         ``PropertyNotImplementedError``).
     skin : float, default=1.0
         Verlet skin in Å: each thread keeps its neighbour lists between
@@ -87,7 +97,7 @@ class GAPCalculator(BaseCalculator):
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "energy_std",
-                              "forces_std"]
+                              "forces_std", "local_energy_std"]
 
     def __init__(self, model, *, uncertainty: bool | str = True, skin: float = 1.0):
         self._per_thread = threading.local()
@@ -98,9 +108,9 @@ class GAPCalculator(BaseCalculator):
             raise TypeError(f"`model` must be a fitted SparseGPR or a .kpot path; got {type(model).__name__}")
         if not hasattr(model, "alpha_"):
             raise ValueError("`model` is not fitted; call fit first or load a .kpot file")
-        if uncertainty not in (True, False, "requested"):
-            raise ValueError(f"`uncertainty` must be True, False or 'requested'; got {uncertainty!r}")
-        if uncertainty is True and getattr(model, "posterior_factor_", None) is None:
+        if uncertainty not in UNCERTAINTY_MODES:
+            raise ValueError(f"`uncertainty` must be True, False, 'requested' or 'local_energy'; got {uncertainty!r}")
+        if uncertainty in (True, "local_energy") and getattr(model, "posterior_factor_", None) is None:
             raise ValueError("this model stores no posterior covariance (imported from a GAP XML file), so it "
                              "has no uncertainties: use GAPCalculator(model, uncertainty=False)")
         self.model = model
@@ -161,12 +171,17 @@ class GAPCalculator(BaseCalculator):
         if "energies" in properties:
             wanted.append("local_energy")
         with_std = self.uncertainty is True or (
-            self.uncertainty == "requested" and any(p in properties for p in ("energy_std", "forces_std")))
+            self.uncertainty in ("requested", "local_energy")
+            and any(p in properties for p in ("energy_std", "forces_std")))
+        local_std = self.uncertainty == "local_energy" or (
+            bool(self.uncertainty) and "local_energy_std" in properties)
         predictor = self._predictor()
-        if predictor is not None and not with_std and not _pair_locals(self.model, wanted):
-            prediction = predictor.predict([atoms], tuple(wanted))
-        else:
-            prediction = self.model.predict([atoms], properties=tuple(wanted), return_std=with_std)
+        if predictor is not None and not with_std:
+            prediction = predictor.predict([atoms], tuple(wanted) + (("local_energy_std",) if local_std else ()))
+        else:   # the explicit path gives the local σ with the local energies
+            if local_std and "local_energy" not in wanted:
+                wanted.append("local_energy")
+            prediction = self.model.predict([atoms], properties=tuple(wanted), return_std=with_std or local_std)
         energy = float(prediction["energy"][0])
         # Same structure (a σ request after the step's forces): keep what was computed, e.g. stress.
         kept = {} if system_changes else dict(self.results)
@@ -175,13 +190,15 @@ class GAPCalculator(BaseCalculator):
             results["stress"] = prediction["stress"][0]
         if "local_energy" in prediction:
             results["energies"] = prediction["local_energy"]
+        if local_std:
+            results["local_energy_std"] = prediction["local_energy_std"]
         if with_std:
             results["energy_std"] = float(prediction["energy_std"][0])
             results["forces_std"] = prediction["forces_std"]
             if "stress_std" in prediction:
                 results["stress_std"] = prediction["stress_std"][0]
         elif not self.uncertainty:
-            for name in ("energy_std", "forces_std"):
+            for name in ("energy_std", "forces_std", "local_energy_std"):
                 if name in properties:
                     raise PropertyNotImplementedError(f"{name} was switched off (uncertainty=False)")
         if not np.isfinite(energy):
@@ -286,8 +303,3 @@ def _positive_step(value, name):
             np.isfinite(value) and value > 0):
         raise ValueError(f"`{name}` must be a finite number > 0; got {value!r}")
     return float(value)
-
-
-def _pair_locals(model, wanted):
-    """Per-atom energies of pair rows (``distance_2b``) need the explicit path."""
-    return "local_energy" in wanted and any(getattr(t.descriptor, "rows_are_pairs", False) for t in model.terms_)

@@ -372,8 +372,9 @@ class ResumableMD:
                       "temperature_K": float(atoms.get_temperature())}
         results = {k: v for k, v in atoms.calc.results.items() if k in ("energy", "forces", "stress", "free_energy")}
         frame.calc = SinglePointCalculator(frame, **results)
-        if "forces_std" in atoms.calc.results:
-            frame.arrays["forces_std"] = np.asarray(atoms.calc.results["forces_std"], dtype=np.float64)
+        for name in ("forces_std", "local_energy_std"):   # the σ the calculator computed for this step
+            if name in atoms.calc.results:
+                frame.arrays[name] = np.asarray(atoms.calc.results[name], dtype=np.float64)
         buffer = io.StringIO()
         ase.io.write(buffer, frame, format="extxyz")
         data = buffer.getvalue().encode()

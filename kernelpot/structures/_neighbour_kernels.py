@@ -384,19 +384,36 @@ def _atom_bin_pair(positions, cell, cutoff, limit2, binned, bin_atoms, wraps, p,
                 counts[i] += 1
 
 
+# Blocks up to this long are insertion-sorted, longer ones Shell-sorted (a centre with thousands of neighbours).
+_INSERTION_MAX = 96
+
+
 @njit(cache=True, nogil=True)
 def _sort_small(values):
-    """In-place ascending Shell sort (Ciura gaps): insertion sort for the short runs
-    typical of one center, still fast on long ones, and quick to compile."""
+    """In-place ascending sort of one centre's keys.
+
+    They arrive as a concatenation of ascending runs, one per stencil bin, so plain insertion sort (work =
+    the inversions) beats a Shell sort on the usual block lengths: all centres of a 12,288-atom water box at
+    5 Å (~55 keys each) take 7.0 ms against 12.3 ms. Long blocks fall back to Shell sort (Ciura gaps), which
+    bounds the worst case.
+    """
     n = values.size
-    for gap in (100894, 44842, 19930, 8858, 3937, 1750, 701, 301, 132, 57, 23, 10, 4, 1):
-        for a in range(gap, n):
-            v = values[a]
-            b = a
-            while b >= gap and values[b - gap] > v:
-                values[b] = values[b - gap]
-                b -= gap
-            values[b] = v
+    if n > _INSERTION_MAX:
+        for gap in (100894, 44842, 19930, 8858, 3937, 1750, 701, 301, 132, 57, 23, 10, 4):
+            _gapped_insertion(values, gap)
+    _gapped_insertion(values, 1)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _gapped_insertion(values, gap):
+    """One insertion-sort pass over the elements ``gap`` apart (gap 1: plain insertion sort)."""
+    for a in range(gap, values.size):
+        v = values[a]
+        b = a
+        while b >= gap and values[b - gap] > v:
+            values[b] = values[b - gap]
+            b -= gap
+        values[b] = v
 
 
 @njit(cache=True, nogil=True)
@@ -421,18 +438,20 @@ def _code_table(radix):
 
 
 @njit(cache=True, nogil=True)
-def _decode_pairs(positions, cell, start, pair_offsets, keys, wraps, radix,
+def _decode_pairs(positions, cell, start, pair_offsets, keys, key_starts, wraps, radix,
                   neighbour, shifts, vectors, distances):
-    """Sort each center's keys and turn them into (j, S, vector, distance)."""
+    """Sort each center's keys (centre ``i``'s block starts at ``keys[key_starts[i]]``) in place and write
+    them as (j, S, vector, distance) at ``pair_offsets[start + i]``."""
     n_codes, bits, table = _code_table(radix)
     mask = n_codes - 1
     for i in range(positions.shape[0]):
         lo = pair_offsets[start + i]
         hi = pair_offsets[start + i + 1]
-        _sort_small(keys[lo:hi])
+        source = key_starts[i] - lo
+        _sort_small(keys[lo + source:hi + source])
         for p in range(lo, hi):
-            j = keys[p] >> bits
-            code = keys[p] & mask
+            j = keys[p + source] >> bits
+            code = keys[p + source] & mask
             s0 = table[code, 0] + wraps[i, 0] - wraps[j, 0]
             s1 = table[code, 1] + wraps[i, 1] - wraps[j, 1]
             s2 = table[code, 2] + wraps[i, 2] - wraps[j, 2]
@@ -504,24 +523,20 @@ def fill_pairs(positions, cells, pbc, offsets, cutoff, pair_offsets, keys,
             cursor = pair_offsets[a:b].copy()
             wraps, radix = _cell_list_pass(positions[a:b], cells[s], pbc[s], cutoff,
                                            empty_i, keys, cursor, empty_i)
-            _decode_pairs(positions[a:b], cells[s], a, pair_offsets, keys, wraps, radix,
+            _decode_pairs(positions[a:b], cells[s], a, pair_offsets, keys, pair_offsets[a:b], wraps, radix,
                           neighbour, shifts, vectors, distances)
 
 
 @njit(cache=True, nogil=True)
 def moved_pairs(positions, cells, atom_structure, center, neighbour, shifts, vectors, distances):
-    """``vectors[p] = r_j + S_p @ cell - r_i`` and its norm at new positions, for stored pairs (a Verlet list)."""
+    """``vectors[p] = r_j + S_p @ cell - r_i`` and its norm at new positions, for stored pairs (a Verlet list).
+
+    Through :func:`_vector`, the same operations in the same order as a fresh search: a kept list and a new
+    one give bit-identical vectors, so an MD run resumed with a fresh list repeats an uninterrupted one.
+    """
     for p in range(center.shape[0]):
-        i = center[p]
-        j = neighbour[p]
-        cell = cells[atom_structure[i]]
-        total = 0.0
-        for x in range(3):
-            value = (positions[j, x] - positions[i, x] + shifts[p, 0] * cell[0, x]
-                     + shifts[p, 1] * cell[1, x] + shifts[p, 2] * cell[2, x])
-            vectors[p, x] = value
-            total += value * value
-        distances[p] = math.sqrt(total)
+        distances[p] = _vector(positions, cells[atom_structure[center[p]]], center[p], neighbour[p],
+                               shifts[p, 0], shifts[p, 1], shifts[p, 2], vectors[p])
 
 
 @njit(cache=True, nogil=True)
@@ -537,14 +552,11 @@ def record_pairs(positions, cell, pbc, cutoff, keys, starts, counts, length):
 
 @njit(cache=True, nogil=True)
 def decode_recorded(positions, cell, keys, starts, counts, wraps, radix, pair_offsets,
-                    sorted_keys, neighbour, shifts, vectors, distances):
-    """Copy each centre's block of keys to its place in index order, then as :func:`_decode_pairs`."""
+                    neighbour, shifts, vectors, distances):
+    """Pair offsets from the counts, then :func:`_decode_pairs` reading each centre's block of keys where the
+    pass recorded it (``starts``): no copy of the keys into index order."""
     n = positions.shape[0]
     pair_offsets[0] = 0
     for i in range(n):
         pair_offsets[i + 1] = pair_offsets[i] + counts[i]
-        source = starts[i]
-        target = pair_offsets[i]
-        for k in range(counts[i]):
-            sorted_keys[target + k] = keys[source + k]
-    _decode_pairs(positions, cell, 0, pair_offsets, sorted_keys, wraps, radix, neighbour, shifts, vectors, distances)
+    _decode_pairs(positions, cell, 0, pair_offsets, keys, starts, wraps, radix, neighbour, shifts, vectors, distances)

@@ -306,12 +306,11 @@ def _one_structure(packed, positions, cell, pbc, cutoff, max_neighbours):
             break
         capacity = n_pairs
     pair_offsets = np.empty(n_atoms + 1, dtype=np.int64)
-    sorted_keys = np.empty(n_pairs, dtype=np.int64)
     neighbour = np.empty(n_pairs, dtype=np.int64)
     shifts = np.empty((n_pairs, 3), dtype=np.int64)
     vectors = np.empty((n_pairs, 3), dtype=np.float64)
     distances = np.empty(n_pairs, dtype=np.float64)
-    decode_recorded(positions, cell, keys, starts, counts, wraps, radix, pair_offsets, sorted_keys,
+    decode_recorded(positions, cell, keys, starts, counts, wraps, radix, pair_offsets,
                     neighbour, shifts, vectors, distances)
     center = np.repeat(np.arange(n_atoms, dtype=np.int64), np.diff(pair_offsets))
     return NeighbourList(center, neighbour, shifts, vectors, distances, pair_offsets, cutoff)

@@ -36,7 +36,6 @@ import copy
 import logging
 
 import numpy as np
-import scipy.sparse as sp
 
 from ...exceptions import warn_reduced
 from ...parallel.blocks import check_scheduler
@@ -55,6 +54,7 @@ from .terms import (
     GAPTerm,
     factor_kmm,
     row_weights,
+    rows_to_atoms,
     structure_of_rows,
     sum_per_structure,
 )
@@ -443,8 +443,7 @@ class SparseGPR(Estimator):
             for s, atoms in enumerate(atoms_list):
                 if not atoms.pbc.all():
                     raise ValueError(f"stress needs a periodic cell; structure {s} has pbc={atoms.pbc.tolist()}")
-        pair_locals = "local_energy" in properties and any(_rows_are_pairs(t.descriptor) for t in self.terms_)
-        if not return_std and not pair_locals and supports_fast_path(self):
+        if not return_std and supports_fast_path(self):
             return GAPPredictor(self).predict(atoms_list, properties)
         return self._predict_explicit(atoms_list, packed, properties, return_std, variance, factor)
 
@@ -539,8 +538,8 @@ class SparseGPR(Estimator):
             rows_structure = structure_of_rows(X.offsets)
             energy[block] += sum_per_structure(local, X.offsets)
             if acc["local_energy"] is not None:
-                acc["local_energy"][atom_start : atom_start + n_atoms] += _rows_to_atoms(
-                    term.descriptor, X, G, n_atoms) @ local
+                acc["local_energy"][atom_start : atom_start + n_atoms] += rows_to_atoms(
+                    term.descriptor, X, G, packed.numbers[atom_start : atom_start + n_atoms]) @ local
             if need_gradient:
                 forces[atom_start : atom_start + n_atoms] -= dE_dr
             if need_virial:
@@ -555,7 +554,8 @@ class SparseGPR(Estimator):
                                                            minlength=len(block))
             if request is not None:
                 design = term.design_rows(X, G, n_atoms, request.forces, request.virial, acc["pair_chunk"])
-                std_inputs.append(term_std_inputs(term, X, G, n_atoms, request, design))
+                std_inputs.append(term_std_inputs(term, X, G, n_atoms, request, design,
+                                                  packed.numbers[atom_start : atom_start + n_atoms]))
         if request is not None:
             atoms = slice(atom_start, atom_start + n_atoms)
             where = {"energy": block, "forces": slice(3 * atom_start, 3 * (atom_start + n_atoms)),
@@ -587,16 +587,3 @@ def _shortfall_reason(method, n_requested, n_chosen, n_zero_weight, info):
 
 def _rows_are_pairs(descriptor):
     return bool(getattr(descriptor, "rows_are_pairs", False))
-
-
-def _rows_to_atoms(descriptor, X, G, n_atoms):
-    """Sparse (n_atoms, n_rows) map sharing each row's local energy among atoms."""
-    n_rows = X.shape[0]
-    if _rows_are_pairs(descriptor):
-        # Each pair row has one gradient entry per atom of the pair.
-        return sp.csr_matrix((np.full(G.n_pairs, 0.5), (G.neighbour, G.center)), shape=(n_atoms, n_rows))
-    if n_rows != n_atoms:
-        raise ValueError(f"local energies need one descriptor row per atom; {type(descriptor).__name__} "
-                         f"gives {n_rows} rows for {n_atoms} atoms")
-    return sp.identity(n_atoms, format="csr")
-

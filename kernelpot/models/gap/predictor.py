@@ -38,6 +38,7 @@ import numpy as np
 from ...descriptors.centre_species import CentreSpecies
 from ...structures.neighbours import VerletNeighbours
 from ...structures.packing import as_atoms_list, pack
+from .local_variance import LocalEnergyVariance
 from .terms import VIRIAL_COMPONENTS, structure_of_rows
 
 __all__ = ["GAPPredictor", "SharedDescriptors", "supports_fast_path"]
@@ -107,8 +108,9 @@ def _pool(n_workers):
 
 
 def _rows_in_parallel(function, X, n_threads):
-    """``function(X) -> (values, gradients)`` on row chunks in ``n_threads`` Python threads (BLAS releases the
-    GIL), concatenated; the same numbers as one call (each row's result depends on that row only)."""
+    """``function(X)`` (an array or a tuple of arrays, each with one row per row of ``X``) on row chunks in
+    ``n_threads`` Python threads (BLAS releases the GIL), concatenated; the same numbers as one call (each
+    row's result depends on that row only)."""
     X = np.asarray(X)
     n_chunks = min(n_threads, len(X) // _MIN_ROWS_PER_THREAD)
     if n_chunks <= 1:
@@ -116,7 +118,9 @@ def _rows_in_parallel(function, X, n_threads):
     pool = _pool(n_chunks)
     bounds = np.linspace(0, len(X), n_chunks + 1).astype(int)
     parts = list(pool.map(lambda k: function(X[bounds[k]:bounds[k + 1]]), range(n_chunks)))
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    if isinstance(parts[0], tuple):
+        return tuple(np.concatenate(pieces) for pieces in zip(*parts))
+    return np.concatenate(parts)
 
 
 def _block_starts(root):
@@ -133,8 +137,9 @@ def _active_blocks(X, starts):
     return None if active.all() else (starts, active)
 
 
-def _term_local_energies(term, starts, X, n_threads):
-    """Local energies and adjoints of one term's rows in ``n_threads`` threads.
+def _term_local_energies(term, starts, X, n_threads, covariance=False):
+    """Local energies and adjoints (and with ``covariance`` their covariances with the sparse points) of one
+    term's rows in ``n_threads`` threads.
 
     Where the cost grows with the sparse points (ζ > 2, Gaussian), each thread takes a slice of them for all
     rows (:meth:`FittedTerm.energy_contraction_parts`): one structure has few rows per term and many sparse
@@ -142,8 +147,10 @@ def _term_local_energies(term, starts, X, n_threads):
     """
     parts = term.energy_contraction_parts(n_threads) if n_threads > 1 and len(X) else None
     if parts is not None:
-        return term.local_energies(X, _active_blocks(X, starts), parts=parts, run=_pool(len(parts)).map)
-    return _rows_in_parallel(lambda rows: term.local_energies(rows, _active_blocks(rows, starts)), X, n_threads)
+        return term.local_energies(X, _active_blocks(X, starts), parts=parts, run=_pool(len(parts)).map,
+                                   covariance=covariance)
+    return _rows_in_parallel(lambda rows: term.local_energies(rows, _active_blocks(rows, starts),
+                                                              covariance=covariance), X, n_threads)
 
 
 def supports_fast_path(model) -> bool:
@@ -240,6 +247,14 @@ class GAPPredictor:
         names and stress requests by the caller (:meth:`SparseGPR.predict`,
         the calculator).
 
+        ``"local_energy_std"`` among ``properties`` adds the exact DTC
+        standard deviation of every atom's local energy, ndarray
+        (n_atoms_total,) in eV (times the model's ``std_scale_``), equal to
+        ``SparseGPR.predict(..., properties=("local_energy",),
+        return_std=True)["local_energy_std"]`` but from the kernel values the
+        mean already computes (:mod:`kernelpot.models.gap.local_variance`):
+        a local-energy σ, not a force σ.
+
         Raises
         ------
         ValueError
@@ -251,6 +266,7 @@ class GAPPredictor:
         need_virial = "virial" in properties or "stress" in properties
         need_gradient = "forces" in properties or need_virial
         need_local = "local_energy" in properties
+        local_std = LocalEnergyVariance.for_model(model) if "local_energy_std" in properties else None
         n_structures = len(atoms_list)
         numbers = packed.numbers
         n_atoms = len(numbers)
@@ -263,8 +279,16 @@ class GAPPredictor:
         local = np.array([model.e0_[int(z)] for z in numbers], dtype=np.float64) if need_local else None
         # Without a provider, the descriptors of this call still share one search per packing.
         neighbours = self.neighbours if self.neighbours is not None else VerletNeighbours(0.0)
+        # {term index: (k_star, first atom, second atom or None)} and the prior variances, for local_std
+        covariances = {} if local_std is not None else None
+        prior = np.zeros(n_atoms) if local_std is not None else None
         with _ONE_THREAD_BLAS:
-            self._contract(packed, neighbours, need_gradient, need_virial, need_local, energy, dE_dr, virial, local)
+            self._contract(packed, neighbours, need_gradient, need_virial, need_local, energy, dE_dr, virial, local,
+                           covariances, prior)
+            if local_std is not None:
+                n_threads = _thread_count()
+                variance = local_std.variance(numbers, covariances, prior,
+                                              lambda function, rows: _rows_in_parallel(function, rows, n_threads))
         baseline = getattr(model, "baseline", None)
         if baseline is not None:  # an exact additive model under the GAP (e.g. fixed-charge Coulomb)
             baseline.check(atoms_list)
@@ -288,15 +312,24 @@ class GAPPredictor:
             out["stress"] = np.stack([stress[:, a, b] for a, b in VIRIAL_COMPONENTS], axis=1)
         if need_local:
             out["local_energy"] = local
+        if local_std is not None:
+            out["local_energy_std"] = float(getattr(model, "std_scale_", 1.0)) * np.sqrt(variance)
         return out
 
-    def _contract(self, packed, neighbours, need_gradient, need_virial, need_local, energy, dE_dr, virial, local):
-        """Add every descriptor group's energies (and position derivatives, virials, local energies) in place."""
+    def _contract(self, packed, neighbours, need_gradient, need_virial, need_local, energy, dE_dr, virial, local,
+                  covariances=None, prior=None):
+        """Add every descriptor group's energies (and position derivatives, virials, local energies) in place.
+
+        ``covariances`` (a dict) and ``prior`` (n_atoms,), if given, receive what the local-energy variance needs
+        (:meth:`LocalEnergyVariance.variance`).
+        """
         n_structures, n_atoms = len(energy), len(packed.numbers)
         n_threads = _thread_count()
+        index = {id(term): t for t, term in enumerate(self.model.terms_)}
         for root, terms in _groups(self.model):
             X, vjp = root.transform_vjp(packed, neighbours=neighbours)
-            if need_local and X.shape[0] != n_atoms:
+            pair_atoms = getattr(vjp, "pair_atoms", None)   # pair rows: each row's two atoms
+            if (need_local or covariances is not None) and pair_atoms is None and X.shape[0] != n_atoms:
                 raise ValueError(f"local energies need one descriptor row per atom; {type(root).__name__} gives "
                                  f"{X.shape[0]} rows for {n_atoms} atoms")
             row_structure = structure_of_rows(X.offsets)
@@ -305,14 +338,24 @@ class GAPPredictor:
             for term, selector in terms:
                 rows = None if selector is None else selector.kept_rows(X)
                 X_term = np.asarray(X) if rows is None else np.asarray(X)[rows]
-                values, gradients = _term_local_energies(term, starts, X_term, n_threads)
+                out = _term_local_energies(term, starts, X_term, n_threads, covariance=covariances is not None)
+                values, gradients = out[0], out[1]
                 structure = row_structure if rows is None else row_structure[rows]
                 energy += np.bincount(structure, weights=values, minlength=n_structures)
+                if pair_atoms is not None:
+                    first, second = (pair_atoms[0], pair_atoms[1]) if rows is None else \
+                        (pair_atoms[0][rows], pair_atoms[1][rows])
+                else:
+                    first, second = (np.arange(n_atoms) if rows is None else np.flatnonzero(rows)), None
                 if need_local:
-                    if rows is None:
-                        local += values
-                    else:
-                        local[rows] += values
+                    if second is None:
+                        local[first] += values
+                    else:   # a pair row's energy is split equally between its two atoms
+                        local += 0.5 * (np.bincount(first, weights=values, minlength=n_atoms)
+                                        + np.bincount(second, weights=values, minlength=n_atoms))
+                if covariances is not None:
+                    covariances[index[id(term)]] = (out[2], first, second)
+                    prior += LocalEnergyVariance.term_prior(term, X_term, first, second, n_atoms)
                 if need_gradient:
                     if rows is None:
                         adjoint += gradients

@@ -20,12 +20,16 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from ...descriptors.base import species_numbers
+from ...descriptors.centre_species import CentreSpecies
 from ...kernels import GaussianCovariance, LinearCovariance, NormalizedDotProductCovariance
 from ._design_kernels import accumulate_pair_rows
 
-__all__ = ["GAPTerm", "FittedTerm", "VIRIAL_COMPONENTS", "sum_per_structure", "factor_kmm"]
+__all__ = ["GAPTerm", "FittedTerm", "VIRIAL_COMPONENTS", "rows_to_atoms", "sum_per_structure", "factor_kmm"]
 
 _SPARSE_METHODS = ("cur", "fps", "uniform", "random")
+# Sparse points below which a thread gets no slice of its own (energy_contraction_parts).
+MIN_SPARSE_PER_PART = 64
 # Order of the 6 independent virial components used as observations.
 VIRIAL_COMPONENTS = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
 
@@ -111,6 +115,26 @@ def row_weights(descriptor, X):
         return np.ones(X.shape[0]), None
     w, dw = weight_fn(X)
     return np.asarray(w, dtype=np.float64), np.asarray(dw, dtype=np.float64)
+
+
+def rows_to_atoms(descriptor, X, G, numbers):
+    """Sparse (n_atoms, n_rows) map sharing each row's local energy among the atoms of a block.
+
+    A pair row (``distance_2b``) gives half to each of its two atoms (read from its gradient entries ``G``),
+    a :class:`~kernelpot.descriptors.CentreSpecies` row all to its centre (the block's atoms of those
+    species, in order), any other per-atom row all to its atom. ``numbers`` (n_atoms,) are the block's.
+    """
+    n_atoms, n_rows = len(numbers), X.shape[0]
+    if getattr(descriptor, "rows_are_pairs", False):
+        # Each pair row has one gradient entry per atom of the pair.
+        return sp.csr_matrix((np.full(G.n_pairs, 0.5), (G.neighbour, G.center)), shape=(n_atoms, n_rows))
+    atoms = np.arange(n_atoms)
+    if isinstance(descriptor, CentreSpecies):
+        atoms = np.flatnonzero(np.isin(numbers, species_numbers(descriptor.species, "species")))
+    if len(atoms) != n_rows:
+        raise ValueError(f"local energies need one descriptor row per atom; {type(descriptor).__name__} "
+                         f"gives {n_rows} rows for {len(atoms)} atoms")
+    return sp.csr_matrix((np.ones(n_rows), (atoms, np.arange(n_rows))), shape=(n_atoms, n_rows))
 
 
 def structure_of_rows(offsets):
@@ -280,7 +304,7 @@ class FittedTerm:
         not grow with the sparse points (ζ = 1, 2 matrix route, linear) or there are fewer than 64 per part.
         """
         whole = self.energy_contraction()
-        if n_parts < 2 or not hasattr(whole, "split") or self.n_sparse < 64 * n_parts:
+        if n_parts < 2 or not hasattr(whole, "split") or self.n_sparse < MIN_SPARSE_PER_PART * n_parts:
             return None
         cached = self.__dict__.get("_contraction_parts")
         if cached is None or cached[0] is not whole or len(cached[1]) != n_parts:
@@ -289,7 +313,7 @@ class FittedTerm:
             self.__dict__["_contraction_parts"] = cached
         return cached[1]
 
-    def local_energies(self, X, blocks=None, parts=None, run=map):
+    def local_energies(self, X, blocks=None, parts=None, run=map, covariance=False):
         """Local energies (n_rows,) in eV and their feature gradients (n_rows, n_features) of rows ``X``.
 
         ``ε(x) = w(x) Σ_s δ² α_s w(x_s) k(x, x_s)`` (module docstring) and
@@ -304,25 +328,41 @@ class FittedTerm:
 
         ``parts`` (from :meth:`energy_contraction_parts`), if given, are evaluated with ``run`` (e.g. a
         thread pool's ``map``) and summed.
+
+        ``covariance=True`` also returns the covariances ``k_*`` (n_rows, n_sparse) of the rows' local
+        energies with the sparse points (``δ² w(x) w(x_s) k(x, x_s)``, eV², the rows of :meth:`knm`), taken
+        from the contraction's own kernel values where it forms them (ζ > 2, Gaussian) and computed
+        otherwise.
         """
         X = np.asarray(X)
 
         def contract(contraction):
             if blocks is not None and hasattr(contraction, "blocked"):
-                return contraction.blocked(X, *blocks)
+                return contraction.blocked(X, *blocks, **({"covariance": True} if covariance else {}))
+            if covariance and getattr(contraction, "gives_covariance", False):
+                return contraction(X, covariance=True)
             return contraction(X)
 
         if parts is None:
-            values, gradients = contract(self.energy_contraction())
+            outputs = [contract(self.energy_contraction())]
         else:
             outputs = list(run(contract, parts))
-            values = np.sum([v for v, _ in outputs], axis=0)
-            gradients = np.sum([g for _, g in outputs], axis=0)
+        values = np.sum([out[0] for out in outputs], axis=0)
+        gradients = np.sum([out[1] for out in outputs], axis=0)
         w, dw = row_weights(self.descriptor, X)
-        if dw is None:
+        if dw is not None:
+            gradients = w[:, None] * gradients + dw * values[:, None]
+            values = w * values
+        if not covariance:
             return values, gradients
-        gradients = w[:, None] * gradients + dw * values[:, None]
-        return w * values, gradients
+        if len(outputs[0]) == 3:   # parts are consecutive slices of the sparse points
+            K = outputs[0][2] if len(outputs) == 1 else np.hstack([out[2] for out in outputs])
+        else:
+            K = self.kernel(X, self.sparse_X)
+        K *= self.delta**2 * self.sparse_weight[None, :]
+        if dw is not None:
+            K *= w[:, None]
+        return values, gradients, K
 
     def predict_block(self, X, G, n_atoms, want_gradient, row_scale=None):
         """Local energies and position gradients of one block.

@@ -42,7 +42,7 @@ from ...structures.packing import as_atoms_list, atom_budget_groups
 from .accumulators import QRAccumulator
 from .design import DesignBuilder
 from .labels import check_labels
-from .terms import VIRIAL_COMPONENTS, row_weights
+from .terms import VIRIAL_COMPONENTS, row_weights, rows_to_atoms
 
 __all__ = [
     "VARIANCES",
@@ -133,13 +133,7 @@ def _virial_items(G, n_rows):
     return np.stack([-0.5 * (M[a, b] + M[b, a]) for a, b in VIRIAL_COMPONENTS], axis=1)
 
 
-def _local_map(descriptor, X, G, n_atoms):
-    if getattr(descriptor, "rows_are_pairs", False):
-        return sp.csr_matrix((np.full(G.n_pairs, 0.5), (G.neighbour, G.center)), shape=(n_atoms, X.shape[0]))
-    return sp.identity(n_atoms, format="csr")
-
-
-def term_std_inputs(term, X, G, n_atoms, request, design):
+def term_std_inputs(term, X, G, n_atoms, request, design, numbers=None):
     """``k_*`` rows and prior variances of one term over one block of structures.
 
     Parameters
@@ -151,6 +145,8 @@ def term_std_inputs(term, X, G, n_atoms, request, design):
     request : StdRequest
     design : tuple
         ``term.design_rows(...)`` output ``(energy, dE_dr, virial)``.
+    numbers : ndarray (n_atoms,) or None
+        Atomic numbers of the block (needed for ``request.local``).
 
     Returns
     -------
@@ -172,7 +168,7 @@ def term_std_inputs(term, X, G, n_atoms, request, design):
         prior = group_gradient_prior(term, Xa, h, np.arange(Xa.shape[0]), np.arange(Xa.shape[0]), X.offsets)
         out["virial"] = (None if virial_rows is None else virial_rows.reshape(n_s * 6, -1), prior.ravel())
     if request.local:
-        A = _local_map(term.descriptor, Xa, G, n_atoms)
+        A = rows_to_atoms(term.descriptor, Xa, G, numbers)
         w = row_weights(term.descriptor, Xa)[0]
         if getattr(term.descriptor, "rows_are_pairs", False):
             prior = np.zeros(n_atoms)
@@ -182,8 +178,8 @@ def term_std_inputs(term, X, G, n_atoms, request, design):
                     C = term.delta**2 * w[a:b, None] * w[None, a:b] * term.kernel(Xa[a:b], Xa[a:b])
                     As = A[:, a:b]
                     prior += np.asarray((As @ sp.csr_matrix(C)).multiply(As).sum(1)).ravel()
-        else:
-            prior = term.delta**2 * w**2 * term.kernel.diag(Xa)
+        else:   # each row is one atom's (A has ones)
+            prior = A @ (term.delta**2 * w**2 * term.kernel.diag(Xa))
         out["local"] = (np.asarray(A @ term.knm(Xa, w)[0]), prior)
     return out
 

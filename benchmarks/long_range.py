@@ -1366,6 +1366,8 @@ def main(argv=None):
                              "each row's chosen on gen1 validation frames (--validation-every)")
     parser.add_argument("--validation-every", type=int, default=0,
                         help="NaCl --joint: gen1 validation frames train_every//2, +N, ... of each file")
+    parser.add_argument("--validation-offset", type=int, default=None,
+                        help="NaCl --joint: first validation frame of each file (default train_every // 2)")
     parser.add_argument("--select-frames", type=int, default=8, help="NaCl --select: training frames")
     parser.add_argument("--candidates", default=None, help="NaCl --select: comma-separated candidate names")
     parser.add_argument("--rows", default=None, help="comma-separated row names (default: all)")
@@ -1479,10 +1481,10 @@ def _nacl_main(args):
     if args.joint:
         validation = None
         if args.validation_every:
-            offset = args.train_every // 2
-            if offset == 0 or args.validation_every % args.train_every:
-                raise SystemExit("--validation-every must be a multiple of --train-every (>= 2), so that the "
-                                 "validation frames (offset train_every // 2) are never training frames")
+            offset = args.train_every // 2 if args.validation_offset is None else args.validation_offset
+            if offset % args.train_every == 0 or args.validation_every % args.train_every:
+                raise SystemExit("--validation-every must be a multiple of --train-every and --validation-offset "
+                                 "not one, so that no validation frame is a training frame")
             validation = load_nacl(paths, every=args.validation_every, offset=offset)
         sigmas = parse_sigmas(args.sigmas) if args.sigmas else [NACL_SIGMA]
         return run_nacl_joint(train, test, settings, rows, sigmas, validation, save_dir=args.save_dir)

@@ -813,13 +813,14 @@ class NaClData:
         return sum(len(a) for a in self.atoms)
 
 
-def load_nacl(paths, every=1):
-    """Read RuNNer files (Bohr/Hartree → Å/eV) into :class:`NaClData`; positions wrapped into the cell."""
+def load_nacl(paths, every=1, offset=0):
+    """Read RuNNer files (Bohr/Hartree → Å/eV) into :class:`NaClData`: frames ``offset, offset + every, ...`` of
+    each file, positions wrapped into the cell."""
     from kernelpot.structures.runner import read_runner
 
     atoms, energies, forces = [], [], []
     for path in paths:
-        for frame in read_runner(path, slice(None, None, every)):
+        for frame in read_runner(path, slice(offset, None, every)):
             energies.append(frame.get_potential_energy())
             forces.append(frame.get_forces())
             clean = Atoms(numbers=frame.numbers, positions=frame.positions, cell=frame.cell, pbc=True)
@@ -857,22 +858,32 @@ ALL_ENVIRONMENTS = 10**6
 def nacl_recipe_gap(text):
     """The gap string of ``--recipe "n_max=8,l_max=6,r_cut=5.5,sparse=all"`` (commas or spaces): :data:`NACL_RECIPE`
     with :func:`nacl_gap_string` keywords changed; ``sparse=N`` (or ``all``) sets the O and H SOAP sparse points
-    (Na and Cl keep theirs, ``all`` makes them all too)."""
+    (Na and Cl keep theirs, ``all`` makes them all too); ``sparse_O=N`` (or ``all``), ``sparse_H``, ... one
+    species' (CUR among that species' environments); ``select=fps`` picks the SOAP sparse points by farthest
+    points instead of CUR (CUR of thousands of points among thousands of n 8 l 6 environments costs more CPU than
+    the fit: > 10 min for 2,400 of 4,528 H environments)."""
     kwargs = {**NACL_RECIPE, "n_sparse": dict(NACL_RECIPE["n_sparse"])}
+    method = "cur_points"
     for entry in text.replace(",", " ").split():
         key, _, value = entry.partition("=")
-        if key == "sparse":
+        if key == "select":
+            if value not in ("cur", "fps"):
+                raise SystemExit(f"--recipe: select must be cur or fps; got {value!r}")
+            method = "cur_points" if value == "cur" else "fps"
+        elif key == "sparse":
             count = ALL_ENVIRONMENTS if value == "all" else int(value)
             kwargs["n_sparse"].update({"O": count, "H": count})
             if value == "all":
                 kwargs["n_sparse"].update({"Na": count, "Cl": count})
+        elif key.startswith("sparse_") and key[7:] in NACL_SPECIES:
+            kwargs["n_sparse"][key[7:]] = ALL_ENVIRONMENTS if value == "all" else int(value)
         elif key in ("n_max", "l_max", "zeta", "two_body_sparse"):
             kwargs[key] = int(value)
         elif key in ("r_cut", "soap_delta", "two_body_delta", "two_body_theta", "two_body_cutoff", "transition"):
             kwargs[key] = float(value)
         else:
             raise SystemExit(f"--recipe: unknown key {key!r} in {text!r}")
-    return nacl_gap_string(**kwargs)
+    return nacl_gap_string(**kwargs).replace("sparse_method=cur_points", f"sparse_method={method}")
 NACL_SIGMA = (0.001, 0.04, 0.05)
 
 
@@ -938,6 +949,106 @@ def nacl_gap_kqeq(train, settings):
 
 #: Rows of benchmark 2: ``name -> function(train NaClData, settings) -> fitted model with .predict``.
 NACL_ROWS = {"GAP": nacl_gap, "GAP + fixed-charge baseline": nacl_gap_fixed_charge, "GAP + kQEq": nacl_gap_kqeq}
+#: Baselines of the rows that :func:`fit_nacl_jointly` can fit in one design pass (a fixed model or None).
+NACL_JOINT_BASELINES = {"GAP": lambda: None, "GAP + fixed-charge baseline": lambda: _fixed_charge_baseline()}
+
+
+def _fixed_charge_baseline():
+    from kernelpot.potential.coulomb_baseline import CoulombBaseline
+
+    return CoulombBaseline(NACL_CHARGES)
+
+
+def fit_nacl_jointly(train, settings, baselines, sigmas):
+    """Several GAP rows and noise levels from one pass over the training design rows.
+
+    Rows that differ only in a fixed baseline share descriptors, sparse points (CUR on the descriptors, not the
+    labels) and so the whitened design ``A = Σ^{-1/2} K_NM``; only their targets differ (labels minus the
+    baseline, ``e0`` from each residual). Changing σ_E or σ_F rescales the energy or the force rows. So the
+    energy rows are kept (one per frame) and the force rows reduced to the R factor of ``[A_F, Y_F]`` (TSQR,
+    one target column per row); each noise level is then one QR of ``[L^T; A_E/a; R_F/b]``, from which every
+    row's coefficients follow. Each model equals ``SparseGPR.fit`` with that baseline and σ (tested).
+
+    Parameters
+    ----------
+    train : NaClData
+    settings : dict
+        ``"gap"`` (gap string) and ``"sigma"`` (σ_E eV/atom, σ_F eV/Å, σ_V) of the design pass.
+    baselines : dict
+        ``{row name: baseline or None}``.
+    sigmas : list of tuple
+        Noise levels (σ_E, σ_F, σ_V) to solve for.
+
+    Returns
+    -------
+    dict
+        ``{(row name, sigma): fitted SparseGPR}`` (the models share their sparse points).
+    """
+    import dataclasses
+
+    import scipy.linalg as sla
+    from scipy.linalg import lapack
+
+    from kernelpot.models.gap.accumulators import QRAccumulator
+    from kernelpot.models.gap.design import DesignBuilder
+    from kernelpot.models.gap.labels import check_labels, residual_labels, resolve_e0
+    from kernelpot.models.gap.terms import factor_kmm
+
+    base = tuple(settings["sigma"])
+    template = _nacl_model(settings["gap"], base, None, None, settings.get("verbose", False))
+    sigma_table = template._check_params()
+    atoms, names = train.atoms, list(baselines)
+    labels = check_labels(atoms, list(train.energies), list(train.forces), None, None)
+    residuals = [residual_labels(labels, atoms, baselines[name]) for name in names]
+    e0 = [resolve_e0("composition", atoms, r) for r in residuals]
+    terms = template._choose_sparse(atoms, np.random.default_rng(0))
+    builder = DesignBuilder(terms, e0[0], sigma_table, template.sigma_per_atom, template.max_block_memory * 2**20)
+    _, L = factor_kmm(terms, template._term_jitter(terms))
+    m, k = L.shape[0], len(names)
+    # The R factor of [A_F, Y_F]: QRAccumulator factors [A, b]; its "A" here is [A_F, Y_F[:, :-1]], the same matrix.
+    forces = QRAccumulator.empty(m + k - 1)
+    energy_rows, energy_targets = [], []
+    for s in range(len(atoms)):
+        A, y = builder.rows(atoms, [s], residuals[0])
+        sigma = builder.row_sigmas(atoms, [s], residuals[0])
+        counts = atoms[s].numbers
+        Y = np.column_stack([y] + [np.concatenate([[r.energies[s] - sum(e[int(z)] for z in counts)],
+                                                   -r.forces[s].ravel()]) / sigma
+                                   for r, e in zip(residuals[1:], e0[1:])])
+        energy_rows.append(A[:1])
+        energy_targets.append(Y[:1])
+        forces.add(np.hstack([A[1:], Y[1:, :-1]]), Y[1:, -1])
+        del A, Y
+    A_E, Y_E, R_F = np.vstack(energy_rows), np.vstack(energy_targets), forces.state()
+    models = {}
+    for sigma in sigmas:
+        a, b = sigma[0] / base[0], sigma[1] / base[1]
+        top = np.zeros((m + k, m + k), order="F")
+        top[:m, :m] = L.T
+        # [L^T; R_F / b] with both triangular: LAPACK's triangular-pentagonal QR with a triangular lower part
+        # (l = m + k) costs a third of a general one.
+        top, _, _, info = lapack.dtpqrt(m + k, min(64, m + k), top, np.asfortranarray(R_F / b), overwrite_a=1,
+                                        overwrite_b=1)
+        solve = QRAccumulator(top[:-1, :-1])
+        solve.R = top
+        solve.add(np.hstack([A_E, Y_E[:, :-1]]) / a, Y_E[:, -1] / a)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"LAPACK dtpqrt failed with info={info}")
+        R, Z = solve.R[:m, :m], solve.R[:m, m:]
+        sign = np.where(np.diag(R) < 0, -1.0, 1.0)
+        R, Z = R * sign[:, None], Z * sign[:, None]
+        alpha = sla.solve_triangular(R, Z)
+        for j, name in enumerate(names):
+            model = _nacl_model(settings["gap"], tuple(sigma), baselines[name], None, False)
+            start, fitted = 0, []
+            for term in terms:
+                fitted.append(dataclasses.replace(term, alpha=alpha[start:start + term.n_sparse, j].copy()))
+                start += term.n_sparse
+            model.terms_, model.selection_info_, model.e0_ = fitted, template.selection_info_, e0[j]
+            model.alpha_, model.kmm_cholesky_, model.posterior_factor_ = alpha[:, j].copy(), L, R
+            model.memory_estimate_ = {}
+            models[(name, tuple(sigma))] = model
+    return models
 
 
 def nacl_errors(model, test, chunk=8):
@@ -1008,6 +1119,74 @@ def run_nacl(train, test, settings, rows=None, save_dir=None, title=None):
     table.notes.append(f"load average {load_average():.1f}; NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')}")
     table.print()
     return results
+
+
+def run_nacl_joint(train, test, settings, rows, sigmas, validation=None, save_dir=None):
+    """Benchmark 2 with the rows fitted in one design pass (:func:`fit_nacl_jointly`) for every noise level in
+    ``sigmas``; with several, each row's σ is the one with the lowest force RMSE on ``validation`` (gen1 frames
+    that are not training frames; never gen3), and only that model meets the test."""
+    import resource
+
+    from kernelpot.potential.serialization import save_model
+
+    unknown = [name for name in rows if name not in NACL_JOINT_BASELINES]
+    if unknown:
+        raise SystemExit(f"--joint fits only the rows {list(NACL_JOINT_BASELINES)}; not {unknown}")
+    if len(sigmas) > 1 and validation is None:
+        raise SystemExit("several --sigmas need gen1 validation frames to choose among them")
+    start, cpu = time.perf_counter(), time.process_time()
+    models = fit_nacl_jointly(train, settings, {name: NACL_JOINT_BASELINES[name]() for name in rows}, sigmas)
+    fit_seconds, fit_cpu = time.perf_counter() - start, time.process_time() - cpu
+    n_sparse = int(sum(t.n_sparse for t in next(iter(models.values())).terms_))
+    print(f"joint fit of {len(rows)} rows x {len(sigmas)} noise levels: {fit_seconds:.0f} s, {fit_cpu:.0f} s CPU, "
+          f"{n_sparse} sparse points (load average {load_average():.1f})", flush=True)
+    results, chosen = {}, {}
+    if len(sigmas) > 1:
+        table = _nacl_table(f"Noise level chosen on gen1 validation: {len(validation.atoms)} frames "
+                            f"({validation.n_atoms} atoms), not in training")
+        for name in rows:
+            scores = {}
+            for sigma in sigmas:
+                errors = nacl_errors(models[(name, sigma)], validation)
+                scores[sigma] = errors["forces_rmse"]
+                _add_nacl(table, f"{name}, σ_E {sigma[0]:g} σ_F {sigma[1]:g}", errors, None)
+                results[f"validation {name} {sigma}"] = errors
+            chosen[name] = min(scores, key=scores.get)
+        table.print()
+    else:
+        chosen = {name: sigmas[0] for name in rows}
+    table = _nacl_table(f"Benchmark 2: NaCl in water, revPBE0-D3; train {len(train.atoms)} frames "
+                        f"({train.n_atoms} atoms), test {len(test.atoms)} frames ({test.n_atoms} atoms); one "
+                        f"design pass for {len(rows)} rows x {len(sigmas)} noise levels")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    for name in rows:
+        model = models[(name, chosen[name])]
+        results[name] = {**nacl_errors(model, test), "fit_seconds": fit_seconds, "fit_cpu_seconds": fit_cpu,
+                         "n_sparse": n_sparse, "sigma": chosen[name], "peak_rss_gib": peak}
+        _add_nacl(table, f"{name} (σ_E {chosen[name][0]:g}, σ_F {chosen[name][1]:g})", results[name], fit_seconds,
+                  fit_cpu)
+        if save_dir is not None:
+            path = Path(save_dir) / (name.replace(" ", "_").replace("+", "plus") + ".kpot")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_model(model, path, metadata={"gap": settings["gap"], "sigma": list(chosen[name]),
+                                              "fit_seconds": fit_seconds, "fit_cpu_seconds": fit_cpu,
+                                              "n_train": len(train.atoms), "joint_fit": True})
+    table.notes.append(f"fit = the one design pass and every solve; {n_sparse} sparse points; peak RSS {peak:.1f} "
+                       f"GiB; load average {load_average():.1f}; NUMBA_NUM_THREADS="
+                       f"{os.environ.get('NUMBA_NUM_THREADS')}")
+    table.print()
+    return results
+
+
+def parse_sigmas(text):
+    """``"0.001/0.04,0.001/0.02"`` → [(σ_E, σ_F, σ_V), ...] (σ_V as in :data:`NACL_SIGMA`)."""
+    sigmas = []
+    for entry in text.replace(" ", "").split(","):
+        parts = entry.split("/")
+        if len(parts) != 2:
+            raise SystemExit(f"--sigmas: each entry is σ_E/σ_F (eV/atom, eV/Å); got {entry!r}")
+        sigmas.append((float(parts[0]), float(parts[1]), NACL_SIGMA[2]))
+    return sigmas
 
 
 def nacl_validation_split(data_by_file, fraction=0.8):
@@ -1213,6 +1392,15 @@ def main(argv=None):
     parser.add_argument("--gap", default=None, help="NaCl: gap string (default NACL_GAP)")
     parser.add_argument("--recipe", default=None,
                         help="NaCl: NACL_GAP with changes, e.g. 'n_max=8 l_max=6 sparse=all' (see nacl_recipe_gap)")
+    parser.add_argument("--joint", action="store_true",
+                        help="NaCl: fit the GAP and fixed-charge rows in one design pass (fit_nacl_jointly)")
+    parser.add_argument("--sigmas", default=None,
+                        help="NaCl --joint: noise levels σ_E/σ_F, comma-separated (e.g. '0.001/0.04,0.001/0.02'); "
+                             "each row's chosen on gen1 validation frames (--validation-every)")
+    parser.add_argument("--validation-every", type=int, default=0,
+                        help="NaCl --joint: gen1 validation frames train_every//2, +N, ... of each file")
+    parser.add_argument("--validation-offset", type=int, default=None,
+                        help="NaCl --joint: first validation frame of each file (default train_every // 2)")
     parser.add_argument("--select-frames", type=int, default=8, help="NaCl --select: training frames")
     parser.add_argument("--candidates", default=None, help="NaCl --select: comma-separated candidate names")
     parser.add_argument("--rows", default=None, help="comma-separated row names (default: all)")
@@ -1299,7 +1487,7 @@ def _evenly(index, n):
 def _nacl_main(args):
     if not NACL_DIR.is_dir():
         raise SystemExit(f"NaCl data not found at {NACL_DIR}; set KERNELPOT_SHARED_DATA")
-    rows = _pick(NACL_ROWS, args.rows)
+    rows = _pick(NACL_ROWS, args.rows or (",".join(NACL_JOINT_BASELINES) if args.joint else None))
     if args.gap and args.recipe:
         raise SystemExit("give --gap or --recipe, not both")
     gap = args.gap or (nacl_recipe_gap(args.recipe) if args.recipe else NACL_GAP)
@@ -1325,6 +1513,16 @@ def _nacl_main(args):
                 for n in (int(v) for v in args.learning_curve.split(","))}
     train = load_nacl(paths, every=args.train_every)
     test = load_nacl([NACL_DIR / f"revPBE0-D3_{NACL_TEST}.data"], every=args.test_every)
+    if args.joint:
+        validation = None
+        if args.validation_every:
+            offset = args.train_every // 2 if args.validation_offset is None else args.validation_offset
+            if offset % args.train_every == 0 or args.validation_every % args.train_every:
+                raise SystemExit("--validation-every must be a multiple of --train-every and --validation-offset "
+                                 "not one, so that no validation frame is a training frame")
+            validation = load_nacl(paths, every=args.validation_every, offset=offset)
+        sigmas = parse_sigmas(args.sigmas) if args.sigmas else [NACL_SIGMA]
+        return run_nacl_joint(train, test, settings, rows, sigmas, validation, save_dir=args.save_dir)
     return run_nacl(train, test, settings, rows, save_dir=args.save_dir)
 
 

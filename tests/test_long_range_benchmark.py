@@ -176,3 +176,27 @@ def test_best_long_range_row_meets_the_dimer_targets():
     name = "+ fixed-charge baseline + long-range features"
     predicted = benchmark.DIMER_ROWS[name](train, test, benchmark.DIMER_SETTINGS[name])
     assert np.mean(np.abs(predicted - test.binding)) <= 0.05
+
+
+def test_joint_fit_equals_one_fit_per_row_and_noise_level():
+    """fit_nacl_jointly (one design pass for several baselines and sigmas) = SparseGPR.fit of each."""
+    benchmark = _load()
+    gen1 = benchmark.load_nacl([benchmark.BUNDLED / "nacl_water" / "revPBE0-D3_gen1_subset.data"])
+    gen3 = benchmark.load_nacl([benchmark.BUNDLED / "nacl_water" / "revPBE0-D3_gen3_subset.data"])
+    gap = benchmark.nacl_gap_string(r_cut=3.0, n_max=3, l_max=2, n_sparse={"O": 20, "H": 20, "Na": 5, "Cl": 5},
+                                    two_body_sparse=5, two_body_cutoff=4.0, pairs=[("O", "H"), ("Na", "O")])
+    settings = {"gap": gap, "sigma": benchmark.NACL_SIGMA}
+    baselines = {name: make() for name, make in benchmark.NACL_JOINT_BASELINES.items()}
+    sigmas = [benchmark.NACL_SIGMA, (0.004, 0.1, 0.05)]
+    models = benchmark.fit_nacl_jointly(gen1, settings, baselines, sigmas)
+    assert set(models) == {(name, s) for name in baselines for s in sigmas}
+    for (name, sigma), joint in models.items():
+        single = benchmark._nacl_model(gap, sigma, baselines[name], None, False).fit(
+            gen1.atoms, energies=list(gen1.energies), forces=list(gen1.forces))
+        assert joint.e0_ == single.e0_
+        np.testing.assert_allclose(joint.alpha_, single.alpha_, rtol=1e-6, atol=1e-8 * np.abs(single.alpha_).max())
+        ours, theirs = (m.predict(gen3.atoms, properties=("energy", "forces")) for m in (joint, single))
+        np.testing.assert_allclose(ours["energy"], theirs["energy"], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(ours["forces"], theirs["forces"], rtol=0, atol=1e-6)
+    gap_row, fixed = (models[(name, sigmas[0])] for name in baselines)
+    assert not np.allclose(gap_row.alpha_, fixed.alpha_)  # the baseline changes the targets

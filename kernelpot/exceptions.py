@@ -7,17 +7,25 @@ what is possible rather than refused, and always said: a
 granted value, and why. Silence one kind with, e.g.::
 
     warnings.filterwarnings("ignore", category=ReducedRequestWarning)
+
+A potential whose energy is not a smooth function of the positions (a SOAP
+term with dscribe's hard cutoff) is said when it is put to work as a
+calculator: a :class:`HardCutoffWarning`.
 """
 
 from __future__ import annotations
 
 import warnings
 
-__all__ = ["ReducedRequestWarning", "warn_reduced"]
+__all__ = ["HardCutoffWarning", "ReducedRequestWarning", "warn_reduced"]
 
 
 class ReducedRequestWarning(UserWarning):
     """A requested number was reduced to what the data allow; the message says which, how far and why."""
+
+
+class HardCutoffWarning(UserWarning):
+    """A potential's energy jumps where a neighbour crosses a descriptor's cutoff: MD will not conserve energy."""
 
 
 def warn_reduced(parameter: str, requested, granted, why: str, *, where: str = "", stacklevel: int = 3) -> None:

@@ -1,9 +1,12 @@
 """The GAP potential as a user meets it: save/load, ASE calculator, command line."""
 
+import copy
 import json
+import warnings
 
 import numpy as np
 import pytest
+from ase import Atoms
 from ase.build import bulk
 from ase.io import read
 from conftest import ase_numerical_stress
@@ -11,9 +14,10 @@ from conftest import ase_numerical_stress
 from kernelpot.cli import main
 from kernelpot.descriptors.distance_2b import Distance2B
 from kernelpot.descriptors.soap import SOAP
+from kernelpot.exceptions import HardCutoffWarning
 from kernelpot.kernels import GaussianCovariance, NormalizedDotProductCovariance
 from kernelpot.models.gap import GAPTerm, SparseGPR
-from kernelpot.potential.calculator import GAPCalculator
+from kernelpot.potential.calculator import GAPCalculator, hard_cutoff_terms
 from kernelpot.potential.model_file import ModelFileError
 from kernelpot.potential.serialization import load_model, save_model
 
@@ -154,3 +158,26 @@ def test_error_table_is_the_same_whatever_the_prediction_chunk(model, bundled_da
     for key in ("energy_rmse", "forces_rmse", "energy_mae", "forces_mae"):
         assert chunked[key] == pytest.approx(whole[key], rel=1e-12)
     assert chunked["by_config_type"].keys() == whole["by_config_type"].keys()
+
+
+def test_a_hard_soap_cutoff_is_said_and_the_energy_really_jumps_there(model, si_train):
+    """dscribe's padded cutoff: the calculator warns, naming the term and the radius, and a Si dimer's energy jumps
+    as its distance crosses that radius; GAP's smooth cutoff (the fixture) gives neither."""
+    hard_terms = copy.deepcopy(model.terms)
+    hard_terms[1].descriptor.set_params(cutoff_transition_width=None)
+    hard = SparseGPR(hard_terms, random_state=0).fit(
+        si_train, energies=[a.get_potential_energy() for a in si_train], forces=[a.get_forces() for a in si_train])
+    [(index, radius)] = hard_cutoff_terms(hard)
+    assert index == 1 and radius > 4.0
+    with pytest.warns(HardCutoffWarning, match=rf"terms\[1\] at {radius:.3f} Å"):
+        hard_calc = GAPCalculator(hard, uncertainty=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", HardCutoffWarning)
+        smooth_calc = GAPCalculator(model, uncertainty=False)
+
+    def jump(calc):
+        inside, outside = (Atoms("Si2", positions=[[0, 0, 0], [0, 0, radius + side]]) for side in (-1e-6, 1e-6))
+        return calc.get_potential_energy(inside) - calc.get_potential_energy(outside)
+
+    assert abs(jump(hard_calc)) > 1e-6  # eV; the force there is ~1e-3 eV/Å, so 2e-6 Å moves it by ~1e-9 eV
+    assert abs(jump(smooth_calc)) < 1e-10

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
 from ase.calculators.calculator import BaseCalculator, PropertyNotImplementedError
 
+from ..descriptors.centre_species import CentreSpecies
+from ..descriptors.soap import SOAP
+from ..exceptions import HardCutoffWarning
 from ..models.gap import SparseGPR
 from ..models.gap.predictor import GAPPredictor, supports_fast_path
 from ..structures.neighbours import VerletNeighbours
@@ -19,6 +23,43 @@ __all__ = ["GAPCalculator", "UNCERTAINTY_MODES"]
 UNCERTAINTY_MODES = (True, False, "requested", "local_energy")
 # Atoms of displaced copies predicted per model call by the finite-difference helpers.
 _FD_BATCH_ATOMS = 20000
+
+
+def hard_cutoff_terms(model) -> list[tuple[int, float]]:
+    """Terms of ``model`` whose SOAP uses dscribe's hard, padded cutoff, and where it lies.
+
+    With ``cutoff_transition_width=None`` (dscribe's convention) a neighbour
+    enters the density unweighted as soon as it is inside ``r_cut`` plus the
+    Gaussian padding, so the features, and the energy of any potential built on
+    them, jump when a neighbour crosses that sphere (by tens of µeV in a
+    64-atom Si cell: enough to spoil energy conservation and a finite-difference
+    stress). GAP's smooth cutoff (``cutoff_transition_width=w``) has no jump.
+
+    Returns
+    -------
+    list of (int, float)
+        Index into ``model.terms`` and the radius (Å) at which the energy jumps.
+    """
+    found = []
+    for index, term in enumerate(getattr(model, "terms", ())):
+        descriptor = term.descriptor
+        if isinstance(descriptor, CentreSpecies):
+            descriptor = descriptor.descriptor
+        if isinstance(descriptor, SOAP) and descriptor.cutoff_transition_width is None:
+            found.append((index, descriptor._search_cutoff()))
+    return found
+
+
+def warn_hard_cutoffs(model) -> None:
+    """Warn (:class:`~kernelpot.exceptions.HardCutoffWarning`) once per model put to work with a hard SOAP cutoff."""
+    terms = hard_cutoff_terms(model)
+    if terms:
+        where = ", ".join(f"terms[{index}] at {radius:.3f} Å" for index, radius in terms)
+        warnings.warn(
+            f"SOAP with cutoff_transition_width=None (dscribe's hard cutoff): the energy jumps when a neighbour "
+            f"crosses the padded cutoff ({where}), so MD does not conserve energy exactly and forces are not "
+            "-dE/dr there; fit with GAP's smooth cutoff, e.g. SOAP(..., cutoff_transition_width=0.5)",
+            HardCutoffWarning, stacklevel=3)
 
 
 class GAPCalculator(BaseCalculator):
@@ -115,6 +156,7 @@ class GAPCalculator(BaseCalculator):
                              "has no uncertainties: use GAPCalculator(model, uncertainty=False)")
         self.model = model
         self.uncertainty = uncertainty
+        warn_hard_cutoffs(model)
         VerletNeighbours(skin)  # validates
         self.skin = skin
 

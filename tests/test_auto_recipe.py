@@ -221,8 +221,7 @@ def test_plan_fit_plans_the_stages_the_fit_runs(auto_model, ethanol):
     # a budget between the first stage and all of them: the later stages are planned but not run
     from kernelpot.models.gap.auto_plan import affordable_stages, describe_plan
 
-    assert plan["stages"][0]["seconds"] + plan["stages"][1]["seconds"] > 2.6 * plan["stages"][0]["seconds"]
-    plan["budget_seconds"] = plan["setup_seconds"] + 2.0 * plan["stages"][0]["seconds"]
+    plan["budget_seconds"] = plan["setup_seconds"] + plan["stages"][0]["seconds"] + 0.5 * plan["stages"][1]["seconds"]
     assert affordable_stages(plan, None, 0.0) == 1
     assert describe_plan(plan, 1).count("(over budget: not run)") == 2
     assert affordable_stages({**plan, "budget_seconds": None}, plan["stages"][1]["bytes"] + 1, 0.0) == 2  # memory too

@@ -1,10 +1,11 @@
 """The cost plan of an auto fit (:mod:`kernelpot.models.gap.auto`): a probe, the stages' CPU time and memory.
 
-The probe times the design rows of a few structures at the smallest count
-and one QR update (best of 3 each, in CPU seconds of this process); the plan
+The probe times the design rows of a few structures at the two smallest
+counts and one QR update (best of 3 each, in CPU seconds of this process); the plan
 scales them with each stage's sparse count, its rows and its noise
-candidates. On rMD17 ethanol and benzene (1000 frames, SOAP n8 l6) the
-estimates were 1.3-2x the measured CPU time: a budget errs on the safe side.
+candidates. On rMD17 ethanol and benzene (1000 frames, SOAP n8 l6) a probe
+at one count overestimated the stages 1.7-2.6x; the probe now times two
+counts (a fixed and a per-point cost).
 """
 
 from __future__ import annotations
@@ -29,19 +30,29 @@ def _best_time(function, repeats=3):
 
 
 def _probe(problem):
-    """CPU seconds per (structure x sparse point) of design rows, per flop of the QR update, rows per structure."""
+    """Design-row CPU seconds per structure as ``(fixed, per sparse point)``, per flop of the QR update, and rows
+    per structure.
+
+    The rows of a few structures are timed at the two smallest ladder counts: the descriptors and their
+    gradients cost the same at any count, so a cost proportional to the count alone overestimated the larger
+    stages (2x on rMD17 ethanol).
+    """
     n_probe = min(16, len(problem.fit_atoms))  # enough structures that the per-call overhead is small
-    counts = problem.ladder[0]
-    builder = problem.builder(problem.fitted_terms(counts), whitened=True)
     structures = list(range(n_probe))
-    rows_per_structure = builder.rows(problem.fit_atoms, structures, problem.fit_labels)[0].shape[0] / n_probe
-    row_seconds = _best_time(lambda: builder.rows(problem.fit_atoms, structures, problem.fit_labels)) / (
-        n_probe * max(1, sum(counts)))
+    times = []
+    for counts in problem.ladder[:2]:
+        builder = problem.builder(problem.fitted_terms(counts), whitened=True)
+        rows_per_structure = builder.rows(problem.fit_atoms, structures, problem.fit_labels)[0].shape[0] / n_probe
+        seconds = _best_time(lambda rows=builder.rows: rows(problem.fit_atoms, structures, problem.fit_labels))
+        times.append((sum(counts), seconds / n_probe))
+    (m0, t0), (m1, t1) = times[0], times[-1]
+    per_point = (t1 - t0) / (m1 - m0) if m1 > m0 and t1 > t0 else t0 / max(m0, 1)
+    fixed = max(t0 - per_point * m0, 0.0)
     m = 512  # large enough for BLAS to run near the speed of the stages' updates
     rng = np.random.default_rng(0)
     triangle, block = np.triu(rng.random((m, m))) + m * np.eye(m), rng.random((2 * m, m))
     flop_seconds = _best_time(lambda: QRAccumulator(triangle).add(block, block[:, 0])) / (2.0 * 2 * m * m * m)
-    return row_seconds, flop_seconds, rows_per_structure
+    return (fixed, per_point), flop_seconds, rows_per_structure
 
 
 def plan_auto(problem, kernels_count=1):
@@ -65,7 +76,7 @@ def plan_auto(problem, kernels_count=1):
         m = sum(problem.ladder[top])
         n_steps = top + 1 - previous
         previous = top + 1
-        seconds = (row_seconds * m * (n_fit + n_val)
+        seconds = ((row_seconds[0] + row_seconds[1] * m) * (n_fit + n_val)
                    + flop_seconds * (2.0 * (fit_rows + val_rows) * m * m
                                      + len(auto.force_sigma_factors) * 2.0 * m**3
                                      + n_sigma * (2.0 * n_fit * m * m + 2.0 * val_rows * m * n_steps)))

@@ -207,8 +207,39 @@ growing with the data (``sparse=all``) and a finer SOAP (n_max 8, l_max 6) bend 
 sparse 109.5 meV/Å; n 8 l 6 all sparse: 10 frames 152.7, 20 frames 99.3, 40 frames **82.2** (O 98.8, H 70.3,
 Na 127.5, Cl 128.6; 7,328 sparse points, fit 668 s CPU); a 6 Å cutoff was worse at 10 frames (198.7). The ≤ 50 meV/Å
 target is still **not met**; the n 8 l 6 curve (∝ N^−0.27 from 20 to 40 frames) reaches it at about 250 gen1 frames,
-~47,000 sparse points: ~4–45 CPU-h and more memory than this machine has for an all-sparse solve (K_MM alone 18 GB),
-so a CUR cap and n_max 10–12 / a 3-body term are the next things to measure.
+~47,000 sparse points (K_MM alone 18 GB); session 4 below measures the cheaper ways.
+
+Session 4 (``--joint``: the GAP and fixed-charge rows and several noise levels σ from one design pass,
+:func:`fit_nacl_jointly`, each model equal to its own ``SparseGPR.fit``, tested; σ chosen per row on 10 gen1
+frames that are no training frames, ``--validation-every 80 --validation-offset 10``, never on gen3; n 8 l 6;
+table in RESULTS_long_range.md, logs in /work/notes/nacl/s4/):
+
+* *Fixed charges under n 8 l 6* (40 frames, every environment sparse, σ_F 0.04 eV/Å): 79.5 meV/Å (O 95.2, H 68.3,
+  Na 123.3, Cl 118.7; E 1.17 meV/atom) against the GAP row's 82.2 (98.8, 70.3, 127.5, 128.6; 2.78): better on
+  every species, Na −3 %, Cl −8 %, energies −58 %.
+* *Noise*: the validation force RMSE falls as σ_F grows (σ_E 0.001 or 0.005 eV/atom changes nothing): 20 frames,
+  σ_F 0.02/0.04/0.08: GAP 108.3/105.9/101.8, fixed charges 106.4/104.0/100.1; 40 frames (capped, below)
+  σ_F 0.04/0.08/0.16: GAP 98.1/96.6/95.3, fixed charges 95.3/93.9/92.6. The largest σ_F tried won each time: the
+  fits want more regularisation (a larger σ_F, or a smaller δ); on gen3 it gains 2 % at 20 frames (99.3 → 97.4)
+  and nothing at 40 (all sparse, σ_F 0.16 chosen, 787 s CPU for both rows and two σ: GAP 82.5, fixed charges 79.0,
+  against 82.2 and 79.5 at 0.04).
+* *Frames against sparse points*: 40 frames with the O/H sparse points capped at 1,200/2,400 (FPS; 4,136 points in
+  all) reach 93.6 (fixed charges 89.7) on gen3 at σ_F 0.16, between 20 frames with every environment sparse
+  (3,784 points: 97.4, 93.9) and 40 frames with every one (7,328: 82.2, 79.5): at this size both count, the
+  sparse points more (half of the H environments cost at least 14 %, σ_F 0.16 against 0.04).
+* *CUR is too slow for thousands of points*: choosing 2,400 of 4,528 H environments (3,696 features) took more
+  than 10 min CPU, more than the fit; ``--recipe select=fps`` picks them by farthest points in seconds.
+
+Target ≤ 50 meV/Å: **not met**; best 79.0 meV/Å (fixed charges, 40 frames, all 7,328 environments sparse, σ_F
+0.16: O 96.8, H 66.3, Na 124.8, Cl 118.8; E 1.01 meV/atom; the GAP row of the same pass 82.5: 101.4, 69.1, 133.1,
+122.1; 3.08). Long-range row better than the short-range row on Na and Cl: **met** (124.8 vs 133.1, 118.8 vs 122.1).
+What would close it, from these runs (crude: three points, mixed σ): the gen3 error goes roughly as
+frames^−0.08 × sparse points^−0.23, so the sparse points are the lever, and with every environment sparse
+(frames^−0.27…−0.31) 50 meV/Å needs 160–200 frames and 30,000–37,000 sparse points: 5–10 CPU-h (design pass
+∝ frames × M for the kernels and ∝ frames × M² for the QR, each σ's solve ∝ M³) and 20–33 GB for the three M × M
+factors, more than this machine has; a cap of 15,000 points cannot get there with the 799 frames. Untried:
+σ_F above 0.16 eV/Å (the edge of every grid), n_max 10 / l_max 8, a 3-body term (kernelpot's gap strings offer
+distance_2b and SOAP only).
 
 NaCl MD model (issue 16 §2): what kept MD stable, and what did not
 ------------------------------------------------------------------
@@ -282,6 +313,9 @@ Usage::
     python benchmarks/long_range.py --benchmark dimers   # minutes
     python benchmarks/long_range.py --benchmark dimers --pair-offsets   # the offsets protocol (docstring)
     python benchmarks/long_range.py --benchmark nacl --train-every 20 --test-every 2 --save-dir fitted
+    python benchmarks/long_range.py --benchmark nacl --joint --train-every 20 --test-every 2 \
+        --validation-every 80 --validation-offset 10 --sigmas 0.001/0.04,0.001/0.08,0.001/0.16 \
+        --recipe "n_max=8 l_max=6 sparse=all"     # both rows and three noise levels, one design pass
     python benchmarks/long_range.py --select             # the validation runs behind DIMER_* and NACL_GAP
     python benchmarks/long_range.py --smoke              # CI: bundled data, tiny models, < 1 min
     python benchmarks/long_range.py --md-model md.kpot --md-steps 4000   # the MD model + a 2 ps stability run

@@ -104,3 +104,26 @@ def test_failed_write_leaves_no_temporary_and_the_old_file(tmp_path):
     with pytest.raises(RuntimeError, match="disk full"):
         atomic_write(path, fail)
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_a_figure_that_fails_to_render_leaves_the_previous_png(tmp_path):
+    """save_figure (learning curves, RDF/MSD plots): a PNG is whole or absent, never half written."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from kernelpot.utils.files import save_figure
+
+    figure, axes = plt.subplots()
+    axes.plot([1, 2], [3, 4])
+    path = save_figure(figure, tmp_path / "curve.png")
+    before = path.read_bytes()
+    assert before.startswith(b"\x89PNG")
+    figure.savefig = lambda *args, **kwargs: (_ for _ in ()).throw(RuntimeError("renderer died"))
+    with pytest.raises(RuntimeError, match="renderer died"):
+        save_figure(figure, path)
+    plt.close(figure)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curve.png"]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
+
+from ..utils.files import save_figure
 
 __all__ = ["plot_msds", "plot_rdfs"]
 
@@ -22,8 +22,7 @@ def _pyplot():
 
 def _save(plt, figure, path):
     figure.tight_layout()
-    path = Path(path)
-    figure.savefig(path, dpi=120)
+    path = save_figure(figure, path)
     plt.close(figure)
     return path
 

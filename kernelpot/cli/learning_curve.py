@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..utils.files import atomic_write
 from .options import (
     add_auto_options,
     add_label_keys,
@@ -77,7 +78,7 @@ def run(args) -> int:
                           verbose=not quiet)
     plot_learning_curve(rows, args.output, title=args.train.name)
     if args.json is not None:
-        args.json.write_text(json.dumps(rows, indent=1))
+        atomic_write(args.json, json.dumps(rows, indent=1).encode())
     if not quiet:
         print(f"{'n_train':>8}{'sparse':>8}{'F MAE meV/Å':>13}{'E MAE meV/atom':>16}{'CPU s':>8}")
         for row in rows:

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..utils.files import save_figure
 from .metrics import error_table
 
 __all__ = ["learning_curve", "plot_learning_curve", "split_holdout"]
@@ -115,5 +116,5 @@ def plot_learning_curve(rows, path, *, title=None):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)

@@ -18,7 +18,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write", "fsync_folder", "stale_temporaries"]
+__all__ = ["atomic_write", "fsync_folder", "save_figure", "stale_temporaries"]
 
 
 def _umask() -> int:
@@ -133,3 +133,14 @@ def atomic_write(path, data) -> Path:
         raise
     fsync_folder(folder)
     return path
+
+
+def save_figure(figure, path, *, dpi: int = 120) -> Path:
+    """Write a matplotlib figure atomically (:func:`atomic_write`): a killed run never leaves half a PNG.
+
+    The format follows the file's suffix (``.png`` when it has none).
+    """
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    return atomic_write(path, lambda stream: figure.savefig(stream, format=fmt, dpi=dpi))
+

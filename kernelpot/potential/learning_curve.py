@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..models.gap.auto import holdout_indices
 from ..utils.files import save_figure
 from .metrics import error_table
 
@@ -32,9 +33,8 @@ def split_holdout(data, fraction, seed=0):
     """``(pool, test)``: a seeded random ``fraction`` of ``data``'s structures held out as the test set."""
     if not 0 < fraction < 1:
         raise ValueError(f"`fraction` must be between 0 and 1; got {fraction!r}")
-    order = np.random.default_rng(seed).permutation(len(data))
-    n_test = min(max(1, int(round(fraction * len(data)))), len(data) - 1)
-    return _subset(data, np.sort(order[n_test:])), _subset(data, np.sort(order[:n_test]))
+    kept, held_out = holdout_indices(len(data), fraction, seed)
+    return _subset(data, kept), _subset(data, held_out)
 
 
 def learning_curve(make_model, train, test, sizes, *, seed=0, verbose=False):

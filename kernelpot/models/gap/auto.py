@@ -73,11 +73,23 @@ from .labels import Labels, check_sigma, resolve_e0
 from .sparse import choose_sparse
 from .terms import FittedTerm, factor_kmm, row_weights
 
-__all__ = ["AutoChoice", "choose_count", "plan_fit", "fit_auto", "format_auto_table"]
+__all__ = ["AutoChoice", "holdout_indices", "choose_count", "plan_fit", "fit_auto", "format_auto_table"]
 
 #: Total sparse points of the grown terms tried, in order (capped by the terms' ``n_sparse``).
 DEFAULT_LADDER = (250, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6500, 8000, 10000, 13000, 16000)
 _GROWN = ("fps", "cur")
+
+
+def holdout_indices(n_structures, fraction, seed):
+    """``(kept, held_out)`` structure indices, each sorted: a seeded random ``fraction`` held out.
+
+    At least one structure lands on each side; fewer than 2 structures cannot be split.
+    """
+    if n_structures < 2:
+        raise ValueError(f"a hold-out split needs at least 2 structures; got {n_structures}")
+    n_held = min(max(int(round(fraction * n_structures)), 1), n_structures - 1)
+    order = np.random.default_rng(seed).permutation(n_structures)
+    return np.sort(order[n_held:]), np.sort(order[:n_held])
 
 
 class AutoChoice(Estimator):
@@ -161,12 +173,9 @@ class AutoChoice(Estimator):
 
     def split(self, n_structures):
         """(fit, validation) structure indices, each sorted: a seeded random ``validation_fraction``."""
-        n_val = int(round(self.validation_fraction * n_structures))
-        n_val = min(max(n_val, 1), n_structures - 1)
         if n_structures < 2:
             raise ValueError(f"auto mode needs at least 2 training structures (one to validate); got {n_structures}")
-        order = np.random.default_rng(self.random_state).permutation(n_structures)
-        return np.sort(order[n_val:]), np.sort(order[:n_val])
+        return holdout_indices(n_structures, self.validation_fraction, self.random_state)
 
     @staticmethod
     def chosen_parameters(model):

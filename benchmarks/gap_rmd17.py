@@ -57,6 +57,7 @@ from ase import Atoms
 from kernelpot.descriptors.soap import SOAP
 from kernelpot.kernels import NormalizedDotProductCovariance
 from kernelpot.models.gap import AutoChoice, GAPTerm, SparseGPR
+from kernelpot.utils.files import atomic_write
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "rmd17"
 EV_PER_KCAL_MOL = 0.0433641153
@@ -190,7 +191,7 @@ def main(argv=None):
         rows.append({**row, "settings": settings})
         _print_table(rows)  # after every molecule: a long run shows what it has
         if args.json:
-            _write_atomically(args.json, json.dumps(rows, indent=1))
+            atomic_write(args.json, json.dumps(rows, indent=1).encode())
     print(json.dumps([{k: v for k, v in r.items() if k not in ("auto_table", "settings")} for r in rows]))
     return rows
 
@@ -216,12 +217,6 @@ def _resumed(path, settings, molecules):
     if rows:
         print(f"resuming: {[r['molecule'] for r in rows]} already in {path}", flush=True)
     return rows
-
-
-def _write_atomically(path, text):
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 def _print_table(rows):

@@ -9,6 +9,8 @@ import os
 import platform
 from pathlib import Path
 
+from ..utils.files import atomic_write
+
 PACKAGES = ("kernelpot", "numpy", "scipy", "numba", "ase", "scikit-learn", "dscribe", "qmllib", "skmatter",
             "quippy-ase", "torch-pme", "featomic", "vesin")
 
@@ -129,6 +131,4 @@ def _table(rows: list[Row], skips: list[Skip], command: str, seconds: float) -> 
 def write_atomically(path: Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    atomic_write(path, text.encode())

@@ -135,8 +135,11 @@ def run(molecule, args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("molecules", nargs="*", choices=sorted(PUBLISHED_SOAP_GAP), default=list(HAND_SET),
-                        help="default: the four of ../shared/data; --all: all ten")
+    # checked after parsing, not with choices=: Python 3.11's argparse checks the whole list of an empty nargs="*"
+    # positional against the choices as one value, so naming no molecule stopped with "invalid choice"
+    parser.add_argument("molecules", nargs="*", metavar="MOLECULE",
+                        help=f"any of {', '.join(sorted(PUBLISHED_SOAP_GAP))}; default: the four of ../shared/data; "
+                             "--all: all ten")
     parser.add_argument("--all", action="store_true", help="all ten rMD17 molecules")
     parser.add_argument("--data-dir", type=Path, default=DATA,
                         help="folder with rmd17_<molecule>_{train,test}_01.npz (github.com/andersx/rmd17-npz)")
@@ -167,7 +170,10 @@ def main(argv=None):
     # positive definite; at 1000 points both solvers gave the same validation error.
     parser.add_argument("--solver", choices=("qr", "cholesky"), default="qr")
     args = parser.parse_args(argv)
-    molecules = sorted(PUBLISHED_SOAP_GAP) if args.all else args.molecules
+    unknown = sorted(set(args.molecules) - set(PUBLISHED_SOAP_GAP))
+    if unknown:
+        parser.error(f"unknown molecule(s) {unknown}: choose from {sorted(PUBLISHED_SOAP_GAP)}")
+    molecules = sorted(PUBLISHED_SOAP_GAP) if args.all else (args.molecules or list(HAND_SET))
     if not args.auto:
         unknown = [m for m in molecules if m not in N_SPARSE and not args.n_sparse]
         if unknown:

@@ -356,6 +356,16 @@ def _benchmark():
     return sys.modules["gap_rmd17_benchmark"]
 
 
+def test_rmd17_benchmark_runs_its_documented_molecule_sets(monkeypatch):
+    benchmark = _benchmark()
+    monkeypatch.setattr(benchmark, "_plan", lambda molecule, args: molecule)
+    assert benchmark.main(["--auto", "--plan-only"]) == list(benchmark.HAND_SET)
+    assert benchmark.main(["--all", "--auto", "--plan-only"]) == sorted(benchmark.PUBLISHED_SOAP_GAP)
+    assert benchmark.main(["uracil", "benzene", "--auto", "--plan-only"]) == ["uracil", "benzene"]
+    with pytest.raises(SystemExit):
+        benchmark.main(["methane", "--auto", "--plan-only"])
+
+
 def test_rmd17_benchmark_auto_reads_the_test_frames_only_after_the_fit(monkeypatch, tmp_path, capsys, bundled_data):
     benchmark = _benchmark()
     events = []

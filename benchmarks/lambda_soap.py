@@ -19,7 +19,7 @@ atomic units: lengths are taken as they are).
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import ase.io
@@ -105,4 +105,7 @@ def main(n_structures: int = 1000) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1000)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("n_structures", nargs="?", type=int, default=1000,
+                        help="Zundel structures timed (default 1000)")
+    main(parser.parse_args().n_structures)

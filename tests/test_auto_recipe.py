@@ -56,16 +56,32 @@ def auto_model(ethanol):
 
 def _best_per_count(table):
     counts = sorted({row["n_sparse_total"] for row in table})
-    return counts, [_best_row([row for row in table if row["n_sparse_total"] == k])["val_force_mae"] for k in counts]
+    return counts, [_best_row([row for row in table if row["n_sparse_total"] == k], 1.0)["val_force_mae"] for k in counts]
 
 
 def test_force_ties_are_broken_by_the_energy_error():
     rows = [{"val_force_mae": 1.0, "val_energy_mae": 5.0}, {"val_force_mae": 1.0 + FORCE_TIE / 2,
                                                              "val_energy_mae": 1.0},
             {"val_force_mae": 1.0 + 2 * FORCE_TIE, "val_energy_mae": 0.1}]
-    assert _best_row(rows) is rows[1]  # within the tie: lower energy error; beyond it: forces decide
-    assert _best_row(rows[:1] + rows[2:]) is rows[0]
-    assert _best_row([{"val_force_mae": float("nan"), "val_energy_mae": 0.0}, rows[2]]) is rows[2]
+    assert _best_row(rows, 0.0) is rows[1]  # within the tie: lower energy error; beyond it: forces decide
+    assert _best_row(rows[:1] + rows[2:], 0.0) is rows[0]
+    assert _best_row([{"val_force_mae": float("nan"), "val_energy_mae": 0.0}, rows[2]], 0.0) is rows[2]
+
+
+def test_noise_is_ranked_on_forces_and_energies_together():
+    # mlearn Si's 5,020-point candidates (meV/Å, meV): by forces alone the auto fit took the noise that trebled
+    # the energy error for 5 % lower force error
+    rows = [{"val_force_mae": 53.21, "val_energy_mae": 948.7}, {"val_force_mae": 55.99, "val_energy_mae": 268.8},
+            {"val_force_mae": 60.11, "val_energy_mae": 140.7}]
+    assert _best_row(rows, 0.0) is rows[0]
+    assert _best_row(rows, 1.0) is rows[2]  # 53.21 x 948.7 > 55.99 x 268.8 > 60.11 x 140.7
+    assert _best_row(rows, 0.1) is rows[1]
+    no_energies = [dict(row, val_energy_mae=float("nan")) for row in rows]  # force-only labels
+    assert _best_row(no_energies, 1.0) is no_energies[0]
+    exact = [{"val_force_mae": 1.0, "val_energy_mae": 0.0}, {"val_force_mae": 0.9, "val_energy_mae": 0.0}]
+    assert _best_row(exact, 1.0) is exact[1]
+    with pytest.raises(ValueError, match="energy_weight"):
+        AutoChoice(energy_weight=-1).validate()
 
 
 def test_choose_count_grows_while_the_error_drops_and_stops_after_patience():
@@ -111,7 +127,7 @@ def test_each_stage_centres_the_noise_grid_on_the_previous_stage_best(auto_model
     assert {row["sigma_forces"] for row in table if row["stage_top"] == stages[0]} == {
         f * SIGMA[1] for f in (0.5, 1.0, 2.0)}
     for previous, stage in zip(stages, stages[1:]):
-        best = _best_row([r for r in table if r["stage_top"] == previous])
+        best = _best_row([r for r in table if r["stage_top"] == previous], 1.0)
         for key in ("sigma_forces", "sigma_energy"):
             grid = sorted({row[key] for row in table if row["stage_top"] == stage})
             assert grid == pytest.approx([f * best[key] for f in (0.5, 1.0, 2.0)])

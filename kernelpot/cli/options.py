@@ -270,6 +270,9 @@ def add_auto_options(parser: argparse.ArgumentParser) -> None:
                             "kernelpot.models.gap.auto.DEFAULT_LADDER, 250 to 16000)")
     group.add_argument("--auto-tolerance", type=non_negative_float, default=0.02,
                        help="--auto: a larger count must lower the validation force MAE by more than this fraction")
+    group.add_argument("--auto-energy-weight", type=non_negative_float, default=1.0,
+                       help="--auto: the noise of a count is the candidate with the lowest log(force MAE) + this x "
+                            "log(energy MAE) on the validation structures; 0: forces alone")
     group.add_argument("--zetas", type=float_list, default=None,
                        help="--auto: dot-product kernel exponents compared at the first stage, e.g. 2,3,4 "
                             "(default: the --gap string's)")
@@ -288,6 +291,7 @@ def auto_choice(args):
         raise ValueError(f"--validation-fraction must be between 0 and 1; got {args.validation_fraction}")
     ladder = {} if args.sparse_ladder is None else {"sparse_ladder": tuple(int(k) for k in args.sparse_ladder)}
     return AutoChoice(validation_fraction=args.validation_fraction, **ladder, tolerance=args.auto_tolerance,
+                      energy_weight=args.auto_energy_weight,
                       zetas=None if args.zetas is None else tuple(int(z) for z in args.zetas),
                       budget_minutes=args.budget_minutes, random_state=args.seed)
 

@@ -366,7 +366,12 @@ class SOAP(Descriptor):
             of shape (n_atoms_total, n_features) is ``∂E/∂features`` (rows all
             zero are skipped); ``dE_dr`` (n_atoms_total, 3) in energy/Å;
             ``virial`` (n_structures, 3, 3) ``-Σ r ⊗ ∂E/∂r`` in energy units, or
-            None unless asked for.
+            None unless asked for. ``vjp.factored(points, alpha, rows, beta,
+            centres)`` maps several energies at once, each centre's density
+            expansion computed once for all of them, from adjoints given as
+            ``alpha[v, r] points[v] + beta[v, r] rows[r]`` (the feature
+            gradients of a dot-product or Gaussian covariance with sparse
+            points ``z_v``: :mod:`kernelpot.models.gap.subset_variance`).
         """
         species, packed, basis, _, n_features, atom_species, cutoff = self._setup(X)
         search = neighbour_list if neighbours is None else neighbours
@@ -380,19 +385,41 @@ class SOAP(Descriptor):
         pair_species = atom_species[neighbour]
         weights = gap_feature_weights(len(species), int(self.n_max), int(self.l_max)) if self.rbf == "gap" else None
 
+        def run(points, alpha, rows, beta, center_row, virial):
+            if weights is not None:
+                points, rows = points * weights, rows * weights
+            pair_dE = np.empty((len(points), len(center), 3))
+            run_over_centers(
+                soap_vjp_kernel, packed.n_atoms, vectors, offsets, pair_species, atom_species,
+                *_tables(basis), *self._weights(basis), int(self.l_max), int(self.n_max), len(species),
+                np.ascontiguousarray(points, dtype=np.float64), np.ascontiguousarray(alpha, dtype=np.float64),
+                np.ascontiguousarray(rows, dtype=np.float64), np.ascontiguousarray(beta, dtype=np.float64),
+                center_row, pair_dE,
+            )
+            return sum_pair_derivatives(center, neighbour, vectors, pair_dE, packed, virial)
+
         def vjp(adjoint, *, virial=False):
             adjoint = np.asarray(adjoint, dtype=np.float64)
             if adjoint.shape != features.shape:
                 raise ValueError(f"`adjoint` must have shape {features.shape}; got {adjoint.shape}")
-            adjoint = np.ascontiguousarray(adjoint * weights if weights is not None else adjoint)
-            pair_dE = np.empty((len(center), 3))
-            run_over_centers(
-                soap_vjp_kernel, packed.n_atoms, vectors, offsets, pair_species, atom_species,
-                *_tables(basis), *self._weights(basis), int(self.l_max), int(self.n_max), len(species),
-                adjoint, pair_dE,
-            )
-            return sum_pair_derivatives(center, neighbour, vectors, pair_dE, packed, virial)
+            center_row = np.where(np.any(adjoint != 0.0, axis=1), np.arange(len(adjoint)), -1).astype(np.int64)
+            zeros = np.zeros((1, len(adjoint)))
+            dE_dr, out = run(np.zeros((1, adjoint.shape[1])), zeros, adjoint, zeros + 1.0, center_row, virial)
+            return dE_dr[0], (None if out is None else out[0])
 
+        def factored(points, alpha, rows, beta, centres, *, virial=False):
+            """Position derivatives (n_vectors, n_atoms_total, 3) of ``n_vectors`` energies whose feature
+            adjoints at the atoms ``centres`` (n_rows,) are ``alpha[v, r] points[v] + beta[v, r] rows[r]``
+            (``points`` (n_vectors, n_features), ``alpha``/``beta`` (n_vectors, n_rows), ``rows`` (n_rows,
+            n_features)) and zero elsewhere; with ``virial`` also (n_vectors, n_structures, 3, 3)."""
+            if np.shape(rows) != (len(centres), features.shape[1]) or np.shape(points)[1:] != (features.shape[1],) \
+                    or np.shape(alpha) != (len(points), len(centres)) or np.shape(beta) != np.shape(alpha):
+                raise ValueError("inconsistent shapes of the factored adjoint")
+            center_row = np.full(packed.n_atoms, -1, dtype=np.int64)
+            center_row[np.asarray(centres, dtype=np.int64)] = np.arange(len(centres))
+            return run(points, alpha, rows, beta, center_row, virial)
+
+        vjp.factored = factored
         return AtomicFeatures(features, packed.offsets, packed.numbers), vjp
 
     def _pairs(self, sub: PackedStructures, cutoff: float, grouped: bool = False):

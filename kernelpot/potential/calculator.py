@@ -14,7 +14,7 @@ from ..descriptors.soap import SOAP
 from ..exceptions import HardCutoffWarning
 from ..models.gap import SparseGPR
 from ..models.gap.predictor import GAPPredictor, supports_fast_path
-from ..models.gap.subset_variance import SubsetForceVariance
+from ..models.gap.subset_variance import CALIBRATION_FLOOR, SubsetForceVariance
 from ..structures.neighbours import VerletNeighbours
 from .gap_xml import load_potential
 
@@ -105,8 +105,9 @@ class GAPCalculator(BaseCalculator):
         an **approximate** ``results["forces_std"]`` (eV/Å, (n_atoms, 3))
         on the fast path: the posterior force variance of ``sigma_points``
         of the sparse points, times one factor calibrated against the exact
-        σ of the first structure this calculator sees (that call computes
-        the exact σ and returns it;
+        σ of the first structure this calculator sees with a σ above
+        ``CALIBRATION_FLOOR`` (1e-5 eV/Å; the calls up to it compute the
+        exact σ and return it;
         :class:`~kernelpot.models.gap.subset_variance.SubsetForceVariance`).
         Its cost and error against the exact σ are measured by
         ``benchmarks/predict.py --cases subsetsigma`` (64 points: 4-6x the
@@ -280,7 +281,10 @@ class GAPCalculator(BaseCalculator):
             results["forces_std"] = prediction["forces_std"]
             if "stress_std" in prediction:
                 results["stress_std"] = prediction["stress_std"][0]
-            if subset is not None and subset.kappa_ is None:   # the first structure calibrates the subset σ
+            # The first structure with a non-zero σ calibrates the subset σ (a perfect crystal's is zero by
+            # symmetry: the next structure then computes the exact σ again).
+            if subset is not None and subset.kappa_ is None and \
+                    np.linalg.norm(prediction["forces_std"], axis=1).max() > CALIBRATION_FLOOR:
                 with self._calibration_lock:
                     if subset.kappa_ is None:
                         subset.calibrate([atoms], exact_std=prediction["forces_std"], predictor=predictor)

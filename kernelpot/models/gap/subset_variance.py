@@ -37,7 +37,11 @@ import scipy.linalg as sla
 
 from .terms import row_weights
 
-__all__ = ["SubsetForceVariance"]
+__all__ = ["SubsetForceVariance", "CALIBRATION_FLOOR"]
+
+#: eV/Å: atoms whose exact force σ is below this do not calibrate ``κ``. A perfect crystal's σ is zero by
+#: symmetry and its computed value round-off (~1e-7 eV/Å on the test Si model), whose ratios are noise.
+CALIBRATION_FLOOR = 1e-5
 
 
 def _pivoted_points(factor, count):
@@ -160,8 +164,9 @@ class SubsetForceVariance:
         """Set :attr:`kappa_` from the exact ``forces_std`` of some structures; returns self.
 
         ``κ`` = median over atoms of ``Σ_α σ²_exact / Σ_α σ̂²`` with ``κ = 1``: the exact over the subset's
-        per-atom variance. Calibrate on structures like those the estimate will be used on (the first frame of
-        an MD run, held-out frames of the training distribution).
+        per-atom variance, over the atoms whose exact σ exceeds :data:`CALIBRATION_FLOOR`. Calibrate on
+        structures like those the estimate will be used on (the first frame of an MD run, held-out frames of
+        the training distribution).
 
         Parameters
         ----------
@@ -189,9 +194,11 @@ class SubsetForceVariance:
             self.kappa_ = kept
             raise
         raw_atom, exact_atom = (raw**2).sum(1), (np.asarray(exact_std) ** 2).sum(1)
-        usable = raw_atom > 0
+        usable = (raw_atom > 0) & (exact_atom > CALIBRATION_FLOOR**2)
         if not usable.any():
             self.kappa_ = kept
-            raise ValueError("the subset gives zero variance on every atom of the calibration structures")
+            raise ValueError(f"no atom of the calibration structures has an exact force σ above {CALIBRATION_FLOOR} "
+                             "eV/Å and a non-zero subset σ (a perfect crystal's σ is zero by symmetry); calibrate "
+                             "on a moved structure")
         self.kappa_ = float(np.median(exact_atom[usable] / raw_atom[usable]))
         return self

@@ -123,7 +123,7 @@ def test_point_gradient_factors_are_the_gradients_of_every_point(covariance):
     np.testing.assert_allclose(gradients[:, 2, 1], numerical, rtol=1e-4, atol=1e-6)
 
 
-def test_factored_reverse_pass_equals_one_pass_per_energy():
+def test_batched_reverse_pass_equals_one_pass_per_energy():
     model, test = _model("molecules-per-species-zeta4-absent-blocks")
     soap = model.terms_[0].descriptor.descriptor
     from kernelpot.structures.packing import pack
@@ -131,17 +131,26 @@ def test_factored_reverse_pass_equals_one_pass_per_energy():
     packed = pack(test)
     X, vjp = soap.transform_vjp(packed)
     rng = np.random.default_rng(4)
-    centres = np.array([0, 3, 4, 9])
-    points, rows = rng.normal(size=(3, X.shape[1])), rng.normal(size=(4, X.shape[1]))
-    alpha, beta = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
-    alpha[1, 2] = beta[1, 2] = 0.0   # an energy that does not depend on one of the centres
-    batched, virial = soap.transform_vjp(packed)[1].factored(points, alpha, rows, beta, centres, virial=True)
-    for v in range(3):
-        adjoint = np.zeros(X.shape)
-        adjoint[centres] = alpha[v][:, None] * points[v] + beta[v][:, None] * rows
-        one, one_virial = vjp(adjoint, virial=True)
-        np.testing.assert_allclose(batched[v], one, rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(virial[v], one_virial, rtol=1e-12, atol=1e-12)
+    mean_adjoint = rng.normal(size=X.shape)
+    mean_adjoint[5] = 0.0   # a centre only the factored energies depend on
+    groups = []
+    for centres, n in ((np.array([0, 3, 4, 9]), 3), (np.array([5, 6]), 2)):
+        points, rows = rng.normal(size=(n, X.shape[1])), rng.normal(size=(len(centres), X.shape[1]))
+        alpha, beta = rng.normal(size=(n, len(centres))), rng.normal(size=(n, len(centres)))
+        alpha[0, 1] = beta[0, 1] = 0.0   # an energy that does not depend on one of the centres
+        groups.append((points, alpha, rows, beta, centres))
+    mean, mean_virial, units = vjp.batched(mean_adjoint, groups, virial=True)
+    one, one_virial = vjp(mean_adjoint, virial=True)
+    np.testing.assert_allclose(mean, one, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(mean_virial, one_virial, rtol=1e-12, atol=1e-12)
+    v = 0
+    for points, alpha, rows, beta, centres in groups:
+        for k in range(len(points)):
+            adjoint = np.zeros(X.shape)
+            adjoint[centres] = alpha[k][:, None] * points[k] + beta[k][:, None] * rows
+            np.testing.assert_allclose(units[v], vjp(adjoint)[0], rtol=1e-12, atol=1e-12)
+            v += 1
+    assert v == len(units)
 
 
 def test_calculator_calibrates_on_its_first_structure_then_takes_the_fast_path():
@@ -194,3 +203,24 @@ def test_whitening_is_the_cholesky_factor_of_the_subset_precision():
     k = np.random.default_rng(6).normal(size=variance.n_subset)
     assert (sla.solve_triangular(C, k, lower=True) ** 2).sum() == pytest.approx(k @ np.linalg.solve(R.T @ R, k),
                                                                                  rel=1e-6)
+
+
+def test_two_threads_give_the_same_subset_force_std(monkeypatch):
+    from numba import config, get_num_threads, set_num_threads
+
+    import kernelpot.models.gap.predictor as predictor
+    import kernelpot.models.gap.terms as terms
+
+    model, test = _model("molecules-per-species-zeta4-absent-blocks")
+    variance = SubsetForceVariance(model, n_points=12)
+    one = GAPPredictor(model, force_variance=variance).predict(test, ("forces", "forces_std"))
+    monkeypatch.setattr(predictor, "_MIN_ROWS_PER_THREAD", 2)
+    monkeypatch.setattr(terms, "MIN_SPARSE_PER_PART", 1)
+    threads = get_num_threads()
+    set_num_threads(min(2, config.NUMBA_NUM_THREADS))   # centres of the reverse passes split between threads
+    try:
+        two = GAPPredictor(model, force_variance=variance).predict(test, ("forces", "forces_std"))
+    finally:
+        set_num_threads(threads)
+    np.testing.assert_allclose(two["forces"], one["forces"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(two["forces_std"], one["forces_std"], rtol=1e-10, atol=1e-14)

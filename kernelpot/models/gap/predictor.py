@@ -355,6 +355,7 @@ class GAPPredictor:
                                  f"{X.shape[0]} rows for {n_atoms} atoms")
             row_structure = structure_of_rows(X.offsets)
             adjoint = np.zeros(X.shape) if need_gradient else None
+            factored = []   # (term index, points, alpha, rows, beta, atoms) of the σ's unit-weight energies
             starts = _block_starts(root)
             for term, selector in terms:
                 rows = None if selector is None else selector.kept_rows(X)
@@ -383,28 +384,38 @@ class GAPPredictor:
                     else:
                         adjoint[rows] += gradients
                 if unit_dE_dr is not None:
-                    self._unit_derivatives(index[id(term)], X_term, X.shape, rows, first, vjp, unit_dE_dr)
+                    factors = self._unit_derivatives(index[id(term)], X_term, X.shape, rows, first, vjp, unit_dE_dr)
+                    if factors is not None:
+                        factored.append(factors)
             if need_gradient:
-                derivative, group_virial = vjp(adjoint, virial=need_virial)
+                if factored:   # the σ's unit-weight energies in the mean's reverse pass
+                    derivative, group_virial, units = vjp.batched(adjoint, [f[1:] for f in factored],
+                                                                  virial=need_virial)
+                    start = 0
+                    for t, points, *_ in factored:
+                        unit_dE_dr[self.force_variance.term_slices()[t]] += units[start:start + len(points)]
+                        start += len(points)
+                else:
+                    derivative, group_virial = vjp(adjoint, virial=need_virial)
                 dE_dr += derivative
                 if need_virial:
                     virial += group_virial
 
     def _unit_derivatives(self, t, X_term, shape, rows, atoms, vjp, unit_dE_dr):
-        """Add the position derivatives of term ``t``'s unit-weight energies (``self.force_variance``) to
-        ``unit_dE_dr``: one batched reverse pass from the factored feature gradients where the descriptor
-        takes them (SOAP), else one reverse pass per point (pair terms: a handful of points, one feature)."""
+        """The position derivatives of term ``t``'s unit-weight energies (``self.force_variance``): as factored
+        feature gradients ``(t, points, alpha, rows, beta, atoms)`` for the mean's reverse pass where the
+        descriptor takes them (SOAP: ``vjp.batched``), else added to ``unit_dE_dr`` here by one reverse pass per
+        point (pair terms: a handful of points, one feature) and None returned."""
         variance = self.force_variance
+        if getattr(vjp, "batched", None) is not None and shape[0] == unit_dE_dr.shape[1]:
+            parts = variance.unit_factors(t, X_term)
+            if parts is not None:
+                return (t, *parts, atoms)
         target = unit_dE_dr[variance.term_slices()[t]]
-        factored = getattr(vjp, "factored", None)
-        parts = variance.unit_factors(t, X_term) if factored is not None and shape[0] == len(unit_dE_dr[0]) else None
-        if parts is not None:
-            target += factored(*parts, atoms)[0]
-            return
         for m, unit in enumerate(variance.unit_adjoints(t, X_term)):
             if rows is not None:
                 full = np.zeros(shape)
                 full[rows] = unit
                 unit = full
             target[m] += vjp(unit)[0]
-
+        return None

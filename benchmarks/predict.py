@@ -26,6 +26,16 @@ posterior part of σ² median 0.57 (0.29–0.74); relative σ error, samples alo
 exact K** − Q** added: median 0.18 / 0.13 / 0.06 / 0.016, worst 1.78 / 1.03 / 0.55 / 0.11, largest-σ atom
 right in 5 / 4 / 7 / 16 of 20 draws. Within 2x the mean cost (S <= 2) no estimator of this kind is usable.
 
+* ``subsetsigma``: the approximate force σ of ``GAPCalculator(uncertainty="forces_subset")`` (the posterior of
+  n sparse points, scaled by one factor calibrated on another structure): its cost over the forces alone and
+  its per-atom error against the exact σ, n = 8 ... 128.
+
+Result of ``subsetsigma`` (session 5, 1 thread, CPU time, load 4.4-6.5): NaCl-water 40 points 1.84x, median /
+95th-percentile relative σ error 0.12 / 0.32, Spearman 0.73; 72 points 2.59x, 0.11 / 0.29, 0.81; 132 points
+4.14x, 0.08 / 0.22, 0.90 (exact 72x). Si 9 points 1.82x, 0.16 / 0.42, 0.56; 32 points 4.17x, 0.05 / 0.17,
+0.83; 64 points 7.29x, 0.03 / 0.11, 0.92 (exact 31x). Within 2x the σ ranks atoms only roughly (Spearman
+0.56-0.73), and the recall of "above the exact 90th percentile" is 0.2-0.35 on NaCl-water.
+
 * ``localsigma``: the exact DTC σ of every atom's local energy (``GAPCalculator(uncertainty="local_energy")``,
   FLARE's on-the-fly trigger) against the exact force σ and the actual force errors, per frame, on held-out
   labelled frames, rattled copies and short MD of the NaCl–water and Si models; and whether computing the

@@ -48,7 +48,7 @@ def add_parser(sub) -> None:
                             "on the first step's exact σ (eV/Å; every step, a few times the cost of a step; error "
                             "against the exact σ: benchmarks/predict.py --cases subsetsigma); local_energy: exact σ "
                             "of every atom's local energy (eV; about 1.5x a step; FLARE's trigger, not a force σ)")
-    watch.add_argument("--sigma-points", type=positive_int, default=64,
+    watch.add_argument("--sigma-points", type=positive_int, default=32,
                        help="with --std-kind forces_subset: sparse points of the approximate force σ")
     watch.add_argument("--std-threshold", type=float,
                        help="flag steps whose largest σ exceeds this, in the unit of --std-kind (implies "

@@ -110,17 +110,19 @@ class GAPCalculator(BaseCalculator):
         exact σ and return it;
         :class:`~kernelpot.models.gap.subset_variance.SubsetForceVariance`).
         Its cost and error against the exact σ are measured by
-        ``benchmarks/predict.py --cases subsetsigma`` (1 thread: 2.5-2.6x the
-        forces alone with Spearman rank correlation 0.81 against the exact
-        per-atom σ on the NaCl–water benchmark at 64 points, 7.3x and 0.92
-        on the Si cell; the exact σ costs 64-72x and 30-31x; more in
+        ``benchmarks/predict.py --cases subsetsigma`` (1 thread, the default
+        32 points: 1.8-1.9x the forces alone with Spearman rank correlation
+        0.73 against the exact per-atom σ on the NaCl–water benchmark (40
+        points there: each of its 10 pair terms keeps one), 4.2x and 0.83
+        on the Si cell; 64 points: 2.5-2.6x and 0.81, 7.3x and 0.92; the
+        exact σ costs 64-72x and 30-31x; more in
         :mod:`kernelpot.models.gap.subset_variance`); ``energy_std`` is
         exact and only computed on request. False: never (asking for them raises
         ``PropertyNotImplementedError``).
-    sigma_points : int, default=64
+    sigma_points : int, default=32
         With ``uncertainty="forces_subset"``: sparse points the force σ uses
-        (more: closer to the exact σ, about one reverse-mode pass per point
-        more expensive).
+        (rounded per term, at least one each; more: closer to the exact σ,
+        each costs about one more reverse-mode adjoint).
     skin : float, default=1.0
         Verlet skin in Å: each thread keeps its neighbour lists between
         calls while no atom has moved more than ``skin / 2``
@@ -159,7 +161,7 @@ class GAPCalculator(BaseCalculator):
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "energy_std",
                               "forces_std", "local_energy_std"]
 
-    def __init__(self, model, *, uncertainty: bool | str = True, skin: float = 1.0, sigma_points: int = 64):
+    def __init__(self, model, *, uncertainty: bool | str = True, skin: float = 1.0, sigma_points: int = 32):
         self._per_thread = threading.local()
         super().__init__()
         if isinstance(model, (str, Path)):

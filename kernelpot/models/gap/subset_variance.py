@@ -86,7 +86,7 @@ class SubsetForceVariance:
     ----------
     model : SparseGPR
         Fitted, with a posterior (``posterior_factor_``).
-    n_points : int, default=64
+    n_points : int, default=32
         Sparse points in the subset (all terms together; each term gets at least one). The cost of a call
         grows by about one reverse-mode adjoint per point; ``n_points`` ≥ the model's total gives the SoR
         part of the exact variance.
@@ -105,7 +105,7 @@ class SubsetForceVariance:
         estimate of the model's ``forces_std²``.
     """
 
-    def __init__(self, model, n_points=64):
+    def __init__(self, model, n_points=32):
         if getattr(model, "posterior_factor_", None) is None:
             raise ValueError("the model stores no posterior (posterior_factor_); refit it with kernelpot")
         if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 1:

@@ -385,9 +385,10 @@ class SOAP(Descriptor):
         pair_species = atom_species[neighbour]
         weights = gap_feature_weights(len(species), int(self.n_max), int(self.l_max)) if self.rbf == "gap" else None
 
+        def weighted(values):   # the GAP weighting folded into an adjoint
+            return values if weights is None else values * weights
+
         def run(points, alpha, rows, row_set, beta, center_row, virial):
-            if weights is not None:
-                points, rows = points * weights, rows * weights
             pair_dE = np.empty((len(points), len(center), 3))
             run_over_centers(
                 soap_vjp_kernel, packed.n_atoms, vectors, offsets, pair_species, atom_species,
@@ -408,8 +409,8 @@ class SOAP(Descriptor):
             adjoint = checked(adjoint)
             center_row = np.where(np.any(adjoint != 0.0, axis=1), np.arange(len(adjoint)), -1).astype(np.int64)
             zeros = np.zeros((1, len(adjoint)))
-            dE_dr, out = run(np.zeros((1, adjoint.shape[1])), zeros, adjoint[None], [0], zeros + 1.0, center_row,
-                             virial)
+            dE_dr, out = run(np.zeros((1, adjoint.shape[1])), zeros, weighted(adjoint)[None], [0], zeros + 1.0,
+                             center_row, virial)
             return dE_dr[0], (None if out is None else out[0])
 
         def batched(adjoint, factored, *, virial=False):
@@ -421,7 +422,7 @@ class SOAP(Descriptor):
             adjoint = checked(adjoint)
             n_atoms, n_features = adjoint.shape
             sets = np.zeros((1 + len(factored), n_atoms, n_features))
-            sets[0] = adjoint
+            sets[0] = weighted(adjoint)
             all_points, all_alpha, all_beta, row_set = [np.zeros((1, n_features))], [np.zeros((1, n_atoms))], \
                 [np.ones((1, n_atoms))], [0]
             for k, (points, alpha, rows, beta, centres) in enumerate(factored, start=1):
@@ -429,12 +430,12 @@ class SOAP(Descriptor):
                 if np.shape(rows) != (len(centres), n_features) or np.shape(points)[1:] != (n_features,) \
                         or np.shape(alpha) != (len(points), len(centres)) or np.shape(beta) != np.shape(alpha):
                     raise ValueError("inconsistent shapes of a factored adjoint")
-                sets[k, centres] = rows
+                sets[k, centres] = weighted(rows)
                 for values, out in ((alpha, all_alpha), (beta, all_beta)):
                     spread = np.zeros((len(points), n_atoms))
                     spread[:, centres] = values
                     out.append(spread)
-                all_points.append(points)
+                all_points.append(weighted(points))
                 row_set += [k] * len(points)
             active = np.any(adjoint != 0.0, axis=1)
             for _, _, _, _, centres in factored:

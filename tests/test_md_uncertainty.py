@@ -208,6 +208,30 @@ def test_md_cli_local_energy_sigma(si_model, tmp_path, capsys):
                  "--std-interval", "0", "--quiet"]) == 2
 
 
+def test_md_cli_subset_force_sigma_every_step(si_model, tmp_path, capsys):
+    save_model(si_model, tmp_path / "si.kpot")
+    write(tmp_path / "start.xyz", bulk("Si", "diamond", a=5.43, cubic=True))
+    calls = []
+    exact = SparseGPR.predict
+
+    def counting(self, *args, **kwargs):
+        calls.append(kwargs.get("return_std", False))
+        return exact(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SparseGPR, "predict", counting)
+        code = main(["md", str(tmp_path / "si.kpot"), str(tmp_path / "start.xyz"), "--steps", "6", "--interval", "3",
+                     "--std-kind", "forces_subset", "--sigma-points", "8", "--uncertainty", "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "largest per-atom |forces_std| (approximate) over 7 steps" in out
+    # the perfect crystal of step 0 has σ = 0 (no calibration), step 1 calibrates: two exact σ, then the fast path
+    assert sum(calls) == 2
+    with pytest.raises(SystemExit):
+        main(["md", str(tmp_path / "si.kpot"), str(tmp_path / "start.xyz"), "--std-kind", "forces_subset",
+              "--sigma-points", "0", "--uncertainty", "--quiet"])
+
+
 def test_md_explorer_watches_every_step(si_model):
     explorer = MDExplorer(_hot_si(), schedule=((600.0, 30),), timestep=1.0, interval=10, threshold=1e-6,
                           every_step=True, random_state=0)

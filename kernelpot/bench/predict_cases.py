@@ -174,8 +174,10 @@ def worker_si(kpot: str, xml: str, repeats: int) -> dict:
     atoms = rattled_si()
     calculators = {"quippy": Potential(param_filename=xml), "kernelpot": GAPCalculator(model, uncertainty=False),
                    "kernelpot_local": GAPCalculator(model, uncertainty="local_energy"),
+                   "kernelpot_subset": GAPCalculator(model, uncertainty="forces_subset"),
                    "kernelpot_std": GAPCalculator(model, uncertainty=True)}
-    times = _md_like(atoms, {k: calculators[k] for k in ("quippy", "kernelpot", "kernelpot_local")}, repeats)
+    times = _md_like(atoms, {k: calculators[k] for k in ("quippy", "kernelpot", "kernelpot_local", "kernelpot_subset")},
+                     repeats)
     times.update(_md_like(atoms, {"kernelpot_std": calculators["kernelpot_std"]}, max(2, repeats // 4)))
     reference = atoms.copy()
     reference.calc = calculators["quippy"]
@@ -198,7 +200,9 @@ def _sigma_rows(task, threads, result):
     for name, metric, note in (
             ("kernelpot_std", "forces + forces_std (DTC, exact)", "the exact force σ"),
             ("kernelpot_local", "forces + local_energy_std (DTC, exact)",
-             "σ of every atom's local energy (FLARE's trigger), not a force σ")):
+             "σ of every atom's local energy (FLARE's trigger), not a force σ"),
+            ("kernelpot_subset", "forces + forces_std (approximate: sigma_points=32, calibrated)",
+             "the subset force σ (its error against the exact σ: benchmarks/predict.py --cases subsetsigma)")):
         rate = _rates(result, name)
         rows.append(Row("kernelpot mean forces", task, f"{metric}, {threads} thread(s)", "s per call",
                         n_atoms / rate[0], n_atoms / mean[0], "lower",
@@ -304,7 +308,8 @@ def worker_nacl(kpot: str, repeats: int) -> dict:
     model = load_model(kpot)
     atoms = nacl_box()
     times = _md_like(atoms, {"kernelpot": GAPCalculator(model, uncertainty=False),
-                             "kernelpot_local": GAPCalculator(model, uncertainty="local_energy")}, repeats)
+                             "kernelpot_local": GAPCalculator(model, uncertainty="local_energy"),
+                             "kernelpot_subset": GAPCalculator(model, uncertainty="forces_subset")}, repeats)
     times.update(_md_like(atoms, {"kernelpot_std": GAPCalculator(model, uncertainty=True)}, max(2, repeats // 5)))
     return {"n_atoms": len(atoms), "times": times, "load": os.getloadavg()[0],
             "n_sparse": int(sum(t.n_sparse for t in model.terms_))}

@@ -42,10 +42,14 @@ def add_parser(sub) -> None:
     watch = md.add_argument_group("uncertainty (the model's DTC σ, computed with every step's forces)")
     watch.add_argument("--uncertainty", action="store_true",
                        help="record the largest per-atom σ of every step (see --std-kind)")
-    watch.add_argument("--std-kind", choices=["forces", "local_energy"], default="forces",
-                       help="forces: exact |forces_std| (eV/Å; tens of times the cost of a step); local_energy: "
-                            "exact σ of every atom's local energy (eV; about 1.5x a step; FLARE's trigger, not a "
-                            "force σ)")
+    watch.add_argument("--std-kind", choices=["forces", "forces_subset", "local_energy"], default="forces",
+                       help="forces: exact |forces_std| (eV/Å; tens of times the cost of a step); forces_subset: "
+                            "approximate |forces_std| from the posterior of --sigma-points sparse points, calibrated "
+                            "on the first step's exact σ (eV/Å; every step, a few times the cost of a step; error "
+                            "against the exact σ: benchmarks/predict.py --cases subsetsigma); local_energy: exact σ "
+                            "of every atom's local energy (eV; about 1.5x a step; FLARE's trigger, not a force σ)")
+    watch.add_argument("--sigma-points", type=positive_int, default=32,
+                       help="with --std-kind forces_subset: sparse points of the approximate force σ")
     watch.add_argument("--std-threshold", type=float,
                        help="flag steps whose largest σ exceeds this, in the unit of --std-kind (implies "
                             "--uncertainty)")
@@ -84,7 +88,7 @@ def run(args) -> int:
 
     if args.stop and args.std_threshold is None:
         raise ValueError("--stop needs --std-threshold")
-    unit = "eV/Å" if args.std_kind == "forces" else "eV"
+    unit = "eV" if args.std_kind == "local_energy" else "eV/Å"
     if args.std_threshold is not None and not args.std_threshold > 0:
         raise ValueError(f"--std-threshold must be > 0 {unit}; got {args.std_threshold}")
     if args.force_threshold is not None and (args.std_kind != "local_energy" or args.std_threshold is None):
@@ -102,11 +106,14 @@ def run(args) -> int:
     # With --std-interval N > 1, σ only on the steps the watch reads it; the others take the fast path.
     if args.std_kind == "local_energy":
         mode = ("local_energy" if args.std_interval == 1 else "requested") if uncertainty else False
+    elif args.std_kind == "forces_subset":   # computed with every step's forces (its cost is the point)
+        mode = "forces_subset" if uncertainty else False
     else:
         mode = (True if args.std_interval == 1 else "requested") if uncertainty else False
     if args.output is not None:
-        return _run_resumable(args, atoms, GAPCalculator(args.model, uncertainty=mode, skin=args.skin), uncertainty)
-    atoms.calc = GAPCalculator(args.model, uncertainty=mode, skin=args.skin)
+        return _run_resumable(args, atoms, GAPCalculator(args.model, uncertainty=mode, skin=args.skin,
+                                                         sigma_points=args.sigma_points), uncertainty)
+    atoms.calc = GAPCalculator(args.model, uncertainty=mode, skin=args.skin, sigma_points=args.sigma_points)
     thermalize(atoms, args.temperature, np.random.default_rng(args.seed))
     Stationary(atoms)
     if args.thermostat == "nve":
@@ -140,7 +147,7 @@ def run(args) -> int:
         epot, ekin = atoms.get_potential_energy(), atoms.get_kinetic_energy()
         log.append((dynamics.nsteps, epot, ekin, ekin / (1.5 * units.kB * len(atoms))))
         if not args.quiet:
-            sigma = (f"  max {'|σF|' if args.std_kind == 'forces' else 'σE'} {watch.sigma[-1]:.4f} {unit}"
+            sigma = (f"  max {'σE' if args.std_kind == 'local_energy' else '|σF|'} {watch.sigma[-1]:.4f} {unit}"
                      if watch is not None and watch.sigma else "")
             print(f"step {dynamics.nsteps:>7}  Epot {epot:.5f} eV  Etot {epot + ekin:.5f} eV  "
                   f"T {log[-1][3]:.1f} K{sigma}", flush=True)
@@ -183,12 +190,14 @@ def run(args) -> int:
 def _watch_options(args) -> dict:
     """The :class:`~kernelpot.potential.watch.UncertaintyWatch` keywords of the command line."""
     return {"threshold": args.std_threshold, "stop": args.stop, "interval": args.std_interval,
-            "quantity": args.std_kind, "force_threshold": args.force_threshold}
+            "quantity": "local_energy" if args.std_kind == "local_energy" else "forces",
+            "force_threshold": args.force_threshold}
 
 
 def _report_uncertainty(args, watch, stopped, flagged_frames) -> None:
     sigma = np.array(watch.sigma)
-    name, unit = ("|forces_std|", "eV/Å") if args.std_kind == "forces" else ("local_energy_std", "eV")
+    name, unit = ("local_energy_std", "eV") if args.std_kind == "local_energy" else (
+        "|forces_std| (approximate)" if args.std_kind == "forces_subset" else "|forces_std|", "eV/Å")
     print(f"largest per-atom {name} over {len(sigma)} steps: mean {sigma.mean():.4f}, max {sigma.max():.4f} "
           f"{unit} (step {watch.steps[int(sigma.argmax())]})")
     if args.std_threshold is not None:

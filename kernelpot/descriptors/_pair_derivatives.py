@@ -46,7 +46,14 @@ def scatter_pair_derivatives(center, neighbour, vectors, pair_dE, atom_structure
 
 
 def sum_pair_derivatives(center, neighbour, vectors, pair_dE, packed, virial):
-    """``(dE_dr (n_atoms, 3), virial (n_structures, 3, 3) or None)`` of ``packed`` from per-pair derivatives."""
+    """``(dE_dr (n_atoms, 3), virial (n_structures, 3, 3) or None)`` of ``packed`` from per-pair derivatives.
+
+    ``pair_dE`` of shape (n_vectors, n_pairs, 3) (a batched reverse pass, several energies at once) gives
+    ``dE_dr`` (n_vectors, n_atoms, 3) and ``virial`` (n_vectors, n_structures, 3, 3) or None.
+    """
+    if pair_dE.ndim == 3:
+        parts = [sum_pair_derivatives(center, neighbour, vectors, one, packed, virial) for one in pair_dE]
+        return np.stack([part[0] for part in parts]), (np.stack([part[1] for part in parts]) if virial else None)
     dE_dr = np.zeros((packed.n_atoms, 3))
     out = np.zeros((packed.n_structures, 3, 3))
     scatter_pair_derivatives(np.asarray(center, dtype=np.int64), np.asarray(neighbour, dtype=np.int64),

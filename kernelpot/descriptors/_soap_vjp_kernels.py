@@ -84,21 +84,26 @@ def _coefficient_adjoint(channels, c, n_species, n_max, l_max, scratch, out):
 
 
 @njit(cache=True, nogil=True)
-def _pair_derivatives(dc, harmonics, grad, rho, drho, species_start, l_max, n_max, rho_t, t, t2, out):
-    """``out[:, k] = ∂E_i/∂r_k`` without the radial term's vector: ``(Σ t ∇S, Σ t' S)`` per pair column k.
-
-    Pairs of one species are contiguous columns, so every inner loop runs
-    over a range of pairs (vectorised); ``rho``/``drho`` are first
-    transposed into ``rho_t`` (2, (l_max+1) n_max, P).
-    """
-    # Unsigned indices: numba then emits no negative-index wraparound, which blocks vectorisation.
-    n_pairs = uint64(harmonics.shape[1])
-    N = uint64(n_max)
-    n_radial = uint64(l_max + 1) * N
+def _transpose_radial(rho, drho, n_pairs, n_radial, rho_t):
+    """``rho_t[0, j, k] = rho[k, j]``, ``rho_t[1, j, k] = drho[k, j]`` for the ``n_pairs`` pairs of a centre:
+    pair-contiguous radial functions, once per centre for all the energies of a batched reverse pass."""
     for k in range(n_pairs):
         for j in range(n_radial):
             rho_t[0, j, k] = rho[k, j]
             rho_t[1, j, k] = drho[k, j]
+
+
+@njit(cache=True, nogil=True)
+def _pair_derivatives(dc, harmonics, grad, species_start, l_max, n_max, rho_t, t, t2, out):
+    """``out[:, k] = ∂E_i/∂r_k`` without the radial term's vector: ``(Σ t ∇S, Σ t' S)`` per pair column k.
+
+    Pairs of one species are contiguous columns, so every inner loop runs
+    over a range of pairs (vectorised); ``rho_t`` (2, (l_max+1) n_max, P) holds
+    the radial functions and their derivatives transposed (:func:`_transpose_radial`).
+    """
+    # Unsigned indices: numba then emits no negative-index wraparound, which blocks vectorisation.
+    n_pairs = uint64(harmonics.shape[1])
+    N = uint64(n_max)
     for x in range(4):
         for k in range(n_pairs):
             out[x, k] = 0.0
@@ -128,19 +133,33 @@ def _pair_derivatives(dc, harmonics, grad, rho, drho, species_start, l_max, n_ma
 def soap_vjp_kernel(
     first, last, vectors, pair_offsets, pair_species, center_species,
     kind, eta, table_a, table_b, spline, inv_spacing, self_density, r_cut, transition_width,
-    l_max, n_max, n_species, adjoint, pair_out,
+    l_max, n_max, n_species, points, alpha, rows, row_set, beta, center_row, pair_out,
 ):
-    """``pair_out[p] = ∂E_i/∂r_j`` for every neighbour image ``p`` of centres ``first..last-1``.
+    """``pair_out[v, p] = ∂E_v,i/∂r_j`` for every neighbour image ``p`` of centres ``first..last-1``.
+
+    The adjoint ``∂E_v/∂p`` of centre ``i`` for energy ``v`` (GAP weighting folded in) is given in the
+    factored form ``alpha[v, r] points[v] + beta[v, r] rows[row_set[v], r]`` with ``r = center_row[i]``: one
+    energy is ``points`` = 0, ``alpha`` = 0, ``beta`` = 1 and its adjoint in a set of ``rows``; the unit-weight
+    energies of
+    sparse points ``z_v`` under a dot-product or Gaussian covariance (whose feature gradients are
+    ``α z_v + β x_i``, :mod:`kernelpot.models.gap.subset_variance`) never form an
+    (n_vectors, n_centers, n_features) array. A centre's density expansion is computed once for all
+    ``n_vectors`` energies.
 
     Parameters
     ----------
     first, last, vectors, pair_offsets, pair_species, center_species, kind, ..., transition_width
         As :func:`._soap_kernels.soap_gradients_kernel`.
     l_max, n_max, n_species : int
-    adjoint : (n_centers, n_features) float64
-        ``∂E/∂p`` of every centre (GAP weighting folded in); a centre whose
-        row is all zero is skipped.
-    pair_out : (n_pairs, 3) float64, output
+    points : (n_vectors, n_features) float64
+    alpha, beta : (n_vectors, n_rows) float64
+    rows : (n_sets, n_rows, n_features) float64
+    row_set : (n_vectors,) int64
+        The set of ``rows`` of every energy.
+    center_row : (n_centers,) int64
+        Row of every centre, or -1 for a centre no energy depends on (skipped; the caller marks all-zero
+        adjoint rows so).
+    pair_out : (n_vectors, n_pairs, 3) float64, output
         Derivative of the centre's energy with respect to the position of
         the pair's neighbour image (eV/Å), in the pair list's order.
     """
@@ -159,32 +178,41 @@ def soap_vjp_kernel(
     kappa = np.empty(l_max + 1)
     for l in range(l_max + 1):
         kappa[l] = math.pi * math.sqrt(8.0 / (2 * l + 1))
+    n_vectors, n_features = points.shape
+    row = np.empty(n_features)
     for i in range(first, last):
         start = pair_offsets[i]
         n_pairs = pair_offsets[i + 1] - start
-        row = adjoint[i]
-        active = False
-        for f in range(row.shape[0]):
-            if row[f] != 0.0:
-                active = True
-                break
-        if not active or n_pairs == 0:
+        r = center_row[i]
+        for v in range(n_vectors):
             for p in range(n_pairs):
-                pair_out[start + p, 0] = 0.0
-                pair_out[start + p, 1] = 0.0
-                pair_out[start + p, 2] = 0.0
+                pair_out[v, start + p, 0] = 0.0
+                pair_out[v, start + p, 1] = 0.0
+                pair_out[v, start + p, 2] = 0.0
+        if r < 0 or n_pairs == 0:
             continue
         c, harmonics, grad, rho, drho, position = center_expansion(
             i, vectors, pair_offsets, pair_species, center_species,
             kind, eta, table_a, table_b, spline, inv_spacing, self_density, r_cut, transition_width,
             l_max, n_max, n_species, prefactors, runtime_flag(True), workspace,
         )
-        _channel_matrices(row, kappa, n_species, n_max, l_max, channels)
-        _coefficient_adjoint(channels, c, n_species, n_max, l_max, scratch, dc)
-        _pair_derivatives(dc, harmonics, grad, rho, drho, workspace[10], l_max, n_max, rho_t, t, t2, per_pair)
-        for p in range(n_pairs):
-            k = position[p]
-            radial = per_pair[3, k]
-            pair_out[start + p, 0] = per_pair[0, k] + radial * vectors[start + p, 0]
-            pair_out[start + p, 1] = per_pair[1, k] + radial * vectors[start + p, 1]
-            pair_out[start + p, 2] = per_pair[2, k] + radial * vectors[start + p, 2]
+        _transpose_radial(rho, drho, harmonics.shape[1], (l_max + 1) * n_max, rho_t)
+        for v in range(n_vectors):
+            a, b = alpha[v, r], beta[v, r]
+            own = rows[row_set[v], r]
+            zero = True
+            for f in range(n_features):
+                row[f] = a * points[v, f] + b * own[f]
+                if row[f] != 0.0:
+                    zero = False
+            if zero:   # this energy does not depend on the centre
+                continue
+            _channel_matrices(row, kappa, n_species, n_max, l_max, channels)
+            _coefficient_adjoint(channels, c, n_species, n_max, l_max, scratch, dc)
+            _pair_derivatives(dc, harmonics, grad, workspace[10], l_max, n_max, rho_t, t, t2, per_pair)
+            for p in range(n_pairs):
+                k = position[p]
+                radial = per_pair[3, k]
+                pair_out[v, start + p, 0] = per_pair[0, k] + radial * vectors[start + p, 0]
+                pair_out[v, start + p, 1] = per_pair[1, k] + radial * vectors[start + p, 1]
+                pair_out[v, start + p, 2] = per_pair[2, k] + radial * vectors[start + p, 2]

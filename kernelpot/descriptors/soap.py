@@ -366,7 +366,12 @@ class SOAP(Descriptor):
             of shape (n_atoms_total, n_features) is ``∂E/∂features`` (rows all
             zero are skipped); ``dE_dr`` (n_atoms_total, 3) in energy/Å;
             ``virial`` (n_structures, 3, 3) ``-Σ r ⊗ ∂E/∂r`` in energy units, or
-            None unless asked for.
+            None unless asked for. ``vjp.batched(adjoint, factored)`` maps
+            more energies in the same pass, each centre's density expansion
+            computed once for all of them, from adjoints given as
+            ``alpha[v, r] points[v] + beta[v, r] rows[r]`` (the feature
+            gradients of a dot-product or Gaussian covariance with sparse
+            points ``z_v``: :mod:`kernelpot.models.gap.subset_variance`).
         """
         species, packed, basis, _, n_features, atom_species, cutoff = self._setup(X)
         search = neighbour_list if neighbours is None else neighbours
@@ -380,19 +385,67 @@ class SOAP(Descriptor):
         pair_species = atom_species[neighbour]
         weights = gap_feature_weights(len(species), int(self.n_max), int(self.l_max)) if self.rbf == "gap" else None
 
-        def vjp(adjoint, *, virial=False):
-            adjoint = np.asarray(adjoint, dtype=np.float64)
-            if adjoint.shape != features.shape:
-                raise ValueError(f"`adjoint` must have shape {features.shape}; got {adjoint.shape}")
-            adjoint = np.ascontiguousarray(adjoint * weights if weights is not None else adjoint)
-            pair_dE = np.empty((len(center), 3))
+        def weighted(values):   # the GAP weighting folded into an adjoint
+            return values if weights is None else values * weights
+
+        def run(points, alpha, rows, row_set, beta, center_row, virial):
+            pair_dE = np.empty((len(points), len(center), 3))
             run_over_centers(
                 soap_vjp_kernel, packed.n_atoms, vectors, offsets, pair_species, atom_species,
                 *_tables(basis), *self._weights(basis), int(self.l_max), int(self.n_max), len(species),
-                adjoint, pair_dE,
+                np.ascontiguousarray(points, dtype=np.float64), np.ascontiguousarray(alpha, dtype=np.float64),
+                np.ascontiguousarray(rows, dtype=np.float64), np.asarray(row_set, dtype=np.int64),
+                np.ascontiguousarray(beta, dtype=np.float64), center_row, pair_dE,
             )
             return sum_pair_derivatives(center, neighbour, vectors, pair_dE, packed, virial)
 
+        def checked(adjoint):
+            adjoint = np.asarray(adjoint, dtype=np.float64)
+            if adjoint.shape != features.shape:
+                raise ValueError(f"`adjoint` must have shape {features.shape}; got {adjoint.shape}")
+            return adjoint
+
+        def vjp(adjoint, *, virial=False):
+            adjoint = checked(adjoint)
+            center_row = np.where(np.any(adjoint != 0.0, axis=1), np.arange(len(adjoint)), -1).astype(np.int64)
+            zeros = np.zeros((1, len(adjoint)))
+            dE_dr, out = run(np.zeros((1, adjoint.shape[1])), zeros, weighted(adjoint)[None], [0], zeros + 1.0,
+                             center_row, virial)
+            return dE_dr[0], (None if out is None else out[0])
+
+        def batched(adjoint, factored, *, virial=False):
+            """``vjp(adjoint, virial=virial)`` and, in the same pass, the position derivatives (n_vectors,
+            n_atoms_total, 3) of more energies whose feature adjoints are given factored: ``factored`` is a list
+            of ``(points, alpha, rows, beta, centres)``, each meaning ``alpha[v, r] points[v] + beta[v, r]
+            rows[r]`` at the atoms ``centres[r]`` (``points`` (n_v, n_features), ``alpha``/``beta`` (n_v, n_r),
+            ``rows`` (n_r, n_features)) and zero elsewhere; the energies in the order of the list."""
+            adjoint = checked(adjoint)
+            n_atoms, n_features = adjoint.shape
+            sets = np.zeros((1 + len(factored), n_atoms, n_features))
+            sets[0] = weighted(adjoint)
+            all_points, all_alpha, all_beta, row_set = [np.zeros((1, n_features))], [np.zeros((1, n_atoms))], \
+                [np.ones((1, n_atoms))], [0]
+            for k, (points, alpha, rows, beta, centres) in enumerate(factored, start=1):
+                centres = np.asarray(centres, dtype=np.int64)
+                if np.shape(rows) != (len(centres), n_features) or np.shape(points)[1:] != (n_features,) \
+                        or np.shape(alpha) != (len(points), len(centres)) or np.shape(beta) != np.shape(alpha):
+                    raise ValueError("inconsistent shapes of a factored adjoint")
+                sets[k, centres] = weighted(rows)
+                for values, out in ((alpha, all_alpha), (beta, all_beta)):
+                    spread = np.zeros((len(points), n_atoms))
+                    spread[:, centres] = values
+                    out.append(spread)
+                all_points.append(weighted(points))
+                row_set += [k] * len(points)
+            active = np.any(adjoint != 0.0, axis=1)
+            for _, _, _, _, centres in factored:
+                active[np.asarray(centres, dtype=np.int64)] = True
+            center_row = np.where(active, np.arange(n_atoms), -1).astype(np.int64)
+            dE_dr, out = run(np.concatenate(all_points), np.concatenate(all_alpha), sets, row_set,
+                             np.concatenate(all_beta), center_row, virial)
+            return dE_dr[0], (None if out is None else out[0]), dE_dr[1:]
+
+        vjp.batched = batched
         return AtomicFeatures(features, packed.offsets, packed.numbers), vjp
 
     def _pairs(self, sub: PackedStructures, cutoff: float, grouped: bool = False):

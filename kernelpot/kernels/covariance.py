@@ -161,6 +161,15 @@ class GaussianCovariance:
             return -np.einsum("im,imk->ik", A, X[:, None, :] - Z[None, :, :]) * s
         return -(A.sum(1)[:, None] * X - A @ Z) * s
 
+    def point_gradient_factors(self, X, Z):
+        """``∂k(x_i, z_m)/∂x_i = alpha[m, i] points[m] + beta[m, i] rows[i]`` for every sparse point ``m`` and row
+        ``i``, as ``(points (n_points, n_features), alpha (n_points, n_rows), rows (n_rows, n_features), beta)``:
+        the gradients of all points without an (n_points, n_rows, n_features) array
+        (``gradient_dot(X, Z, coef)`` is ``Σ_m coef[:, m]`` times them)."""
+        s = self.inverse_sigma2(X.shape[1])
+        K = self(X, Z).T
+        return np.asarray(Z) * s, K, np.asarray(X) * s, -K
+
     def pair_context(self, X, Z, K=None):
         return self.inverse_sigma2(X.shape[1]), (self(X, Z) if K is None else K)
 
@@ -305,6 +314,13 @@ class NormalizedDotProductCovariance:
         # d c_im / d x_i = (zh_m - c_im xh_i) / |x_i|
         return (A @ Zh - (A * c).sum(1)[:, None] * Xh) / nx[:, None]
 
+    def point_gradient_factors(self, X, Z):
+        """See :meth:`GaussianCovariance.point_gradient_factors`: ``∂c^ζ/∂x_i = ζ c^(ζ-1) (ẑ_m - c x̂_i) / |x_i|``."""
+        zeta = self.checked_zeta()
+        c, Xh, Zh, nx = self._cos(X, Z)
+        A = (zeta * c ** (zeta - 1.0) / nx[:, None]).T
+        return Zh, A, Xh, -A * c.T
+
     def pair_context(self, X, Z, K=None):
         return (self.checked_zeta(), *self._cos(X, Z))
 
@@ -423,6 +439,12 @@ class LinearCovariance:
 
     def gradient_dot(self, X, Z, coef, K=None):
         return coef @ Z
+
+    def point_gradient_factors(self, X, Z):
+        """See :meth:`GaussianCovariance.point_gradient_factors`: ``∂(x_i·z_m)/∂x_i = z_m``."""
+        Z = np.asarray(Z, dtype=np.float64)
+        ones = np.ones((len(Z), len(X)))
+        return Z, ones, np.zeros(np.shape(X)), 0.0 * ones
 
     def pair_context(self, X, Z, K=None):
         return (len(X), len(Z))

@@ -14,13 +14,14 @@ from ..descriptors.soap import SOAP
 from ..exceptions import HardCutoffWarning
 from ..models.gap import SparseGPR
 from ..models.gap.predictor import GAPPredictor, supports_fast_path
+from ..models.gap.subset_variance import CALIBRATION_FLOOR, SubsetForceVariance
 from ..structures.neighbours import VerletNeighbours
 from .gap_xml import load_potential
 
 __all__ = ["GAPCalculator", "UNCERTAINTY_MODES"]
 
 #: Values of ``GAPCalculator(uncertainty=...)``.
-UNCERTAINTY_MODES = (True, False, "requested", "local_energy")
+UNCERTAINTY_MODES = (True, False, "requested", "local_energy", "forces_subset")
 # Atoms of displaced copies predicted per model call by the finite-difference helpers.
 _FD_BATCH_ATOMS = 20000
 
@@ -100,8 +101,28 @@ class GAPCalculator(BaseCalculator):
         exact ``forces_std`` are computed only for calls that ask for them,
         as with ``"requested"`` (screen every step with the local σ, confirm
         with the force σ: ``UncertaintyWatch(..., quantity="local_energy",
-        force_threshold=...)``). False: never (asking for them raises
+        force_threshold=...)``). ``"forces_subset"``: every call also gives
+        an **approximate** ``results["forces_std"]`` (eV/Å, (n_atoms, 3))
+        on the fast path: the posterior force variance of ``sigma_points``
+        of the sparse points, times one factor calibrated against the exact
+        σ of the first structure this calculator sees with a σ above
+        ``CALIBRATION_FLOOR`` (1e-5 eV/Å; the calls up to it compute the
+        exact σ and return it;
+        :class:`~kernelpot.models.gap.subset_variance.SubsetForceVariance`).
+        Its cost and error against the exact σ are measured by
+        ``benchmarks/predict.py --cases subsetsigma`` (1 thread, the default
+        32 points: 1.8-1.9x the forces alone with Spearman rank correlation
+        0.73 against the exact per-atom σ on the NaCl–water benchmark (40
+        points there: each of its 10 pair terms keeps one), 4.2x and 0.83
+        on the Si cell; 64 points: 2.5-2.6x and 0.81, 7.3x and 0.92; the
+        exact σ costs 64-72x and 30-31x; more in
+        :mod:`kernelpot.models.gap.subset_variance`); ``energy_std`` is
+        exact and only computed on request. False: never (asking for them raises
         ``PropertyNotImplementedError``).
+    sigma_points : int, default=32
+        With ``uncertainty="forces_subset"``: sparse points the force σ uses
+        (rounded per term, at least one each; more: closer to the exact σ,
+        each costs about one more reverse-mode adjoint).
     skin : float, default=1.0
         Verlet skin in Å: each thread keeps its neighbour lists between
         calls while no atom has moved more than ``skin / 2``
@@ -140,7 +161,7 @@ class GAPCalculator(BaseCalculator):
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "energy_std",
                               "forces_std", "local_energy_std"]
 
-    def __init__(self, model, *, uncertainty: bool | str = True, skin: float = 1.0):
+    def __init__(self, model, *, uncertainty: bool | str = True, skin: float = 1.0, sigma_points: int = 32):
         self._per_thread = threading.local()
         super().__init__()
         if isinstance(model, (str, Path)):
@@ -150,24 +171,45 @@ class GAPCalculator(BaseCalculator):
         if not hasattr(model, "alpha_"):
             raise ValueError("`model` is not fitted; call fit first or load a .kpot file")
         if uncertainty not in UNCERTAINTY_MODES:
-            raise ValueError(f"`uncertainty` must be True, False, 'requested' or 'local_energy'; got {uncertainty!r}")
-        if uncertainty in (True, "local_energy") and getattr(model, "posterior_factor_", None) is None:
+            raise ValueError(f"`uncertainty` must be True, False, 'requested', 'local_energy' or 'forces_subset'; "
+                             f"got {uncertainty!r}")
+        if uncertainty in (True, "local_energy", "forces_subset") and getattr(model, "posterior_factor_", None) is None:
             raise ValueError("this model stores no posterior covariance (imported from a GAP XML file), so it "
                              "has no uncertainties: use GAPCalculator(model, uncertainty=False)")
+        if uncertainty == "forces_subset" and not supports_fast_path(model):
+            raise ValueError("uncertainty='forces_subset' needs descriptors with a reverse-mode pass (transform_vjp)")
+        if isinstance(sigma_points, bool) or not isinstance(sigma_points, (int, np.integer)) or sigma_points < 1:
+            raise ValueError(f"`sigma_points` must be an integer >= 1; got {sigma_points!r}")
         self.model = model
         self.uncertainty = uncertainty
         warn_hard_cutoffs(model)
         VerletNeighbours(skin)  # validates
         self.skin = skin
+        self.sigma_points = sigma_points
+        self._force_variance = None
+        self._calibration_lock = threading.Lock()
 
     def _predictor(self):
         """This thread's predictor with its own neighbour lists (None if a descriptor has no reverse mode)."""
         state = self._per_thread
-        if getattr(state, "model", None) is not self.model or getattr(state, "skin", None) != self.skin:
-            state.model, state.skin = self.model, self.skin
-            state.predictor = (GAPPredictor(self.model, neighbours=VerletNeighbours(self.skin) if self.skin else None)
+        variance = self._subset_variance()
+        if getattr(state, "model", None) is not self.model or getattr(state, "skin", None) != self.skin or \
+                getattr(state, "variance", None) is not variance:
+            state.model, state.skin, state.variance = self.model, self.skin, variance
+            state.predictor = (GAPPredictor(self.model, neighbours=VerletNeighbours(self.skin) if self.skin else None,
+                                            force_variance=variance)
                                if supports_fast_path(self.model) else None)
         return state.predictor
+
+    def _subset_variance(self):
+        """The shared :class:`SubsetForceVariance` of ``uncertainty="forces_subset"`` (None otherwise)."""
+        if self.uncertainty != "forces_subset":
+            return None
+        with self._calibration_lock:
+            current = self._force_variance
+            if current is None or current.model is not self.model or current.n_points != self.sigma_points:
+                self._force_variance = SubsetForceVariance(self.model, self.sigma_points)
+            return self._force_variance
 
     # ASE's cache (last structure and results) is per thread: see Notes.
     def _thread_cache(self):
@@ -193,7 +235,7 @@ class GAPCalculator(BaseCalculator):
         self._thread_cache().results = value
 
     def __getstate__(self):
-        state = {key: value for key, value in self.__dict__.items() if key != "_per_thread"}
+        state = {key: value for key, value in self.__dict__.items() if key not in ("_per_thread", "_calibration_lock")}
         state["_cache"] = (self.atoms, self.results)
         return state
 
@@ -201,6 +243,7 @@ class GAPCalculator(BaseCalculator):
         atoms, results = state.pop("_cache")
         self.__dict__.update(state)
         self._per_thread = threading.local()
+        self._calibration_lock = threading.Lock()
         self.atoms, self.results = atoms, results
 
     def calculate(self, atoms, properties, system_changes):
@@ -212,14 +255,17 @@ class GAPCalculator(BaseCalculator):
         wanted = ["energy", "forces"] + (["stress"] if "stress" in properties else [])
         if "energies" in properties:
             wanted.append("local_energy")
+        subset = self._subset_variance()
         with_std = self.uncertainty is True or (
             self.uncertainty in ("requested", "local_energy")
-            and any(p in properties for p in ("energy_std", "forces_std")))
+            and any(p in properties for p in ("energy_std", "forces_std"))) or (
+            subset is not None and ("energy_std" in properties or subset.kappa_ is None))
         local_std = self.uncertainty == "local_energy" or (
             bool(self.uncertainty) and "local_energy_std" in properties)
         predictor = self._predictor()
         if predictor is not None and not with_std:
-            prediction = predictor.predict([atoms], tuple(wanted) + (("local_energy_std",) if local_std else ()))
+            prediction = predictor.predict([atoms], tuple(wanted) + (("local_energy_std",) if local_std else ())
+                                           + (("forces_std",) if subset is not None else ()))
         else:   # the explicit path gives the local σ with the local energies
             if local_std and "local_energy" not in wanted:
                 wanted.append("local_energy")
@@ -239,6 +285,15 @@ class GAPCalculator(BaseCalculator):
             results["forces_std"] = prediction["forces_std"]
             if "stress_std" in prediction:
                 results["stress_std"] = prediction["stress_std"][0]
+            # The first structure with a non-zero σ calibrates the subset σ (a perfect crystal's is zero by
+            # symmetry: the next structure then computes the exact σ again).
+            if subset is not None and subset.kappa_ is None and \
+                    np.linalg.norm(prediction["forces_std"], axis=1).max() > CALIBRATION_FLOOR:
+                with self._calibration_lock:
+                    if subset.kappa_ is None:
+                        subset.calibrate([atoms], exact_std=prediction["forces_std"], predictor=predictor)
+        elif subset is not None:
+            results["forces_std"] = prediction["forces_std"]
         elif not self.uncertainty:
             for name in ("energy_std", "forces_std", "local_energy_std"):
                 if name in properties:

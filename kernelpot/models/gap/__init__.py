@@ -9,6 +9,9 @@ Public names (imported on first use):
   (:mod:`.incremental`) — adding labelled structures without a refit;
 * :func:`fitc_factor` (:mod:`.variance`) — the FITC variance factor of a
   fitted model;
+* :class:`SubsetForceVariance` (:mod:`.subset_variance`) — an approximate
+  force σ at a few mean-force costs, from the posterior of a subset of the
+  sparse points (``GAPCalculator(uncertainty="forces_subset")``);
 * :class:`AutoChoice` (:mod:`.auto`) — ``SparseGPR(auto=...)``: sparse counts
   and noise chosen on a validation split of the training data.
 
@@ -31,6 +34,7 @@ _EXPORTS = {
     "IncrementalSparseGPR": "incremental",
     "frozen_sparse_terms": "incremental",
     "fitc_factor": "variance",
+    "SubsetForceVariance": "subset_variance",
     "AutoChoice": "auto",
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -223,6 +223,10 @@ class GAPPredictor:
         Neighbour-list provider ``neighbours(packed, cutoff)`` shared by all
         descriptors, e.g. :class:`~kernelpot.structures.neighbours.VerletNeighbours`
         to keep lists across MD steps; None searches afresh every call.
+    force_variance : SubsetForceVariance or None, default=None
+        With it, ``"forces_std"`` among the ``properties`` of :meth:`predict`
+        gives its approximate force σ (:mod:`kernelpot.models.gap.subset_variance`)
+        from the same descriptor pass as the forces.
 
     Notes
     -----
@@ -230,15 +234,18 @@ class GAPPredictor:
     provider is a Verlet list (it is not thread-safe).
     """
 
-    def __init__(self, model, *, neighbours=None):
+    def __init__(self, model, *, neighbours=None, force_variance=None):
         if not hasattr(model, "alpha_"):
             raise ValueError("this SparseGPR is not fitted yet; call fit first")
         if not supports_fast_path(model):
             names = sorted({type(t.descriptor).__name__ for t in model.terms_
                             if not callable(getattr(t.descriptor, "transform_vjp", None))})
             raise TypeError(f"descriptors {names} have no transform_vjp; use SparseGPR.predict")
+        if force_variance is not None and force_variance.model is not model:
+            raise ValueError("`force_variance` was built for another model")
         self.model = model
         self.neighbours = neighbours
+        self.force_variance = force_variance
 
     def predict(self, atoms_list, properties=("energy",)):
         """Predictions as :meth:`SparseGPR.predict` without ``return_std`` (same keys, units and shapes).
@@ -255,16 +262,24 @@ class GAPPredictor:
         mean already computes (:mod:`kernelpot.models.gap.local_variance`):
         a local-energy σ, not a force σ.
 
+        ``"forces_std"`` (with ``force_variance`` given) adds the approximate
+        force σ of :class:`~kernelpot.models.gap.subset_variance.SubsetForceVariance`,
+        ndarray (n_atoms_total, 3) in eV/Å; the forces are computed with it.
+
         Raises
         ------
         ValueError
-            A species the model was not trained on.
+            A species the model was not trained on; ``"forces_std"`` without ``force_variance``.
         """
         atoms_list = as_atoms_list(atoms_list)
         packed = pack(atoms_list)  # validated once, shared by every descriptor
         model = self.model
         need_virial = "virial" in properties or "stress" in properties
-        need_gradient = "forces" in properties or need_virial
+        force_variance = self.force_variance if "forces_std" in properties else None
+        if "forces_std" in properties and force_variance is None:
+            raise ValueError("'forces_std' on the fast path needs GAPPredictor(..., force_variance="
+                             "SubsetForceVariance(model)); the exact σ is SparseGPR.predict(..., return_std=True)")
+        need_gradient = "forces" in properties or need_virial or force_variance is not None
         need_local = "local_energy" in properties
         local_std = LocalEnergyVariance.for_model(model) if "local_energy_std" in properties else None
         n_structures = len(atoms_list)
@@ -282,9 +297,11 @@ class GAPPredictor:
         # {term index: (k_star, first atom, second atom or None)} and the prior variances, for local_std
         covariances = {} if local_std is not None else None
         prior = np.zeros(n_atoms) if local_std is not None else None
+        unit_dE_dr = None if force_variance is None else np.zeros((force_variance.n_subset, n_atoms, 3))
         with _ONE_THREAD_BLAS:
             self._contract(packed, neighbours, need_gradient, need_virial, need_local, energy, dE_dr, virial, local,
-                           covariances, prior)
+                           covariances, prior, unit_dE_dr)
+            force_std = None if force_variance is None else np.sqrt(force_variance.variance(unit_dE_dr))
             if local_std is not None:
                 n_threads = _thread_count()
                 variance = local_std.variance(numbers, covariances, prior,
@@ -314,14 +331,18 @@ class GAPPredictor:
             out["local_energy"] = local
         if local_std is not None:
             out["local_energy_std"] = float(getattr(model, "std_scale_", 1.0)) * np.sqrt(variance)
+        if force_std is not None:
+            out["forces_std"] = force_std
         return out
 
     def _contract(self, packed, neighbours, need_gradient, need_virial, need_local, energy, dE_dr, virial, local,
-                  covariances=None, prior=None):
+                  covariances=None, prior=None, unit_dE_dr=None):
         """Add every descriptor group's energies (and position derivatives, virials, local energies) in place.
 
         ``covariances`` (a dict) and ``prior`` (n_atoms,), if given, receive what the local-energy variance needs
-        (:meth:`LocalEnergyVariance.variance`).
+        (:meth:`LocalEnergyVariance.variance`); ``unit_dE_dr`` (n_subset, n_atoms, 3), if given, the position
+        derivatives of the unit-weight energies of ``self.force_variance``'s points (one batched reverse pass
+        per term).
         """
         n_structures, n_atoms = len(energy), len(packed.numbers)
         n_threads = _thread_count()
@@ -334,6 +355,7 @@ class GAPPredictor:
                                  f"{X.shape[0]} rows for {n_atoms} atoms")
             row_structure = structure_of_rows(X.offsets)
             adjoint = np.zeros(X.shape) if need_gradient else None
+            factored = []   # (term index, points, alpha, rows, beta, atoms) of the σ's unit-weight energies
             starts = _block_starts(root)
             for term, selector in terms:
                 rows = None if selector is None else selector.kept_rows(X)
@@ -361,8 +383,39 @@ class GAPPredictor:
                         adjoint += gradients
                     else:
                         adjoint[rows] += gradients
+                if unit_dE_dr is not None:
+                    factors = self._unit_derivatives(index[id(term)], X_term, X.shape, rows, first, vjp, unit_dE_dr)
+                    if factors is not None:
+                        factored.append(factors)
             if need_gradient:
-                derivative, group_virial = vjp(adjoint, virial=need_virial)
+                if factored:   # the σ's unit-weight energies in the mean's reverse pass
+                    derivative, group_virial, units = vjp.batched(adjoint, [f[1:] for f in factored],
+                                                                  virial=need_virial)
+                    start = 0
+                    for t, points, *_ in factored:
+                        unit_dE_dr[self.force_variance.term_slices()[t]] += units[start:start + len(points)]
+                        start += len(points)
+                else:
+                    derivative, group_virial = vjp(adjoint, virial=need_virial)
                 dE_dr += derivative
                 if need_virial:
                     virial += group_virial
+
+    def _unit_derivatives(self, t, X_term, shape, rows, atoms, vjp, unit_dE_dr):
+        """The position derivatives of term ``t``'s unit-weight energies (``self.force_variance``): as factored
+        feature gradients ``(t, points, alpha, rows, beta, atoms)`` for the mean's reverse pass where the
+        descriptor takes them (SOAP: ``vjp.batched``), else added to ``unit_dE_dr`` here by one reverse pass per
+        point (pair terms: a handful of points, one feature) and None returned."""
+        variance = self.force_variance
+        if getattr(vjp, "batched", None) is not None and shape[0] == unit_dE_dr.shape[1]:
+            parts = variance.unit_factors(t, X_term)
+            if parts is not None:
+                return (t, *parts, atoms)
+        target = unit_dE_dr[variance.term_slices()[t]]
+        for m, unit in enumerate(variance.unit_adjoints(t, X_term)):
+            if rows is not None:
+                full = np.zeros(shape)
+                full[rows] = unit
+                unit = full
+            target[m] += vjp(unit)[0]
+        return None

@@ -879,20 +879,36 @@ def load_nacl(paths, every=1, offset=0):
     return NaClData(atoms, np.array(energies), forces)
 
 
-def nacl_gap_string(*, r_cut=5.0, n_max=6, l_max=4, soap_delta=0.2, zeta=4, n_sparse=None, two_body_delta=1.0,
-                    two_body_theta=1.0, two_body_cutoff=5.0, two_body_sparse=20, transition=1.0, pairs=None,
-                    bonds=False):
+#: Species triplets (centre, neighbour, neighbour) of the 3-body terms (``three_body=``): water's six, and the
+#: ions' first shells (Na⁺ among O, Cl⁻ among H).
+NACL_TRIPLETS = (("O", "H", "H"), ("O", "O", "H"), ("O", "O", "O"), ("H", "O", "O"), ("H", "O", "H"),
+                 ("H", "H", "H"), ("Na", "O", "O"), ("Cl", "H", "H"))
+
+
+def nacl_gap_string(*, r_cut=5.0, n_max=6, l_max=4, soap_delta=0.2, zeta=4, atom_sigma=0.5, n_sparse=None,
+                    two_body_delta=1.0, two_body_theta=1.0, two_body_cutoff=5.0, two_body_sparse=20, transition=1.0,
+                    pairs=None, bonds=False, three_body=None, three_body_delta=0.5, three_body_theta=1.0,
+                    three_body_sparse=200):
     """``distance_2b`` per species pair (``pairs``, default all 10) and one SOAP term per centre species
     (:func:`kernelpot.potential.recipe.species_gap_string`); ``bonds``: with its ``WATER_BOND_TERMS`` (stiff O–H
-    and H–H pair terms for water's intramolecular geometry)."""
+    and H–H pair terms for water's intramolecular geometry); ``three_body``: a cutoff (Å) for one ``angle_3b``
+    term per triplet of :data:`NACL_TRIPLETS` (gap_fit's ``delta`` ``three_body_delta`` eV, ``theta_uniform``
+    ``three_body_theta``, ``three_body_sparse`` points by farthest points, transition 0.5 Å)."""
+    from ase.data import atomic_numbers
+
     from kernelpot.potential.recipe import WATER_BOND_TERMS, species_gap_string
 
     n_sparse = n_sparse or {"O": 1500, "H": 1500, "Na": 500, "Cl": 500}
+    extra = list(WATER_BOND_TERMS) if bonds else []
+    if three_body:
+        z = atomic_numbers
+        extra += [f"angle_3b cutoff={three_body} cutoff_transition_width=0.5 covariance_type=ard_se "
+                  f"delta={three_body_delta} theta_uniform={three_body_theta} n_sparse={three_body_sparse} "
+                  f"sparse_method=fps Z={z[c]} Z1={z[a]} Z2={z[b]}" for c, a, b in NACL_TRIPLETS]
     return species_gap_string({s: n_sparse[s] for s in NACL_SPECIES}, pairs=pairs, r_cut=r_cut, n_max=n_max,
-                              l_max=l_max, zeta=zeta, soap_delta=soap_delta, transition=transition,
-                              two_body_cutoff=two_body_cutoff, two_body_delta=two_body_delta,
-                              two_body_theta=two_body_theta, two_body_sparse=two_body_sparse,
-                              extra_terms=WATER_BOND_TERMS if bonds else ())
+                              l_max=l_max, zeta=zeta, soap_delta=soap_delta, atom_sigma=atom_sigma,
+                              transition=transition, two_body_cutoff=two_body_cutoff, two_body_delta=two_body_delta,
+                              two_body_theta=two_body_theta, two_body_sparse=two_body_sparse, extra_terms=extra)
 
 
 #: The benchmark's recipe (see "NaCl recipe" in the docstring): bond terms + SOAP δ 1 eV were the best of the
@@ -906,8 +922,9 @@ ALL_ENVIRONMENTS = 10**6
 
 def nacl_recipe_gap(text):
     """The gap string of ``--recipe "n_max=8,l_max=6,r_cut=5.5,sparse=all"`` (commas or spaces): :data:`NACL_RECIPE`
-    with :func:`nacl_gap_string` keywords changed; ``sparse=N`` (or ``all``) sets the O and H SOAP sparse points
-    (Na and Cl keep theirs, ``all`` makes them all too); ``sparse_O=N`` (or ``all``), ``sparse_H``, ... one
+    with :func:`nacl_gap_string` keywords changed (``atom_sigma``: the SOAP density width, Å; ``three_body=3.0``:
+    3-body terms of that cutoff); ``sparse=N`` (or ``all``) sets the O and H SOAP sparse points (Na and Cl keep
+    theirs, ``all`` makes them all too); ``sparse_O=N`` (or ``all``), ``sparse_H``, ... one
     species' (CUR among that species' environments); ``select=fps`` picks the SOAP sparse points by farthest
     points instead of CUR (CUR of thousands of points among thousands of n 8 l 6 environments costs more CPU than
     the fit: > 10 min for 2,400 of 4,528 H environments)."""
@@ -926,9 +943,10 @@ def nacl_recipe_gap(text):
                 kwargs["n_sparse"].update({"Na": count, "Cl": count})
         elif key.startswith("sparse_") and key[7:] in NACL_SPECIES:
             kwargs["n_sparse"][key[7:]] = ALL_ENVIRONMENTS if value == "all" else int(value)
-        elif key in ("n_max", "l_max", "zeta", "two_body_sparse"):
+        elif key in ("n_max", "l_max", "zeta", "two_body_sparse", "three_body_sparse"):
             kwargs[key] = int(value)
-        elif key in ("r_cut", "soap_delta", "two_body_delta", "two_body_theta", "two_body_cutoff", "transition"):
+        elif key in ("r_cut", "soap_delta", "atom_sigma", "two_body_delta", "two_body_theta", "two_body_cutoff",
+                     "transition", "three_body", "three_body_delta", "three_body_theta"):
             kwargs[key] = float(value)
         else:
             raise SystemExit(f"--recipe: unknown key {key!r} in {text!r}")
@@ -1163,7 +1181,13 @@ def run_nacl(train, test, settings, rows=None, save_dir=None, title=None):
                 save_model(model, path, metadata={"fingerprint": fingerprint, "fit_seconds": fit_seconds,
                                                   "fit_cpu_seconds": fit_cpu})
         results[name] = {**nacl_errors(model, test), "fit_seconds": fit_seconds, "fit_cpu_seconds": fit_cpu,
-                         "n_sparse": int(sum(t.n_sparse for t in model.terms_))}
+                         "n_sparse": int(sum(t.n_sparse for t in model.terms_)), "peak_rss_gib": _peak_rss_gib()}
+        estimate = getattr(model, "memory_estimate_", {}).get("peak")
+        if estimate is not None:  # the budget planner's pre-fit estimate of this fit's peak (a fit in this process)
+            results[name]["estimated_peak_gib"] = estimate / 2**30
+            table.notes.append(f"{name}: estimated peak {estimate / 2**30:.2f} GiB (budget planner, max_memory "
+                               f"{settings.get('max_memory')}); peak RSS of the process so far "
+                               f"{results[name]['peak_rss_gib']:.2f} GiB")
         _add_nacl(table, name, results[name], fit_seconds, fit_cpu)
     table.notes.append(f"load average {load_average():.1f}; NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')}")
     table.print()
@@ -1174,8 +1198,6 @@ def run_nacl_joint(train, test, settings, rows, sigmas, validation=None, save_di
     """Benchmark 2 with the rows fitted in one design pass (:func:`fit_nacl_jointly`) for every noise level in
     ``sigmas``; with several, each row's σ is the one with the lowest force RMSE on ``validation`` (gen1 frames
     that are not training frames; never gen3), and only that model meets the test."""
-    import resource
-
     from kernelpot.potential.serialization import save_model
 
     unknown = [name for name in rows if name not in NACL_JOINT_BASELINES]
@@ -1207,7 +1229,7 @@ def run_nacl_joint(train, test, settings, rows, sigmas, validation=None, save_di
     table = _nacl_table(f"Benchmark 2: NaCl in water, revPBE0-D3; train {len(train.atoms)} frames "
                         f"({train.n_atoms} atoms), test {len(test.atoms)} frames ({test.n_atoms} atoms); one "
                         f"design pass for {len(rows)} rows x {len(sigmas)} noise levels")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    peak = _peak_rss_gib()
     for name in rows:
         model = models[(name, chosen[name])]
         results[name] = {**nacl_errors(model, test), "fit_seconds": fit_seconds, "fit_cpu_seconds": fit_cpu,
@@ -1225,6 +1247,13 @@ def run_nacl_joint(train, test, settings, rows, sigmas, validation=None, save_di
                        f"{os.environ.get('NUMBA_NUM_THREADS')}")
     table.print()
     return results
+
+
+def _peak_rss_gib():
+    """Peak resident memory of this process so far (GiB; Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def parse_sigmas(text):
@@ -1445,7 +1474,8 @@ def main(argv=None):
                         help="NaCl: fit the GAP and fixed-charge rows in one design pass (fit_nacl_jointly)")
     parser.add_argument("--sigmas", default=None,
                         help="NaCl --joint: noise levels σ_E/σ_F, comma-separated (e.g. '0.001/0.04,0.001/0.02'); "
-                             "each row's chosen on gen1 validation frames (--validation-every)")
+                             "each row's chosen on gen1 validation frames (--validation-every); without --joint "
+                             "one σ_E/σ_F for every row")
     parser.add_argument("--validation-every", type=int, default=0,
                         help="NaCl --joint: gen1 validation frames train_every//2, +N, ... of each file")
     parser.add_argument("--validation-offset", type=int, default=None,
@@ -1572,6 +1602,11 @@ def _nacl_main(args):
             validation = load_nacl(paths, every=args.validation_every, offset=offset)
         sigmas = parse_sigmas(args.sigmas) if args.sigmas else [NACL_SIGMA]
         return run_nacl_joint(train, test, settings, rows, sigmas, validation, save_dir=args.save_dir)
+    if args.sigmas:
+        sigmas = parse_sigmas(args.sigmas)
+        if len(sigmas) != 1:
+            raise SystemExit("several --sigmas need --joint (one design pass, the σ chosen on validation frames)")
+        settings["sigma"] = sigmas[0]
     return run_nacl(train, test, settings, rows, save_dir=args.save_dir)
 
 

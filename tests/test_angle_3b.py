@@ -200,7 +200,7 @@ def _check_local_energy_std(model, atoms):
 
 
 def test_gap_term_forces_and_stress_are_the_energy_derivatives(tmp_path):
-    from kernelpot.potential.recipe import terms_from_gap_string
+    from kernelpot.potential.recipe import describe_terms, terms_from_gap_string
     from kernelpot.potential.serialization import load_model, save_model
 
     gap = ("{angle_3b cutoff=3.0 cutoff_transition_width=0.8 covariance_type=ard_se delta=0.5 "
@@ -208,6 +208,10 @@ def test_gap_term_forces_and_stress_are_the_energy_derivatives(tmp_path):
            "angle_3b cutoff=3.0 covariance_type=ard_se delta=0.3 theta_uniform=1.0 n_sparse=30 Z=1 Z1=8 Z2=1}")
     terms = terms_from_gap_string(gap, [1, 8])
     assert [t.delta for t in terms] == [1.0, 0.6]   # twice gap_fit's: one row per triplet
+    assert describe_terms(terms).splitlines()[0] == (
+        "angle_3b Z=8 neighbours Z=1,1: cutoff 3 Å (cosine transition 0.8 Å); Gaussian (ard_se), length scale "
+        "[1.0, 2.0, 0.7] (Å, Å², Å); delta 1 eV (gap_fit's delta=0.5: kernelpot counts each triplet once); "
+        "30 sparse points (fps)")
     model = _fitted_model(terms, [_water_box(s) for s in (10, 11, 12)])
     test = _water_box(13)
     prediction = model.predict([test], properties=("energy", "forces", "stress"))

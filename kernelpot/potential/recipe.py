@@ -282,10 +282,13 @@ def _describe_kernel(kernel, unit) -> str:
     return repr(kernel)
 
 
+def _root_descriptor(descriptor):
+    return descriptor.descriptor if isinstance(descriptor, CentreSpecies) else descriptor
+
+
 def _is_pair_term(descriptor) -> bool:
     """Whether gap_fit counts each row of the term twice (pairs, triplets), so its delta is half kernelpot's."""
-    return isinstance(descriptor.descriptor if isinstance(descriptor, CentreSpecies) else descriptor,
-                      (Distance2B, Angle3B))
+    return isinstance(_root_descriptor(descriptor), (Distance2B, Angle3B))
 
 
 def describe_terms(terms, default_sigma=None) -> str:
@@ -308,9 +311,11 @@ def describe_terms(terms, default_sigma=None) -> str:
     for term in terms:
         method = getattr(term, "sparse_method", None)
         delta, pairs = f"delta {term.delta:g} eV", _is_pair_term(term.descriptor)
+        triplets = isinstance(_root_descriptor(term.descriptor), Angle3B)
         if pairs:
-            delta += f" (gap_fit's delta={term.delta / 2:g}: kernelpot counts each pair or triplet once)"
-        kernel = _describe_kernel(term.kernel, " Å" if pairs else "")
+            row = "triplet" if triplets else "pair"
+            delta += f" (gap_fit's delta={term.delta / 2:g}: kernelpot counts each {row} once)"
+        kernel = _describe_kernel(term.kernel, " (Å, Å², Å)" if triplets else " Å" if pairs else "")
         lines.append(f"{_describe_descriptor(term.descriptor)}; {kernel}; {delta}; "
                      f"{term.n_sparse} sparse points" + (f" ({method})" if method else ""))
     if default_sigma is not None:

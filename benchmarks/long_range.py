@@ -1163,7 +1163,7 @@ def run_nacl(train, test, settings, rows=None, save_dir=None, title=None):
                    "train_energy_sum": round(float(train.energies.sum()), 6)}
     for name, row in rows.items():
         path = None if save_dir is None else Path(save_dir) / (name.replace(" ", "_").replace("+", "plus") + ".kpot")
-        model, fit_seconds, fit_cpu = None, None, None
+        model, fit_seconds, fit_cpu, fit_peak = None, None, None, None
         if path is not None and path.is_file():
             stored = load_model(path)
             if stored.metadata_.get("fingerprint") == fingerprint:
@@ -1174,6 +1174,7 @@ def run_nacl(train, test, settings, rows=None, save_dir=None, title=None):
             start, cpu = time.perf_counter(), time.process_time()
             model = row(train, settings)
             fit_seconds, fit_cpu = time.perf_counter() - start, time.process_time() - cpu
+            fit_peak = _peak_rss_gib()   # before the predictions add theirs
             print(f"{name}: fitted in {fit_seconds:.0f} s, {fit_cpu:.0f} s CPU (load average {load_average():.1f})",
                   flush=True)
             if path is not None:
@@ -1181,13 +1182,15 @@ def run_nacl(train, test, settings, rows=None, save_dir=None, title=None):
                 save_model(model, path, metadata={"fingerprint": fingerprint, "fit_seconds": fit_seconds,
                                                   "fit_cpu_seconds": fit_cpu})
         results[name] = {**nacl_errors(model, test), "fit_seconds": fit_seconds, "fit_cpu_seconds": fit_cpu,
-                         "n_sparse": int(sum(t.n_sparse for t in model.terms_)), "peak_rss_gib": _peak_rss_gib()}
+                         "n_sparse": int(sum(t.n_sparse for t in model.terms_)), "peak_rss_gib": fit_peak}
         estimate = getattr(model, "memory_estimate_", {}).get("peak")
-        if estimate is not None:  # the budget planner's pre-fit estimate of this fit's peak (a fit in this process)
+        if fit_peak is not None and estimate is not None:  # the budget planner's pre-fit estimate of the peak
             results[name]["estimated_peak_gib"] = estimate / 2**30
+            results[name]["memory_estimate"] = {key: value for key, value in model.memory_estimate_.items()
+                                                if isinstance(value, (int, float))}
             table.notes.append(f"{name}: estimated peak {estimate / 2**30:.2f} GiB (budget planner, max_memory "
-                               f"{settings.get('max_memory')}); peak RSS of the process so far "
-                               f"{results[name]['peak_rss_gib']:.2f} GiB")
+                               f"{settings.get('max_memory')}); peak RSS of the process after the fit "
+                               f"{fit_peak:.2f} GiB (the largest of this and earlier rows' fits)")
         _add_nacl(table, name, results[name], fit_seconds, fit_cpu)
     table.notes.append(f"load average {load_average():.1f}; NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS')}")
     table.print()

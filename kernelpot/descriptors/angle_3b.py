@@ -28,18 +28,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..structures.neighbours import (
-    MAX_NEIGHBOURS,
-    check_distinct_positions,
-    check_max_neighbours,
-    neighbour_list,
-    restrict,
-)
+from ..structures.neighbours import MAX_NEIGHBOURS, check_distinct_positions, neighbour_list, restrict
 from ..structures.packing import pack
 from . import _angle_3b_kernels as _k
 from ._pair_derivatives import sum_pair_derivatives
 from .base import AtomicFeatures, Descriptor, SparseGradients
-from .distance_2b import cosine_cutoff
+from .distance_2b import check_cutoff_and_species, cosine_cutoff
 
 __all__ = ["Angle3B"]
 
@@ -97,23 +91,7 @@ class Angle3B(Descriptor):
         return 3
 
     def _validate(self):
-        cutoff, width = self.cutoff, self.cutoff_transition_width
-        for name, value in (("cutoff", cutoff), ("cutoff_transition_width", width)):
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-                raise TypeError(f"`{name}` must be a number (Å); got {value!r}")
-        if not np.isfinite(cutoff) or cutoff <= 0:
-            raise ValueError(f"`cutoff` must be a finite number > 0 Å; got {cutoff}")
-        if not (0 < width <= cutoff):
-            raise ValueError(f"`cutoff_transition_width` must be in (0, cutoff={cutoff}] Å; got {width}")
-        if (self.Z1 is None) != (self.Z2 is None):
-            raise ValueError(f"`Z1` and `Z2` must be given together or both None; got Z1={self.Z1}, Z2={self.Z2}")
-        for name in ("Z", "Z1", "Z2"):
-            z = getattr(self, name)
-            if z is not None and (isinstance(z, bool) or int(z) != z or not 1 <= z <= 118):
-                raise ValueError(f"`{name}` must be an atomic number in 1..118 or None; got {z!r}")
-        check_max_neighbours(self.max_neighbours)
-        species = tuple(0 if z is None else int(z) for z in (self.Z, self.Z1, self.Z2))
-        return float(cutoff), float(width), species
+        return check_cutoff_and_species(self, ("Z", "Z1", "Z2"))
 
     def cutoff_weight(self, X):
         """Covariance weight ``f_c(r_ij) f_c(r_ik)`` of each row and its derivative with respect to the features.

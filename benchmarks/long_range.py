@@ -883,17 +883,22 @@ def load_nacl(paths, every=1, offset=0):
 #: ions' first shells (Na⁺ among O, Cl⁻ among H).
 NACL_TRIPLETS = (("O", "H", "H"), ("O", "O", "H"), ("O", "O", "O"), ("H", "O", "O"), ("H", "O", "H"),
                  ("H", "H", "H"), ("Na", "O", "O"), ("Cl", "H", "H"))
+#: More triplets with an ion (``triplets=ions``): a water's H bonded to Cl⁻ and to its O, a water's O next to Na⁺
+#: and its H or another O, the ions' mixed first shells.
+NACL_ION_TRIPLETS = (("H", "O", "Cl"), ("H", "H", "Cl"), ("O", "H", "Na"), ("O", "O", "Na"), ("Na", "O", "H"),
+                     ("Cl", "O", "H"), ("Cl", "O", "O"))
 
 
 def nacl_gap_string(*, r_cut=5.0, n_max=6, l_max=4, soap_delta=0.2, zeta=4, atom_sigma=0.5, n_sparse=None,
                     two_body_delta=1.0, two_body_theta=1.0, two_body_cutoff=5.0, two_body_sparse=20, transition=1.0,
                     pairs=None, bonds=False, three_body=None, three_body_delta=0.5, three_body_theta=1.0,
-                    three_body_sparse=200):
+                    three_body_sparse=200, triplets="water"):
     """``distance_2b`` per species pair (``pairs``, default all 10) and one SOAP term per centre species
     (:func:`kernelpot.potential.recipe.species_gap_string`); ``bonds``: with its ``WATER_BOND_TERMS`` (stiff O–H
     and H–H pair terms for water's intramolecular geometry); ``three_body``: a cutoff (Å) for one ``angle_3b``
     term per triplet of :data:`NACL_TRIPLETS` (gap_fit's ``delta`` ``three_body_delta`` eV, ``theta_uniform``
-    ``three_body_theta``, ``three_body_sparse`` points by farthest points, transition 0.5 Å)."""
+    ``three_body_theta``, ``three_body_sparse`` points by farthest points, transition 0.5 Å; ``triplets="ions"``
+    adds :data:`NACL_ION_TRIPLETS`)."""
     from ase.data import atomic_numbers
 
     from kernelpot.potential.recipe import WATER_BOND_TERMS, species_gap_string
@@ -904,7 +909,8 @@ def nacl_gap_string(*, r_cut=5.0, n_max=6, l_max=4, soap_delta=0.2, zeta=4, atom
         z = atomic_numbers
         extra += [f"angle_3b cutoff={three_body} cutoff_transition_width=0.5 covariance_type=ard_se "
                   f"delta={three_body_delta} theta_uniform={three_body_theta} n_sparse={three_body_sparse} "
-                  f"sparse_method=fps Z={z[c]} Z1={z[a]} Z2={z[b]}" for c, a, b in NACL_TRIPLETS]
+                  f"sparse_method=fps Z={z[c]} Z1={z[a]} Z2={z[b]}"
+                  for c, a, b in NACL_TRIPLETS + (NACL_ION_TRIPLETS if triplets == "ions" else ())]
     return species_gap_string({s: n_sparse[s] for s in NACL_SPECIES}, pairs=pairs, r_cut=r_cut, n_max=n_max,
                               l_max=l_max, zeta=zeta, soap_delta=soap_delta, atom_sigma=atom_sigma,
                               transition=transition, two_body_cutoff=two_body_cutoff, two_body_delta=two_body_delta,
@@ -923,11 +929,11 @@ ALL_ENVIRONMENTS = 10**6
 def nacl_recipe_gap(text):
     """The gap string of ``--recipe "n_max=8,l_max=6,r_cut=5.5,sparse=all"`` (commas or spaces): :data:`NACL_RECIPE`
     with :func:`nacl_gap_string` keywords changed (``atom_sigma``: the SOAP density width, Å; ``three_body=3.0``:
-    3-body terms of that cutoff); ``sparse=N`` (or ``all``) sets the O and H SOAP sparse points (Na and Cl keep
-    theirs, ``all`` makes them all too); ``sparse_O=N`` (or ``all``), ``sparse_H``, ... one
-    species' (CUR among that species' environments); ``select=fps`` picks the SOAP sparse points by farthest
-    points instead of CUR (CUR of thousands of points among thousands of n 8 l 6 environments costs more CPU than
-    the fit: > 10 min for 2,400 of 4,528 H environments)."""
+    3-body terms of that cutoff, ``triplets=ions`` with the ion triplets too); ``sparse=N`` (or ``all``) sets the
+    O and H SOAP sparse points (Na and Cl keep theirs, ``all`` makes them all too); ``sparse_O=N`` (or ``all``),
+    ``sparse_H``, ... one species' (CUR among that species' environments); ``select=fps`` picks the SOAP sparse
+    points by farthest points instead of CUR (CUR of thousands of points among thousands of n 8 l 6 environments
+    costs more CPU than the fit: > 10 min for 2,400 of 4,528 H environments)."""
     kwargs = {**NACL_RECIPE, "n_sparse": dict(NACL_RECIPE["n_sparse"])}
     method = "cur_points"
     for entry in text.replace(",", " ").split():
@@ -948,6 +954,10 @@ def nacl_recipe_gap(text):
         elif key in ("r_cut", "soap_delta", "atom_sigma", "two_body_delta", "two_body_theta", "two_body_cutoff",
                      "transition", "three_body", "three_body_delta", "three_body_theta"):
             kwargs[key] = float(value)
+        elif key == "triplets":
+            if value not in ("water", "ions"):
+                raise SystemExit(f"--recipe: triplets must be water or ions; got {value!r}")
+            kwargs[key] = value
         else:
             raise SystemExit(f"--recipe: unknown key {key!r} in {text!r}")
     return nacl_gap_string(**kwargs).replace("sparse_method=cur_points", f"sparse_method={method}")

@@ -237,9 +237,29 @@ What would close it, from these runs (crude: three points, mixed σ): the gen3 e
 frames^−0.08 × sparse points^−0.23, so the sparse points are the lever, and with every environment sparse
 (frames^−0.27…−0.31) 50 meV/Å needs 160–200 frames and 30,000–37,000 sparse points: 5–10 CPU-h (design pass
 ∝ frames × M for the kernels and ∝ frames × M² for the QR, each σ's solve ∝ M³) and 20–33 GB for the three M × M
-factors, more than this machine has; a cap of 15,000 points cannot get there with the 799 frames. Untried:
-σ_F above 0.16 eV/Å (the edge of every grid), n_max 10 / l_max 8, a 3-body term (kernelpot's gap strings offer
-distance_2b and SOAP only).
+factors, more than this machine has; a cap of 15,000 points cannot get there with the 799 frames. Untried then:
+σ_F above 0.16 eV/Å (the edge of every grid), n_max 10 / l_max 8, a 3-body term (session 5, below).
+
+Session 5: per sparse point, the 3-body term is the lever (logs and a table of every run in
+/work/notes/nacl/s5/; 1 thread, load 4–6 on 2 cores). Probes at 20 frames, every environment sparse, ``--joint``
+(both rows, σ chosen per row on the 10 gen1 validation frames above, never gen3), fixed-charge row, force RMSE
+meV/Å validation → gen3:
+
+* n 8 l 6 ζ 4 (the session-4 recipe), σ_F 0.08/0.16/0.32/0.64: 100.1/**98.7**/104.7/122.3 → 94.3 (σ_F 0.16):
+  above 0.16 the fit gets worse, so the grid edge was not hiding a gain.
+* n 10 l 8: 108.5 → 105.2, 2.5× the CPU: a finer SOAP needs more data than 20 frames (as n 8 l 6 did at 10).
+* ζ 2: 92.8 → 87.8 (σ_F 0.08).
+* + 3-body terms (``three_body=3.0``: one ``angle_3b`` term per triplet of :data:`NACL_TRIPLETS`, 3 Å, gap_fit's
+  δ 0.5 eV, θ 1 (Å, Å², Å), 100 FPS points each: 800 more sparse points, +13 % CPU): 81.5 → **75.3** (O 90.4,
+  H 63.4, Na 134.3, Cl 132.8): at 20 frames better than 40 frames without it (79.0).
+* ζ 2 + 3-body: 78.0 → **71.9** (σ_F 0.08; O 86.3, H 60.0, Na 132.9, Cl 139.7).
+
+The O and H forces gain most (−26 %, −24 % from the session-4 recipe); Na and Cl barely move (their triplets are
+two of eight). With that recipe (``--recipe "n_max=8 l_max=6 zeta=2 sparse=all three_body=3.0
+three_body_sparse=100" --sigmas 0.001/0.08``, the fixed-charge row alone through ``SparseGPR.fit`` with
+``--max-memory 8GB``), 40 frames give **63.8** meV/Å on gen3 (O 77.1, H 53.6, Na 117.7, Cl 103.5; E 1.23
+meV/atom; 8,128 sparse points; 526 s CPU), against 79.0 before: the target is still **not met**. The budget
+planner estimated a peak of 6.93 GiB for that fit; the process peaked at 5.66 GiB.
 
 NaCl MD model (issue 16 §2): what kept MD stable, and what did not
 ------------------------------------------------------------------

@@ -62,6 +62,18 @@ def test_parity_with_quippy_angle_3b(species):
                                _sorted_rows(np.column_stack([gap["data"], gap["covariance_cutoff"]])), atol=1e-10)
 
 
+def test_parity_with_frozen_gap_fit_reference(bundled_data):
+    """A gap_fit model with one angle_3b term (delta 0.3) is kernelpot's with delta 0.6 and the same sparse points:
+    energies, forces and virials of 10 Si test cells (tests/reference/gap_angle_3b/make_reference.py)."""
+    from test_sparse_gpr import check_frozen_gap_fit_reference
+
+    from kernelpot.kernels import GaussianCovariance
+    from kernelpot.models import GAPTerm
+
+    check_frozen_gap_fit_reference(bundled_data, "gap_angle_3b", lambda points: GAPTerm(
+        Angle3B(3.0, 0.5, Z=14, Z1=14, Z2=14), GaussianCovariance(0.3), delta=0.6, sparse_points=points))
+
+
 def test_species_selections_partition_all_triplets():
     atoms = _water_box(2)
     total = len(Angle3B(cutoff=3.0).transform(atoms))

@@ -23,6 +23,7 @@ _EXPORTS = {
     "MBTR": "descriptors",
     "CoulombMatrix": "descriptors",
     "Distance2B": "descriptors",
+    "Angle3B": "descriptors",
     # kernels
     "Gaussian": "kernels",
     "NormalizedDotProduct": "kernels",

@@ -28,3 +28,24 @@ def strain_derivative(function, atoms, step):
             row.append((values[0] - values[1]) / (2 * step))
         rows.append(row)
     return np.array(rows)
+
+
+def position_derivative(function, atoms, step, atoms_moved=None):
+    """Central differences of ``function(atoms)`` in every position component.
+
+    Returns
+    -------
+    ndarray of shape (n_moved, 3) + shape of ``function(atoms)``
+        ``d function / d r[i, a]`` for ``i`` in ``atoms_moved`` (default: every atom).
+    """
+    out = []
+    for i in range(len(atoms)) if atoms_moved is None else atoms_moved:
+        row = []
+        for a in range(3):
+            plus, minus = atoms.copy(), atoms.copy()
+            plus.positions[i, a] += step
+            minus.positions[i, a] -= step
+            row.append((np.asarray(function(plus), dtype=np.float64)
+                        - np.asarray(function(minus), dtype=np.float64)) / (2 * step))
+        out.append(row)
+    return np.array(out)

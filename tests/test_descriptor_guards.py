@@ -9,6 +9,7 @@ import pytest
 from ase import Atoms
 from ase.build import bulk, molecule
 
+from kernelpot.descriptors.angle_3b import Angle3B
 from kernelpot.descriptors.coulomb_matrix import CoulombMatrix
 from kernelpot.descriptors.distance_2b import Distance2B
 from kernelpot.descriptors.fchl19 import FCHL19
@@ -26,9 +27,10 @@ NEIGHBOUR_DESCRIPTORS = {
     "MBTR": lambda **kw: MBTR(species=["H", "O", "Si"], geometry={"function": "inverse_distance"}, grid=GRID,
                               weighting=EXP, periodic=True, **kw),
     "Distance2B": lambda **kw: Distance2B(cutoff=3.0, **kw),
+    "Angle3B": lambda **kw: Angle3B(cutoff=3.0, **kw),
 }
 ALL_DESCRIPTORS = {**NEIGHBOUR_DESCRIPTORS, "CoulombMatrix": lambda **kw: CoulombMatrix(n_atoms_max=4, **kw)}
-GRADIENTS = {"SOAP", "LambdaSOAP", "FCHL19", "Distance2B"}
+GRADIENTS = {"SOAP", "LambdaSOAP", "FCHL19", "Distance2B", "Angle3B"}
 
 
 def _two_structures_second_with_coincident_atoms():

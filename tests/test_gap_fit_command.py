@@ -105,11 +105,12 @@ def test_the_tutorials_two_body_command_is_read_as_gap_fit_reads_it():
     assert isinstance(pair.descriptor, Distance2B) and pair.delta == 1.0  # twice gap_fit's delta
 
 
-def test_the_tutorials_commands_as_published_are_refused_for_xml_and_three_body_terms():
+def test_the_tutorials_commands_as_published_are_refused_for_xml_and_species_split_three_body_terms():
     with pytest.raises(ValueError, match=r"gp_file=GAP.xml: kernelpot writes .kpot model files \(e.g. "
                                          r"gp_file=GAP.kpot\); exporting GAP XML .* not available yet"):
         parse_gap_fit_command(TUTORIAL_2B)
-    with pytest.raises(ValueError, match=r"gp_file=GAP_3b.xml.*gap=: descriptor 'angle_3b' is not available"):
+    # kernelpot has angle_3b, but not gap_fit's split of one term into every species triplet (add_species=T)
+    with pytest.raises(ValueError, match=r"gp_file=GAP_3b.xml.*gap=: angle_3b: give Z, Z1 and Z2"):
         parse_gap_fit_command(TUTORIAL_3B)
 
 

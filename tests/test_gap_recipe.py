@@ -54,7 +54,9 @@ def test_z_restricts_the_soap_term_to_one_centre_species():
         ("{soap covariance_type=ard_se}", r"soap: covariance_type must be 'dot_product' in kernelpot; got 'ard_se'"),
         ("{distance_2b covariance_type=dot_product}", r"distance_2b: covariance_type must be 'ard_se'"),
         ("{soap sparse_method=kmeans}", r"soap: sparse_method must be one of .*; got 'kmeans'"),
-        ("{angle_3b cutoff=3.0}", r"descriptor 'angle_3b' is not available in kernelpot"),
+        ("{bispectrum_so4 cutoff=3.0}", r"descriptor 'bispectrum_so4' is not available in kernelpot"),
+        ("{angle_3b cutoff=3.0 covariance_type=ard_se theta_fac=0.5 Z=8 Z1=1 Z2=1}",
+         r"angle_3b: unsupported gap_fit key\(s\) \['theta_fac'\]"),
     ],
 )
 def test_bad_recipes_are_rejected(text, message):

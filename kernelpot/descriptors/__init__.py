@@ -1,4 +1,4 @@
-"""Descriptors: per-atom (SOAP, λ-SOAP, LODE, FCHL19, distance_2b) and global (MBTR, Coulomb matrix) features.
+"""Descriptors: per-atom (SOAP, λ-SOAP, LODE, FCHL19, distance_2b, angle_3b) and global (MBTR, Coulomb matrix) features.
 
 ``CentreSpecies`` restricts a per-atom descriptor to centres of some species (gap_fit's per-species terms).
 
@@ -23,6 +23,7 @@ _EXPORTS = {
     "MBTR": "mbtr",
     "CoulombMatrix": "coulomb_matrix",
     "Distance2B": "distance_2b",
+    "Angle3B": "angle_3b",
     "DscribeDescriptor": "dscribe_adapter",
     "from_dscribe": "dscribe_adapter",
     "CentreSpecies": "centre_species",

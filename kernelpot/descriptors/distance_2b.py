@@ -42,7 +42,34 @@ from . import _distance_2b_kernels as _k
 from ._pair_derivatives import sum_pair_derivatives
 from .base import AtomicFeatures, Descriptor, SparseGradients
 
-__all__ = ["Distance2B", "cosine_cutoff"]
+__all__ = ["Distance2B", "check_cutoff_and_species", "cosine_cutoff"]
+
+
+def check_cutoff_and_species(descriptor, species_names):
+    """Validated ``(cutoff, cutoff_transition_width, atomic numbers)`` of a GAP pair or triplet descriptor.
+
+    ``species_names`` name its species attributes (None: any, returned as 0); the last two must be given
+    together (a pair's two species, a triplet's two neighbours). ``max_neighbours`` is checked too.
+    """
+    cutoff, width = descriptor.cutoff, descriptor.cutoff_transition_width
+    for name, value in (("cutoff", cutoff), ("cutoff_transition_width", width)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+            raise TypeError(f"`{name}` must be a number (Å); got {value!r}")
+    if not np.isfinite(cutoff) or cutoff <= 0:
+        raise ValueError(f"`cutoff` must be a finite number > 0 Å; got {cutoff}")
+    if not (0 < width <= cutoff):
+        raise ValueError(f"`cutoff_transition_width` must be in (0, cutoff={cutoff}] Å; got {width}")
+    first, second = species_names[-2:]
+    if (getattr(descriptor, first) is None) != (getattr(descriptor, second) is None):
+        raise ValueError(f"`{first}` and `{second}` must be given together or both None; got "
+                         f"{first}={getattr(descriptor, first)}, {second}={getattr(descriptor, second)}")
+    for name in species_names:
+        z = getattr(descriptor, name)
+        if z is not None and (isinstance(z, bool) or int(z) != z or not 1 <= z <= 118):
+            raise ValueError(f"`{name}` must be an atomic number in 1..118 or None; got {z!r}")
+    check_max_neighbours(descriptor.max_neighbours)
+    return float(cutoff), float(width), tuple(0 if getattr(descriptor, n) is None else int(getattr(descriptor, n))
+                                              for n in species_names)
 
 
 def cosine_cutoff(r, cutoff, width):
@@ -118,30 +145,8 @@ class Distance2B(Descriptor):
         return 1
 
     def _validate(self):
-        cutoff = self.cutoff
-        if isinstance(cutoff, bool) or not isinstance(cutoff, (int, float, np.floating, np.integer)):
-            raise TypeError(f"`cutoff` must be a number (Å); got {cutoff!r}")
-        if not np.isfinite(cutoff) or cutoff <= 0:
-            raise ValueError(f"`cutoff` must be a finite number > 0 Å; got {cutoff}")
-        width = self.cutoff_transition_width
-        if isinstance(width, bool) or not isinstance(width, (int, float, np.floating, np.integer)):
-            raise TypeError(f"`cutoff_transition_width` must be a number (Å); got {width!r}")
-        if not (0 < width <= cutoff):
-            raise ValueError(
-                f"`cutoff_transition_width` must be in (0, cutoff={cutoff}] Å; got {width}"
-            )
-        if (self.Z1 is None) != (self.Z2 is None):
-            raise ValueError(
-                f"`Z1` and `Z2` must be given together or both None; got Z1={self.Z1}, Z2={self.Z2}"
-            )
-        for name in ("Z1", "Z2"):
-            z = getattr(self, name)
-            if z is not None and (isinstance(z, bool) or int(z) != z or not 1 <= z <= 118):
-                raise ValueError(f"`{name}` must be an atomic number in 1..118 or None; got {z!r}")
-        z1 = 0 if self.Z1 is None else int(self.Z1)
-        z2 = 0 if self.Z2 is None else int(self.Z2)
-        check_max_neighbours(self.max_neighbours)
-        return float(cutoff), float(width), z1, z2
+        cutoff, width, (z1, z2) = check_cutoff_and_species(self, ("Z1", "Z2"))
+        return cutoff, width, z1, z2
 
     def cutoff_weight(self, X):
         """Covariance weight ``f_c(r)`` of each row and its feature derivative.

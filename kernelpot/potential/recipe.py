@@ -2,7 +2,7 @@
 
 :func:`terms_from_gap_string` turns a gap_fit ``--gap`` string into
 :class:`~kernelpot.models.gap.terms.GAPTerm` objects for the descriptors
-kernelpot has (``distance_2b``, ``soap``); :data:`DEFAULT_GAP` is the
+kernelpot has (``distance_2b``, ``angle_3b``, ``soap``); :data:`DEFAULT_GAP` is the
 recipe used when none is given (2-body + SOAP, as in the mlearn GAP
 benchmark of Zuo et al., J. Phys. Chem. A 124, 731 (2020)).
 
@@ -23,6 +23,10 @@ Differences from gap_fit, on purpose or not yet bridged:
   gap_fit's for the same model. ``distance_Nb order=2`` (with or without
   ``compact_clusters``) is the same pair term and becomes the same
   kernelpot term; higher orders are not available.
+* ``angle_3b``: the same features, weight and species selection as
+  gap_fit's (:class:`~kernelpot.descriptors.angle_3b.Angle3B`); kernelpot
+  counts each triplet once, so its delta is twice gap_fit's; ``theta_fac``
+  is not available (give ``theta_uniform`` or ``theta={a b c}``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import warnings
 import numpy as np
 
 from ..descriptors import CentreSpecies
+from ..descriptors.angle_3b import Angle3B
 from ..descriptors.distance_2b import Distance2B
 from ..descriptors.soap import SOAP
 from ..kernels import GaussianCovariance, NormalizedDotProductCovariance
@@ -140,8 +145,34 @@ def _distance_nb(params: dict) -> GAPTerm:
     return _distance_2b(params)
 
 
+def _angle_3b(params: dict) -> GAPTerm:
+    """gap_fit's ``angle_3b``: a Gaussian (``ard_se``) of the triplet features (:class:`Angle3B`).
+
+    ``theta_uniform`` is one length scale for all three features (Å, Å², Å); ``theta={a b c}`` gives one each
+    (as a GAP XML file stores them). gap_fit's ``theta_fac`` (length scales from the data's spread) is not
+    available.
+    """
+    name = "angle_3b"
+    _take(params, name, {"cutoff", "cutoff_transition_width", "covariance_type", "delta", "theta_uniform", "theta",
+                         "n_sparse", "sparse_method", "z", "z1", "z2"})
+    _covariance(params, name, "ard_se")
+    if "theta" in params and "theta_uniform" in params:
+        raise ValueError(f"{name}: give theta_uniform or theta, not both")
+    theta = params.get("theta", params.get("theta_uniform", 1.0))
+    theta = float(theta) if np.isscalar(theta) else np.asarray(theta, dtype=np.float64)
+    if np.ndim(theta) == 1 and len(theta) != 3:
+        raise ValueError(f"{name}: theta must give 3 length scales (one per feature); got {list(theta)}")
+    descriptor = Angle3B(cutoff=float(params.get("cutoff", 3.0)),
+                         cutoff_transition_width=float(params.get("cutoff_transition_width", 0.5)),
+                         Z=params.get("z"), Z1=params.get("z1"), Z2=params.get("z2"))
+    # gap_fit keeps both orders (j, k) and (k, j) of every triplet, kernelpot one: twice gap_fit's delta.
+    return GAPTerm(descriptor, GaussianCovariance(theta), delta=2.0 * float(params.get("delta", 1.0)),
+                   n_sparse=int(params.get("n_sparse", 100)), sparse_method=_sparse(params, name, "random"))
+
+
 _BUILDERS = {"distance_2b": lambda params, species, periodic: _distance_2b(params),
-             "distance_nb": lambda params, species, periodic: _distance_nb(params), "soap": _soap}
+             "distance_nb": lambda params, species, periodic: _distance_nb(params), "soap": _soap,
+             "angle_3b": lambda params, species, periodic: _angle_3b(params)}
 
 
 def terms_from_gap_string(text: str, species, periodic: bool = True, *, add_species: bool = False) -> list[GAPTerm]:
@@ -190,6 +221,9 @@ def _split_species(name: str, params: dict, species: list[int]) -> list[dict]:
         return [{**params, "z": [a, b]} for i, a in enumerate(species) for b in species[i:]]
     if name == "soap" and "z" not in params:
         return [{**params, "z": z} for z in species]
+    if name == "angle_3b" and not {"z", "z1", "z2"} <= set(params):
+        raise ValueError("angle_3b: give Z, Z1 and Z2 (centre and neighbour species) or add_species=F; kernelpot "
+                         "does not split an angle_3b term into species triplets")
     return [params]
 
 
@@ -227,6 +261,11 @@ def _describe_descriptor(descriptor) -> str:
         pair = "" if descriptor.Z1 is None else f" Z={descriptor.Z1}-{descriptor.Z2}"
         return (f"distance_2b{pair}: cutoff {descriptor.cutoff:g} Å (cosine transition "
                 f"{descriptor.cutoff_transition_width:g} Å)")
+    if isinstance(descriptor, Angle3B):
+        species = "" if descriptor.Z is None else f" Z={descriptor.Z}"
+        species += "" if descriptor.Z1 is None else f" neighbours Z={descriptor.Z1},{descriptor.Z2}"
+        return (f"angle_3b{species}: cutoff {descriptor.cutoff:g} Å (cosine transition "
+                f"{descriptor.cutoff_transition_width:g} Å)")
     if isinstance(descriptor, SOAP):
         return (f"soap: cutoff {descriptor.r_cut:g} Å (cosine transition {descriptor.cutoff_transition_width:g} Å), "
                 f"n_max {descriptor.n_max}, l_max {descriptor.l_max}, atom_sigma {descriptor.sigma:g} Å, "
@@ -243,8 +282,13 @@ def _describe_kernel(kernel, unit) -> str:
     return repr(kernel)
 
 
+def _root_descriptor(descriptor):
+    return descriptor.descriptor if isinstance(descriptor, CentreSpecies) else descriptor
+
+
 def _is_pair_term(descriptor) -> bool:
-    return isinstance(descriptor.descriptor if isinstance(descriptor, CentreSpecies) else descriptor, Distance2B)
+    """Whether gap_fit counts each row of the term twice (pairs, triplets), so its delta is half kernelpot's."""
+    return isinstance(_root_descriptor(descriptor), (Distance2B, Angle3B))
 
 
 def describe_terms(terms, default_sigma=None) -> str:
@@ -267,9 +311,11 @@ def describe_terms(terms, default_sigma=None) -> str:
     for term in terms:
         method = getattr(term, "sparse_method", None)
         delta, pairs = f"delta {term.delta:g} eV", _is_pair_term(term.descriptor)
+        triplets = isinstance(_root_descriptor(term.descriptor), Angle3B)
         if pairs:
-            delta += f" (gap_fit's delta={term.delta / 2:g}: kernelpot counts each pair once)"
-        kernel = _describe_kernel(term.kernel, " Å" if pairs else "")
+            row = "triplet" if triplets else "pair"
+            delta += f" (gap_fit's delta={term.delta / 2:g}: kernelpot counts each {row} once)"
+        kernel = _describe_kernel(term.kernel, " (Å, Å², Å)" if triplets else " Å" if pairs else "")
         lines.append(f"{_describe_descriptor(term.descriptor)}; {kernel}; {delta}; "
                      f"{term.n_sparse} sparse points" + (f" ({method})" if method else ""))
     if default_sigma is not None:

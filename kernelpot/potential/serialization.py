@@ -45,6 +45,7 @@ _MODEL_KIND = "SparseGPR"
 _CLASSES = {cls.__name__: cls for cls in (SOAP, Distance2B, CentreSpecies, GaussianCovariance,
                                           NormalizedDotProductCovariance, LinearCovariance)}
 _CLASSES["LODE"] = "kernelpot.descriptors.lode:LODE"
+_CLASSES["Angle3B"] = "kernelpot.descriptors.angle_3b:Angle3B"
 # Class names written by kernelpot 0.1.0 before the GAP covariances moved to kernelpot.kernels and took the
 # naming scheme of the vector kernels: old name -> (class, {old parameter: new parameter}).
 _RENAMED = {

@@ -452,7 +452,7 @@ class SparseGPR(Estimator):
         need_virial = "virial" in properties or "stress" in properties
         need_local = "local_energy" in properties
         need_gradient = "forces" in properties or need_virial or (
-            need_local and any(_rows_are_pairs(t.descriptor) for t in self.terms_))
+            need_local and any(_rows_span_atoms(t.descriptor) for t in self.terms_))
         n_s = len(atoms_list)
         acc = {
             "energy": np.array([sum(self.e0_[int(z)] for z in a.numbers) for a in atoms_list]),
@@ -585,5 +585,6 @@ def _shortfall_reason(method, n_requested, n_chosen, n_zero_weight, info):
     return "; ".join(reasons)
 
 
-def _rows_are_pairs(descriptor):
-    return bool(getattr(descriptor, "rows_are_pairs", False))
+def _rows_span_atoms(descriptor):
+    """Whether a row's atoms (to which its local energy goes) are read from its gradient entries: pairs, triplets."""
+    return bool(getattr(descriptor, "rows_are_pairs", False)) or hasattr(descriptor, "row_centres")

@@ -120,11 +120,15 @@ def row_weights(descriptor, X):
 def rows_to_atoms(descriptor, X, G, numbers):
     """Sparse (n_atoms, n_rows) map sharing each row's local energy among the atoms of a block.
 
-    A pair row (``distance_2b``) gives half to each of its two atoms (read from its gradient entries ``G``),
+    A pair row (``distance_2b``) gives half to each of its two atoms (read from its gradient entries ``G``), a row
+    of a descriptor with ``row_centres(G)`` (``angle_3b``) all to its centre,
     a :class:`~kernelpot.descriptors.CentreSpecies` row all to its centre (the block's atoms of those
     species, in order), any other per-atom row all to its atom. ``numbers`` (n_atoms,) are the block's.
     """
     n_atoms, n_rows = len(numbers), X.shape[0]
+    row_centres = getattr(descriptor, "row_centres", None)
+    if row_centres is not None:  # rows of several atoms whose energy is one atom's (angle_3b triplets)
+        return sp.csr_matrix((np.ones(n_rows), (row_centres(G), np.arange(n_rows))), shape=(n_atoms, n_rows))
     if getattr(descriptor, "rows_are_pairs", False):
         # Each pair row has one gradient entry per atom of the pair.
         return sp.csr_matrix((np.full(G.n_pairs, 0.5), (G.neighbour, G.center)), shape=(n_atoms, n_rows))

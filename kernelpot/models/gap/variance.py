@@ -170,7 +170,8 @@ def term_std_inputs(term, X, G, n_atoms, request, design, numbers=None):
     if request.local:
         A = rows_to_atoms(term.descriptor, Xa, G, numbers)
         w = row_weights(term.descriptor, Xa)[0]
-        if getattr(term.descriptor, "rows_are_pairs", False):
+        if getattr(term.descriptor, "rows_are_pairs", False) or hasattr(term.descriptor, "row_centres"):
+            # several rows share an atom (pairs, triplets of one centre): their covariances count
             prior = np.zeros(n_atoms)
             for s in range(len(X.offsets) - 1):
                 a, b = X.offsets[s], X.offsets[s + 1]

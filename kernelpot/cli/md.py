@@ -50,6 +50,10 @@ def add_parser(sub) -> None:
                             "of every atom's local energy (eV; about 1.5x a step; FLARE's trigger, not a force σ)")
     watch.add_argument("--sigma-points", type=positive_int, default=32,
                        help="with --std-kind forces_subset: sparse points of the approximate force σ")
+    watch.add_argument("--sigma-residual", action="store_true",
+                       help="with --std-kind forces_subset: add every atom's local-energy Nyström residual (a "
+                            "second calibrated factor; about half a step more): the largest σ of a step then finds "
+                            "the environments far from the sparse points, which the subset alone misses")
     watch.add_argument("--std-threshold", type=float,
                        help="flag steps whose largest σ exceeds this, in the unit of --std-kind (implies "
                             "--uncertainty)")
@@ -112,8 +116,10 @@ def run(args) -> int:
         mode = (True if args.std_interval == 1 else "requested") if uncertainty else False
     if args.output is not None:
         return _run_resumable(args, atoms, GAPCalculator(args.model, uncertainty=mode, skin=args.skin,
-                                                         sigma_points=args.sigma_points), uncertainty)
-    atoms.calc = GAPCalculator(args.model, uncertainty=mode, skin=args.skin, sigma_points=args.sigma_points)
+                                                         sigma_points=args.sigma_points,
+                                                         sigma_residual=args.sigma_residual), uncertainty)
+    atoms.calc = GAPCalculator(args.model, uncertainty=mode, skin=args.skin, sigma_points=args.sigma_points,
+                               sigma_residual=args.sigma_residual)
     thermalize(atoms, args.temperature, np.random.default_rng(args.seed))
     Stationary(atoms)
     if args.thermostat == "nve":

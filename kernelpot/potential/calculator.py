@@ -123,6 +123,14 @@ class GAPCalculator(BaseCalculator):
         With ``uncertainty="forces_subset"``: sparse points the force σ uses
         (rounded per term, at least one each; more: closer to the exact σ,
         each costs about one more reverse-mode adjoint).
+    sigma_residual : bool, default=False
+        With ``uncertainty="forces_subset"``: add each atom's local-energy
+        Nyström residual (``SubsetForceVariance(..., residual=True)``: the
+        part of σ² that grows far from the sparse points, which the subset
+        alone misses; about half a force call more) with a second calibrated
+        factor. It is what makes the per-frame maximum σ find the outlier
+        frames (measured in :mod:`kernelpot.models.gap.subset_variance`); use
+        it with fewer ``sigma_points`` (16 on NaCl–water, 3 on Si for ~2x).
     skin : float, default=1.0
         Verlet skin in Å: each thread keeps its neighbour lists between
         calls while no atom has moved more than ``skin / 2``
@@ -161,7 +169,8 @@ class GAPCalculator(BaseCalculator):
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "energy_std",
                               "forces_std", "local_energy_std"]
 
-    def __init__(self, model, *, uncertainty: bool | str = True, skin: float = 1.0, sigma_points: int = 32):
+    def __init__(self, model, *, uncertainty: bool | str = True, skin: float = 1.0, sigma_points: int = 32,
+                 sigma_residual: bool = False):
         self._per_thread = threading.local()
         super().__init__()
         if isinstance(model, (str, Path)):
@@ -186,6 +195,7 @@ class GAPCalculator(BaseCalculator):
         VerletNeighbours(skin)  # validates
         self.skin = skin
         self.sigma_points = sigma_points
+        self.sigma_residual = bool(sigma_residual)
         self._force_variance = None
         self._calibration_lock = threading.Lock()
 
@@ -207,8 +217,10 @@ class GAPCalculator(BaseCalculator):
             return None
         with self._calibration_lock:
             current = self._force_variance
-            if current is None or current.model is not self.model or current.n_points != self.sigma_points:
-                self._force_variance = SubsetForceVariance(self.model, self.sigma_points)
+            if current is None or current.model is not self.model or current.n_points != self.sigma_points or \
+                    current.residual != getattr(self, "sigma_residual", False):   # (older pickles have none)
+                self._force_variance = SubsetForceVariance(self.model, self.sigma_points,
+                                                           residual=getattr(self, "sigma_residual", False))
             return self._force_variance
 
     # ASE's cache (last structure and results) is per thread: see Notes.

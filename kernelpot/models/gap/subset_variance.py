@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg as sla
+from scipy.optimize import nnls
 
 from .terms import row_weights
 
@@ -90,6 +91,13 @@ class SubsetForceVariance:
         Sparse points in the subset (all terms together; each term gets at least one). The cost of a call
         grows by about one reverse-mode adjoint per point; ``n_points`` ≥ the model's total gives the SoR
         part of the exact variance.
+    residual : bool, default=False
+        Also add a per-atom estimate of the part the subset cannot see, ``k** − Q**`` (which grows for
+        environments far from every sparse point: the outliers an MD stop/flag threshold is for): the Nyström
+        residual ``r_a = k_aa − k_aᵀ K_MM⁻¹ k_a`` of atom ``a``'s local energy
+        (:class:`~kernelpot.models.gap.local_variance.LocalEnergyVariance` with ``posterior=False``, from the
+        kernel values the mean already forms, about half a mean-force call), so that
+        ``σ̂²_aα = κ |C⁻¹ k_S|² + λ r_a / 3`` with ``κ, λ ≥ 0`` fitted by :meth:`calibrate`.
 
     Attributes
     ----------
@@ -103,9 +111,12 @@ class SubsetForceVariance:
         Calibration factor, None until :meth:`calibrate` (the variance is then the subset's posterior part
         alone, ``κ = 1``, an underestimate); after it the subset's posterior variance times ``kappa_`` is the
         estimate of the model's ``forces_std²``.
+    residual_weight_ : float or None
+        With ``residual=True``: ``λ`` (Å⁻²: eV² of local-energy residual to (eV/Å)² of force variance), None
+        until :meth:`calibrate` (the residual is then left out).
     """
 
-    def __init__(self, model, n_points=32):
+    def __init__(self, model, n_points=32, residual=False):
         if getattr(model, "posterior_factor_", None) is None:
             raise ValueError("the model stores no posterior (posterior_factor_); refit it with kernelpot")
         if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 1:
@@ -121,6 +132,9 @@ class SubsetForceVariance:
         T = sla.qr(model.posterior_factor_[:, self.columns], mode="r")[0][: len(self.columns)]
         self.whitening = (T * np.sign(np.diag(T))[:, None]).T
         self.kappa_ = None
+        self.residual = bool(residual)
+        self.residual_weight_ = None
+        self._record = None   # calibrate(): the uncalibrated parts of each variance() call
         self.model = model
         self.n_points = n_points
 
@@ -162,24 +176,50 @@ class SubsetForceVariance:
             adjoints += term.kernel(X, Z).T[:, :, None] * dw[None, :, :]
         return adjoints * (term.delta**2 * term.sparse_weight[self.points[index]])[:, None, None]
 
-    def variance(self, unit_dE_dr):
-        """Force variances (n_atoms, 3) in (eV/Å)², ``κ |C⁻¹ k_S|²`` per component.
+    def residual_model(self):
+        """The :class:`~kernelpot.models.gap.local_variance.LocalEnergyVariance` (``posterior=False``) giving
+        the local energies' Nyström residuals with ``residual=True``, else None."""
+        if not self.residual:
+            return None
+        from .local_variance import LocalEnergyVariance
+
+        return LocalEnergyVariance.for_model(self.model, posterior=False)
+
+    def variance(self, unit_dE_dr, residual=None):
+        """Force variances (n_atoms, 3) in (eV/Å)², ``κ |C⁻¹ k_S|² (+ λ r_a / 3)`` per component.
 
         Parameters
         ----------
         unit_dE_dr : ndarray of shape (n_subset, n_atoms, 3)
             Position derivatives (eV/Å) of the unit-weight energies of the subset's points, in
             :attr:`columns` order: the columns ``k_S`` of every force component.
+        residual : ndarray of shape (n_atoms,) or None
+            With ``residual=True``: the atoms' local-energy Nyström residuals ``r_a`` (eV²,
+            :meth:`residual_model`), required then.
         """
         k = np.asarray(unit_dE_dr).reshape(self.n_subset, -1)
         whitened = sla.solve_triangular(self.whitening, k, lower=True)
-        return (1.0 if self.kappa_ is None else self.kappa_) * (whitened**2).sum(0).reshape(-1, 3)
+        subset = (whitened**2).sum(0).reshape(-1, 3)
+        if self.residual:
+            if residual is None:
+                raise ValueError("SubsetForceVariance(residual=True) needs the atoms' Nyström residuals")
+            residual = np.asarray(residual, dtype=np.float64)
+            if self._record is not None:
+                self._record.append((subset.sum(1), residual))
+            if self.residual_weight_ is not None:
+                return (1.0 if self.kappa_ is None else self.kappa_) * subset + \
+                    self.residual_weight_ * residual[:, None] / 3.0
+        elif self._record is not None:
+            self._record.append((subset.sum(1), None))
+        return (1.0 if self.kappa_ is None else self.kappa_) * subset
 
     def calibrate(self, atoms_list, exact_std=None, predictor=None):
         """Set :attr:`kappa_` from the exact ``forces_std`` of some structures; returns self.
 
         ``κ`` = median over atoms of ``Σ_α σ²_exact / Σ_α σ̂²`` with ``κ = 1``: the exact over the subset's
-        per-atom variance, over the atoms whose exact σ exceeds :data:`CALIBRATION_FLOOR`. Calibrate on
+        per-atom variance, over the atoms whose exact σ exceeds :data:`CALIBRATION_FLOOR`. With
+        ``residual=True``, ``κ`` and ``λ`` instead minimise the squared relative error of the per-atom variance
+        ``κ s_a + λ r_a`` over those atoms, both ≥ 0 (non-negative least squares). Calibrate on
         structures like those the estimate will be used on (the first frame of an MD run, held-out frames of
         the training distribution).
 
@@ -201,19 +241,26 @@ class SubsetForceVariance:
             exact_std = self.model.predict(atoms_list, properties=("energy", "forces"), return_std=True)["forces_std"]
         if predictor is None:
             predictor = GAPPredictor(self.model, force_variance=self)
-        kept = self.kappa_
-        self.kappa_ = None
+        self._record = []
         try:
-            raw = predictor.predict(atoms_list, ("energy", "forces", "forces_std"))["forces_std"]
-        except BaseException:
-            self.kappa_ = kept
-            raise
-        raw_atom, exact_atom = (raw**2).sum(1), (np.asarray(exact_std) ** 2).sum(1)
+            predictor.predict(atoms_list, ("energy", "forces", "forces_std"))
+            raw_atom = np.concatenate([r[0] for r in self._record])
+            residual = np.concatenate([r[1] for r in self._record]) if self.residual else None
+        finally:
+            self._record = None
+        exact_atom = (np.asarray(exact_std) ** 2).sum(1)
         usable = (raw_atom > 0) & (exact_atom > CALIBRATION_FLOOR**2)
         if not usable.any():
-            self.kappa_ = kept
             raise ValueError(f"no atom of the calibration structures has an exact force σ above {CALIBRATION_FLOOR} "
                              "eV/Å and a non-zero subset σ (a perfect crystal's σ is zero by symmetry); calibrate "
                              "on a moved structure")
-        self.kappa_ = float(np.median(exact_atom[usable] / raw_atom[usable]))
+        if not self.residual:
+            self.kappa_ = float(np.median(exact_atom[usable] / raw_atom[usable]))
+            return self
+        parts = np.stack([raw_atom[usable], residual[usable]], axis=1) / exact_atom[usable, None]
+        scales = np.maximum(parts.max(0), 1e-300)   # columns of comparable size for the solver
+        weights = nnls(parts / scales, np.ones(int(usable.sum())))[0] / scales
+        if weights[0] <= 0 and weights[1] <= 0:
+            weights[0] = np.median(exact_atom[usable] / raw_atom[usable])
+        self.kappa_, self.residual_weight_ = float(weights[0]), float(weights[1])
         return self

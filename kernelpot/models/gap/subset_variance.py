@@ -43,6 +43,41 @@ Spearman rank correlation with the exact σ):
 κ, fitted to the median, compresses the tail: of the atoms above the exact σ's 90th percentile the
 estimate puts only 20–35 % above that same value on NaCl–water (precision 0.6–1.0); rank the estimate
 (its top 10 %) rather than thresholding it at an exact-σ value.
+
+**Per frame, κ alone misses the outlier frames** — what an MD stop/flag threshold on the largest σ of a
+step is for. Measured on NaCl–water over 21 frames (15 gen3 frames and 6 with one water or ion moved: O–H
+at 0.82×, a water rattled by 0.15 / 0.3 Å or pushed 0.6 Å towards another, Na–Cl at 2.4 Å, all atoms
+rattled by 0.08 Å; κ from a 22nd gen3 frame) and on Si over 30 (the mlearn test set, two rattled cells, one
+atom moved 0.67 Å, a vacancy, 5 % compression, rattled by 0.15 Å; κ from the benchmark cell): Spearman of
+the per-frame largest σ with the exact one 0.62–0.69 (NaCl, 12–40 points) and 0.82–0.92 (Si, 3–9 points);
+the frame with the largest exact σ (NaCl: a gen3 frame at 0.344 eV/Å, the next 0.205; Si: the 0.15 Å
+rattle at 0.434, the next 0.081) ranks 4th–11th (NaCl) and 2nd–11th (Si) among the estimated maxima; the
+same largest-σ atom in 33–43 % / 10 % of the frames. The environment that makes the outlier is far from
+every sparse point, and ``n_points`` of them do not see it: at the outlier's largest-σ atom ``k** − Q**``
+is only 20 % of the exact σ² — the missing part is the SoR part of the points outside ``S``.
+
+``residual=True`` adds what does see it, each atom's local-energy Nyström residual
+``r_a = k_aa − k_aᵀ K_MM⁻¹ k_a`` (exact, from the kernel values the mean forms; about half a mean-force
+call: one triangular product per species as in :mod:`~kernelpot.models.gap.local_variance`), with a second
+factor: ``σ̂²_aα = κ |C⁻¹ k_S|² + λ r_a / 3``, ``κ, λ ≥ 0`` by non-negative least squares of the per-atom
+relative error on the calibration structure. Same frames and calibration (per-frame Spearman of the largest
+σ, rank of the outlier frame, same largest-σ atom, per-atom median / 95th-percentile relative error and
+Spearman; cost from ``benchmarks/predict.py --cases subsetsigma`` and a separate interleaved run, 1 thread,
+load 6.5–8; "points" is ``n_points`` as passed, the subset rounds it per term):
+
+* NaCl–water, 16 points + r: 1.95× the forces (12 + r 1.89×): 0.91, 1st, 67 %, 9 % / 26 %, 0.89 — against
+  16 points alone (1.46×): 0.66, 7th, 38 %, 18 % / 43 %, 0.70, and 40 points alone (1.94×): 0.69, 4th, 33 %,
+  17 % / 38 %, 0.82. 40 + r (2.4×): 0.93, 1st, 57 %, 8 % / 22 %, 0.91.
+* Si, 3 points + r: 2.1× (1.8–2.3× over rounds; over the 2× budget: the residual's product over 1,020
+  points costs 0.7× of this cheap model's forces): 0.98, 1st, 33 %, 15 % / 124 %, 0.59 — against 9 points
+  alone (1.9–2.0×): 0.92, 2nd, 10 %, 20 % / 53 %, 0.57. 9 + r (2.7×): 0.97, 1st, 30 %, 13 % / 107 %, 0.67.
+  The residual over-weights some atoms of the small mlearn cells (vacancies, surfaces): the per-atom 95th
+  percentile doubles while the frame order and the outlier improve.
+
+A local-energy σ (``K_MM⁻¹ − Σ`` instead of ``K_MM⁻¹``) in place of ``r_a`` does not work on NaCl–water (its
+fitted ``λ`` is ~0: the frame order stays at 0.7), nor do a Nyström residual against a pivoted subset of up
+to 128 points, the nearest sparse point's kernel value, per-species κ or sums over the neighbours
+(``/work/notes/speed/s5b/``).
 """
 
 from __future__ import annotations

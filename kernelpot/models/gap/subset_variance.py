@@ -65,11 +65,11 @@ relative error on the calibration structure. Same frames and calibration (per-fr
 Spearman; cost from ``benchmarks/predict.py --cases subsetsigma`` and a separate interleaved run, 1 thread,
 load 6.5–8; "points" is ``n_points`` as passed, the subset rounds it per term):
 
-* NaCl–water, 16 points + r: 1.95× the forces (12 + r 1.89×): 0.91, 1st, 67 %, 9 % / 26 %, 0.89 — against
+* NaCl–water, 16 points + r: 1.92–1.95× the forces (12 + r 1.89×): 0.91, 1st, 67 %, 9 % / 26 %, 0.89 — against
   16 points alone (1.46×): 0.66, 7th, 38 %, 18 % / 43 %, 0.70, and 40 points alone (1.94×): 0.69, 4th, 33 %,
   17 % / 38 %, 0.82. 40 + r (2.4×): 0.93, 1st, 57 %, 8 % / 22 %, 0.91.
-* Si, 3 points + r: 2.1× (1.8–2.3× over rounds; over the 2× budget: the residual's product over 1,020
-  points costs 0.7× of this cheap model's forces): 0.98, 1st, 33 %, 15 % / 124 %, 0.59 — against 9 points
+* Si, 3 points + r: 1.97–2.14× in two runs (at the 2× budget: the residual's product over 1,020 points
+  costs 0.6–0.7× of this cheap model's forces): 0.98, 1st, 33 %, 15 % / 124 %, 0.59 — against 9 points
   alone (1.9–2.0×): 0.92, 2nd, 10 %, 20 % / 53 %, 0.57. 9 + r (2.7×): 0.97, 1st, 30 %, 13 % / 107 %, 0.67.
   The residual over-weights some atoms of the small mlearn cells (vacancies, surfaces): the per-atom 95th
   percentile doubles while the frame order and the outlier improve.

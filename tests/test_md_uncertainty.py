@@ -221,7 +221,8 @@ def test_md_cli_subset_force_sigma_every_step(si_model, tmp_path, capsys):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(SparseGPR, "predict", counting)
         code = main(["md", str(tmp_path / "si.kpot"), str(tmp_path / "start.xyz"), "--steps", "6", "--interval", "3",
-                     "--std-kind", "forces_subset", "--sigma-points", "8", "--uncertainty", "--quiet"])
+                     "--std-kind", "forces_subset", "--sigma-points", "8", "--no-sigma-residual", "--uncertainty",
+                     "--quiet"])
     assert code == 0
     out = capsys.readouterr().out
     assert "largest per-atom |forces_std| (approximate) over 7 steps" in out

@@ -300,6 +300,9 @@ def test_calculator_sigma_residual_calibrates_both_factors():
     np.testing.assert_allclose(first, exact, rtol=1e-8)   # the calibration call returns the exact σ
     variance = atoms.calc._subset_variance()
     assert variance.residual and variance.kappa_ is not None and variance.residual_weight_ is not None
+    # the residual is the calculator's default; sigma_residual=False is the subset alone
+    assert GAPCalculator(model, uncertainty="forces_subset")._subset_variance().residual
+    assert not GAPCalculator(model, uncertainty="forces_subset", sigma_residual=False)._subset_variance().residual
     atoms.positions[0] += 0.05
     atoms.get_forces()
     assert np.all(np.isfinite(atoms.calc.results["forces_std"])) and atoms.calc.results["forces_std"].max() > 0

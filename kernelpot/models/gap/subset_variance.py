@@ -77,7 +77,7 @@ load 6.5–8; "points" is ``n_points`` as passed, the subset rounds it per term)
 A local-energy σ (``K_MM⁻¹ − Σ`` instead of ``K_MM⁻¹``) in place of ``r_a`` does not work on NaCl–water (its
 fitted ``λ`` is ~0: the frame order stays at 0.7), nor do a Nyström residual against a pivoted subset of up
 to 128 points, the nearest sparse point's kernel value, per-species κ or sums over the neighbours
-(``/work/notes/speed/s5b/``).
+(measured the same way, on the same frames).
 """
 
 from __future__ import annotations

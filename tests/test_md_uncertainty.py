@@ -221,11 +221,20 @@ def test_md_cli_subset_force_sigma_every_step(si_model, tmp_path, capsys):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(SparseGPR, "predict", counting)
         code = main(["md", str(tmp_path / "si.kpot"), str(tmp_path / "start.xyz"), "--steps", "6", "--interval", "3",
-                     "--std-kind", "forces_subset", "--sigma-points", "8", "--uncertainty", "--quiet"])
+                     "--std-kind", "forces_subset", "--sigma-points", "8", "--no-sigma-residual", "--uncertainty",
+                     "--quiet"])
     assert code == 0
     out = capsys.readouterr().out
     assert "largest per-atom |forces_std| (approximate) over 7 steps" in out
     # the perfect crystal of step 0 has σ = 0 (no calibration), step 1 calibrates: two exact σ, then the fast path
+    assert sum(calls) == 2
+    calls.clear()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SparseGPR, "predict", counting)
+        assert main(["md", str(tmp_path / "si.kpot"), str(tmp_path / "start.xyz"), "--steps", "4", "--interval", "2",
+                     "--std-kind", "forces_subset", "--sigma-points", "4", "--sigma-residual", "--uncertainty",
+                     "--quiet"]) == 0
+    assert "largest per-atom |forces_std| (approximate) over 5 steps" in capsys.readouterr().out
     assert sum(calls) == 2
     with pytest.raises(SystemExit):
         main(["md", str(tmp_path / "si.kpot"), str(tmp_path / "start.xyz"), "--std-kind", "forces_subset",

@@ -224,3 +224,85 @@ def test_two_threads_give_the_same_subset_force_std(monkeypatch):
         set_num_threads(threads)
     np.testing.assert_allclose(two["forces"], one["forces"], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(two["forces_std"], one["forces_std"], rtol=1e-10, atol=1e-14)
+
+
+def _explicit_local_residual(model, atoms, monkeypatch):
+    """``k_ii − k_iᵀ K_MM⁻¹ k_i`` (n_atoms,) of every atom's local energy, from the explicit path's rows."""
+    captured = []
+    exact = gap_model.dtc_variance
+
+    def capture(prior, k_star, *factors, **kwargs):
+        captured.append((prior.copy(), k_star.copy()))
+        return exact(prior, k_star, *factors, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(gap_model, "dtc_variance", capture)
+        model.predict([atoms], properties=("local_energy",), return_std=True)
+    prior, k = next(c for c in captured if len(c[0]) == len(atoms))
+    return prior - (sla.solve_triangular(model.kmm_cholesky_, k.T, lower=True) ** 2).sum(0)
+
+
+def test_residual_is_the_explicit_local_energy_nystrom_residual(case, monkeypatch):
+    name, model, test = case
+    atoms = test[0] if isinstance(test, list) else test
+    expected = _explicit_local_residual(model, atoms, monkeypatch)
+    assert expected.max() > 0
+    variance = SubsetForceVariance(model, n_points=4, residual=True)
+    variance.kappa_, variance.residual_weight_ = 0.0, 3.0      # σ̂²_aα = r_a in every component
+    std = GAPPredictor(model, force_variance=variance).predict([atoms], ("energy", "forces", "forces_std"))["forces_std"]
+    np.testing.assert_allclose(std**2, np.repeat(expected[:, None], 3, axis=1), rtol=1e-6,
+                               atol=1e-6 * expected.max(), err_msg=name)
+
+
+def test_residual_calibration_recovers_both_factors():
+    model, test = _model("alloy-per-species-zeta2-matrix")
+    atoms = test[0] if isinstance(test, list) else test
+    variance = SubsetForceVariance(model, n_points=6, residual=True)
+    predictor = GAPPredictor(model, force_variance=variance)
+    parts = []
+    original = variance.variance
+    variance.variance = lambda unit, residual: (parts.append((unit, residual)), original(unit, residual))[1]
+    predictor.predict([atoms], ("energy", "forces", "forces_std"))
+    del variance.variance
+    unit, residual = parts[0]
+    subset = (sla.solve_triangular(variance.whitening, unit.reshape(variance.n_subset, -1), lower=True) ** 2
+              ).sum(0).reshape(-1, 3).sum(1)
+    assert subset.min() > 0 and residual.max() > 0
+    kappa, weight = 2.5, 0.7 * subset.mean() / residual.mean()
+    exact = np.sqrt(np.repeat(((kappa * subset + weight * residual) / 3)[:, None], 3, axis=1))
+    variance.calibrate([atoms], exact_std=exact, predictor=predictor)
+    assert variance.kappa_ == pytest.approx(kappa, rel=1e-6)
+    assert variance.residual_weight_ == pytest.approx(weight, rel=1e-6)
+    std = predictor.predict([atoms], ("energy", "forces", "forces_std"))["forces_std"]
+    np.testing.assert_allclose((std**2).sum(1), kappa * subset + weight * residual, rtol=1e-6)   # per atom
+
+
+def test_residual_needs_the_residuals_and_a_separate_cached_factor():
+    from kernelpot.models.gap.local_variance import LocalEnergyVariance
+
+    model, _ = _model("alloy-per-species-zeta2-matrix")
+    variance = SubsetForceVariance(model, n_points=4, residual=True)
+    with pytest.raises(ValueError, match="Nyström residuals"):
+        variance.variance(np.zeros((variance.n_subset, 3, 3)))
+    assert SubsetForceVariance(model, n_points=4).residual_model() is None
+    nystrom = variance.residual_model()
+    assert nystrom is LocalEnergyVariance.for_model(model, posterior=False) and not nystrom.posterior
+    assert LocalEnergyVariance.for_model(model) is not nystrom and LocalEnergyVariance.for_model(model).posterior
+
+
+def test_calculator_sigma_residual_calibrates_both_factors():
+    model, test = _model("alloy-per-species-zeta2-matrix")
+    atoms = (test[0] if isinstance(test, list) else test).copy()
+    atoms.calc = GAPCalculator(model, uncertainty="forces_subset", sigma_points=5, sigma_residual=True)
+    atoms.get_forces()
+    first = atoms.calc.results["forces_std"]
+    exact = model.predict([atoms], properties=("energy", "forces"), return_std=True)["forces_std"]
+    np.testing.assert_allclose(first, exact, rtol=1e-8)   # the calibration call returns the exact σ
+    variance = atoms.calc._subset_variance()
+    assert variance.residual and variance.kappa_ is not None and variance.residual_weight_ is not None
+    # the residual is the calculator's default; sigma_residual=False is the subset alone
+    assert GAPCalculator(model, uncertainty="forces_subset")._subset_variance().residual
+    assert not GAPCalculator(model, uncertainty="forces_subset", sigma_residual=False)._subset_variance().residual
+    atoms.positions[0] += 0.05
+    atoms.get_forces()
+    assert np.all(np.isfinite(atoms.calc.results["forces_std"])) and atoms.calc.results["forces_std"].max() > 0

@@ -201,7 +201,7 @@ def _sigma_rows(task, threads, result):
             ("kernelpot_std", "forces + forces_std (DTC, exact)", "the exact force σ"),
             ("kernelpot_local", "forces + local_energy_std (DTC, exact)",
              "σ of every atom's local energy (FLARE's trigger), not a force σ"),
-            ("kernelpot_subset", "forces + forces_std (approximate: sigma_points=32, calibrated)",
+            ("kernelpot_subset", "forces + forces_std (approximate: sigma_points=16 + residual, calibrated)",
              "the subset force σ (its error against the exact σ: benchmarks/predict.py --cases subsetsigma)")):
         rate = _rates(result, name)
         rows.append(Row("kernelpot mean forces", task, f"{metric}, {threads} thread(s)", "s per call",

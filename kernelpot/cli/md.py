@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -44,12 +45,17 @@ def add_parser(sub) -> None:
                        help="record the largest per-atom σ of every step (see --std-kind)")
     watch.add_argument("--std-kind", choices=["forces", "forces_subset", "local_energy"], default="forces",
                        help="forces: exact |forces_std| (eV/Å; tens of times the cost of a step); forces_subset: "
-                            "approximate |forces_std| from the posterior of --sigma-points sparse points, calibrated "
-                            "on the first step's exact σ (eV/Å; every step, a few times the cost of a step; error "
+                            "approximate |forces_std| from the posterior of --sigma-points sparse points and each "
+                            "atom's local-energy Nyström residual, calibrated on the first step's exact σ (eV/Å; "
+                            "every step, about 2-3x the cost of a step; error "
                             "against the exact σ: benchmarks/predict.py --cases subsetsigma); local_energy: exact σ "
                             "of every atom's local energy (eV; about 1.5x a step; FLARE's trigger, not a force σ)")
-    watch.add_argument("--sigma-points", type=positive_int, default=32,
+    watch.add_argument("--sigma-points", type=positive_int, default=16,
                        help="with --std-kind forces_subset: sparse points of the approximate force σ")
+    watch.add_argument("--sigma-residual", action=argparse.BooleanOptionalAction, default=True,
+                       help="with --std-kind forces_subset: add every atom's local-energy Nyström residual (a "
+                            "second calibrated factor; about half a step more; default): the largest σ of a step "
+                            "then finds the environments far from the sparse points, which the subset alone misses")
     watch.add_argument("--std-threshold", type=float,
                        help="flag steps whose largest σ exceeds this, in the unit of --std-kind (implies "
                             "--uncertainty)")
@@ -112,8 +118,10 @@ def run(args) -> int:
         mode = (True if args.std_interval == 1 else "requested") if uncertainty else False
     if args.output is not None:
         return _run_resumable(args, atoms, GAPCalculator(args.model, uncertainty=mode, skin=args.skin,
-                                                         sigma_points=args.sigma_points), uncertainty)
-    atoms.calc = GAPCalculator(args.model, uncertainty=mode, skin=args.skin, sigma_points=args.sigma_points)
+                                                         sigma_points=args.sigma_points,
+                                                         sigma_residual=args.sigma_residual), uncertainty)
+    atoms.calc = GAPCalculator(args.model, uncertainty=mode, skin=args.skin, sigma_points=args.sigma_points,
+                               sigma_residual=args.sigma_residual)
     thermalize(atoms, args.temperature, np.random.default_rng(args.seed))
     Stationary(atoms)
     if args.thermostat == "nve":

@@ -59,7 +59,7 @@ from .terms import row_weights
 
 __all__ = ["LocalEnergyVariance"]
 
-_CACHE = weakref.WeakKeyDictionary()   # model -> (key, LocalEnergyVariance)
+_CACHE = weakref.WeakKeyDictionary()   # model -> {posterior: (key, LocalEnergyVariance)}
 _CACHE_LOCK = threading.Lock()
 # Terms with at most this many sparse points are whitened (see LocalEnergyVariance.whitened): a solve per row
 # against an (m, m) factor costs m² per row, negligible for pair terms (tens of points), not for SOAP (thousands).
@@ -126,6 +126,11 @@ class LocalEnergyVariance:
     ----------
     model : SparseGPR
         Fitted, with a posterior (``posterior_factor_``).
+    posterior : bool, default=True
+        False drops ``Σ``: ``B_s = K_MM⁻¹[J_s, J_s]`` and :meth:`variance` gives each local energy's Nyström
+        residual ``k_ii − k_iᵀ K_MM⁻¹ k_i`` (the prior variance the sparse points do not explain), the
+        distance-from-the-sparse-set part of σ² that :class:`~kernelpot.models.gap.subset_variance.
+        SubsetForceVariance` (``residual=True``) adds to its force variance.
 
     Attributes
     ----------
@@ -136,7 +141,7 @@ class LocalEnergyVariance:
         whitened terms' rows and columns in their whitened coordinates), see :func:`_ldl`.
     """
 
-    def __init__(self, model):
+    def __init__(self, model, posterior=True):
         if getattr(model, "posterior_factor_", None) is None:
             raise ValueError("this model has no posterior covariance (imported from a file that stores the mean "
                              "only): local-energy σ needs a model fitted by kernelpot")
@@ -147,7 +152,8 @@ class LocalEnergyVariance:
         if not _is_block_diagonal(L, offsets):
             raise ValueError("local-energy σ needs K_MM block-diagonal over terms (as SparseGPR fits it)")
         n = L.shape[0]
-        r_inverse = sla.solve_triangular(R, np.eye(n))                       # Σ = R⁻¹R⁻ᵀ
+        self.posterior = bool(posterior)
+        r_inverse = sla.solve_triangular(R, np.eye(n)) if posterior else np.zeros((n, 0))   # Σ = R⁻¹R⁻ᵀ
         #: {term index: lower factor L_t}: terms whose covariances are whitened (u = L_t⁻¹ k) before the
         #: product, so that their part of B is I - L_tᵀ Σ L_t (entries <= 1) instead of K_t⁻¹ - Σ (entries up
         #: to 1/jitter: a pair term's prior of ~400 eV² then leaves σ² ~ 0.01 eV² to round-off).
@@ -169,23 +175,25 @@ class LocalEnergyVariance:
                     kmm_inverse[t] = np.eye(sizes[t]) if t in self.whitened else _inverse(L, offsets[t],
                                                                                           offsets[t + 1])
             B = sla.block_diag(*[kmm_inverse[t] for t in touching]) if touching else np.zeros((0, 0))
-            B -= transformed[J] @ transformed[J].T
+            if posterior:
+                B -= transformed[J] @ transformed[J].T
             self.factors[z] = _ldl(0.5 * (B + B.T))
             self.columns[z] = list(zip(touching, np.concatenate([[0], np.cumsum([sizes[t] for t in touching])])))
 
     @classmethod
-    def for_model(cls, model):
+    def for_model(cls, model, posterior=True):
         """The instance of ``model`` in its current fitted state (built on first use, then cached)."""
         # The objects themselves, compared by identity: held here, they cannot be freed and their ids reused by
         # the arrays of a refit (IncrementalSparseGPR.update replaces posterior_factor_ with a new array).
         key = (model.posterior_factor_, model.kmm_cholesky_, *model.terms_)
+        posterior = bool(posterior)
         with _CACHE_LOCK:
-            cached = _CACHE.get(model)
+            cached = _CACHE.get(model, {}).get(posterior)
             if cached is not None and len(cached[0]) == len(key) and all(a is b for a, b in zip(cached[0], key)):
                 return cached[1]
-        built = cls(model)
+        built = cls(model, posterior)
         with _CACHE_LOCK:
-            _CACHE[model] = (key, built)
+            _CACHE.setdefault(model, {})[posterior] = (key, built)
         return built
 
     @staticmethod

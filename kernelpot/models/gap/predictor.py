@@ -282,6 +282,7 @@ class GAPPredictor:
         need_gradient = "forces" in properties or need_virial or force_variance is not None
         need_local = "local_energy" in properties
         local_std = LocalEnergyVariance.for_model(model) if "local_energy_std" in properties else None
+        residual_model = None if force_variance is None else force_variance.residual_model()
         n_structures = len(atoms_list)
         numbers = packed.numbers
         n_atoms = len(numbers)
@@ -295,15 +296,18 @@ class GAPPredictor:
         # Without a provider, the descriptors of this call still share one search per packing.
         neighbours = self.neighbours if self.neighbours is not None else VerletNeighbours(0.0)
         # {term index: (k_star, first atom, second atom or None)} and the prior variances, for local_std
-        covariances = {} if local_std is not None else None
-        prior = np.zeros(n_atoms) if local_std is not None else None
+        need_covariances = local_std is not None or residual_model is not None
+        covariances = {} if need_covariances else None
+        prior = np.zeros(n_atoms) if need_covariances else None
         unit_dE_dr = None if force_variance is None else np.zeros((force_variance.n_subset, n_atoms, 3))
         with _ONE_THREAD_BLAS:
             self._contract(packed, neighbours, need_gradient, need_virial, need_local, energy, dE_dr, virial, local,
                            covariances, prior, unit_dE_dr)
-            force_std = None if force_variance is None else np.sqrt(force_variance.variance(unit_dE_dr))
+            n_threads = _thread_count()
+            residual = None if residual_model is None else residual_model.variance(
+                numbers, covariances, prior, lambda function, rows: _rows_in_parallel(function, rows, n_threads))
+            force_std = None if force_variance is None else np.sqrt(force_variance.variance(unit_dE_dr, residual))
             if local_std is not None:
-                n_threads = _thread_count()
                 variance = local_std.variance(numbers, covariances, prior,
                                               lambda function, rows: _rows_in_parallel(function, rows, n_threads))
         baseline = getattr(model, "baseline", None)

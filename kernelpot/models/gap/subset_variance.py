@@ -43,12 +43,48 @@ Spearman rank correlation with the exact σ):
 κ, fitted to the median, compresses the tail: of the atoms above the exact σ's 90th percentile the
 estimate puts only 20–35 % above that same value on NaCl–water (precision 0.6–1.0); rank the estimate
 (its top 10 %) rather than thresholding it at an exact-σ value.
+
+**Per frame, κ alone misses the outlier frames** — what an MD stop/flag threshold on the largest σ of a
+step is for. Measured on NaCl–water over 21 frames (15 gen3 frames and 6 with one water or ion moved: O–H
+at 0.82×, a water rattled by 0.15 / 0.3 Å or pushed 0.6 Å towards another, Na–Cl at 2.4 Å, all atoms
+rattled by 0.08 Å; κ from a 22nd gen3 frame) and on Si over 30 (the mlearn test set, two rattled cells, one
+atom moved 0.67 Å, a vacancy, 5 % compression, rattled by 0.15 Å; κ from the benchmark cell): Spearman of
+the per-frame largest σ with the exact one 0.62–0.69 (NaCl, 12–40 points) and 0.82–0.92 (Si, 3–9 points);
+the frame with the largest exact σ (NaCl: a gen3 frame at 0.344 eV/Å, the next 0.205; Si: the 0.15 Å
+rattle at 0.434, the next 0.081) ranks 4th–11th (NaCl) and 2nd–11th (Si) among the estimated maxima; the
+same largest-σ atom in 33–43 % / 10 % of the frames. The environment that makes the outlier is far from
+every sparse point, and ``n_points`` of them do not see it: at the outlier's largest-σ atom ``k** − Q**``
+is only 20 % of the exact σ² — the missing part is the SoR part of the points outside ``S``.
+
+``residual=True`` adds what does see it, each atom's local-energy Nyström residual
+``r_a = k_aa − k_aᵀ K_MM⁻¹ k_a`` (exact, from the kernel values the mean forms; about half a mean-force
+call: one triangular product per species as in :mod:`~kernelpot.models.gap.local_variance`), with a second
+factor: ``σ̂²_aα = κ |C⁻¹ k_S|² + λ r_a / 3``, ``κ, λ ≥ 0`` by non-negative least squares of the per-atom
+relative error on the calibration structure. Same frames and calibration (per-frame Spearman of the largest
+σ, rank of the outlier frame, same largest-σ atom, per-atom median / 95th-percentile relative error and
+Spearman; cost from ``benchmarks/predict.py --cases subsetsigma`` and a separate interleaved run, 1 thread,
+load 6.5–8; "points" is ``n_points`` as passed, the subset rounds it per term):
+
+* NaCl–water, 16 points + r: 1.92–1.95× the forces (12 + r 1.89×): 0.91, 1st, 67 %, 9 % / 26 %, 0.89 — against
+  16 points alone (1.46×): 0.66, 7th, 38 %, 18 % / 43 %, 0.70, and 40 points alone (1.94×): 0.69, 4th, 33 %,
+  17 % / 38 %, 0.82. 40 + r (2.4×): 0.93, 1st, 57 %, 8 % / 22 %, 0.91.
+* Si, 3 points + r: 1.97–2.14× in two runs (at the 2× budget: the residual's product over 1,020 points
+  costs 0.6–0.7× of this cheap model's forces): 0.98, 1st, 33 %, 15 % / 124 %, 0.59 — against 9 points
+  alone (1.9–2.0×): 0.92, 2nd, 10 %, 20 % / 53 %, 0.57. 9 + r (2.7×): 0.97, 1st, 30 %, 13 % / 107 %, 0.67.
+  The residual over-weights some atoms of the small mlearn cells (vacancies, surfaces): the per-atom 95th
+  percentile doubles while the frame order and the outlier improve.
+
+A local-energy σ (``K_MM⁻¹ − Σ`` instead of ``K_MM⁻¹``) in place of ``r_a`` does not work on NaCl–water (its
+fitted ``λ`` is ~0: the frame order stays at 0.7), nor do a Nyström residual against a pivoted subset of up
+to 128 points, the nearest sparse point's kernel value, per-species κ or sums over the neighbours
+(measured the same way, on the same frames).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.linalg as sla
+from scipy.optimize import nnls
 
 from .terms import row_weights
 
@@ -90,6 +126,13 @@ class SubsetForceVariance:
         Sparse points in the subset (all terms together; each term gets at least one). The cost of a call
         grows by about one reverse-mode adjoint per point; ``n_points`` ≥ the model's total gives the SoR
         part of the exact variance.
+    residual : bool, default=False
+        Also add a per-atom estimate of the part the subset cannot see, ``k** − Q**`` (which grows for
+        environments far from every sparse point: the outliers an MD stop/flag threshold is for): the Nyström
+        residual ``r_a = k_aa − k_aᵀ K_MM⁻¹ k_a`` of atom ``a``'s local energy
+        (:class:`~kernelpot.models.gap.local_variance.LocalEnergyVariance` with ``posterior=False``, from the
+        kernel values the mean already forms, about half a mean-force call), so that
+        ``σ̂²_aα = κ |C⁻¹ k_S|² + λ r_a / 3`` with ``κ, λ ≥ 0`` fitted by :meth:`calibrate`.
 
     Attributes
     ----------
@@ -103,9 +146,12 @@ class SubsetForceVariance:
         Calibration factor, None until :meth:`calibrate` (the variance is then the subset's posterior part
         alone, ``κ = 1``, an underestimate); after it the subset's posterior variance times ``kappa_`` is the
         estimate of the model's ``forces_std²``.
+    residual_weight_ : float or None
+        With ``residual=True``: ``λ`` (Å⁻²: eV² of local-energy residual to (eV/Å)² of force variance), None
+        until :meth:`calibrate` (the residual is then left out).
     """
 
-    def __init__(self, model, n_points=32):
+    def __init__(self, model, n_points=32, residual=False):
         if getattr(model, "posterior_factor_", None) is None:
             raise ValueError("the model stores no posterior (posterior_factor_); refit it with kernelpot")
         if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 1:
@@ -121,6 +167,9 @@ class SubsetForceVariance:
         T = sla.qr(model.posterior_factor_[:, self.columns], mode="r")[0][: len(self.columns)]
         self.whitening = (T * np.sign(np.diag(T))[:, None]).T
         self.kappa_ = None
+        self.residual = bool(residual)
+        self.residual_weight_ = None
+        self._record = None   # calibrate(): the uncalibrated parts of each variance() call
         self.model = model
         self.n_points = n_points
 
@@ -162,24 +211,50 @@ class SubsetForceVariance:
             adjoints += term.kernel(X, Z).T[:, :, None] * dw[None, :, :]
         return adjoints * (term.delta**2 * term.sparse_weight[self.points[index]])[:, None, None]
 
-    def variance(self, unit_dE_dr):
-        """Force variances (n_atoms, 3) in (eV/Å)², ``κ |C⁻¹ k_S|²`` per component.
+    def residual_model(self):
+        """The :class:`~kernelpot.models.gap.local_variance.LocalEnergyVariance` (``posterior=False``) giving
+        the local energies' Nyström residuals with ``residual=True``, else None."""
+        if not self.residual:
+            return None
+        from .local_variance import LocalEnergyVariance
+
+        return LocalEnergyVariance.for_model(self.model, posterior=False)
+
+    def variance(self, unit_dE_dr, residual=None):
+        """Force variances (n_atoms, 3) in (eV/Å)², ``κ |C⁻¹ k_S|² (+ λ r_a / 3)`` per component.
 
         Parameters
         ----------
         unit_dE_dr : ndarray of shape (n_subset, n_atoms, 3)
             Position derivatives (eV/Å) of the unit-weight energies of the subset's points, in
             :attr:`columns` order: the columns ``k_S`` of every force component.
+        residual : ndarray of shape (n_atoms,) or None
+            With ``residual=True``: the atoms' local-energy Nyström residuals ``r_a`` (eV²,
+            :meth:`residual_model`), required then.
         """
         k = np.asarray(unit_dE_dr).reshape(self.n_subset, -1)
         whitened = sla.solve_triangular(self.whitening, k, lower=True)
-        return (1.0 if self.kappa_ is None else self.kappa_) * (whitened**2).sum(0).reshape(-1, 3)
+        subset = (whitened**2).sum(0).reshape(-1, 3)
+        if self.residual:
+            if residual is None:
+                raise ValueError("SubsetForceVariance(residual=True) needs the atoms' Nyström residuals")
+            residual = np.asarray(residual, dtype=np.float64)
+            if self._record is not None:
+                self._record.append((subset.sum(1), residual))
+            if self.residual_weight_ is not None:
+                return (1.0 if self.kappa_ is None else self.kappa_) * subset + \
+                    self.residual_weight_ * residual[:, None] / 3.0
+        elif self._record is not None:
+            self._record.append((subset.sum(1), None))
+        return (1.0 if self.kappa_ is None else self.kappa_) * subset
 
     def calibrate(self, atoms_list, exact_std=None, predictor=None):
         """Set :attr:`kappa_` from the exact ``forces_std`` of some structures; returns self.
 
         ``κ`` = median over atoms of ``Σ_α σ²_exact / Σ_α σ̂²`` with ``κ = 1``: the exact over the subset's
-        per-atom variance, over the atoms whose exact σ exceeds :data:`CALIBRATION_FLOOR`. Calibrate on
+        per-atom variance, over the atoms whose exact σ exceeds :data:`CALIBRATION_FLOOR`. With
+        ``residual=True``, ``κ`` and ``λ`` instead minimise the squared relative error of the per-atom variance
+        ``κ s_a + λ r_a`` over those atoms, both ≥ 0 (non-negative least squares). Calibrate on
         structures like those the estimate will be used on (the first frame of an MD run, held-out frames of
         the training distribution).
 
@@ -201,19 +276,26 @@ class SubsetForceVariance:
             exact_std = self.model.predict(atoms_list, properties=("energy", "forces"), return_std=True)["forces_std"]
         if predictor is None:
             predictor = GAPPredictor(self.model, force_variance=self)
-        kept = self.kappa_
-        self.kappa_ = None
+        self._record = []
         try:
-            raw = predictor.predict(atoms_list, ("energy", "forces", "forces_std"))["forces_std"]
-        except BaseException:
-            self.kappa_ = kept
-            raise
-        raw_atom, exact_atom = (raw**2).sum(1), (np.asarray(exact_std) ** 2).sum(1)
+            predictor.predict(atoms_list, ("energy", "forces", "forces_std"))
+            raw_atom = np.concatenate([r[0] for r in self._record])
+            residual = np.concatenate([r[1] for r in self._record]) if self.residual else None
+        finally:
+            self._record = None
+        exact_atom = (np.asarray(exact_std) ** 2).sum(1)
         usable = (raw_atom > 0) & (exact_atom > CALIBRATION_FLOOR**2)
         if not usable.any():
-            self.kappa_ = kept
             raise ValueError(f"no atom of the calibration structures has an exact force σ above {CALIBRATION_FLOOR} "
                              "eV/Å and a non-zero subset σ (a perfect crystal's σ is zero by symmetry); calibrate "
                              "on a moved structure")
-        self.kappa_ = float(np.median(exact_atom[usable] / raw_atom[usable]))
+        if not self.residual:
+            self.kappa_ = float(np.median(exact_atom[usable] / raw_atom[usable]))
+            return self
+        parts = np.stack([raw_atom[usable], residual[usable]], axis=1) / exact_atom[usable, None]
+        scales = np.maximum(parts.max(0), 1e-300)   # columns of comparable size for the solver
+        weights = nnls(parts / scales, np.ones(int(usable.sum())))[0] / scales
+        if weights[0] <= 0 and weights[1] <= 0:
+            weights[0] = np.median(exact_atom[usable] / raw_atom[usable])
+        self.kappa_, self.residual_weight_ = float(weights[0]), float(weights[1])
         return self

@@ -37,7 +37,15 @@ from ase.data import atomic_numbers, chemical_symbols
 
 from ..utils.description import check_description
 
-__all__ = ["BaselineSum", "CoreRepulsion", "PairBarrier"]
+__all__ = ["BaselineSum", "CoreRepulsion", "LennardJones", "PairBarrier"]
+
+#: eV per kcal/mol.
+_KCAL_PER_MOL = 0.0433641
+#: Lennard-Jones (ε eV, σ Å) of TIP3P's oxygen (Jorgensen et al., J. Chem. Phys. 79, 926 (1983)) and the
+#: Joung–Cheatham ions for TIP3P (J. Phys. Chem. B 112, 9020 (2008); σ = 2 R_min/2 / 2^(1/6)). With the TIP3P
+#: charges (O −0.834, H +0.417) and ±1 ions this is a complete, stable classical model of NaCl in water.
+TIP3P_JOUNG_CHEATHAM = {"O": (0.1521 * _KCAL_PER_MOL, 3.15061), "Na": (0.0874393 * _KCAL_PER_MOL, 2.439),
+                        "Cl": (0.0355910 * _KCAL_PER_MOL, 4.478)}
 
 
 def _pair_key(a, b) -> str:
@@ -175,7 +183,7 @@ class CoreRepulsion(_Described):
         k = float(self.stiffness)
 
         def pair_energy(keys, r):
-            depth = np.clip(np.array([table[key] for key in keys]) - r, 0.0, None)
+            depth = np.clip(_per_pair(keys, table, np.nan) - r, 0.0, None)
             return k * depth**3, -3.0 * k * depth**2
 
         return _pair_sum(atoms_list, max(table.values()), pair_energy, forces, virial, local_energy)
@@ -275,8 +283,8 @@ class PairBarrier(_Described):
         atoms_list = list(atoms_list)
 
         def pair_energy(keys, r):
-            lower = np.array([table.get(k, (0.0, 0.0))[0] for k in keys])
-            upper = np.array([table.get(k, (0.0, 0.0))[1] for k in keys])
+            lower = _per_pair(keys, {k: v[0] for k, v in table.items()}, 0.0)
+            upper = _per_pair(keys, {k: v[1] for k, v in table.items()}, 0.0)
             inside = (r > lower) & (r < upper)
             width2 = np.where(inside, (upper - lower) ** 2, 1.0)
             u = np.where(inside, 4.0 * (r - lower) * (upper - r) / width2, 0.0)
@@ -303,6 +311,112 @@ class PairBarrier(_Described):
         return f"PairBarrier({self.bands!r}, height={self.height!r})"
 
 
+class LennardJones(_Described):
+    r"""Lennard-Jones pairs, shifted so that energy and force vanish at a cutoff (a baseline for ``SparseGPR``).
+
+    .. math::
+
+        E = \sum_{i<j} \big[\phi(r_{ij}) - \phi(r_c) - (r_{ij} - r_c)\,\phi'(r_c)\big], \quad
+        \phi(r) = 4 \varepsilon_{ab} \big[(\sigma_{ab}/r)^{12} - (\sigma_{ab}/r)^6\big] \quad (r_{ij} < r_c),
+
+    LAMMPS' ``lj/sf``. Fixed point charges alone pull hydrogen-bonded waters together without bound (the H···O
+    Coulomb force at 1.4 Å is 2.5 eV/Å); a classical water model stops them with an O–O Lennard-Jones repulsion.
+    Put under a GAP with those charges, it makes the baseline a complete, stable force field (TIP3P with
+    Joung–Cheatham ions: :meth:`from_species` with :data:`TIP3P_JOUNG_CHEATHAM`), so that where the training data
+    end the model falls back to a liquid, not to a collapse. Unlike :class:`CoreRepulsion` it is not zero on the
+    data: the GAP learns the reference minus it.
+
+    Parameters
+    ----------
+    pairs : dict
+        ``{pair: (epsilon, sigma)}`` in eV and Å, pairs as ``"O-O"`` or ``("Na", "O")``; pairs not listed do not
+        interact.
+    cutoff : float, default=5.0
+        r_c in Å. Inside a GAP's cutoff the shift is learned away, so r_c need not exceed it.
+    """
+
+    def __init__(self, pairs, *, cutoff=5.0):
+        self.pairs = pairs
+        self.cutoff = cutoff
+
+    @classmethod
+    def from_species(cls, parameters, *, cutoff=5.0):
+        """Pairs of every two species in ``{species: (epsilon eV, sigma Å)}`` by Lorentz–Berthelot mixing
+        (ε_ab = √(ε_a ε_b), σ_ab = (σ_a + σ_b)/2), e.g. ``LennardJones.from_species(TIP3P_JOUNG_CHEATHAM)``."""
+        species = list(parameters)
+        pairs = {}
+        for i, a in enumerate(species):
+            for b in species[i:]:
+                (ea, sa), (eb, sb) = parameters[a], parameters[b]
+                pairs[_parse_pair((a, b))] = (float(np.sqrt(ea * eb)), 0.5 * (float(sa) + float(sb)))
+        return cls(pairs, cutoff=cutoff)
+
+    def _table(self) -> dict:
+        if not isinstance(self.pairs, dict) or not self.pairs:
+            raise TypeError(f"`pairs` must be a non-empty {{pair: (epsilon, sigma)}} dict; got {self.pairs!r}")
+        table = {}
+        for key, value in self.pairs.items():
+            pair = _parse_pair(key)
+            if pair in table:
+                raise ValueError(f"`pairs` gives the pair {pair!r} twice")
+            try:
+                epsilon, sigma = (float(v) for v in value)
+            except (TypeError, ValueError):
+                raise ValueError(f"`pairs` value of {pair!r} must be (epsilon eV, sigma Å); got {value!r}") from None
+            if not (np.isfinite(epsilon) and epsilon >= 0 and np.isfinite(sigma) and sigma > 0):
+                raise ValueError(f"`pairs` value of {pair!r} needs epsilon >= 0 and sigma > 0; got {value!r}")
+            table[pair] = (epsilon, sigma)
+        c = self.cutoff
+        if isinstance(c, bool) or not isinstance(c, numbers.Real) or not (np.isfinite(c) and c > 0):
+            raise ValueError(f"`cutoff` must be a number > 0 (Å); got {c!r}")
+        return table
+
+    def check(self, atoms_list):
+        self._table()
+
+    def evaluate(self, atoms_list, *, forces=True, virial=False, local_energy=False):
+        """As :meth:`CoreRepulsion.evaluate`."""
+        table = self._table()
+        cutoff = float(self.cutoff)
+
+        def pair_energy(keys, r):
+            epsilon = _per_pair(keys, {k: v[0] for k, v in table.items()}, 0.0)
+            sigma = _per_pair(keys, {k: v[1] for k, v in table.items()}, 1.0)
+
+            def phi(x):
+                s6 = (sigma / x) ** 6
+                return 4.0 * epsilon * (s6 * s6 - s6), 4.0 * epsilon * (6.0 * s6 - 12.0 * s6 * s6) / x
+
+            e, de = phi(r)
+            e_c, de_c = phi(np.full_like(r, cutoff))
+            inside = r < cutoff
+            return np.where(inside, e - e_c - (r - cutoff) * de_c, 0.0), np.where(inside, de - de_c, 0.0)
+
+        return _pair_sum(list(atoms_list), cutoff, pair_energy, forces, virial, local_energy)
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable description, read back by :meth:`from_dict`."""
+        return {"kind": "lennard_jones", "version": 1, "pairs": {k: list(v) for k, v in self._table().items()},
+                "cutoff": float(self.cutoff)}
+
+    @classmethod
+    def from_dict(cls, spec: dict) -> LennardJones:
+        check_description(spec, "lennard_jones", "Lennard-Jones")
+        lj = cls({k: tuple(v) for k, v in spec["pairs"].items()}, cutoff=spec["cutoff"])
+        lj._table()
+        return lj
+
+    def __repr__(self):
+        return f"LennardJones({self.pairs!r}, cutoff={self.cutoff!r})"
+
+
+def _per_pair(keys, values, default):
+    """``values[key]`` (``default`` when absent) for every entry of the pair-key array ``keys`` (one dict look-up per
+    distinct pair, not per pair: MD calls this on every step)."""
+    distinct, index = np.unique(keys, return_inverse=True)
+    return np.array([values.get(key, default) for key in distinct], dtype=float)[index]
+
+
 def _pair_sum(atoms_list, cutoff, pair_energy, forces, virial, local_energy):
     """Energies and derivatives of a pair potential ``pair_energy(pair_keys, r) -> (e, de/dr)`` (per pair)."""
     from ..structures.neighbours import neighbour_list
@@ -320,8 +434,11 @@ def _pair_sum(atoms_list, cutoff, pair_energy, forces, virial, local_energy):
     if cutoff <= 0:
         return out
     pairs = neighbour_list(packed, cutoff)
-    symbols = np.array(chemical_symbols)[packed.numbers]
-    keys = [_pair_key(a, b) for a, b in zip(symbols[pairs.center], symbols[pairs.neighbour])]
+    # one key per distinct species pair (sorted by atomic number), spread over the pairs
+    codes = np.minimum(packed.numbers[pairs.center], packed.numbers[pairs.neighbour]) * 256 + np.maximum(
+        packed.numbers[pairs.center], packed.numbers[pairs.neighbour])
+    distinct, index = np.unique(codes, return_inverse=True)
+    keys = np.array([_pair_key(chemical_symbols[c // 256], chemical_symbols[c % 256]) for c in distinct])[index]
     energy, d_energy = pair_energy(keys, pairs.distances)
     active = (energy != 0) | (d_energy != 0)
     if not active.any():

@@ -24,6 +24,10 @@ gives the same GAP, and it is continuous with its first and second
 derivatives at the onset (smooth forces for MD). With the default stiffness
 :math:`k = 1000` eV/Å³ an atom 0.1 Å inside the onset pays 1 eV.
 
+:class:`LennardJones` completes fixed charges into a classical force field (for
+water and ions: TIP3P with Joung–Cheatham ions, :data:`TIP3P_JOUNG_CHEATHAM`);
+unlike the core it acts on the data, and the GAP learns the reference minus it.
+
 :class:`BaselineSum` adds several fixed baselines (e.g. Coulomb + core), so a
 ``SparseGPR(baseline=...)`` and its ``.kpot`` file carry both.
 """

@@ -20,6 +20,29 @@ def _water_box(seed=0):
     return atoms
 
 
+def _assert_derivatives(baseline, box, atoms_axes, strains, abs_tol=1e-8):
+    """Forces = -dE/dx (central differences) at ``atoms_axes``; virial = -dE/dε (homogeneous strain of cell and
+    positions) at ``strains``."""
+    result = baseline.evaluate([box], virial=True)
+    h = 1e-5
+    for atom, axis in atoms_axes:
+        plus, minus = box.copy(), box.copy()
+        plus.positions[atom, axis] += h
+        minus.positions[atom, axis] -= h
+        numeric = -(baseline.evaluate([plus])["energy"][0] - baseline.evaluate([minus])["energy"][0]) / (2 * h)
+        assert result["forces"][atom, axis] == pytest.approx(numeric, rel=1e-6, abs=abs_tol)
+    for a, b in strains:
+        def strained(e, a=a, b=b):
+            strain = np.eye(3)
+            strain[a, b] += e
+            s = box.copy()
+            s.set_cell(box.cell @ strain, scale_atoms=True)
+            return baseline.evaluate([s])["energy"][0]
+        numeric = -(strained(h) - strained(-h)) / (2 * h)
+        sym = 0.5 * (result["virial"][0][a, b] + result["virial"][0][b, a])
+        assert sym == pytest.approx(numeric, rel=1e-5, abs=abs_tol)
+
+
 def test_onsets_are_the_closest_pairs_and_the_wall_vanishes_on_the_data():
     box = _water_box()
     core = CoreRepulsion.from_structures([box])
@@ -37,26 +60,8 @@ def test_forces_and_virial_are_derivatives_of_the_energy():
     result = core.evaluate([box], virial=True, local_energy=True)
     assert result["energy"][0] > 0
     assert result["local_energy"].sum() == pytest.approx(result["energy"][0])
-    h = 1e-5
-    for atom, axis in [(0, 0), (1, 2), (5, 1)]:
-        plus, minus = box.copy(), box.copy()
-        plus.positions[atom, axis] += h
-        minus.positions[atom, axis] -= h
-        numeric = -(core.evaluate([plus])["energy"][0] - core.evaluate([minus])["energy"][0]) / (2 * h)
-        assert result["forces"][atom, axis] == pytest.approx(numeric, rel=1e-6, abs=1e-8)
+    _assert_derivatives(core, box, [(0, 0), (1, 2), (5, 1)], [(0, 0), (1, 2)])
     assert np.abs(result["forces"].sum(axis=0)).max() < 1e-10
-    # virial = -dE/dε (homogeneous strain of cell and positions)
-    for a, b in [(0, 0), (1, 2)]:
-        def strained(e, a=a, b=b):
-            strain = np.eye(3)
-            strain[a, b] += e
-            s = box.copy()
-            s.set_cell(box.cell @ strain, scale_atoms=True)
-            return core.evaluate([s])["energy"][0]
-        numeric = -(strained(h) - strained(-h)) / (2 * h)
-        sym = 0.5 * (result["virial"][0][a, b] + result["virial"][0][b, a])
-        assert sym == pytest.approx(numeric, rel=1e-5, abs=1e-8)
-
 
 def test_wall_repels_below_the_onset_and_is_smooth_at_it():
     core = CoreRepulsion({"H-H": 1.0}, stiffness=1000.0)
@@ -202,25 +207,8 @@ def test_lennard_jones_is_shifted_force_lj_and_its_forces_and_virial_are_derivat
     field = LennardJones.from_species(TIP3P_JOUNG_CHEATHAM, cutoff=4.0)
     result = field.evaluate([box], virial=True, local_energy=True)
     assert result["energy"][0] != 0 and result["local_energy"].sum() == pytest.approx(result["energy"][0])
-    h = 1e-5
-    for atom in (0, 3, 12, 13):  # O, O, Na, Cl
-        for axis in range(3):
-            plus, minus = box.copy(), box.copy()
-            plus.positions[atom, axis] += h
-            minus.positions[atom, axis] -= h
-            numeric = -(field.evaluate([plus])["energy"][0] - field.evaluate([minus])["energy"][0]) / (2 * h)
-            assert result["forces"][atom, axis] == pytest.approx(numeric, rel=1e-6, abs=1e-9)
-    for a, b in [(0, 0), (0, 1), (2, 1)]:
-        def strained(e, a=a, b=b):
-            strain = np.eye(3)
-            strain[a, b] += e
-            s = box.copy()
-            s.set_cell(box.cell @ strain, scale_atoms=True)
-            return field.evaluate([s])["energy"][0]
-        numeric = -(strained(h) - strained(-h)) / (2 * h)
-        sym = 0.5 * (result["virial"][0][a, b] + result["virial"][0][b, a])
-        assert sym == pytest.approx(numeric, rel=1e-5, abs=1e-9)
-
+    _assert_derivatives(field, box, [(atom, axis) for atom in (0, 3, 12, 13) for axis in range(3)],  # O, O, Na, Cl
+                        [(0, 0), (0, 1), (2, 1)], abs_tol=1e-9)
 
 def test_lennard_jones_mixes_by_lorentz_berthelot_and_refuses_bad_pairs():
     from kernelpot.potential.core_repulsion import TIP3P_JOUNG_CHEATHAM, LennardJones

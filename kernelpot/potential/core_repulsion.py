@@ -86,6 +86,54 @@ class _Described:
         return type(other) is type(self) and self.to_dict() == other.to_dict()
 
 
+def _check_positive(value, name, unit):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (np.isfinite(value) and value > 0):
+        raise ValueError(f"`{name}` must be a number > 0 ({unit}); got {value!r}")
+
+
+def _pair_tuples(table, name, describe, valid, fails, *, empty=True):
+    """``{pair key: (x, y)}`` of floats from a user's table; ``valid(x, y)`` false: a ValueError saying ``fails``."""
+    if not isinstance(table, dict) or (not empty and not table):
+        raise TypeError(f"`{name}` must be a {'' if empty else 'non-empty '}{{pair: {describe}}} dict; got {table!r}")
+    out = {}
+    for key, value in table.items():
+        pair = _parse_pair(key)
+        if pair in out:
+            raise ValueError(f"`{name}` gives the pair {pair!r} twice")
+        try:
+            x, y = (float(v) for v in value)
+        except (TypeError, ValueError):
+            raise ValueError(f"`{name}` value of {pair!r} must be {describe}; got {value!r}") from None
+        if not (np.isfinite(x) and np.isfinite(y) and valid(x, y)):
+            raise ValueError(f"`{name}` value of {pair!r} {fails}; got {value!r}")
+        out[pair] = (x, y)
+    return out
+
+
+class _PairTable(_Described):
+    """Files and repr of a baseline holding ``{pair: tuple}`` (attribute ``_TABLE``) and one number (``_SCALAR``)."""
+
+    _KIND = _LABEL = _TABLE = _SCALAR = ""
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable description, read back by :meth:`from_dict`."""
+        return {"kind": self._KIND, "version": 1, self._TABLE: {k: list(v) for k, v in self._table().items()},
+                self._SCALAR: float(getattr(self, self._SCALAR))}
+
+    @classmethod
+    def from_dict(cls, spec: dict):
+        check_description(spec, cls._KIND, cls._LABEL)
+        built = cls({k: tuple(v) for k, v in spec[cls._TABLE].items()}, **{cls._SCALAR: spec[cls._SCALAR]})
+        built._table()
+        return built
+
+    def check(self, atoms_list):
+        self._table()
+
+    def __repr__(self):
+        return f"{type(self).__name__}({getattr(self, self._TABLE)!r}, {self._SCALAR}={getattr(self, self._SCALAR)!r})"
+
+
 class CoreRepulsion(_Described):
     """Cubic repulsive wall below a per-species-pair onset distance (a baseline for ``SparseGPR``).
 
@@ -154,9 +202,7 @@ class CoreRepulsion(_Described):
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (np.isfinite(value) and value > 0):
                 raise ValueError(f"`onsets` value of {pair!r} must be a number > 0 (Å); got {value!r}")
             table[pair] = float(value)
-        k = self.stiffness
-        if isinstance(k, bool) or not isinstance(k, numbers.Real) or not (np.isfinite(k) and k > 0):
-            raise ValueError(f"`stiffness` must be a number > 0 (eV/Å³); got {k!r}")
+        _check_positive(self.stiffness, "stiffness", "eV/Å³")
         return table
 
     def check(self, atoms_list):
@@ -208,7 +254,7 @@ class CoreRepulsion(_Described):
         return f"CoreRepulsion({self.onsets!r}, stiffness={self.stiffness!r})"
 
 
-class PairBarrier(_Described):
+class PairBarrier(_PairTable):
     r"""Smooth energy barriers over pair-distance bands the reference data never visited (a baseline).
 
     .. math::
@@ -230,6 +276,8 @@ class PairBarrier(_Described):
         h in eV. The band is narrow, so the barrier is stiff: keep it low enough for the MD time step (on water,
         0.5 fs: 2 eV heated an NVE run by 0.48 eV per 100 fs, 0.5 eV by 0.012).
     """
+
+    _KIND, _LABEL, _TABLE, _SCALAR = "pair_barrier", "pair-barrier", "bands", "height"
 
     def __init__(self, bands, *, height=0.5):
         self.bands = bands
@@ -261,25 +309,9 @@ class PairBarrier(_Described):
         return cls(bands, height=height)
 
     def _table(self) -> dict:
-        if not isinstance(self.bands, dict):
-            raise TypeError(f"`bands` must be a {{pair: (a, b)}} dict; got {self.bands!r}")
-        table = {}
-        for key, band in self.bands.items():
-            pair = _parse_pair(key)
-            try:
-                a, b = (float(v) for v in band)
-            except (TypeError, ValueError):
-                raise ValueError(f"`bands` value of {pair!r} must be (a, b) in Å; got {band!r}") from None
-            if not (np.isfinite(a) and np.isfinite(b) and 0 <= a < b):
-                raise ValueError(f"`bands` value of {pair!r} must satisfy 0 <= a < b; got {band!r}")
-            table[pair] = (a, b)
-        h = self.height
-        if isinstance(h, bool) or not isinstance(h, numbers.Real) or not (np.isfinite(h) and h > 0):
-            raise ValueError(f"`height` must be a number > 0 (eV); got {h!r}")
+        table = _pair_tuples(self.bands, "bands", "(a, b) in Å", lambda a, b: 0 <= a < b, "must satisfy 0 <= a < b")
+        _check_positive(self.height, "height", "eV")
         return table
-
-    def check(self, atoms_list):
-        self._table()
 
     def evaluate(self, atoms_list, *, forces=True, virial=False, local_energy=False):
         """As :meth:`CoreRepulsion.evaluate`."""
@@ -299,23 +331,8 @@ class PairBarrier(_Described):
         cutoff = max((b for _, b in table.values()), default=0.0)
         return _pair_sum(atoms_list, cutoff, pair_energy, forces, virial, local_energy)
 
-    def to_dict(self) -> dict:
-        """JSON-serialisable description, read back by :meth:`from_dict`."""
-        return {"kind": "pair_barrier", "version": 1, "bands": {k: list(v) for k, v in self._table().items()},
-                "height": float(self.height)}
 
-    @classmethod
-    def from_dict(cls, spec: dict) -> PairBarrier:
-        check_description(spec, "pair_barrier", "pair-barrier")
-        barrier = cls({k: tuple(v) for k, v in spec["bands"].items()}, height=spec["height"])
-        barrier._table()
-        return barrier
-
-    def __repr__(self):
-        return f"PairBarrier({self.bands!r}, height={self.height!r})"
-
-
-class LennardJones(_Described):
+class LennardJones(_PairTable):
     r"""Lennard-Jones pairs, shifted so that energy and force vanish at a cutoff (a baseline for ``SparseGPR``).
 
     .. math::
@@ -339,6 +356,8 @@ class LennardJones(_Described):
         r_c in Å. Inside a GAP's cutoff the shift is learned away, so r_c need not exceed it.
     """
 
+    _KIND, _LABEL, _TABLE, _SCALAR = "lennard_jones", "Lennard-Jones", "pairs", "cutoff"
+
     def __init__(self, pairs, *, cutoff=5.0):
         self.pairs = pairs
         self.cutoff = cutoff
@@ -356,27 +375,10 @@ class LennardJones(_Described):
         return cls(pairs, cutoff=cutoff)
 
     def _table(self) -> dict:
-        if not isinstance(self.pairs, dict) or not self.pairs:
-            raise TypeError(f"`pairs` must be a non-empty {{pair: (epsilon, sigma)}} dict; got {self.pairs!r}")
-        table = {}
-        for key, value in self.pairs.items():
-            pair = _parse_pair(key)
-            if pair in table:
-                raise ValueError(f"`pairs` gives the pair {pair!r} twice")
-            try:
-                epsilon, sigma = (float(v) for v in value)
-            except (TypeError, ValueError):
-                raise ValueError(f"`pairs` value of {pair!r} must be (epsilon eV, sigma Å); got {value!r}") from None
-            if not (np.isfinite(epsilon) and epsilon >= 0 and np.isfinite(sigma) and sigma > 0):
-                raise ValueError(f"`pairs` value of {pair!r} needs epsilon >= 0 and sigma > 0; got {value!r}")
-            table[pair] = (epsilon, sigma)
-        c = self.cutoff
-        if isinstance(c, bool) or not isinstance(c, numbers.Real) or not (np.isfinite(c) and c > 0):
-            raise ValueError(f"`cutoff` must be a number > 0 (Å); got {c!r}")
+        table = _pair_tuples(self.pairs, "pairs", "(epsilon eV, sigma Å)", lambda e, s: e >= 0 and s > 0,
+                             "needs epsilon >= 0 and sigma > 0", empty=False)
+        _check_positive(self.cutoff, "cutoff", "Å")
         return table
-
-    def check(self, atoms_list):
-        self._table()
 
     def evaluate(self, atoms_list, *, forces=True, virial=False, local_energy=False):
         """As :meth:`CoreRepulsion.evaluate`."""
@@ -397,21 +399,6 @@ class LennardJones(_Described):
             return np.where(inside, e - e_c - (r - cutoff) * de_c, 0.0), np.where(inside, de - de_c, 0.0)
 
         return _pair_sum(list(atoms_list), cutoff, pair_energy, forces, virial, local_energy)
-
-    def to_dict(self) -> dict:
-        """JSON-serialisable description, read back by :meth:`from_dict`."""
-        return {"kind": "lennard_jones", "version": 1, "pairs": {k: list(v) for k, v in self._table().items()},
-                "cutoff": float(self.cutoff)}
-
-    @classmethod
-    def from_dict(cls, spec: dict) -> LennardJones:
-        check_description(spec, "lennard_jones", "Lennard-Jones")
-        lj = cls({k: tuple(v) for k, v in spec["pairs"].items()}, cutoff=spec["cutoff"])
-        lj._table()
-        return lj
-
-    def __repr__(self):
-        return f"LennardJones({self.pairs!r}, cutoff={self.cutoff!r})"
 
 
 def _per_pair(keys, values, default):

@@ -315,6 +315,23 @@ pairs < 2.55 Å per frame 3.4, 4.9, 6.0, 9.6 over the first four quarter-ps; aga
 GAP fitted over the wall keeps an attractive hydrogen environment where no frame has H···O below 1.37 Å. What
 would close it is revPBE0-D3 labels of such compressed hydrogen bonds (active learning with the DFT oracle).
 
+*Session 5, ``--md-recipe s5``* (logs in /work/notes/electrolyte/s5/): the baseline itself was the suspect. The
+point charges carry no intramolecular exclusions, so on held-out frames the forces left for the GAP (DFT −
+baseline) have RMS 3.0 (O) and 2.2 eV/Å (H), three times the bare DFT forces (1.05, 0.74): mostly each water's own
+O pulling its H at 1 Å, which the GAP must cancel to a few per cent. ``s5`` puts the same GAP and frames over
+Gaussian charges (σ 0.7 Å: RMS left 1.0, 0.72) + TIP3P/Joung–Cheatham Lennard-Jones
+(:class:`~kernelpot.potential.core_repulsion.LennardJones`, repelling compressed O–O as a classical water model
+does) + core and barrier, no wall (``baseline_probe.log``). The fit is as accurate (validation 110.3 and 111.4
+meV/Å; fit 1,598 s CPU) and the collapse is slower still but not gone: O–O pairs < 2.55 Å per frame 3.2 (0–1 ps),
+3.1, 4.3 (2–4), 3.3 (4–6), 6.1 (6–8), 11.7 (8–10 ps) in the 10 ps Bussi run (s4: 26–32 at 9–11 ps). Why
+(``model_hb_probe.log``, ``md_hb_decompose.log``): on held-out frames both the s4 and the s5 model
+push a hydrogen-bonded H away from its acceptor by 0.65 eV/Å at H···O 1.50–1.55 Å where revPBE0-D3 pushes by
+1.07 (0.55 against 0.75 at 1.55–1.60 Å); on the s5 MD's own frames at H···O 1.40–1.55 Å the GAP part pulls the H
+in (+0.07 to +0.29 eV/Å) against a baseline push of only 0.07–0.12. The GP extrapolates an attraction where the
+data thin out, whatever baseline it sits on. Untried: training on the 65 further frames (neither training nor
+validation) with H···O < 1.5 Å (``--short-hb 1.5`` of the s4 script, ~1.8× the fit), and a baseline repulsion on
+the intermolecular H···O distance (needs the molecule topology).
+
 Do the NaCl files hold raw DFT labels? Yes
 -------------------------------------------
 The authors add a fixed-charge Coulomb term (CP2K FIST, SPME, the charges above, no exclusions given) to their

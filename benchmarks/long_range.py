@@ -315,6 +315,23 @@ pairs < 2.55 Å per frame 3.4, 4.9, 6.0, 9.6 over the first four quarter-ps; aga
 GAP fitted over the wall keeps an attractive hydrogen environment where no frame has H···O below 1.37 Å. What
 would close it is revPBE0-D3 labels of such compressed hydrogen bonds (active learning with the DFT oracle).
 
+*Session 5, ``--md-recipe s5``* (logs in /work/notes/electrolyte/s5/): the baseline itself was the suspect. The
+point charges carry no intramolecular exclusions, so on held-out frames the forces left for the GAP (DFT −
+baseline) have RMS 3.0 (O) and 2.2 eV/Å (H), three times the bare DFT forces (1.05, 0.74): mostly each water's own
+O pulling its H at 1 Å, which the GAP must cancel to a few per cent. ``s5`` puts the same GAP and frames over
+Gaussian charges (σ 0.7 Å: RMS left 1.0, 0.72) + TIP3P/Joung–Cheatham Lennard-Jones
+(:class:`~kernelpot.potential.core_repulsion.LennardJones`, repelling compressed O–O as a classical water model
+does) + core and barrier, no wall (``baseline_probe.log``). The fit is as accurate (validation 110.3 and 111.4
+meV/Å; fit 1,598 s CPU) and the collapse is slower still but not gone: O–O pairs < 2.55 Å per frame 3.2 (0–1 ps),
+3.1, 4.3 (2–4), 3.3 (4–6), 6.1 (6–8), 11.7 (8–10 ps) in the 10 ps Bussi run (s4: 26–32 at 9–11 ps). Why
+(``model_hb_probe.log``, ``md_hb_decompose.log``): on held-out frames both the s4 and the s5 model
+push a hydrogen-bonded H away from its acceptor by 0.65 eV/Å at H···O 1.50–1.55 Å where revPBE0-D3 pushes by
+1.07 (0.55 against 0.75 at 1.55–1.60 Å); on the s5 MD's own frames at H···O 1.40–1.55 Å the GAP part pulls the H
+in (+0.07 to +0.29 eV/Å) against a baseline push of only 0.07–0.12. The GP extrapolates an attraction where the
+data thin out, whatever baseline it sits on. Untried: training on the 65 further frames (neither training nor
+validation) with H···O < 1.5 Å (``--short-hb 1.5`` of the s4 script, ~1.8× the fit), and a baseline repulsion on
+the intermolecular H···O distance (needs the molecule topology).
+
 Do the NaCl files hold raw DFT labels? Yes
 -------------------------------------------
 The authors add a fixed-charge Coulomb term (CP2K FIST, SPME, the charges above, no exclusions given) to their
@@ -1338,6 +1355,14 @@ NACL_MD_RECIPES = {
                                   n_sparse={"O": 1000, "H": 1000, "Na": ALL_ENVIRONMENTS, "Cl": ALL_ENVIRONMENTS}),
            "train": {"gen1_every": 20, "gen3": slice(1, None, 4)}, "soft_walls": {"O-O": (2.95, 1.85)}},
 }
+#: ``s5`` (session 5): the s4 GAP and frames over a different baseline: Gaussian charges (σ 0.7 Å for every species)
+#: + TIP3P/Joung–Cheatham Lennard-Jones (:data:`kernelpot.potential.core_repulsion.TIP3P_JOUNG_CHEATHAM`) + the
+#: core and O–H barrier, no O–O wall. Point charges without exclusions made the GAP learn DFT − baseline forces of
+#: RMS 3.0 (O) and 2.2 eV/Å (H) on held-out frames (the bare DFT forces: 1.05 and 0.74), mostly the 1/r² pull of
+#: each water's own O on its H, which the GAP has to cancel exactly; Gaussian charges leave 1.03 and 0.72, and with
+#: the LJ the baseline is a complete force field that repels compressed hydrogen bonds where the data end.
+NACL_MD_RECIPES["s5"] = {**NACL_MD_RECIPES["s4"], "soft_walls": None, "widths": {s: 0.7 for s in NACL_CHARGES},
+                         "lennard_jones": "TIP3P_JOUNG_CHEATHAM"}
 
 
 def _nacl_frames(names, index):
@@ -1375,16 +1400,18 @@ def nacl_md_data(train_frames=NACL_MD_TRAIN):
 
 
 def fit_nacl_md_model(train, gap=NACL_MD_GAP, sigma=NACL_SIGMA, max_memory=None, verbose=False, reference=None,
-                      soft_walls=None):
+                      soft_walls=None, widths=None, lennard_jones=None):
     """The MD model: the authors' fixed charges + a repulsive core 0.1 Å below the closest pairs of ``reference``
     + a 0.5 eV barrier over the O–H distances between bond and hydrogen bond that ``reference`` never visits
     (default: the training frames; the MD model uses :func:`nacl_reference_structures`, every frame of the data:
     held-out frames come closer than the training ones) under a GAP fitted to the residual
-    (:func:`kernelpot.potential.recipe.stable_baseline`; ``soft_walls`` passed on to it)."""
+    (:func:`kernelpot.potential.recipe.stable_baseline`; ``soft_walls``, Gaussian charge ``widths`` and
+    ``lennard_jones`` passed on to it)."""
     from kernelpot.potential.recipe import stable_baseline
 
     reference = train.atoms if reference is None else list(reference) + list(train.atoms)
-    baseline = stable_baseline(reference, NACL_CHARGES, barrier_pairs=("H-O",), soft_walls=soft_walls)
+    baseline = stable_baseline(reference, NACL_CHARGES, barrier_pairs=("H-O",), soft_walls=soft_walls, widths=widths,
+                               lennard_jones=lennard_jones)
     model = _nacl_model(gap, sigma, baseline, max_memory, verbose)
     return model.fit(train.atoms, energies=list(train.energies), forces=list(train.forces))
 
@@ -1427,6 +1454,14 @@ def nacl_md_stability(model, atoms, trajectory, steps=4000, *, timestep=0.5, tem
             "cpu_seconds_per_step": cpu / max(1, md.step_ - done)}
 
 
+def _lennard_jones(recipe):
+    """A recipe's Lennard-Jones species table (recipes name it, so that the metadata stay short)."""
+    from kernelpot.potential import core_repulsion
+
+    name = recipe.get("lennard_jones")
+    return None if name is None else getattr(core_repulsion, name)
+
+
 def _nacl_md_main(args):
     """``--md-model PATH``: fit the MD model, its validation errors, save it, and (``--md-steps``) the MD check."""
     from kernelpot.potential.serialization import load_model, save_model
@@ -1441,11 +1476,13 @@ def _nacl_md_main(args):
     else:
         start, cpu = time.perf_counter(), time.process_time()
         model = fit_nacl_md_model(train, recipe["gap"], max_memory=args.max_memory, verbose=args.verbose,
-                                  reference=nacl_reference_structures(), soft_walls=recipe["soft_walls"])
+                                  reference=nacl_reference_structures(), soft_walls=recipe["soft_walls"],
+                                  widths=recipe.get("widths"), lennard_jones=_lennard_jones(recipe))
         fit_seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         print(f"MD model: fitted in {fit_seconds:.0f} s ({cpu:.0f} s CPU, load average {load_average():.1f})")
         save_model(model, path, metadata={"gap": recipe["gap"], "fit_seconds": fit_seconds, "fit_cpu_seconds": cpu,
                                           "recipe": args.md_recipe, "soft_walls": recipe["soft_walls"],
+                                          "widths": recipe.get("widths"), "lennard_jones": recipe.get("lennard_jones"),
                                           "training": f"{len(train.atoms)} frames: {recipe['train']}"})
     table = _nacl_table(f"NaCl MD model: train {len(train.atoms)} frames ({train.n_atoms} atoms, gen1a–e + gen3); "
                         "validation on held-out frames")

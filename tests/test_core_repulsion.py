@@ -20,6 +20,29 @@ def _water_box(seed=0):
     return atoms
 
 
+def _assert_derivatives(baseline, box, atoms_axes, strains, abs_tol=1e-8):
+    """Forces = -dE/dx (central differences) at ``atoms_axes``; virial = -dE/dε (homogeneous strain of cell and
+    positions) at ``strains``."""
+    result = baseline.evaluate([box], virial=True)
+    h = 1e-5
+    for atom, axis in atoms_axes:
+        plus, minus = box.copy(), box.copy()
+        plus.positions[atom, axis] += h
+        minus.positions[atom, axis] -= h
+        numeric = -(baseline.evaluate([plus])["energy"][0] - baseline.evaluate([minus])["energy"][0]) / (2 * h)
+        assert result["forces"][atom, axis] == pytest.approx(numeric, rel=1e-6, abs=abs_tol)
+    for a, b in strains:
+        def strained(e, a=a, b=b):
+            strain = np.eye(3)
+            strain[a, b] += e
+            s = box.copy()
+            s.set_cell(box.cell @ strain, scale_atoms=True)
+            return baseline.evaluate([s])["energy"][0]
+        numeric = -(strained(h) - strained(-h)) / (2 * h)
+        sym = 0.5 * (result["virial"][0][a, b] + result["virial"][0][b, a])
+        assert sym == pytest.approx(numeric, rel=1e-5, abs=abs_tol)
+
+
 def test_onsets_are_the_closest_pairs_and_the_wall_vanishes_on_the_data():
     box = _water_box()
     core = CoreRepulsion.from_structures([box])
@@ -37,26 +60,8 @@ def test_forces_and_virial_are_derivatives_of_the_energy():
     result = core.evaluate([box], virial=True, local_energy=True)
     assert result["energy"][0] > 0
     assert result["local_energy"].sum() == pytest.approx(result["energy"][0])
-    h = 1e-5
-    for atom, axis in [(0, 0), (1, 2), (5, 1)]:
-        plus, minus = box.copy(), box.copy()
-        plus.positions[atom, axis] += h
-        minus.positions[atom, axis] -= h
-        numeric = -(core.evaluate([plus])["energy"][0] - core.evaluate([minus])["energy"][0]) / (2 * h)
-        assert result["forces"][atom, axis] == pytest.approx(numeric, rel=1e-6, abs=1e-8)
+    _assert_derivatives(core, box, [(0, 0), (1, 2), (5, 1)], [(0, 0), (1, 2)])
     assert np.abs(result["forces"].sum(axis=0)).max() < 1e-10
-    # virial = -dE/dε (homogeneous strain of cell and positions)
-    for a, b in [(0, 0), (1, 2)]:
-        def strained(e, a=a, b=b):
-            strain = np.eye(3)
-            strain[a, b] += e
-            s = box.copy()
-            s.set_cell(box.cell @ strain, scale_atoms=True)
-            return core.evaluate([s])["energy"][0]
-        numeric = -(strained(h) - strained(-h)) / (2 * h)
-        sym = 0.5 * (result["virial"][0][a, b] + result["virial"][0][b, a])
-        assert sym == pytest.approx(numeric, rel=1e-5, abs=1e-8)
-
 
 def test_wall_repels_below_the_onset_and_is_smooth_at_it():
     core = CoreRepulsion({"H-H": 1.0}, stiffness=1000.0)
@@ -167,3 +172,82 @@ def test_stable_baseline_soft_wall_acts_on_its_pair_only_and_survives_a_file():
     assert CoreRepulsion.from_dict(wall.to_dict()) == wall
     with pytest.raises(ValueError, match="species pairs"):
         stable_baseline([box], soft_walls={"O+O": (2.9, 1.0)})
+
+
+def _ions_in_water(seed=3):
+    box = _water_box(seed)
+    box += Atoms("NaCl", positions=[[1.5, 1.6, 1.7], [4.4, 4.9, 5.3]])
+    return box
+
+
+def test_lennard_jones_is_shifted_force_lj_and_its_forces_and_virial_are_derivatives():
+    from kernelpot.potential.core_repulsion import LennardJones
+
+    epsilon, sigma, cutoff = 0.0066, 3.15, 5.0
+    lj = LennardJones({"O-O": (epsilon, sigma)}, cutoff=cutoff)
+
+    def phi(r):
+        return 4 * epsilon * ((sigma / r) ** 12 - (sigma / r) ** 6)
+
+    def dphi(r):
+        return 4 * epsilon * (6 * sigma**6 / r**7 - 12 * sigma**12 / r**13)
+
+    for r in (2.4, 2.8, 3.5, 4.9):
+        dimer = Atoms("O2", positions=[[0, 0, 0], [r, 0, 0]])
+        expected = phi(r) - phi(cutoff) - (r - cutoff) * dphi(cutoff)
+        assert lj.evaluate([dimer])["energy"][0] == pytest.approx(expected, rel=1e-12)
+    # energy and force go to zero continuously at the cutoff (smooth MD), and H (no entry) does not interact
+    near = lj.evaluate([Atoms("O2", positions=[[0, 0, 0], [cutoff - 1e-4, 0, 0]])])
+    assert abs(near["energy"][0]) < 1e-9 and np.abs(near["forces"]).max() < 1e-5
+    assert not lj.evaluate([Atoms("OH", positions=[[0, 0, 0], [1.0, 0, 0]])])["energy"].any()
+
+    box = _ions_in_water()
+    from kernelpot.potential.core_repulsion import TIP3P_JOUNG_CHEATHAM
+
+    field = LennardJones.from_species(TIP3P_JOUNG_CHEATHAM, cutoff=4.0)
+    result = field.evaluate([box], virial=True, local_energy=True)
+    assert result["energy"][0] != 0 and result["local_energy"].sum() == pytest.approx(result["energy"][0])
+    _assert_derivatives(field, box, [(atom, axis) for atom in (0, 3, 12, 13) for axis in range(3)],  # O, O, Na, Cl
+                        [(0, 0), (0, 1), (2, 1)], abs_tol=1e-9)
+
+def test_lennard_jones_mixes_by_lorentz_berthelot_and_refuses_bad_pairs():
+    from kernelpot.potential.core_repulsion import TIP3P_JOUNG_CHEATHAM, LennardJones
+
+    lj = LennardJones.from_species({"O": (0.0066, 3.15), "Na": (0.0038, 2.44)})
+    assert set(lj.pairs) == {"O-O", "O-Na", "Na-Na"}
+    assert lj.pairs["O-Na"] == pytest.approx((np.sqrt(0.0066 * 0.0038), 2.795))
+    assert LennardJones.from_species(TIP3P_JOUNG_CHEATHAM).pairs["O-O"] == pytest.approx((0.1521 * 0.0433641, 3.15061))
+    for pairs, cutoff, match in [({"O-O": (0.01, -1.0)}, 5.0, "sigma > 0"), ({"O-O": (-0.01, 3.0)}, 5.0, "epsilon"),
+                                 ({"O-O": 3.0}, 5.0, "epsilon eV, sigma"), ({"O-O": (0.01, 3.0)}, 0.0, "cutoff"),
+                                 ({"O-O": (0.01, 3.0), ("O", "O"): (0.01, 3.0)}, 5.0, "twice"),
+                                 ({"O-Xx": (0.01, 3.0)}, 5.0, "species pairs")]:
+        with pytest.raises((TypeError, ValueError), match=match):
+            LennardJones(pairs, cutoff=cutoff).to_dict()
+    with pytest.raises(ValueError, match="version 2 is not supported"):
+        LennardJones.from_dict({**lj.to_dict(), "version": 2})
+
+
+def test_stable_baseline_with_gaussian_charges_and_lennard_jones_survives_a_model_file(tmp_path):
+    from kernelpot.models.gap import SparseGPR
+    from kernelpot.potential.core_repulsion import TIP3P_JOUNG_CHEATHAM, LennardJones
+    from kernelpot.potential.recipe import stable_baseline, terms_from_gap_string
+    from kernelpot.potential.serialization import load_model, save_model
+
+    boxes = [_ions_in_water(s) for s in range(3)]
+    charges = {"O": -0.834, "H": 0.417, "Na": 1.0, "Cl": -1.0}
+    baseline = stable_baseline(boxes, charges, widths={s: 0.7 for s in charges}, barrier_pairs=("H-O",),
+                               lennard_jones=TIP3P_JOUNG_CHEATHAM)
+    lj = baseline.parts[-1]
+    assert isinstance(lj, LennardJones) and lj == LennardJones.from_species(TIP3P_JOUNG_CHEATHAM)
+    gap = ("distance_2b cutoff=3.0 covariance_type=ard_se delta=1.0 theta_uniform=1.0 n_sparse=5 "
+           "sparse_method=uniform")
+    energies = [float(-14.0 * len(b) / 3) for b in boxes]
+    model = SparseGPR(terms_from_gap_string(gap, [1, 8, 11, 17]), baseline=baseline, e0=0.0).fit(
+        boxes, energies=energies)
+    save_model(model, tmp_path / "m.kpot")
+    loaded = load_model(tmp_path / "m.kpot")
+    assert loaded.baseline == baseline
+    expected = model.predict(boxes, properties=("energy", "forces"))
+    got = loaded.predict(boxes, properties=("energy", "forces"))
+    np.testing.assert_allclose(got["forces"], expected["forces"], atol=1e-10)
+    np.testing.assert_allclose(got["energy"], expected["energy"], atol=1e-10)

@@ -13,6 +13,7 @@ _EXPORTS = {
     "CoreRepulsion": "core_repulsion",
     "BaselineSum": "core_repulsion",
     "PairBarrier": "core_repulsion",
+    "LennardJones": "core_repulsion",
     "load_model": "serialization",
     "save_model": "serialization",
     "ModelFileError": "model_file",

@@ -24,6 +24,10 @@ gives the same GAP, and it is continuous with its first and second
 derivatives at the onset (smooth forces for MD). With the default stiffness
 :math:`k = 1000` eV/Å³ an atom 0.1 Å inside the onset pays 1 eV.
 
+:class:`LennardJones` completes fixed charges into a classical force field (for
+water and ions: TIP3P with Joung–Cheatham ions, :data:`TIP3P_JOUNG_CHEATHAM`);
+unlike the core it acts on the data, and the GAP learns the reference minus it.
+
 :class:`BaselineSum` adds several fixed baselines (e.g. Coulomb + core), so a
 ``SparseGPR(baseline=...)`` and its ``.kpot`` file carry both.
 """
@@ -37,7 +41,15 @@ from ase.data import atomic_numbers, chemical_symbols
 
 from ..utils.description import check_description
 
-__all__ = ["BaselineSum", "CoreRepulsion", "PairBarrier"]
+__all__ = ["BaselineSum", "CoreRepulsion", "LennardJones", "PairBarrier"]
+
+#: eV per kcal/mol.
+_KCAL_PER_MOL = 0.0433641
+#: Lennard-Jones (ε eV, σ Å) of TIP3P's oxygen (Jorgensen et al., J. Chem. Phys. 79, 926 (1983)) and the
+#: Joung–Cheatham ions for TIP3P (J. Phys. Chem. B 112, 9020 (2008); σ = 2 R_min/2 / 2^(1/6)). With the TIP3P
+#: charges (O −0.834, H +0.417) and ±1 ions this is a complete, stable classical model of NaCl in water.
+TIP3P_JOUNG_CHEATHAM = {"O": (0.1521 * _KCAL_PER_MOL, 3.15061), "Na": (0.0874393 * _KCAL_PER_MOL, 2.439),
+                        "Cl": (0.0355910 * _KCAL_PER_MOL, 4.478)}
 
 
 def _pair_key(a, b) -> str:
@@ -72,6 +84,54 @@ class _Described:
 
     def __eq__(self, other):
         return type(other) is type(self) and self.to_dict() == other.to_dict()
+
+
+def _check_positive(value, name, unit):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (np.isfinite(value) and value > 0):
+        raise ValueError(f"`{name}` must be a number > 0 ({unit}); got {value!r}")
+
+
+def _pair_tuples(table, name, describe, valid, fails, *, empty=True):
+    """``{pair key: (x, y)}`` of floats from a user's table; ``valid(x, y)`` false: a ValueError saying ``fails``."""
+    if not isinstance(table, dict) or (not empty and not table):
+        raise TypeError(f"`{name}` must be a {'' if empty else 'non-empty '}{{pair: {describe}}} dict; got {table!r}")
+    out = {}
+    for key, value in table.items():
+        pair = _parse_pair(key)
+        if pair in out:
+            raise ValueError(f"`{name}` gives the pair {pair!r} twice")
+        try:
+            x, y = (float(v) for v in value)
+        except (TypeError, ValueError):
+            raise ValueError(f"`{name}` value of {pair!r} must be {describe}; got {value!r}") from None
+        if not (np.isfinite(x) and np.isfinite(y) and valid(x, y)):
+            raise ValueError(f"`{name}` value of {pair!r} {fails}; got {value!r}")
+        out[pair] = (x, y)
+    return out
+
+
+class _PairTable(_Described):
+    """Files and repr of a baseline holding ``{pair: tuple}`` (attribute ``_TABLE``) and one number (``_SCALAR``)."""
+
+    _KIND = _LABEL = _TABLE = _SCALAR = ""
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable description, read back by :meth:`from_dict`."""
+        return {"kind": self._KIND, "version": 1, self._TABLE: {k: list(v) for k, v in self._table().items()},
+                self._SCALAR: float(getattr(self, self._SCALAR))}
+
+    @classmethod
+    def from_dict(cls, spec: dict):
+        check_description(spec, cls._KIND, cls._LABEL)
+        built = cls({k: tuple(v) for k, v in spec[cls._TABLE].items()}, **{cls._SCALAR: spec[cls._SCALAR]})
+        built._table()
+        return built
+
+    def check(self, atoms_list):
+        self._table()
+
+    def __repr__(self):
+        return f"{type(self).__name__}({getattr(self, self._TABLE)!r}, {self._SCALAR}={getattr(self, self._SCALAR)!r})"
 
 
 class CoreRepulsion(_Described):
@@ -142,9 +202,7 @@ class CoreRepulsion(_Described):
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (np.isfinite(value) and value > 0):
                 raise ValueError(f"`onsets` value of {pair!r} must be a number > 0 (Å); got {value!r}")
             table[pair] = float(value)
-        k = self.stiffness
-        if isinstance(k, bool) or not isinstance(k, numbers.Real) or not (np.isfinite(k) and k > 0):
-            raise ValueError(f"`stiffness` must be a number > 0 (eV/Å³); got {k!r}")
+        _check_positive(self.stiffness, "stiffness", "eV/Å³")
         return table
 
     def check(self, atoms_list):
@@ -175,7 +233,7 @@ class CoreRepulsion(_Described):
         k = float(self.stiffness)
 
         def pair_energy(keys, r):
-            depth = np.clip(np.array([table[key] for key in keys]) - r, 0.0, None)
+            depth = np.clip(_per_pair(keys, table, np.nan) - r, 0.0, None)
             return k * depth**3, -3.0 * k * depth**2
 
         return _pair_sum(atoms_list, max(table.values()), pair_energy, forces, virial, local_energy)
@@ -196,7 +254,7 @@ class CoreRepulsion(_Described):
         return f"CoreRepulsion({self.onsets!r}, stiffness={self.stiffness!r})"
 
 
-class PairBarrier(_Described):
+class PairBarrier(_PairTable):
     r"""Smooth energy barriers over pair-distance bands the reference data never visited (a baseline).
 
     .. math::
@@ -218,6 +276,8 @@ class PairBarrier(_Described):
         h in eV. The band is narrow, so the barrier is stiff: keep it low enough for the MD time step (on water,
         0.5 fs: 2 eV heated an NVE run by 0.48 eV per 100 fs, 0.5 eV by 0.012).
     """
+
+    _KIND, _LABEL, _TABLE, _SCALAR = "pair_barrier", "pair-barrier", "bands", "height"
 
     def __init__(self, bands, *, height=0.5):
         self.bands = bands
@@ -249,25 +309,9 @@ class PairBarrier(_Described):
         return cls(bands, height=height)
 
     def _table(self) -> dict:
-        if not isinstance(self.bands, dict):
-            raise TypeError(f"`bands` must be a {{pair: (a, b)}} dict; got {self.bands!r}")
-        table = {}
-        for key, band in self.bands.items():
-            pair = _parse_pair(key)
-            try:
-                a, b = (float(v) for v in band)
-            except (TypeError, ValueError):
-                raise ValueError(f"`bands` value of {pair!r} must be (a, b) in Å; got {band!r}") from None
-            if not (np.isfinite(a) and np.isfinite(b) and 0 <= a < b):
-                raise ValueError(f"`bands` value of {pair!r} must satisfy 0 <= a < b; got {band!r}")
-            table[pair] = (a, b)
-        h = self.height
-        if isinstance(h, bool) or not isinstance(h, numbers.Real) or not (np.isfinite(h) and h > 0):
-            raise ValueError(f"`height` must be a number > 0 (eV); got {h!r}")
+        table = _pair_tuples(self.bands, "bands", "(a, b) in Å", lambda a, b: 0 <= a < b, "must satisfy 0 <= a < b")
+        _check_positive(self.height, "height", "eV")
         return table
-
-    def check(self, atoms_list):
-        self._table()
 
     def evaluate(self, atoms_list, *, forces=True, virial=False, local_energy=False):
         """As :meth:`CoreRepulsion.evaluate`."""
@@ -275,8 +319,8 @@ class PairBarrier(_Described):
         atoms_list = list(atoms_list)
 
         def pair_energy(keys, r):
-            lower = np.array([table.get(k, (0.0, 0.0))[0] for k in keys])
-            upper = np.array([table.get(k, (0.0, 0.0))[1] for k in keys])
+            lower = _per_pair(keys, {k: v[0] for k, v in table.items()}, 0.0)
+            upper = _per_pair(keys, {k: v[1] for k, v in table.items()}, 0.0)
             inside = (r > lower) & (r < upper)
             width2 = np.where(inside, (upper - lower) ** 2, 1.0)
             u = np.where(inside, 4.0 * (r - lower) * (upper - r) / width2, 0.0)
@@ -287,20 +331,81 @@ class PairBarrier(_Described):
         cutoff = max((b for _, b in table.values()), default=0.0)
         return _pair_sum(atoms_list, cutoff, pair_energy, forces, virial, local_energy)
 
-    def to_dict(self) -> dict:
-        """JSON-serialisable description, read back by :meth:`from_dict`."""
-        return {"kind": "pair_barrier", "version": 1, "bands": {k: list(v) for k, v in self._table().items()},
-                "height": float(self.height)}
+
+class LennardJones(_PairTable):
+    r"""Lennard-Jones pairs, shifted so that energy and force vanish at a cutoff (a baseline for ``SparseGPR``).
+
+    .. math::
+
+        E = \sum_{i<j} \big[\phi(r_{ij}) - \phi(r_c) - (r_{ij} - r_c)\,\phi'(r_c)\big], \quad
+        \phi(r) = 4 \varepsilon_{ab} \big[(\sigma_{ab}/r)^{12} - (\sigma_{ab}/r)^6\big] \quad (r_{ij} < r_c),
+
+    LAMMPS' ``lj/sf``. Fixed point charges alone pull hydrogen-bonded waters together without bound (the H···O
+    Coulomb force at 1.4 Å is 2.5 eV/Å); a classical water model stops them with an O–O Lennard-Jones repulsion.
+    Put under a GAP with those charges, it makes the baseline a complete, stable force field (TIP3P with
+    Joung–Cheatham ions: :meth:`from_species` with :data:`TIP3P_JOUNG_CHEATHAM`), so that where the training data
+    end the model falls back to a liquid, not to a collapse. Unlike :class:`CoreRepulsion` it is not zero on the
+    data: the GAP learns the reference minus it.
+
+    Parameters
+    ----------
+    pairs : dict
+        ``{pair: (epsilon, sigma)}`` in eV and Å, pairs as ``"O-O"`` or ``("Na", "O")``; pairs not listed do not
+        interact.
+    cutoff : float, default=5.0
+        r_c in Å. Inside a GAP's cutoff the shift is learned away, so r_c need not exceed it.
+    """
+
+    _KIND, _LABEL, _TABLE, _SCALAR = "lennard_jones", "Lennard-Jones", "pairs", "cutoff"
+
+    def __init__(self, pairs, *, cutoff=5.0):
+        self.pairs = pairs
+        self.cutoff = cutoff
 
     @classmethod
-    def from_dict(cls, spec: dict) -> PairBarrier:
-        check_description(spec, "pair_barrier", "pair-barrier")
-        barrier = cls({k: tuple(v) for k, v in spec["bands"].items()}, height=spec["height"])
-        barrier._table()
-        return barrier
+    def from_species(cls, parameters, *, cutoff=5.0):
+        """Pairs of every two species in ``{species: (epsilon eV, sigma Å)}`` by Lorentz–Berthelot mixing
+        (ε_ab = √(ε_a ε_b), σ_ab = (σ_a + σ_b)/2), e.g. ``LennardJones.from_species(TIP3P_JOUNG_CHEATHAM)``."""
+        species = list(parameters)
+        pairs = {}
+        for i, a in enumerate(species):
+            for b in species[i:]:
+                (ea, sa), (eb, sb) = parameters[a], parameters[b]
+                pairs[_parse_pair((a, b))] = (float(np.sqrt(ea * eb)), 0.5 * (float(sa) + float(sb)))
+        return cls(pairs, cutoff=cutoff)
 
-    def __repr__(self):
-        return f"PairBarrier({self.bands!r}, height={self.height!r})"
+    def _table(self) -> dict:
+        table = _pair_tuples(self.pairs, "pairs", "(epsilon eV, sigma Å)", lambda e, s: e >= 0 and s > 0,
+                             "needs epsilon >= 0 and sigma > 0", empty=False)
+        _check_positive(self.cutoff, "cutoff", "Å")
+        return table
+
+    def evaluate(self, atoms_list, *, forces=True, virial=False, local_energy=False):
+        """As :meth:`CoreRepulsion.evaluate`."""
+        table = self._table()
+        cutoff = float(self.cutoff)
+
+        def pair_energy(keys, r):
+            epsilon = _per_pair(keys, {k: v[0] for k, v in table.items()}, 0.0)
+            sigma = _per_pair(keys, {k: v[1] for k, v in table.items()}, 1.0)
+
+            def phi(x):
+                s6 = (sigma / x) ** 6
+                return 4.0 * epsilon * (s6 * s6 - s6), 4.0 * epsilon * (6.0 * s6 - 12.0 * s6 * s6) / x
+
+            e, de = phi(r)
+            e_c, de_c = phi(np.full_like(r, cutoff))
+            inside = r < cutoff
+            return np.where(inside, e - e_c - (r - cutoff) * de_c, 0.0), np.where(inside, de - de_c, 0.0)
+
+        return _pair_sum(list(atoms_list), cutoff, pair_energy, forces, virial, local_energy)
+
+
+def _per_pair(keys, values, default):
+    """``values[key]`` (``default`` when absent) for every entry of the pair-key array ``keys`` (one dict look-up per
+    distinct pair, not per pair: MD calls this on every step)."""
+    distinct, index = np.unique(keys, return_inverse=True)
+    return np.array([values.get(key, default) for key in distinct], dtype=float)[index]
 
 
 def _pair_sum(atoms_list, cutoff, pair_energy, forces, virial, local_energy):
@@ -320,8 +425,11 @@ def _pair_sum(atoms_list, cutoff, pair_energy, forces, virial, local_energy):
     if cutoff <= 0:
         return out
     pairs = neighbour_list(packed, cutoff)
-    symbols = np.array(chemical_symbols)[packed.numbers]
-    keys = [_pair_key(a, b) for a, b in zip(symbols[pairs.center], symbols[pairs.neighbour])]
+    # one key per distinct species pair (sorted by atomic number), spread over the pairs
+    codes = np.minimum(packed.numbers[pairs.center], packed.numbers[pairs.neighbour]) * 256 + np.maximum(
+        packed.numbers[pairs.center], packed.numbers[pairs.neighbour])
+    distinct, index = np.unique(codes, return_inverse=True)
+    keys = np.array([_pair_key(chemical_symbols[c // 256], chemical_symbols[c % 256]) for c in distinct])[index]
     energy, d_energy = pair_energy(keys, pairs.distances)
     active = (energy != 0) | (d_energy != 0)
     if not active.any():

@@ -393,7 +393,7 @@ def species_gap_string(n_sparse, *, pairs=None, r_cut=5.0, n_max=6, l_max=4, zet
 
 
 def stable_baseline(structures, charges=None, *, widths=None, margin=0.1, stiffness=1000.0, barrier_pairs=(),
-                    barrier_height=0.5, soft_walls=None):
+                    barrier_height=0.5, soft_walls=None, lennard_jones=None):
     """The baseline of an MD-ready GAP: fixed-charge Coulomb (if ``charges``) + a repulsive core from the data.
 
     The core (:class:`~kernelpot.potential.core_repulsion.CoreRepulsion`) starts ``margin`` Å below each species
@@ -426,12 +426,17 @@ def stable_baseline(structures, charges=None, *, widths=None, margin=0.1, stiffn
         hydrogen-bonded waters, and the data's mean DFT − Coulomb force between them grows as they approach; a
         wall matched to it (water O–O: onset 2.95 Å, k 1.85 eV/Å³ on revPBE0-D3 NaCl–water) makes the baseline
         repel where the data end, as the reference does.
+    lennard_jones : dict, optional
+        ``{species: (epsilon eV, sigma Å)}``, mixed by Lorentz–Berthelot into a
+        :class:`~kernelpot.potential.core_repulsion.LennardJones` part (e.g.
+        :data:`~kernelpot.potential.core_repulsion.TIP3P_JOUNG_CHEATHAM`): with the charges, a complete classical
+        force field under the GAP, which falls back to it where its data end.
 
     Returns
     -------
     BaselineSum or CoreRepulsion
     """
-    from .core_repulsion import BaselineSum, CoreRepulsion, PairBarrier, _parse_pair
+    from .core_repulsion import BaselineSum, CoreRepulsion, LennardJones, PairBarrier, _parse_pair
     from .coulomb_baseline import CoulombBaseline
 
     parts = [] if charges is None else [CoulombBaseline(charges, widths=widths)]
@@ -444,4 +449,6 @@ def stable_baseline(structures, charges=None, *, widths=None, margin=0.1, stiffn
         onsets = {key: _NEVER for key in core.onsets}
         onsets[_parse_pair(pair)] = float(onset)
         parts.append(CoreRepulsion(onsets, stiffness=float(k)))
+    if lennard_jones:
+        parts.append(LennardJones.from_species(lennard_jones))
     return parts[0] if len(parts) == 1 else BaselineSum(parts)

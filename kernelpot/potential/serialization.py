@@ -32,7 +32,7 @@ from ..descriptors.soap import SOAP
 from ..kernels import GaussianCovariance, LinearCovariance, NormalizedDotProductCovariance
 from ..models.gap import FittedTerm, GAPTerm, SparseGPR
 from ..utils.jsonable import jsonable
-from .core_repulsion import BaselineSum, CoreRepulsion, PairBarrier
+from .core_repulsion import BaselineSum, CoreRepulsion, LennardJones, PairBarrier
 from .coulomb_baseline import CoulombBaseline
 from .estimator_file import ESTIMATOR_KIND, load_estimator, save_estimator
 from .model_file import ModelFileError, load_model_file, save_model_file
@@ -58,7 +58,8 @@ _RENAMED = {
 #: kQEq is named by module path and imported only when a file holds one (it loads the electrostatics).
 #: ``"sum"`` (:class:`BaselineSum`) holds a list of fixed baselines of the other kinds.
 _BASELINES = {"coulomb": CoulombBaseline, "kqeq": "kernelpot.models.charges:KernelChargeEquilibration",
-              "core_repulsion": CoreRepulsion, "pair_barrier": PairBarrier, "sum": BaselineSum}
+              "core_repulsion": CoreRepulsion, "pair_barrier": PairBarrier, "lennard_jones": LennardJones,
+              "sum": BaselineSum}
 
 
 def _resolve(entry):

@@ -261,6 +261,14 @@ three_body_sparse=100" --sigmas 0.001/0.08``, the fixed-charge row alone through
 meV/atom; 8,128 sparse points; 526 s CPU), against 79.0 before: the target is still **not met**. The budget
 planner estimated a peak of 6.93 GiB for that fit; the process peaked at 5.66 GiB.
 
+What would close it, with this recipe: 20 → 40 frames went 71.9 → 63.8, frames^−0.17 (flatter than the −0.25
+of ζ 4 without the 3-body term), so 50 meV/Å needs about 165 frames and 31,000 sparse points if the exponent
+holds. That fits this machine: the planner's own formula (``budget.fit_estimate``, single-row QR fit, blocks of
+one frame, the gradients per atom and the baseline of the 40-frame run) gives 15.4 GiB at 30,000 sparse points and
+37,700 as the most within 24 GiB (``/work/notes/nacl/s5/max_sparse.py``); the joint pass holds a third M × M
+matrix, about 30,000. Its cost, scaled from the 40-frame fit (descriptors and kernels ∝ frames × M, the QR
+∝ frames × M²): about 4 CPU-hours, more than a session here has.
+
 NaCl MD model (issue 16 §2): what kept MD stable, and what did not
 ------------------------------------------------------------------
 ``--md-model FILE [--md-steps N]`` fits (or loads) a model for molecular dynamics and checks it: ``NACL_MD_GAP``

@@ -203,13 +203,8 @@ class Angle3B(Descriptor):
         return features, SparseGradients(np.ascontiguousarray(values), rows, atoms, vectors)
 
     def transform_vjp(self, X, *, neighbours=None):
-        """Features and a reverse-mode pass to position derivatives (see :meth:`SOAP.transform_vjp`).
-
-        Parameters
-        ----------
-        X : ase.Atoms or sequence of ase.Atoms
-        neighbours : callable or None, default=None
-            ``neighbours(packed, cutoff, max_neighbours=...) -> NeighbourList``; None searches afresh.
+        """Features and a reverse-mode pass to position derivatives, as :meth:`Distance2B.transform_vjp`
+        (``X`` and ``neighbours`` the same).
 
         Returns
         -------

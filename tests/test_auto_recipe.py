@@ -84,6 +84,45 @@ def test_noise_is_ranked_on_forces_and_energies_together():
         AutoChoice(energy_weight=-1).validate()
 
 
+def test_a_failed_candidate_does_not_switch_off_the_energy_ranking():
+    rows = [{"val_force_mae": 53.21, "val_energy_mae": 948.7}, {"val_force_mae": 60.11, "val_energy_mae": 140.7},
+            {"val_force_mae": 1.0, "val_energy_mae": float("nan")}]  # a failed solve: no energy error
+    assert _best_row(rows, 1.0) is rows[1]
+
+
+def test_validation_energy_error_is_per_atom_on_structures_of_mixed_size():
+    # 2- to 9-atom Morse clusters: the table's validation errors must equal a plain fit's on the fit split, the
+    # energy error per atom (per structure, the big clusters would outweigh the small ones)
+    rng = np.random.default_rng(3)
+    atoms, energies, forces = [], [], []
+    grid = 1.05 * np.array([[i, j, k] for i in range(3) for j in range(3) for k in range(2)], dtype=float)
+    for n in rng.integers(2, 10, size=40):
+        cluster = Atoms(f"Ar{n}", positions=grid[:n] + rng.normal(0, 0.05, (n, 3)))
+        cluster.calc = MorsePotential(epsilon=1.0, r0=1.0, rho0=3.0, rcut1=2.0, rcut2=2.5)
+        atoms.append(cluster)
+        energies.append(cluster.get_potential_energy())
+        forces.append(cluster.get_forces())
+    term = GAPTerm(Distance2B(cutoff=2.6), GaussianCovariance(0.3), n_sparse=24, sparse_method="fps", delta=0.5)
+    model = SparseGPR([term], default_sigma=(0.001, 0.01, 0.1), e0=0.0, random_state=0,
+                      auto=AutoChoice(sparse_ladder=(6, 12, 24))).fit(atoms, energies=energies, forces=forces)
+    chosen = next(row for row in model.auto_table_ if row["chosen"])
+    fit, val = model.auto.split(len(atoms))
+    fitted = model.terms_[0]
+    plain_term = GAPTerm(fitted.descriptor, GaussianCovariance(0.3), n_sparse=fitted.n_sparse,
+                         sparse_points=fitted.sparse_X, delta=0.5)
+    plain = SparseGPR([plain_term], default_sigma=tuple(model.auto_choice_["default_sigma"]), e0=0.0,
+                      random_state=0).fit([atoms[i] for i in fit], energies=[energies[i] for i in fit],
+                                          forces=[forces[i] for i in fit])
+    predicted = plain.predict([atoms[i] for i in val], properties=("energy", "forces"))
+    sizes = np.array([len(atoms[i]) for i in val])
+    assert sizes.min() < sizes.max()
+    per_atom = np.abs((predicted["energy"] - np.array([energies[i] for i in val])) / sizes).mean()
+    assert chosen["val_energy_mae"] == pytest.approx(per_atom, rel=1e-6)
+    reference_forces = np.concatenate([forces[i] for i in val])
+    assert chosen["val_force_mae"] == pytest.approx(np.abs(np.reshape(predicted["forces"], (-1, 3)) - reference_forces).mean(),
+                                                    rel=1e-6)
+
+
 def test_choose_count_grows_while_the_error_drops_and_stops_after_patience():
     # improves, improves, then two counts within 5 %: stop, keep the last improving count
     assert choose_count([10.0, 8.0, 6.0, 5.9, 5.95, 1.0], 0.05, patience=2) == (2, True)

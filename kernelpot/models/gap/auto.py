@@ -357,7 +357,12 @@ def _accumulate(problem, terms, atoms_list, labels, whitened_builder, m, progres
 
 
 def _validate(problem, terms, coefficients, m):
-    """Validation energy MAE (eV/structure) and force MAE (eV/Å) of every coefficient column, and the val groups.
+    """Validation energy MAE (eV/atom) and force MAE (eV/Å) of every coefficient column, and the val groups.
+
+    The energy error is per atom, the materials convention (mlearn, GAP papers): per structure, a set of mixed sizes
+    would weigh a 54-atom cell's error nine times a 6-atom surface slab's, and the choice would neglect the small
+    structures. For structures of one size (a molecule's frames) the two differ by a constant factor, which does not
+    change the ranking (:func:`_best_row` ranks on logarithms).
 
     ``coefficients`` is (m, n_candidates) in the stage's column layout.
     """
@@ -372,8 +377,10 @@ def _validate(problem, terms, coefficients, m):
     for structures, _ in blocks:
         A, b = plain.rows(atoms_list, structures, labels)
         e_rows, f_rows, _ = _group_slices(plain, structures, labels, atoms_list)
+        has_energy = plain.observed(structures, labels)[0]
+        atoms_per_energy = np.array([len(atoms_list[s]) for s, e in zip(structures, has_energy) if e], dtype=float)
         residual = A @ coefficients - b[:, None]
-        abs_e += np.abs(residual[e_rows]).sum(axis=0)
+        abs_e += np.abs(residual[e_rows] / atoms_per_energy[:, None]).sum(axis=0)
         abs_f += np.abs(residual[f_rows]).sum(axis=0)
         n_e += residual[e_rows].shape[0]
         n_f += residual[f_rows].shape[0]
@@ -467,7 +474,7 @@ def _best_row(rows, energy_weight):
     energy MAE."""
     forces = np.array([np.nan_to_num(r["val_force_mae"], nan=np.inf) for r in rows])
     energies = np.array([np.nan_to_num(r["val_energy_mae"], nan=np.inf) for r in rows])
-    if energy_weight > 0 and np.isfinite(energies).all():
+    if energy_weight > 0 and np.isfinite(energies).any():  # a failed candidate (inf) just scores inf
         tiny = np.finfo(float).tiny  # an exact fit's zero error must not make the score -inf
         with np.errstate(invalid="ignore"):  # inf force errors (failed candidates) stay inf
             score = np.log(np.maximum(forces, tiny)) + energy_weight * np.log(np.maximum(energies, tiny))
@@ -627,10 +634,10 @@ def _refit(model, problem, state, chosen, kernels):
 
 
 def format_auto_table(model):
-    """The candidates of ``model``'s auto fit as a text table (force MAE meV/Å, energy MAE meV/structure)."""
+    """The candidates of ``model``'s auto fit as a text table (force MAE meV/Å, energy MAE meV/atom)."""
     table = model.auto_table_
     lines = [f"{'sparse':>8}{'zeta':>6}{'sigma_E':>10}{'sigma_F':>10}{'val F MAE':>11}{'val E MAE':>11}",
-             f"{'':>8}{'':>6}{'eV/atom':>10}{'eV/Å':>10}{'meV/Å':>11}{'meV':>11}"]
+             f"{'':>8}{'':>6}{'eV/atom':>10}{'eV/Å':>10}{'meV/Å':>11}{'meV/atom':>11}"]
     for row in sorted(table, key=lambda r: (r["zeta"] or 0, r["n_sparse_total"], r["sigma_forces"],
                                             r["sigma_energy"])):
         mark = "  <- chosen" if row.get("chosen") else ""

@@ -200,3 +200,12 @@ def test_joint_fit_equals_one_fit_per_row_and_noise_level():
         np.testing.assert_allclose(ours["forces"], theirs["forces"], rtol=0, atol=1e-6)
     gap_row, fixed = (models[(name, sigmas[0])] for name in baselines)
     assert not np.allclose(gap_row.alpha_, fixed.alpha_)  # the baseline changes the targets
+
+
+def test_load_nacl_leaves_out_the_excluded_frames_by_their_file_index():
+    benchmark = _load()
+    path = benchmark.BUNDLED / "nacl_water" / "revPBE0-D3_gen1_subset.data"
+    every = benchmark.load_nacl([path])
+    kept = benchmark.load_nacl([path], every=3, exclude={("subset", 3): "a test"})
+    np.testing.assert_array_equal(kept.energies, every.energies[[0, 6, 9]])
+    assert ("gen1b", 156) in benchmark.NACL_EXCLUDED  # the broken label (test_gap_bad_input.py)

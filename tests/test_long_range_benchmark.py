@@ -1,6 +1,7 @@
 """CI smoke run of benchmarks/long_range.py on bundled data, so that the benchmark cannot silently break."""
 
 import importlib.util
+import json
 import math
 import sys
 from pathlib import Path
@@ -209,3 +210,29 @@ def test_load_nacl_leaves_out_the_excluded_frames_by_their_file_index():
     kept = benchmark.load_nacl([path], every=3, exclude={("subset", 3): "a test"})
     np.testing.assert_array_equal(kept.energies, every.energies[[0, 6, 9]])
     assert ("gen1b", 156) in benchmark.NACL_EXCLUDED  # the broken label (test_gap_bad_input.py)
+
+
+def test_checkpointed_fit_resumes_and_equals_sparse_gpr_fit(tmp_path, capsys):
+    """fit_nacl_checkpointed, stopped after 4 frames (state saved after 3) and run again, = SparseGPR.fit."""
+    benchmark = _load()
+    gen1 = benchmark.load_nacl([benchmark.BUNDLED / "nacl_water" / "revPBE0-D3_gen1_subset.data"])
+    gen3 = benchmark.load_nacl([benchmark.BUNDLED / "nacl_water" / "revPBE0-D3_gen3_subset.data"])
+    gap = benchmark.nacl_gap_string(r_cut=3.0, n_max=3, l_max=2, n_sparse={"O": 20, "H": 20, "Na": 5, "Cl": 5},
+                                    two_body_sparse=5, two_body_cutoff=4.0, pairs=[("O", "H"), ("Na", "O")])
+    settings = {"gap": gap, "sigma": benchmark.NACL_SIGMA}
+    baseline = benchmark._fixed_charge_baseline()
+    folder = tmp_path / "checkpoint"
+    assert benchmark.fit_nacl_checkpointed(gen1, settings, baseline, folder, save_every=3, stop_after=4) is None
+    assert json.loads((folder / "qr_state.json").read_text())["frames_done"] == 3
+    resumed = benchmark.fit_nacl_checkpointed(gen1, settings, baseline, folder, save_every=3)
+    assert "resuming after 3 of 10 frames" in capsys.readouterr().out
+    single = benchmark._nacl_model(gap, benchmark.NACL_SIGMA, baseline, None, False).fit(
+        gen1.atoms, energies=list(gen1.energies), forces=list(gen1.forces))
+    np.testing.assert_allclose(resumed.alpha_, single.alpha_, rtol=1e-6, atol=1e-8 * np.abs(single.alpha_).max())
+    ours, theirs = (m.predict(gen3.atoms, properties=("energy", "forces")) for m in (resumed, single))
+    np.testing.assert_allclose(ours["forces"], theirs["forces"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ours["energy"], theirs["energy"], rtol=0, atol=1e-6)
+    # Other inputs (here σ) never continue a saved state.
+    other = {**settings, "sigma": (0.002, 0.1, 0.05)}
+    benchmark.fit_nacl_checkpointed(gen1, other, baseline, folder, save_every=3, stop_after=1)
+    assert "(fingerprint differs); starting afresh" in capsys.readouterr().out

@@ -1097,6 +1097,7 @@ def fit_nacl_checkpointed(train, settings, baseline, checkpoint, save_every=10, 
     from kernelpot.models.gap.design import DesignBuilder
     from kernelpot.models.gap.labels import check_labels, residual_labels, resolve_e0
     from kernelpot.models.gap.terms import factor_kmm
+    from kernelpot.utils.memory import parse_memory, resident_bytes
 
     checkpoint = Path(checkpoint)
     checkpoint.mkdir(parents=True, exist_ok=True)
@@ -1119,6 +1120,15 @@ def fit_nacl_checkpointed(train, settings, baseline, checkpoint, save_every=10, 
         digest.update(np.ascontiguousarray(term.sparse_X).tobytes())
     fingerprint = digest.hexdigest()
     builder = DesignBuilder(terms, e0, sigma_table, template.sigma_per_atom, template.max_block_memory * 2**20)
+    m = sum(term.n_sparse for term in terms)
+    # Checked before hours of work: L and R (two M x M arrays) and one frame's gradients must fit the budget.
+    need = 2 * 8 * (m + 1) ** 2 + max(len(a) for a in atoms) * builder.gradient_bytes_per_atom(atoms)[0]
+    print(f"checkpointed fit: {len(atoms)} frames, {m} sparse points; needs about {need / 2**30:.1f} GiB beyond "
+          f"the {resident_bytes() / 2**30:.1f} GiB in use, and {8 * (m + 1) ** 2 / 2**30:.1f} GiB of disk per saved "
+          f"state (twice while one is replaced)", flush=True)
+    if settings.get("max_memory") and resident_bytes() + need > parse_memory(settings["max_memory"]):
+        raise SystemExit(f"the checkpointed fit needs about {(resident_bytes() + need) / 2**30:.1f} GiB, more than "
+                         f"--max-memory {settings['max_memory']}: use fewer sparse points or frames")
     kmm, L = factor_kmm(terms, template._term_jitter(terms))
     del kmm
     done = 0

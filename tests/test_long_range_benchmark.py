@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "long_range.py"
 
@@ -236,3 +237,6 @@ def test_checkpointed_fit_resumes_and_equals_sparse_gpr_fit(tmp_path, capsys):
     other = {**settings, "sigma": (0.002, 0.1, 0.05)}
     benchmark.fit_nacl_checkpointed(gen1, other, baseline, folder, save_every=3, stop_after=1)
     assert "(fingerprint differs); starting afresh" in capsys.readouterr().out
+    # A budget the two M x M factors cannot fit is refused before the design pass.
+    with pytest.raises(SystemExit, match=r"the checkpointed fit needs about .* GiB, more than --max-memory 10MB"):
+        benchmark.fit_nacl_checkpointed(gen1, {**settings, "max_memory": "10MB"}, baseline, tmp_path / "small")

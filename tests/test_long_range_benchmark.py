@@ -180,14 +180,19 @@ def test_best_long_range_row_meets_the_dimer_targets():
     assert np.mean(np.abs(predicted - test.binding)) <= 0.05
 
 
-def test_joint_fit_equals_one_fit_per_row_and_noise_level():
-    """fit_nacl_jointly (one design pass for several baselines and sigmas) = SparseGPR.fit of each."""
+def _small_nacl_fit():
+    """The benchmark module, the bundled gen1 (10 frames) and gen3 (3) subsets, a tiny gap string and settings."""
     benchmark = _load()
     gen1 = benchmark.load_nacl([benchmark.BUNDLED / "nacl_water" / "revPBE0-D3_gen1_subset.data"])
     gen3 = benchmark.load_nacl([benchmark.BUNDLED / "nacl_water" / "revPBE0-D3_gen3_subset.data"])
     gap = benchmark.nacl_gap_string(r_cut=3.0, n_max=3, l_max=2, n_sparse={"O": 20, "H": 20, "Na": 5, "Cl": 5},
                                     two_body_sparse=5, two_body_cutoff=4.0, pairs=[("O", "H"), ("Na", "O")])
-    settings = {"gap": gap, "sigma": benchmark.NACL_SIGMA}
+    return benchmark, gen1, gen3, gap, {"gap": gap, "sigma": benchmark.NACL_SIGMA}
+
+
+def test_joint_fit_equals_one_fit_per_row_and_noise_level():
+    """fit_nacl_jointly (one design pass for several baselines and sigmas) = SparseGPR.fit of each."""
+    benchmark, gen1, gen3, gap, settings = _small_nacl_fit()
     baselines = {name: make() for name, make in benchmark.NACL_JOINT_BASELINES.items()}
     sigmas = [benchmark.NACL_SIGMA, (0.004, 0.1, 0.05)]
     models = benchmark.fit_nacl_jointly(gen1, settings, baselines, sigmas)
@@ -215,12 +220,7 @@ def test_load_nacl_leaves_out_the_excluded_frames_by_their_file_index():
 
 def test_checkpointed_fit_resumes_and_equals_sparse_gpr_fit(tmp_path, capsys):
     """fit_nacl_checkpointed, stopped after 4 frames (state saved after 3) and run again, = SparseGPR.fit."""
-    benchmark = _load()
-    gen1 = benchmark.load_nacl([benchmark.BUNDLED / "nacl_water" / "revPBE0-D3_gen1_subset.data"])
-    gen3 = benchmark.load_nacl([benchmark.BUNDLED / "nacl_water" / "revPBE0-D3_gen3_subset.data"])
-    gap = benchmark.nacl_gap_string(r_cut=3.0, n_max=3, l_max=2, n_sparse={"O": 20, "H": 20, "Na": 5, "Cl": 5},
-                                    two_body_sparse=5, two_body_cutoff=4.0, pairs=[("O", "H"), ("Na", "O")])
-    settings = {"gap": gap, "sigma": benchmark.NACL_SIGMA}
+    benchmark, gen1, gen3, gap, settings = _small_nacl_fit()
     baseline = benchmark._fixed_charge_baseline()
     folder = tmp_path / "checkpoint"
     assert benchmark.fit_nacl_checkpointed(gen1, settings, baseline, folder, save_every=3, stop_after=4) is None

@@ -11,17 +11,26 @@ granted value, and why. Silence one kind with, e.g.::
 A potential whose energy is not a smooth function of the positions (a SOAP
 term with dscribe's hard cutoff) is said when it is put to work as a
 calculator: a :class:`HardCutoffWarning`.
+
+A training label far outside the rest of the set's forces (a broken DFT
+single point: one frame of 799 can double a model's test error) is said
+before the fit: a :class:`ForceOutlierWarning` names the structure, the
+atom and the force against the set's distribution.
 """
 
 from __future__ import annotations
 
 import warnings
 
-__all__ = ["HardCutoffWarning", "ReducedRequestWarning", "warn_reduced"]
+__all__ = ["ForceOutlierWarning", "HardCutoffWarning", "ReducedRequestWarning", "warn_reduced"]
 
 
 class ReducedRequestWarning(UserWarning):
     """A requested number was reduced to what the data allow; the message says which, how far and why."""
+
+
+class ForceOutlierWarning(UserWarning):
+    """A force label lies far outside the training set's force distribution: check the structure it names."""
 
 
 class HardCutoffWarning(UserWarning):

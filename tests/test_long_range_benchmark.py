@@ -1,11 +1,13 @@
 """CI smoke run of benchmarks/long_range.py on bundled data, so that the benchmark cannot silently break."""
 
 import importlib.util
+import json
 import math
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "long_range.py"
 
@@ -178,14 +180,19 @@ def test_best_long_range_row_meets_the_dimer_targets():
     assert np.mean(np.abs(predicted - test.binding)) <= 0.05
 
 
-def test_joint_fit_equals_one_fit_per_row_and_noise_level():
-    """fit_nacl_jointly (one design pass for several baselines and sigmas) = SparseGPR.fit of each."""
+def _small_nacl_fit():
+    """The benchmark module, the bundled gen1 (10 frames) and gen3 (3) subsets, a tiny gap string and settings."""
     benchmark = _load()
     gen1 = benchmark.load_nacl([benchmark.BUNDLED / "nacl_water" / "revPBE0-D3_gen1_subset.data"])
     gen3 = benchmark.load_nacl([benchmark.BUNDLED / "nacl_water" / "revPBE0-D3_gen3_subset.data"])
     gap = benchmark.nacl_gap_string(r_cut=3.0, n_max=3, l_max=2, n_sparse={"O": 20, "H": 20, "Na": 5, "Cl": 5},
                                     two_body_sparse=5, two_body_cutoff=4.0, pairs=[("O", "H"), ("Na", "O")])
-    settings = {"gap": gap, "sigma": benchmark.NACL_SIGMA}
+    return benchmark, gen1, gen3, gap, {"gap": gap, "sigma": benchmark.NACL_SIGMA}
+
+
+def test_joint_fit_equals_one_fit_per_row_and_noise_level():
+    """fit_nacl_jointly (one design pass for several baselines and sigmas) = SparseGPR.fit of each."""
+    benchmark, gen1, gen3, gap, settings = _small_nacl_fit()
     baselines = {name: make() for name, make in benchmark.NACL_JOINT_BASELINES.items()}
     sigmas = [benchmark.NACL_SIGMA, (0.004, 0.1, 0.05)]
     models = benchmark.fit_nacl_jointly(gen1, settings, baselines, sigmas)
@@ -200,3 +207,36 @@ def test_joint_fit_equals_one_fit_per_row_and_noise_level():
         np.testing.assert_allclose(ours["forces"], theirs["forces"], rtol=0, atol=1e-6)
     gap_row, fixed = (models[(name, sigmas[0])] for name in baselines)
     assert not np.allclose(gap_row.alpha_, fixed.alpha_)  # the baseline changes the targets
+
+
+def test_load_nacl_leaves_out_the_excluded_frames_by_their_file_index():
+    benchmark = _load()
+    path = benchmark.BUNDLED / "nacl_water" / "revPBE0-D3_gen1_subset.data"
+    every = benchmark.load_nacl([path])
+    kept = benchmark.load_nacl([path], every=3, exclude={("subset", 3): "a test"})
+    np.testing.assert_array_equal(kept.energies, every.energies[[0, 6, 9]])
+    assert ("gen1b", 156) in benchmark.NACL_EXCLUDED  # the broken label (test_gap_bad_input.py)
+
+
+def test_checkpointed_fit_resumes_and_equals_sparse_gpr_fit(tmp_path, capsys):
+    """fit_nacl_checkpointed, stopped after 4 frames (state saved after 3) and run again, = SparseGPR.fit."""
+    benchmark, gen1, gen3, gap, settings = _small_nacl_fit()
+    baseline = benchmark._fixed_charge_baseline()
+    folder = tmp_path / "checkpoint"
+    assert benchmark.fit_nacl_checkpointed(gen1, settings, baseline, folder, save_every=3, stop_after=4) is None
+    assert json.loads((folder / "qr_state.json").read_text())["frames_done"] == 3
+    resumed = benchmark.fit_nacl_checkpointed(gen1, settings, baseline, folder, save_every=3)
+    assert "resuming after 3 of 10 frames" in capsys.readouterr().out
+    single = benchmark._nacl_model(gap, benchmark.NACL_SIGMA, baseline, None, False).fit(
+        gen1.atoms, energies=list(gen1.energies), forces=list(gen1.forces))
+    np.testing.assert_allclose(resumed.alpha_, single.alpha_, rtol=1e-6, atol=1e-8 * np.abs(single.alpha_).max())
+    ours, theirs = (m.predict(gen3.atoms, properties=("energy", "forces")) for m in (resumed, single))
+    np.testing.assert_allclose(ours["forces"], theirs["forces"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ours["energy"], theirs["energy"], rtol=0, atol=1e-6)
+    # Other inputs (here σ) never continue a saved state.
+    other = {**settings, "sigma": (0.002, 0.1, 0.05)}
+    benchmark.fit_nacl_checkpointed(gen1, other, baseline, folder, save_every=3, stop_after=1)
+    assert "(fingerprint differs); starting afresh" in capsys.readouterr().out
+    # A budget the two M x M factors cannot fit is refused before the design pass.
+    with pytest.raises(SystemExit, match=r"the checkpointed fit needs about .* GiB, more than --max-memory 10MB"):
+        benchmark.fit_nacl_checkpointed(gen1, {**settings, "max_memory": "10MB"}, baseline, tmp_path / "small")

@@ -7,6 +7,7 @@ Speaks gap_fit's language (``--gap "{distance_2b ... : soap ...}"``,
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 from .options import (
@@ -53,11 +54,18 @@ def run(args) -> int:
 
 def fit_and_save(model, data, output, metadata: dict, *, quiet: bool) -> None:
     """Fit ``model`` to the labelled structures ``data`` and write it to ``output`` (``fit`` and ``gap_fit``)."""
+    from ..exceptions import ForceOutlierWarning
+    from ..models.gap.labels import warn_force_outliers
     from ..potential.serialization import save_model
 
+    # Said here with the frames' places in the file; the fit would name them by their index among those kept.
+    source = metadata.get("training_file", "training file")
+    warn_force_outliers(data.forces, data.atoms, names=[f"{source} frame {i}" for i in data.indices])
     start = time.perf_counter()
-    model.fit(data.atoms, energies=data.energies, forces=data.forces, virials=data.virials,
-              config_types=data.config_types)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=ForceOutlierWarning)
+        model.fit(data.atoms, energies=data.energies, forces=data.forces, virials=data.virials,
+                  config_types=data.config_types)
     elapsed = time.perf_counter() - start
     save_model(model, output, metadata={**metadata, "n_structures": len(data.atoms), "fit_seconds": elapsed})
     if not quiet:

@@ -59,6 +59,17 @@ class QRAccumulator:
         return cls(np.zeros((m, m)))
 
     @classmethod
+    def from_state(cls, state):
+        """Accumulator continuing from a :meth:`state` (e.g. one saved to disk by a checkpointed fit).
+
+        ``state`` (m + 1, m + 1) is taken over, not copied: it is factored in place by the next :meth:`add`.
+        """
+        accumulator = cls.__new__(cls)
+        accumulator.m = state.shape[0] - 1
+        accumulator.R = np.asfortranarray(state)
+        return accumulator
+
+    @classmethod
     def from_solution(cls, R, alpha):
         """Accumulator holding a solved problem: its :meth:`solve` output ``R`` (m, m) and coefficients.
 

@@ -8,11 +8,21 @@ import numpy as np
 from ase.data import atomic_numbers as _ATOMIC_NUMBERS
 
 __all__ = ["Labels", "MIN_DISTANCE", "check_labels", "check_min_distance", "check_sigma", "structure_sigmas",
-           "resolve_e0", "residual_labels", "CompositionWarning"]
+           "resolve_e0", "residual_labels", "CompositionWarning", "force_outliers", "warn_force_outliers",
+           "FORCE_OUTLIER_FACTOR", "FORCE_OUTLIER_MIN_ATOMS"]
 
 # Å. No DFT training structure has two nuclei this close (H2 is 0.74 Å): such
 # a frame is a corrupt or duplicated-atom entry and would teach the model nonsense.
 MIN_DISTANCE = 0.5
+
+
+#: A force label is an outlier above this multiple of the 99th percentile of the training set's atomic force
+#: magnitudes. Measured (/work/notes/nacl/s6/force_scale.log): the largest atomic force of ordinary sets is
+#: 1.1-2.8 times that percentile (mlearn Si 2.8, Mo 2.3, GAP-17 carbon 1.1, rMD17 1.4-1.7, the revPBE0-D3
+#: NaCl-water files 1.6-1.9); the broken gen1b frame 156 of the NaCl-water set is 10.1 times it.
+FORCE_OUTLIER_FACTOR = 5.0
+#: Fewer force-labelled atoms than this and the 99th percentile describes the outliers themselves: no check.
+FORCE_OUTLIER_MIN_ATOMS = 500
 
 
 @dataclass
@@ -68,7 +78,8 @@ def check_labels(atoms_list, energies, forces, virials, config_types):
     ``forces`` may be a sequence of ``(n_atoms_s, 3)`` arrays (``None`` for
     structures without forces) or one ``(n_atoms_total, 3)`` array.
     Structures with atoms closer than :data:`MIN_DISTANCE` are rejected
-    (:func:`check_min_distance`).
+    (:func:`check_min_distance`); force labels far outside the set's
+    distribution are warned about (:func:`warn_force_outliers`).
     """
     check_min_distance(atoms_list)
     n = len(atoms_list)
@@ -111,7 +122,88 @@ def check_labels(atoms_list, energies, forces, virials, config_types):
         out_e.append(e), out_f.append(f), out_v.append(v), out_c.append(c)
     if all(e is None for e in out_e) and all(f is None for f in out_f) and all(v is None for v in out_v):
         raise ValueError("no observations: give at least one of `energies`, `forces`, `virials`")
+    warn_force_outliers(out_f, atoms_list, stacklevel=4)
     return Labels(out_e, out_f, out_v, out_c)
+
+
+@dataclass
+class ForceOutlier:
+    """A structure whose largest atomic force label is far outside the training set's distribution."""
+
+    structure: int       # index in the list given
+    atom: int            # the atom with the largest force
+    force: float         # its |F| (eV/Å)
+    ratio: float         # |F| / the set's 99th percentile of |F|
+    n_atoms: int         # atoms of the structure above the threshold
+
+
+def force_outliers(forces, factor=FORCE_OUTLIER_FACTOR, min_atoms=FORCE_OUTLIER_MIN_ATOMS):
+    """Structures with an atomic force above ``factor`` × the 99th percentile of all atomic force magnitudes.
+
+    Parameters
+    ----------
+    forces : list of ndarray of shape (n_atoms_s, 3) or None
+        Force labels (eV/Å) per structure; ``None``: not labelled.
+    factor : float
+        Threshold as a multiple of the 99th percentile of ``|F|`` over every labelled atom.
+    min_atoms : int
+        With fewer labelled atoms no structure is flagged (the percentile would describe the outliers).
+
+    Returns
+    -------
+    outliers : list of ForceOutlier
+        Largest force first.
+    percentile : float
+        The 99th percentile of ``|F|`` (eV/Å), or nan when there were too few atoms.
+    largest_other : float
+        The largest ``|F|`` of any structure not flagged (eV/Å; 0 if none).
+    """
+    norms = {s: np.linalg.norm(f, axis=1) for s, f in enumerate(forces) if f is not None and len(f)}
+    if sum(len(n) for n in norms.values()) < min_atoms:
+        return [], float("nan"), 0.0
+    percentile = float(np.percentile(np.concatenate(list(norms.values())), 99))
+    threshold = factor * percentile
+    outliers, largest_other = [], 0.0
+    for s, n in norms.items():
+        atom = int(np.argmax(n))
+        if percentile > 0 and n[atom] > threshold:
+            outliers.append(ForceOutlier(s, atom, float(n[atom]), float(n[atom] / percentile),
+                                         int(np.count_nonzero(n > threshold))))
+        else:
+            largest_other = max(largest_other, float(n[atom]))
+    outliers.sort(key=lambda o: -o.force)
+    return outliers, percentile, largest_other
+
+
+def warn_force_outliers(forces, atoms_list=None, names=None, stacklevel=3):
+    """Warn (:class:`~kernelpot.exceptions.ForceOutlierWarning`) about each structure :func:`force_outliers`
+    flags, naming it (``names[s]``, default ``"structure s"``), its atom (with its element if ``atoms_list`` is
+    given) and its force against the set's distribution. Returns the outliers."""
+    import warnings
+
+    from ...exceptions import ForceOutlierWarning
+
+    outliers, percentile, largest_other = force_outliers(forces)
+    if not outliers:
+        return outliers
+
+    def describe(o):
+        name = names[o.structure] if names is not None else f"structure {o.structure}"
+        element = f" ({atoms_list[o.structure][o.atom].symbol})" if atoms_list is not None else ""
+        above = f" ({o.n_atoms} atoms above)" if o.n_atoms > 1 else ""
+        return f"{name}: atom {o.atom}{element} |F| = {o.force:.3g} eV/Å, {o.ratio:.1f}×{above}"
+
+    listed = "; ".join(describe(o) for o in outliers[:10]) + ("; ..." if len(outliers) > 10 else "")
+    warnings.warn(
+        f"{len(outliers)} structure(s) have force labels above {FORCE_OUTLIER_FACTOR:g}× the 99th percentile of "
+        f"the training set's atomic forces ({percentile:.3g} eV/Å; the largest force of any other structure is"
+        f" {largest_other:.3g} eV/Å = {largest_other / percentile:.1f}×): {listed}. A label this far outside "
+        f"its set is usually a broken reference calculation (e.g. an unconverged SCF), and at the force noise "
+        f"every atom shares it can outweigh hundreds of ordinary structures: check it, and remove the structure "
+        f"if it is wrong; if it is a close contact you mean to fit, silence this warning (category "
+        f"kernelpot.exceptions.ForceOutlierWarning) or give the structure its own config_type sigma",
+        ForceOutlierWarning, stacklevel=stacklevel)
+    return outliers
 
 
 def _sigma_tuple(name, value):

@@ -133,6 +133,14 @@ class SubsetForceVariance:
         (:class:`~kernelpot.models.gap.local_variance.LocalEnergyVariance` with ``posterior=False``, from the
         kernel values the mean already forms, about half a mean-force call), so that
         ``σ̂²_aα = κ |C⁻¹ k_S|² + λ r_a / 3`` with ``κ, λ ≥ 0`` fitted by :meth:`calibrate`.
+    residual_points : int or None, default=None
+        With ``residual=True``: None computes ``r_a`` against all sparse points (one ``n_s J_s²`` triangular
+        product per species); an integer ``q`` against each atom's own ``q`` most similar points of every term
+        of more than ``q`` points instead (:class:`LocalEnergyVariance` ``nearest=q``: a ``q``-point Cholesky
+        per atom and term, no product over all points; an upper bound on ``r_a``, equal to it when ``q`` ≥
+        every term's size). For models where that product costs much of the forces (one species, ``J`` of
+        a thousand points or more against a few hundred features: the Si benchmark model, where it is 0.5–0.7
+        of a force call); see the module docstring for what it does to the error.
 
     Attributes
     ----------
@@ -151,7 +159,7 @@ class SubsetForceVariance:
         until :meth:`calibrate` (the residual is then left out).
     """
 
-    def __init__(self, model, n_points=32, residual=False):
+    def __init__(self, model, n_points=32, residual=False, residual_points=None):
         if getattr(model, "posterior_factor_", None) is None:
             raise ValueError("the model stores no posterior (posterior_factor_); refit it with kernelpot")
         if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 1:
@@ -168,6 +176,10 @@ class SubsetForceVariance:
         self.whitening = (T * np.sign(np.diag(T))[:, None]).T
         self.kappa_ = None
         self.residual = bool(residual)
+        if residual_points is not None and (isinstance(residual_points, bool) or
+                                            not isinstance(residual_points, (int, np.integer)) or residual_points < 1):
+            raise ValueError(f"`residual_points` must be an integer >= 1 or None; got {residual_points!r}")
+        self.residual_points = None if residual_points is None else int(residual_points)
         self.residual_weight_ = None
         self._record = None   # calibrate(): the uncalibrated parts of each variance() call
         self.model = model
@@ -212,13 +224,14 @@ class SubsetForceVariance:
         return adjoints * (term.delta**2 * term.sparse_weight[self.points[index]])[:, None, None]
 
     def residual_model(self):
-        """The :class:`~kernelpot.models.gap.local_variance.LocalEnergyVariance` (``posterior=False``) giving
-        the local energies' Nyström residuals with ``residual=True``, else None."""
+        """The :class:`~kernelpot.models.gap.local_variance.LocalEnergyVariance` (``posterior=False``,
+        ``nearest=residual_points``) giving the local energies' Nyström residuals with ``residual=True``, else
+        None."""
         if not self.residual:
             return None
         from .local_variance import LocalEnergyVariance
 
-        return LocalEnergyVariance.for_model(self.model, posterior=False)
+        return LocalEnergyVariance.for_model(self.model, posterior=False, nearest=self.residual_points)
 
     def variance(self, unit_dE_dr, residual=None):
         """Force variances (n_atoms, 3) in (eV/Å)², ``κ |C⁻¹ k_S|² (+ λ r_a / 3)`` per component.

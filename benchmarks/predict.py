@@ -44,6 +44,12 @@ points 2.42x: 0.77 / 1st); with the Nyström residual (``sigma_residual=True``, 
 / 1st / 0.67 / 0.087, 0.256, 0.889 (22+r 1.84x the same to 0.01). Si 9 points 1.85x: 0.92 / 1st / 0.10 /
 0.23, 0.58, 0.54, but 17 and 32 points (2.6x, 3.8x) rank the outlier 3rd and 10th; 4+r 1.97x: 0.98 / 1st /
 0.34 / 0.16, 1.31, 0.59 (the residual over-weights atoms of the small mlearn cells: p95 > 1).
+Session 6 (load 8-9, medians of 5 interleaved rounds; bench_subsetsigma1.log in the speed notes): the residual
+against each atom's 8 most similar sparse points (``sigma_residual_points=8``, label ``+r8``) instead of all
+of them: Si 7 points (label 8+r8) 1.90x: per frame 0.96 / 1st / 0.21, per atom 0.141, 0.505, 0.604; 8 points
+(9+r8) 2.00x: 0.98 / 1st / 0.24 / 0.120, 0.445, 0.622 (the exact residual with 16 points, 17+r: 3.08x). On
+NaCl-water the nearest points lose the outlier frame (24+r8 1.59x: 0.75 / 5th), the default 24+r stays at
+0.91 / 1st / 0.087, 0.256, 0.889 and now costs 1.85x (the pair rows' covariances scattered in Numba).
 
 * ``localsigma``: the exact DTC σ of every atom's local energy (``GAPCalculator(uncertainty="local_energy")``,
   FLARE's on-the-fly trigger) against the exact force σ and the actual force errors, per frame, on held-out

@@ -111,16 +111,18 @@ class GAPCalculator(BaseCalculator):
         exact σ and return it;
         :class:`~kernelpot.models.gap.subset_variance.SubsetForceVariance`).
         Its cost and error against the exact σ are measured by
-        ``benchmarks/predict.py --cases subsetsigma`` (1 thread; the
-        defaults, 16 points + residual: 1.92x the forces alone on the
-        NaCl–water benchmark, 3.1x on the Si cell; per atom median / 95th
+        ``benchmarks/predict.py --cases subsetsigma`` and ``kernelpot bench
+        --only si_sigma,nacl_sigma`` (1 thread; the defaults, 16 points +
+        residual: 1.85–1.95x the forces alone on the NaCl–water benchmark,
+        3.1x on the Si cell, where ``sigma_points=7,
+        sigma_residual_points=8`` costs 1.9x; per atom median / 95th
         percentile relative error 9 % / 26 % and Spearman 0.89 against the
-        exact σ over 21 NaCl–water frames; the largest σ per frame orders
-        the frames with Spearman 0.91 (0.97 on 29 Si frames) and puts the
-        outlier frame first on both, where the subset alone (up to 2x)
-        gives 0.62–0.68 and ranks it 5th–11th on NaCl–water; the exact σ
-        costs 66x and 31x; more in
-        :mod:`kernelpot.models.gap.subset_variance`); ``energy_std`` is
+        exact σ over 21 NaCl–water frames (Si, 7 + 8 nearest: 14 % / 51 %,
+        0.60 over 29 frames); the largest σ per frame orders the frames
+        with Spearman 0.91 (Si 0.96) and puts the outlier frame first on
+        both, where the subset alone (up to 2x) gives 0.62–0.68 and ranks
+        it 5th–11th on NaCl–water; the exact σ costs 66–80x and 31–39x;
+        more in :mod:`kernelpot.models.gap.subset_variance`); ``energy_std`` is
         exact and only computed on request. False: never (asking for them raises
         ``PropertyNotImplementedError``).
     sigma_points : int, default=16

@@ -230,8 +230,9 @@ def test_two_threads_give_the_same_subset_force_std(monkeypatch):
     np.testing.assert_allclose(two["forces_std"], one["forces_std"], rtol=1e-10, atol=1e-14)
 
 
-def _explicit_local_residual(model, atoms, monkeypatch):
-    """``k_ii − k_iᵀ K_MM⁻¹ k_i`` (n_atoms,) of every atom's local energy, from the explicit path's rows."""
+def _explicit_local_rows(model, atoms, monkeypatch):
+    """The prior variances ``k_ii`` (n_atoms,) and covariances ``k_i`` (n_atoms, n_sparse_total) of every atom's
+    local energy, from the explicit path."""
     captured = []
     exact = gap_model.dtc_variance
 
@@ -242,7 +243,12 @@ def _explicit_local_residual(model, atoms, monkeypatch):
     with monkeypatch.context() as patch:
         patch.setattr(gap_model, "dtc_variance", capture)
         model.predict([atoms], properties=("local_energy",), return_std=True)
-    prior, k = next(c for c in captured if len(c[0]) == len(atoms))
+    return next(c for c in captured if len(c[0]) == len(atoms))
+
+
+def _explicit_local_residual(model, atoms, monkeypatch):
+    """``k_ii − k_iᵀ K_MM⁻¹ k_i`` (n_atoms,) of every atom's local energy, from the explicit path's rows."""
+    prior, k = _explicit_local_rows(model, atoms, monkeypatch)
     return prior - (sla.solve_triangular(model.kmm_cholesky_, k.T, lower=True) ** 2).sum(0)
 
 
@@ -352,17 +358,7 @@ def test_nearest_residual_is_the_explicit_nystrom_residual_of_each_atoms_nearest
     name, model, test = case
     atoms = test[0] if isinstance(test, list) else test
     exact = _explicit_local_residual(model, atoms, monkeypatch)
-    captured = []
-    original = gap_model.dtc_variance
-
-    def capture(prior, k_star, *factors, **kwargs):
-        captured.append((prior.copy(), k_star.copy()))
-        return original(prior, k_star, *factors, **kwargs)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(gap_model, "dtc_variance", capture)
-        model.predict([atoms], properties=("local_energy",), return_std=True)
-    prior, k = next(c for c in captured if len(c[0]) == len(atoms))
+    prior, k = _explicit_local_rows(model, atoms, monkeypatch)
     L = model.kmm_cholesky_
     bounds = np.concatenate([[0], np.cumsum([t.n_sparse for t in model.terms_])])
     monkeypatch.setattr(local_variance, "_WHITEN_MAX", 0)

@@ -35,7 +35,7 @@ Result of ``subsetsigma`` (session 5, 1 thread, CPU time, load 4.4-6.5): NaCl-wa
 4.14x, 0.08 / 0.22, 0.90 (exact 72x). Si 9 points 1.82x, 0.16 / 0.42, 0.56; 32 points 4.17x, 0.05 / 0.17,
 0.83; 64 points 7.29x, 0.03 / 0.11, 0.92 (exact 31x). Within 2x the σ ranks atoms only roughly (Spearman
 0.56-0.73), and the recall of "above the exact 90th percentile" is 0.2-0.35 on NaCl-water.
-Per frame (``_sigma_frames``: 21 NaCl-water frames, gen3 and 6 with one water or ion moved, κ from a gen3
+Per frame (``sigma_frames``: 21 NaCl-water frames, gen3 and 6 with one water or ion moved, κ from a gen3
 frame; 29 Si frames, the mlearn test set and perturbed cells, κ from the benchmark cell; session 5, load
 5-8), Spearman of the largest σ per frame with the exact one / rank of the frame with the largest exact σ
 among the estimates / same largest-σ atom / per-atom median and p95 relative error, Spearman:
@@ -44,6 +44,12 @@ points 2.42x: 0.77 / 1st); with the Nyström residual (``sigma_residual=True``, 
 / 1st / 0.67 / 0.087, 0.256, 0.889 (22+r 1.84x the same to 0.01). Si 9 points 1.85x: 0.92 / 1st / 0.10 /
 0.23, 0.58, 0.54, but 17 and 32 points (2.6x, 3.8x) rank the outlier 3rd and 10th; 4+r 1.97x: 0.98 / 1st /
 0.34 / 0.16, 1.31, 0.59 (the residual over-weights atoms of the small mlearn cells: p95 > 1).
+Session 6 (load 8-9, medians of 5 interleaved rounds; bench_subsetsigma1.log in the speed notes): the residual
+against each atom's 8 most similar sparse points (``sigma_residual_points=8``, label ``+r8``) instead of all
+of them: Si 7 points (label 8+r8) 1.90x: per frame 0.96 / 1st / 0.21, per atom 0.141, 0.505, 0.604; 8 points
+(9+r8) 2.00x: 0.98 / 1st / 0.24 / 0.120, 0.445, 0.622 (the exact residual with 16 points, 17+r: 3.08x). On
+NaCl-water the nearest points lose the outlier frame (24+r8 1.59x: 0.75 / 5th), the default 24+r stays at
+0.91 / 1st / 0.087, 0.256, 0.889 and now costs 1.85x (the pair rows' covariances scattered in Numba).
 
 * ``localsigma``: the exact DTC σ of every atom's local energy (``GAPCalculator(uncertainty="local_energy")``,
   FLARE's on-the-fly trigger) against the exact force σ and the actual force errors, per frame, on held-out
@@ -78,6 +84,7 @@ import time
 import numpy as np
 
 from kernelpot.bench import predict_cases as cases
+from kernelpot.bench.sigma_cases import frame_metrics, sigma_frames
 
 CASES = {
     "si": cases.si_forces_vs_quippy,
@@ -329,94 +336,12 @@ def _sigma_errors(estimate, exact):
             both / max(flagged.sum(), 1), both / max(truth.sum(), 1))
 
 
-def _sigma_frames(name, quick):
-    """Frames for the per-frame σ check of ``subsetsigma``: (kind, atoms), the first one calibrates. NaCl–water:
-    gen3 frames (every len/16-th) and copies with one water or ion moved off the training distribution; Si:
-    the rattled benchmark cell, the mlearn test set (vacancies, surfaces, AIMD, strained crystals) and
-    perturbed copies of the cell (one atom moved 0.67 Å, a vacancy, 5 % compression, rattled by 0.15 Å)."""
-    from pathlib import Path
-
-    from ase.io import read
-
-    from kernelpot.datasets import data_path
-    from kernelpot.structures import read_runner
-
-    rng = np.random.default_rng(7)
-    if name == "si":
-        test = read(data_path("mlearn_si", "mlearn_Si_test.extxyz"), ":")[:: 3 if quick else 1]
-        frames = [("bench", cases.rattled_si())] + [(t.info.get("config_type", "test"), t) for t in test]
-        moved = cases.rattled_si(2)
-        moved.positions[0] += [0.6, 0.3, 0.0]
-        vacancy = cases.rattled_si(3)
-        del vacancy[5]
-        compressed = cases.rattled_si(4)
-        compressed.set_cell(compressed.cell * 0.95, scale_atoms=True)
-        rattled = cases.rattled_si(5)
-        rattled.positions += np.random.default_rng(9).normal(0.0, 0.15, rattled.positions.shape)
-        return frames + [("one atom 0.67A", moved), ("vacancy", vacancy), ("compressed 5%", compressed),
-                         ("rattled 0.15A", rattled)]
-    path = Path(os.environ.get("KERNELPOT_SHARED_DATA", "/work/shared/data")) / "electrolytes" / "nacl_water" / \
-        "revPBE0-D3_gen3.data"
-    if not path.exists():
-        print(f"({path} absent: no per-frame σ check for NaCl–water)")
-        return []
-    gen3 = read_runner(path)
-    frames = [(f"gen3 {i}", f) for i, f in enumerate(gen3[:: max(1, len(gen3) // 16)][: 6 if quick else 16])]
-    out = []
-    for kind, base in zip(["H-O 0.82x", "water rattled 0.15A", "water pushed 0.6A", "all rattled 0.08A",
-                           "Na-Cl at 2.4A", "water rattled 0.3A"],
-                          (gen3[3::50][:3] + gen3[28::50][:3])[: 2 if quick else 6]):
-        atoms = base.copy()
-        oxygen = np.flatnonzero(atoms.numbers == 8)[0]
-        hydrogens = np.flatnonzero(atoms.numbers == 1)
-        hydrogens = hydrogens[np.argsort(atoms.get_distances(oxygen, hydrogens, mic=True))[:2]]
-        if kind == "H-O 0.82x":
-            for h in hydrogens:
-                atoms.positions[h] = atoms.positions[oxygen] + 0.82 * atoms.get_distance(oxygen, h, mic=True,
-                                                                                          vector=True)
-        elif kind.startswith("water rattled"):
-            atoms.positions[[oxygen, *hydrogens]] += rng.normal(0.0, float(kind.split()[-1][:-1]), (3, 3))
-        elif kind == "water pushed 0.6A":
-            others = np.flatnonzero(atoms.numbers == 8)
-            distances = atoms.get_distances(oxygen, others, mic=True)
-            distances[others == oxygen] = np.inf
-            towards = atoms.get_distance(oxygen, others[np.argmin(distances)], mic=True, vector=True)
-            atoms.positions[[oxygen, *hydrogens]] += 0.6 * towards / np.linalg.norm(towards)
-        elif kind == "all rattled 0.08A":
-            atoms.positions += rng.normal(0.0, 0.08, atoms.positions.shape)
-        else:
-            sodium = np.flatnonzero(atoms.numbers == 11)[0]
-            chlorides = np.flatnonzero(atoms.numbers == 17)
-            chloride = chlorides[np.argmin(atoms.get_distances(sodium, chlorides, mic=True))]
-            vector = atoms.get_distance(sodium, chloride, mic=True, vector=True)
-            atoms.positions[sodium] += vector * (1.0 - 2.4 / np.linalg.norm(vector))
-        out.append((kind, atoms))
-    return frames + out
-
-
-def _frame_metrics(estimates, exacts, kinds):
-    """Per-frame max-σ checks of per-atom σ estimates against the exact ones (lists over frames, (n_atoms,)):
-    Spearman of the per-frame maxima, rank of the frame with the largest exact maximum among the estimated
-    maxima (1: an MD flag threshold set between it and the rest would catch it), the share of frames whose
-    largest-σ atom is the same, and pooled per-atom median / 95th-percentile relative error and median
-    per-frame Spearman (atoms with an exact σ above 1e-4 eV/Å)."""
-    top_exact = np.array([e.max() for e in exacts])
-    top_estimate = np.array([e.max() for e in estimates])
-    outlier = int(np.argmax(top_exact))
-    rank = int(np.sum(top_estimate > top_estimate[outlier])) + 1
-    same = np.mean([np.argmax(a) == np.argmax(e) for a, e in zip(estimates, exacts)])
-    kept = [(a, e) for a, e in zip(estimates, exacts) if e.max() > 1e-4]
-    relative = np.concatenate([np.abs(a[e > 1e-4] / e[e > 1e-4] - 1.0) for a, e in kept])
-    rho = np.median([_spearman(a, e) for a, e in kept])
-    return (_spearman(top_estimate, top_exact), rank, kinds[outlier], top_estimate[outlier] / top_exact[outlier],
-            same, float(np.median(relative)), float(np.percentile(relative, 95)), rho)
-
-
 def subsetsigma(quick):
     """The approximate force σ of ``GAPCalculator(uncertainty="forces_subset")`` against the exact one: cost
     (CPU time, 1 thread, interleaved with the mean forces) and error per atom, for n_points sparse points,
-    with and without the Nyström residual (``sigma_residual=True``); then per frame (:func:`_sigma_frames`,
-    calibrated on the first): does the largest σ of a frame order the frames and find the outlier frame.
+    with and without the Nyström residual (``sigma_residual=True``, against all sparse points or, label +r<q>,
+    each atom's q most similar ones); then per frame (:func:`kernelpot.bench.sigma_cases.sigma_frames`, calibrated
+    on the first): does the largest σ of a frame order the frames and find the outlier frame.
 
     κ is calibrated on a different structure (Si: another rattled cell; NaCl–water: the box rattled by
     0.05 Å), the error measured on the benchmark structure (and on held-out frames for NaCl–water).
@@ -430,8 +355,11 @@ def subsetsigma(quick):
     from kernelpot.potential.serialization import load_model
 
     numba.set_num_threads(1)
-    sizes = (8, 32) if quick else (8, 16, 32, 64, 128)
-    variants = [(n, False) for n in sizes] + [(n, True) for n in ((3, 16) if quick else (3, 16, 32))]
+    sizes = (8, 32) if quick else (8, 16, 32)
+    # (n_points, residual, residual_points): the residual against all sparse points, or against each atom's q
+    # most similar ones (label +r<q>)
+    variants = [(n, False, None) for n in sizes] + [(n, True, None) for n in ((3, 16) if quick else (3, 8, 16))] + \
+        [(n, True, 8) for n in ((7,) if quick else (6, 7, 8, 16))] + ([] if quick else [(16, True, 32)])
     for name in ("si", "nacl"):
         if name == "nacl":
             model, bench = load_model(cases.nacl_model(quick)), cases.nacl_box()
@@ -449,7 +377,7 @@ def subsetsigma(quick):
             calls = {"mean": lambda: mean.predict([bench], ("energy", "forces"))}
             exact_calibration = exact(calibration)
             references = [("benchmark", bench, exact(bench))] + [(k, f, exact(f)) for k, f in others]
-            frames = _sigma_frames(name, quick)
+            frames = sigma_frames(name, quick)
             frame_exact = [np.linalg.norm(exact(f), axis=1) for _, f in frames]
             print(f"\n{name}: {len(bench)} atoms, {sum(t.n_sparse for t in model.terms_)} sparse points; κ "
                   f"(and λ, +r: with the Nyström residual) calibrated on another structure; per atom: median / "
@@ -457,9 +385,9 @@ def subsetsigma(quick):
             print(f"{'n_points':>9} {'kappa':>8} {'frame':>10} {'median':>7} {'p95':>6} {'rho':>6} {'prec':>5} "
                   f"{'rec':>5}")
             per_frame = []
-            for n_points, residual in variants:
-                variance = SubsetForceVariance(model, n_points, residual=residual)
-                label = f"{variance.n_subset}{'+r' if residual else ''}"
+            for n_points, residual, residual_points in variants:
+                variance = SubsetForceVariance(model, n_points, residual=residual, residual_points=residual_points)
+                label = f"{variance.n_subset}{'+r' if residual else ''}{residual_points or ''}"
                 predictor = GAPPredictor(model, force_variance=variance)
                 variance.calibrate([calibration], exact_std=exact_calibration, predictor=predictor)
                 for kind, frame, reference in references:
@@ -472,7 +400,7 @@ def subsetsigma(quick):
                     variance.calibrate([frames[0][1]], exact_std=exact(frames[0][1]), predictor=predictor)
                     estimates = [np.linalg.norm(predictor.predict([f], ("energy", "forces", "forces_std"))
                                                 ["forces_std"], axis=1) for _, f in frames[1:]]
-                    per_frame.append((label, _frame_metrics(estimates, frame_exact[1:], [k for k, _ in frames[1:]])))
+                    per_frame.append((label, frame_metrics(estimates, frame_exact[1:], [k for k, _ in frames[1:]])))
             calls["exact"] = lambda: exact(bench)
             times = interleaved_cpu(calls, 2 if quick else 5)
         mean_time = float(np.median(times["mean"]))

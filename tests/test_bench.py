@@ -110,3 +110,28 @@ def test_interleaved_cpu_alternates_the_order_and_times_every_round():
     assert all(t >= 0 for v in samples.values() for t in v)
     # two warm-up calls each (one plain, one timed to size the loop), then a b, b a, a b, b a
     assert order[4:] == ["a", "b", "b", "a", "a", "b", "b", "a"]
+
+
+def test_frame_metrics_of_the_approximate_force_sigma():
+    from kernelpot.bench.sigma_cases import frame_metrics
+
+    rng = np.random.default_rng(0)
+    exacts = [rng.uniform(0.01, 0.1, 20) for _ in range(6)]
+    exacts[3][7] = 0.5                                             # the outlier frame
+    rho_max, rank, kind, ratio, same, median, p95, rho = frame_metrics(exacts, exacts, list("abcdef"))
+    assert (rho_max, rank, kind, ratio, same, median, p95, rho) == (1.0, 1, "d", 1.0, 1.0, 0.0, 0.0, 1.0)
+    halved = [0.5 * e for e in exacts]                             # a uniform scale keeps every ranking
+    assert frame_metrics(halved, exacts, list("abcdef"))[:5] == (1.0, 1, "d", 0.5, 1.0)
+    assert frame_metrics(halved, exacts, list("abcdef"))[5] == pytest.approx(0.5)
+    missed = [e.copy() for e in exacts]
+    missed[3][7] = 0.01                                            # the estimate misses the outlier atom
+    assert frame_metrics(missed, exacts, list("abcdef"))[1] > 1
+
+
+def test_sigma_frames_start_with_the_calibration_cell():
+    from kernelpot.bench.sigma_cases import sigma_frames
+
+    frames = sigma_frames("si", quick=True)
+    assert frames[0][0] == "bench" and len(frames[0][1]) == 216
+    assert [k for k, _ in frames[-4:]] == ["one atom 0.67A", "vacancy", "compressed 5%", "rattled 0.15A"]
+    assert len(frames[-3][1]) == 215

@@ -232,13 +232,14 @@ def test_md_cli_subset_force_sigma_every_step(si_model, tmp_path, capsys):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(SparseGPR, "predict", counting)
         assert main(["md", str(tmp_path / "si.kpot"), str(tmp_path / "start.xyz"), "--steps", "4", "--interval", "2",
-                     "--std-kind", "forces_subset", "--sigma-points", "4", "--sigma-residual", "--uncertainty",
-                     "--quiet"]) == 0
+                     "--std-kind", "forces_subset", "--sigma-points", "4", "--sigma-residual",
+                     "--sigma-residual-points", "3", "--uncertainty", "--quiet"]) == 0
     assert "largest per-atom |forces_std| (approximate) over 5 steps" in capsys.readouterr().out
     assert sum(calls) == 2
-    with pytest.raises(SystemExit):
-        main(["md", str(tmp_path / "si.kpot"), str(tmp_path / "start.xyz"), "--std-kind", "forces_subset",
-              "--sigma-points", "0", "--uncertainty", "--quiet"])
+    for bad in (["--sigma-points", "0"], ["--sigma-residual-points", "0"]):
+        with pytest.raises(SystemExit):
+            main(["md", str(tmp_path / "si.kpot"), str(tmp_path / "start.xyz"), "--std-kind", "forces_subset", *bad,
+                  "--uncertainty", "--quiet"])
 
 
 def test_md_explorer_watches_every_step(si_model):

@@ -181,6 +181,10 @@ def test_bad_arguments_are_refused():
             SubsetForceVariance(model, n_points=bad)
         with pytest.raises(ValueError, match="sigma_points"):
             GAPCalculator(model, uncertainty="forces_subset", sigma_points=bad)
+        with pytest.raises(ValueError, match="residual_points"):
+            SubsetForceVariance(model, 4, residual=True, residual_points=bad)
+        with pytest.raises(ValueError, match="sigma_residual_points"):
+            GAPCalculator(model, uncertainty="forces_subset", sigma_residual_points=bad)
     with pytest.raises(ValueError, match="force_variance"):
         GAPPredictor(model).predict(_model("metal-2b-soap-gap-zeta4")[1], ("forces", "forces_std"))
     other, _ = _model("metal-linear-and-zeta2")
@@ -226,8 +230,9 @@ def test_two_threads_give_the_same_subset_force_std(monkeypatch):
     np.testing.assert_allclose(two["forces_std"], one["forces_std"], rtol=1e-10, atol=1e-14)
 
 
-def _explicit_local_residual(model, atoms, monkeypatch):
-    """``k_ii − k_iᵀ K_MM⁻¹ k_i`` (n_atoms,) of every atom's local energy, from the explicit path's rows."""
+def _explicit_local_rows(model, atoms, monkeypatch):
+    """The prior variances ``k_ii`` (n_atoms,) and covariances ``k_i`` (n_atoms, n_sparse_total) of every atom's
+    local energy, from the explicit path."""
     captured = []
     exact = gap_model.dtc_variance
 
@@ -238,7 +243,12 @@ def _explicit_local_residual(model, atoms, monkeypatch):
     with monkeypatch.context() as patch:
         patch.setattr(gap_model, "dtc_variance", capture)
         model.predict([atoms], properties=("local_energy",), return_std=True)
-    prior, k = next(c for c in captured if len(c[0]) == len(atoms))
+    return next(c for c in captured if len(c[0]) == len(atoms))
+
+
+def _explicit_local_residual(model, atoms, monkeypatch):
+    """``k_ii − k_iᵀ K_MM⁻¹ k_i`` (n_atoms,) of every atom's local energy, from the explicit path's rows."""
+    prior, k = _explicit_local_rows(model, atoms, monkeypatch)
     return prior - (sla.solve_triangular(model.kmm_cholesky_, k.T, lower=True) ** 2).sum(0)
 
 
@@ -306,3 +316,72 @@ def test_calculator_sigma_residual_calibrates_both_factors():
     atoms.positions[0] += 0.05
     atoms.get_forces()
     assert np.all(np.isfinite(atoms.calc.results["forces_std"])) and atoms.calc.results["forces_std"].max() > 0
+
+
+def _nearest_brute_force(K, gram, q):
+    """Per row: ``k_qᵀ K_qq⁻¹ k_q`` over the ``q`` columns of largest ``k_m / √gram_mm``, by numpy."""
+    scores = K / np.sqrt(np.diag(gram))
+    out = []
+    for row, score in zip(K, scores):
+        top = np.argsort(-score, kind="stable")[:q]
+        out.append(row[top] @ np.linalg.solve(gram[np.ix_(top, top)], row[top]))
+    return np.array(out)
+
+
+def test_nearest_nystrom_projects_each_row_onto_its_most_similar_points():
+    from kernelpot.models.gap._residual_kernels import nearest_nystrom
+
+    rng = np.random.default_rng(3)
+    points = rng.normal(size=(40, 6))
+    gram = np.exp(-0.5 * ((points[:, None] - points[None]) ** 2).sum(-1) / 4.0) + 1e-8 * np.eye(40)
+    rows = np.exp(-0.5 * ((rng.normal(size=(25, 6))[:, None] - points[None]) ** 2).sum(-1) / 4.0)
+    inverse_norm = 1.0 / np.sqrt(np.diag(gram))
+    every = np.einsum("im,im->i", rows, np.linalg.solve(gram, rows.T).T)
+    for q in (1, 3, 8, 40, 100):
+        explained = nearest_nystrom(rows, gram, inverse_norm, q)
+        np.testing.assert_allclose(explained, _nearest_brute_force(rows, gram, min(q, 40)), rtol=1e-8)
+        assert np.all(explained <= every * (1 + 1e-9))   # a projection onto fewer points explains less
+    np.testing.assert_allclose(nearest_nystrom(rows, gram, inverse_norm, 40), every, rtol=1e-8)   # all: exact
+    # a point repeated (a singular K_qq) leaves the projection onto the span unchanged
+    doubled = np.vstack([points, points[:1]])
+    gram2 = np.exp(-0.5 * ((doubled[:, None] - doubled[None]) ** 2).sum(-1) / 4.0)
+    rows2 = np.hstack([rows, rows[:, :1]])
+    np.testing.assert_allclose(nearest_nystrom(rows2, gram2, 1.0 / np.sqrt(np.diag(gram2)), 41),
+                               nearest_nystrom(rows, gram2[:40, :40], inverse_norm, 40), rtol=1e-6)
+
+
+def test_nearest_residual_is_the_explicit_nystrom_residual_of_each_atoms_nearest_points(case, monkeypatch):
+    """``residual_points=q``: every term (the 256-point floor lowered to 0 for these small models) projected
+    onto each atom's q most similar points; q at least every term's size gives the exact residual."""
+    import kernelpot.models.gap.local_variance as local_variance
+
+    name, model, test = case
+    atoms = test[0] if isinstance(test, list) else test
+    exact = _explicit_local_residual(model, atoms, monkeypatch)
+    prior, k = _explicit_local_rows(model, atoms, monkeypatch)
+    L = model.kmm_cholesky_
+    bounds = np.concatenate([[0], np.cumsum([t.n_sparse for t in model.terms_])])
+    monkeypatch.setattr(local_variance, "_WHITEN_MAX", 0)
+    mean = GAPPredictor(model).predict([atoms], ("energy", "forces"))["forces"]
+    for q in (2, int(np.diff(bounds).max())):
+        variance = SubsetForceVariance(model, n_points=4, residual=True, residual_points=q)
+        assert set(variance.residual_model().nearest_terms) == set(range(len(model.terms_)))
+        variance.kappa_, variance.residual_weight_ = 0.0, 3.0      # σ̂²_aα = r_a in every component
+        out = GAPPredictor(model, force_variance=variance).predict([atoms], ("energy", "forces", "forces_std"))
+        np.testing.assert_array_equal(out["forces"], mean)        # the σ does not touch the mean
+        explained = sum(_nearest_brute_force(k[:, a:b], L[a:b, a:b] @ L[a:b, a:b].T, min(q, b - a))
+                        for a, b in zip(bounds[:-1], bounds[1:]))
+        expected = np.maximum(prior - explained, 0.0)
+        # round-off of the explained part, k_qᵀ K_qq⁻¹ k_q ≈ prior, is relative to the prior, not to the residual
+        tolerance = {"rtol": 1e-6, "atol": 1e-10 * prior.max(), "err_msg": name}
+        np.testing.assert_allclose(out["forces_std"][:, 0] ** 2, expected, **tolerance)
+        assert np.all(expected >= exact - tolerance["atol"])           # an upper bound on the exact residual
+    np.testing.assert_allclose(expected, exact, **tolerance)           # q ≥ every term's size: the exact one
+
+
+def test_calculator_passes_the_residual_points_on():
+    model, _ = _model("alloy-per-species-zeta2-matrix")
+    variance = GAPCalculator(model, uncertainty="forces_subset", sigma_residual_points=5)._subset_variance()
+    assert variance.residual and variance.residual_points == 5
+    assert variance.residual_model().nearest == 5
+    assert GAPCalculator(model, uncertainty="forces_subset")._subset_variance().residual_points is None

@@ -7,7 +7,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import descriptor_cases, electrostatics_cases, gap_cases, learning_cases, predict_cases
+from . import descriptor_cases, electrostatics_cases, gap_cases, learning_cases, predict_cases, sigma_cases
 from .results import PeerUnavailable, Skip, markdown, update_section, write_atomically
 
 # name -> (peer modules that must import, function, what it measures)
@@ -23,6 +23,9 @@ CASES = {
                        "smooth PME energy, forces and stress vs torch-pme"),
     "predict": (("quippy",), predict_cases.si_forces_vs_quippy, "GAP forces (and their σ) vs quippy, Si"),
     "nacl": ((), predict_cases.nacl_forces, "GAP forces (and their σ), NaCl-water"),
+    "si_sigma": ((), sigma_cases.si_subset_sigma, "approximate force σ vs the exact DTC σ, Si (per atom, per frame)"),
+    "nacl_sigma": ((), sigma_cases.nacl_subset_sigma,
+                   "approximate force σ vs the exact DTC σ, NaCl-water (per atom, per frame)"),
     "featomic": (("featomic",), predict_cases.soap_vs_featomic, "SOAP features and gradients vs featomic"),
     "neighbours": (("vesin",), predict_cases.neighbours_vs_vesin, "neighbour lists vs vesin and ASE"),
     "startup": ((), predict_cases.startup, "start-up of kernelpot evaluate"),

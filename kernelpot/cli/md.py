@@ -56,6 +56,10 @@ def add_parser(sub) -> None:
                        help="with --std-kind forces_subset: add every atom's local-energy Nyström residual (a "
                             "second calibrated factor; about half a step more; default): the largest σ of a step "
                             "then finds the environments far from the sparse points, which the subset alone misses")
+    watch.add_argument("--sigma-residual-points", type=positive_int, default=None,
+                       help="with --sigma-residual: take each atom's residual against its N most similar sparse "
+                            "points of every large term instead of all of them (cheaper where the exact residual's "
+                            "product over all points costs much of a step: one species, ~1,000 points)")
     watch.add_argument("--std-threshold", type=float,
                        help="flag steps whose largest σ exceeds this, in the unit of --std-kind (implies "
                             "--uncertainty)")
@@ -119,9 +123,11 @@ def run(args) -> int:
     if args.output is not None:
         return _run_resumable(args, atoms, GAPCalculator(args.model, uncertainty=mode, skin=args.skin,
                                                          sigma_points=args.sigma_points,
-                                                         sigma_residual=args.sigma_residual), uncertainty)
+                                                         sigma_residual=args.sigma_residual,
+                                                         sigma_residual_points=args.sigma_residual_points),
+                               uncertainty)
     atoms.calc = GAPCalculator(args.model, uncertainty=mode, skin=args.skin, sigma_points=args.sigma_points,
-                               sigma_residual=args.sigma_residual)
+                               sigma_residual=args.sigma_residual, sigma_residual_points=args.sigma_residual_points)
     thermalize(atoms, args.temperature, np.random.default_rng(args.seed))
     Stationary(atoms)
     if args.thermostat == "nve":

@@ -111,16 +111,18 @@ class GAPCalculator(BaseCalculator):
         exact σ and return it;
         :class:`~kernelpot.models.gap.subset_variance.SubsetForceVariance`).
         Its cost and error against the exact σ are measured by
-        ``benchmarks/predict.py --cases subsetsigma`` (1 thread; the
-        defaults, 16 points + residual: 1.92x the forces alone on the
-        NaCl–water benchmark, 3.1x on the Si cell; per atom median / 95th
+        ``benchmarks/predict.py --cases subsetsigma`` and ``kernelpot bench
+        --only si_sigma,nacl_sigma`` (1 thread; the defaults, 16 points +
+        residual: 1.85–1.95x the forces alone on the NaCl–water benchmark,
+        3.1x on the Si cell, where ``sigma_points=7,
+        sigma_residual_points=8`` costs 1.9x; per atom median / 95th
         percentile relative error 9 % / 26 % and Spearman 0.89 against the
-        exact σ over 21 NaCl–water frames; the largest σ per frame orders
-        the frames with Spearman 0.91 (0.97 on 29 Si frames) and puts the
-        outlier frame first on both, where the subset alone (up to 2x)
-        gives 0.62–0.68 and ranks it 5th–11th on NaCl–water; the exact σ
-        costs 66x and 31x; more in
-        :mod:`kernelpot.models.gap.subset_variance`); ``energy_std`` is
+        exact σ over 21 NaCl–water frames (Si, 7 + 8 nearest: 14 % / 51 %,
+        0.60 over 29 frames); the largest σ per frame orders the frames
+        with Spearman 0.91 (Si 0.96) and puts the outlier frame first on
+        both, where the subset alone (up to 2x) gives 0.62–0.68 and ranks
+        it 5th–11th on NaCl–water; the exact σ costs 66–80x and 31–39x;
+        more in :mod:`kernelpot.models.gap.subset_variance`); ``energy_std`` is
         exact and only computed on request. False: never (asking for them raises
         ``PropertyNotImplementedError``).
     sigma_points : int, default=16
@@ -135,6 +137,16 @@ class GAPCalculator(BaseCalculator):
         factor. False: the subset alone with one factor (cheaper by that
         half call, but the largest σ of a frame no longer finds the outlier
         frames: see above).
+    sigma_residual_points : int or None, default=None
+        With ``sigma_residual``: None takes each atom's residual against all
+        sparse points (exact); an integer ``q`` against the atom's ``q`` most
+        similar points of every term of more than 256 points
+        (``SubsetForceVariance(..., residual_points=q)``: an upper bound,
+        without the product over all points that costs 0.5–0.7 of the forces
+        on a one-species model of 1,000 points). The Si benchmark cell meets
+        2x with ``sigma_points=7, sigma_residual_points=8`` (measured in
+        ``benchmarks/RESULTS.md``); on NaCl–water keep None (the nearest
+        points lose the outlier frame there).
     skin : float, default=1.0
         Verlet skin in Å: each thread keeps its neighbour lists between
         calls while no atom has moved more than ``skin / 2``
@@ -174,7 +186,7 @@ class GAPCalculator(BaseCalculator):
                               "forces_std", "local_energy_std"]
 
     def __init__(self, model, *, uncertainty: bool | str = True, skin: float = 1.0, sigma_points: int = 16,
-                 sigma_residual: bool = True):
+                 sigma_residual: bool = True, sigma_residual_points: int | None = None):
         self._per_thread = threading.local()
         super().__init__()
         if isinstance(model, (str, Path)):
@@ -193,6 +205,9 @@ class GAPCalculator(BaseCalculator):
             raise ValueError("uncertainty='forces_subset' needs descriptors with a reverse-mode pass (transform_vjp)")
         if isinstance(sigma_points, bool) or not isinstance(sigma_points, (int, np.integer)) or sigma_points < 1:
             raise ValueError(f"`sigma_points` must be an integer >= 1; got {sigma_points!r}")
+        if sigma_residual_points is not None and (isinstance(sigma_residual_points, bool) or not isinstance(
+                sigma_residual_points, (int, np.integer)) or sigma_residual_points < 1):
+            raise ValueError(f"`sigma_residual_points` must be an integer >= 1 or None; got {sigma_residual_points!r}")
         self.model = model
         self.uncertainty = uncertainty
         warn_hard_cutoffs(model)
@@ -200,6 +215,7 @@ class GAPCalculator(BaseCalculator):
         self.skin = skin
         self.sigma_points = sigma_points
         self.sigma_residual = bool(sigma_residual)
+        self.sigma_residual_points = sigma_residual_points
         self._force_variance = None
         self._calibration_lock = threading.Lock()
 
@@ -221,10 +237,12 @@ class GAPCalculator(BaseCalculator):
             return None
         with self._calibration_lock:
             current = self._force_variance
+            residual = getattr(self, "sigma_residual", False)               # (older pickles have none)
+            residual_points = getattr(self, "sigma_residual_points", None)
             if current is None or current.model is not self.model or current.n_points != self.sigma_points or \
-                    current.residual != getattr(self, "sigma_residual", False):   # (older pickles have none)
-                self._force_variance = SubsetForceVariance(self.model, self.sigma_points,
-                                                           residual=getattr(self, "sigma_residual", False))
+                    current.residual != residual or current.residual_points != residual_points:
+                self._force_variance = SubsetForceVariance(self.model, self.sigma_points, residual=residual,
+                                                           residual_points=residual_points)
             return self._force_variance
 
     # ASE's cache (last structure and results) is per thread: see Notes.

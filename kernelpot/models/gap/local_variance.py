@@ -55,6 +55,7 @@ from scipy.linalg.blas import dtrmm
 
 from ...descriptors.base import species_numbers
 from ...descriptors.centre_species import CentreSpecies
+from ._residual_kernels import nearest_nystrom, scatter_pair_halves
 from .terms import row_weights
 
 __all__ = ["LocalEnergyVariance"]
@@ -131,6 +132,14 @@ class LocalEnergyVariance:
         residual ``k_ii − k_iᵀ K_MM⁻¹ k_i`` (the prior variance the sparse points do not explain), the
         distance-from-the-sparse-set part of σ² that :class:`~kernelpot.models.gap.subset_variance.
         SubsetForceVariance` (``residual=True``) adds to its force variance.
+    nearest : int or None, default=None
+        With ``posterior=False`` only: project each atom's covariances with a term of more than 256 sparse
+        points (a smaller term's exact product costs little) onto that atom's own ``nearest`` most similar
+        points of the term (largest ``k(x, z_m) / √k(z_m, z_m)``) instead of onto all of them: ``k_qᵀ K_qq⁻¹
+        k_q`` per atom and term (a ``nearest``-point Cholesky each, no ``J_s²`` product), so that
+        :meth:`variance` gives the Nyström residual of each atom against its nearest points of the large terms
+        — an upper bound on the residual against all, equal to it when ``nearest`` ≥ every term's size. None:
+        all points (the exact residual).
 
     Attributes
     ----------
@@ -139,9 +148,12 @@ class LocalEnergyVariance:
     factors : dict
         ``{Z: (perm, T, D)}``: the symmetric indefinite factor of ``B_Z`` (J_Z × J_Z, eV⁻²; with the
         whitened terms' rows and columns in their whitened coordinates), see :func:`_ldl`.
+    nearest_terms : dict
+        With ``nearest``: ``{term index: (K_t, 1 / √diag K_t)}`` of the terms projected per atom (they have no
+        columns in ``B_Z``; their entries in :attr:`columns` have None for the first column).
     """
 
-    def __init__(self, model, posterior=True):
+    def __init__(self, model, posterior=True, nearest=None):
         if getattr(model, "posterior_factor_", None) is None:
             raise ValueError("this model has no posterior covariance (imported from a file that stores the mean "
                              "only): local-energy σ needs a model fitted by kernelpot")
@@ -153,12 +165,24 @@ class LocalEnergyVariance:
             raise ValueError("local-energy σ needs K_MM block-diagonal over terms (as SparseGPR fits it)")
         n = L.shape[0]
         self.posterior = bool(posterior)
+        if nearest is not None:
+            if isinstance(nearest, bool) or not isinstance(nearest, (int, np.integer)) or nearest < 1:
+                raise ValueError(f"`nearest` must be an integer >= 1 or None; got {nearest!r}")
+            if self.posterior:
+                raise ValueError("`nearest` gives a Nyström residual: it needs posterior=False")
+        self.nearest = None if nearest is None else int(nearest)
+        self.nearest_terms = {}
+        for t, (a, b) in enumerate(zip(offsets[:-1], offsets[1:])):
+            if self.nearest is not None and b - a > _WHITEN_MAX:
+                gram = L[a:b, a:b] @ L[a:b, a:b].T
+                self.nearest_terms[t] = (gram, 1.0 / np.sqrt(np.diag(gram)))
         r_inverse = sla.solve_triangular(R, np.eye(n)) if posterior else np.zeros((n, 0))   # Σ = R⁻¹R⁻ᵀ
         #: {term index: lower factor L_t}: terms whose covariances are whitened (u = L_t⁻¹ k) before the
         #: product, so that their part of B is I - L_tᵀ Σ L_t (entries <= 1) instead of K_t⁻¹ - Σ (entries up
         #: to 1/jitter: a pair term's prior of ~400 eV² then leaves σ² ~ 0.01 eV² to round-off).
         self.whitened = {t: np.ascontiguousarray(L[a:b, a:b]) for t, (a, b) in
-                         enumerate(zip(offsets[:-1], offsets[1:])) if b - a <= _WHITEN_MAX}
+                         enumerate(zip(offsets[:-1], offsets[1:])) if b - a <= _WHITEN_MAX and
+                         t not in self.nearest_terms}
         transformed = r_inverse.copy()                                       # Tᵀ R⁻¹ rows
         for t, factor in self.whitened.items():
             transformed[offsets[t]:offsets[t + 1]] = factor.T @ r_inverse[offsets[t]:offsets[t + 1]]
@@ -167,7 +191,8 @@ class LocalEnergyVariance:
         self.columns, self.factors = {}, {}
         kmm_inverse = {}
         for z in species:
-            touching = [t for t, term in enumerate(terms) if (_term_species(term) or {z}) >= {z}]
+            every = [t for t, term in enumerate(terms) if (_term_species(term) or {z}) >= {z}]
+            touching = [t for t in every if t not in self.nearest_terms]     # the terms with columns in B_Z
             J = np.concatenate([np.arange(offsets[t], offsets[t + 1]) for t in touching]) if touching else \
                 np.zeros(0, dtype=np.int64)
             for t in touching:
@@ -179,21 +204,22 @@ class LocalEnergyVariance:
                 B -= transformed[J] @ transformed[J].T
             self.factors[z] = _ldl(0.5 * (B + B.T))
             self.columns[z] = list(zip(touching, np.concatenate([[0], np.cumsum([sizes[t] for t in touching])])))
+            self.columns[z] += [(t, None) for t in every if t in self.nearest_terms]
 
     @classmethod
-    def for_model(cls, model, posterior=True):
+    def for_model(cls, model, posterior=True, nearest=None):
         """The instance of ``model`` in its current fitted state (built on first use, then cached)."""
         # The objects themselves, compared by identity: held here, they cannot be freed and their ids reused by
         # the arrays of a refit (IncrementalSparseGPR.update replaces posterior_factor_ with a new array).
         key = (model.posterior_factor_, model.kmm_cholesky_, *model.terms_)
-        posterior = bool(posterior)
+        kind = (bool(posterior), None if nearest is None else int(nearest))
         with _CACHE_LOCK:
-            cached = _CACHE.get(model, {}).get(posterior)
+            cached = _CACHE.get(model, {}).get(kind)
             if cached is not None and len(cached[0]) == len(key) and all(a is b for a, b in zip(cached[0], key)):
                 return cached[1]
-        built = cls(model, posterior)
+        built = cls(model, posterior, nearest)
         with _CACHE_LOCK:
-            _CACHE.setdefault(model, {})[posterior] = (key, built)
+            _CACHE.setdefault(model, {})[kind] = (key, built)
         return built
 
     @staticmethod
@@ -249,23 +275,40 @@ class LocalEnergyVariance:
             for t, column in layout:
                 if t not in rows:
                     continue
-                k_star, first, second = rows[t]
-                if t in self.whitened:
-                    k_star = sla.solve_triangular(self.whitened[t], k_star.T, lower=True).T
-                block = slice(column, column + k_star.shape[1])
-                if second is None:
-                    here = position[first] >= 0
-                    K[position[first[here]], block] = k_star[here]
+                block = _atom_covariances(*rows[t], position, len(atoms))
+                if column is None:          # projected onto each atom's nearest points (self.nearest)
+                    gram, inverse_norm = self.nearest_terms[t]
+
+                    def projected(chunk, gram=gram, inverse_norm=inverse_norm):
+                        return nearest_nystrom(chunk, gram, inverse_norm, self.nearest)
+
+                    explained[atoms] += projected(block) if rows_in_parallel is None else \
+                        rows_in_parallel(projected, block)
                     continue
-                ends = np.concatenate([first, second])
-                pair = np.concatenate([np.arange(len(first))] * 2)
-                here = position[ends] >= 0
-                share = sp.csr_matrix((np.full(int(here.sum()), 0.5), (position[ends[here]], pair[here])),
-                                      shape=(len(atoms), len(first)))
-                K[:, block] += share @ k_star
+                if t in self.whitened:
+                    block = sla.solve_triangular(self.whitened[t], block.T, lower=True).T
+                K[:, column:column + block.shape[1]] = block
+            if K.shape[1] == 0:
+                continue
 
             def quadratic(chunk, factor=self.factors[z]):
                 return _quadratic_form(factor, chunk)
 
-            explained[atoms] = quadratic(K) if rows_in_parallel is None else rows_in_parallel(quadratic, K)
+            explained[atoms] += quadratic(K) if rows_in_parallel is None else rows_in_parallel(quadratic, K)
         return np.maximum(prior - explained, 0.0)
+
+
+def _atom_covariances(k_star, first, second, position, n_atoms):
+    """The covariances (n_atoms, n_sparse of the term) of the local energies of the atoms with
+    ``position >= 0`` (in that order) from a term's rows ``k_star`` (see :meth:`LocalEnergyVariance.variance`)."""
+    if second is None:
+        here = position[first] >= 0
+        if here.all() and len(first) == n_atoms and np.array_equal(position[first], np.arange(n_atoms)):
+            return k_star                                           # every row is one of the atoms, in order
+        block = np.zeros((n_atoms, k_star.shape[1]))
+        block[position[first[here]]] = k_star[here]
+        return block
+    block = np.zeros((n_atoms, k_star.shape[1]))
+    scatter_pair_halves(np.ascontiguousarray(k_star, dtype=np.float64), np.asarray(first, dtype=np.int64),
+                        np.asarray(second, dtype=np.int64), position, block)
+    return block

@@ -78,6 +78,21 @@ A local-energy σ (``K_MM⁻¹ − Σ`` instead of ``K_MM⁻¹``) in place of ``
 fitted ``λ`` is ~0: the frame order stays at 0.7), nor do a Nyström residual against a pivoted subset of up
 to 128 points, the nearest sparse point's kernel value, per-species κ or sums over the neighbours
 (measured the same way, on the same frames).
+
+``residual_points=q`` makes the residual cheap where its product over all points is what costs (one species,
+``J`` = 1,000 points against 252 features: the Si model, where ``n J²`` is 0.5–0.7 of a force call): each atom
+is projected onto its own ``q`` most similar points of every large term only (a ``q × q`` Cholesky per atom,
+:class:`~kernelpot.models.gap.local_variance.LocalEnergyVariance` ``nearest=q``). That residual is not the
+exact one — it is an upper bound, 40–100× larger on the Si cell for ``q`` = 8–16, and exactly ``r_a`` once
+``q`` covers every term — but it still grows for environments far from every sparse point, and ``λ`` is
+fitted to it. Si, same 29 frames and calibration (``benchmarks/predict.py --cases subsetsigma``, 1 thread,
+medians of 5 interleaved rounds, load 8): 7 points + r(8 nearest) 1.90× the forces (``sigma_points=7,
+sigma_residual_points=8``): per frame 0.96, outlier frame 1st, 21 %; per atom 14 % / 51 %, 0.60; 8 points +
+r(8) 2.0×: 0.98, 1st, 12 % / 45 %. The outlier's largest σ is underestimated 5× (0.21 of the exact, against
+0.7 with the exact residual) but still ranks first. On NaCl–water the nearest points do not work (offline, the
+same 21 frames: 16 points + r(8–64 nearest) order the frames with Spearman 0.75–0.81 and rank the outlier 2nd–
+5th, against 0.91 / 1st with the exact residual, which there costs less than half a force call): keep
+``residual_points=None`` there.
 """
 
 from __future__ import annotations
@@ -133,6 +148,14 @@ class SubsetForceVariance:
         (:class:`~kernelpot.models.gap.local_variance.LocalEnergyVariance` with ``posterior=False``, from the
         kernel values the mean already forms, about half a mean-force call), so that
         ``σ̂²_aα = κ |C⁻¹ k_S|² + λ r_a / 3`` with ``κ, λ ≥ 0`` fitted by :meth:`calibrate`.
+    residual_points : int or None, default=None
+        With ``residual=True``: None computes ``r_a`` against all sparse points (one ``n_s J_s²`` triangular
+        product per species); an integer ``q`` against each atom's own ``q`` most similar points of every term
+        of more than ``q`` points instead (:class:`LocalEnergyVariance` ``nearest=q``: a ``q``-point Cholesky
+        per atom and term, no product over all points; an upper bound on ``r_a``, equal to it when ``q`` ≥
+        every term's size). For models where that product costs much of the forces (one species, ``J`` of
+        a thousand points or more against a few hundred features: the Si benchmark model, where it is 0.5–0.7
+        of a force call); see the module docstring for what it does to the error.
 
     Attributes
     ----------
@@ -151,7 +174,7 @@ class SubsetForceVariance:
         until :meth:`calibrate` (the residual is then left out).
     """
 
-    def __init__(self, model, n_points=32, residual=False):
+    def __init__(self, model, n_points=32, residual=False, residual_points=None):
         if getattr(model, "posterior_factor_", None) is None:
             raise ValueError("the model stores no posterior (posterior_factor_); refit it with kernelpot")
         if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 1:
@@ -168,6 +191,10 @@ class SubsetForceVariance:
         self.whitening = (T * np.sign(np.diag(T))[:, None]).T
         self.kappa_ = None
         self.residual = bool(residual)
+        if residual_points is not None and (isinstance(residual_points, bool) or
+                                            not isinstance(residual_points, (int, np.integer)) or residual_points < 1):
+            raise ValueError(f"`residual_points` must be an integer >= 1 or None; got {residual_points!r}")
+        self.residual_points = None if residual_points is None else int(residual_points)
         self.residual_weight_ = None
         self._record = None   # calibrate(): the uncalibrated parts of each variance() call
         self.model = model
@@ -212,13 +239,14 @@ class SubsetForceVariance:
         return adjoints * (term.delta**2 * term.sparse_weight[self.points[index]])[:, None, None]
 
     def residual_model(self):
-        """The :class:`~kernelpot.models.gap.local_variance.LocalEnergyVariance` (``posterior=False``) giving
-        the local energies' Nyström residuals with ``residual=True``, else None."""
+        """The :class:`~kernelpot.models.gap.local_variance.LocalEnergyVariance` (``posterior=False``,
+        ``nearest=residual_points``) giving the local energies' Nyström residuals with ``residual=True``, else
+        None."""
         if not self.residual:
             return None
         from .local_variance import LocalEnergyVariance
 
-        return LocalEnergyVariance.for_model(self.model, posterior=False)
+        return LocalEnergyVariance.for_model(self.model, posterior=False, nearest=self.residual_points)
 
     def variance(self, unit_dE_dr, residual=None):
         """Force variances (n_atoms, 3) in (eV/Å)², ``κ |C⁻¹ k_S|² (+ λ r_a / 3)`` per component.

@@ -90,21 +90,25 @@ def test_a_failed_candidate_does_not_switch_off_the_energy_ranking():
     assert _best_row(rows, 1.0) is rows[1]
 
 
-def test_validation_energy_error_is_per_atom_on_structures_of_mixed_size():
+@pytest.mark.parametrize("typed", [False, True])
+def test_validation_errors_are_per_atom_and_balanced_over_config_types(typed):
     # 2- to 9-atom Morse clusters: the table's validation errors must equal a plain fit's on the fit split, the
-    # energy error per atom (per structure, the big clusters would outweigh the small ones)
+    # energy error per atom (per structure, the big clusters would outweigh the small ones) and, with config types,
+    # the mean of the types' MAEs (a rare type counts as much as a common one)
     rng = np.random.default_rng(3)
-    atoms, energies, forces = [], [], []
     grid = 1.05 * np.array([[i, j, k] for i in range(3) for j in range(3) for k in range(2)], dtype=float)
+    atoms, energies, forces = [], [], []
     for n in rng.integers(2, 10, size=40):
         cluster = Atoms(f"Ar{n}", positions=grid[:n] + rng.normal(0, 0.05, (n, 3)))
         cluster.calc = MorsePotential(epsilon=1.0, r0=1.0, rho0=3.0, rcut1=2.0, rcut2=2.5)
         atoms.append(cluster)
         energies.append(cluster.get_potential_energy())
         forces.append(cluster.get_forces())
+    config_types = ["small" if len(a) <= 3 else "large" for a in atoms] if typed else None
     term = GAPTerm(Distance2B(cutoff=2.6), GaussianCovariance(0.3), n_sparse=24, sparse_method="fps", delta=0.5)
     model = SparseGPR([term], default_sigma=(0.001, 0.01, 0.1), e0=0.0, random_state=0,
-                      auto=AutoChoice(sparse_ladder=(6, 12, 24))).fit(atoms, energies=energies, forces=forces)
+                      auto=AutoChoice(sparse_ladder=(6, 12, 24)))
+    model.fit(atoms, energies=energies, forces=forces, config_types=config_types)
     chosen = next(row for row in model.auto_table_ if row["chosen"])
     fit, val = model.auto.split(len(atoms))
     fitted = model.terms_[0]
@@ -115,12 +119,16 @@ def test_validation_energy_error_is_per_atom_on_structures_of_mixed_size():
                                           forces=[forces[i] for i in fit])
     predicted = plain.predict([atoms[i] for i in val], properties=("energy", "forces"))
     sizes = np.array([len(atoms[i]) for i in val])
-    assert sizes.min() < sizes.max()
-    per_atom = np.abs((predicted["energy"] - np.array([energies[i] for i in val])) / sizes).mean()
-    assert chosen["val_energy_mae"] == pytest.approx(per_atom, rel=1e-6)
-    reference_forces = np.concatenate([forces[i] for i in val])
-    assert chosen["val_force_mae"] == pytest.approx(np.abs(np.reshape(predicted["forces"], (-1, 3)) - reference_forces).mean(),
-                                                    rel=1e-6)
+    energy_errors = np.abs((predicted["energy"] - np.array([energies[i] for i in val])) / sizes)
+    force_errors = np.abs(np.reshape(predicted["forces"], (-1, 3)) - np.concatenate([forces[i] for i in val]))
+    atom_groups = np.repeat(sizes <= 3, sizes)
+    assert 0 < (sizes <= 3).sum() < len(val) / 2  # the small type is the rarer one
+    if typed:
+        expected = [np.mean([errors[group == small].mean() for small in (False, True)])
+                    for errors, group in ((energy_errors, sizes <= 3), (force_errors, atom_groups))]
+    else:
+        expected = [energy_errors.mean(), force_errors.mean()]
+    assert [chosen["val_energy_mae"], chosen["val_force_mae"]] == pytest.approx(expected, rel=1e-6)
 
 
 def test_choose_count_grows_while_the_error_drops_and_stops_after_patience():

@@ -285,8 +285,10 @@ def _model_from(header, arrays, path) -> SparseGPR:
     if auto is not None:
         from ..models.gap import AutoChoice
 
+        # files written before the per-config-type balance chose without it
+        settings = {"balance_config_types": False, **auto["settings"]}
         params["auto"] = AutoChoice(**{key: tuple(value) if isinstance(value, list) else value
-                                       for key, value in auto["settings"].items()})
+                                       for key, value in settings.items()})
     model = SparseGPR(specs, baseline=_load_baseline(header, arrays, path), **params)
     model.terms_ = fitted
     model.e0_ = _e0(header["e0"], where, "e0")

@@ -138,13 +138,19 @@ class AutoChoice(Estimator):
         the planned stages (estimated from a probe); stages that would
         exceed it are not run, and a budget below the first stage is refused
         with the minutes it needs.
+    balance_config_types : bool, default=True
+        Average the validation errors over the structures' config types
+        (``config_types`` / extxyz ``config_type``; structures without one
+        form one group), each type counting once, so that a type with few
+        structures (surfaces among bulk cells) weighs as much as a common
+        one. Without config types, or with one, it changes nothing.
     random_state : int, default=0
         Seed of the validation split.
     """
 
     def __init__(self, *, validation_fraction=0.2, sparse_ladder=DEFAULT_LADDER, stage_growth=2.0, tolerance=0.02,
                  patience=2, force_sigma_factors=(0.5, 1.0, 2.0), energy_sigma_factors=(0.5, 1.0, 2.0),
-                 energy_weight=1.0, zetas=None, budget_minutes=None, random_state=0):
+                 energy_weight=1.0, zetas=None, budget_minutes=None, balance_config_types=True, random_state=0):
         self.validation_fraction = validation_fraction
         self.sparse_ladder = sparse_ladder
         self.stage_growth = stage_growth
@@ -153,6 +159,7 @@ class AutoChoice(Estimator):
         self.force_sigma_factors = force_sigma_factors
         self.energy_sigma_factors = energy_sigma_factors
         self.energy_weight = energy_weight
+        self.balance_config_types = balance_config_types
         self.zetas = zetas
         self.budget_minutes = budget_minutes
         self.random_state = random_state
@@ -178,6 +185,8 @@ class AutoChoice(Estimator):
         weight = self.energy_weight
         if isinstance(weight, bool) or not (isinstance(weight, (int, float, np.number)) and 0 <= weight < np.inf):
             raise ValueError(f"`auto.energy_weight` must be a number >= 0; got {weight!r}")
+        if not isinstance(self.balance_config_types, (bool, np.bool_)):
+            raise ValueError(f"`auto.balance_config_types` must be True or False; got {self.balance_config_types!r}")
         if self.zetas is not None and (not list(self.zetas) or any(int(z) != z or z < 1 for z in self.zetas)):
             raise ValueError(f"`auto.zetas` must be None or integers >= 1; got {self.zetas!r}")
         budget = self.budget_minutes
@@ -362,28 +371,32 @@ def _validate(problem, terms, coefficients, m):
     The energy error is per atom, the materials convention (mlearn, GAP papers): per structure, a set of mixed sizes
     would weigh a 54-atom cell's error nine times a 6-atom surface slab's, and the choice would neglect the small
     structures. For structures of one size (a molecule's frames) the two differ by a constant factor, which does not
-    change the ranking (:func:`_best_row` ranks on logarithms).
+    change the ranking (:func:`_best_row` ranks on logarithms). With ``auto.balance_config_types`` both errors are
+    the mean over config types of each type's MAE.
 
     ``coefficients`` is (m, n_candidates) in the stage's column layout.
     """
     plain = problem.builder(terms, whitened=False)
     whitened = problem.builder(terms, whitened=True)
     atoms_list, labels = problem.val_atoms, problem.val_labels
+    types = [c if problem.auto.balance_config_types else None for c in labels.config_types]
+    type_index = {t: i for i, t in enumerate(dict.fromkeys(types))}
+    structure_type = np.array([type_index[t] for t in types], dtype=np.int64)
     groups = [GroupFactor(m) for _ in range(3)]
     per_atom = plain.gradient_bytes_per_atom(atoms_list)[0]
     blocks, _ = plain.plan_blocks(atoms_list, labels, per_atom)
-    n_candidates = coefficients.shape[1]
-    abs_e, abs_f, n_e, n_f = np.zeros(n_candidates), np.zeros(n_candidates), 0, 0
+    errors = {kind: _TypeErrors(len(type_index), coefficients.shape[1]) for kind in ("energy", "forces")}
     for structures, _ in blocks:
         A, b = plain.rows(atoms_list, structures, labels)
         e_rows, f_rows, _ = _group_slices(plain, structures, labels, atoms_list)
-        has_energy = plain.observed(structures, labels)[0]
-        atoms_per_energy = np.array([len(atoms_list[s]) for s, e in zip(structures, has_energy) if e], dtype=float)
+        has_energy, has_forces, _ = plain.observed(structures, labels)
+        with_energy = [s for s, e in zip(structures, has_energy) if e]
+        with_forces = [s for s, f in zip(structures, has_forces) if f]
+        atoms_per_energy = np.array([len(atoms_list[s]) for s in with_energy], dtype=float)
         residual = A @ coefficients - b[:, None]
-        abs_e += np.abs(residual[e_rows] / atoms_per_energy[:, None]).sum(axis=0)
-        abs_f += np.abs(residual[f_rows]).sum(axis=0)
-        n_e += residual[e_rows].shape[0]
-        n_f += residual[f_rows].shape[0]
+        errors["energy"].add(np.abs(residual[e_rows] / atoms_per_energy[:, None]), structure_type[with_energy])
+        errors["forces"].add(np.abs(residual[f_rows]), np.repeat(structure_type[with_forces],
+                                                                 [3 * len(atoms_list[s]) for s in with_forces]))
         del residual
         sigma = whitened.row_sigmas(atoms_list, structures, labels)
         A /= sigma[:, None]
@@ -391,9 +404,27 @@ def _validate(problem, terms, coefficients, m):
         for group, rows in zip(groups, _group_slices(plain, structures, labels, atoms_list)):
             group.add(A[rows], b[rows])
         del A, b
-    energy = abs_e / n_e if n_e else np.full(n_candidates, np.nan)
-    forces = abs_f / n_f if n_f else np.full(n_candidates, np.nan)
-    return energy, forces, groups
+    return errors["energy"].mean(), errors["forces"].mean(), groups
+
+
+class _TypeErrors:
+    """Sums and counts of absolute errors per config type; :meth:`mean` averages the types' MAEs."""
+
+    def __init__(self, n_types, n_candidates):
+        self.total = np.zeros((n_types, n_candidates))
+        self.count = np.zeros(n_types)
+
+    def add(self, absolute_errors, row_types):
+        for t in np.unique(row_types):
+            rows = row_types == t
+            self.total[t] += absolute_errors[rows].sum(axis=0)
+            self.count[t] += rows.sum()
+
+    def mean(self):
+        seen = self.count > 0
+        if not seen.any():
+            return np.full(self.total.shape[1], np.nan)
+        return (self.total[seen] / self.count[seen, None]).mean(axis=0)
 
 
 def _sigma_candidates(auto, sigma_table, center):

@@ -129,6 +129,7 @@ def test_validation_errors_are_per_atom_and_balanced_over_config_types(typed):
     else:
         expected = [energy_errors.mean(), force_errors.mean()]
     assert [chosen["val_energy_mae"], chosen["val_force_mae"]] == pytest.approx(expected, rel=1e-6)
+    assert chosen["val_force_mae_pooled"] == pytest.approx(force_errors.mean(), rel=1e-6)  # grows the count
 
 
 def test_choose_count_grows_while_the_error_drops_and_stops_after_patience():

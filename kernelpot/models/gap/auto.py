@@ -109,7 +109,7 @@ class AutoChoice(Estimator):
         A stage's largest count is the first ladder count at least this
         times the previous stage's: larger values mean fewer, bigger stages.
     tolerance : float, default=0.02
-        A count improves when its validation force MAE (best noise) is below
+        A count improves when its pooled validation force MAE (best noise) is below
         ``1 - tolerance`` times the best of the smaller counts.
     patience : int, default=2
         Growth stops after this many counts in a row that do not improve;
@@ -143,7 +143,10 @@ class AutoChoice(Estimator):
         (``config_types`` / extxyz ``config_type``; structures without one
         form one group), each type counting once, so that a type with few
         structures (surfaces among bulk cells) weighs as much as a common
-        one. Without config types, or with one, it changes nothing.
+        one. Without config types, or with one, it changes nothing. The
+        noise candidates are ranked on these balanced errors; the sparse
+        count is grown on the pooled force MAE of all validation atoms
+        (``val_force_mae_pooled`` in the table), the least noisy figure.
     random_state : int, default=0
         Seed of the validation split.
     """
@@ -404,7 +407,7 @@ def _validate(problem, terms, coefficients, m):
         for group, rows in zip(groups, _group_slices(plain, structures, labels, atoms_list)):
             group.add(A[rows], b[rows])
         del A, b
-    return errors["energy"].mean(), errors["forces"].mean(), groups
+    return errors["energy"].mean(), errors["forces"].mean(), errors["forces"].pooled(), groups
 
 
 class _TypeErrors:
@@ -419,6 +422,12 @@ class _TypeErrors:
             rows = row_types == t
             self.total[t] += absolute_errors[rows].sum(axis=0)
             self.count[t] += rows.sum()
+
+    def pooled(self):
+        """MAE over all rows, whatever their type."""
+        if not self.count.any():
+            return np.full(self.total.shape[1], np.nan)
+        return self.total.sum(axis=0) / self.count.sum()
 
     def mean(self):
         seen = self.count > 0
@@ -459,7 +468,7 @@ def _run_stage(problem, stage_counts, steps, kernels, say, center=(1.0, 1.0)):
             coefficients[cols, c * len(steps) + s] = solve_columns(R, cols)[0]
         del R
     shared.clear()
-    energy, forces, val_groups = _validate(problem, terms, coefficients, m)
+    energy, forces, pooled_forces, val_groups = _validate(problem, terms, coefficients, m)
     seconds = time.process_time() - start
     rows = []
     for c, (fe, ff) in enumerate(candidates):
@@ -467,6 +476,7 @@ def _run_stage(problem, stage_counts, steps, kernels, say, center=(1.0, 1.0)):
             rows.append({"n_sparse": list(counts), "n_sparse_total": int(sum(counts)),
                          "zeta": _zeta(kernels), "sigma_energy": base[0] * fe, "sigma_forces": base[1] * ff,
                          "val_force_mae": float(forces[c * len(steps) + s]),
+                         "val_force_mae_pooled": float(pooled_forces[c * len(steps) + s]),
                          "val_energy_mae": float(energy[c * len(steps) + s]), "stage_top": int(m)})
     say(f"auto: stage with {m} sparse points{'' if kernels is None else f' (zeta {_zeta(kernels)})'}: "
         f"{len(rows)} candidates in {seconds:.0f} s CPU; best validation force MAE "
@@ -604,7 +614,10 @@ def fit_auto(model, atoms_list, labels, sigma_table, *, memory_budget=None, in_u
         evaluated = problem.ladder[: top + 1]
         chosen_zeta = _zeta(kernels)
         best = _best_per_step([r for r in table if r["zeta"] == chosen_zeta], evaluated, auto.energy_weight)
-        index, stopped = choose_count([r["val_force_mae"] for r in best], auto.tolerance, auto.patience)
+        # the count (capacity) is grown on the pooled force MAE, the validation set's least noisy figure: per-type
+        # means of rare types jump from count to count; the noise (a trade-off between types) is ranked balanced
+        index, stopped = choose_count([r.get("val_force_mae_pooled", r["val_force_mae"]) for r in best],
+                                      auto.tolerance, auto.patience)
         if stopped:
             stop_reason = (f"the next {auto.patience} larger counts did not improve the validation force MAE by "
                            f"more than {100 * auto.tolerance:g} %")

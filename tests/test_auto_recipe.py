@@ -368,6 +368,17 @@ def test_cli_prints_the_plan_and_the_table_and_refuses_a_small_budget(tmp_path, 
     assert "--budget-minutes needs --auto" in capsys.readouterr().err
 
 
+
+def test_cli_auto_options_reach_the_auto_choice():
+    from kernelpot.cli.options import auto_choice
+    from kernelpot.cli.parser import build_parser
+
+    base = ["fit", "train.xyz", "-o", "m.kpot", "--auto"]
+    assert auto_choice(build_parser().parse_args(base)).balance_config_types is True
+    args = build_parser().parse_args([*base, "--no-auto-balance-config-types", "--auto-energy-weight", "0.5"])
+    assert (auto_choice(args).balance_config_types, auto_choice(args).energy_weight) == (False, 0.5)
+
+
 def _morse_clusters(n, seed):
     """A learnable toy: rattled 4-atom clusters of a Morse pair potential (eV, Å)."""
     rng = np.random.default_rng(seed)

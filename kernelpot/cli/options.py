@@ -273,6 +273,9 @@ def add_auto_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--auto-energy-weight", type=non_negative_float, default=1.0,
                        help="--auto: the noise of a count is the candidate with the lowest log(force MAE) + this x "
                             "log(energy MAE) on the validation structures; 0: forces alone")
+    group.add_argument("--auto-balance-config-types", action=argparse.BooleanOptionalAction, default=True,
+                       help="--auto: rank the noise on validation errors averaged over config types (each type "
+                            "counts once), so rare types such as surfaces weigh as much as common ones")
     group.add_argument("--zetas", type=float_list, default=None,
                        help="--auto: dot-product kernel exponents compared at the first stage, e.g. 2,3,4 "
                             "(default: the --gap string's)")
@@ -292,6 +295,7 @@ def auto_choice(args):
     ladder = {} if args.sparse_ladder is None else {"sparse_ladder": tuple(int(k) for k in args.sparse_ladder)}
     return AutoChoice(validation_fraction=args.validation_fraction, **ladder, tolerance=args.auto_tolerance,
                       energy_weight=args.auto_energy_weight,
+                      balance_config_types=args.auto_balance_config_types,
                       zetas=None if args.zetas is None else tuple(int(z) for z in args.zetas),
                       budget_minutes=args.budget_minutes, random_state=args.seed)
 

@@ -1495,6 +1495,11 @@ NACL_MD_RECIPES = {
 #: the LJ the baseline is a complete force field that repels compressed hydrogen bonds where the data end.
 NACL_MD_RECIPES["s5"] = {**NACL_MD_RECIPES["s4"], "soft_walls": None, "widths": {s: 0.7 for s in NACL_CHARGES},
                          "lennard_jones": "TIP3P_JOUNG_CHEATHAM"}
+#: ``s6`` (session 6): the s5 fit with a :class:`kernelpot.potential.core_repulsion.HydrogenBondWall` 9 (1.65 Å − r)³
+#: eV between each H and the oxygens it is not bonded to, added to the baseline *after* the fit: on held-out
+#: frames it supplies the push on a hydrogen-bonded H that the GAP lacks at H···O 1.50–1.60 Å (0.4 eV/Å at
+#: 1.50–1.55), and where the data end (H···O < 1.45 Å) it repels where the GAP pulled hydrogen bonds shut.
+NACL_MD_RECIPES["s6"] = {**NACL_MD_RECIPES["s5"], "walls_after_fit": {"H-O": (1.65, 9.0)}}
 
 
 def _nacl_frames(names, index):
@@ -1535,20 +1540,28 @@ def nacl_md_data(train_frames=NACL_MD_TRAIN):
 
 
 def fit_nacl_md_model(train, gap=NACL_MD_GAP, sigma=NACL_SIGMA, max_memory=None, verbose=False, reference=None,
-                      soft_walls=None, widths=None, lennard_jones=None):
+                      soft_walls=None, widths=None, lennard_jones=None, walls_after_fit=None):
     """The MD model: the authors' fixed charges + a repulsive core 0.1 Å below the closest pairs of ``reference``
     + a 0.5 eV barrier over the O–H distances between bond and hydrogen bond that ``reference`` never visits
     (default: the training frames; the MD model uses :func:`nacl_reference_structures`, every frame of the data:
     held-out frames come closer than the training ones) under a GAP fitted to the residual
     (:func:`kernelpot.potential.recipe.stable_baseline`; ``soft_walls``, Gaussian charge ``widths`` and
-    ``lennard_jones`` passed on to it)."""
+    ``lennard_jones`` passed on to it). ``walls_after_fit`` (``{pair: (r0, k)}``): a
+    :class:`kernelpot.potential.core_repulsion.HydrogenBondWall` added to the baseline after the fit (the GAP
+    does not learn it away)."""
     from kernelpot.potential.recipe import stable_baseline
 
     reference = train.atoms if reference is None else list(reference) + list(train.atoms)
     baseline = stable_baseline(reference, NACL_CHARGES, barrier_pairs=("H-O",), soft_walls=soft_walls, widths=widths,
                                lennard_jones=lennard_jones)
     model = _nacl_model(gap, sigma, baseline, max_memory, verbose)
-    return model.fit(train.atoms, energies=list(train.energies), forces=list(train.forces))
+    model.fit(train.atoms, energies=list(train.energies), forces=list(train.forces))
+    if walls_after_fit:
+        from kernelpot.potential.core_repulsion import BaselineSum, HydrogenBondWall
+
+        parts = model.baseline.parts if isinstance(model.baseline, BaselineSum) else [model.baseline]
+        model.baseline = BaselineSum([*parts, HydrogenBondWall(walls_after_fit)])
+    return model
 
 
 def nacl_md_stability(model, atoms, trajectory, steps=4000, *, timestep=0.5, temperature=300.0, friction=0.01,
@@ -1612,12 +1625,14 @@ def _nacl_md_main(args):
         start, cpu = time.perf_counter(), time.process_time()
         model = fit_nacl_md_model(train, recipe["gap"], max_memory=args.max_memory, verbose=args.verbose,
                                   reference=nacl_reference_structures(), soft_walls=recipe["soft_walls"],
-                                  widths=recipe.get("widths"), lennard_jones=_lennard_jones(recipe))
+                                  widths=recipe.get("widths"), lennard_jones=_lennard_jones(recipe),
+                                  walls_after_fit=recipe.get("walls_after_fit"))
         fit_seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         print(f"MD model: fitted in {fit_seconds:.0f} s ({cpu:.0f} s CPU, load average {load_average():.1f})")
         save_model(model, path, metadata={"gap": recipe["gap"], "fit_seconds": fit_seconds, "fit_cpu_seconds": cpu,
                                           "recipe": args.md_recipe, "soft_walls": recipe["soft_walls"],
                                           "widths": recipe.get("widths"), "lennard_jones": recipe.get("lennard_jones"),
+                                          "walls_after_fit": recipe.get("walls_after_fit"),
                                           "training": f"{len(train.atoms)} frames: {recipe['train']}"})
     table = _nacl_table(f"NaCl MD model: train {len(train.atoms)} frames ({train.n_atoms} atoms, gen1a–e + gen3); "
                         "validation on held-out frames")

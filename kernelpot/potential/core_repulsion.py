@@ -471,14 +471,7 @@ class HydrogenBondWall(_Described):
         acceptors = {atomic_numbers[next(s for s in pair.split("-") if s != self.hydrogen)]: value
                      for pair, value in table.items()}
         packed = pack(atoms_list)
-        n_atoms = len(packed.numbers)
-        out = {"energy": np.zeros(len(atoms_list))}
-        if forces:
-            out["forces"] = np.zeros((n_atoms, 3))
-        if virial:
-            out["virial"] = np.zeros((len(atoms_list), 3, 3))
-        if local_energy:
-            out["local_energy"] = np.zeros(n_atoms)
+        out = _zero_results(len(atoms_list), len(packed.numbers), forces, virial, local_energy)
         pairs = neighbour_list(packed, max(r0 for r0, _ in acceptors.values()))
         z_neighbour = packed.numbers[pairs.neighbour]
         keep = (packed.numbers[pairs.center] == z_h) & np.isin(z_neighbour, list(acceptors))
@@ -532,20 +525,25 @@ def _per_pair(keys, values, default):
     return np.array([values.get(key, default) for key in distinct], dtype=float)[index]
 
 
+def _zero_results(n_structures, n_atoms, forces, virial, local_energy):
+    """The zeroed result dict of a baseline's ``evaluate`` (energy always; the requested derivatives)."""
+    out = {"energy": np.zeros(n_structures)}
+    if forces:
+        out["forces"] = np.zeros((n_atoms, 3))
+    if virial:
+        out["virial"] = np.zeros((n_structures, 3, 3))
+    if local_energy:
+        out["local_energy"] = np.zeros(n_atoms)
+    return out
+
+
 def _pair_sum(atoms_list, cutoff, pair_energy, forces, virial, local_energy):
     """Energies and derivatives of a pair potential ``pair_energy(pair_keys, r) -> (e, de/dr)`` (per pair)."""
     from ..structures.neighbours import neighbour_list
     from ..structures.packing import pack
 
     packed = pack(atoms_list)
-    n_atoms = len(packed.numbers)
-    out = {"energy": np.zeros(len(atoms_list))}
-    if forces:
-        out["forces"] = np.zeros((n_atoms, 3))
-    if virial:
-        out["virial"] = np.zeros((len(atoms_list), 3, 3))
-    if local_energy:
-        out["local_energy"] = np.zeros(n_atoms)
+    out = _zero_results(len(atoms_list), len(packed.numbers), forces, virial, local_energy)
     if cutoff <= 0:
         return out
     pairs = neighbour_list(packed, cutoff)

@@ -437,7 +437,7 @@ def stable_baseline(structures, charges=None, *, widths=None, margin=0.1, stiffn
         it is not bonded to. Below the shortest hydrogen bonds of the data it stops MD from closing hydrogen bonds
         up where the GAP extrapolates; at the tail of the data it adds the repulsion a GAP underestimates there
         (on revPBE0-D3 NaCl–water ``(1.65, 9.0)`` matches the mean DFT force pushing a hydrogen-bonded H back at
-        H···O 1.50–1.80 Å, where a GAP fitted without it fell 0.4 eV/Å short at 1.50–1.55 Å).
+        H···O 1.50–1.70 Å, where a GAP fitted without it fell 0.4 eV/Å short at 1.50–1.55 Å).
 
     Returns
     -------

@@ -251,3 +251,84 @@ def test_stable_baseline_with_gaussian_charges_and_lennard_jones_survives_a_mode
     got = loaded.predict(boxes, properties=("energy", "forces"))
     np.testing.assert_allclose(got["forces"], expected["forces"], atol=1e-10)
     np.testing.assert_allclose(got["energy"], expected["energy"], atol=1e-10)
+
+
+def _hydrogen_bond_wall_by_hand(box, walls):
+    """E = sum over H of [sum over acceptors a of k (r0 - r)^3 - the largest such term], every periodic image."""
+    from ase.neighborlist import neighbor_list
+
+    symbols = np.array(box.get_chemical_symbols())
+    i, j, r = neighbor_list("ijd", box, max(r0 for r0, _ in walls.values()))
+    total = 0.0
+    for h in np.where(symbols == "H")[0]:
+        terms = [walls[f"H-{symbols[b]}"][1] * max(walls[f"H-{symbols[b]}"][0] - d, 0.0) ** 3
+                 for a, b, d in zip(i, j, r) if a == h and f"H-{symbols[b]}" in walls]
+        total += sum(terms) - max(terms, default=0.0)
+    return total
+
+
+def test_hydrogen_bond_wall_leaves_out_the_own_atom_and_its_forces_and_virial_are_derivatives():
+    from kernelpot.potential.core_repulsion import HydrogenBondWall
+
+    # O-H...O in a line: the O-H bond (0.98 Å) is the hydrogen's own, only H...O (1.4 Å) pays k (r0 - r)^3
+    chain = Atoms("OHO", positions=[[0, 0, 0], [0.98, 0, 0], [2.38, 0, 0]])
+    wall = HydrogenBondWall({"H-O": (1.5, 100.0)})
+    result = wall.evaluate([chain], local_energy=True)
+    assert result["energy"][0] == pytest.approx(100.0 * 0.1**3, rel=1e-12)
+    assert result["local_energy"][1] == pytest.approx(result["energy"][0]) and not result["local_energy"][[0, 2]].any()
+    assert result["forces"][1, 0] < 0 < result["forces"][2, 0] and result["forces"][0, 0] == 0.0  # H pushed back
+    assert not wall.evaluate([chain[:2]])["energy"].any()  # one water-like O-H: nothing, though 0.98 < r0
+
+    box = _ions_in_water()
+    walls = {"H-O": (2.3, 5.0), "H-Cl": (2.8, 3.0)}  # wide: most hydrogens have acceptors inside the onsets
+    wall = HydrogenBondWall(walls)
+    result = wall.evaluate([box], virial=True, local_energy=True)
+    assert result["energy"][0] == pytest.approx(_hydrogen_bond_wall_by_hand(box, walls), rel=1e-10)
+    assert result["energy"][0] > 0 and result["local_energy"].sum() == pytest.approx(result["energy"][0])
+    assert np.abs(result["forces"].sum(axis=0)).max() < 1e-10
+    _assert_derivatives(wall, box, [(atom, axis) for atom in (0, 1, 2, 4, 12, 13) for axis in range(3)],
+                        [(0, 0), (0, 1), (2, 1)], abs_tol=1e-9)
+
+
+def test_hydrogen_bond_wall_energy_is_continuous_when_the_proton_changes_owner():
+    from kernelpot.potential.core_repulsion import HydrogenBondWall
+
+    wall = HydrogenBondWall({"H-O": (1.6, 50.0)})
+
+    def energy(x):  # H moved along O...O (2.4 Å apart): its own O is the nearer one
+        return wall.evaluate([Atoms("OHO", positions=[[0, 0, 0], [x, 0.05, 0], [2.4, 0, 0]])])["energy"][0]
+
+    assert energy(1.2 - 1e-7) == pytest.approx(energy(1.2 + 1e-7), abs=1e-8)
+    assert energy(1.0) == pytest.approx(50.0 * (1.6 - np.hypot(1.4, 0.05)) ** 3)
+
+
+def test_hydrogen_bond_wall_refuses_bad_tables_and_survives_stable_baseline_and_a_model_file(tmp_path):
+    from kernelpot.models.gap import SparseGPR
+    from kernelpot.potential.core_repulsion import HydrogenBondWall
+    from kernelpot.potential.recipe import stable_baseline, terms_from_gap_string
+    from kernelpot.potential.serialization import load_model, save_model
+
+    for walls, hydrogen, match in [({"O-O": (1.5, 10.0)}, "H", "hydrogen species"),
+                                   ({"H-H": (1.5, 10.0)}, "H", "acceptor"),
+                                   ({"H-O": (1.5, 0.0)}, "H", "k > 0"), ({"H-O": 1.5}, "H", "r0"),
+                                   ({"H-O": (1.5, 10.0)}, "Hx", "chemical symbol"), ({}, "H", "non-empty")]:
+        with pytest.raises((TypeError, ValueError), match=match):
+            HydrogenBondWall(walls, hydrogen=hydrogen).to_dict()
+    boxes = [_ions_in_water(s) for s in range(3)]
+    charges = {"O": -0.834, "H": 0.417, "Na": 1.0, "Cl": -1.0}
+    baseline = stable_baseline(boxes, charges, widths={s: 0.7 for s in charges}, barrier_pairs=("H-O",),
+                               hydrogen_bond_walls={"H-O": (2.3, 5.0), "H-Cl": (2.8, 3.0)})
+    wall = baseline.parts[-1]
+    assert wall == HydrogenBondWall({"O-H": (2.3, 5.0), ("Cl", "H"): (2.8, 3.0)}) and HydrogenBondWall.from_dict(wall.to_dict()) == wall
+    with pytest.raises(ValueError, match="version 2 is not supported"):
+        HydrogenBondWall.from_dict({**wall.to_dict(), "version": 2})
+    gap = "distance_2b cutoff=3.0 covariance_type=ard_se delta=1.0 theta_uniform=1.0 n_sparse=5 sparse_method=uniform"
+    model = SparseGPR(terms_from_gap_string(gap, [1, 8, 11, 17]), baseline=baseline, e0=0.0).fit(
+        boxes, energies=[float(-14.0 * len(b) / 3) for b in boxes])
+    save_model(model, tmp_path / "m.kpot")
+    loaded = load_model(tmp_path / "m.kpot")
+    assert loaded.baseline == baseline
+    expected = model.predict(boxes, properties=("energy", "forces"))
+    got = loaded.predict(boxes, properties=("energy", "forces"))
+    np.testing.assert_allclose(got["forces"], expected["forces"], rtol=1e-12, atol=1e-12)
+    assert wall.evaluate(boxes)["energy"].min() > 0  # the wall is part of what the file predicts

@@ -108,6 +108,31 @@ def test_md_recipe_s4_puts_its_soft_oo_wall_in_the_baseline():
     assert not model.baseline.parts[1].evaluate(train.atoms)["energy"].any()  # the core stays zero on the data
 
 
+def test_md_recipe_s6_adds_its_hydrogen_bond_wall_after_the_fit(tmp_path):
+    """s6 = s5 + a HydrogenBondWall attached after the fit: the GAP is the one fitted without it, so the model's
+    forces are the plain fit's plus exactly the wall's, and the model file keeps the wall."""
+    from kernelpot.potential.core_repulsion import HydrogenBondWall
+    from kernelpot.potential.serialization import load_model, save_model
+
+    benchmark = _load()
+    recipe = benchmark.NACL_MD_RECIPES["s6"]
+    assert recipe["walls_after_fit"] == {"H-O": (1.65, 9.0)} and recipe["lennard_jones"] == "TIP3P_JOUNG_CHEATHAM"
+    train = benchmark.load_nacl([benchmark.BUNDLED / "nacl_water" / "revPBE0-D3_gen1_subset.data"]).subset([0, 5])
+    gap = benchmark.nacl_gap_string(r_cut=3.0, n_max=3, l_max=2, n_sparse={"O": 20, "H": 20, "Na": 3, "Cl": 3},
+                                    two_body_sparse=5)
+    plain = benchmark.fit_nacl_md_model(train, gap=gap, widths=recipe["widths"])
+    walled = benchmark.fit_nacl_md_model(train, gap=gap, widths=recipe["widths"],
+                                         walls_after_fit={"H-O": (2.0, 9.0)})  # wide: acts on these frames
+    wall = walled.baseline.parts[-1]
+    assert wall == HydrogenBondWall({"H-O": (2.0, 9.0)}) and walled.baseline.parts[:-1] == plain.baseline.parts
+    extra = wall.evaluate(train.atoms)["forces"]
+    assert np.abs(extra).max() > 0.01
+    save_model(walled, tmp_path / "s6.kpot")
+    got = load_model(tmp_path / "s6.kpot").predict(train.atoms, properties=("energy", "forces"))["forces"]
+    expected = plain.predict(train.atoms, properties=("energy", "forces"))["forces"] + extra
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+
+
 def test_file_monomer_energies_are_not_those_of_the_dimers_monomers():
     """Why the binding need not vanish at infinite separation: monomers are rigid inside a family, but the same
     molecule has another geometry in another family while the file gives it one energyA/energyB."""

@@ -14,6 +14,7 @@ _EXPORTS = {
     "BaselineSum": "core_repulsion",
     "PairBarrier": "core_repulsion",
     "LennardJones": "core_repulsion",
+    "HydrogenBondWall": "core_repulsion",
     "load_model": "serialization",
     "save_model": "serialization",
     "ModelFileError": "model_file",

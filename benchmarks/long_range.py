@@ -390,7 +390,8 @@ supplies the push the GAP lacks: force pushing a hydrogen-bonded H back at H··
 1.60–1.70 Å 1.06 / 0.69 / 0.48 eV/Å (s5 0.66 / 0.55 / 0.47, DFT 1.07 / 0.75 / 0.51); validation force RMSE 109.3
 (gen1) and 110.0 meV/Å (gen3) instead of 110.3 and 111.4, and 102.3 instead of 103.9 on 45 frames in neither set
 (``wall_on_g07lj*.log``). In the same 10 ps run, O–O pairs < 2.55 Å per frame: 1.38 (0–1 ps), 1.03, 1.93 (2–4),
-1.70 (4–6), 2.13 (6–8), 3.47 (8–10 ps), 3.0–4.1 per ps to 14 ps (s5 3.2, 3.1, 4.3, 3.3, 6.1, 11.7); H···O < 1.45 Å 0.01–0.04 per frame up
+1.70 (4–6), 2.13 (6–8), 3.47 (8–10 ps), 3.0–4.1 per ps to 14 ps (s5 3.2, 3.1, 4.3, 3.3, 6.1, 11.7);
+H···O < 1.45 Å 0.01–0.04 per frame up
 to 8 ps, 0.10 at 8–10. The collapse is ~3× slower again, not gone, and has changed kind (``oo_kinds.log``): O–O
 pairs < 2.55 Å with no H between them (shortest H···O across the pair ≥ 1.7 Å; often two waters of a Cl⁻ shell)
 grow 0.11, 0.21, 0.27, 0.41, 0.86 per frame over the five 2 ps windows, where revPBE0-D3 has 0.035. An O–O floor

@@ -311,6 +311,14 @@ def test_auto_needs_a_term_it_can_grow(ethanol):
         SparseGPR([term], auto=AutoChoice()).fit(atoms, energies=energies)
 
 
+def test_auto_names_a_term_without_descriptor_rows(ethanol):
+    atoms, energies, forces = ethanol
+    absent_pair = GAPTerm(Distance2B(cutoff=4.0, Z1=8, Z2=17), GaussianCovariance(0.5), n_sparse=10)
+    model = SparseGPR([_model(AutoChoice()).terms[0], absent_pair], auto=AutoChoice())
+    with pytest.raises(ValueError, match=r"terms\[1\] \(Distance2B\): no descriptor rows"):
+        model.fit(atoms[:20], energies=energies[:20], forces=forces[:20])
+
+
 def test_auto_choices_round_trip_through_the_model_file(auto_model, tmp_path):
     path = tmp_path / "auto.kpot"
     save_model(auto_model, path)

@@ -399,6 +399,9 @@ def _two_body(**kwargs):
         ("ok", {"e0": {"Qq": 1.0}}, ValueError, r"`e0` key 'Qq' is not a chemical symbol"),
         ("ok", {"e0": float("nan")}, ValueError, r"`e0` must be 'average', 'isolated', a finite number or a dict"),
         ([_two_body(sparse_points=np.array([[4.5]]))], {}, ValueError, r"terms\[0\]: every sparse point has zero cutoff weight"),
+        # a pair term whose species pair no structure has: the error names the term (was anonymous)
+        ([_two_body(), GAPTerm(Distance2B(4.0, 1.0, Z1=29, Z2=79), GaussianCovariance(1.0), delta=1.0, n_sparse=4)],
+         {}, ValueError, r"terms\[1\] \(Distance2B\): no descriptor rows in the training structures"),
         ([_two_body(kernel=GaussianCovariance(-1.0))], {}, ValueError, r"`sigma` must be a finite number > 0"),
         ([_two_body(kernel=GaussianCovariance([1.0, 2.0]))], {}, ValueError, r"`sigma` has 2 length scales but the descriptor has 1 features"),
         ([_two_body(kernel=NormalizedDotProductCovariance([1, 2]))], {}, ValueError, r"`zeta` must be a scalar > 0"),

@@ -219,10 +219,12 @@ class GAPCalculator(BaseCalculator):
         self._force_variance = None
         self._calibration_lock = threading.Lock()
 
-    def _predictor(self):
-        """This thread's predictor with its own neighbour lists (None if a descriptor has no reverse mode)."""
+    def _predictor(self, variance):
+        """This thread's predictor with its own neighbour lists (None if a descriptor has no reverse mode).
+
+        ``variance`` is :meth:`_subset_variance`'s result, passed in so that one call takes its lock once.
+        """
         state = self._per_thread
-        variance = self._subset_variance()
         if getattr(state, "model", None) is not self.model or getattr(state, "skin", None) != self.skin or \
                 getattr(state, "variance", None) is not variance:
             state.model, state.skin, state.variance = self.model, self.skin, variance
@@ -296,7 +298,7 @@ class GAPCalculator(BaseCalculator):
             subset is not None and ("energy_std" in properties or subset.kappa_ is None))
         local_std = self.uncertainty == "local_energy" or (
             bool(self.uncertainty) and "local_energy_std" in properties)
-        predictor = self._predictor()
+        predictor = self._predictor(subset)
         if predictor is not None and not with_std:
             prediction = predictor.predict([atoms], tuple(wanted) + (("local_energy_std",) if local_std else ())
                                            + (("forces_std",) if subset is not None else ()))

@@ -255,12 +255,24 @@ def _subset_labels(labels, index):
                     for field in ("energies", "forces", "virials", "config_types")])
 
 
+def _row_layout(builder, structures, labels, atoms_list):
+    """Where each kind of label sits in a block of :meth:`DesignBuilder.rows`.
+
+    Returns the row ranges of energies, forces and virials, and the structures (indices into ``atoms_list``) whose
+    energies and whose forces are observed, in row order.
+    """
+    has_e, has_f, _ = builder.observed(structures, labels)
+    with_energy = [s for s, e in zip(structures, has_e) if e]
+    with_forces = [s for s, f in zip(structures, has_f) if f]
+    n_e = len(with_energy)
+    n_f = 3 * sum(len(atoms_list[s]) for s in with_forces)
+    slices = (slice(0, n_e), slice(n_e, n_e + n_f), slice(n_e + n_f, None))
+    return slices, with_energy, with_forces
+
+
 def _group_slices(builder, structures, labels, atoms_list):
     """Row ranges of energies, forces and virials in a block of :meth:`DesignBuilder.rows`."""
-    has_e, has_f, has_v = builder.observed(structures, labels)
-    n_e = int(has_e.sum())
-    n_f = 3 * int(sum(len(atoms_list[s]) for s, f in zip(structures, has_f) if f))
-    return slice(0, n_e), slice(n_e, n_e + n_f), slice(n_e + n_f, None)
+    return _row_layout(builder, structures, labels, atoms_list)[0]
 
 
 class _Problem:
@@ -289,7 +301,8 @@ class _Problem:
                                             "held_bytes": 0})
             else:
                 X = np.asarray(descriptor.transform(self.fit_atoms), dtype=np.float64)
-                Z, _ = choose_sparse(X, int(term.n_sparse), term.sparse_method, rng, keep_order=grown)
+                Z, _ = choose_sparse(X, int(term.n_sparse), term.sparse_method, rng, keep_order=grown,
+                                     where=f"terms[{index}] ({type(descriptor).__name__})")
                 self.selection_info.append({"n_rows": len(X), "n_features": X.shape[1], "streamed": False,
                                             "held_bytes": X.nbytes})
                 del X
@@ -391,10 +404,8 @@ def _validate(problem, terms, coefficients, m):
     errors = {kind: _TypeErrors(len(type_index), coefficients.shape[1]) for kind in ("energy", "forces")}
     for structures, _ in blocks:
         A, b = plain.rows(atoms_list, structures, labels)
-        e_rows, f_rows, _ = _group_slices(plain, structures, labels, atoms_list)
-        has_energy, has_forces, _ = plain.observed(structures, labels)
-        with_energy = [s for s, e in zip(structures, has_energy) if e]
-        with_forces = [s for s, f in zip(structures, has_forces) if f]
+        slices, with_energy, with_forces = _row_layout(plain, structures, labels, atoms_list)
+        e_rows, f_rows, _ = slices
         atoms_per_energy = np.array([len(atoms_list[s]) for s in with_energy], dtype=float)
         residual = A @ coefficients - b[:, None]
         errors["energy"].add(np.abs(residual[e_rows] / atoms_per_energy[:, None]), structure_type[with_energy])
@@ -404,7 +415,7 @@ def _validate(problem, terms, coefficients, m):
         sigma = whitened.row_sigmas(atoms_list, structures, labels)
         A /= sigma[:, None]
         b /= sigma
-        for group, rows in zip(groups, _group_slices(plain, structures, labels, atoms_list)):
+        for group, rows in zip(groups, slices):
             group.add(A[rows], b[rows])
         del A, b
     return errors["energy"].mean(), errors["forces"].mean(), errors["forces"].pooled(), groups
@@ -616,7 +627,7 @@ def fit_auto(model, atoms_list, labels, sigma_table, *, memory_budget=None, in_u
         best = _best_per_step([r for r in table if r["zeta"] == chosen_zeta], evaluated, auto.energy_weight)
         # the count (capacity) is grown on the pooled force MAE, the validation set's least noisy figure: per-type
         # means of rare types jump from count to count; the noise (a trade-off between types) is ranked balanced
-        index, stopped = choose_count([r.get("val_force_mae_pooled", r["val_force_mae"]) for r in best],
+        index, stopped = choose_count([r["val_force_mae_pooled"] for r in best],
                                       auto.tolerance, auto.patience)
         if stopped:
             stop_reason = (f"the next {auto.patience} larger counts did not improve the validation force MAE by "

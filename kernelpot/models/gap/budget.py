@@ -21,7 +21,7 @@ import numpy as np
 from ...parallel.progress import progress
 from ...structures.packing import atom_budget_groups
 from ...utils.memory import release_freed_memory, resident_bytes, return_large_frees_at_once
-from .sparse import choose_sparse, count_distinct
+from .sparse import choose_sparse, count_distinct, no_rows_error
 
 __all__ = ["fit_estimate", "plan_fit_blocks", "select_streamed", "warm_up", "budgeted_blocks",
            "SELECTION_COPIES"]
@@ -281,6 +281,8 @@ def select_streamed(descriptor, atoms_list, n_sparse, method, rng, budget, *, ve
             streamed = True
             (pool, _), pool_keys = _reduce(held, method, n_sparse, rng, keys)
             held, keys, held_bytes = [pool], [pool_keys], pool.nbytes
+    if n_rows == 0:
+        raise no_rows_error(label)
     if streamed or method != "random":
         (Z, stop_reason), _ = _reduce(held, method, n_sparse, rng, keys)
     else:

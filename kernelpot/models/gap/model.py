@@ -362,7 +362,8 @@ class SparseGPR(Estimator):
                 info = {"n_rows": None, "n_features": n_features, "streamed": False, "held_bytes": 0}
             else:
                 Z, info = select_streamed(descriptor, atoms_list, int(term.n_sparse), term.sparse_method, rng,
-                                          budget, verbose=bool(self.verbose), label=f"term {index}")
+                                          budget, verbose=bool(self.verbose),
+                                          label=f"terms[{index}] ({type(term.descriptor).__name__})")
             self.selection_info_.append(info)
             w = row_weights(descriptor, Z)[0]
             keep = w > 0  # a point with zero weight (at the cutoff) adds nothing

@@ -8,7 +8,7 @@ import numpy as np
 
 from ... import selection  # FPS, CUR: scikit-learn estimators, imported on first use (start-up time)
 
-__all__ = ["select_sparse", "choose_sparse", "count_distinct"]
+__all__ = ["select_sparse", "choose_sparse", "count_distinct", "no_rows_error"]
 
 
 def _unique_rows(X):
@@ -40,7 +40,14 @@ def select_sparse(X, n_sparse, method, rng):
     return choose_sparse(X, n_sparse, method, rng)[0]
 
 
-def choose_sparse(X, n_sparse, method, rng, *, keep_order=False):
+def no_rows_error(where=None):
+    """The error for a term whose descriptor gives no rows on the training structures (``where`` names it)."""
+    return ValueError(f"{where + ': ' if where else ''}no descriptor rows in the training structures to choose "
+                      "sparse points from (no structure has this term's species, pairs or triplets within its "
+                      "cutoff): remove the term or add structures that have them")
+
+
+def choose_sparse(X, n_sparse, method, rng, *, keep_order=False, where=None):
     """Pick sparse points among the rows of ``X``, and say why there are fewer than ``n_sparse``.
 
     Parameters
@@ -54,6 +61,8 @@ def choose_sparse(X, n_sparse, method, rng, *, keep_order=False):
         Return the points in the order they were picked (FPS and CUR are
         greedy, so the first ``k`` are the selection of ``k`` points: nested
         sets for :mod:`kernelpot.models.gap.auto`); otherwise in row order.
+    where : str, optional
+        The term, named in the error when ``X`` has no rows.
 
     Returns
     -------
@@ -67,7 +76,7 @@ def choose_sparse(X, n_sparse, method, rng, *, keep_order=False):
     """
     X = np.asarray(X, dtype=np.float64)
     if X.shape[0] == 0:
-        raise ValueError("no descriptor rows in the training structures to choose sparse points from")
+        raise no_rows_error(where)
     if method == "uniform":
         if X.shape[1] != 1:
             raise ValueError(

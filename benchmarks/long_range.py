@@ -1187,8 +1187,7 @@ def fit_nacl_checkpointed(train, settings, baseline, checkpoint, save_every=10, 
     if settings.get("max_memory") and resident_bytes() + need > parse_memory(settings["max_memory"]):
         raise SystemExit(f"the checkpointed fit needs about {(resident_bytes() + need) / 2**30:.1f} GiB, more than "
                          f"--max-memory {settings['max_memory']}: use fewer sparse points or frames")
-    kmm, L = factor_kmm(terms, template._term_jitter(terms))
-    del kmm
+    _, L = factor_kmm(terms, template._term_jitter(terms), keep_kmm=False)
     done = 0
     if meta_path.is_file() and state_path.is_file():
         meta = json.loads(meta_path.read_text())
@@ -1314,7 +1313,7 @@ def fit_nacl_jointly(train, settings, baselines, sigmas):
     e0 = [resolve_e0("composition", atoms, r) for r in residuals]
     terms = template._choose_sparse(atoms, np.random.default_rng(0))
     builder = DesignBuilder(terms, e0[0], sigma_table, template.sigma_per_atom, template.max_block_memory * 2**20)
-    _, L = factor_kmm(terms, template._term_jitter(terms))
+    _, L = factor_kmm(terms, template._term_jitter(terms), keep_kmm=False)
     m, k = L.shape[0], len(names)
     # The R factor of [A_F, Y_F]: QRAccumulator factors [A, b]; its "A" here is [A_F, Y_F[:, :-1]], the same matrix.
     forces = QRAccumulator.empty(m + k - 1)

@@ -604,3 +604,39 @@ def test_one_feature_descriptor_with_fps_or_cur(method):
     assert len(points) == 6 and len(np.unique(points)) == 6
     rows = np.asarray(Distance2B(4.0, 1.0).transform(structures))[:, 0]
     assert np.all(np.isin(points, rows))  # training rows, not a grid
+
+
+# ------------------------------------------------------- the K_MM factor
+def test_kmm_factor_is_the_cholesky_factor_of_the_block_diagonal_kmm():
+    """Factored term by term (each block in place), L equals the Cholesky factor of the whole K_MM."""
+    import scipy.linalg as sla
+
+    from kernelpot.models.gap.terms import factor_kmm
+
+    structures = [_cu(seed, size=(2, 1, 1)) for seed in range(3)]
+    terms = [_two_body(n_sparse=6), _soap_term()]
+    model = SparseGPR(terms, random_state=0).fit(structures, energies=[-1.0, -1.1, -0.9])
+    jitter = [1e-6, 1e-4]
+    whole = sla.block_diag(*[t.kmm() for t in model.terms_])
+    whole[np.diag_indices_from(whole)] += np.concatenate([np.full(t.n_sparse, j * t.delta**2)
+                                                          for t, j in zip(model.terms_, jitter)])
+    kmm, L = factor_kmm(model.terms_, jitter)
+    np.testing.assert_array_equal(kmm, whole)
+    np.testing.assert_allclose(L, np.linalg.cholesky(whole), rtol=0, atol=1e-12 * np.abs(whole).max())
+    assert np.array_equal(L, np.tril(L))
+    kept, L_only = factor_kmm(model.terms_, jitter, keep_kmm=False)
+    assert kept is None and np.array_equal(L_only, L)
+    single_kmm, single_L = factor_kmm(model.terms_[1:], jitter[1])
+    np.testing.assert_allclose(single_L @ single_L.T, single_kmm, rtol=0, atol=1e-12 * np.abs(single_kmm).max())
+    assert np.array_equal(single_L, np.tril(single_L))
+
+
+def test_kmm_factor_names_the_term_that_is_not_positive_definite():
+    from kernelpot.models.gap.terms import factor_kmm
+
+    structures = [_cu(seed) for seed in range(2)]
+    terms = [_two_body(n_sparse=4), _two_body(sparse_method="fps", sparse_points=np.array([[2.0], [2.0]]))]
+    model = SparseGPR(terms, random_state=0, jitter=[1e-8, 1e-6]).fit(structures, energies=[-1.0, -2.0])
+    with pytest.raises(np.linalg.LinAlgError, match=r"terms\[1\]: K_MM .* not positive definite; increase `jitter` "
+                                                    r"\(now \[1e-08, 0.0\]\)"):
+        factor_kmm(model.terms_, [1e-8, 0.0])

@@ -318,7 +318,7 @@ class KernelChargeEquilibration(BaseEstimator):
         self.species_, self.hardness_, self.widths_, self.kernel_ = species, hardness, widths, kernel
         rng = np.random.default_rng(self.random_state)
         self.terms_ = self._choose_sparse(atoms_list, kernel, n_sparse, delta, rng)
-        L = factor_kmm(self.terms_, self.jitter)[1]
+        L = factor_kmm(self.terms_, self.jitter, keep_kmm=False)[1]
         accumulate = RowBuffer(QRAccumulator(L.T))
         for index, atoms in enumerate(atoms_list):
             rows, targets = self.closed_form_rows(atoms, index, None if dipoles is None else dipoles[index],

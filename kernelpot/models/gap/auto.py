@@ -462,8 +462,7 @@ def _run_stage(problem, stage_counts, steps, kernels, say, center=(1.0, 1.0)):
     start = time.process_time()
     whitened = problem.builder(terms, whitened=True)
     fit_groups = _accumulate(problem, terms, problem.fit_atoms, problem.fit_labels, whitened, m)
-    kmm, L = factor_kmm(terms, problem.jitter)
-    del kmm
+    _, L = factor_kmm(terms, problem.jitter, keep_kmm=False)
     Lt = np.ascontiguousarray(L.T)
     candidates, base = _sigma_candidates(auto, problem.sigma_table, center)
     columns = [problem.columns(stage_counts, counts) for counts in steps]
@@ -672,7 +671,7 @@ def _refit(model, problem, state, chosen, kernels):
     alpha, Rs = solve_columns(R, columns)
     del R
     terms = problem.fitted_terms(counts, kernels)
-    _, L = factor_kmm(terms, problem.jitter)
+    _, L = factor_kmm(terms, problem.jitter, keep_kmm=False)
     start = 0
     for term in terms:
         term.alpha = alpha[start : start + term.n_sparse]

@@ -322,7 +322,7 @@ class SparseGPR(Estimator):
                                                                  budget, resident_bytes(), in_use)
         self._say(message)
         builder.block_bytes = self.memory_estimate_["block_budget"]
-        kmm, L = factor_kmm(self.terms_, self._term_jitter(self.terms_))
+        kmm, L = factor_kmm(self.terms_, self._term_jitter(self.terms_), keep_kmm=self.solver != "qr")
         accumulate = QRAccumulator(L.T) if self.solver == "qr" else NormalAccumulator(kmm)
         del kmm  # the accumulator holds what it needs
         if self.scheduler is None and self.n_jobs in (None, 1):

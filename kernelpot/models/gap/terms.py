@@ -441,16 +441,18 @@ def factor_kmm(terms, jitter, *, keep_kmm=True):
     """
     per_term = np.broadcast_to(np.asarray(jitter, dtype=np.float64), (len(terms),))
     M = sum(t.n_sparse for t in terms)
-    single = len(terms) == 1   # the term's own block, factored in place, is L: no copy
-    L = None if single else np.zeros((M, M))
-    kmm = np.zeros((M, M)) if keep_kmm else None
-    start = 0
-    for index, (term, relative) in enumerate(zip(terms, per_term)):
+    starts = np.concatenate([[0], np.cumsum([t.n_sparse for t in terms])]).astype(int)
+    kmm = L = None
+    # the largest block first, before the M x M arrays exist: its kernel evaluation (two m x m temporaries) is
+    # then the peak, not an addition to the factor; with one term its block, factored in place, is L itself
+    for index in sorted(range(len(terms)), key=lambda i: -terms[i].n_sparse):
+        term, rows = terms[index], slice(starts[index], starts[index + 1])
         block = term.kmm()
-        block[np.diag_indices_from(block)] += relative * term.delta**2
-        end = start + term.n_sparse
+        block[np.diag_indices_from(block)] += per_term[index] * term.delta**2
         if keep_kmm:
-            kmm[start:end, start:end] = block
+            if kmm is None:
+                kmm = np.zeros((M, M))
+            kmm[rows, rows] = block
         try:
             # block.T is the Fortran-ordered view of the same memory: LAPACK factors it in place. Its upper
             # triangle is the block's lower one, which is what NumPy's (lower) Cholesky read.
@@ -461,9 +463,10 @@ def factor_kmm(terms, jitter, *, keep_kmm=True):
                 f"terms[{index}]: K_MM (covariance of the sparse points) is not positive definite; increase "
                 f"`jitter` (now {shown}) or use fewer / more distinct sparse points"
             ) from None
-        if single:
+        if len(terms) == 1:
             return kmm, upper.T
-        L[start:end, start:end] = upper.T
+        if L is None:
+            L = np.zeros((M, M))
+        L[rows, rows] = upper.T
         del block, upper
-        start = end
     return kmm, L

@@ -23,6 +23,7 @@ import copy
 import numpy as np
 
 from ..exceptions import warn_reduced
+from ..utils.linalg import cholesky
 
 __all__ = ["STRATEGIES", "make_strategy", "fingerprints", "Strategy", "PredictiveVariance", "VarianceReduction",
            "CommitteeDisagreement", "DescriptorDistance", "DOptimality", "RandomSelection"]
@@ -556,7 +557,7 @@ class DOptimality(Strategy):
         kmm = self.term_.kmm()
         jitter = float(np.broadcast_to(model.jitter, (len(model.terms_),))[index])
         kmm[np.diag_indices_from(kmm)] += max(jitter, 1e-10) * self.term_.delta**2
-        self.L_ = np.linalg.cholesky(kmm)
+        self.L_ = cholesky(kmm)
         phi_lab, _ = self._features(labelled)
         # The sparse points' own features are the rows of L: a full-rank start.
         self.A_ = _maxvol(np.vstack([self.L_, phi_lab]), np.arange(len(self.L_)), self.tolerance,

@@ -42,6 +42,7 @@ import numbers
 import numpy as np
 import scipy.linalg as sla
 
+from ..utils.linalg import cholesky
 from ._setup import CHARGE_TOLERANCE
 
 __all__ = ["QEqSystem", "declared_charges"]
@@ -153,7 +154,7 @@ class QEqSystem:
         # Ā + s CᵀC: same minimiser on {Cq = Q}, positive definite iff Ā is on the null space of C.
         shift = max(float(np.max(np.diag(matrix))), 1.0) if n else 1.0
         try:
-            self._factor = sla.cho_factor(matrix + shift * (C.T @ C), lower=True, check_finite=True)
+            self._factor = (cholesky(matrix + shift * (C.T @ C), check_finite=True), True)
         except np.linalg.LinAlgError:
             diagonal = np.diag(matrix)
             worst = int(np.argmin(diagonal))

@@ -15,7 +15,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.linalg import cho_solve, cholesky, solve_triangular
+from scipy.linalg import cho_solve, solve_triangular
 from scipy.optimize import minimize
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.exceptions import ConvergenceWarning
@@ -35,6 +35,7 @@ from kernelpot.models._inputs import (
 )
 from kernelpot.models.krr import cholesky_with_jitter_hint
 from kernelpot.utils.estimators import reset_fitted
+from kernelpot.utils.linalg import cholesky
 
 __all__ = ["GaussianProcessRegressor"]
 

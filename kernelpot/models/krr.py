@@ -19,7 +19,7 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.linalg import cho_solve, cholesky
+from scipy.linalg import cho_solve
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.gaussian_process.kernels import Kernel
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -35,6 +35,7 @@ from kernelpot.models._inputs import (
     regressor_tags,
 )
 from kernelpot.utils.estimators import reset_fitted
+from kernelpot.utils.linalg import cholesky
 
 __all__ = ["KernelRidge"]
 

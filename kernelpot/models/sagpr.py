@@ -30,7 +30,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from ase import Atoms
-from scipy.linalg import cho_solve, cholesky, solve_triangular
+from scipy.linalg import cho_solve, solve_triangular
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -45,6 +45,7 @@ from kernelpot.selection.cur import CUR
 from kernelpot.selection.fps import FPS
 from kernelpot.tensors import symmetrize
 from kernelpot.utils.estimators import reset_fitted
+from kernelpot.utils.linalg import cholesky
 
 __all__ = ["SymmetryAdaptedGPR", "TensorRegressor"]
 

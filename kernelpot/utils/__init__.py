@@ -1,5 +1,5 @@
 """Helpers shared by every kernelpot package: lazy exports, JSON conversion, ASE shims, memory sizes, estimators,
-atomic files."""
+atomic files, a Cholesky factor that is safe at large sizes."""
 
 from .lazy import lazy_exports
 
@@ -12,5 +12,6 @@ _EXPORTS = {
     "resident_bytes": "memory",
     "reset_fitted": "estimators",
     "atomic_write": "files",
+    "cholesky": "linalg",
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -23,6 +23,7 @@ import scipy.linalg as sla
 from scipy.linalg import lapack
 
 from ...parallel.blocks import dask_client, map_ordered, n_workers
+from ...utils.linalg import cholesky
 from .labels import Labels
 
 # column block size of dtpqrt (LAPACK recommends 32-64)
@@ -161,7 +162,7 @@ class NormalAccumulator:
     def solve(self):
         """Upper Cholesky factor ``U`` of ``K_MM + A^T A`` and the coefficients."""
         try:
-            U = sla.cholesky(self.H, lower=False)
+            U = cholesky(self.H, lower=False, check_finite=True)
         except np.linalg.LinAlgError:
             raise np.linalg.LinAlgError(
                 "the normal equations are not positive definite; use solver='qr' or increase `jitter`"

@@ -17,12 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg as sla
 import scipy.sparse as sp
 
 from ...descriptors.base import species_numbers
 from ...descriptors.centre_species import CentreSpecies
 from ...kernels import GaussianCovariance, LinearCovariance, NormalizedDotProductCovariance
+from ...utils.linalg import cholesky
 from ._design_kernels import accumulate_pair_rows
 
 __all__ = ["GAPTerm", "FittedTerm", "VIRIAL_COMPONENTS", "rows_to_atoms", "sum_per_structure", "factor_kmm"]
@@ -456,7 +456,7 @@ def factor_kmm(terms, jitter, *, keep_kmm=True):
         try:
             # block.T is the Fortran-ordered view of the same memory: LAPACK factors it in place. Its upper
             # triangle is the block's lower one, which is what NumPy's (lower) Cholesky read.
-            upper = sla.cholesky(block.T, lower=False, overwrite_a=True, check_finite=False)
+            upper = cholesky(block.T, lower=False, overwrite_a=True)
         except np.linalg.LinAlgError:
             shown = per_term[0] if np.ndim(jitter) == 0 else per_term.tolist()
             raise np.linalg.LinAlgError(

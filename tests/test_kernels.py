@@ -367,3 +367,21 @@ def test_structure_kernels_validation():
             LocalKernel(Gaussian()).structure_kernels(lf, sigmas=bad)
     with pytest.raises(ValueError, match="`X` and `Y` must have the same n_features; got 5 and 4"):
         LocalKernel(Gaussian()).structure_kernels(lf, (np.ones((2, 4)), [0, 2], [1, 1]), sigmas=[1.0])
+
+
+def test_grouped_gradient_product_equals_the_dense_product():
+    """``_flat_dot`` groups pairs by their non-zero feature columns (SOAP's species blocks); the result is G @ Z.T."""
+    from kernelpot.kernels.covariance import _flat_dot
+
+    rng = np.random.default_rng(0)
+    P, d, m = 300, 96, 40
+    G = rng.standard_normal((P, 3, d))
+    blocks = [np.arange(0, 32), np.arange(32, 64), np.arange(64, 96)]
+    for p in range(P):   # each pair moves one species block (a third of the features), some none at all
+        mask = np.zeros(d, dtype=bool)
+        if p % 7:
+            mask[blocks[p % 3]] = True
+        G[p][:, ~mask] = 0.0
+    Z = rng.standard_normal((m, d))
+    expected = (G.reshape(3 * P, d) @ Z.T).reshape(P, 3, m)
+    np.testing.assert_allclose(_flat_dot(G, Z), expected, rtol=0, atol=1e-12 * np.abs(expected).max())

@@ -78,13 +78,16 @@ def _flat_dot(G, Z):
     if len(patterns) > 256 or counts @ np.array([len(c) for c in columns]) > 2 * P * d / 3:
         return (G.reshape(P * three, d) @ Z.T).reshape(P, three, m)
     out = np.empty((P, three, m))
+    # Z transposed once: each group then takes whole rows of it (contiguous copies); taking Z's columns group by
+    # group was a strided gather as slow as the products themselves
+    Zt = np.ascontiguousarray(Z.T)
     for k, cols in enumerate(columns):
         pairs = np.flatnonzero(inverse == k)
         if len(cols) == 0:
             out[pairs] = 0.0
             continue
         part = G[pairs][:, :, cols].reshape(len(pairs) * three, len(cols))
-        out[pairs] = (part @ Z[:, cols].T).reshape(len(pairs), three, m)
+        out[pairs] = (part @ Zt[cols]).reshape(len(pairs), three, m)
     return out
 
 

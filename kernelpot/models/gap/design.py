@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from .labels import check_labels, check_sigma, structure_sigmas
+from .predictor import SharedDescriptors
 from .terms import VIRIAL_COMPONENTS
 
 __all__ = ["DesignBuilder"]
@@ -194,13 +195,14 @@ class DesignBuilder:
         # One output array filled term by term: no stacked copies of the block.
         A = np.empty((n_e + n_f + 6 * int(has_v.sum()), self.n_sparse))
         column = 0
+        shared = SharedDescriptors()  # per-centre-species terms evaluate their SOAP once, not once per species
         for term in self.terms:
             cols = slice(column, column + term.n_sparse)
             column += term.n_sparse
             if has_f.any() or has_v.any():
-                X, G = term.descriptor.transform(sub, gradients=True)
+                X, G = shared.get(term.descriptor, sub, True)
             else:
-                X, G = term.descriptor.transform(sub), None
+                X, G = shared.get(term.descriptor, sub, False), None
             e, f, v = term.design_rows(X, G, int(n_atoms.sum()), has_f.any(), has_v.any(), pair_chunk)
             del X, G
             A[:n_e, cols] = e[has_e]

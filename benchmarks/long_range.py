@@ -1558,6 +1558,13 @@ NACL_MD_RECIPES["s5"] = {**NACL_MD_RECIPES["s4"], "soft_walls": None, "widths": 
 #: frames it supplies the push on a hydrogen-bonded H that the GAP lacks at H···O 1.50–1.60 Å (0.4 eV/Å at
 #: 1.50–1.55), and where the data end (H···O < 1.45 Å) it repels where the GAP pulled hydrogen bonds shut.
 NACL_MD_RECIPES["s6"] = {**NACL_MD_RECIPES["s5"], "walls_after_fit": {"H-O": (1.65, 9.0)}}
+#: ``s7`` (session 7): s6 plus a :class:`kernelpot.potential.core_repulsion.UnbridgedPairWall` 50 (2.6 Å − r)³ eV on
+#: O–O pairs that no H bridges (switched off by an H within 1.8 Å of both oxygens, fully on beyond 2.2 Å), also
+#: added after the fit. The s6 MD's new failure mode was such "squeezed" pairs (< 2.55 Å: 0.8 per frame at
+#: 8–10 ps, revPBE0-D3 0.035); on all 949 frames the wall's RMS force over all atoms is 7.8 meV/Å, on the s6 MD's
+#: frames 8–14 ps 33 meV/Å (``upw_probe2.log``).
+NACL_MD_RECIPES["s7"] = {**NACL_MD_RECIPES["s6"],
+                         "unbridged_walls_after_fit": {"walls": {"O-O": (2.6, 50.0)}, "bridge": (1.8, 2.2)}}
 
 
 def _nacl_frames(names, index):
@@ -1598,7 +1605,8 @@ def nacl_md_data(train_frames=NACL_MD_TRAIN):
 
 
 def fit_nacl_md_model(train, gap=NACL_MD_GAP, sigma=NACL_SIGMA, max_memory=None, verbose=False, reference=None,
-                      soft_walls=None, widths=None, lennard_jones=None, walls_after_fit=None):
+                      soft_walls=None, widths=None, lennard_jones=None, walls_after_fit=None,
+                      unbridged_walls_after_fit=None):
     """The MD model: the authors' fixed charges + a repulsive core 0.1 Å below the closest pairs of ``reference``
     + a 0.5 eV barrier over the O–H distances between bond and hydrogen bond that ``reference`` never visits
     (default: the training frames; the MD model uses :func:`nacl_reference_structures`, every frame of the data:
@@ -1606,7 +1614,8 @@ def fit_nacl_md_model(train, gap=NACL_MD_GAP, sigma=NACL_SIGMA, max_memory=None,
     (:func:`kernelpot.potential.recipe.stable_baseline`; ``soft_walls``, Gaussian charge ``widths`` and
     ``lennard_jones`` passed on to it). ``walls_after_fit`` (``{pair: (r0, k)}``): a
     :class:`kernelpot.potential.core_repulsion.HydrogenBondWall` added to the baseline after the fit (the GAP
-    does not learn it away)."""
+    does not learn it away); ``unbridged_walls_after_fit`` (``{"walls": {pair: (r0, k)}, "bridge": (a, b)}``): a
+    :class:`kernelpot.potential.core_repulsion.UnbridgedPairWall` added after that."""
     from kernelpot.potential.recipe import stable_baseline
 
     reference = train.atoms if reference is None else list(reference) + list(train.atoms)
@@ -1614,11 +1623,13 @@ def fit_nacl_md_model(train, gap=NACL_MD_GAP, sigma=NACL_SIGMA, max_memory=None,
                                lennard_jones=lennard_jones)
     model = _nacl_model(gap, sigma, baseline, max_memory, verbose)
     model.fit(train.atoms, energies=list(train.energies), forces=list(train.forces))
-    if walls_after_fit:
-        from kernelpot.potential.core_repulsion import BaselineSum, HydrogenBondWall
+    from kernelpot.potential.core_repulsion import BaselineSum, HydrogenBondWall, UnbridgedPairWall
 
+    after = ([HydrogenBondWall(walls_after_fit)] if walls_after_fit else []) + (
+        [UnbridgedPairWall(**unbridged_walls_after_fit)] if unbridged_walls_after_fit else [])
+    if after:
         parts = model.baseline.parts if isinstance(model.baseline, BaselineSum) else [model.baseline]
-        model.baseline = BaselineSum([*parts, HydrogenBondWall(walls_after_fit)])
+        model.baseline = BaselineSum([*parts, *after])
     return model
 
 
@@ -1684,13 +1695,15 @@ def _nacl_md_main(args):
         model = fit_nacl_md_model(train, recipe["gap"], max_memory=args.max_memory, verbose=args.verbose,
                                   reference=nacl_reference_structures(), soft_walls=recipe["soft_walls"],
                                   widths=recipe.get("widths"), lennard_jones=_lennard_jones(recipe),
-                                  walls_after_fit=recipe.get("walls_after_fit"))
+                                  walls_after_fit=recipe.get("walls_after_fit"),
+                                  unbridged_walls_after_fit=recipe.get("unbridged_walls_after_fit"))
         fit_seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         print(f"MD model: fitted in {fit_seconds:.0f} s ({cpu:.0f} s CPU, load average {load_average():.1f})")
         save_model(model, path, metadata={"gap": recipe["gap"], "fit_seconds": fit_seconds, "fit_cpu_seconds": cpu,
                                           "recipe": args.md_recipe, "soft_walls": recipe["soft_walls"],
                                           "widths": recipe.get("widths"), "lennard_jones": recipe.get("lennard_jones"),
                                           "walls_after_fit": recipe.get("walls_after_fit"),
+                                          "unbridged_walls_after_fit": recipe.get("unbridged_walls_after_fit"),
                                           "training": f"{len(train.atoms)} frames: {recipe['train']}"})
     table = _nacl_table(f"NaCl MD model: train {len(train.atoms)} frames ({train.n_atoms} atoms, gen1a–e + gen3); "
                         "validation on held-out frames")

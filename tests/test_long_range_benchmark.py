@@ -133,6 +133,35 @@ def test_md_recipe_s6_adds_its_hydrogen_bond_wall_after_the_fit(tmp_path):
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
 
 
+def test_md_recipe_s7_adds_an_unbridged_oo_wall_to_s6_after_the_fit(tmp_path):
+    """s7 = s6 + an UnbridgedPairWall attached after the fit: its forces are the s6 model's plus exactly the new
+    wall's, and the model file keeps both walls in that order."""
+    from kernelpot.potential.core_repulsion import HydrogenBondWall, UnbridgedPairWall
+    from kernelpot.potential.serialization import load_model, save_model
+
+    benchmark = _load()
+    s6, s7 = benchmark.NACL_MD_RECIPES["s6"], benchmark.NACL_MD_RECIPES["s7"]
+    assert {k: v for k, v in s7.items() if k != "unbridged_walls_after_fit"} == s6
+    assert s7["unbridged_walls_after_fit"] == {"walls": {"O-O": (2.6, 50.0)}, "bridge": (1.8, 2.2)}
+    train = benchmark.load_nacl([benchmark.BUNDLED / "nacl_water" / "revPBE0-D3_gen1_subset.data"]).subset([0, 5])
+    gap = benchmark.nacl_gap_string(r_cut=3.0, n_max=3, l_max=2, n_sparse={"O": 20, "H": 20, "Na": 3, "Cl": 3},
+                                    two_body_sparse=5)
+    wide = {"walls": {"O-O": (3.0, 50.0)}, "bridge": (1.8, 2.2)}  # reaches these frames' unbridged O-O pairs
+    model_s6 = benchmark.fit_nacl_md_model(train, gap=gap, widths=s6["widths"], walls_after_fit=s6["walls_after_fit"])
+    model_s7 = benchmark.fit_nacl_md_model(train, gap=gap, widths=s6["widths"], walls_after_fit=s6["walls_after_fit"],
+                                           unbridged_walls_after_fit=wide)
+    wall = model_s7.baseline.parts[-1]
+    assert wall == UnbridgedPairWall({"O-O": (3.0, 50.0)}, bridge=(1.8, 2.2))
+    assert model_s7.baseline.parts[:-1] == model_s6.baseline.parts
+    assert isinstance(model_s6.baseline.parts[-1], HydrogenBondWall)
+    extra = wall.evaluate(train.atoms)["forces"]
+    assert np.abs(extra).max() > 0.01
+    save_model(model_s7, tmp_path / "s7.kpot")
+    got = load_model(tmp_path / "s7.kpot").predict(train.atoms, properties=("energy", "forces"))["forces"]
+    expected = model_s6.predict(train.atoms, properties=("energy", "forces"))["forces"] + extra
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+
+
 def test_file_monomer_energies_are_not_those_of_the_dimers_monomers():
     """Why the binding need not vanish at infinite separation: monomers are rigid inside a family, but the same
     molecule has another geometry in another family while the file gives it one energyA/energyB."""

@@ -535,9 +535,10 @@ class UnbridgedPairWall(_Described):
     wall off; a pair with no hydrogen within ``b`` of both feels all of it. No topology is needed, and the
     energy is twice continuously differentiable in every coordinate (a hydrogen moving in or out of a bridge
     turns the wall on or off smoothly). Over 949 revPBE0-D3 NaCl–water frames O–O pairs closer than 2.55 Å with no
-    hydrogen nearer than 1.7 Å to both oxygens occur 0.035 times per frame (closest such pair 2.4 Å); a GAP's MD
-    made them 0.8 per frame after 8 ps (often two waters in the shell of a Cl⁻), while its hydrogen-bonded short
-    pairs stayed DFT-like. The wall acts on the first kind only.
+    hydrogen bond between them (no H within 1.7 Å of the other oxygen) occur 0.035 times per frame; a GAP's MD,
+    kept from closing hydrogen bonds by a :class:`HydrogenBondWall`, made them 0.8 per frame after 8 ps (often two
+    waters in the shell of a Cl⁻). ``{"O-O": (2.6, 50.0)}`` with ``bridge=(1.8, 2.2)`` is ~0 on those frames (RMS
+    force over all atoms 7.8 meV/Å, 4.8 % of frames touched) and 33 meV/Å on that MD's frames (56 % touched).
 
     Parameters
     ----------

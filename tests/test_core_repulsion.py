@@ -303,10 +303,8 @@ def test_hydrogen_bond_wall_energy_is_continuous_when_the_proton_changes_owner()
 
 
 def test_hydrogen_bond_wall_refuses_bad_tables_and_survives_stable_baseline_and_a_model_file(tmp_path):
-    from kernelpot.models.gap import SparseGPR
     from kernelpot.potential.core_repulsion import HydrogenBondWall
-    from kernelpot.potential.recipe import stable_baseline, terms_from_gap_string
-    from kernelpot.potential.serialization import load_model, save_model
+    from kernelpot.potential.recipe import stable_baseline
 
     for walls, hydrogen, match in [({"O-O": (1.5, 10.0)}, "H", "hydrogen species"),
                                    ({"H-H": (1.5, 10.0)}, "H", "acceptor"),
@@ -322,15 +320,7 @@ def test_hydrogen_bond_wall_refuses_bad_tables_and_survives_stable_baseline_and_
     assert wall == HydrogenBondWall({"O-H": (2.3, 5.0), ("Cl", "H"): (2.8, 3.0)}) and HydrogenBondWall.from_dict(wall.to_dict()) == wall
     with pytest.raises(ValueError, match="version 2 is not supported"):
         HydrogenBondWall.from_dict({**wall.to_dict(), "version": 2})
-    gap = "distance_2b cutoff=3.0 covariance_type=ard_se delta=1.0 theta_uniform=1.0 n_sparse=5 sparse_method=uniform"
-    model = SparseGPR(terms_from_gap_string(gap, [1, 8, 11, 17]), baseline=baseline, e0=0.0).fit(
-        boxes, energies=[float(-14.0 * len(b) / 3) for b in boxes])
-    save_model(model, tmp_path / "m.kpot")
-    loaded = load_model(tmp_path / "m.kpot")
-    assert loaded.baseline == baseline
-    expected = model.predict(boxes, properties=("energy", "forces"))
-    got = loaded.predict(boxes, properties=("energy", "forces"))
-    np.testing.assert_allclose(got["forces"], expected["forces"], rtol=1e-12, atol=1e-12)
+    _assert_model_file_keeps(baseline, boxes, tmp_path)
     assert wall.evaluate(boxes)["energy"].min() > 0  # the wall is part of what the file predicts
 
 
@@ -419,10 +409,8 @@ def test_unbridged_pair_wall_leaves_a_bridged_pair_alone_and_is_smooth_as_the_hy
 
 
 def test_unbridged_pair_wall_refuses_bad_tables_and_survives_stable_baseline_and_a_model_file(tmp_path):
-    from kernelpot.models.gap import SparseGPR
     from kernelpot.potential.core_repulsion import UnbridgedPairWall
-    from kernelpot.potential.recipe import stable_baseline, terms_from_gap_string
-    from kernelpot.potential.serialization import load_model, save_model
+    from kernelpot.potential.recipe import stable_baseline
 
     for walls, bridge, hydrogen, match in [({"H-O": (2.6, 10.0)}, (1.75, 2.05), "H", "non-hydrogen"),
                                            ({"O-O": (2.6, -1.0)}, (1.75, 2.05), "H", "k > 0"),
@@ -442,6 +430,16 @@ def test_unbridged_pair_wall_refuses_bad_tables_and_survives_stable_baseline_and
     assert UnbridgedPairWall.from_dict(wall.to_dict()) == wall and wall != UnbridgedPairWall(wall.walls)
     with pytest.raises(ValueError, match="version 2 is not supported"):
         UnbridgedPairWall.from_dict({**wall.to_dict(), "version": 2})
+    _assert_model_file_keeps(baseline, boxes, tmp_path)
+    assert wall.evaluate(boxes)["energy"].min() > 0  # the wall is part of what the file predicts
+
+
+def _assert_model_file_keeps(baseline, boxes, tmp_path):
+    """A SparseGPR fitted over ``baseline`` predicts the same forces after a .kpot round trip, baseline included."""
+    from kernelpot.models.gap import SparseGPR
+    from kernelpot.potential.recipe import terms_from_gap_string
+    from kernelpot.potential.serialization import load_model, save_model
+
     gap = "distance_2b cutoff=3.0 covariance_type=ard_se delta=1.0 theta_uniform=1.0 n_sparse=5 sparse_method=uniform"
     model = SparseGPR(terms_from_gap_string(gap, [1, 8, 11, 17]), baseline=baseline, e0=0.0).fit(
         boxes, energies=[float(-14.0 * len(b) / 3) for b in boxes])
@@ -451,4 +449,3 @@ def test_unbridged_pair_wall_refuses_bad_tables_and_survives_stable_baseline_and
     expected = model.predict(boxes, properties=("energy", "forces"))
     got = loaded.predict(boxes, properties=("energy", "forces"))
     np.testing.assert_allclose(got["forces"], expected["forces"], rtol=1e-12, atol=1e-12)
-    assert wall.evaluate(boxes)["energy"].min() > 0  # the wall is part of what the file predicts

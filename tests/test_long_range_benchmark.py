@@ -112,7 +112,6 @@ def test_md_recipe_s6_adds_its_hydrogen_bond_wall_after_the_fit(tmp_path):
     """s6 = s5 + a HydrogenBondWall attached after the fit: the GAP is the one fitted without it, so the model's
     forces are the plain fit's plus exactly the wall's, and the model file keeps the wall."""
     from kernelpot.potential.core_repulsion import HydrogenBondWall
-    from kernelpot.potential.serialization import load_model, save_model
 
     benchmark = _load()
     recipe = benchmark.NACL_MD_RECIPES["s6"]
@@ -125,19 +124,13 @@ def test_md_recipe_s6_adds_its_hydrogen_bond_wall_after_the_fit(tmp_path):
                                          walls_after_fit={"H-O": (2.0, 9.0)})  # wide: acts on these frames
     wall = walled.baseline.parts[-1]
     assert wall == HydrogenBondWall({"H-O": (2.0, 9.0)}) and walled.baseline.parts[:-1] == plain.baseline.parts
-    extra = wall.evaluate(train.atoms)["forces"]
-    assert np.abs(extra).max() > 0.01
-    save_model(walled, tmp_path / "s6.kpot")
-    got = load_model(tmp_path / "s6.kpot").predict(train.atoms, properties=("energy", "forces"))["forces"]
-    expected = plain.predict(train.atoms, properties=("energy", "forces"))["forces"] + extra
-    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+    _assert_saved_forces_are_plus_wall(walled, plain, wall, train.atoms, tmp_path / "s6.kpot")
 
 
 def test_md_recipe_s7_adds_an_unbridged_oo_wall_to_s6_after_the_fit(tmp_path):
     """s7 = s6 + an UnbridgedPairWall attached after the fit: its forces are the s6 model's plus exactly the new
     wall's, and the model file keeps both walls in that order."""
     from kernelpot.potential.core_repulsion import HydrogenBondWall, UnbridgedPairWall
-    from kernelpot.potential.serialization import load_model, save_model
 
     benchmark = _load()
     s6, s7 = benchmark.NACL_MD_RECIPES["s6"], benchmark.NACL_MD_RECIPES["s7"]
@@ -154,11 +147,18 @@ def test_md_recipe_s7_adds_an_unbridged_oo_wall_to_s6_after_the_fit(tmp_path):
     assert wall == UnbridgedPairWall({"O-O": (3.0, 50.0)}, bridge=(1.8, 2.2))
     assert model_s7.baseline.parts[:-1] == model_s6.baseline.parts
     assert isinstance(model_s6.baseline.parts[-1], HydrogenBondWall)
-    extra = wall.evaluate(train.atoms)["forces"]
+    _assert_saved_forces_are_plus_wall(model_s7, model_s6, wall, train.atoms, tmp_path / "s7.kpot")
+
+
+def _assert_saved_forces_are_plus_wall(walled, plain, wall, frames, path):
+    """``walled`` saved to ``path`` and loaded predicts ``plain``'s forces plus exactly ``wall``'s (which act)."""
+    from kernelpot.potential.serialization import load_model, save_model
+
+    extra = wall.evaluate(frames)["forces"]
     assert np.abs(extra).max() > 0.01
-    save_model(model_s7, tmp_path / "s7.kpot")
-    got = load_model(tmp_path / "s7.kpot").predict(train.atoms, properties=("energy", "forces"))["forces"]
-    expected = model_s6.predict(train.atoms, properties=("energy", "forces"))["forces"] + extra
+    save_model(walled, path)
+    got = load_model(path).predict(frames, properties=("energy", "forces"))["forces"]
+    expected = plain.predict(frames, properties=("energy", "forces"))["forces"] + extra
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
 
 

@@ -451,9 +451,7 @@ class HydrogenBondWall(_Described):
         self.hydrogen = hydrogen
 
     def _table(self) -> dict:
-        _check_hydrogen(self.hydrogen)
-        table = _pair_tuples(self.walls, "walls", "(r0 Å, k eV/Å³)", lambda r0, k: r0 > 0 and k > 0,
-                             "needs r0 > 0 and k > 0", empty=False)
+        table = _wall_table(self.walls, self.hydrogen)
         for pair in table:
             if self.hydrogen not in pair.split("-") or pair == f"{self.hydrogen}-{self.hydrogen}":
                 raise ValueError(f"`walls` pair {pair!r} must join the hydrogen species {self.hydrogen!r} to an "
@@ -568,9 +566,7 @@ class UnbridgedPairWall(_Described):
         self.hydrogen = hydrogen
 
     def _table(self) -> dict:
-        _check_hydrogen(self.hydrogen)
-        table = _pair_tuples(self.walls, "walls", "(r0 Å, k eV/Å³)", lambda r0, k: r0 > 0 and k > 0,
-                             "needs r0 > 0 and k > 0", empty=False)
+        table = _wall_table(self.walls, self.hydrogen)
         for pair in table:
             if self.hydrogen in pair.split("-"):
                 raise ValueError(f"`walls` pair {pair!r} must join two non-hydrogen species (the hydrogens "
@@ -680,9 +676,12 @@ class UnbridgedPairWall(_Described):
         return f"UnbridgedPairWall({self.walls!r}, bridge={self.bridge!r}, hydrogen={self.hydrogen!r})"
 
 
-def _check_hydrogen(hydrogen):
+def _wall_table(walls, hydrogen) -> dict:
+    """``{pair: (r0, k)}`` of a wall that knows its hydrogens (checked: a chemical symbol)."""
     if not isinstance(hydrogen, str) or hydrogen not in atomic_numbers or hydrogen == "X":
         raise ValueError(f"`hydrogen` must be a chemical symbol; got {hydrogen!r}")
+    return _pair_tuples(walls, "walls", "(r0 Å, k eV/Å³)", lambda r0, k: r0 > 0 and k > 0, "needs r0 > 0 and k > 0",
+                        empty=False)
 
 
 def _per_pair(keys, values, default):

@@ -399,6 +399,19 @@ wall (``CoreRepulsion`` 133 (2.45 Å − r)³ eV, ~0 on the data) alone did not 
 The refit on the 65 further frames with H···O < 1.5 Å (``--short-hb 1.5``) was started and stopped unfinished
 (at load 7 it had a third of a core).
 
+*Session 7, ``--md-recipe s7``* (logs in /work/notes/electrolyte/s7/): s6 plus an
+:class:`~kernelpot.potential.core_repulsion.UnbridgedPairWall` 50 (2.6 Å − r)³ eV on O–O pairs that no H bridges
+(switched off by an H within 1.8 Å of both oxygens, fully on beyond 2.2 Å), attached after the fit: RMS force
+over all atoms 7.8 meV/Å on all 949 frames, 33 meV/Å on the s6 MD's frames 8–14 ps; validation force RMSE 109.3
+(gen1) and 110.0 meV/Å (gen3), as s6. Same MD from the same start: O–O pairs < 2.55 Å per frame 1.28 (0–1 ps),
+1.37 (1–2), 3.98 (2–4), 5.00 (4–6), 5.84 (6–7 ps; stopped there), of them "squeezed" (no H-bond between the pair)
+only 0.12–0.41: what collapses are hydrogen-bonded pairs (O–O < 2.45 Å 1.3–3.0 per frame, H···O < 1.45 Å
+0.5–1.5; revPBE0-D3 0.017 and 0.017). On those frames the GAP part pulls hydrogen-bonded waters together by
+3.8 eV/Å at O–O 2.4–2.5 Å and 5.2 at 2.2–2.4, against a baseline push of 3.7 and 6.0; their net push at
+2.4–2.5 Å is −0.1 eV/Å, where revPBE0-D3 pushes such pairs (2.3–2.5 Å) by +0.9 and the same model on the DFT
+frames by +1.1. The GP has learned to
+cancel the baseline's repulsion and goes on cancelling it, harder, beyond its data.
+
 Do the NaCl files hold raw DFT labels? Yes
 -------------------------------------------
 The authors add a fixed-charge Coulomb term (CP2K FIST, SPME, the charges above, no exclusions given) to their

@@ -148,6 +148,14 @@ def test_md_recipe_s7_adds_an_unbridged_oo_wall_to_s6_after_the_fit(tmp_path):
     assert model_s7.baseline.parts[:-1] == model_s6.baseline.parts
     assert isinstance(model_s6.baseline.parts[-1], HydrogenBondWall)
     _assert_saved_forces_are_plus_wall(model_s7, model_s6, wall, train.atoms, tmp_path / "s7.kpot")
+    # s7-floor: s7 + an O-O CoreRepulsion on top (here at 3.0 Å, where these frames have O-O pairs)
+    assert benchmark.NACL_MD_RECIPES["s7-floor"] == {**s7, "floor_after_fit": {"O-O": (2.45, 133.0)}}
+    floored = benchmark.fit_nacl_md_model(train, gap=gap, widths=s6["widths"], walls_after_fit=s6["walls_after_fit"],
+                                          unbridged_walls_after_fit=wide, floor_after_fit={"O-O": (3.0, 5.0)})
+    floor = floored.baseline.parts[-1]
+    assert floored.baseline.parts[:-1] == model_s7.baseline.parts and floor.stiffness == 5.0
+    assert floor.onsets["O-O"] == 3.0 and max(v for key, v in floor.onsets.items() if key != "O-O") < 0.01
+    _assert_saved_forces_are_plus_wall(floored, model_s7, floor, train.atoms, tmp_path / "s7-floor.kpot")
 
 
 def _assert_saved_forces_are_plus_wall(walled, plain, wall, frames, path):

@@ -399,6 +399,19 @@ wall (``CoreRepulsion`` 133 (2.45 Å − r)³ eV, ~0 on the data) alone did not 
 The refit on the 65 further frames with H···O < 1.5 Å (``--short-hb 1.5``) was started and stopped unfinished
 (at load 7 it had a third of a core).
 
+*Session 7, ``--md-recipe s7``* (logs in /work/notes/electrolyte/s7/): s6 plus an
+:class:`~kernelpot.potential.core_repulsion.UnbridgedPairWall` 50 (2.6 Å − r)³ eV on O–O pairs that no H bridges
+(switched off by an H within 1.8 Å of both oxygens, fully on beyond 2.2 Å), attached after the fit: RMS force
+over all atoms 7.8 meV/Å on all 949 frames, 33 meV/Å on the s6 MD's frames 8–14 ps; validation force RMSE 109.3
+(gen1) and 110.0 meV/Å (gen3), as s6. Same MD from the same start: O–O pairs < 2.55 Å per frame 1.28 (0–1 ps),
+1.37 (1–2), 3.98 (2–4), 5.00 (4–6), 5.84 (6–7 ps; stopped there), of them "squeezed" (no H-bond between the pair)
+only 0.12–0.41: what collapses are hydrogen-bonded pairs (O–O < 2.45 Å 1.3–3.0 per frame, H···O < 1.45 Å
+0.5–1.5; revPBE0-D3 0.017 and 0.017). On those frames the GAP part pulls hydrogen-bonded waters together by
+3.8 eV/Å at O–O 2.4–2.5 Å and 5.2 at 2.2–2.4, against a baseline push of 3.7 and 6.0; their net push at
+2.4–2.5 Å is −0.1 eV/Å, where revPBE0-D3 pushes such pairs (2.3–2.5 Å) by +0.9 and the same model on the DFT
+frames by +1.1. The GP has learned to
+cancel the baseline's repulsion and goes on cancelling it, harder, beyond its data.
+
 Do the NaCl files hold raw DFT labels? Yes
 -------------------------------------------
 The authors add a fixed-charge Coulomb term (CP2K FIST, SPME, the charges above, no exclusions given) to their
@@ -1557,6 +1570,19 @@ NACL_MD_RECIPES["s5"] = {**NACL_MD_RECIPES["s4"], "soft_walls": None, "widths": 
 #: frames it supplies the push on a hydrogen-bonded H that the GAP lacks at H···O 1.50–1.60 Å (0.4 eV/Å at
 #: 1.50–1.55), and where the data end (H···O < 1.45 Å) it repels where the GAP pulled hydrogen bonds shut.
 NACL_MD_RECIPES["s6"] = {**NACL_MD_RECIPES["s5"], "walls_after_fit": {"H-O": (1.65, 9.0)}}
+#: ``s7`` (session 7): s6 plus a :class:`kernelpot.potential.core_repulsion.UnbridgedPairWall` 50 (2.6 Å − r)³ eV on
+#: O–O pairs that no H bridges (switched off by an H within 1.8 Å of both oxygens, fully on beyond 2.2 Å), also
+#: added after the fit. The s6 MD's new failure mode was such "squeezed" pairs (< 2.55 Å: 0.8 per frame at
+#: 8–10 ps, revPBE0-D3 0.035); on all 949 frames the wall's RMS force over all atoms is 7.8 meV/Å, on the s6 MD's
+#: frames 8–14 ps 33 meV/Å (``upw_probe2.log``).
+NACL_MD_RECIPES["s7"] = {**NACL_MD_RECIPES["s6"],
+                         "unbridged_walls_after_fit": {"walls": {"O-O": (2.6, 50.0)}, "bridge": (1.8, 2.2)}}
+#: ``s7-floor`` (session 7): s7 plus an O–O floor, :class:`kernelpot.potential.core_repulsion.CoreRepulsion`
+#: 133 (2.45 Å − r)³ eV on every O–O pair, after the fit: below 2.45 Å revPBE0-D3 has 0.017 O–O pairs per frame,
+#: the s7 MD 1.3–3.0 (hydrogen-bonded pairs the GAP pulls shut where its data end). Zero on the validation frames;
+#: on all 949 frames RMS force 34 meV/Å (1.7 % of frames touched; 9.6 eV/Å on the closest pair, 2.295 Å; s6
+#: ``wall_probe.log``).
+NACL_MD_RECIPES["s7-floor"] = {**NACL_MD_RECIPES["s7"], "floor_after_fit": {"O-O": (2.45, 133.0)}}
 
 
 def _nacl_frames(names, index):
@@ -1597,7 +1623,8 @@ def nacl_md_data(train_frames=NACL_MD_TRAIN):
 
 
 def fit_nacl_md_model(train, gap=NACL_MD_GAP, sigma=NACL_SIGMA, max_memory=None, verbose=False, reference=None,
-                      soft_walls=None, widths=None, lennard_jones=None, walls_after_fit=None):
+                      soft_walls=None, widths=None, lennard_jones=None, walls_after_fit=None,
+                      unbridged_walls_after_fit=None, floor_after_fit=None):
     """The MD model: the authors' fixed charges + a repulsive core 0.1 Å below the closest pairs of ``reference``
     + a 0.5 eV barrier over the O–H distances between bond and hydrogen bond that ``reference`` never visits
     (default: the training frames; the MD model uses :func:`nacl_reference_structures`, every frame of the data:
@@ -1605,7 +1632,10 @@ def fit_nacl_md_model(train, gap=NACL_MD_GAP, sigma=NACL_SIGMA, max_memory=None,
     (:func:`kernelpot.potential.recipe.stable_baseline`; ``soft_walls``, Gaussian charge ``widths`` and
     ``lennard_jones`` passed on to it). ``walls_after_fit`` (``{pair: (r0, k)}``): a
     :class:`kernelpot.potential.core_repulsion.HydrogenBondWall` added to the baseline after the fit (the GAP
-    does not learn it away)."""
+    does not learn it away); ``unbridged_walls_after_fit`` (``{"walls": {pair: (r0, k)}, "bridge": (a, b)}``): a
+    :class:`kernelpot.potential.core_repulsion.UnbridgedPairWall` added after that; ``floor_after_fit``
+    (``{pair: (onset, k)}``): a :class:`kernelpot.potential.core_repulsion.CoreRepulsion` on those pairs only
+    (the others get an onset no pair reaches), last."""
     from kernelpot.potential.recipe import stable_baseline
 
     reference = train.atoms if reference is None else list(reference) + list(train.atoms)
@@ -1613,11 +1643,24 @@ def fit_nacl_md_model(train, gap=NACL_MD_GAP, sigma=NACL_SIGMA, max_memory=None,
                                lennard_jones=lennard_jones)
     model = _nacl_model(gap, sigma, baseline, max_memory, verbose)
     model.fit(train.atoms, energies=list(train.energies), forces=list(train.forces))
-    if walls_after_fit:
-        from kernelpot.potential.core_repulsion import BaselineSum, HydrogenBondWall
+    from kernelpot.potential.core_repulsion import (
+        BaselineSum,
+        CoreRepulsion,
+        HydrogenBondWall,
+        UnbridgedPairWall,
+        _parse_pair,
+    )
+    from kernelpot.potential.recipe import _NEVER
 
-        parts = model.baseline.parts if isinstance(model.baseline, BaselineSum) else [model.baseline]
-        model.baseline = BaselineSum([*parts, HydrogenBondWall(walls_after_fit)])
+    parts = model.baseline.parts if isinstance(model.baseline, BaselineSum) else [model.baseline]
+    after = ([HydrogenBondWall(walls_after_fit)] if walls_after_fit else []) + (
+        [UnbridgedPairWall(**unbridged_walls_after_fit)] if unbridged_walls_after_fit else [])
+    for pair, (onset, k) in (floor_after_fit or {}).items():
+        onsets = {key: _NEVER for key in next(p for p in parts if type(p) is CoreRepulsion).onsets}
+        onsets[_parse_pair(pair)] = float(onset)
+        after.append(CoreRepulsion(onsets, stiffness=float(k)))
+    if after:
+        model.baseline = BaselineSum([*parts, *after])
     return model
 
 
@@ -1683,13 +1726,17 @@ def _nacl_md_main(args):
         model = fit_nacl_md_model(train, recipe["gap"], max_memory=args.max_memory, verbose=args.verbose,
                                   reference=nacl_reference_structures(), soft_walls=recipe["soft_walls"],
                                   widths=recipe.get("widths"), lennard_jones=_lennard_jones(recipe),
-                                  walls_after_fit=recipe.get("walls_after_fit"))
+                                  walls_after_fit=recipe.get("walls_after_fit"),
+                                  unbridged_walls_after_fit=recipe.get("unbridged_walls_after_fit"),
+                                  floor_after_fit=recipe.get("floor_after_fit"))
         fit_seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         print(f"MD model: fitted in {fit_seconds:.0f} s ({cpu:.0f} s CPU, load average {load_average():.1f})")
         save_model(model, path, metadata={"gap": recipe["gap"], "fit_seconds": fit_seconds, "fit_cpu_seconds": cpu,
                                           "recipe": args.md_recipe, "soft_walls": recipe["soft_walls"],
                                           "widths": recipe.get("widths"), "lennard_jones": recipe.get("lennard_jones"),
                                           "walls_after_fit": recipe.get("walls_after_fit"),
+                                          "unbridged_walls_after_fit": recipe.get("unbridged_walls_after_fit"),
+                                          "floor_after_fit": recipe.get("floor_after_fit"),
                                           "training": f"{len(train.atoms)} frames: {recipe['train']}"})
     table = _nacl_table(f"NaCl MD model: train {len(train.atoms)} frames ({train.n_atoms} atoms, gen1a–e + gen3); "
                         "validation on held-out frames")

@@ -303,10 +303,8 @@ def test_hydrogen_bond_wall_energy_is_continuous_when_the_proton_changes_owner()
 
 
 def test_hydrogen_bond_wall_refuses_bad_tables_and_survives_stable_baseline_and_a_model_file(tmp_path):
-    from kernelpot.models.gap import SparseGPR
     from kernelpot.potential.core_repulsion import HydrogenBondWall
-    from kernelpot.potential.recipe import stable_baseline, terms_from_gap_string
-    from kernelpot.potential.serialization import load_model, save_model
+    from kernelpot.potential.recipe import stable_baseline
 
     for walls, hydrogen, match in [({"O-O": (1.5, 10.0)}, "H", "hydrogen species"),
                                    ({"H-H": (1.5, 10.0)}, "H", "acceptor"),
@@ -322,6 +320,126 @@ def test_hydrogen_bond_wall_refuses_bad_tables_and_survives_stable_baseline_and_
     assert wall == HydrogenBondWall({"O-H": (2.3, 5.0), ("Cl", "H"): (2.8, 3.0)}) and HydrogenBondWall.from_dict(wall.to_dict()) == wall
     with pytest.raises(ValueError, match="version 2 is not supported"):
         HydrogenBondWall.from_dict({**wall.to_dict(), "version": 2})
+    _assert_model_file_keeps(baseline, boxes, tmp_path)
+    assert wall.evaluate(boxes)["energy"].min() > 0  # the wall is part of what the file predicts
+
+
+def _smoothstep_off(r, inner, outer):
+    """1 below ``inner``, 0 beyond ``outer``, 1 - (10 t^3 - 15 t^4 + 6 t^5) between (t from 0 to 1)."""
+    t = min(max((r - inner) / (outer - inner), 0.0), 1.0)
+    return 1.0 - (10 * t**3 - 15 * t**4 + 6 * t**5)
+
+
+def _unbridged_wall_by_hand(box, walls, bridge):
+    """E = sum over pairs (every periodic image) of k (r0 - r)^3 times the product over hydrogens (every image) of
+    1 - s(r_ih) s(r_jh), from ASE's neighbour list."""
+    from ase.neighborlist import neighbor_list
+
+    symbols = np.array(box.get_chemical_symbols())
+    reach = max(max(r0 for r0, _ in walls.values()), bridge[1]) + 1.0
+    i, j, d, vectors = neighbor_list("ijdD", box, reach)
+    total = 0.0
+    for a, b, r, v in zip(i, j, d, vectors):
+        key = "-".join(sorted((symbols[a], symbols[b])))
+        if key not in walls or r >= walls[key][0] or a > b or (a == b and tuple(v) < tuple(-v)):
+            continue  # each unordered pair (image) once
+        r0, k = walls[key]
+        weight = 1.0
+        for v_ah in vectors[(i == a) & (symbols[j] == "H")]:
+            weight *= 1.0 - _smoothstep_off(np.linalg.norm(v_ah), *bridge) * _smoothstep_off(
+                np.linalg.norm(v_ah - v), *bridge)
+        total += k * (r0 - r) ** 3 * weight
+    return total
+
+
+def test_unbridged_pair_wall_is_the_formula_by_hand_and_its_forces_and_virial_are_derivatives():
+    from kernelpot.potential.core_repulsion import UnbridgedPairWall
+
+    wall = UnbridgedPairWall({"O-O": (2.6, 20.0)}, bridge=(1.75, 2.05))
+    pair = Atoms("O2", positions=[[0, 0, 0], [2.5, 0, 0]])
+    assert wall.evaluate([pair])["energy"][0] == pytest.approx(20.0 * 0.1**3, rel=1e-12)
+    # an H on its own O (0.97 Å) and 1.9 Å from the other: halfway through the switch, t = 0.5, s = 0.5
+    half = pair + Atoms("H", positions=[[0.97 * np.cos(0.9), 0.97 * np.sin(0.9), 0]])
+    r_jh = np.linalg.norm(half.positions[2] - half.positions[1])
+    expected = 20.0 * 0.1**3 * (1.0 - _smoothstep_off(r_jh, 1.75, 2.05))
+    assert 1.75 < r_jh < 2.05 and 0 < expected < 20.0 * 0.1**3
+    assert wall.evaluate([half])["energy"][0] == pytest.approx(expected, rel=1e-12)
+    # two such hydrogens: the factors multiply
+    two = half + Atoms("H", positions=[[2.5 - 0.97 * np.cos(0.9), -0.97 * np.sin(0.9), 0]])
+    assert wall.evaluate([two])["energy"][0] == pytest.approx(expected * (1.0 - _smoothstep_off(r_jh, 1.75, 2.05)),
+                                                               rel=1e-12)
+
+    box = _ions_in_water()
+    walls, bridge = {"O-O": (4.5, 5.0), "Cl-O": (4.0, 3.0)}, (2.4, 3.0)  # wide: pairs and partial bridges here
+    wall = UnbridgedPairWall(walls, bridge=bridge)
+    result = wall.evaluate([box], virial=True, local_energy=True)
+    unswitched = UnbridgedPairWall(walls, bridge=(0.1, 0.2)).evaluate([box])["energy"][0]
+    assert 0 < result["energy"][0] < unswitched
+    assert result["energy"][0] == pytest.approx(_unbridged_wall_by_hand(box, walls, bridge), rel=1e-10)
+    assert result["local_energy"].sum() == pytest.approx(result["energy"][0])
+    assert np.abs(result["forces"].sum(axis=0)).max() < 1e-10
+    _assert_derivatives(wall, box, [(atom, axis) for atom in range(len(box)) for axis in range(3)],
+                        [(0, 0), (0, 1), (1, 1), (2, 1), (2, 2)], abs_tol=1e-9)
+
+
+def test_unbridged_pair_wall_leaves_a_bridged_pair_alone_and_is_smooth_as_the_hydrogen_leaves():
+    from kernelpot.potential.core_repulsion import UnbridgedPairWall
+
+    wall = UnbridgedPairWall({"O-O": (2.6, 20.0)}, bridge=(1.75, 2.05))
+    # O-H...O, H...O 1.52 Å: the pair is a hydrogen bond; no energy, no force on any atom (bent too)
+    for angle in (0.0, 0.3):
+        bridged = Atoms("OHO", positions=[[0, 0, 0], [0.98 * np.cos(angle), 0.98 * np.sin(angle), 0], [2.5, 0, 0]])
+        result = wall.evaluate([bridged], virial=True)
+        assert result["energy"][0] == 0.0 and not result["forces"].any() and not result["virial"].any()
+
+    def energy_forces(angle):  # the H swings about its own O, away from the other: the bridge breaks
+        atoms = Atoms("OHO", positions=[[0, 0, 0], [0.98 * np.cos(angle), 0.98 * np.sin(angle), 0], [2.5, 0, 0]])
+        result = wall.evaluate([atoms])
+        return result["energy"][0], result["forces"], np.linalg.norm(atoms.positions[1] - atoms.positions[2])
+
+    angles = np.linspace(0.0, np.pi, 2001)
+    energies = np.array([energy_forces(a)[0] for a in angles])
+    assert energies[0] == 0.0 and energies[-1] == pytest.approx(20.0 * 0.1**3)
+    assert np.all(np.diff(energies) >= -1e-15) and np.abs(np.diff(energies)).max() < 1e-3  # no jumps (total 0.02)
+    for r_edge in (1.75, 2.05):  # energy and forces continuous where the switch starts and ends
+        edge = next(a for a in angles if energy_forces(a)[2] > r_edge)
+        (e1, f1, _), (e2, f2, _) = energy_forces(edge - 1e-7), energy_forces(edge + 1e-7)
+        assert e1 == pytest.approx(e2, abs=1e-9) and np.abs(f1 - f2).max() < 1e-5
+    assert np.abs(energy_forces(angles[-1])[1][1]).max() == 0.0  # the unbridged wall does not push the H
+
+
+def test_unbridged_pair_wall_refuses_bad_tables_and_survives_stable_baseline_and_a_model_file(tmp_path):
+    from kernelpot.potential.core_repulsion import UnbridgedPairWall
+    from kernelpot.potential.recipe import stable_baseline
+
+    for walls, bridge, hydrogen, match in [({"H-O": (2.6, 10.0)}, (1.75, 2.05), "H", "non-hydrogen"),
+                                           ({"O-O": (2.6, -1.0)}, (1.75, 2.05), "H", "k > 0"),
+                                           ({"O-O": 2.6}, (1.75, 2.05), "H", "r0"), ({}, (1.75, 2.05), "H", "non-empty"),
+                                           ({"O-O": (2.6, 10.0)}, (2.05, 1.75), "H", "0 < a < b"),
+                                           ({"O-O": (2.6, 10.0)}, 1.9, "H", "bridge"),
+                                           ({"O-O": (2.6, 10.0)}, (1.75, 2.05), "Q", "chemical symbol")]:
+        with pytest.raises((TypeError, ValueError), match=match):
+            UnbridgedPairWall(walls, bridge=bridge, hydrogen=hydrogen).to_dict()
+    boxes = [_ions_in_water(s) for s in range(3)]
+    charges = {"O": -0.834, "H": 0.417, "Na": 1.0, "Cl": -1.0}
+    baseline = stable_baseline(boxes, charges, widths={s: 0.7 for s in charges}, barrier_pairs=("H-O",),
+                               hydrogen_bond_walls={"H-O": (1.65, 9.0)},
+                               unbridged_pair_walls={"O-O": (4.5, 5.0), "Cl-O": (4.0, 3.0)}, bridge=(2.4, 3.0))
+    wall = baseline.parts[-1]
+    assert wall == UnbridgedPairWall({"O-O": (4.5, 5.0), ("O", "Cl"): (4.0, 3.0)}, bridge=(2.4, 3.0))
+    assert UnbridgedPairWall.from_dict(wall.to_dict()) == wall and wall != UnbridgedPairWall(wall.walls)
+    with pytest.raises(ValueError, match="version 2 is not supported"):
+        UnbridgedPairWall.from_dict({**wall.to_dict(), "version": 2})
+    _assert_model_file_keeps(baseline, boxes, tmp_path)
+    assert wall.evaluate(boxes)["energy"].min() > 0  # the wall is part of what the file predicts
+
+
+def _assert_model_file_keeps(baseline, boxes, tmp_path):
+    """A SparseGPR fitted over ``baseline`` predicts the same forces after a .kpot round trip, baseline included."""
+    from kernelpot.models.gap import SparseGPR
+    from kernelpot.potential.recipe import terms_from_gap_string
+    from kernelpot.potential.serialization import load_model, save_model
+
     gap = "distance_2b cutoff=3.0 covariance_type=ard_se delta=1.0 theta_uniform=1.0 n_sparse=5 sparse_method=uniform"
     model = SparseGPR(terms_from_gap_string(gap, [1, 8, 11, 17]), baseline=baseline, e0=0.0).fit(
         boxes, energies=[float(-14.0 * len(b) / 3) for b in boxes])
@@ -331,4 +449,3 @@ def test_hydrogen_bond_wall_refuses_bad_tables_and_survives_stable_baseline_and_
     expected = model.predict(boxes, properties=("energy", "forces"))
     got = loaded.predict(boxes, properties=("energy", "forces"))
     np.testing.assert_allclose(got["forces"], expected["forces"], rtol=1e-12, atol=1e-12)
-    assert wall.evaluate(boxes)["energy"].min() > 0  # the wall is part of what the file predicts

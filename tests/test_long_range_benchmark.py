@@ -112,7 +112,6 @@ def test_md_recipe_s6_adds_its_hydrogen_bond_wall_after_the_fit(tmp_path):
     """s6 = s5 + a HydrogenBondWall attached after the fit: the GAP is the one fitted without it, so the model's
     forces are the plain fit's plus exactly the wall's, and the model file keeps the wall."""
     from kernelpot.potential.core_repulsion import HydrogenBondWall
-    from kernelpot.potential.serialization import load_model, save_model
 
     benchmark = _load()
     recipe = benchmark.NACL_MD_RECIPES["s6"]
@@ -125,11 +124,49 @@ def test_md_recipe_s6_adds_its_hydrogen_bond_wall_after_the_fit(tmp_path):
                                          walls_after_fit={"H-O": (2.0, 9.0)})  # wide: acts on these frames
     wall = walled.baseline.parts[-1]
     assert wall == HydrogenBondWall({"H-O": (2.0, 9.0)}) and walled.baseline.parts[:-1] == plain.baseline.parts
-    extra = wall.evaluate(train.atoms)["forces"]
+    _assert_saved_forces_are_plus_wall(walled, plain, wall, train.atoms, tmp_path / "s6.kpot")
+
+
+def test_md_recipe_s7_adds_an_unbridged_oo_wall_to_s6_after_the_fit(tmp_path):
+    """s7 = s6 + an UnbridgedPairWall attached after the fit: its forces are the s6 model's plus exactly the new
+    wall's, and the model file keeps both walls in that order."""
+    from kernelpot.potential.core_repulsion import HydrogenBondWall, UnbridgedPairWall
+
+    benchmark = _load()
+    s6, s7 = benchmark.NACL_MD_RECIPES["s6"], benchmark.NACL_MD_RECIPES["s7"]
+    assert {k: v for k, v in s7.items() if k != "unbridged_walls_after_fit"} == s6
+    assert s7["unbridged_walls_after_fit"] == {"walls": {"O-O": (2.6, 50.0)}, "bridge": (1.8, 2.2)}
+    train = benchmark.load_nacl([benchmark.BUNDLED / "nacl_water" / "revPBE0-D3_gen1_subset.data"]).subset([0, 5])
+    gap = benchmark.nacl_gap_string(r_cut=3.0, n_max=3, l_max=2, n_sparse={"O": 20, "H": 20, "Na": 3, "Cl": 3},
+                                    two_body_sparse=5)
+    wide = {"walls": {"O-O": (3.0, 50.0)}, "bridge": (1.8, 2.2)}  # reaches these frames' unbridged O-O pairs
+    model_s6 = benchmark.fit_nacl_md_model(train, gap=gap, widths=s6["widths"], walls_after_fit=s6["walls_after_fit"])
+    model_s7 = benchmark.fit_nacl_md_model(train, gap=gap, widths=s6["widths"], walls_after_fit=s6["walls_after_fit"],
+                                           unbridged_walls_after_fit=wide)
+    wall = model_s7.baseline.parts[-1]
+    assert wall == UnbridgedPairWall({"O-O": (3.0, 50.0)}, bridge=(1.8, 2.2))
+    assert model_s7.baseline.parts[:-1] == model_s6.baseline.parts
+    assert isinstance(model_s6.baseline.parts[-1], HydrogenBondWall)
+    _assert_saved_forces_are_plus_wall(model_s7, model_s6, wall, train.atoms, tmp_path / "s7.kpot")
+    # s7-floor: s7 + an O-O CoreRepulsion on top (here at 3.0 Å, where these frames have O-O pairs)
+    assert benchmark.NACL_MD_RECIPES["s7-floor"] == {**s7, "floor_after_fit": {"O-O": (2.45, 133.0)}}
+    floored = benchmark.fit_nacl_md_model(train, gap=gap, widths=s6["widths"], walls_after_fit=s6["walls_after_fit"],
+                                          unbridged_walls_after_fit=wide, floor_after_fit={"O-O": (3.0, 5.0)})
+    floor = floored.baseline.parts[-1]
+    assert floored.baseline.parts[:-1] == model_s7.baseline.parts and floor.stiffness == 5.0
+    assert floor.onsets["O-O"] == 3.0 and max(v for key, v in floor.onsets.items() if key != "O-O") < 0.01
+    _assert_saved_forces_are_plus_wall(floored, model_s7, floor, train.atoms, tmp_path / "s7-floor.kpot")
+
+
+def _assert_saved_forces_are_plus_wall(walled, plain, wall, frames, path):
+    """``walled`` saved to ``path`` and loaded predicts ``plain``'s forces plus exactly ``wall``'s (which act)."""
+    from kernelpot.potential.serialization import load_model, save_model
+
+    extra = wall.evaluate(frames)["forces"]
     assert np.abs(extra).max() > 0.01
-    save_model(walled, tmp_path / "s6.kpot")
-    got = load_model(tmp_path / "s6.kpot").predict(train.atoms, properties=("energy", "forces"))["forces"]
-    expected = plain.predict(train.atoms, properties=("energy", "forces"))["forces"] + extra
+    save_model(walled, path)
+    got = load_model(path).predict(frames, properties=("energy", "forces"))["forces"]
+    expected = plain.predict(frames, properties=("energy", "forces"))["forces"] + extra
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
 
 

@@ -15,6 +15,7 @@ _EXPORTS = {
     "PairBarrier": "core_repulsion",
     "LennardJones": "core_repulsion",
     "HydrogenBondWall": "core_repulsion",
+    "UnbridgedPairWall": "core_repulsion",
     "load_model": "serialization",
     "save_model": "serialization",
     "ModelFileError": "model_file",

@@ -32,6 +32,10 @@ unlike the core it acts on the data, and the GAP learns the reference minus it.
 to (no topology: its own atom is the one that it is closest to), so it can start above the bond length: below the
 shortest hydrogen bonds of the data it stops hydrogen bonds from closing up where a GAP has no data.
 
+:class:`UnbridgedPairWall` is the partner for the heavy atoms: a cubic wall on a pair (O–O) that is switched off
+smoothly when a hydrogen bridges the pair. Two waters a hydrogen bond holds at 2.5 Å are liquid water; two oxygens
+as close with no hydrogen between them are not, and a GAP may let them come there where it has no data.
+
 :class:`BaselineSum` adds several fixed baselines (e.g. Coulomb + core), so a
 ``SparseGPR(baseline=...)`` and its ``.kpot`` file carry both.
 """
@@ -45,7 +49,7 @@ from ase.data import atomic_numbers, chemical_symbols
 
 from ..utils.description import check_description
 
-__all__ = ["BaselineSum", "CoreRepulsion", "HydrogenBondWall", "LennardJones", "PairBarrier"]
+__all__ = ["BaselineSum", "CoreRepulsion", "HydrogenBondWall", "LennardJones", "PairBarrier", "UnbridgedPairWall"]
 
 #: eV per kcal/mol.
 _KCAL_PER_MOL = 0.0433641
@@ -447,10 +451,7 @@ class HydrogenBondWall(_Described):
         self.hydrogen = hydrogen
 
     def _table(self) -> dict:
-        if not isinstance(self.hydrogen, str) or self.hydrogen not in atomic_numbers or self.hydrogen == "X":
-            raise ValueError(f"`hydrogen` must be a chemical symbol; got {self.hydrogen!r}")
-        table = _pair_tuples(self.walls, "walls", "(r0 Å, k eV/Å³)", lambda r0, k: r0 > 0 and k > 0,
-                             "needs r0 > 0 and k > 0", empty=False)
+        table = _wall_table(self.walls, self.hydrogen)
         for pair in table:
             if self.hydrogen not in pair.split("-") or pair == f"{self.hydrogen}-{self.hydrogen}":
                 raise ValueError(f"`walls` pair {pair!r} must join the hydrogen species {self.hydrogen!r} to an "
@@ -516,6 +517,171 @@ class HydrogenBondWall(_Described):
 
     def __repr__(self):
         return f"HydrogenBondWall({self.walls!r}, hydrogen={self.hydrogen!r})"
+
+
+class UnbridgedPairWall(_Described):
+    r"""A cubic wall on heavy-atom pairs that no hydrogen bridges (a baseline for ``SparseGPR``).
+
+    .. math::
+
+        E = \sum_{i<j} k_{ab} \, (r_{ab}^0 - r_{ij})^3 \prod_h \big[1 - s(r_{ih}) \, s(r_{jh})\big]
+        \quad (r_{ij} < r_{ab}^0),
+
+    over the pairs of the species named in ``walls`` and every hydrogen ``h``; ``s`` is 1 below the bridge's
+    inner distance ``a``, 0 beyond its outer one ``b``, and falls between them as a quintic smoothstep. A
+    hydrogen close to both atoms (its own O at ~1 Å, the other within ``a``: a hydrogen bond) switches the pair's
+    wall off; a pair with no hydrogen within ``b`` of both feels all of it. No topology is needed, and the
+    energy is twice continuously differentiable in every coordinate (a hydrogen moving in or out of a bridge
+    turns the wall on or off smoothly). Over 949 revPBE0-D3 NaCl–water frames O–O pairs closer than 2.55 Å with no
+    hydrogen bond between them (no H within 1.7 Å of the other oxygen) occur 0.035 times per frame; a GAP's MD,
+    kept from closing hydrogen bonds by a :class:`HydrogenBondWall`, made them 0.8 per frame after 8 ps (often two
+    waters in the shell of a Cl⁻). ``{"O-O": (2.6, 50.0)}`` with ``bridge=(1.8, 2.2)`` is ~0 on those frames (RMS
+    force over all atoms 7.8 meV/Å, 4.8 % of frames touched) and 33 meV/Å on that MD's frames (56 % touched).
+
+    Parameters
+    ----------
+    walls : dict
+        ``{pair: (r0 Å, k eV/Å³)}``, pairs of non-hydrogen species: ``{"O-O": (2.6, 20.0)}``.
+    bridge : (float, float), default=(1.75, 2.05)
+        ``(a, b)`` in Å: a hydrogen bridges a pair fully when it is within ``a`` of both atoms, not at all when it is
+        farther than ``b`` from either.
+    hydrogen : str, default="H"
+        The species of the bridging hydrogens.
+
+    Examples
+    --------
+    >>> from ase import Atoms
+    >>> wall = UnbridgedPairWall({"O-O": (2.6, 20.0)})
+    >>> pair = Atoms("O2", positions=[[0, 0, 0], [2.5, 0, 0]])
+    >>> round(float(wall.evaluate([pair])["energy"][0]), 6)  # 20 (2.6 - 2.5)^3
+    0.02
+    >>> bridged = pair + Atoms("H", positions=[[0.98, 0, 0]])  # an O-H...O hydrogen bond: H...O 1.52 Å
+    >>> float(wall.evaluate([bridged])["energy"][0])
+    0.0
+    """
+
+    def __init__(self, walls, *, bridge=(1.75, 2.05), hydrogen="H"):
+        self.walls = walls
+        self.bridge = bridge
+        self.hydrogen = hydrogen
+
+    def _table(self) -> dict:
+        table = _wall_table(self.walls, self.hydrogen)
+        for pair in table:
+            if self.hydrogen in pair.split("-"):
+                raise ValueError(f"`walls` pair {pair!r} must join two non-hydrogen species (the hydrogens "
+                                 f"{self.hydrogen!r} are the bridges)")
+        try:
+            inner, outer = (float(v) for v in self.bridge)
+        except (TypeError, ValueError):
+            raise ValueError(f"`bridge` must be (a, b) in Å; got {self.bridge!r}") from None
+        if not (np.isfinite(inner) and np.isfinite(outer) and 0 < inner < outer):
+            raise ValueError(f"`bridge` (a, b) needs 0 < a < b (Å); got {self.bridge!r}")
+        return table
+
+    def check(self, atoms_list):
+        self._table()
+
+    def bridge_weight(self, r):
+        """``(s, ds/dr)`` of the bridge switch at distances ``r`` (Å): 1 below ``a``, 0 beyond ``b``."""
+        inner, outer = (float(v) for v in self.bridge)
+        t = np.clip((np.asarray(r, dtype=float) - inner) / (outer - inner), 0.0, 1.0)
+        return 1.0 - t**3 * (10.0 - 15.0 * t + 6.0 * t**2), -30.0 * t**2 * (1.0 - t) ** 2 / (outer - inner)
+
+    def evaluate(self, atoms_list, *, forces=True, virial=False, local_energy=False):
+        """As :meth:`CoreRepulsion.evaluate` (per-atom energies split evenly between a pair's two atoms)."""
+        from ..structures.neighbours import neighbour_list
+        from ..structures.packing import pack
+
+        table = self._table()
+        atoms_list = list(atoms_list)
+        packed = pack(atoms_list)
+        out = _zero_results(len(atoms_list), len(packed.numbers), forces, virial, local_energy)
+        outer = float(self.bridge[1])
+        pairs = neighbour_list(packed, max(outer, max(r0 for r0, _ in table.values())))
+        z_center, z_neighbour = packed.numbers[pairs.center], packed.numbers[pairs.neighbour]
+        onset, k = np.zeros(len(pairs.center)), np.zeros(len(pairs.center))
+        for pair, (r0, stiffness) in table.items():
+            za, zb = (atomic_numbers[s] for s in pair.split("-"))
+            match = ((z_center == za) & (z_neighbour == zb)) | ((z_center == zb) & (z_neighbour == za))
+            onset[match], k[match] = r0, stiffness
+        # every pair is listed from both ends: each direction carries half of it, bridges seen from its centre
+        wall = np.flatnonzero(pairs.distances < onset)
+        if not len(wall):
+            return out
+        center, neighbour, r, v_ij = (pairs.center[wall], pairs.neighbour[wall], pairs.distances[wall],
+                                      pairs.vectors[wall])
+        depth = onset[wall] - r
+        g, dg = 0.5 * k[wall] * depth**3, -1.5 * k[wall] * depth**2
+        # hydrogens within b of each wall pair's centre (the list is ordered by centre), then their distance to
+        # the other atom from the two vectors (periodic images need no bookkeeping)
+        near_h = np.flatnonzero((z_neighbour == atomic_numbers[self.hydrogen]) & (pairs.distances < outer))
+        count = np.bincount(pairs.center[near_h], minlength=len(packed.numbers))
+        reps = count[center]
+        owner = np.repeat(np.arange(len(wall)), reps)
+        rank = np.arange(reps.sum()) - np.repeat(np.cumsum(reps) - reps, reps)  # 0, 1, ... within each pair
+        entry = near_h[np.repeat(np.cumsum(count)[center] - reps, reps) + rank]
+        u_jh = pairs.vectors[entry] - v_ij[owner]
+        r_jh = np.linalg.norm(u_jh, axis=1)
+        s_i, ds_i = self.bridge_weight(pairs.distances[entry])
+        s_j, ds_j = self.bridge_weight(r_jh)
+        keep = s_i * s_j > 0  # elsewhere the factor is 1 and its derivatives 0 (s = 0 only where ds = 0)
+        owner, entry, u_jh, r_jh = owner[keep], entry[keep], u_jh[keep], r_jh[keep]
+        s_i, ds_i, s_j, ds_j = s_i[keep], ds_i[keep], s_j[keep], ds_j[keep]
+        v_ih, r_ih = pairs.vectors[entry], pairs.distances[entry]
+        factor = 1.0 - s_i * s_j
+        # the product over a pair's bridges and, per bridge, the product of the others (factors may be exactly 0)
+        is_zero = factor == 0.0
+        zeros = np.bincount(owner, is_zero, minlength=len(wall))
+        nonzero = np.ones(len(wall))
+        np.multiply.at(nonzero, owner, np.where(is_zero, 1.0, factor))
+        weight = np.where(zeros == 0, nonzero, 0.0)
+        others = np.where(is_zero, np.where(zeros[owner] == 1, nonzero[owner], 0.0),
+                          np.where(zeros[owner] == 0, nonzero[owner] / np.where(is_zero, 1.0, factor), 0.0))
+        energy = g * weight
+        # E = g(r_ij) w; dE/d(bridge factor) = g * others; factor = 1 - s(r_ih) s(r_jh), u_jh = v_ih - v_ij
+        d_factor = -g[owner] * others
+        grad_ih = d_factor[:, None] * ((ds_i * s_j / r_ih)[:, None] * v_ih + (s_i * ds_j / r_jh)[:, None] * u_jh)
+        grad_ij = (dg * weight / r)[:, None] * v_ij
+        np.add.at(grad_ij, owner, -d_factor[:, None] * (s_i * ds_j / r_jh)[:, None] * u_jh)
+        structure = np.searchsorted(packed.offsets, center, side="right") - 1
+        out["energy"] += np.bincount(structure, energy, minlength=len(atoms_list))
+        if forces:  # F = -dE/dx with v = x_neighbour - x_centre
+            np.add.at(out["forces"], center, grad_ij)
+            np.add.at(out["forces"], neighbour, -grad_ij)
+            np.add.at(out["forces"], pairs.center[entry], grad_ih)
+            np.add.at(out["forces"], pairs.neighbour[entry], -grad_ih)
+        if virial:
+            np.add.at(out["virial"], structure, -grad_ij[:, :, None] * v_ij[:, None, :])
+            np.add.at(out["virial"], structure[owner], -grad_ih[:, :, None] * v_ih[:, None, :])
+        if local_energy:
+            np.add.at(out["local_energy"], center, energy)
+        return out
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable description, read back by :meth:`from_dict` (stored in ``.kpot`` headers)."""
+        return {"kind": "unbridged_pair_wall", "version": 1,
+                "walls": {k: list(v) for k, v in self._table().items()},
+                "bridge": [float(v) for v in self.bridge], "hydrogen": self.hydrogen}
+
+    @classmethod
+    def from_dict(cls, spec: dict) -> UnbridgedPairWall:
+        check_description(spec, "unbridged_pair_wall", "unbridged-pair wall")
+        wall = cls({k: tuple(v) for k, v in spec["walls"].items()}, bridge=tuple(spec["bridge"]),
+                   hydrogen=spec["hydrogen"])
+        wall._table()
+        return wall
+
+    def __repr__(self):
+        return f"UnbridgedPairWall({self.walls!r}, bridge={self.bridge!r}, hydrogen={self.hydrogen!r})"
+
+
+def _wall_table(walls, hydrogen) -> dict:
+    """``{pair: (r0, k)}`` of a wall that knows its hydrogens (checked: a chemical symbol)."""
+    if not isinstance(hydrogen, str) or hydrogen not in atomic_numbers or hydrogen == "X":
+        raise ValueError(f"`hydrogen` must be a chemical symbol; got {hydrogen!r}")
+    return _pair_tuples(walls, "walls", "(r0 Å, k eV/Å³)", lambda r0, k: r0 > 0 and k > 0, "needs r0 > 0 and k > 0",
+                        empty=False)
 
 
 def _per_pair(keys, values, default):

@@ -393,7 +393,8 @@ def species_gap_string(n_sparse, *, pairs=None, r_cut=5.0, n_max=6, l_max=4, zet
 
 
 def stable_baseline(structures, charges=None, *, widths=None, margin=0.1, stiffness=1000.0, barrier_pairs=(),
-                    barrier_height=0.5, soft_walls=None, lennard_jones=None, hydrogen_bond_walls=None):
+                    barrier_height=0.5, soft_walls=None, lennard_jones=None, hydrogen_bond_walls=None,
+                    unbridged_pair_walls=None, bridge=(1.75, 2.05)):
     """The baseline of an MD-ready GAP: fixed-charge Coulomb (if ``charges``) + a repulsive core from the data.
 
     The core (:class:`~kernelpot.potential.core_repulsion.CoreRepulsion`) starts ``margin`` Å below each species
@@ -438,12 +439,25 @@ def stable_baseline(structures, charges=None, *, widths=None, margin=0.1, stiffn
         up where the GAP extrapolates; at the tail of the data it adds the repulsion a GAP underestimates there
         (on revPBE0-D3 NaCl–water ``(1.65, 9.0)`` matches the mean DFT force pushing a hydrogen-bonded H back at
         H···O 1.50–1.70 Å, where a GAP fitted without it fell 0.4 eV/Å short at 1.50–1.55 Å).
+    unbridged_pair_walls : dict, optional
+        ``{pair: (r0 Å, k eV/Å³)}`` of a :class:`~kernelpot.potential.core_repulsion.UnbridgedPairWall` (pairs of
+        non-hydrogen species, e.g. ``{"O-O": (2.6, 20.0)}``): k (r0 - r)³ on the pairs no hydrogen bridges, switched
+        off smoothly by a hydrogen within ``bridge`` = (a, b) Å of both atoms. Two oxygens this close with no
+        hydrogen between them are rare in liquid water, common in a GAP's MD that has drifted off its data.
 
     Returns
     -------
     BaselineSum or CoreRepulsion
     """
-    from .core_repulsion import BaselineSum, CoreRepulsion, HydrogenBondWall, LennardJones, PairBarrier, _parse_pair
+    from .core_repulsion import (
+        BaselineSum,
+        CoreRepulsion,
+        HydrogenBondWall,
+        LennardJones,
+        PairBarrier,
+        UnbridgedPairWall,
+        _parse_pair,
+    )
     from .coulomb_baseline import CoulombBaseline
 
     parts = [] if charges is None else [CoulombBaseline(charges, widths=widths)]
@@ -460,4 +474,6 @@ def stable_baseline(structures, charges=None, *, widths=None, margin=0.1, stiffn
         parts.append(LennardJones.from_species(lennard_jones))
     if hydrogen_bond_walls:
         parts.append(HydrogenBondWall(hydrogen_bond_walls))
+    if unbridged_pair_walls:
+        parts.append(UnbridgedPairWall(unbridged_pair_walls, bridge=bridge))
     return parts[0] if len(parts) == 1 else BaselineSum(parts)

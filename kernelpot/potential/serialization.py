@@ -32,7 +32,7 @@ from ..descriptors.soap import SOAP
 from ..kernels import GaussianCovariance, LinearCovariance, NormalizedDotProductCovariance
 from ..models.gap import FittedTerm, GAPTerm, SparseGPR
 from ..utils.jsonable import jsonable
-from .core_repulsion import BaselineSum, CoreRepulsion, HydrogenBondWall, LennardJones, PairBarrier
+from .core_repulsion import BaselineSum, CoreRepulsion, HydrogenBondWall, LennardJones, PairBarrier, UnbridgedPairWall
 from .coulomb_baseline import CoulombBaseline
 from .estimator_file import ESTIMATOR_KIND, load_estimator, save_estimator
 from .model_file import ModelFileError, load_model_file, save_model_file
@@ -59,7 +59,7 @@ _RENAMED = {
 #: ``"sum"`` (:class:`BaselineSum`) holds a list of fixed baselines of the other kinds.
 _BASELINES = {"coulomb": CoulombBaseline, "kqeq": "kernelpot.models.charges:KernelChargeEquilibration",
               "core_repulsion": CoreRepulsion, "pair_barrier": PairBarrier, "lennard_jones": LennardJones,
-              "hydrogen_bond_wall": HydrogenBondWall,
+              "hydrogen_bond_wall": HydrogenBondWall, "unbridged_pair_wall": UnbridgedPairWall,
               "sum": BaselineSum}
 
 

@@ -1658,9 +1658,10 @@ def fit_nacl_md_model(train, gap=NACL_MD_GAP, sigma=NACL_SIGMA, max_memory=None,
     parts = model.baseline.parts if isinstance(model.baseline, BaselineSum) else [model.baseline]
     after = ([HydrogenBondWall(walls_after_fit)] if walls_after_fit else []) + (
         [UnbridgedPairWall(**unbridged_walls_after_fit)] if unbridged_walls_after_fit else [])
+    never = {key: _NEVER for key in next(p for p in parts if type(p) is CoreRepulsion).onsets} if floor_after_fit \
+        else {}
     for pair, (onset, k) in (floor_after_fit or {}).items():
-        onsets = {key: _NEVER for key in next(p for p in parts if type(p) is CoreRepulsion).onsets}
-        onsets[_parse_pair(pair)] = float(onset)
+        onsets = {**never, _parse_pair(pair): float(onset)}
         after.append(CoreRepulsion(onsets, stiffness=float(k)))
     if after:
         model.baseline = BaselineSum([*parts, *after])

@@ -394,7 +394,7 @@ def species_gap_string(n_sparse, *, pairs=None, r_cut=5.0, n_max=6, l_max=4, zet
 
 def stable_baseline(structures, charges=None, *, widths=None, margin=0.1, stiffness=1000.0, barrier_pairs=(),
                     barrier_height=0.5, soft_walls=None, lennard_jones=None, hydrogen_bond_walls=None,
-                    unbridged_pair_walls=None, bridge=(1.75, 2.05)):
+                    unbridged_pair_walls=None, bridge=None):
     """The baseline of an MD-ready GAP: fixed-charge Coulomb (if ``charges``) + a repulsive core from the data.
 
     The core (:class:`~kernelpot.potential.core_repulsion.CoreRepulsion`) starts ``margin`` Å below each species
@@ -444,6 +444,8 @@ def stable_baseline(structures, charges=None, *, widths=None, margin=0.1, stiffn
         non-hydrogen species, e.g. ``{"O-O": (2.6, 20.0)}``): k (r0 - r)³ on the pairs no hydrogen bridges, switched
         off smoothly by a hydrogen within ``bridge`` = (a, b) Å of both atoms. Two oxygens this close with no
         hydrogen between them are rare in liquid water, common in a GAP's MD that has drifted off its data.
+    bridge : (float, float), optional
+        The wall's ``(a, b)`` in Å; default: :class:`~kernelpot.potential.core_repulsion.UnbridgedPairWall`'s.
 
     Returns
     -------
@@ -475,5 +477,5 @@ def stable_baseline(structures, charges=None, *, widths=None, margin=0.1, stiffn
     if hydrogen_bond_walls:
         parts.append(HydrogenBondWall(hydrogen_bond_walls))
     if unbridged_pair_walls:
-        parts.append(UnbridgedPairWall(unbridged_pair_walls, bridge=bridge))
+        parts.append(UnbridgedPairWall(unbridged_pair_walls, **({} if bridge is None else {"bridge": bridge})))
     return parts[0] if len(parts) == 1 else BaselineSum(parts)

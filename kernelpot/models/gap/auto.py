@@ -270,11 +270,6 @@ def _row_layout(builder, structures, labels, atoms_list):
     return slices, with_energy, with_forces
 
 
-def _group_slices(builder, structures, labels, atoms_list):
-    """Row ranges of energies, forces and virials in a block of :meth:`DesignBuilder.rows`."""
-    return _row_layout(builder, structures, labels, atoms_list)[0]
-
-
 class _Problem:
     """The data of one auto fit: the split, the ordered candidate points of every term, the builders."""
 
@@ -373,7 +368,7 @@ def _accumulate(problem, terms, atoms_list, labels, whitened_builder, m, progres
     blocks, _ = whitened_builder.plan_blocks(atoms_list, labels, per_atom)
     for structures, _ in blocks:
         A, b = whitened_builder.rows(atoms_list, structures, labels)
-        for group, rows in zip(groups, _group_slices(whitened_builder, structures, labels, atoms_list)):
+        for group, rows in zip(groups, _row_layout(whitened_builder, structures, labels, atoms_list)[0]):
             group.add(A[rows], b[rows])
         del A, b
         if progress is not None:

@@ -440,8 +440,8 @@ def factor_kmm(terms, jitter, *, keep_kmm=True):
         Naming the term whose sparse points' covariance is not positive definite.
     """
     per_term = np.broadcast_to(np.asarray(jitter, dtype=np.float64), (len(terms),))
-    M = sum(t.n_sparse for t in terms)
     starts = np.concatenate([[0], np.cumsum([t.n_sparse for t in terms])]).astype(int)
+    M = int(starts[-1])
     kmm = L = None
     # the largest block first, before the M x M arrays exist: its kernel evaluation (two m x m temporaries) is
     # then the peak, not an addition to the factor; with one term its block, factored in place, is L itself

@@ -1452,7 +1452,8 @@ def run_nacl(train, test, settings, rows=None, save_dir=None, title=None):
 def run_nacl_joint(train, test, settings, rows, sigmas, validation=None, save_dir=None):
     """Benchmark 2 with the rows fitted in one design pass (:func:`fit_nacl_jointly`) for every noise level in
     ``sigmas``; with several, each row's σ is the one with the lowest force RMSE on ``validation`` (gen1 frames
-    that are not training frames; never gen3), and only that model meets the test."""
+    that are not training frames; never gen3), and only that model meets the test. Given ``validation``, its
+    errors are printed and returned for every σ, also for one (recipes are compared on them, never on gen3)."""
     from kernelpot.potential.serialization import save_model
 
     unknown = [name for name in rows if name not in NACL_JOINT_BASELINES]
@@ -1466,8 +1467,8 @@ def run_nacl_joint(train, test, settings, rows, sigmas, validation=None, save_di
     n_sparse = int(sum(t.n_sparse for t in next(iter(models.values())).terms_))
     print(f"joint fit of {len(rows)} rows x {len(sigmas)} noise levels: {fit_seconds:.0f} s, {fit_cpu:.0f} s CPU, "
           f"{n_sparse} sparse points (load average {load_average():.1f})", flush=True)
-    results, chosen = {}, {}
-    if len(sigmas) > 1:
+    results, chosen = {}, {name: sigmas[0] for name in rows}
+    if validation is not None:  # also with one σ: recipes are compared on these frames, never on gen3
         table = _nacl_table(f"Noise level chosen on gen1 validation: {len(validation.atoms)} frames "
                             f"({validation.n_atoms} atoms), not in training")
         for name in rows:
@@ -1479,8 +1480,6 @@ def run_nacl_joint(train, test, settings, rows, sigmas, validation=None, save_di
                 results[f"validation {name} {sigma}"] = errors
             chosen[name] = min(scores, key=scores.get)
         table.print()
-    else:
-        chosen = {name: sigmas[0] for name in rows}
     table = _nacl_table(f"Benchmark 2: NaCl in water, revPBE0-D3; train {len(train.atoms)} frames "
                         f"({train.n_atoms} atoms), test {len(test.atoms)} frames ({test.n_atoms} atoms); one "
                         f"design pass for {len(rows)} rows x {len(sigmas)} noise levels")

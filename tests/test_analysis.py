@@ -9,7 +9,9 @@ from ase.build import bulk
 from conftest import requires_ase_rdf, requires_kinisi
 
 from kernelpot.analysis import (
+    close_pair_counts,
     nernst_einstein_conductivity,
+    plot_close_pairs,
     plot_msds,
     plot_rdfs,
     radial_distribution,
@@ -64,6 +66,25 @@ def test_fcc_first_shell_is_twelve_neighbours_at_a_over_root_two():
     assert shell["coordination"] == pytest.approx(12.0, abs=1e-9)
     rows = rdf_table([rdf])
     assert rows[0]["pair"] == "Cu–Cu" and rows[0]["coordination"] == pytest.approx(12.0)
+
+
+def test_close_pairs_count_each_pair_once_through_the_boundary():
+    # three O on a line in a 10 Å box: 0-1 at 2.4 Å, 1-2 at 2.5 Å, 0-2 at 4.9 Å; an H 2.4 Å from O 0 through the
+    # boundary only (7.6 Å directly), 2.7 Å from O 2
+    atoms = Atoms("O3H", positions=[[1.0, 5, 5], [3.4, 5, 5], [5.9, 5, 5], [8.6, 5, 5]], cell=[10.0] * 3, pbc=True)
+    np.testing.assert_array_equal(close_pair_counts(atoms, ("O", "O"), 2.45), [1])
+    np.testing.assert_array_equal(close_pair_counts([atoms, atoms], ("O", "O"), 2.55), [2, 2])
+    np.testing.assert_array_equal(close_pair_counts(atoms, ("O", "O"), 5.0), [3])
+    np.testing.assert_array_equal(close_pair_counts(atoms, ("H", "O"), 2.6), [1])
+    np.testing.assert_array_equal(close_pair_counts(atoms, ("O", "H"), 2.6), [1])
+    atoms.pbc = False  # the minimum image only where periodic
+    np.testing.assert_array_equal(close_pair_counts(atoms, ("O", "O"), 2.55), [2])
+    np.testing.assert_array_equal(close_pair_counts(atoms, ("H", "O"), 2.6), [0])
+    np.testing.assert_array_equal(close_pair_counts(atoms, ("Na", "O"), 3.0), [0])
+    with pytest.raises(ValueError, match="r_max"):
+        close_pair_counts(atoms, ("O", "O"), -1.0)
+    with pytest.raises(ValueError, match="unknown chemical symbol 'Xx'"):
+        close_pair_counts(atoms, ("O", "Xx"), 2.0)
 
 
 @requires_kinisi
@@ -171,3 +192,6 @@ def test_plots_are_written(tmp_path):
     frames = [Atoms(["Na"] * 20, positions=p, cell=[15.0] * 3, pbc=True) for p in walk]
     diffusion = self_diffusion(frames, "Na", frame_interval=10.0, n_samples=200)
     assert plot_msds([diffusion], tmp_path / "msd.png").stat().st_size > 1000
+    path = plot_close_pairs(np.arange(40) * 0.1, np.arange(40) % 3, tmp_path / "close.png", label="O–O < 2.55 Å",
+                            reference=0.81)
+    assert path.stat().st_size > 1000

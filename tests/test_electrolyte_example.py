@@ -81,4 +81,7 @@ def test_the_chain_runs_and_resumes(work):
     results = json.loads((work / "analysis" / "results.json").read_text())
     assert set(results["diffusion_1e-9_m2_s"]) == {"O", "Na", "Cl"} and "Na–O" in results["rdf"]
     assert (work / "analysis" / "rdf.png").is_file() and (work / "analysis" / "msd.png").is_file()
+    assert (work / "analysis" / "close_pairs.png").is_file()
+    windows = results["close_OO_per_frame"]["windows"]
+    assert windows and all(w["mean"] >= 0 for w in windows) and sum(w["frames"] for w in windows) == 16
     assert "Yeh–Hummer" in out

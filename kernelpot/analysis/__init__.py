@@ -10,6 +10,7 @@ _EXPORTS = {
     "RDF": "structure",
     "radial_distribution": "structure",
     "rdf_table": "structure",
+    "close_pair_counts": "structure",
     "Diffusion": "transport",
     "self_diffusion": "transport",
     "yeh_hummer_correction": "transport",
@@ -18,5 +19,6 @@ _EXPORTS = {
     "YEH_HUMMER_XI": "transport",
     "plot_rdfs": "plots",
     "plot_msds": "plots",
+    "plot_close_pairs": "plots",
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

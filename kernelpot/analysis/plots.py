@@ -6,7 +6,7 @@ import numpy as np
 
 from ..utils.files import save_figure
 
-__all__ = ["plot_msds", "plot_rdfs"]
+__all__ = ["plot_close_pairs", "plot_msds", "plot_rdfs"]
 
 
 def _pyplot():
@@ -93,6 +93,45 @@ def plot_msds(diffusions, path, *, title=None):
         ax.axvline(diffusion.start, color=colour, ls=":", lw=0.8)
     ax.set_xlabel("time interval (ps)")
     ax.set_ylabel("MSD (Å²)")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(plt, figure, path)
+
+
+def plot_close_pairs(time_ps, counts, path, *, label, window_ps=1.0, reference=None, title=None):
+    """Close pairs per frame against time (points) with their mean per window (steps) and a reference level.
+
+    Parameters
+    ----------
+    time_ps : array_like of shape (n_frames,)
+        ps.
+    counts : array_like of shape (n_frames,)
+        E.g. :func:`kernelpot.analysis.close_pair_counts`.
+    path : str or Path
+        PNG file written.
+    label : str
+        What is counted, e.g. ``"O–O < 2.55 Å"``.
+    window_ps : float, default=1.0
+    reference : float or None
+        The reference data's mean per frame, drawn as a line.
+
+    Returns
+    -------
+    Path
+    """
+    plt = _pyplot()
+    time_ps, counts = np.asarray(time_ps, dtype=float), np.asarray(counts, dtype=float)
+    figure, ax = plt.subplots(figsize=(6.0, 3.5))
+    ax.plot(time_ps, counts, ".", color="0.6", ms=2, label="per frame")
+    edges = np.arange(time_ps.min(), time_ps.max() + window_ps, window_ps)
+    window = np.clip(np.digitize(time_ps, edges) - 1, 0, len(edges) - 2)
+    means = np.array([counts[window == w].mean() if np.any(window == w) else np.nan for w in range(len(edges) - 1)])
+    ax.step(edges[:-1], means, where="post", color="C0", label=f"mean per {window_ps:g} ps")
+    if reference is not None:
+        ax.axhline(reference, color="C3", ls="--", label=f"reference {reference:.2f}")
+    ax.set_xlabel("time (ps)")
+    ax.set_ylabel(f"pairs {label} per frame")
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)

@@ -1,6 +1,7 @@
 """Descriptors: per-atom (SOAP, λ-SOAP, LODE, FCHL19, distance_2b, angle_3b) and global (MBTR, Coulomb matrix) features.
 
-``CentreSpecies`` restricts a per-atom descriptor to centres of some species (gap_fit's per-species terms).
+``CentreSpecies`` restricts a per-atom descriptor to centres of some species (gap_fit's per-species terms);
+``SharedDescriptors`` evaluates a descriptor that several such terms wrap once per block.
 
 The names below are imported on first use (PEP 562, :mod:`kernelpot.utils.lazy`), so that
 ``from kernelpot.descriptors import SOAP`` loads only SOAP's modules: start-up
@@ -27,5 +28,6 @@ _EXPORTS = {
     "DscribeDescriptor": "dscribe_adapter",
     "from_dscribe": "dscribe_adapter",
     "CentreSpecies": "centre_species",
+    "SharedDescriptors": "centre_species",
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -14,7 +14,7 @@ import numpy as np
 
 from .base import AtomicFeatures, Descriptor, SparseGradients, species_numbers
 
-__all__ = ["CentreSpecies"]
+__all__ = ["CentreSpecies", "SharedDescriptors", "descriptor_signature"]
 
 
 class CentreSpecies(Descriptor):
@@ -117,3 +117,33 @@ def _select(features, keep):
     counts = np.bincount(row_structure[keep], minlength=len(offsets) - 1)
     return AtomicFeatures(np.asarray(features)[keep], np.concatenate([[0], np.cumsum(counts)]),
                           np.asarray(features.numbers)[keep])
+
+
+def descriptor_signature(descriptor):
+    """(class name, sorted parameters): equal for descriptors that compute the same rows."""
+    params = descriptor.get_params(deep=False) if hasattr(descriptor, "get_params") else vars(descriptor)
+    return type(descriptor).__name__, repr(sorted(params.items()))
+
+
+class SharedDescriptors:
+    """Descriptor outputs of one block of structures, computed once per distinct root descriptor.
+
+    ``get(descriptor, structures, gradients)`` returns what
+    ``descriptor.transform(structures, gradients=gradients)`` would, but terms
+    whose descriptors share a root (:class:`CentreSpecies` around equal SOAPs)
+    evaluate it once and select their rows. One instance per block.
+    """
+
+    def __init__(self):
+        self._outputs = {}
+
+    def get(self, descriptor, structures, gradients):
+        centred = isinstance(descriptor, CentreSpecies)
+        root, selector = (descriptor.descriptor, descriptor) if centred else (descriptor, None)
+        key = (descriptor_signature(root), bool(gradients))
+        if key not in self._outputs:
+            self._outputs[key] = root.transform(structures, gradients=True) if gradients else root.transform(structures)
+        out = self._outputs[key]
+        if selector is None:
+            return out
+        return selector.select(*out) if gradients else selector.select(out)

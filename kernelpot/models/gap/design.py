@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...descriptors.centre_species import SharedDescriptors
 from .labels import check_labels, check_sigma, structure_sigmas
-from .predictor import SharedDescriptors
 from .terms import VIRIAL_COMPONENTS
 
 __all__ = ["DesignBuilder"]

@@ -37,6 +37,7 @@ import logging
 
 import numpy as np
 
+from ...descriptors.centre_species import SharedDescriptors
 from ...exceptions import warn_reduced
 from ...parallel.blocks import check_scheduler
 from ...parallel.progress import progress_bar
@@ -47,7 +48,7 @@ from .accumulators import NormalAccumulator, QRAccumulator, accumulate_parallel
 from .budget import SELECTION_COPIES, budgeted_blocks, plan_fit_blocks, select_streamed, warm_up
 from .design import DesignBuilder
 from .labels import check_labels, check_sigma, residual_labels, resolve_e0
-from .predictor import GAPPredictor, SharedDescriptors, supports_fast_path
+from .predictor import GAPPredictor, supports_fast_path
 from .terms import (
     VIRIAL_COMPONENTS,
     FittedTerm,

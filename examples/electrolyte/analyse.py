@@ -59,19 +59,15 @@ def load(path, skip_ps):
     return frames, kept
 
 
-def close_pair_windows(frames, window_ps, close_pair_counts):
+def close_pair_windows(frames, window_ps):
     """Water O–O pairs < CLOSE_OO per frame and their mean per ``window_ps`` (None without water O)."""
-    if not any("O" in f.get_chemical_symbols() for f in frames[:1]):
+    from kernelpot.analysis import close_pair_counts, window_means
+
+    if "O" not in frames[0].get_chemical_symbols():
         return None
     counts = close_pair_counts(frames, ("O", "O"), CLOSE_OO)
     time_ps = np.array([f.info["time_fs"] for f in frames]) / 1000.0
-    windows = []
-    for start in np.arange(time_ps[0], time_ps[-1], window_ps):
-        inside = (time_ps >= start) & (time_ps < start + window_ps)
-        if np.any(inside):
-            windows.append({"from_ps": round(float(start), 3), "to_ps": round(float(min(start + window_ps,
-                            time_ps[-1])), 3), "frames": int(inside.sum()), "mean": float(counts[inside].mean())})
-    return {"time_ps": time_ps, "counts": counts, "windows": windows}
+    return {"time_ps": time_ps, "counts": counts, "windows": window_means(time_ps, counts, window_ps)}
 
 
 def main(argv=None):
@@ -84,7 +80,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from kernelpot.analysis import (
-        close_pair_counts,
         nernst_einstein_conductivity,
         plot_close_pairs,
         plot_msds,
@@ -97,7 +92,7 @@ def main(argv=None):
     everything, frames = load(args.work / "md" / f"{args.name}.extxyz", args.skip)
     out = args.work / "analysis"
     out.mkdir(parents=True, exist_ok=True)
-    stability = close_pair_windows(everything, args.window, close_pair_counts)
+    stability = close_pair_windows(everything, args.window)
     if stability is not None:
         plot_close_pairs(stability["time_ps"], stability["counts"], out / "close_pairs.png",
                          label=f"O–O < {CLOSE_OO} Å", window_ps=args.window, reference=CLOSE_OO_REFERENCE,

@@ -11,6 +11,7 @@ _EXPORTS = {
     "radial_distribution": "structure",
     "rdf_table": "structure",
     "close_pair_counts": "structure",
+    "window_means": "structure",
     "Diffusion": "transport",
     "self_diffusion": "transport",
     "yeh_hummer_correction": "transport",

@@ -124,10 +124,12 @@ def plot_close_pairs(time_ps, counts, path, *, label, window_ps=1.0, reference=N
     time_ps, counts = np.asarray(time_ps, dtype=float), np.asarray(counts, dtype=float)
     figure, ax = plt.subplots(figsize=(6.0, 3.5))
     ax.plot(time_ps, counts, ".", color="0.6", ms=2, label="per frame")
-    edges = np.arange(time_ps.min(), time_ps.max() + window_ps, window_ps)
-    window = np.clip(np.digitize(time_ps, edges) - 1, 0, len(edges) - 2)
-    means = np.array([counts[window == w].mean() if np.any(window == w) else np.nan for w in range(len(edges) - 1)])
-    ax.step(edges[:-1], means, where="post", color="C0", label=f"mean per {window_ps:g} ps")
+    from .structure import window_means
+
+    windows = window_means(time_ps, counts, window_ps)
+    ax.step([w["from_ps"] for w in windows] + [windows[-1]["to_ps"]],
+            [w["mean"] for w in windows] + [windows[-1]["mean"]], where="post", color="C0",
+            label=f"mean per {window_ps:g} ps")
     if reference is not None:
         ax.axhline(reference, color="C3", ls="--", label=f"reference {reference:.2f}")
     ax.set_xlabel("time (ps)")

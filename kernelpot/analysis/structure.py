@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["RDF", "close_pair_counts", "radial_distribution", "rdf_table"]
+__all__ = ["RDF", "close_pair_counts", "radial_distribution", "rdf_table", "window_means"]
 
 
 def _numbers(pair):
@@ -222,3 +222,26 @@ def close_pair_counts(frames, pair, r_max):
         close = distances < r_max
         counts[k] = np.count_nonzero(np.triu(close, k=1)) if a == b else np.count_nonzero(close)
     return counts
+
+
+def window_means(time_ps, values, window_ps):
+    """Means of ``values`` over consecutive windows of ``window_ps`` from the first time on (empty windows left out).
+
+    Returns
+    -------
+    list of dict
+        ``from_ps``, ``to_ps`` (the last window ends at the last time), ``frames`` and ``mean`` of each window.
+    """
+    time_ps, values = np.asarray(time_ps, dtype=float), np.asarray(values, dtype=float)
+    if not window_ps > 0:
+        raise ValueError(f"`window_ps` must be positive; got {window_ps!r}")
+    windows = []
+    starts = np.arange(time_ps[0], time_ps[-1], window_ps)
+    for k, start in enumerate(starts):
+        # the last window keeps the last frame
+        end_inside = time_ps <= start + window_ps if k == len(starts) - 1 else time_ps < start + window_ps
+        inside = (time_ps >= start) & end_inside
+        if np.any(inside):
+            windows.append({"from_ps": round(float(start), 3), "to_ps": round(float(min(start + window_ps,
+                            time_ps[-1])), 3), "frames": int(inside.sum()), "mean": float(values[inside].mean())})
+    return windows

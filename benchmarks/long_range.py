@@ -1630,6 +1630,18 @@ NACL_MD_RECIPES["s8"] = {**NACL_MD_RECIPES["s7-floor"],
                                                           "Cl": ALL_ENVIRONMENTS})}
 
 
+#: ``s9`` (session 9): s8 plus a Cl–H floor, ``CoreRepulsion`` 133 (1.75 Å − r)³ eV on every Cl–H pair after the
+#: fit (stiffness as the O–O floor's). The 949 revPBE0-D3 frames never bring an H closer to a Cl⁻ than 1.64 Å;
+#: 0.4 % of the chlorides have one below 1.75 Å. Moving a hydrogen-bonded water rigidly onto a Cl⁻ along Cl···H
+#: (gen3 frames 60, 66, 72, 90; ``--md-base``'s session-9 scan in the README) the s8 model's energy has, in
+#: frame 90, a second minimum at Cl–H 1.50–1.55 Å (−0.13 eV against −0.08 at 2.1 Å), held only by the core at
+#: 1.54 Å: where the s8 run's chloride kept its H (1.44–1.48 Å, Cl–O 2.55 Å). With the floor every profile
+#: rises monotonically below its minimum at 2.0–2.2 Å (frame 90: +0.07 eV at 1.75, +0.44 at 1.55). Same fit
+#: as s8 (``--md-base md_s8.kpot`` reuses it).
+NACL_MD_RECIPES["s9"] = {**NACL_MD_RECIPES["s8"],
+                         "floor_after_fit": {**NACL_MD_RECIPES["s8"]["floor_after_fit"], "Cl-H": (1.75, 133.0)}}
+
+
 def _nacl_frames(names, index):
     """Frames ``index`` (a slice of the file's frame numbers) of each file, but those of :data:`NACL_EXCLUDED`."""
     data = []
@@ -1688,6 +1700,23 @@ def fit_nacl_md_model(train, gap=NACL_MD_GAP, sigma=NACL_SIGMA, max_memory=None,
                                lennard_jones=lennard_jones)
     model = _nacl_model(gap, sigma, baseline, max_memory, verbose)
     model.fit(train.atoms, energies=list(train.energies), forces=list(train.forces))
+    return add_after_fit_terms(model, walls_after_fit=walls_after_fit,
+                               unbridged_walls_after_fit=unbridged_walls_after_fit, floor_after_fit=floor_after_fit)
+
+
+#: The recipe keys that act after the fit (:func:`add_after_fit_terms`): recipes equal in every other key share
+#: one fit (``--md-base``).
+AFTER_FIT_KEYS = ("walls_after_fit", "unbridged_walls_after_fit", "floor_after_fit")
+
+
+def _after_fit_parts(walls_after_fit=None, unbridged_walls_after_fit=None, floor_after_fit=None):
+    """How many baseline parts :func:`add_after_fit_terms` appends for these arguments."""
+    return bool(walls_after_fit) + bool(unbridged_walls_after_fit) + len(floor_after_fit or {})
+
+
+def add_after_fit_terms(model, *, walls_after_fit=None, unbridged_walls_after_fit=None, floor_after_fit=None):
+    """Append the after-fit walls of :func:`fit_nacl_md_model` to a fitted model's baseline (in place; returns
+    ``model``)."""
     from kernelpot.potential.core_repulsion import (
         BaselineSum,
         CoreRepulsion,
@@ -1708,6 +1737,33 @@ def fit_nacl_md_model(train, gap=NACL_MD_GAP, sigma=NACL_SIGMA, max_memory=None,
     if after:
         model.baseline = BaselineSum([*parts, *after])
     return model
+
+
+def refit_free_recipe_change(base, recipe_name):
+    """The model of recipe ``recipe_name`` from a saved model ``base`` of a recipe that differs from it only in
+    :data:`AFTER_FIT_KEYS`: the base's after-fit parts are taken off its baseline and the new recipe's put on
+    (the fit is deterministic: a refit gives the same GAP; session 9 refitted s8 to the same validation errors).
+
+    Raises
+    ------
+    ValueError
+        If ``base`` carries no recipe name, or the recipes differ in anything that acts before or in the fit.
+    """
+    from kernelpot.potential.core_repulsion import BaselineSum
+
+    base_name = base.metadata_.get("recipe")
+    if base_name not in NACL_MD_RECIPES:
+        raise ValueError(f"--md-base: the model's metadata name no known recipe ({base_name!r}); fit it with "
+                         "--md-model ... --md-recipe NAME")
+    old, new = NACL_MD_RECIPES[base_name], NACL_MD_RECIPES[recipe_name]
+    differ = sorted(k for k in set(old) | set(new) if k not in AFTER_FIT_KEYS and old.get(k) != new.get(k))
+    if differ:
+        raise ValueError(f"--md-base: recipes {base_name!r} and {recipe_name!r} differ in {differ}, which act in "
+                         "the fit: fit the model anew (leave out --md-base)")
+    parts = list(base.baseline.parts) if isinstance(base.baseline, BaselineSum) else [base.baseline]
+    kept = parts[:len(parts) - _after_fit_parts(**{k: old.get(k) for k in AFTER_FIT_KEYS})]
+    base.baseline = kept[0] if len(kept) == 1 else BaselineSum(kept)
+    return add_after_fit_terms(base, **{k: new.get(k) for k in AFTER_FIT_KEYS})
 
 
 def nacl_md_stability(model, atoms, trajectory, steps=4000, *, timestep=0.5, temperature=300.0, friction=0.01,
@@ -1767,6 +1823,13 @@ def _nacl_md_main(args):
         model = load_model(path)
         fit_seconds, cpu = model.metadata_.get("fit_seconds"), model.metadata_.get("fit_cpu_seconds")
         print(f"MD model: loaded {path}", flush=True)
+    elif args.md_base:
+        model = refit_free_recipe_change(load_model(args.md_base), args.md_recipe)
+        fit_seconds, cpu = model.metadata_.get("fit_seconds"), model.metadata_.get("fit_cpu_seconds")
+        print(f"MD model: the fit of {args.md_base} ({model.metadata_['recipe']}) with the after-fit terms of "
+              f"{args.md_recipe}", flush=True)
+        save_model(model, path, metadata={**model.metadata_, "recipe": args.md_recipe, "fit_from": str(args.md_base),
+                                          **{k: recipe.get(k) for k in AFTER_FIT_KEYS}})
     else:
         start, cpu = time.perf_counter(), time.process_time()
         model = fit_nacl_md_model(train, recipe["gap"], max_memory=args.max_memory, verbose=args.verbose,
@@ -1870,6 +1933,9 @@ def main(argv=None):
     parser.add_argument("--md-friction", type=float, default=0.01, help="with --md-steps: Langevin friction (1/fs)")
     parser.add_argument("--md-recipe", choices=sorted(NACL_MD_RECIPES), default="s3",
                         help="with --md-model: which MD recipe (NACL_MD_RECIPES; s4: the session-4 production model)")
+    parser.add_argument("--md-base", type=Path, default=None,
+                        help="with --md-model (a new file): take the fit of this saved MD model, whose recipe "
+                             "differs from --md-recipe only in the terms added after the fit (AFTER_FIT_KEYS)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     if args.smoke:

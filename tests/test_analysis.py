@@ -9,7 +9,9 @@ from ase.build import bulk
 from conftest import requires_ase_rdf, requires_kinisi
 
 from kernelpot.analysis import (
+    Diffusion,
     close_pair_counts,
+    combine_diffusions,
     nernst_einstein_conductivity,
     plot_close_pairs,
     plot_msds,
@@ -125,6 +127,38 @@ def test_random_walk_diffusion_coefficient_within_its_error_bar():
     assert again.D == pytest.approx(result.D, rel=1e-12)
     shifted = result.corrected(1e-9)
     assert shifted.D == pytest.approx(result.D + 1e-9) and shifted.samples.mean() == pytest.approx(result.D + 1e-9)
+
+
+def _run(species, mean, std, n_samples, seed, msd_slope=1.0, n_times=20, dt=0.1):
+    samples = np.random.default_rng(seed).normal(mean, std, n_samples)
+    time = np.arange(1, n_times + 1) * dt
+    return Diffusion(species=species, D=float(samples.mean()), D_std=float(samples.std()),
+                     D_interval=tuple(np.percentile(samples, [2.5, 97.5])), samples=samples, time=time,
+                     msd=msd_slope * time, msd_std=None, start=0.2, n_atoms=2, duration=25.0)
+
+
+def test_independent_runs_combine_as_their_inverse_variance_mean():
+    a, b = _run("Na", 1.0e-9, 0.2e-9, 4000, 0), _run("Na", 1.6e-9, 0.4e-9, 5000, 1, msd_slope=3.0, n_times=15)
+    combined = combine_diffusions([a, b])
+    weights = np.array([1 / a.D_std**2, 1 / b.D_std**2])
+    weights /= weights.sum()
+    # the mean and the spread of a weighted mean of independent estimates
+    assert combined.D == pytest.approx(weights @ [a.D, b.D], rel=0.02)
+    assert combined.D_std == pytest.approx(np.sqrt(1 / (1 / a.D_std**2 + 1 / b.D_std**2)), rel=0.05)
+    assert combined.D_std < min(a.D_std, b.D_std)
+    assert combined.samples.size == 4000 and combined.n_atoms == 4 and combined.duration == 50.0
+    # the MSDs averaged with the same weights over the intervals both runs have
+    assert combined.time.size == 15
+    np.testing.assert_allclose(combined.msd, (weights @ [1.0, 3.0]) * combined.time)
+    # one run is itself
+    alone = combine_diffusions([a])
+    assert alone.D == pytest.approx(a.D) and alone.D_std == pytest.approx(a.D_std)
+    with pytest.raises(ValueError, match="different species"):
+        combine_diffusions([a, _run("Cl", 1e-9, 1e-10, 10, 2)])
+    with pytest.raises(ValueError, match="different intervals"):
+        combine_diffusions([a, _run("Na", 1e-9, 1e-10, 10, 2, dt=0.2)])
+    with pytest.raises(ValueError, match="empty"):
+        combine_diffusions([])
 
 
 def test_yeh_hummer_correction_by_hand():

@@ -82,6 +82,16 @@ def test_the_chain_runs_and_resumes(work):
     assert set(results["diffusion_1e-9_m2_s"]) == {"O", "Na", "Cl"} and "Na–O" in results["rdf"]
     assert (work / "analysis" / "rdf.png").is_file() and (work / "analysis" / "msd.png").is_file()
     assert (work / "analysis" / "close_pairs.png").is_file()
-    windows = results["close_OO_per_frame"]["windows"]
+    windows = results["close_OO_per_frame"]["model"]["windows"]
     assert windows and all(w["mean"] >= 0 for w in windows) and sum(w["frames"] for w in windows) == 16
     assert "Yeh–Hummer" in out
+    # two independent runs of the same box, analysed together
+    _run("production.py", *production, "--ps", 0.03, "--name", "again", "--seed", 1, work=work)
+    out = _run("analyse.py", "--name", "model", "again", "--skip", 0, work=work)
+    folder = work / "analysis" / "model+again"
+    both = json.loads((folder / "results.json").read_text())
+    assert both["frames"] == 32 and set(both["runs"]) == {"model", "again"}
+    assert set(both["diffusion_1e-9_m2_s"]["Na"]["runs"]) == {"model", "again"}
+    assert {p.name for p in folder.glob("*.png")} >= {"rdf.png", "msd.png", "msd_model.png", "msd_again.png",
+                                                      "close_pairs_model.png", "close_pairs_again.png"}
+    assert "2 independent runs" in out

@@ -171,6 +171,40 @@ def test_md_recipe_s8_is_s7_floor_with_zeta_two_and_water_three_body_terms():
     assert soap and all("zeta=2" in t and "n_max=8" in t and "l_max=6" in t for t in soap)
 
 
+
+def test_md_recipe_s9_is_s8_with_a_cl_h_floor_and_reuses_its_fit(tmp_path):
+    """s9 = s8 + a Cl-H CoreRepulsion after the fit; --md-base swaps a saved s8 model's after-fit terms for s9's
+    (the same model as fitting with s9's), and refuses a base whose recipe differs in the fit."""
+    from kernelpot.potential.core_repulsion import CoreRepulsion, _parse_pair
+
+    benchmark = _load()
+    s8, s9 = benchmark.NACL_MD_RECIPES["s8"], benchmark.NACL_MD_RECIPES["s9"]
+    assert s9 == {**s8, "floor_after_fit": {"O-O": (2.45, 133.0), "Cl-H": (1.75, 133.0)}}
+    train = benchmark.load_nacl([benchmark.BUNDLED / "nacl_water" / "revPBE0-D3_gen1_subset.data"]).subset([0, 5])
+    gap = benchmark.nacl_gap_string(r_cut=3.0, n_max=3, l_max=2, n_sparse={"O": 20, "H": 20, "Na": 3, "Cl": 3},
+                                    two_body_sparse=5)
+    after = {key: s8.get(key) for key in benchmark.AFTER_FIT_KEYS}
+    # a tiny stand-in for the s8 GAP (the after-fit terms and widths are s8's; the metadata names the recipe)
+    base = benchmark.fit_nacl_md_model(train, gap=gap, widths=s8["widths"], **after)
+    base.metadata_ = {"recipe": "s8"}
+    direct = benchmark.fit_nacl_md_model(train, gap=gap, widths=s8["widths"],
+                                         **{key: s9.get(key) for key in benchmark.AFTER_FIT_KEYS})
+    swapped = benchmark.refit_free_recipe_change(base, "s9")
+    assert swapped.baseline.parts == direct.baseline.parts
+    floor = swapped.baseline.parts[-1]
+    assert type(floor) is CoreRepulsion and floor.onsets[_parse_pair("Cl-H")] == 1.75 and floor.stiffness == 133.0
+    frames = train.atoms
+    np.testing.assert_allclose(swapped.predict(frames, properties=("energy", "forces"))["forces"],
+                               direct.predict(frames, properties=("energy", "forces"))["forces"], rtol=1e-12,
+                               atol=1e-12)
+    base.metadata_ = {"recipe": "s4"}
+    with pytest.raises(ValueError, match="differ in"):
+        benchmark.refit_free_recipe_change(base, "s9")
+    base.metadata_ = {}
+    with pytest.raises(ValueError, match="no known recipe"):
+        benchmark.refit_free_recipe_change(base, "s9")
+
+
 def _assert_saved_forces_are_plus_wall(walled, plain, wall, frames, path):
     """``walled`` saved to ``path`` and loaded predicts ``plain``'s forces plus exactly ``wall``'s (which act)."""
     from kernelpot.potential.serialization import load_model, save_model

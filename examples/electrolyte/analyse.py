@@ -17,6 +17,11 @@ defined after a few ps; Na–Cl is a single pair distance and means little) and 
 coefficients have wide error bars: kinisi's intervals say how wide.
 
     python examples/electrolyte/analyse.py --skip 1
+
+Several independent runs of the same box (``--name run1 run2``): the RDFs average over all their frames, each
+run's diffusion coefficients come from its own MSD and are combined as an inverse-variance mean
+(:func:`kernelpot.analysis.combine_diffusions`); figures and tables go to ``<work>/analysis/run1+run2/``, with
+one ``msd_<name>.png`` and ``close_pairs_<name>.png`` per run.
 """
 
 from __future__ import annotations
@@ -72,14 +77,17 @@ def close_pair_windows(frames, window_ps):
 
 def main(argv=None):
     parser = work_parser(__doc__)
-    parser.add_argument("--name", default="revpbe0", help="trajectory <work>/md/<name>.extxyz")
-    parser.add_argument("--skip", type=float, default=1.0, help="ps of equilibration left out")
+    parser.add_argument("--name", nargs="+", default=["revpbe0"],
+                        help="trajectory <work>/md/<name>.extxyz; several names: independent runs of one system, "
+                             "analysed together")
+    parser.add_argument("--skip", type=float, default=1.0, help="ps of equilibration left out (of every run)")
     parser.add_argument("--viscosity", type=float, default=WATER_VISCOSITY, help="Pa s, for Yeh–Hummer")
     parser.add_argument("--temperature", type=float, default=None, help="K (default: the frames' mean)")
     parser.add_argument("--window", type=float, default=5.0, help="ps per window of the O–O stability check")
     args = parser.parse_args(argv)
 
     from kernelpot.analysis import (
+        combine_diffusions,
         nernst_einstein_conductivity,
         plot_close_pairs,
         plot_msds,
@@ -89,81 +97,112 @@ def main(argv=None):
         yeh_hummer_correction,
     )
 
-    everything, frames = load(args.work / "md" / f"{args.name}.extxyz", args.skip)
-    out = args.work / "analysis"
+    names = list(dict.fromkeys(args.name))
+    runs = {name: load(args.work / "md" / f"{name}.extxyz", args.skip) for name in names}
+    first = next(iter(runs.values()))[1][0]
+    for name, (_, kept) in runs.items():
+        if len(kept[0]) != len(first) or np.any(kept[0].numbers != first.numbers) or \
+                not np.allclose(kept[0].cell[:], first.cell[:]):
+            raise SystemExit(f"run {name!r} holds other atoms or another cell than {names[0]!r}: several runs "
+                             "must be of one system")
+    label = "+".join(names)
+    out = args.work / "analysis" if len(names) == 1 else args.work / "analysis" / label
     out.mkdir(parents=True, exist_ok=True)
-    stability = close_pair_windows(everything, args.window)
-    if stability is not None:
-        plot_close_pairs(stability["time_ps"], stability["counts"], out / "close_pairs.png",
-                         label=f"O–O < {CLOSE_OO} Å", window_ps=args.window, reference=CLOSE_OO_REFERENCE,
-                         title=f"{args.name}: stability (whole run)")
-    duration = (frames[-1].info["time_fs"] - frames[0].info["time_fs"]) / 1000.0
+    stability = {}
+    for name, (everything, _) in runs.items():
+        check = close_pair_windows(everything, args.window)
+        if check is not None:
+            stability[name] = check
+            png = "close_pairs.png" if len(names) == 1 else f"close_pairs_{name}.png"
+            plot_close_pairs(check["time_ps"], check["counts"], out / png, label=f"O–O < {CLOSE_OO} Å",
+                             window_ps=args.window, reference=CLOSE_OO_REFERENCE,
+                             title=f"{name}: stability (whole run)")
+    frames = [f for _, kept in runs.values() for f in kept]
+    durations = {name: (kept[-1].info["time_fs"] - kept[0].info["time_fs"]) / 1000.0
+                 for name, (_, kept) in runs.items()}
+    duration = sum(durations.values())
     temperature = args.temperature or float(np.mean([f.info.get("temperature_K", np.nan) for f in frames]))
-    cell = frames[0].cell
+    cell = first.cell
     length = float(np.cbrt(cell.volume))
-    species = set(frames[0].get_chemical_symbols())
+    species = set(first.get_chemical_symbols())
     pairs = [p for p in PAIRS if set(p) <= species]
     rdfs = [radial_distribution(frames, pair, n_bins=150) for pair in pairs]
     shells = {rdf.label: rdf.first_shell(r_min=1.2 if rdf.pair[1] == "H" else 0.0) for rdf in rdfs}
-    plot_rdfs(rdfs, out / "rdf.png", title=f"{args.name}: {len(frames)} frames, {duration:.1f} ps, "
+    runs_text = f"{len(names)} runs, " if len(names) > 1 else ""
+    plot_rdfs(rdfs, out / "rdf.png", title=f"{label}: {runs_text}{len(frames)} frames, {duration:.1f} ps, "
               f"{temperature:.0f} K")
     # the cell, not a cube of its volume: the gen3 boxes are 20 x 10 x 10 Å, which corrects like a 15.7 Å cube
     shift = yeh_hummer_correction(np.asarray(cell[:]), temperature, args.viscosity)
-    diffusion = {}
+    per_run, diffusion = {}, {}
     for symbol in ("O", "Na", "Cl"):
         if symbol in species:
-            diffusion[symbol] = self_diffusion(frames, symbol)
-    plot_msds(list(diffusion.values()), out / "msd.png", title=f"{args.name}: {duration:.1f} ps after "
+            per_run[symbol] = {name: self_diffusion(kept, symbol) for name, (_, kept) in runs.items()}
+            diffusion[symbol] = combine_diffusions(list(per_run[symbol].values()))
+    plot_msds(list(diffusion.values()), out / "msd.png", title=f"{label}: {runs_text}{duration:.1f} ps after "
               f"{args.skip} ps equilibration")
-    counts = {s: frames[0].get_chemical_symbols().count(s) for s in ("Na", "Cl")}
+    if len(names) > 1:
+        for name in names:
+            plot_msds([runs_of[name] for runs_of in per_run.values()], out / f"msd_{name}.png",
+                      title=f"{name}: {durations[name]:.1f} ps after {args.skip} ps equilibration")
+    counts = {s: first.get_chemical_symbols().count(s) for s in ("Na", "Cl")}
     ions = {s: diffusion[s].corrected(shift).samples for s in ("Na", "Cl") if s in diffusion}
     conductivity = nernst_einstein_conductivity(ions, counts, {"Na": 1, "Cl": -1}, cell.volume, temperature) \
         if ions else None
-    results = {"trajectory": args.name, "frames": len(frames), "duration_ps": duration, "temperature_K": temperature,
+    results = {"trajectory": label, "runs": {name: {"frames": len(runs[name][1]), "duration_ps": durations[name]}
+                                             for name in names},
+               "frames": len(frames), "duration_ps": duration, "temperature_K": temperature,
                "box_length_A": length, "cell_lengths_A": [float(v) for v in cell.lengths()],
                "yeh_hummer_shift_1e-9_m2_s": shift * 1e9, "viscosity_Pa_s": args.viscosity,
                "rdf": shells,
                "diffusion_1e-9_m2_s": {s: {"D_pbc": d.D * 1e9, "std": d.D_std * 1e9,
                                            "interval95": [v * 1e9 for v in d.D_interval],
                                            "D_yeh_hummer": (d.D + shift) * 1e9, "fit_from_ps": d.start,
-                                           "experiment": EXPERIMENT["D"][s]} for s, d in diffusion.items()},
+                                           "experiment": EXPERIMENT["D"][s],
+                                           "runs": {name: {"D_pbc": r.D * 1e9, "std": r.D_std * 1e9}
+                                                    for name, r in per_run[s].items()}}
+                                       for s, d in diffusion.items()},
                "nernst_einstein_S_per_m": None if conductivity is None else {
                    "mean": float(np.mean(conductivity)), "std": float(np.std(conductivity))},
-               "close_OO_per_frame": None if stability is None else {
-                   "below_A": CLOSE_OO, "reference": CLOSE_OO_REFERENCE, "window_ps": args.window,
-                   "windows": stability["windows"]},
+               "close_OO_per_frame": {name: {"below_A": CLOSE_OO, "reference": CLOSE_OO_REFERENCE,
+                                             "window_ps": args.window, "windows": check["windows"]}
+                                      for name, check in stability.items()} or None,
                "load_average": os.getloadavg()[0]}
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    lines = [f"{args.name}: {len(frames)} frames over {duration:.2f} ps at {temperature:.0f} K, cell "
+    run_list = "; ".join(f"{name} {durations[name]:.2f} ps" for name in names)
+    lines = [f"{label}: {len(frames)} frames over {duration:.2f} ps at {temperature:.0f} K"
+             + (f" ({len(names)} independent runs: {run_list})" if len(names) > 1 else "") + ", cell "
              f"{' × '.join(f'{v:.2f}' for v in cell.lengths())} Å",
              "", "| pair | first peak (Å) | first minimum (Å) | coordination | experiment |", "|---|---|---|---|---|"]
-    for label, shell in shells.items():
-        ref = EXPERIMENT.get(label)
+    for pair_label, shell in shells.items():
+        ref = EXPERIMENT.get(pair_label)
         ref_text = f"{ref['peak']} Å, {ref['coordination']}" if ref else ""
-        lines.append(f"| {label} | {shell['peak']:.2f} | {shell['minimum']:.2f} | {shell['coordination']:.2f} | "
-                     f"{ref_text} |")
-    lines += ["", "| species | D (PBC) | 95 % interval | D + Yeh–Hummer | experiment (298 K) |",
-              "|---|---|---|---|---|"]
+        lines.append(f"| {pair_label} | {shell['peak']:.2f} | {shell['minimum']:.2f} | {shell['coordination']:.2f} "
+                     f"| {ref_text} |")
+    lines += ["", "| species | D (PBC) | 95 % interval | D + Yeh–Hummer | experiment (298 K) |"
+              + (" per run (PBC) |" if len(names) > 1 else ""), "|---|---|---|---|---|"
+              + ("---|" if len(names) > 1 else "")]
     for s, d in results["diffusion_1e-9_m2_s"].items():
+        each = ", ".join(f"{r['D_pbc']:.2f} ± {r['std']:.2f}" for r in d["runs"].values())
         lines.append(f"| {s} | {d['D_pbc']:.2f} ± {d['std']:.2f} | {d['interval95'][0]:.2f}–{d['interval95'][1]:.2f}"
-                     f" | {d['D_yeh_hummer']:.2f} | {d['experiment']} |")
+                     f" | {d['D_yeh_hummer']:.2f} | {d['experiment']} |" + (f" {each} |" if len(names) > 1 else ""))
     lines.append("")
-    lines.append("D in 10⁻⁹ m²/s (O: water oxygens). Yeh–Hummer shift "
+    lines.append("D in 10⁻⁹ m²/s (O: water oxygens)"
+                 + ("; several runs: their inverse-variance mean (kernelpot.analysis.combine_diffusions)"
+                    if len(names) > 1 else "") + ". Yeh–Hummer shift "
                  f"{shift * 1e9:.2f} × 10⁻⁹ m²/s (η = {args.viscosity} Pa s, cell "
                  f"{' × '.join(f'{v:.2f}' for v in cell.lengths())} Å).")
     if conductivity is not None:
         lines.append(f"Nernst–Einstein conductivity: {np.mean(conductivity):.2f} ± {np.std(conductivity):.2f} S/m "
                      f"({counts['Na']} NaCl in {cell.volume:.0f} Å³).")
-    if stability is not None:
-        worst = max(w["mean"] for w in stability["windows"])
-        lines += ["", f"Water O–O pairs < {CLOSE_OO} Å per frame (whole run; revPBE0-D3 frames {CLOSE_OO_REFERENCE}, "
-                  f"target ≤ {2 * CLOSE_OO_REFERENCE:.1f} in every window): "
-                  + ", ".join(f"{w['from_ps']:g}–{w['to_ps']:g} ps {w['mean']:.2f}" for w in stability["windows"])
+    for name, check in stability.items():
+        worst = max(w["mean"] for w in check["windows"])
+        lines += ["", f"{name}: water O–O pairs < {CLOSE_OO} Å per frame (whole run; revPBE0-D3 frames "
+                  f"{CLOSE_OO_REFERENCE}, target ≤ {2 * CLOSE_OO_REFERENCE:.1f} in every window): "
+                  + ", ".join(f"{w['from_ps']:g}–{w['to_ps']:g} ps {w['mean']:.2f}" for w in check["windows"])
                   + f"; worst window {worst:.2f}: {'within' if worst <= 2 * CLOSE_OO_REFERENCE else 'beyond'} 2×."]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    print(f"figures: {out / 'rdf.png'}, {out / 'msd.png'}" + ("" if stability is None else
-                                                             f", {out / 'close_pairs.png'}"))
+    print(f"figures in {out}: " + ", ".join(sorted(path.name for path in out.glob("*.png"))))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ _EXPORTS = {
     "window_means": "structure",
     "Diffusion": "transport",
     "self_diffusion": "transport",
+    "combine_diffusions": "transport",
     "yeh_hummer_correction": "transport",
     "periodic_self_potential": "transport",
     "nernst_einstein_conductivity": "transport",

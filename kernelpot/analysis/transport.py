@@ -23,6 +23,7 @@ import numpy as np
 __all__ = [
     "YEH_HUMMER_XI",
     "Diffusion",
+    "combine_diffusions",
     "nernst_einstein_conductivity",
     "periodic_self_potential",
     "self_diffusion",
@@ -165,6 +166,55 @@ def self_diffusion(frames, species, *, frame_interval=None, start=None, max_inte
                      msd_std=np.sqrt(np.asarray(msd.variances, dtype=float)) if msd.variances is not None else None,
                      start=start, n_atoms=frames[0].get_chemical_symbols().count(species),
                      duration=float(times[-1] - times[0]), fit=np.asarray(analyzer.distributions).T)
+
+
+def combine_diffusions(runs, random_state=0):
+    """One diffusion coefficient from independent runs of the same system: their inverse-variance mean.
+
+    Each run's posterior is summarised by its mean and variance; the combined posterior samples are the
+    same weighted mean of the runs' samples, each run's samples shuffled independently (the runs share no
+    trajectory, so their errors are independent). Two runs of 25 ps thus give one estimate with the error
+    bar of their pooled information, as a single 50 ps run would, without its serial correlation.
+
+    Parameters
+    ----------
+    runs : sequence of Diffusion
+        One per run, all of the same species, from frames equally spaced by the same interval (e.g.
+        :func:`self_diffusion` on each trajectory).
+    random_state : int, default=0
+        Seeds the shuffles.
+
+    Returns
+    -------
+    Diffusion
+        ``D``, ``D_std``, ``D_interval`` and ``samples`` (as many as the shortest run's) of the weighted mean;
+        ``time`` and ``msd``: the runs' MSDs averaged with the same weights over the intervals all runs
+        have; ``msd_std`` and ``fit`` None; ``start`` the latest of the runs'; ``n_atoms`` summed;
+        ``duration`` summed (ps of trajectory used).
+    """
+    runs = list(runs)
+    if not runs:
+        raise ValueError("`runs` is empty")
+    species = {run.species for run in runs}
+    if len(species) > 1:
+        raise ValueError(f"the runs are of different species {sorted(species)}; combine one species at a time")
+    steps = [float(np.diff(run.time[:2])[0]) if run.time.size > 1 else np.nan for run in runs]
+    if not np.allclose(steps, steps[0], rtol=1e-6):
+        raise ValueError(f"the runs' MSDs are sampled at different intervals ({steps} ps); write the frames of "
+                         "every run at the same interval")
+    variances = np.array([run.D_std**2 for run in runs])
+    if np.any(variances <= 0):
+        raise ValueError("a run has a zero posterior spread; its D cannot be weighted")
+    weights = (1.0 / variances) / np.sum(1.0 / variances)
+    rng = np.random.default_rng(random_state)
+    n = min(run.samples.size for run in runs)
+    samples = sum(w * rng.permutation(run.samples)[:n] for w, run in zip(weights, runs))
+    length = min(run.time.size for run in runs)
+    msd = sum(w * run.msd[:length] for w, run in zip(weights, runs))
+    return Diffusion(species=runs[0].species, D=float(samples.mean()), D_std=float(samples.std()),
+                     D_interval=tuple(float(q) for q in np.percentile(samples, [2.5, 97.5])), samples=samples,
+                     time=runs[0].time[:length], msd=msd, msd_std=None, start=max(run.start for run in runs),
+                     n_atoms=sum(run.n_atoms for run in runs), duration=sum(run.duration for run in runs))
 
 
 def periodic_self_potential(cell):

@@ -92,6 +92,8 @@ def test_the_chain_runs_and_resumes(work):
     both = json.loads((folder / "results.json").read_text())
     assert both["frames"] == 32 and set(both["runs"]) == {"model", "again"}
     assert set(both["diffusion_1e-9_m2_s"]["Na"]["runs"]) == {"model", "again"}
+    assert set(both["close_ClH_per_frame"]) == {"model", "again"}
+    assert all(0 <= c["frames_with_any"] <= 1 for c in both["close_ClH_per_frame"].values())
     assert {p.name for p in folder.glob("*.png")} >= {"rdf.png", "msd.png", "msd_model.png", "msd_again.png",
                                                       "close_pairs_model.png", "close_pairs_again.png"}
     assert "2 independent runs" in out

@@ -123,8 +123,12 @@ def main(argv=None):
     label = "+".join(names)
     out = args.work / "analysis" if len(names) == 1 else args.work / "analysis" / label
     out.mkdir(parents=True, exist_ok=True)
-    stability = {}
+    stability, close_clh = {}, {}
     for name, (everything, _) in runs.items():
+        if {"Cl", "H"} <= set(everything[0].get_chemical_symbols()):
+            below = close_pair_counts(everything, ("Cl", "H"), CLOSE_CLH)
+            close_clh[name] = {"below_A": CLOSE_CLH, "mean": float(below.mean()),
+                               "frames_with_any": float(np.mean(below > 0))}
         check = close_pair_windows(everything, args.window)
         if check is not None:
             stability[name] = check
@@ -190,7 +194,9 @@ def main(argv=None):
                "close_OO_per_frame": {name: {"below_A": CLOSE_OO, "reference": CLOSE_OO_REFERENCE,
                                              "window_ps": args.window, "windows": check["windows"]}
                                       for name, check in stability.items()} or None,
+               "close_ClH_per_frame": close_clh or None,
                "load_average": os.getloadavg()[0]}
+    (out / "results.json").write_text(json.dumps(results, indent=1))
     run_list = "; ".join(f"{name} {durations[name]:.2f} ps" for name in names)
     lines = [f"{label}: {len(frames)} frames over {duration:.2f} ps at {temperature:.0f} K"
              + (f" ({len(names)} independent runs: {run_list})" if len(names) > 1 else "") + ", cell "
@@ -218,13 +224,9 @@ def main(argv=None):
         lines.append(f"Nernst–Einstein conductivity: {np.mean(conductivity):.2f} ± {np.std(conductivity):.2f} S/m "
                      f"({counts['Na']} NaCl in {volume:.0f} Å³" + (", the runs' mean" if len(names) > 1 else "")
                      + ").")
-    for name, (everything, _) in runs.items() if {"Cl", "H"} <= species else ():
-        below = close_pair_counts(everything, ("Cl", "H"), CLOSE_CLH)
-        results.setdefault("close_ClH_per_frame", {})[name] = {"below_A": CLOSE_CLH, "mean": float(below.mean()),
-                                                               "frames_with_any": float(np.mean(below > 0))}
+    for name, below in close_clh.items():
         lines += ["", f"{name}: Cl–H pairs < {CLOSE_CLH} Å (below every revPBE0-D3 frame) per frame, whole run: "
-                  f"{below.mean():.3f} ({100 * np.mean(below > 0):.1f} % of frames have one)."]
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+                  f"{below['mean']:.3f} ({100 * below['frames_with_any']:.1f} % of frames have one)."]
     for name, check in stability.items():
         worst = max(w["mean"] for w in check["windows"])
         lines += ["", f"{name}: water O–O pairs < {CLOSE_OO} Å per frame (whole run; revPBE0-D3 frames "

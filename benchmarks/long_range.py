@@ -1718,31 +1718,36 @@ def fit_nacl_md_model(train, gap=NACL_MD_GAP, sigma=NACL_SIGMA, max_memory=None,
 AFTER_FIT_KEYS = ("walls_after_fit", "unbridged_walls_after_fit", "floor_after_fit")
 
 
-def _after_fit_parts(walls_after_fit=None, unbridged_walls_after_fit=None, floor_after_fit=None):
-    """How many baseline parts :func:`add_after_fit_terms` appends for these arguments."""
-    return bool(walls_after_fit) + bool(unbridged_walls_after_fit) + len(floor_after_fit or {})
+def _after_fit_terms(parts, *, walls_after_fit=None, unbridged_walls_after_fit=None, floor_after_fit=None):
+    """The baseline parts :func:`add_after_fit_terms` appends to a fitted baseline made of ``parts``, in order
+    (one list, so that adding them and taking them off again count the same parts)."""
+    from kernelpot.potential.core_repulsion import CoreRepulsion, HydrogenBondWall, UnbridgedPairWall, _parse_pair
+    from kernelpot.potential.recipe import _NEVER
+
+    after = ([HydrogenBondWall(walls_after_fit)] if walls_after_fit else []) + (
+        [UnbridgedPairWall(**unbridged_walls_after_fit)] if unbridged_walls_after_fit else [])
+    # each floor acts on its own pair only: every other pair of the fitted core gets an onset no pair reaches
+    never = {key: _NEVER for key in next(p for p in parts if type(p) is CoreRepulsion).onsets} if floor_after_fit \
+        else {}
+    for pair, (onset, k) in (floor_after_fit or {}).items():
+        after.append(CoreRepulsion({**never, _parse_pair(pair): float(onset)}, stiffness=float(k)))
+    return after
+
+
+def _baseline_parts(model):
+    from kernelpot.potential.core_repulsion import BaselineSum
+
+    return list(model.baseline.parts) if isinstance(model.baseline, BaselineSum) else [model.baseline]
 
 
 def add_after_fit_terms(model, *, walls_after_fit=None, unbridged_walls_after_fit=None, floor_after_fit=None):
     """Append the after-fit walls of :func:`fit_nacl_md_model` to a fitted model's baseline (in place; returns
     ``model``)."""
-    from kernelpot.potential.core_repulsion import (
-        BaselineSum,
-        CoreRepulsion,
-        HydrogenBondWall,
-        UnbridgedPairWall,
-        _parse_pair,
-    )
-    from kernelpot.potential.recipe import _NEVER
+    from kernelpot.potential.core_repulsion import BaselineSum
 
-    parts = model.baseline.parts if isinstance(model.baseline, BaselineSum) else [model.baseline]
-    after = ([HydrogenBondWall(walls_after_fit)] if walls_after_fit else []) + (
-        [UnbridgedPairWall(**unbridged_walls_after_fit)] if unbridged_walls_after_fit else [])
-    never = {key: _NEVER for key in next(p for p in parts if type(p) is CoreRepulsion).onsets} if floor_after_fit \
-        else {}
-    for pair, (onset, k) in (floor_after_fit or {}).items():
-        onsets = {**never, _parse_pair(pair): float(onset)}
-        after.append(CoreRepulsion(onsets, stiffness=float(k)))
+    parts = _baseline_parts(model)
+    after = _after_fit_terms(parts, walls_after_fit=walls_after_fit,
+                             unbridged_walls_after_fit=unbridged_walls_after_fit, floor_after_fit=floor_after_fit)
     if after:
         model.baseline = BaselineSum([*parts, *after])
     return model
@@ -1769,8 +1774,8 @@ def refit_free_recipe_change(base, recipe_name):
     if differ:
         raise ValueError(f"--md-base: recipes {base_name!r} and {recipe_name!r} differ in {differ}, which act in "
                          "the fit: fit the model anew (leave out --md-base)")
-    parts = list(base.baseline.parts) if isinstance(base.baseline, BaselineSum) else [base.baseline]
-    kept = parts[:len(parts) - _after_fit_parts(**{k: old.get(k) for k in AFTER_FIT_KEYS})]
+    parts = _baseline_parts(base)
+    kept = parts[:len(parts) - len(_after_fit_terms(parts, **{k: old.get(k) for k in AFTER_FIT_KEYS}))]
     base.baseline = kept[0] if len(kept) == 1 else BaselineSum(kept)
     return add_after_fit_terms(base, **{k: new.get(k) for k in AFTER_FIT_KEYS})
 

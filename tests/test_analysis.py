@@ -157,6 +157,8 @@ def test_independent_runs_combine_as_their_inverse_variance_mean():
         combine_diffusions([a, _run("Cl", 1e-9, 1e-10, 10, 2)])
     with pytest.raises(ValueError, match="different intervals"):
         combine_diffusions([a, _run("Na", 1e-9, 1e-10, 10, 2, dt=0.2)])
+    with pytest.raises(ValueError, match=r"run\(s\) \[1\] have an MSD at fewer than two time intervals"):
+        combine_diffusions([a, _run("Na", 1e-9, 1e-10, 10, 2, n_times=1)])
     with pytest.raises(ValueError, match="empty"):
         combine_diffusions([])
 

@@ -198,7 +198,11 @@ def combine_diffusions(runs, random_state=0):
     species = {run.species for run in runs}
     if len(species) > 1:
         raise ValueError(f"the runs are of different species {sorted(species)}; combine one species at a time")
-    steps = [float(np.diff(run.time[:2])[0]) if run.time.size > 1 else np.nan for run in runs]
+    short = [i for i, run in enumerate(runs) if run.time.size < 2]
+    if short:
+        raise ValueError(f"run(s) {short} have an MSD at fewer than two time intervals; a run needs frames at "
+                         "several intervals to give a diffusion coefficient")
+    steps = [float(run.time[1] - run.time[0]) for run in runs]
     if not np.allclose(steps, steps[0], rtol=1e-6):
         raise ValueError(f"the runs' MSDs are sampled at different intervals ({steps} ps); write the frames of "
                          "every run at the same interval")

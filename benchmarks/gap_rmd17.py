@@ -180,6 +180,7 @@ def main(argv=None):
             parser.error(f"no hand-set N_SPARSE for {unknown}: use --auto or --n-sparse")
     if args.plan_only:
         return [_plan(molecule, args) for molecule in molecules]
+    _check_outputs(args, parser)
     settings = {key: str(value) for key, value in sorted(vars(args).items())
                 if key not in ("molecules", "all", "json", "processes", "save_dir", "data_dir")}
     rows = _resumed(args.json, settings, molecules)
@@ -189,17 +190,42 @@ def main(argv=None):
         for name in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[name] = "1"
         pool = ProcessPoolExecutor(args.processes, mp_context=multiprocessing.get_context("spawn"))
-        results = as_completed([pool.submit(run, molecule, args) for molecule in todo])
-        results = (future.result() for future in results)
+        futures = {pool.submit(run, molecule, args): molecule for molecule in todo}
+        results = ((futures[future], future.result) for future in as_completed(futures))
     else:
-        results = (run(molecule, args) for molecule in todo)
-    for row in results:
+        results = ((molecule, lambda molecule=molecule: run(molecule, args)) for molecule in todo)
+    failed = []
+    for molecule, result in results:
+        try:
+            row = result()
+        except Exception as error:  # one molecule's failure must not discard the others' hours of fitting
+            failed.append(molecule)
+            print(f"{molecule} failed: {type(error).__name__}: {error}", flush=True)
+            continue
         rows.append({**row, "settings": settings})
         _print_table(rows)  # after every molecule: a long run shows what it has
         if args.json:
             atomic_write(args.json, json.dumps(rows, indent=1).encode())
     print(json.dumps([{k: v for k, v in r.items() if k not in ("auto_table", "settings")} for r in rows]))
+    if failed:
+        kept = f"the table and {args.json}" if args.json else "the table"
+        raise SystemExit(f"failed: {failed}; the other molecules are in {kept}")
     return rows
+
+
+def _check_outputs(args, parser):
+    """Refuse unwritable --json / --save-dir before hours of fitting (a missing save folder is created in an
+    existing one, like ``kernelpot`` commands' folder outputs)."""
+    from kernelpot.cli.options import check_output
+
+    try:
+        if args.json:
+            check_output(args.json, option="--json")
+        if args.save_dir:
+            check_output(args.save_dir, option="--save-dir", folder=True)
+            Path(args.save_dir).mkdir(exist_ok=True)
+    except (ValueError, OSError) as error:
+        parser.error(str(error))
 
 
 def _plan(molecule, args):

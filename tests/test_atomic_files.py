@@ -127,3 +127,9 @@ def test_a_figure_that_fails_to_render_leaves_the_previous_png(tmp_path):
     plt.close(figure)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curve.png"]
+
+
+def test_a_missing_folder_is_named_not_a_temporary_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="the folder .*missing.* does not exist") as error:
+        atomic_write(tmp_path / "missing" / "model.kpot", b"data")
+    assert ".tmp" not in str(error.value)

@@ -467,9 +467,43 @@ def test_rmd17_benchmark_auto_reads_the_test_frames_only_after_the_fit(monkeypat
     # the bundled split files hold 40 training and 41 test frames of ethanol
     rows = benchmark.main(["ethanol", "--auto", "--data-dir", str(bundled_data / "rmd17_subset"), "--n-train", "40",
                            "--n-test", "41", "--n-max", "3", "--l-max", "2", "--n-sparse", "64",
-                           "--json", str(tmp_path / "rows.json")])
+                           "--json", str(tmp_path / "rows.json"), "--save-dir", str(tmp_path / "models")])
     assert events == ["train", "fit", "test"]
+    # the missing --save-dir was created before the fit, and holds the model
+    assert (tmp_path / "models" / "rmd17_ethanol_auto.kpot").is_file()
     (row,) = rows
     assert row["n_test"] == 41 and row["force_mae_meV_A"] > 0 and row["auto_table"]
     assert "ethanol" in capsys.readouterr().out
     assert json.loads((tmp_path / "rows.json").read_text())[0]["molecule"] == "ethanol"
+
+
+def test_rmd17_benchmark_refuses_an_unwritable_output_before_any_fit(monkeypatch, tmp_path, capsys):
+    benchmark = _benchmark()
+    monkeypatch.setattr(benchmark, "run", lambda molecule, args: pytest.fail("fitted before checking its outputs"))
+    with pytest.raises(SystemExit):
+        benchmark.main(["ethanol", "--auto", "--json", str(tmp_path / "missing" / "rows.json")])
+    error = capsys.readouterr().err
+    assert "--json" in error and "does not exist" in error
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit):
+        benchmark.main(["ethanol", "--auto", "--save-dir", str(tmp_path / "file")])
+    error = capsys.readouterr().err
+    assert "--save-dir" in error and "is a file, not a folder" in error
+
+
+def test_rmd17_benchmark_keeps_the_other_molecules_when_one_fails(monkeypatch, tmp_path, capsys):
+    """A session lost a finished 37-minute fit this way: the first molecule's save failed and took the rest."""
+    benchmark = _benchmark()
+
+    def run(molecule, args):
+        if molecule == "uracil":
+            raise OSError("disk full")
+        return {"molecule": molecule, "n_sparse": 1, "n_train": 1, "n_test": 1, "fit_seconds": 1.0,
+                "cpu_seconds": 1.0, "force_mae_meV_A": 1.0, "energy_mae_meV": 1.0, "published_soap_gap": 18.1,
+                "published_fchl19": 6.2}
+
+    monkeypatch.setattr(benchmark, "run", run)
+    with pytest.raises(SystemExit, match=r"failed: \['uracil'\]"):
+        benchmark.main(["uracil", "ethanol", "--auto", "--json", str(tmp_path / "rows.json")])
+    assert "uracil failed: OSError: disk full" in capsys.readouterr().out
+    assert [row["molecule"] for row in json.loads((tmp_path / "rows.json").read_text())] == ["ethanol"]

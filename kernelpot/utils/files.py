@@ -111,9 +111,16 @@ def atomic_write(path, data) -> Path:
     -------
     Path
         ``path``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder of ``path`` does not exist (named in the message).
     """
     path = Path(path)
     folder = path.parent
+    if not folder.is_dir():  # else mkstemp's error names a temporary file the caller never asked for
+        raise FileNotFoundError(f"cannot write {str(path)!r}: the folder {str(folder)!r} does not exist")
     for stale in stale_temporaries(path):
         stale.unlink(missing_ok=True)
     mode = _new_file_mode(path)

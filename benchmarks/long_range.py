@@ -1952,6 +1952,7 @@ def main(argv=None):
                              "differs from --md-recipe only in the terms added after the fit (AFTER_FIT_KEYS)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
+    _check_outputs(args, parser)
     if args.smoke:
         results = _smoke(args)
     elif args.md_model:
@@ -1977,6 +1978,28 @@ def main(argv=None):
             out.write(f"\n### `{command}` ({stamp}, load average {load_average():.1f}, NUMBA_NUM_THREADS="
                       f"{os.environ.get('NUMBA_NUM_THREADS')})\n\n" + "\n\n".join(t.markdown() for t in PRINTED) + "\n")
     return results
+
+
+def _check_outputs(args, parser):
+    """Refuse unwritable outputs before any data are loaded or fits start, not at the save after them. A missing
+    --save-dir is created now (parents too, as the saves would); an existing --md-model is an input (loaded), so
+    it is checked only when it would be written."""
+    from kernelpot.cli.options import check_output
+
+    try:
+        for path, option in ((args.json, "--json"), (args.markdown, "--markdown")):
+            if path:
+                check_output(path, option=option)
+        if args.md_model and not args.md_model.is_file():
+            check_output(args.md_model, option="--md-model", model=True)
+        if args.save_dir:
+            if not args.save_dir.exists():
+                args.save_dir.mkdir(parents=True)
+            check_output(args.save_dir, option="--save-dir", folder=True)
+    except ValueError as error:
+        parser.error(str(error))
+    except OSError as error:  # --save-dir could not be created
+        parser.error(f"--save-dir {str(args.save_dir)!r}: {error.strerror}")
 
 
 def _pick(registry, names):

@@ -159,6 +159,8 @@ def check_with_pipeline(molecules, energies, train, test, sigma, alpha, expected
 
 
 def parse_args():
+    from kernelpot.cli.options import check_output
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 1000, 2000, 4000])
     parser.add_argument("--n-test", type=int, default=1000)
@@ -167,7 +169,12 @@ def parse_args():
     parser.add_argument("--alphas", type=float, nargs="+", default=[1e-10, 1e-8, 1e-6, 1e-4])
     parser.add_argument("--output", type=Path, default=Path("qm7_learning_curve.png"))
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args()
+    args = parser.parse_args()
+    try:  # before the features and kernels, not after them
+        check_output(args.output, option="--output")
+    except ValueError as error:
+        parser.error(str(error))
+    return args
 
 
 def main() -> None:

@@ -33,7 +33,7 @@ import numpy as np
 from ase.io import read, write
 
 from kernelpot.bench.gap_cases import fit_gap_fit, fit_kernelpot
-from kernelpot.cli.options import check_output
+from kernelpot.cli.options import check_script_outputs
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gap_materials" / "mlearn"
 GAP = ("distance_2b cutoff=5.0 n_sparse=20 covariance_type=ard_se delta=2.0 theta_uniform=1.0 "
@@ -85,11 +85,7 @@ def main():
     parser.add_argument("--reuse-gap-fit", type=Path, help="JSON of an earlier run: take gap_fit's results from it")
     parser.add_argument("--json-out", type=Path, help="also write the results as JSON to this file")
     args = parser.parse_args()
-    if args.json_out is not None:  # before the fits, not after them
-        try:
-            check_output(args.json_out, option="--json-out")
-        except ValueError as error:
-            parser.error(str(error))
+    check_script_outputs(parser, {"--json-out": args.json_out})  # before the fits, not after them
     reused = {}
     if args.reuse_gap_fit is not None:
         lines = args.reuse_gap_fit.read_text().strip().splitlines()

@@ -216,16 +216,11 @@ def main(argv=None):
 def _check_outputs(args, parser):
     """Refuse unwritable --json / --save-dir before hours of fitting (a missing save folder is created in an
     existing one, like ``kernelpot`` commands' folder outputs)."""
-    from kernelpot.cli.options import check_output
+    from kernelpot.cli.options import check_script_outputs
 
-    try:
-        if args.json:
-            check_output(args.json, option="--json")
-        if args.save_dir:
-            check_output(args.save_dir, option="--save-dir", folder=True)
-            Path(args.save_dir).mkdir(exist_ok=True)
-    except (ValueError, OSError) as error:
-        parser.error(str(error))
+    check_script_outputs(parser, {"--json": args.json, "--save-dir": args.save_dir}, folders=["--save-dir"])
+    if args.save_dir:
+        Path(args.save_dir).mkdir(exist_ok=True)
 
 
 def _plan(molecule, args):

@@ -1984,22 +1984,17 @@ def _check_outputs(args, parser):
     """Refuse unwritable outputs before any data are loaded or fits start, not at the save after them. A missing
     --save-dir is created now (parents too, as the saves would); an existing --md-model is an input (loaded), so
     it is checked only when it would be written."""
-    from kernelpot.cli.options import check_output
+    from kernelpot.cli.options import check_script_outputs
 
-    try:
-        for path, option in ((args.json, "--json"), (args.markdown, "--markdown")):
-            if path:
-                check_output(path, option=option)
-        if args.md_model and not args.md_model.is_file():
-            check_output(args.md_model, option="--md-model", model=True)
-        if args.save_dir:
-            if not args.save_dir.exists():
-                args.save_dir.mkdir(parents=True)
-            check_output(args.save_dir, option="--save-dir", folder=True)
-    except ValueError as error:
-        parser.error(str(error))
-    except OSError as error:  # --save-dir could not be created
-        parser.error(f"--save-dir {str(args.save_dir)!r}: {error.strerror}")
+    written_model = args.md_model if args.md_model and not args.md_model.is_file() else None
+    check_script_outputs(parser, {"--json": args.json, "--markdown": args.markdown, "--md-model": written_model},
+                         models=["--md-model"])
+    if args.save_dir:
+        try:
+            args.save_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            parser.error(f"--save-dir {str(args.save_dir)!r}: {error.strerror}")
+        check_script_outputs(parser, {"--save-dir": args.save_dir}, folders=["--save-dir"])
 
 
 def _pick(registry, names):

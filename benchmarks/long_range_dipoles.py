@@ -226,7 +226,7 @@ def plot(rows, path):
 
 
 def main(argv=None):
-    from kernelpot.cli.options import check_output
+    from kernelpot.cli.options import check_script_outputs
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", nargs="+", choices=sorted(SHORT), default=sorted(SHORT))
@@ -234,12 +234,7 @@ def main(argv=None):
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     parser.add_argument("--smoke", action="store_true", help="tiny subsets (CI): must run, not be accurate")
     args = parser.parse_args(argv)
-    try:  # before the fits, not after them
-        for path, option in ((args.json, "--json"), (args.plot, "--plot")):
-            if path:
-                check_output(path, option=option)
-    except ValueError as error:
-        parser.error(str(error))
+    check_script_outputs(parser, {"--json": args.json, "--plot": args.plot})  # before the fits, not after them
     if not (SHARED / "tensors").is_dir():
         raise SystemExit(f"tensor data not found at {SHARED / 'tensors'}; set KERNELPOT_SHARED_DATA")
     rows = []

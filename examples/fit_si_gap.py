@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from ase.io import read
 
-from kernelpot.cli.options import check_output
+from kernelpot.cli.options import check_script_outputs
 from kernelpot.models import SparseGPR
 from kernelpot.potential import GAPCalculator, save_model
 from kernelpot.potential.recipe import (
@@ -63,10 +63,7 @@ def main(argv=None):
     parser.add_argument("--every", type=int, default=1, help="fit every n-th training structure (default: 1)")
     parser.add_argument("--output", type=Path, default=Path("si_python.kpot"), help="model file (default: %(default)s)")
     args = parser.parse_args(argv)
-    try:  # before the fit, not after it
-        check_output(args.output, option="--output", model=True)
-    except ValueError as error:
-        parser.error(str(error))
+    check_script_outputs(parser, {"--output": args.output}, models=["--output"])  # before the fit, not after it
 
     train = read(DATA / "mlearn_Si_training.extxyz", f"::{args.every}")
     test = read(DATA / "mlearn_Si_test.extxyz", ":")

@@ -159,7 +159,7 @@ def check_with_pipeline(molecules, energies, train, test, sigma, alpha, expected
 
 
 def parse_args():
-    from kernelpot.cli.options import check_output
+    from kernelpot.cli.options import check_script_outputs
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 1000, 2000, 4000])
@@ -170,10 +170,7 @@ def parse_args():
     parser.add_argument("--output", type=Path, default=Path("qm7_learning_curve.png"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    try:  # before the features and kernels, not after them
-        check_output(args.output, option="--output")
-    except ValueError as error:
-        parser.error(str(error))
+    check_script_outputs(parser, {"--output": args.output})  # before the features and kernels, not after them
     return args
 
 

@@ -34,7 +34,7 @@ from sagpr_common import (
     subset,
 )
 
-from kernelpot.cli.options import check_output
+from kernelpot.cli.options import check_script_outputs
 from kernelpot.datasets.tensors import TENSOAP_FILES, read_tensor_data
 from kernelpot.kernels.equivariant import equivariant_kernel_diag
 from kernelpot.selection.fps import FPS
@@ -144,10 +144,7 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default="sagpr_learning_curves.png")
     args = parser.parse_args()
-    try:  # before the kernels and fits, not after them
-        check_output(args.output, option="--output")
-    except ValueError as error:
-        parser.error(str(error))
+    check_script_outputs(parser, {"--output": args.output})  # before the kernels and fits, not after them
     results = {}
     if "dimer" in args.systems:
         results["water dimer"] = dimer_curve(args.seed)

@@ -13,7 +13,8 @@
 
 :func:`read_labels` and :func:`make_model` turn the parsed options into the
 labelled structures and the unfitted :class:`~kernelpot.models.gap.SparseGPR`;
-:func:`check_output` refuses an output path before any work is done;
+:func:`check_output` refuses an output path before any work is done
+(:func:`check_script_outputs`: the same for a script's own parser);
 :func:`positive_int`, :func:`positive_float` and :func:`non_negative_float`
 are argparse types that name the rule and the value.
 """
@@ -156,6 +157,26 @@ def check_output(path, *, inputs=(), option="-o", model=False, folder=False) -> 
         raise ValueError(f"{option} {str(path)!r} exists and is not a kernelpot model file: not overwriting it; "
                          "remove it or choose another output path")
     return path
+
+
+def check_script_outputs(parser: argparse.ArgumentParser, outputs: dict, *, models=(), folders=()) -> None:
+    """:func:`check_output` for a script with its own parser (benchmarks, examples): every output, before any work.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The script's parser: a refusal ends the script through ``parser.error`` (one line, exit status 2).
+    outputs : dict
+        Option name (e.g. ``"--json"``) to the path it gave; ``None`` or ``""`` (not given) is skipped.
+    models, folders : sequence of str
+        The options whose output is a ``.kpot`` model, or a folder (see :func:`check_output`).
+    """
+    try:
+        for option, path in outputs.items():
+            if path is not None and str(path) != "":
+                check_output(path, option=option, model=option in models, folder=option in folders)
+    except ValueError as error:
+        parser.error(str(error))
 
 
 def e0_value(text: str):

@@ -129,7 +129,11 @@ def run(molecule, args):
         if args.save_dir:
             from kernelpot.potential.serialization import save_model
 
-            save_model(model, Path(args.save_dir) / f"rmd17_{molecule}_auto.kpot", metadata={"molecule": molecule})
+            path = Path(args.save_dir) / f"rmd17_{molecule}_auto.kpot"
+            try:
+                save_model(model, path, metadata={"molecule": molecule})
+            except OSError as error:  # the measured row outlives a failed save (a full disk must not cost the fit)
+                row["save_error"] = f"{path}: {error}"
     return row
 
 
@@ -207,20 +211,19 @@ def main(argv=None):
         if args.json:
             atomic_write(args.json, json.dumps(rows, indent=1).encode())
     print(json.dumps([{k: v for k, v in r.items() if k not in ("auto_table", "settings")} for r in rows]))
-    if failed:
+    unsaved = [r["save_error"] for r in rows if "save_error" in r]
+    if failed or unsaved:
         kept = f"the table and {args.json}" if args.json else "the table"
-        raise SystemExit(f"failed: {failed}; the other molecules are in {kept}")
+        raise SystemExit("; ".join([f"failed: {failed}; the other molecules are in {kept}"] * bool(failed)
+                                   + [f"measured but not saved: {unsaved}"] * bool(unsaved)))
     return rows
 
 
 def _check_outputs(args, parser):
-    """Refuse unwritable --json / --save-dir before hours of fitting (a missing save folder is created in an
-    existing one, like ``kernelpot`` commands' folder outputs)."""
+    """Refuse unwritable --json / --save-dir before hours of fitting (a missing save folder is created)."""
     from kernelpot.cli.options import check_script_outputs
 
     check_script_outputs(parser, {"--json": args.json, "--save-dir": args.save_dir}, folders=["--save-dir"])
-    if args.save_dir:
-        Path(args.save_dir).mkdir(exist_ok=True)
 
 
 def _plan(molecule, args):

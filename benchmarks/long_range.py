@@ -1987,14 +1987,8 @@ def _check_outputs(args, parser):
     from kernelpot.cli.options import check_script_outputs
 
     written_model = args.md_model if args.md_model and not args.md_model.is_file() else None
-    check_script_outputs(parser, {"--json": args.json, "--markdown": args.markdown, "--md-model": written_model},
-                         models=["--md-model"])
-    if args.save_dir:
-        try:
-            args.save_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            parser.error(f"--save-dir {str(args.save_dir)!r}: {error.strerror}")
-        check_script_outputs(parser, {"--save-dir": args.save_dir}, folders=["--save-dir"])
+    check_script_outputs(parser, {"--json": args.json, "--markdown": args.markdown, "--md-model": written_model,
+                                  "--save-dir": args.save_dir}, models=["--md-model"], folders=["--save-dir"])
 
 
 def _pick(registry, names):

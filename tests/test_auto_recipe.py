@@ -467,10 +467,10 @@ def test_rmd17_benchmark_auto_reads_the_test_frames_only_after_the_fit(monkeypat
     # the bundled split files hold 40 training and 41 test frames of ethanol
     rows = benchmark.main(["ethanol", "--auto", "--data-dir", str(bundled_data / "rmd17_subset"), "--n-train", "40",
                            "--n-test", "41", "--n-max", "3", "--l-max", "2", "--n-sparse", "64",
-                           "--json", str(tmp_path / "rows.json"), "--save-dir", str(tmp_path / "models")])
+                           "--json", str(tmp_path / "rows.json"), "--save-dir", str(tmp_path / "models" / "auto")])
     assert events == ["train", "fit", "test"]
-    # the missing --save-dir was created before the fit, and holds the model
-    assert (tmp_path / "models" / "rmd17_ethanol_auto.kpot").is_file()
+    # the missing --save-dir (and its parent) was created before the fit, and holds the model
+    assert (tmp_path / "models" / "auto" / "rmd17_ethanol_auto.kpot").is_file()
     (row,) = rows
     assert row["n_test"] == 41 and row["force_mae_meV_A"] > 0 and row["auto_table"]
     assert "ethanol" in capsys.readouterr().out
@@ -507,3 +507,19 @@ def test_rmd17_benchmark_keeps_the_other_molecules_when_one_fails(monkeypatch, t
         benchmark.main(["uracil", "ethanol", "--auto", "--json", str(tmp_path / "rows.json")])
     assert "uracil failed: OSError: disk full" in capsys.readouterr().out
     assert [row["molecule"] for row in json.loads((tmp_path / "rows.json").read_text())] == ["ethanol"]
+
+
+def test_rmd17_benchmark_keeps_a_measured_row_whose_model_cannot_be_saved(monkeypatch, tmp_path, bundled_data):
+    """The fit and its test error outlive a failed save (a full disk after an hour of fitting)."""
+    import kernelpot.potential.serialization as serialization
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(serialization, "save_model", full_disk)
+    with pytest.raises(SystemExit, match="measured but not saved.*No space left on device"):
+        _benchmark().main(["ethanol", "--auto", "--data-dir", str(bundled_data / "rmd17_subset"), "--n-train", "40",
+                           "--n-test", "41", "--n-max", "3", "--l-max", "2", "--n-sparse", "64",
+                           "--json", str(tmp_path / "rows.json"), "--save-dir", str(tmp_path / "models")])
+    (row,) = json.loads((tmp_path / "rows.json").read_text())
+    assert row["molecule"] == "ethanol" and row["force_mae_meV_A"] > 0 and "No space left" in row["save_error"]

@@ -169,8 +169,18 @@ def check_script_outputs(parser: argparse.ArgumentParser, outputs: dict, *, mode
     outputs : dict
         Option name (e.g. ``"--json"``) to the path it gave; ``None`` or ``""`` (not given) is skipped.
     models, folders : sequence of str
-        The options whose output is a ``.kpot`` model, or a folder (see :func:`check_output`).
+        The options whose output is a ``.kpot`` model, or a folder (see :func:`check_output`). A missing folder
+        is created now, parents too, so the script's saves after hours of work cannot fail on it.
     """
+    for option in folders:
+        path = outputs.get(option)
+        if path is not None and str(path) != "":
+            try:
+                Path(path).mkdir(parents=True, exist_ok=True)
+            except FileExistsError:
+                pass  # a file of that name: check_output names it below
+            except OSError as error:
+                parser.error(f"{option} {str(path)!r}: {error.strerror}")
     try:
         for option, path in outputs.items():
             if path is not None and str(path) != "":

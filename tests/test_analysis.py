@@ -2,6 +2,8 @@
 a brute-force histogram, a random walk's diffusion coefficient, the Yeh–Hummer and Nernst–Einstein formulas
 against hand-computed numbers and the measured limiting molar conductivity of NaCl."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from ase import Atoms
@@ -129,27 +131,37 @@ def test_random_walk_diffusion_coefficient_within_its_error_bar():
     assert shifted.D == pytest.approx(result.D + 1e-9) and shifted.samples.mean() == pytest.approx(result.D + 1e-9)
 
 
-def _run(species, mean, std, n_samples, seed, msd_slope=1.0, n_times=20, dt=0.1):
+def _run(species, mean, std, n_samples, seed, msd_slope=1.0, n_times=20, dt=0.1, n_atoms=2, duration=25.0):
     samples = np.random.default_rng(seed).normal(mean, std, n_samples)
     time = np.arange(1, n_times + 1) * dt
     return Diffusion(species=species, D=float(samples.mean()), D_std=float(samples.std()),
                      D_interval=tuple(np.percentile(samples, [2.5, 97.5])), samples=samples, time=time,
-                     msd=msd_slope * time, msd_std=None, start=0.2, n_atoms=2, duration=25.0)
+                     msd=msd_slope * time, msd_std=None, start=0.2, n_atoms=n_atoms, duration=duration)
 
 
-def test_independent_runs_combine_as_their_inverse_variance_mean():
-    a, b = _run("Na", 1.0e-9, 0.2e-9, 4000, 0), _run("Na", 1.6e-9, 0.4e-9, 5000, 1, msd_slope=3.0, n_times=15)
-    combined = combine_diffusions([a, b])
-    weights = np.array([1 / a.D_std**2, 1 / b.D_std**2])
-    weights /= weights.sum()
+def test_independent_runs_combine_weighted_by_the_atom_picoseconds_each_observed():
+    a = _run("Na", 1.0e-9, 0.2e-9, 4000, 0)
+    b = _run("Na", 1.6e-9, 0.4e-9, 5000, 1, msd_slope=3.0, n_times=15, n_atoms=4, duration=12.5)
+    c = _run("Na", 0.7e-9, 0.3e-9, 6000, 2, n_atoms=1, duration=50.0)
+    combined = combine_diffusions([a, b, c])
+    weights = np.array([2 * 25.0, 4 * 12.5, 1 * 50.0]) / 150.0  # equal atom-ps: equal weights
+    runs = (a, b, c)
     # the mean and the spread of a weighted mean of independent estimates
-    assert combined.D == pytest.approx(weights @ [a.D, b.D], rel=0.02)
-    assert combined.D_std == pytest.approx(np.sqrt(1 / (1 / a.D_std**2 + 1 / b.D_std**2)), rel=0.05)
-    assert combined.D_std < min(a.D_std, b.D_std)
-    assert combined.samples.size == 4000 and combined.n_atoms == 4 and combined.duration == 50.0
-    # the MSDs averaged with the same weights over the intervals both runs have
+    assert combined.D == pytest.approx(weights @ [r.D for r in runs], rel=0.02)
+    assert combined.D_std == pytest.approx(np.sqrt(np.sum(weights**2 * [r.D_std**2 for r in runs])), rel=0.05)
+    assert combined.samples.size == 4000 and combined.n_atoms == 7 and combined.duration == 87.5
+    # the MSDs averaged with the same weights over the intervals all runs have
     assert combined.time.size == 15
-    np.testing.assert_allclose(combined.msd, (weights @ [1.0, 3.0]) * combined.time)
+    np.testing.assert_allclose(combined.msd, (weights @ [1.0, 3.0, 1.0]) * combined.time)
+    # a run that observed twice the atom-ps counts twice
+    longer = combine_diffusions([a, _run("Na", 1.6e-9, 0.4e-9, 5000, 1, duration=50.0)])
+    assert longer.D == pytest.approx((a.D + 2 * 1.6e-9) / 3, rel=0.02)
+    # a summary without an MSD (an earlier run's posterior) counts in D, not in the MSD
+    summary = dataclasses.replace(c, time=None, msd=None)
+    with_summary = combine_diffusions([a, b, summary])
+    assert with_summary.D == pytest.approx(combined.D, rel=1e-12)
+    np.testing.assert_allclose(with_summary.msd, (np.array([0.5, 0.5]) @ [1.0, 3.0]) * with_summary.time)
+    assert combine_diffusions([summary]).time is None
     # one run is itself
     alone = combine_diffusions([a])
     assert alone.D == pytest.approx(a.D) and alone.D_std == pytest.approx(a.D_std)
@@ -159,8 +171,28 @@ def test_independent_runs_combine_as_their_inverse_variance_mean():
         combine_diffusions([a, _run("Na", 1e-9, 1e-10, 10, 2, dt=0.2)])
     with pytest.raises(ValueError, match=r"run\(s\) \[1\] have an MSD at fewer than two time intervals"):
         combine_diffusions([a, _run("Na", 1e-9, 1e-10, 10, 2, n_times=1)])
+    with pytest.raises(ValueError, match="n_atoms > 0 and duration > 0"):
+        combine_diffusions([a, _run("Na", 1e-9, 1e-10, 10, 2, duration=0.0)])
     with pytest.raises(ValueError, match="empty"):
         combine_diffusions([])
+
+
+def test_combined_runs_are_unbiased_when_each_error_bar_grows_with_its_own_estimate():
+    """Few ions: a run's D scatters by ~45 % and its posterior spread is that fraction of its own D (the MSD's
+    variance goes as (6 D t)²). Combining pairs of such runs must not drift low, as an inverse-variance mean
+    does (it trusts the run whose ions happened to move least)."""
+    rng = np.random.default_rng(0)
+    true_d, relative = 1.0e-9, 0.45
+    shape = 1 / relative**2  # Gamma draws: mean 1, relative spread 0.45, positive like a diffusion estimate
+    combined, inverse_variance = [], []
+    for i in range(1000):  # the mean of 2000 runs: ±1 % at one standard error
+        estimates = true_d * rng.gamma(shape, 1 / shape, size=2)
+        runs = [_run("Cl", d, relative * d, 200, 1000 * i + k) for k, d in enumerate(estimates)]
+        combined.append(combine_diffusions(runs, random_state=i).D)
+        weights = np.array([1 / r.D_std**2 for r in runs])
+        inverse_variance.append(weights @ [r.D for r in runs] / weights.sum())
+    assert np.mean(combined) == pytest.approx(true_d, rel=0.04)
+    assert np.mean(inverse_variance) < 0.9 * true_d  # ~15 % low: the bias the data weights remove
 
 
 def test_yeh_hummer_correction_by_hand():

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import ase.io
+import numpy as np
 import pytest
 from conftest import ANALYSIS_EXTRA_MISSING
 
@@ -97,3 +98,18 @@ def test_the_chain_runs_and_resumes(work):
     assert {p.name for p in folder.glob("*.png")} >= {"rdf.png", "msd.png", "msd_model.png", "msd_again.png",
                                                       "close_pairs_model.png", "close_pairs_again.png"}
     assert "2 independent runs" in out
+    # a later analysis adds the earlier one's runs through their recorded posteriors (trajectories gone)
+    (work / "md" / "model.extxyz").rename(work / "md" / "later.extxyz")
+    out = _run("analyse.py", "--name", "later", "--skip", 0, "--earlier", folder / "results.json", work=work)
+    later = json.loads((work / "analysis" / "results.json").read_text())
+    assert set(later["runs"]) == {"later", "model", "again"} and later["runs"]["model"]["earlier"]
+    each = later["diffusion_1e-9_m2_s"]["O"]["runs"]
+    assert set(each) == {"later", "model", "again"}
+    # the earlier runs keep their recorded D; the combination weighs the three by the atom-ps each observed
+    assert each["again"]["D_pbc"] == pytest.approx(both["diffusion_1e-9_m2_s"]["O"]["runs"]["again"]["D_pbc"])
+    weights = [later["runs"][name]["duration_ps"] for name in ("later", "model", "again")]
+    expected = np.average([each[name]["D_pbc"] for name in ("later", "model", "again")], weights=weights)
+    assert later["diffusion_1e-9_m2_s"]["O"]["D_pbc"] == pytest.approx(expected, rel=0.05)
+    assert "model* " in out and "an earlier run" in out
+    with pytest.raises(AssertionError, match="already analysed here"):  # the same run twice
+        _run("analyse.py", "--name", "later", "again", "--skip", 0, "--earlier", folder / "results.json", work=work)

@@ -20,9 +20,16 @@ coefficients have wide error bars: kinisi's intervals say how wide.
     python examples/electrolyte/analyse.py --skip 1
 
 Several independent runs of the same box (``--name run1 run2``): the RDFs average over all their frames, each
-run's diffusion coefficients come from its own MSD and are combined as an inverse-variance mean
-(:func:`kernelpot.analysis.combine_diffusions`); figures and tables go to ``<work>/analysis/run1+run2/``, with
-one ``msd_<name>.png`` and ``close_pairs_<name>.png`` per run.
+run's diffusion coefficients come from its own MSD and are combined weighted by the atom-picoseconds each
+observed (:func:`kernelpot.analysis.combine_diffusions`); figures and tables go to
+``<work>/analysis/run1+run2/``, with one ``msd_<name>.png`` and ``close_pairs_<name>.png`` per run.
+
+Runs analysed before, whose trajectories are gone (``--earlier results.json``, the file an earlier analysis
+wrote): their per-run diffusion coefficients join the combined ones, each as a normal posterior of its
+recorded mean and spread, with its own Yeh–Hummer shift; the RDFs and MSDs are the new runs' alone. So
+sessions that each add a few runs build up one transport estimate:
+
+    python examples/electrolyte/analyse.py --name s9c s9d --skip 1 --earlier docs/.../results.json
 """
 
 from __future__ import annotations
@@ -71,6 +78,50 @@ def load(path, skip_ps):
     return frames, kept
 
 
+def read_earlier(paths, first, names, counts):
+    """Per-run summaries of earlier analyses: {name: {"duration_ps", "shift", "volume", "temperature_K",
+    "n_atoms": {symbol: n}, "D": {symbol: (mean, std)}}}, D and shifts in m²/s.
+
+    The runs must be of the system of ``first`` (same formula where the file records one; volume within
+    MAX_VOLUME_MISMATCH) and named apart from ``names`` and each other."""
+    earlier = {}
+    for path in paths:
+        try:
+            results = json.loads(Path(path).read_text())
+            diffusion, runs = results["diffusion_1e-9_m2_s"], results["runs"]
+            for name, run in runs.items():
+                if name in names or name in earlier:
+                    raise SystemExit(f"--earlier {path}: run {name!r} is already analysed here; name runs apart")
+                formula = run.get("formula", first.get_chemical_formula())
+                volume = run.get("volume_A3") or float(np.prod(results["cell_lengths_A"][name]))
+                if formula != first.get_chemical_formula() or abs(volume / first.cell.volume - 1) > MAX_VOLUME_MISMATCH:
+                    raise SystemExit(f"--earlier {path}: run {name!r} ({formula}, {volume:.0f} Å³) is not the system "
+                                     f"of {names[0]!r} ({first.get_chemical_formula()}, {first.cell.volume:.0f} Å³)")
+                earlier[name] = {
+                    "duration_ps": float(run["duration_ps"]), "volume": volume,
+                    "shift": 1e-9 * float(results["yeh_hummer_shift_1e-9_m2_s"][name]),
+                    "temperature_K": float(run.get("temperature_K", results["temperature_K"])),
+                    "n_atoms": run.get("n_atoms", counts),
+                    "D": {s: (1e-9 * d["runs"][name]["D_pbc"], 1e-9 * d["runs"][name]["std"])
+                          for s, d in diffusion.items() if name in d["runs"]}}
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise SystemExit(f"--earlier {path}: not a results.json of analyse.py ({type(error).__name__}: "
+                             f"{error})") from None
+    return earlier
+
+
+def summary_diffusion(symbol, run, n_samples=4000, seed=0):
+    """An earlier run's posterior of D as a :class:`Diffusion` without an MSD: normal samples of its mean
+    and spread (the samples themselves were not kept)."""
+    from kernelpot.analysis import Diffusion
+
+    mean, std = run["D"][symbol]
+    samples = np.random.default_rng(seed).normal(mean, std, n_samples)
+    return Diffusion(species=symbol, D=mean, D_std=std, D_interval=(mean - 1.96 * std, mean + 1.96 * std),
+                     samples=samples, time=None, msd=None, msd_std=None, start=0.0,
+                     n_atoms=int(run["n_atoms"][symbol]), duration=run["duration_ps"])
+
+
 def close_pair_windows(frames, window_ps):
     """Water O–O pairs < CLOSE_OO per frame and their mean per ``window_ps`` (None without water O)."""
     from kernelpot.analysis import close_pair_counts, window_means
@@ -94,6 +145,9 @@ def main(argv=None):
     parser.add_argument("--rdf-every", type=int, default=1,
                         help="RDFs from every n-th frame (frames 10 fs apart are strongly correlated; ASE's "
                              "histogram takes ~0.02 s per frame and pair for 190 atoms)")
+    parser.add_argument("--earlier", type=Path, nargs="+", default=[],
+                        help="results.json of earlier analyses of the same system: their runs' diffusion "
+                             "coefficients join the combined ones")
     args = parser.parse_args(argv)
 
     from kernelpot.analysis import (
@@ -157,10 +211,15 @@ def main(argv=None):
     # the cell, not a cube of its volume: the gen3 boxes are 20 x 10 x 10 Å, which corrects like a 15.7 Å cube;
     # each run by its own cell
     shifts = {name: yeh_hummer_correction(np.asarray(c[:]), temperature, args.viscosity) for name, c in cells.items()}
+    counts = {s: first.get_chemical_symbols().count(s) for s in ("O", "Na", "Cl")}
+    earlier = read_earlier(args.earlier, first, names, counts)
+    shifts.update({name: run["shift"] for name, run in earlier.items()})
     per_run, diffusion, corrected = {}, {}, {}
     for symbol in ("O", "Na", "Cl"):
         if symbol in species:
             per_run[symbol] = {name: self_diffusion(kept, symbol) for name, (_, kept) in runs.items()}
+            per_run[symbol].update({name: summary_diffusion(symbol, run, seed=k) for k, (name, run)
+                                    in enumerate(earlier.items()) if symbol in run["D"]})
             diffusion[symbol] = combine_diffusions(list(per_run[symbol].values()))
             corrected[symbol] = combine_diffusions([d.corrected(shifts[name]) for name, d in per_run[symbol].items()])
     plot_msds(list(diffusion.values()), out / "msd.png", title=f"{label}: {runs_text}{duration:.1f} ps after "
@@ -169,15 +228,26 @@ def main(argv=None):
         for name in names:
             plot_msds([runs_of[name] for runs_of in per_run.values()], out / f"msd_{name}.png",
                       title=f"{name}: {durations[name]:.1f} ps after {args.skip} ps equilibration")
-    counts = {s: first.get_chemical_symbols().count(s) for s in ("Na", "Cl")}
+    if earlier:  # the conductivity's volume and temperature: of every run whose D enters it
+        volume = float(np.mean([c.volume for c in cells.values()] + [run["volume"] for run in earlier.values()]))
+        temperature = float(np.average([temperature] * len(names) + [r["temperature_K"] for r in earlier.values()],
+                                       weights=[duration / len(names)] * len(names)
+                                       + [r["duration_ps"] for r in earlier.values()]))
     ions = {s: corrected[s].samples for s in ("Na", "Cl") if s in corrected}
-    conductivity = nernst_einstein_conductivity(ions, counts, {"Na": 1, "Cl": -1}, volume, temperature) \
-        if ions else None
-    results = {"trajectory": label, "runs": {name: {"frames": len(runs[name][1]), "duration_ps": durations[name]}
-                                             for name in names},
+    conductivity = nernst_einstein_conductivity(ions, {s: counts[s] for s in ions}, {"Na": 1, "Cl": -1}, volume,
+                                                temperature) if ions else None
+    runs_record = {name: {"frames": len(runs[name][1]), "duration_ps": durations[name],
+                          "formula": first.get_chemical_formula(), "volume_A3": float(cells[name].volume),
+                          "temperature_K": float(np.mean([f.info.get("temperature_K", np.nan) for f in runs[name][1]])),
+                          "n_atoms": counts} for name in names}
+    runs_record.update({name: {"duration_ps": run["duration_ps"], "formula": first.get_chemical_formula(),
+                               "volume_A3": run["volume"], "temperature_K": run["temperature_K"],
+                               "n_atoms": run["n_atoms"], "earlier": True} for name, run in earlier.items()})
+    results = {"trajectory": label, "runs": runs_record, "earlier": [str(path) for path in args.earlier],
                "frames": len(frames), "duration_ps": duration, "temperature_K": temperature,
                "box_length_A": length, "cell_lengths_A": {name: [float(v) for v in c.lengths()]
                                                           for name, c in cells.items()},
+               "duration_with_earlier_ps": duration + sum(r["duration_ps"] for r in earlier.values()),
                "yeh_hummer_shift_1e-9_m2_s": {name: v * 1e9 for name, v in shifts.items()},
                "viscosity_Pa_s": args.viscosity,
                "rdf": shells,
@@ -207,17 +277,22 @@ def main(argv=None):
         ref_text = f"{ref['peak']} Å, {ref['coordination']}" if ref else ""
         lines.append(f"| {pair_label} | {shell['peak']:.2f} | {shell['minimum']:.2f} | {shell['coordination']:.2f} "
                      f"| {ref_text} |")
+    several = len(names) + len(earlier) > 1
     lines += ["", "| species | D (PBC) | 95 % interval | D + Yeh–Hummer | experiment (298 K) |"
-              + (" per run (PBC) |" if len(names) > 1 else ""), "|---|---|---|---|---|"
-              + ("---|" if len(names) > 1 else "")]
+              + (" per run (PBC) |" if several else ""), "|---|---|---|---|---|" + ("---|" if several else "")]
     for s, d in results["diffusion_1e-9_m2_s"].items():
-        each = ", ".join(f"{r['D_pbc']:.2f} ± {r['std']:.2f}" for r in d["runs"].values())
+        each = ", ".join(f"{name}{'*' * (name in earlier)} {r['D_pbc']:.2f} ± {r['std']:.2f}"
+                         for name, r in d["runs"].items())
         lines.append(f"| {s} | {d['D_pbc']:.2f} ± {d['std']:.2f} | {d['interval95'][0]:.2f}–{d['interval95'][1]:.2f}"
-                     f" | {d['D_yeh_hummer']:.2f} | {d['experiment']} |" + (f" {each} |" if len(names) > 1 else ""))
+                     f" | {d['D_yeh_hummer']:.2f} | {d['experiment']} |" + (f" {each} |" if several else ""))
     lines.append("")
     lines.append("D in 10⁻⁹ m²/s (O: water oxygens)"
-                 + ("; several runs: their inverse-variance mean (kernelpot.analysis.combine_diffusions)"
-                    if len(names) > 1 else "") + ". Yeh–Hummer shift "
+                 + ("; several runs: their mean weighted by the atom-ps each observed "
+                    "(kernelpot.analysis.combine_diffusions)" if several else "")
+                 + ("; * an earlier run (--earlier " + ", ".join(map(str, args.earlier))
+                    + f"; {sum(r['duration_ps'] for r in earlier.values()):.2f} ps), a normal posterior of its "
+                    "recorded D ± std; RDFs and MSDs are this analysis's runs alone" if earlier else "")
+                 + ". Yeh–Hummer shift "
                  + ", ".join(f"{v * 1e9:.3f}" for v in shifts.values())
                  + f" × 10⁻⁹ m²/s (η = {args.viscosity} Pa s; each run's own cell).")
     if conductivity is not None:

@@ -187,7 +187,7 @@ def main(argv=None):
     _check_outputs(args, parser)
     settings = {key: str(value) for key, value in sorted(vars(args).items())
                 if key not in ("molecules", "all", "json", "processes", "save_dir", "data_dir")}
-    rows = _resumed(args.json, settings, molecules)
+    rows, kept = _resumed(args.json, settings, molecules)  # kept: other molecules' and settings' rows, as read
     todo = [m for m in molecules if m not in {r["molecule"] for r in rows}]
     if args.processes > 1:
         # one BLAS/Numba thread per process, set before the workers import NumPy
@@ -209,7 +209,7 @@ def main(argv=None):
         rows.append({**row, "settings": settings})
         _print_table(rows)  # after every molecule: a long run shows what it has
         if args.json:
-            atomic_write(args.json, json.dumps(rows, indent=1).encode())
+            atomic_write(args.json, json.dumps(kept + rows, indent=1).encode())
     print(json.dumps([{k: v for k, v in r.items() if k not in ("auto_table", "settings")} for r in rows]))
     unsaved = [r["save_error"] for r in rows if "save_error" in r]
     if failed or unsaved:
@@ -240,13 +240,15 @@ def _plan(molecule, args):
 
 
 def _resumed(path, settings, molecules):
-    """Rows of ``path`` (a previous run's --json) made with the same settings, for molecules asked for now."""
+    """The rows of ``path`` (a previous run's --json): (those made with the same settings for molecules asked for
+    now, which this run resumes from; all the others, which it keeps in the file untouched)."""
     if path is None or not path.is_file():
-        return []
-    rows = [r for r in json.loads(path.read_text()) if r.get("settings") == settings and r["molecule"] in molecules]
-    if rows:
-        print(f"resuming: {[r['molecule'] for r in rows]} already in {path}", flush=True)
-    return rows
+        return [], []
+    held = json.loads(path.read_text())
+    resumed = [r for r in held if r.get("settings") == settings and r["molecule"] in molecules]
+    if resumed:
+        print(f"resuming: {[r['molecule'] for r in resumed]} already in {path}", flush=True)
+    return resumed, [r for r in held if not any(r is row for row in resumed)]
 
 
 def _print_table(rows):

@@ -523,3 +523,26 @@ def test_rmd17_benchmark_keeps_a_measured_row_whose_model_cannot_be_saved(monkey
                            "--json", str(tmp_path / "rows.json"), "--save-dir", str(tmp_path / "models")])
     (row,) = json.loads((tmp_path / "rows.json").read_text())
     assert row["molecule"] == "ethanol" and row["force_mae_meV_A"] > 0 and "No space left" in row["save_error"]
+
+
+def test_rmd17_benchmark_json_keeps_the_rows_of_molecules_not_run_now(monkeypatch, tmp_path):
+    """A second run on other molecules with the same --json once rewrote the file with its own rows only."""
+    benchmark = _benchmark()
+    ran = []
+
+    def run(molecule, args):
+        ran.append(molecule)
+        return {"molecule": molecule, "n_sparse": 1, "n_train": 1, "n_test": 1, "fit_seconds": 1.0,
+                "cpu_seconds": 1.0, "force_mae_meV_A": 1.0, "energy_mae_meV": 1.0, "published_soap_gap": 18.1,
+                "published_fchl19": 6.2}
+
+    monkeypatch.setattr(benchmark, "run", run)
+    path = tmp_path / "rows.json"
+    benchmark.main(["uracil", "--auto", "--json", str(path)])
+    benchmark.main(["uracil", "--auto", "--json", str(path), "--budget-minutes", "7"])  # other settings: a new row
+    benchmark.main(["ethanol", "--auto", "--json", str(path)])
+    benchmark.main(["ethanol", "uracil", "--auto", "--json", str(path)])  # both held: resumed, nothing refitted
+    assert ran == ["uracil", "uracil", "ethanol"]
+    rows = json.loads(path.read_text())
+    assert sorted((r["molecule"], r["settings"]["budget_minutes"]) for r in rows) == [
+        ("ethanol", "100.0"), ("uracil", "100.0"), ("uracil", "7.0")]

@@ -228,11 +228,8 @@ def main(argv=None):
         for name in names:
             plot_msds([runs_of[name] for runs_of in per_run.values()], out / f"msd_{name}.png",
                       title=f"{name}: {durations[name]:.1f} ps after {args.skip} ps equilibration")
-    if earlier:  # the conductivity's volume and temperature: of every run whose D enters it
+    if earlier:  # the conductivity's volume: of every run whose D enters it (the temperature is this run's)
         volume = float(np.mean([c.volume for c in cells.values()] + [run["volume"] for run in earlier.values()]))
-        temperature = float(np.average([temperature] * len(names) + [r["temperature_K"] for r in earlier.values()],
-                                       weights=[duration / len(names)] * len(names)
-                                       + [r["duration_ps"] for r in earlier.values()]))
     ions = {s: corrected[s].samples for s in ("Na", "Cl") if s in corrected}
     conductivity = nernst_einstein_conductivity(ions, {s: counts[s] for s in ions}, {"Na": 1, "Cl": -1}, volume,
                                                 temperature) if ions else None

@@ -223,7 +223,7 @@ def main(argv=None):
             diffusion[symbol] = combine_diffusions(list(per_run[symbol].values()))
             corrected[symbol] = combine_diffusions([d.corrected(shifts[name]) for name, d in per_run[symbol].items()])
     plot_msds(list(diffusion.values()), out / "msd.png", title=f"{label}: {runs_text}{duration:.1f} ps after "
-              f"{args.skip} ps equilibration")
+              f"{args.skip} ps equilibration" + (f"; D with {len(earlier)} earlier runs" if earlier else ""))
     if len(names) > 1:
         for name in names:
             plot_msds([runs_of[name] for runs_of in per_run.values()], out / f"msd_{name}.png",

@@ -212,10 +212,14 @@ def main(argv=None):
             atomic_write(args.json, json.dumps(kept + rows, indent=1).encode())
     print(json.dumps([{k: v for k, v in r.items() if k not in ("auto_table", "settings")} for r in rows]))
     unsaved = [r["save_error"] for r in rows if "save_error" in r]
-    if failed or unsaved:
-        kept = f"the table and {args.json}" if args.json else "the table"
-        raise SystemExit("; ".join([f"failed: {failed}; the other molecules are in {kept}"] * bool(failed)
-                                   + [f"measured but not saved: {unsaved}"] * bool(unsaved)))
+    problems = []
+    if failed:
+        problems.append(f"failed: {failed}; the other molecules are in the table"
+                        + (f" and {args.json}" if args.json else ""))
+    if unsaved:
+        problems.append(f"measured but not saved: {unsaved}")
+    if problems:
+        raise SystemExit("; ".join(problems))
     return rows
 
 
@@ -244,11 +248,12 @@ def _resumed(path, settings, molecules):
     now, which this run resumes from; all the others, which it keeps in the file untouched)."""
     if path is None or not path.is_file():
         return [], []
-    held = json.loads(path.read_text())
-    resumed = [r for r in held if r.get("settings") == settings and r["molecule"] in molecules]
+    resumed, others = [], []
+    for row in json.loads(path.read_text()):
+        (resumed if row.get("settings") == settings and row["molecule"] in molecules else others).append(row)
     if resumed:
         print(f"resuming: {[r['molecule'] for r in resumed]} already in {path}", flush=True)
-    return resumed, [r for r in held if not any(r is row for row in resumed)]
+    return resumed, others
 
 
 def _print_table(rows):

@@ -177,7 +177,7 @@ def combine_diffusions(runs, random_state=0):
     an inverse-variance mean would, and is biased low, because a diffusion posterior's spread grows with its
     own D (the MSD's variance goes as (6 D t)²), so a run whose ions happened to move little reports a small
     error bar and takes most of the weight. Two 25 ps runs of two chlorides each, D = 0.46 ± 0.24 and
-    1.59 ± 0.64 × 10⁻⁹ m²/s, have the inverse-variance mean 0.60, below both runs' mean; here they give 1.03.
+    1.59 ± 0.64 × 10⁻⁹ m²/s, have the inverse-variance mean 0.60, far below their average; here they give 1.03.
 
     The combined posterior samples are the same weighted mean of the runs' samples, each run's samples
     shuffled independently (the runs share no trajectory, so their errors are independent): its spread is

@@ -172,19 +172,18 @@ def check_script_outputs(parser: argparse.ArgumentParser, outputs: dict, *, mode
         The options whose output is a ``.kpot`` model, or a folder (see :func:`check_output`). A missing folder
         is created now, parents too, so the script's saves after hours of work cannot fail on it.
     """
+    given = {option: path for option, path in outputs.items() if path is not None and str(path) != ""}
     for option in folders:
-        path = outputs.get(option)
-        if path is not None and str(path) != "":
+        if option in given:
             try:
-                Path(path).mkdir(parents=True, exist_ok=True)
+                Path(given[option]).mkdir(parents=True, exist_ok=True)
             except FileExistsError:
                 pass  # a file of that name: check_output names it below
             except OSError as error:
-                parser.error(f"{option} {str(path)!r}: {error.strerror}")
+                parser.error(f"{option} {str(given[option])!r}: {error.strerror}")
     try:
-        for option, path in outputs.items():
-            if path is not None and str(path) != "":
-                check_output(path, option=option, model=option in models, folder=option in folders)
+        for option, path in given.items():
+            check_output(path, option=option, model=option in models, folder=option in folders)
     except ValueError as error:
         parser.error(str(error))
 

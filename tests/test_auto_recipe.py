@@ -491,6 +491,12 @@ def test_rmd17_benchmark_refuses_an_unwritable_output_before_any_fit(monkeypatch
     assert "--save-dir" in error and "is a file, not a folder" in error
 
 
+def _measured_row(molecule):
+    """What gap_rmd17.run returns for a molecule (stand-in numbers), for tests of the bookkeeping around it."""
+    return {"molecule": molecule, "n_sparse": 1, "n_train": 1, "n_test": 1, "fit_seconds": 1.0, "cpu_seconds": 1.0,
+            "force_mae_meV_A": 1.0, "energy_mae_meV": 1.0, "published_soap_gap": 18.1, "published_fchl19": 6.2}
+
+
 def test_rmd17_benchmark_keeps_the_other_molecules_when_one_fails(monkeypatch, tmp_path, capsys):
     """A session lost a finished 37-minute fit this way: the first molecule's save failed and took the rest."""
     benchmark = _benchmark()
@@ -498,9 +504,7 @@ def test_rmd17_benchmark_keeps_the_other_molecules_when_one_fails(monkeypatch, t
     def run(molecule, args):
         if molecule == "uracil":
             raise OSError("disk full")
-        return {"molecule": molecule, "n_sparse": 1, "n_train": 1, "n_test": 1, "fit_seconds": 1.0,
-                "cpu_seconds": 1.0, "force_mae_meV_A": 1.0, "energy_mae_meV": 1.0, "published_soap_gap": 18.1,
-                "published_fchl19": 6.2}
+        return _measured_row(molecule)
 
     monkeypatch.setattr(benchmark, "run", run)
     with pytest.raises(SystemExit, match=r"failed: \['uracil'\]"):
@@ -532,9 +536,7 @@ def test_rmd17_benchmark_json_keeps_the_rows_of_molecules_not_run_now(monkeypatc
 
     def run(molecule, args):
         ran.append(molecule)
-        return {"molecule": molecule, "n_sparse": 1, "n_train": 1, "n_test": 1, "fit_seconds": 1.0,
-                "cpu_seconds": 1.0, "force_mae_meV_A": 1.0, "energy_mae_meV": 1.0, "published_soap_gap": 18.1,
-                "published_fchl19": 6.2}
+        return _measured_row(molecule)
 
     monkeypatch.setattr(benchmark, "run", run)
     path = tmp_path / "rows.json"

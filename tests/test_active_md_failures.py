@@ -101,6 +101,19 @@ def test_loop_stops_with_the_explorers_reason_and_keeps_its_labels(tmp_path):
     assert len(Checkpoint(tmp_path / "run").load_labelled()) == len(learner.labelled_) >= 2
 
 
+@pytest.mark.parametrize("verbose", [True, False])
+def test_an_explosion_is_reported_once(tmp_path, capsys, caplog, verbose):
+    # Printed when verbose, else logged as a warning (which an unconfigured logger prints): never both, which
+    # doubled every explosion message in a verbose run's log.
+    explorer = _explorer(min_pair_distance=2.6, max_explosions=2)
+    with caplog.at_level("INFO", logger="kernelpot.active"):
+        ActiveLearner(_template(), explorer, EMT(), budget=10, n_initial=2, checkpoint=tmp_path / "run",
+                      verbose=verbose).run()
+    printed = capsys.readouterr().out.count("exploded at step")
+    warned = sum("exploded at step" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert (printed, warned) == ((2, 0) if verbose else (0, 2))
+
+
 def test_explorer_bad_input():
     with pytest.raises(ValueError, match="max_score"):
         _explorer(max_score=0.0)

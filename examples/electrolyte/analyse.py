@@ -25,9 +25,10 @@ observed (:func:`kernelpot.analysis.combine_diffusions`); figures and tables go 
 ``<work>/analysis/run1+run2/``, with one ``msd_<name>.png`` and ``close_pairs_<name>.png`` per run.
 
 Runs analysed before, whose trajectories are gone (``--earlier results.json``, the file an earlier analysis
-wrote): their per-run diffusion coefficients join the combined ones, each as a normal posterior of its
-recorded mean and spread, with its own Yeh–Hummer shift; the RDFs and MSDs are the new runs' alone. So
-sessions that each add a few runs build up one transport estimate:
+wrote): their per-run diffusion coefficients join the combined ones, each as the posterior its quantiles
+record (``QUANTILES`` of them; a file written before they were kept gives a normal posterior of its recorded
+mean and spread), with its own Yeh–Hummer shift; the RDFs and MSDs are the new runs' alone. So sessions that
+each add a few runs build up one transport estimate:
 
     python examples/electrolyte/analyse.py --name s9c s9d --skip 1 --earlier docs/.../results.json
 """
@@ -59,6 +60,8 @@ CLOSE_CLH = 1.64
 #: Several runs are analysed together if their volumes differ by at most this fraction (the gen3 start frames of
 #: the revPBE0-D3 data come from NPT: 2000 and 2054 Å³ for the same 2 NaCl + 62 H2O).
 MAX_VOLUME_MISMATCH = 0.05
+#: Quantiles kept of each run's posterior of D in results.json (enough for its 2.5 and 97.5 % points).
+QUANTILES = 200
 #: Shear viscosity of water at 298 K, Pa s (the Yeh–Hummer default; the model's own η is unknown here).
 WATER_VISCOSITY = 0.89e-3
 
@@ -102,7 +105,9 @@ def read_earlier(paths, first, names, counts):
                     "shift": 1e-9 * float(results["yeh_hummer_shift_1e-9_m2_s"][name]),
                     "temperature_K": float(run.get("temperature_K", results["temperature_K"])),
                     "n_atoms": run.get("n_atoms", counts),
-                    "D": {s: (1e-9 * d["runs"][name]["D_pbc"], 1e-9 * d["runs"][name]["std"])
+                    "D": {s: (1e-9 * d["runs"][name]["D_pbc"], 1e-9 * d["runs"][name]["std"],
+                              None if d["runs"][name].get("quantiles") is None
+                              else 1e-9 * np.asarray(d["runs"][name]["quantiles"], dtype=float))
                           for s, d in diffusion.items() if name in d["runs"]}}
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise SystemExit(f"--earlier {path}: not a results.json of analyse.py ({type(error).__name__}: "
@@ -110,14 +115,27 @@ def read_earlier(paths, first, names, counts):
     return earlier
 
 
+def posterior_quantiles(samples):
+    """``QUANTILES`` equally spaced quantiles (probabilities (k + ½) / QUANTILES) of posterior samples: what
+    ``results.json`` keeps of each run's posterior, so that a later ``--earlier`` keeps its skew (an ion's
+    posterior of D is skewed to the right: its MSD's spread grows with D)."""
+    return np.quantile(np.asarray(samples, dtype=float), (np.arange(QUANTILES) + 0.5) / QUANTILES)
+
+
 def summary_diffusion(symbol, run, n_samples=4000, seed=0):
-    """An earlier run's posterior of D as a :class:`Diffusion` without an MSD: normal samples of its mean
-    and spread (the samples themselves were not kept)."""
+    """An earlier run's posterior of D as a :class:`Diffusion` without an MSD: samples drawn from its recorded
+    quantiles (inverse-CDF sampling), or normal samples of its mean and spread in a file without quantiles."""
     from kernelpot.analysis import Diffusion
 
-    mean, std = run["D"][symbol]
-    samples = np.random.default_rng(seed).normal(mean, std, n_samples)
-    return Diffusion(species=symbol, D=mean, D_std=std, D_interval=(mean - 1.96 * std, mean + 1.96 * std),
+    mean, std, quantiles = run["D"][symbol]
+    rng = np.random.default_rng(seed)
+    if quantiles is None:
+        samples = rng.normal(mean, std, n_samples)
+    else:
+        levels = (np.arange(len(quantiles)) + 0.5) / len(quantiles)
+        samples = np.interp(rng.uniform(levels[0], levels[-1], n_samples), levels, quantiles)
+    return Diffusion(species=symbol, D=mean, D_std=std,
+                     D_interval=tuple(float(q) for q in np.percentile(samples, [2.5, 97.5])),
                      samples=samples, time=None, msd=None, msd_std=None, start=0.0,
                      n_atoms=int(run["n_atoms"][symbol]), duration=run["duration_ps"])
 
@@ -253,7 +271,9 @@ def main(argv=None):
                                            "D_yeh_hummer": corrected[s].D * 1e9,
                                            "D_yeh_hummer_std": corrected[s].D_std * 1e9, "fit_from_ps": d.start,
                                            "experiment": EXPERIMENT["D"][s],
-                                           "runs": {name: {"D_pbc": r.D * 1e9, "std": r.D_std * 1e9}
+                                           "runs": {name: {"D_pbc": r.D * 1e9, "std": r.D_std * 1e9,
+                                                           "quantiles": [float(f"{q * 1e9:.5g}") for q
+                                                                         in posterior_quantiles(r.samples)]}
                                                     for name, r in per_run[s].items()}}
                                        for s, d in diffusion.items()},
                "nernst_einstein_S_per_m": None if conductivity is None else {
@@ -277,6 +297,7 @@ def main(argv=None):
     several = len(names) + len(earlier) > 1
     lines += ["", "| species | D (PBC) | 95 % interval | D + Yeh–Hummer | experiment (298 K) |"
               + (" per run (PBC) |" if several else ""), "|---|---|---|---|---|" + ("---|" if several else "")]
+    unquantiled = [name for name, run in earlier.items() if any(q is None for _, _, q in run["D"].values())]
     for s, d in results["diffusion_1e-9_m2_s"].items():
         each = ", ".join(f"{name}{'*' * (name in earlier)} {r['D_pbc']:.2f} ± {r['std']:.2f}"
                          for name, r in d["runs"].items())
@@ -287,8 +308,10 @@ def main(argv=None):
                  + ("; several runs: their mean weighted by the atom-ps each observed "
                     "(kernelpot.analysis.combine_diffusions)" if several else "")
                  + ("; * an earlier run (--earlier " + ", ".join(map(str, args.earlier))
-                    + f"; {sum(r['duration_ps'] for r in earlier.values()):.2f} ps), a normal posterior of its "
-                    "recorded D ± std; RDFs and MSDs are this analysis's runs alone" if earlier else "")
+                    + f"; {sum(r['duration_ps'] for r in earlier.values()):.2f} ps), the posterior its recorded "
+                    "quantiles give" + (f" ({', '.join(unquantiled)}: recorded without them, a normal posterior of "
+                                        "D ± std)" if unquantiled else "")
+                    + "; RDFs and MSDs are this analysis's runs alone" if earlier else "")
                  + ". Yeh–Hummer shift "
                  + ", ".join(f"{v * 1e9:.3f}" for v in shifts.values())
                  + f" × 10⁻⁹ m²/s (η = {args.viscosity} Pa s; each run's own cell).")

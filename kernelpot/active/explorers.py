@@ -163,9 +163,10 @@ class MDExplorer:
     Candidate keys are ``"md:<global step>"``.
 
     An explosion never offers the exploded structure (an oracle would fail on
-    it or return forces that wreck the fit). The call ends with a warning
-    (logged, and kept in ``explosions``); the last ``n_keep`` sane snapshots
-    before it are offered for labelling (the loop labels the best of them),
+    it or return forces that wreck the fit). The call ends with a message
+    (``last_message``, which the loop reports, and kept in ``explosions``);
+    the last ``n_keep`` sane snapshots before it are offered for labelling
+    (the loop labels the best of them),
     and the dynamics restart from the last sane one with fresh velocities,
     so the refitted model learns the region where it failed.
     """
@@ -254,8 +255,6 @@ class MDExplorer:
 
     def _exploded(self, reason, sane):
         """Record an explosion, restart from the last sane snapshot; the snapshots to offer."""
-        import logging
-
         self.explosions_in_row += 1
         offered = [(key, frame) for key, frame in sane[-self.n_keep:] if key not in self.labelled_keys]
         restart_key, self.atoms, self.velocities_set = sane[-1][0], sane[-1][1], False
@@ -271,8 +270,7 @@ class MDExplorer:
                                 f"({', '.join(k for k, _ in sane[-self.n_keep:])}), lower the temperature or time "
                                 "step, or start from more labelled structures")
             message += "; giving up: " + self.stop_reason
-        logging.getLogger(__name__).warning(message)
-        self.last_message = message
+        self.last_message = message  # the loop reports it (once: printed when verbose, else logged as a warning)
         return [k for k, _ in offered], [f for _, f in offered]
 
     def candidates(self, model, strategy, rng):

@@ -205,7 +205,17 @@ class ActiveLearner:
         self.explorer.check_batch(int(self.batch_size))
         return strategy
 
-    def _say(self, message):
+    def _say(self, message, *, warning=False):
+        """Print ``message`` when verbose, and log it.
+
+        A ``warning`` (an oracle failure, an MD explosion) is logged as a
+        warning when the loop is quiet, so that it is seen once either way:
+        Python's fallback handler prints warnings of an unconfigured logger,
+        and a verbose loop has printed it already.
+        """
+        if warning and not self.verbose:
+            logger.warning(message)
+            return
         logger.info(message)
         if self.verbose:
             print(message, flush=True)
@@ -401,7 +411,7 @@ class ActiveLearner:
         explosion = getattr(self.explorer, "last_message", None)
         if explosion:
             record["explorer_message"] = explosion
-            self._say(explosion)
+            self._say(explosion, warning=True)
         self._commit(store, record)
 
     def _full_refit_due(self, iteration):
@@ -431,7 +441,7 @@ class ActiveLearner:
     def _fail(self, store, key, reason, iteration):
         failure = {"kind": "failure", "iteration": iteration, "key": str(key), "reason": reason}
         self.failures_.append(failure)
-        self._say(f"oracle failed on {key}: {reason} (skipped)")
+        self._say(f"oracle failed on {key}: {reason} (skipped)", warning=True)
         if store is not None:
             store.append_log(failure)
 

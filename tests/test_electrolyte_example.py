@@ -66,6 +66,23 @@ def test_the_chain_runs_and_resumes(work):
     assert curves["n_test"] == 3 and [r["calls"] for r in curves["curves"]["pool"]] == []  # 3 pool frames < 4
     assert curves["curves"]["variance_seed0"][0]["calls"] == 4
     assert (work / "compare" / "curves.png").stat().st_size > 1000
+    # the second test set: the learned model's 330 K MD, frames 4 fs apart after 4 fs, labelled by the oracle
+    reference = ("--models", "variance_seed0", "--n-water", 8, "--ps", 0.02, "--equilibrate", 0.004,
+                 "--spacing", 0.004, "--interval", 2, "--quiet")
+    _run("model_reference.py", *reference, work=work)
+    test_model = ase.io.read(work / "reference" / "test_model.extxyz", index=":")
+    assert [a.info["md_time"] for a in test_model] == pytest.approx([0.004, 0.008, 0.012, 0.016, 0.02])
+    assert all(a.info["model_run"] == "variance_seed0" and np.abs(a.get_forces()).max() > 0 for a in test_model)
+    made = [work / "reference" / name for name in ("test_model.extxyz", "md_variance_seed0.extxyz")]
+    before = [path.read_text() for path in made]
+    _run("model_reference.py", *reference, work=work)  # resumes: no MD step, no label made again
+    assert [path.read_text() for path in made] == before
+    _run("compare.py", "--calls", "4,7", "--n-sparse", 30, "--test", work / "reference" / "test_model.extxyz",
+         work=work)
+    on_model = json.loads((work / "compare" / "curves_test_model.json").read_text())
+    assert on_model["n_test"] == 5  # in its own files: the AIMD test set's curves are kept
+    assert json.loads((work / "compare" / "curves.json").read_text())["n_test"] == 3
+    assert on_model["curves"]["variance_seed0"][0]["forces_rmse"] != curves["curves"]["variance_seed0"][0]["forces_rmse"]
 
     model = work / "learn" / "variance_seed0" / "model.kpot"
     start = work / "learn" / "start.extxyz"

@@ -5,7 +5,8 @@ For every learning run in ``<work>/learn/`` (``<strategy>_seed<k>``) and every n
 of its checkpoint journal; failed oracle calls count as calls but give no structure), and so is the (c)
 control on the first n frames of the relabelled AIMD pool (``relabel_aimd.py``; a prefix of its van der
 Corput order is n nearly equally spaced frames). A fresh full fit at every n treats all arms alike (the loop
-itself refits incrementally). Writes ``<work>/compare/curves.json``, ``curves.md`` and ``curves.png``.
+itself refits incrementally). Writes ``<work>/compare/curves.json``, ``curves.md`` and ``curves.png``
+(``curves_<test file stem>.*`` for a test set given with ``--test``, e.g. ``model_reference.py``'s).
 
     python examples/electrolyte/compare.py --calls 4,10,20,30,40
 """
@@ -33,6 +34,15 @@ def _read(path):
     import ase.io
 
     return list(ase.io.read(path, index=":")) if path.is_file() and path.stat().st_size else []
+
+
+def test_digest(test):
+    """8 hex digits of the test frames' species, positions and forces: the test set's identity."""
+    digest = hashlib.sha1()
+    for atoms in test:
+        for array in (atoms.numbers, atoms.positions, atoms.get_forces()):
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:8]
 
 
 def runs(work):
@@ -137,9 +147,10 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     curves, meta = {}, {}
     chosen = None if args.runs is None else set(args.runs.split(","))
-    # The cache is keyed by the recipe too: results of another GAP string are never reused.
+    # The cache is keyed by the test set's content and the recipe: results on another test set (two sets of 40
+    # frames once shared one key) or of another GAP string are never reused.
     recipe = hashlib.sha1(gap_string(n_sparse=args.n_sparse).encode()).hexdigest()[:8]
-    cache = out / "cache" / f"test{len(test)}_sparse{args.n_sparse}_{recipe}"
+    cache = out / "cache" / f"{test_path.stem}{len(test)}_{test_digest(test)}_sparse{args.n_sparse}_{recipe}"
     for name, (labelled, spent, n_calls, n_failures) in runs(args.work).items():
         print(f"{name}: {len(labelled)} labelled, {n_calls} oracle calls ({n_failures} failed)", flush=True)
         curves[name] = curve(labelled, calls, test, n_sparse=args.n_sparse, seed=0, cache=cache / name,
@@ -153,19 +164,20 @@ def main(argv=None):
     summary = {"test": str(test_path), "n_test": len(test), "test_atoms": int(sum(len(a) for a in test)),
                "test_rms_force": zero_forces,
                "calls": calls, "curves": curves, "runs": meta, "load_average": os.getloadavg()[0]}
-    (out / "curves.json").write_text(json.dumps(summary, indent=1))
+    stem = "curves" if args.test is None else f"curves_{test_path.stem}"
+    (out / f"{stem}.json").write_text(json.dumps(summary, indent=1))
     lines = ["| run | " + " | ".join(f"{n} calls" for n in calls) + " |", "|---|" + "---|" * len(calls)]
     for name, rows in sorted(curves.items()):
         by_calls = {r["calls"]: r["forces_rmse"] * 1000 for r in rows}
         lines.append(f"| {name} | " + " | ".join(f"{by_calls[n]:.0f}" if n in by_calls else "–" for n in calls)
                      + " |")
     table = "\n".join(lines)
-    (out / "curves.md").write_text(f"Force RMSE (meV/Å) on {len(test)} test frames ({test_path.name}); predicting "
+    (out / f"{stem}.md").write_text(f"Force RMSE (meV/Å) on {len(test)} test frames ({test_path.name}); predicting "
                                    f"F = 0 gives {zero_forces * 1000:.0f}\n\n{table}\n")
     print(table)
-    plot(curves, out / "curves.png", title=f"NaCl + water, GFN2-xTB labels; test: {len(test)} frames "
+    plot(curves, out / f"{stem}.png", title=f"NaCl + water, GFN2-xTB labels; test: {len(test)} frames "
          f"({test_path.name})", zero_forces=zero_forces)
-    print(f"wrote {out / 'curves.png'}")
+    print(f"wrote {out / stem}.png")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ models' liquid, not xTB's: this set favours the learning loops as the relabelled
 models of one σ-driven and one random run (``--models variance_seed0 random_seed0``, half the frames each)
 favours neither of (a) and (b); their seeds > 0 see these frames no more than any other.
 
+A model's MD that brings two atoms closer than ``common.MIN_DISTANCES`` (it has left what it learned) goes on
+from its last frame with fresh velocities (up to 3 times); the frame that came too close is never kept.
 Both steps resume: the MD (one process per model can share the work: ``--md-only``) continues from its last
 frame, and labelling skips the frames already labelled (an xTB failure is logged, counted and skipped)::
 
@@ -40,24 +42,46 @@ from common import (
 from relabel_aimd import label_interleaved
 
 
-def run_md(work, run, *, ps, seed, interval, n_water, min_distance, progress):
-    """330 K MD of the final model of learning run ``run``; the frames of ``reference/md_<run>.extxyz``."""
+def run_md(work, run, *, ps, seed, interval, n_water, min_distance, progress, max_restarts=3):
+    """330 K MD of the final model of learning run ``run``, ``ps`` long: its frames, times counted from the start.
+
+    A stop (two atoms closer than ``min_distance``: the model has left what it learned) ends a part; the next
+    part, ``reference/md_<run>.restart<k>.extxyz``, starts from the part's last frame with fresh velocities
+    (seed + k), so that the test set's region is the models' liquid, never an exploding frame. A stopped part
+    (its ``.to_label.extxyz`` exists) is never run again: resuming it would replay the same stop."""
     from kernelpot import GAPCalculator, load_model
     from kernelpot.potential.dynamics import ResumableMD, read_frames
 
     model_path = work / "learn" / run / "model.kpot"
     if not model_path.is_file():
         raise SystemExit(f"no model at {model_path}: run learn.py for {run!r} first")
-    trajectory = work / "reference" / f"md_{run}.extxyz"
-    md = ResumableMD(trajectory, temperature=REFERENCE_TEMPERATURE, timestep=1.0, friction=0.01, interval=interval,
-                     min_distance=min_distance, random_state=seed, progress=progress, log_every=10)
-    steps = round(ps * 1000.0)
+    calculator = GAPCalculator(load_model(model_path), uncertainty=False)  # σ would cost 25x a step
     start = deuterate(nacl_water_box(n_water, seed=0))
-    md.run(start, GAPCalculator(load_model(model_path), uncertainty=False), steps)  # σ: 25x a step
-    if md.stopped_:
-        raise SystemExit(f"the MD of {run}'s model stopped: {md.stopped_}")
-    print(f"{run}: MD at step {md.step_} of {steps}; {md.seconds_per_step_:.3g} s per step", flush=True)
-    return read_frames(trajectory)
+    frames, offset_fs = [], 0.0
+    for part in range(max_restarts + 1):
+        trajectory = work / "reference" / (f"md_{run}.extxyz" if part == 0 else f"md_{run}.restart{part}.extxyz")
+        md = ResumableMD(trajectory, temperature=REFERENCE_TEMPERATURE, timestep=1.0, friction=0.01,
+                         interval=interval, min_distance=min_distance, random_state=seed + part, progress=progress,
+                         log_every=10)
+        steps = round(ps * 1000.0 - offset_fs)
+        if not md.suggest_path.is_file():
+            md.run(start, calculator, steps)
+            print(f"{run}, part {part}: MD at step {md.step_} of {steps}; {md.seconds_per_step_:.3g} s per step",
+                  flush=True)
+        part_frames = read_frames(trajectory)
+        for atoms in part_frames[1 if part else 0:]:  # a restart's first frame is the last one before it
+            atoms.info["time_fs"] = atoms.info["time_fs"] + offset_fs
+            frames.append(atoms)
+        if not md.suggest_path.is_file():
+            return frames
+        offset_fs = frames[-1].info["time_fs"]
+        start = part_frames[-1].copy()
+        start.set_momenta(np.zeros_like(start.positions))  # fresh velocities: ResumableMD draws them
+        print(f"{run}: the MD stopped {offset_fs / 1000:.2f} ps in (see {md.suggest_path.name}); it goes on from "
+              "there with fresh velocities", flush=True)
+    raise SystemExit(f"the MD of {run}'s model stopped {max_restarts + 1} times; its model is not fit for "
+                     f"{ps} ps at {REFERENCE_TEMPERATURE:g} K: label the frames of the reference/md_{run}*.to_label"
+                     ".extxyz files into its run, or name another run")
 
 
 def test_frames(frames, *, run, equilibrate, spacing):

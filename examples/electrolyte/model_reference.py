@@ -66,8 +66,8 @@ def run_md(work, run, *, ps, seed, interval, n_water, min_distance, progress, ma
         steps = round(ps * 1000.0 - offset_fs)
         if not md.suggest_path.is_file():
             md.run(start, calculator, steps)
-            print(f"{run}, part {part}: MD at step {md.step_} of {steps}; {md.seconds_per_step_:.3g} s per step",
-                  flush=True)
+            ran = "" if np.isnan(md.seconds_per_step_) else f"; {md.seconds_per_step_:.3g} s per step"
+            print(f"{run}, part {part}: MD at step {md.step_} of {steps}{ran}", flush=True)
         part_frames = read_frames(trajectory)
         for atoms in part_frames[1 if part else 0:]:  # a restart's first frame is the last one before it
             atoms.info["time_fs"] = atoms.info["time_fs"] + offset_fs

@@ -8,7 +8,7 @@ Corput order is n nearly equally spaced frames). A fresh full fit at every n tre
 itself refits incrementally). Writes ``<work>/compare/curves.json``, ``curves.md`` and ``curves.png``
 (``curves_<test file stem>.*`` for a test set given with ``--test``, e.g. ``model_reference.py``'s).
 
-    python examples/electrolyte/compare.py --calls 4,10,20,30,40
+    python examples/electrolyte/compare.py --calls 4,12,20,40,60,90,120,150
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ def plot(curves, path, *, title, zero_forces=None):
 
 def main(argv=None):
     parser = work_parser(__doc__)
-    parser.add_argument("--calls", default="4,10,20,30,40", help="numbers of oracle calls to evaluate")
+    parser.add_argument("--calls", default="4,12,20,40,60,90,120,150", help="numbers of oracle calls to evaluate")
     parser.add_argument("--test", type=Path, default=None, help="test set (default: reference/test_aimd.extxyz, "
                         "else reference/test.extxyz)")
     parser.add_argument("--pool", type=Path, default=None, help="(c) pool (default: reference/pool_aimd.extxyz)")

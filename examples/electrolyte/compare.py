@@ -107,8 +107,9 @@ def plot(curves, path, *, title, zero_forces=None):
     for name, rows in sorted(curves.items()):
         if not rows:
             continue
-        strategy = name.split("_seed")[0]
-        ax.plot([r["calls"] for r in rows], [r["forces_rmse"] * 1000 for r in rows], "o-",
+        strategy, _, seed = name.partition("_seed")
+        marker = "os^vD"[int(seed) % 5] if seed.isdigit() else "o"  # the colour tells the strategy, the marker the seed
+        ax.plot([r["calls"] for r in rows], [r["forces_rmse"] * 1000 for r in rows], marker + "-",
                 color=colours.get(strategy, "k"), alpha=0.85,
                 label=f"{LABELS.get(strategy, strategy)}{'' if strategy == 'pool' else ', ' + name.split('_')[-1]}")
     ax.axhline(100, color="0.6", ls=":", lw=1)

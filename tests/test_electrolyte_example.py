@@ -77,6 +77,13 @@ def test_the_chain_runs_and_resumes(work):
     before = [path.read_text() for path in made]
     _run("model_reference.py", *reference, work=work)  # resumes: no MD step, no label made again
     assert [path.read_text() for path in made] == before
+    # a test set of the AIMD set's size (3 frames) gets its own fits: the cache was once keyed by the size alone
+    ase.io.write(work / "reference" / "test_three.extxyz", test_model[:3], format="extxyz")
+    _run("compare.py", "--calls", "4,7", "--n-sparse", 30, "--test", work / "reference" / "test_three.extxyz",
+         work=work)
+    three = json.loads((work / "compare" / "curves_test_three.json").read_text())
+    assert three["n_test"] == 3 and three["curves"]["variance_seed0"][0]["forces_rmse"] != pytest.approx(
+        curves["curves"]["variance_seed0"][0]["forces_rmse"], rel=1e-6)
     _run("compare.py", "--calls", "4,7", "--n-sparse", 30, "--test", work / "reference" / "test_model.extxyz",
          work=work)
     on_model = json.loads((work / "compare" / "curves_test_model.json").read_text())

@@ -36,7 +36,7 @@ def _read(path):
     return list(ase.io.read(path, index=":")) if path.is_file() and path.stat().st_size else []
 
 
-def test_digest(test):
+def frames_digest(test):
     """8 hex digits of the test frames' species, positions and forces: the test set's identity."""
     digest = hashlib.sha1()
     for atoms in test:
@@ -111,7 +111,7 @@ def plot(curves, path, *, title, zero_forces=None):
         marker = "os^vD"[int(seed) % 5] if seed.isdigit() else "o"  # the colour tells the strategy, the marker the seed
         ax.plot([r["calls"] for r in rows], [r["forces_rmse"] * 1000 for r in rows], marker + "-",
                 color=colours.get(strategy, "k"), alpha=0.85,
-                label=f"{LABELS.get(strategy, strategy)}{'' if strategy == 'pool' else ', ' + name.split('_')[-1]}")
+                label=LABELS.get(strategy, strategy) + (f", seed{seed}" if seed else ""))
     ax.axhline(100, color="0.6", ls=":", lw=1)
     if zero_forces is not None:  # the error of predicting F = 0: a model above it has learnt nothing usable
         ax.axhline(zero_forces * 1000, color="0.3", ls="--", lw=1, label="F = 0 (RMS force of the test set)")
@@ -151,7 +151,7 @@ def main(argv=None):
     # The cache is keyed by the test set's content and the recipe: results on another test set (two sets of 40
     # frames once shared one key) or of another GAP string are never reused.
     recipe = hashlib.sha1(gap_string(n_sparse=args.n_sparse).encode()).hexdigest()[:8]
-    cache = out / "cache" / f"{test_path.stem}{len(test)}_{test_digest(test)}_sparse{args.n_sparse}_{recipe}"
+    cache = out / "cache" / f"{test_path.stem}{len(test)}_{frames_digest(test)}_sparse{args.n_sparse}_{recipe}"
     for name, (labelled, spent, n_calls, n_failures) in runs(args.work).items():
         print(f"{name}: {len(labelled)} labelled, {n_calls} oracle calls ({n_failures} failed)", flush=True)
         curves[name] = curve(labelled, calls, test, n_sparse=args.n_sparse, seed=0, cache=cache / name,

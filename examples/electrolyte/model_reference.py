@@ -39,7 +39,7 @@ from common import (
     nacl_water_box,
     work_parser,
 )
-from relabel_aimd import label_interleaved
+from relabel_aimd import _read, label_interleaved, spaced
 
 
 def run_md(work, run, *, ps, seed, interval, n_water, min_distance, progress, max_restarts=3):
@@ -84,17 +84,18 @@ def run_md(work, run, *, ps, seed, interval, n_water, min_distance, progress, ma
                      ".extxyz files into its run, or name another run")
 
 
-def test_frames(frames, *, run, equilibrate, spacing):
-    """Frames ``spacing`` ps apart from ``equilibrate`` ps on, tagged with their run and MD time."""
-    chosen, last = [], -np.inf
-    for atoms in frames:
-        t = atoms.info["time_fs"] / 1000.0
-        if t >= equilibrate - 1e-9 and t - last >= spacing - 1e-9:
-            last = t
-            copy = atoms.copy()
-            copy.calc = None
-            copy.info = {"source_index": f"{run}@{t:g}ps", "md_time": t, "model_run": run}
-            chosen.append(copy)
+def spaced_frames(frames, *, run, equilibrate, spacing):
+    """Frames ``spacing`` ps apart from ``equilibrate`` ps on (``relabel_aimd.spaced``, on the whole fs of the
+    frames' times), tagged with their run and MD time."""
+    time_fs = np.array([atoms.info["time_fs"] for atoms in frames], dtype=float)
+    time_fs[time_fs < round(equilibrate * 1000.0)] = np.nan  # spaced skips them
+    chosen = []
+    for i in spaced(time_fs, round(spacing * 1000.0), len(frames)):
+        t = time_fs[i] / 1000.0
+        copy = frames[i].copy()
+        copy.calc = None
+        copy.info = {"source_index": f"{run}@{t:g}ps", "md_time": t, "model_run": run}
+        chosen.append(copy)
     return chosen
 
 
@@ -107,7 +108,7 @@ def write_combined(path, parts):
     from kernelpot.utils.files import atomic_write
 
     buffer = io.StringIO()
-    frames = [a for part in parts if part.is_file() for a in ase.io.read(part, index=":")]
+    frames = [a for part in parts for a in _read(part)]
     ase.io.write(buffer, frames, format="extxyz")
     atomic_write(path, buffer.getvalue().encode())
     print(f"wrote {path}: {len(frames)} labelled frames", flush=True)
@@ -134,10 +135,10 @@ def main(argv=None):
     oracle_name = args.oracle or default_oracle()
     chosen = {}
     for run in args.models:
-        frames = run_md(args.work, run, ps=args.ps, seed=args.seed + zlib.crc32(run.encode()) % 10_000,
-                        interval=args.interval,
-                        n_water=args.n_water, min_distance=min_distances(oracle_name), progress=not args.quiet)
-        chosen[run] = test_frames(frames, run=run, equilibrate=args.equilibrate, spacing=args.spacing)
+        seed = args.seed + zlib.crc32(run.encode()) % 10_000
+        frames = run_md(args.work, run, ps=args.ps, seed=seed, interval=args.interval, n_water=args.n_water,
+                        min_distance=min_distances(oracle_name), progress=not args.quiet)
+        chosen[run] = spaced_frames(frames, run=run, equilibrate=args.equilibrate, spacing=args.spacing)
     if args.md_only:
         return None
     summary = {"models": args.models, "ps": args.ps, "equilibrate_ps": args.equilibrate, "spacing_ps": args.spacing,
